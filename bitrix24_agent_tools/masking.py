@@ -1,0 +1,134 @@
+"""Mask secrets (webhook codes, tokens, client secrets, application tokens) in text, URLs and params.
+
+Every path that can show data to a person or a model — log records, exception messages, reprs, audit rows,
+tool outputs — passes through these helpers. Two mechanisms work together:
+
+* **shape**: webhook URLs (``/rest/<user>/<code>/``, ``/rest/api/<user>/<code>/``), ``auth=`` query values and
+  well-known secret keys in mappings are masked wherever they appear;
+* **value**: every secret the library learns (a webhook code, an access or refresh token, a client secret,
+  an application token) is registered with :func:`register_secret`, and any later occurrence of that exact
+  value in any text is masked, whatever shape it is in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "***"
+
+#: Keys whose values are secrets wherever they appear (compared case-insensitively).
+SECRET_KEYS: frozenset[str] = frozenset(
+    {
+        "auth",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "application_token",
+        "webhook_code",
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "authorization",
+        "idempotency_secret",
+    }
+)
+
+# Short values would mask ordinary words; real Bitrix24 secrets are far longer than this.
+_MIN_SECRET_LEN = 6
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+_WEBHOOK_RE = re.compile(r"(/rest/(?:api/)?\d+/)([^/\s?#\"']+)")
+_QUERY_SECRET_RE = re.compile(
+    r"((?:^|[?&\s\"'])(?:auth|access_token|refresh_token|client_secret|application_token)(?:%5B[^=&]*%5D|\[[^=&]*\])?=)([^&\s\"']+)",
+    re.IGNORECASE,
+)
+_BEARER_RE = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=-]+)", re.IGNORECASE)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`mask_text` hides it from now on."""
+    global _pattern
+    if not value or len(value) < _MIN_SECRET_LEN:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        # Longest first, so a secret that contains another is masked whole.
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    for value in values:
+        register_secret(value)
+
+
+def mask_text(text: str) -> str:
+    """Return ``text`` with every registered secret and every secret-shaped fragment masked."""
+    if not text:
+        return text
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _WEBHOOK_RE.sub(lambda m: m.group(1) + MASK, text)
+    text = _QUERY_SECRET_RE.sub(lambda m: m.group(1) + MASK, text)
+    return _BEARER_RE.sub(lambda m: m.group(1) + MASK, text)
+
+
+def mask_url(url: str) -> str:
+    """Mask the webhook code and any ``auth``-like query value of a URL."""
+    return mask_text(url)
+
+
+def is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in SECRET_KEYS
+
+
+def mask_params(value: Any) -> Any:
+    """Deep-copy ``value`` with secret keys' values replaced and secret values masked in every string."""
+    if isinstance(value, Mapping):
+        return {k: (MASK if is_secret_key(k) else mask_params(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_params(v) for v in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
+
+
+class MaskingFilter(logging.Filter):
+    """A logging filter that masks secrets in the formatted message of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the caller's bug; do not hide the record
+            return True
+        masked = mask_text(message)
+        if masked != message or record.args:
+            record.msg = masked
+            record.args = None
+        return True
+
+
+_FILTER = MaskingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return the named logger with the masking filter attached.
+
+    Logger filters are not inherited by child loggers, so every module of the library takes its logger
+    from here (``log = get_logger(__name__)``) rather than from :func:`logging.getLogger`.
+    """
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

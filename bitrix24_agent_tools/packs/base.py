@@ -1,0 +1,130 @@
+"""The framework-neutral tool contract: ToolSpec, the Calls a handler yields, ToolOutput, and the drivers.
+
+A handler is written once, as a generator, and runs unchanged under a sync client, an async client and the
+guard: it *yields* each Bitrix24 call it wants (:class:`Call`) and receives the client's response back; it
+*returns* a :class:`ToolOutput`. Whoever drives the generator decides how the call is made — that is where
+the guard checks, confirms, executes and audits every single call (see ``guard.py``). A handler never holds a
+client, so it cannot bypass the guard.
+
+    def list_deals(ctx: ToolContext, args: ListDeals) -> Handler:
+        response = yield Call("crm.deal.list", {"filter": args.filter, "start": -1})
+        return ToolOutput(content=compact(response.result), artifact=response.result)
+
+If the guard refuses a call (policy, allowlist, a person's "no"), :class:`CallRefused` is thrown into the
+generator at the ``yield``; a handler normally lets it propagate and the runner turns its reason into the
+tool's result for the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+Risk = Literal["read", "write", "destructive"]
+RISK_ORDER: Mapping[str, int] = {"read": 0, "write": 1, "destructive": 2}
+ApiVersion = Literal["v2", "v3"]
+
+
+def riskiest(risks: list[Risk] | tuple[Risk, ...]) -> Risk:
+    """The highest of several risks (``read`` when there are none)."""
+    result: Risk = "read"
+    for risk in risks:
+        if RISK_ORDER[risk] > RISK_ORDER[result]:
+            result = risk
+    return result
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Bitrix24 call a handler asks for. ``batch`` is a Call too; the guard checks its commands."""
+
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    api: ApiVersion = "v2"
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """What a tool returns: compact text for the model, the full data as the artifact."""
+
+    content: str
+    artifact: Any = None
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Per-run settings a handler may read. Holds no client and no secret."""
+
+    tenant: str = "default"
+    max_items: int = 20
+    max_chars: int = 300
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CallRefused(Exception):
+    """Thrown into a handler when the guard refuses one of its calls; ``reason`` goes back to the model."""
+
+    def __init__(self, reason: str, *, code: str = "REFUSED") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+HandlerGen = Generator[Call, Any, ToolOutput]
+Handler = Callable[[ToolContext, Any], HandlerGen]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool, independent of any agent framework.
+
+    ``methods`` lists the Bitrix24 methods the handler may call (the generic call tool of a pack lists the
+    pack's whole catalog). ``risk`` is the tool's highest risk, used for annotations and the UI; the guard
+    still classifies every call on its own.
+    """
+
+    name: str
+    description: str
+    args: type[BaseModel]
+    risk: Risk
+    methods: tuple[str, ...]
+    handler: Handler
+    pack: str
+    generic: bool = False
+
+
+def drive(gen: HandlerGen, execute: Callable[[Call], Any]) -> ToolOutput:
+    """Run a handler generator to completion, making each call with ``execute`` (synchronously)."""
+    try:
+        call = next(gen)
+        while True:
+            try:
+                value = execute(call)
+            except Exception as exc:  # handed to the handler, which may recover or let it propagate
+                call = gen.throw(exc)
+            else:
+                call = gen.send(value)
+    except StopIteration as stop:
+        result: ToolOutput = stop.value
+        return result
+
+
+async def adrive(gen: HandlerGen, execute: Callable[[Call], Awaitable[Any]]) -> ToolOutput:
+    """Run a handler generator to completion, awaiting ``execute`` for each call."""
+    try:
+        call = next(gen)
+        while True:
+            try:
+                value = await execute(call)
+            except Exception as exc:
+                call = gen.throw(exc)
+            else:
+                call = gen.send(value)
+    except StopIteration as stop:
+        result: ToolOutput = stop.value
+        return result
