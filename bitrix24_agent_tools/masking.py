@@ -116,7 +116,15 @@ class MaskingFilter(logging.Filter):
         if masked != message or record.args:
             record.msg = masked
             record.args = None
+        # A traceback can quote a URL or a token too; handlers print ``exc_text`` when it is set.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(_TRACEBACK_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
+
+
+_TRACEBACK_FORMATTER = logging.Formatter()
 
 
 _FILTER = MaskingFilter()
