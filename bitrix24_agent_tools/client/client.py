@@ -1,0 +1,389 @@
+"""Bitrix24 and AsyncBitrix24: the I/O shells that drive the shared pipeline in ``_flow.py`` over httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from bitrix24_agent_tools.client._flow import (
+    BatchResult,
+    Flow,
+    Parallel,
+    RawResponse,
+    Refresh,
+    Response,
+    Send,
+    Settings,
+    Sleep,
+    batch_flow,
+    call_flow,
+    export_flow,
+    id_keys,
+    list_items,
+)
+from bitrix24_agent_tools.client.auth import DEFAULT_OAUTH_SERVER, OAuth, TokenStore, Webhook
+from bitrix24_agent_tools.client.errors import ConfigError, NetworkError
+from bitrix24_agent_tools.client.limits import (
+    LeakyBucketLimiter,
+    Limiter,
+    OperatingTracker,
+    Plan,
+    RetryPolicy,
+)
+from bitrix24_agent_tools.masking import get_logger, mask_text
+
+log = get_logger(__name__)
+
+_shared_limiters: dict[tuple[float, int], LeakyBucketLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def _network_error(exc: Exception, method: str, *, sent: bool) -> NetworkError:
+    err = NetworkError("NETWORK_ERROR", f"{type(exc).__name__}: {mask_text(str(exc))}", None, method)
+    err.sent = sent  # type: ignore[attr-defined]
+    return err
+
+
+def _was_sent(exc: httpx.HTTPError) -> bool:
+    # A refused or unreachable connection never carried the request; anything later is ambiguous.
+    return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def _resolve_auth(auth: Webhook | OAuth | str) -> Webhook | OAuth:
+    if isinstance(auth, (Webhook, OAuth)):
+        return auth
+    if isinstance(auth, str):
+        return Webhook(auth)
+    raise ConfigError("auth must be a Webhook, an OAuth or a webhook URL string")
+
+
+def _resolve_limiter(limiter: Limiter | str | None, plan: Plan, clock: Callable[[], float] | None) -> Limiter:
+    if isinstance(limiter, str):
+        from bitrix24_agent_tools import redis_backends  # optional extra: only imported when asked for
+
+        return redis_backends.RedisLimiter.from_url(limiter, plan=plan)
+    if limiter is not None:
+        return limiter
+    if clock is not None:
+        return LeakyBucketLimiter.for_plan(plan, clock=clock)
+    # One bucket per plan per process, keyed by portal inside: clients of one portal share it.
+    with _shared_lock:
+        key = (plan.rate, plan.burst)
+        if key not in _shared_limiters:
+            _shared_limiters[key] = LeakyBucketLimiter.for_plan(plan)
+        return _shared_limiters[key]
+
+
+def auth_from_env(env: Mapping[str, str] | None = None, token_store: TokenStore | str | None = None) -> Webhook | OAuth:
+    """Credentials from ``B24_*`` variables (design.md "Configuration"); webhook first, then OAuth."""
+    env = os.environ if env is None else env
+    url = env.get("B24_WEBHOOK_URL")
+    if not url and env.get("B24_WEBHOOK_CODE") and env.get("B24_DOMAIN"):
+        url = f"https://{env['B24_DOMAIN']}/rest/{env.get('B24_WEBHOOK_USER_ID', '1')}/{env['B24_WEBHOOK_CODE']}/"
+    mode = env.get("B24_AUTH_MODE", "").lower()
+    if url and mode != "oauth":
+        return Webhook(url)
+    needed = ["B24_DOMAIN", "B24_ACCESS_TOKEN", "B24_REFRESH_TOKEN", "B24_CLIENT_ID", "B24_CLIENT_SECRET"]
+    missing = [name for name in needed if not env.get(name)]
+    if missing:
+        raise ConfigError(
+            "no Bitrix24 credentials: set B24_WEBHOOK_URL, or the OAuth variables " + ", ".join(missing)
+        )
+    return OAuth(
+        env["B24_DOMAIN"],
+        env["B24_ACCESS_TOKEN"],
+        env["B24_REFRESH_TOKEN"],
+        env["B24_CLIENT_ID"],
+        env["B24_CLIENT_SECRET"],
+        oauth_server=env.get("B24_OAUTH_SERVER") or DEFAULT_OAUTH_SERVER,
+        token_store=token_store if token_store is not None else env.get("B24_REDIS_URL"),
+    )
+
+
+class _Base:
+    def __init__(
+        self,
+        auth: Webhook | OAuth | str,
+        *,
+        limiter: Limiter | str | None = None,
+        plan: str | Plan = "standard",
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.auth = _resolve_auth(auth)
+        self.plan = Plan.named(plan)
+        self.settings = Settings(
+            auth=self.auth,
+            limiter=_resolve_limiter(limiter, self.plan, clock),
+            operating=OperatingTracker(self.plan.operating_limit, clock=clock or time.time),
+            retry=retry or RetryPolicy(),
+            rng=random.Random(seed),
+        )
+
+    @property
+    def portal(self) -> str:
+        """The tenant key: the portal's domain."""
+        return self.auth.portal
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.auth!r})"
+
+
+class Bitrix24(_Base):
+    """A synchronous Bitrix24 client. Thread-safe; one instance per portal is enough."""
+
+    def __init__(
+        self,
+        auth: Webhook | OAuth | str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        limiter: Limiter | str | None = None,
+        plan: str | Plan = "standard",
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed)
+        self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify)
+        self._sleep = sleep
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Bitrix24:
+        return cls(auth_from_env(), **overrides)
+
+    # -- I/O ----------------------------------------------------------------------------------------------
+    def _run(self, flow: Flow) -> Any:
+        value: Any = None
+        try:
+            op = next(flow)
+            while True:
+                try:
+                    value = self._do(op)
+                except Exception as exc:  # handed to the flow (batch/parallel may decide)
+                    op = flow.throw(exc)
+                else:
+                    op = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    def _do(self, op: Any) -> Any:
+        if isinstance(op, Send):
+            try:
+                reply = self._http.post(op.url, content=op.body, headers=op.headers)
+            except httpx.HTTPError as exc:
+                return _network_error(exc, op.method, sent=_was_sent(exc))
+            return RawResponse(reply.status_code, reply.content, reply.headers)
+        if isinstance(op, Sleep):
+            self._sleep(op.seconds)
+            return None
+        if isinstance(op, Refresh):
+            self._refresh(op.stale_access_token)
+            return None
+        if isinstance(op, Parallel):
+            return [self._run(f) for f in op.flows]
+        raise TypeError(f"unknown pipeline step {op!r}")
+
+    def _refresh(self, stale: str) -> None:
+        auth = self.auth
+        assert isinstance(auth, OAuth)
+        with auth._lock:  # single flight per tenant in this process
+            if auth.access_token != stale or auth.reload().access_token != stale:
+                return  # another caller (or process) refreshed already
+            url, form = auth.refresh_request()
+            try:
+                reply = self._http.post(url, data=form)
+            except httpx.HTTPError as exc:
+                raise _network_error(exc, "oauth/token", sent=_was_sent(exc)) from None
+            auth.accept_refresh(reply.status_code, reply.content)
+
+    # -- API ----------------------------------------------------------------------------------------------
+    def call(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        api: str = "v2",
+        idempotent: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Response:
+        """Call one method; returns its :class:`Response` or raises a :class:`Bitrix24Error`."""
+        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key)
+        result: Response = self._run(flow)
+        return result
+
+    def batch(self, commands: Any, *, halt: bool = False) -> BatchResult:
+        """Run any number of commands, 50 per request; results and errors come back under your keys."""
+        result: BatchResult = self._run(batch_flow(self.settings, commands, halt=halt))
+        return result
+
+    def iterate(self, method: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Yield every row of a list method, page by page (``start``/``next``), in a stable order."""
+        query = _iterate_params(method, params)
+        while True:
+            response = self.call(method, query)
+            yield from list_items(response.result)
+            if response.next is None:
+                return
+            query["start"] = response.next
+
+    def export(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        parallel: int = 4,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> list[Any]:
+        """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages)."""
+        result: list[Any] = self._run(export_flow(self.settings, method, params, parallel=parallel, progress=progress))
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Bitrix24:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncBitrix24(_Base):
+    """The asyncio twin of :class:`Bitrix24`: the same pipeline, awaited."""
+
+    def __init__(
+        self,
+        auth: Webhook | OAuth | str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: Limiter | str | None = None,
+        plan: str | Plan = "standard",
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed)
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify)
+        self._sleep = sleep
+        self._refresh_locks: dict[int, asyncio.Lock] = {}
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> AsyncBitrix24:
+        return cls(auth_from_env(), **overrides)
+
+    async def _run(self, flow: Flow) -> Any:
+        value: Any = None
+        try:
+            op = next(flow)
+            while True:
+                try:
+                    value = await self._do(op)
+                except Exception as exc:
+                    op = flow.throw(exc)
+                else:
+                    op = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _do(self, op: Any) -> Any:
+        if isinstance(op, Send):
+            try:
+                reply = await self._http.post(op.url, content=op.body, headers=op.headers)
+            except httpx.HTTPError as exc:
+                return _network_error(exc, op.method, sent=_was_sent(exc))
+            return RawResponse(reply.status_code, reply.content, reply.headers)
+        if isinstance(op, Sleep):
+            await self._sleep(op.seconds)
+            return None
+        if isinstance(op, Refresh):
+            await self._refresh(op.stale_access_token)
+            return None
+        if isinstance(op, Parallel):
+            return list(await asyncio.gather(*(self._run(f) for f in op.flows)))
+        raise TypeError(f"unknown pipeline step {op!r}")
+
+    async def _refresh(self, stale: str) -> None:
+        auth = self.auth
+        assert isinstance(auth, OAuth)
+        lock = self._refresh_locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+        async with lock:
+            if auth.access_token != stale or auth.reload().access_token != stale:
+                return
+            url, form = auth.refresh_request()
+            try:
+                reply = await self._http.post(url, data=form)
+            except httpx.HTTPError as exc:
+                raise _network_error(exc, "oauth/token", sent=_was_sent(exc)) from None
+            auth.accept_refresh(reply.status_code, reply.content)
+
+    async def call(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        api: str = "v2",
+        idempotent: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Response:
+        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key)
+        result: Response = await self._run(flow)
+        return result
+
+    async def batch(self, commands: Any, *, halt: bool = False) -> BatchResult:
+        result: BatchResult = await self._run(batch_flow(self.settings, commands, halt=halt))
+        return result
+
+    async def iterate(self, method: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
+        query = _iterate_params(method, params)
+        while True:
+            response = await self.call(method, query)
+            for row in list_items(response.result):
+                yield row
+            if response.next is None:
+                return
+            query["start"] = response.next
+
+    async def export(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        parallel: int = 4,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> list[Any]:
+        flow = export_flow(self.settings, method, params, parallel=parallel, progress=progress)
+        result: list[Any] = await self._run(flow)
+        return result
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncBitrix24:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _iterate_params(method: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"params of {method} must be a dict")
+    query = dict(params or {})
+    if "order" not in query and method.lower().endswith(".list"):
+        query["order"] = {id_keys(method)[0]: "ASC"}  # a stable order, so pages neither skip nor repeat
+    query.setdefault("start", 0)
+    return query
