@@ -1,0 +1,616 @@
+"""The REST methods the sandbox portal implements: CRM, items, pipelines, activities, tasks, users, chats."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from bitrix24_agent_tools.sandbox import data
+from bitrix24_agent_tools.sandbox.errors import ApiError
+from bitrix24_agent_tools.sandbox.query import matches, order_rows, page, select_fields
+from bitrix24_agent_tools.sandbox.types import Caller
+
+if TYPE_CHECKING:
+    from bitrix24_agent_tools.sandbox.portal import Portal
+
+
+@dataclass
+class Listing:
+    """A list answer: the envelope gets ``total`` and ``next`` from it."""
+
+    result: Any
+    total: int | None
+    next: int | None
+
+
+Method = Callable[["Portal", dict[str, Any], Caller], Any]
+METHODS: dict[str, tuple[str, Method]] = {}  # lower-case name → (scope, handler)
+
+
+def method(name: str, scope: str) -> Callable[[Method], Method]:
+    def register(fn: Method) -> Method:
+        METHODS[name.lower()] = (scope, fn)
+        return fn
+
+    return register
+
+
+ENTITY_TYPES = {1: "lead", 2: "deal", 3: "contact", 4: "company"}
+FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
+    "deal": {"ID": ("integer", "ID"), "TITLE": ("string", "Name"), "CATEGORY_ID": ("crm_category", "Pipeline"),
+             "STAGE_ID": ("crm_status", "Stage"), "OPPORTUNITY": ("double", "Amount"),
+             "CURRENCY_ID": ("crm_currency", "Currency"), "CONTACT_ID": ("crm_contact", "Contact"),
+             "COMPANY_ID": ("crm_company", "Company"), "ASSIGNED_BY_ID": ("user", "Responsible"),
+             "SOURCE_ID": ("crm_status", "Source"), "CLOSED": ("char", "Closed"), "COMMENTS": ("string", "Comment"),
+             "ORIGIN_ID": ("string", "External ID"), "DATE_CREATE": ("datetime", "Created"),
+             "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by"),
+             "UF_CRM_SOURCE_CHANNEL": ("enumeration", "Source channel")},
+    "lead": {"ID": ("integer", "ID"), "TITLE": ("string", "Lead name"), "NAME": ("string", "First name"),
+             "STATUS_ID": ("crm_status", "Status"), "SOURCE_ID": ("crm_status", "Source"),
+             "OPPORTUNITY": ("double", "Amount"), "CURRENCY_ID": ("crm_currency", "Currency"),
+             "ASSIGNED_BY_ID": ("user", "Responsible"), "COMMENTS": ("string", "Comment"),
+             "DATE_CREATE": ("datetime", "Created"), "DATE_MODIFY": ("datetime", "Modified"),
+             "CREATED_BY_ID": ("user", "Created by")},
+    "contact": {"ID": ("integer", "ID"), "NAME": ("string", "First name"), "LAST_NAME": ("string", "Last name"),
+                "EMAIL": ("crm_multifield", "E-mail"), "PHONE": ("crm_multifield", "Phone"),
+                "COMPANY_ID": ("crm_company", "Company"), "ASSIGNED_BY_ID": ("user", "Responsible"),
+                "DATE_CREATE": ("datetime", "Created"), "DATE_MODIFY": ("datetime", "Modified"),
+                "CREATED_BY_ID": ("user", "Created by")},
+    "company": {"ID": ("integer", "ID"), "TITLE": ("string", "Company name"), "COMPANY_TYPE": ("crm_status", "Type"),
+                "INDUSTRY": ("crm_status", "Industry"), "PHONE": ("crm_multifield", "Phone"),
+                "ASSIGNED_BY_ID": ("user", "Responsible"), "DATE_CREATE": ("datetime", "Created"),
+                "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by")},
+}
+REQUIRED = {"deal": {"TITLE"}, "lead": {"TITLE"}, "contact": {"NAME"}, "company": {"TITLE"}}
+READ_ONLY = {"ID", "DATE_CREATE", "DATE_MODIFY", "CREATED_BY_ID"}
+
+
+def now_iso(portal: Portal) -> str:
+    return (data.EPOCH + timedelta(seconds=portal.clock() - portal.started_at) + timedelta(days=300)).isoformat()
+
+
+def _id(params: dict[str, Any], key: str = "id") -> int:
+    raw = params.get(key, params.get(key.upper()))
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ApiError("ERROR_ARGUMENT", f"'{key}' must be a positive integer") from None
+    if value <= 0:
+        raise ApiError("ERROR_ARGUMENT", f"'{key}' must be a positive integer")
+    return value
+
+
+def _fields_arg(params: dict[str, Any]) -> dict[str, Any]:
+    fields = params.get("fields", params.get("FIELDS"))
+    if not isinstance(fields, dict):
+        raise ApiError("ERROR_ARGUMENT", "'fields' must be an object")
+    return fields
+
+
+def _check_fields(kind: str, fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    known = FIELD_TYPES[kind]
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        key = str(key).upper()
+        if key in READ_ONLY:
+            continue
+        if key not in known and not key.startswith("UF_"):
+            continue  # a real portal ignores unknown fields on legacy CRM methods
+        ftype = known.get(key, ("string", ""))[0]
+        if ftype == "double" and value not in (None, ""):
+            try:
+                value = f"{float(value):.2f}"
+            except (TypeError, ValueError):
+                raise ApiError("ERROR_ARGUMENT", f"field {key} expects a number") from None
+        clean[key] = value if not isinstance(value, (int, float)) or isinstance(value, bool) else str(value)
+    if creating:
+        missing = [f for f in REQUIRED[kind] if not clean.get(f)]
+        if missing:
+            raise ApiError("ERROR_ARGUMENT", f"required field(s) missing: {', '.join(missing)}")
+    if kind == "deal" and "STAGE_ID" in clean:
+        cat = str(clean.get("CATEGORY_ID", "0"))
+        stages = {s for c in data.DEAL_STAGES.values() for s, _ in c}
+        if clean["STAGE_ID"] not in stages:
+            raise ApiError("ERROR_ARGUMENT", f"unknown STAGE_ID {clean['STAGE_ID']!r} for pipeline {cat}")
+    return clean
+
+
+def _perm(caller: Caller, record: dict[str, Any]) -> None:
+    """A non-admin user sees and edits only records assigned to them (the sandbox's simple role model)."""
+    if caller.is_admin:
+        return
+    owner = record.get("ASSIGNED_BY_ID") or record.get("responsibleId")
+    if owner is not None and str(owner) != str(caller.user_id):
+        raise ApiError("ACCESS_DENIED", "Access denied.", 403)
+
+
+def _crm(kind: str) -> None:
+    scope = "crm"
+
+    @method(f"crm.{kind}.list", scope)
+    def _list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+        flt = params.get("filter") or {}
+        if not isinstance(flt, dict):
+            raise ApiError("ERROR_ARGUMENT", "filter must be an object")
+        rows = [r for r in portal.state[kind].values() if matches(r, flt) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))]
+        order = params.get("order") or {"ID": "ASC"}
+        if isinstance(order, dict) and not order:
+            order = {"ID": "ASC"}
+        rows = order_rows(rows, order)
+        portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
+        chunk, total, nxt = page(rows, params.get("start"))
+        return Listing([select_fields(r, params.get("select")) for r in chunk], total, nxt)
+
+    @method(f"crm.{kind}.get", scope)
+    def _get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        record = portal.state[kind].get(_id(params))
+        if record is None:
+            raise ApiError("NOT_FOUND", "Not found")
+        _perm(caller, record)
+        return dict(record)
+
+    @method(f"crm.{kind}.add", scope)
+    def _add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+        fields = _check_fields(kind, _fields_arg(params), creating=True)
+        new_id = portal.next_id(kind)
+        stamp = now_iso(portal)
+        record = {f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_")}
+        record.update(fields)
+        record.update({"ID": str(new_id), "DATE_CREATE": stamp, "DATE_MODIFY": stamp, "CREATED_BY_ID": str(caller.user_id)})
+        record.setdefault("ASSIGNED_BY_ID", str(caller.user_id))
+        if not record.get("ASSIGNED_BY_ID"):
+            record["ASSIGNED_BY_ID"] = str(caller.user_id)
+        if kind == "deal":
+            record["CATEGORY_ID"] = str(record.get("CATEGORY_ID") or "0")
+            record["STAGE_ID"] = record.get("STAGE_ID") or data.DEAL_STAGES[int(record["CATEGORY_ID"]) if int(record["CATEGORY_ID"]) in data.DEAL_STAGES else 0][0][0]
+            record["CLOSED"] = "Y" if str(record["STAGE_ID"]).endswith(("WON", "LOSE")) else "N"
+        portal.state[kind][new_id] = record
+        portal.emit(f"ONCRM{kind.upper()}ADD", {"FIELDS": {"ID": new_id}}, params)
+        return new_id
+
+    @method(f"crm.{kind}.update", scope)
+    def _update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+        record = portal.state[kind].get(_id(params))
+        if record is None:
+            raise ApiError("NOT_FOUND", "Not found")
+        _perm(caller, record)
+        fields = _check_fields(kind, _fields_arg(params), creating=False)
+        record.update(fields)
+        record["DATE_MODIFY"] = now_iso(portal)
+        if kind == "deal":
+            record["CLOSED"] = "Y" if str(record.get("STAGE_ID")).endswith(("WON", "LOSE")) else "N"
+        portal.emit(f"ONCRM{kind.upper()}UPDATE", {"FIELDS": {"ID": int(record["ID"])}}, params)
+        return True
+
+    @method(f"crm.{kind}.delete", scope)
+    def _delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+        record_id = _id(params)
+        record = portal.state[kind].get(record_id)
+        if record is None:
+            raise ApiError("NOT_FOUND", "Not found")
+        _perm(caller, record)
+        del portal.state[kind][record_id]
+        portal.emit(f"ONCRM{kind.upper()}DELETE", {"FIELDS": {"ID": record_id}}, params)
+        return True
+
+    @method(f"crm.{kind}.fields", scope)
+    def _fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, (ftype, title) in FIELD_TYPES[kind].items():
+            info: dict[str, Any] = {"type": ftype, "isRequired": name in REQUIRED[kind], "isReadOnly": name in READ_ONLY,
+                                    "isMultiple": ftype == "crm_multifield", "title": title}
+            if name.startswith("UF_"):
+                info.update({"listLabel": title, "formLabel": title})
+                if ftype == "enumeration":
+                    info["items"] = data.SOURCE_ENUM
+            if name == "STAGE_ID":
+                info["statusType"] = "DEAL_STAGE"
+            out[name] = info
+        return out
+
+
+for _kind in ("deal", "lead", "contact", "company"):
+    _crm(_kind)
+
+
+# --- crm.item.* (camelCase, result.item / result.items) ------------------------------------------------------
+
+
+def camel(name: str) -> str:
+    parts = name.lower().split("_")
+    return parts[0] + "".join(p.capitalize() for p in parts[1:])
+
+
+def upper(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+
+
+def _item_kind(portal: Portal, params: dict[str, Any]) -> tuple[int, str]:
+    etid = _id(params, "entityTypeId")
+    if etid in ENTITY_TYPES:
+        return etid, ENTITY_TYPES[etid]
+    if etid >= 1030 and etid in portal.smart_types:
+        return etid, f"smart:{etid}"
+    raise ApiError("NOT_FOUND", f"Smart process {etid} not found", 400)
+
+
+def _store(portal: Portal, kind: str) -> dict[int, dict[str, Any]]:
+    if kind.startswith("smart:"):
+        return portal.state["smart_item"].setdefault(int(kind[6:]), {})
+    return portal.state[kind]  # type: ignore[no-any-return]
+
+
+def _to_item(record: dict[str, Any], etid: int) -> dict[str, Any]:
+    item = {camel(k): (int(v) if k == "ID" else v) for k, v in record.items()}
+    item["entityTypeId"] = etid
+    return item
+
+
+@method("crm.item.list", "crm")
+def item_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    etid, kind = _item_kind(portal, params)
+    flt = params.get("filter") or {}
+    upper_flt = {}
+    for key, value in (flt.items() if isinstance(flt, dict) else []):
+        prefix = re.match(r"^[^A-Za-z_]*", key).group(0)  # type: ignore[union-attr]
+        upper_flt[prefix + upper(key[len(prefix):])] = value
+    rows = [r for r in _store(portal, kind).values() if matches(r, upper_flt)]
+    order = params.get("order") or {"id": "ASC"}
+    rows = order_rows(rows, {upper(k): v for k, v in order.items()} if isinstance(order, dict) else {"ID": "ASC"})
+    portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
+    chunk, total, nxt = page(rows, params.get("start"))
+    select = params.get("select")
+    items = [_to_item(r, etid) for r in chunk]
+    if isinstance(select, list) and select and "*" not in select:
+        items = [{k: v for k, v in i.items() if k in select or k == "id"} for i in items]
+    return Listing({"items": items}, total, nxt)
+
+
+@method("crm.item.get", "crm")
+def item_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    etid, kind = _item_kind(portal, params)
+    record = _store(portal, kind).get(_id(params))
+    if record is None:
+        raise ApiError("NOT_FOUND", "Element not found")
+    return {"item": _to_item(record, etid)}
+
+
+@method("crm.item.add", "crm")
+def item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    etid, kind = _item_kind(portal, params)
+    fields = {upper(k): v for k, v in _fields_arg(params).items()}
+    if kind.startswith("smart:"):
+        new_id = portal.next_id(kind)
+        record = {"ID": str(new_id), "TITLE": fields.get("TITLE") or f"Item #{new_id}", **fields,
+                  "CREATED_TIME": now_iso(portal)}
+        _store(portal, kind)[new_id] = record
+        return {"item": _to_item(record, etid)}
+    new_id = METHODS[f"crm.{kind}.add"][1](portal, {"fields": fields}, caller)
+    return {"item": _to_item(portal.state[kind][new_id], etid)}
+
+
+@method("crm.item.update", "crm")
+def item_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    etid, kind = _item_kind(portal, params)
+    fields = {upper(k): v for k, v in _fields_arg(params).items()}
+    record_id = _id(params)
+    if kind.startswith("smart:"):
+        record = _store(portal, kind).get(record_id)
+        if record is None:
+            raise ApiError("NOT_FOUND", "Element not found")
+        record.update(fields)
+    else:
+        METHODS[f"crm.{kind}.update"][1](portal, {"id": record_id, "fields": fields}, caller)
+        record = portal.state[kind][record_id]
+    return {"item": _to_item(record, etid)}
+
+
+@method("crm.item.delete", "crm")
+def item_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> list[Any]:
+    etid, kind = _item_kind(portal, params)
+    record_id = _id(params)
+    if kind.startswith("smart:"):
+        if _store(portal, kind).pop(record_id, None) is None:
+            raise ApiError("NOT_FOUND", "Element not found")
+    else:
+        METHODS[f"crm.{kind}.delete"][1](portal, {"id": record_id}, caller)
+    return []
+
+
+@method("crm.item.fields", "crm")
+def item_fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    _, kind = _item_kind(portal, params)
+    base = FIELD_TYPES.get(kind, {"ID": ("integer", "ID"), "TITLE": ("string", "Name")})
+    return {"fields": {camel(k): {"type": t, "title": title, "upperName": k} for k, (t, title) in base.items()}}
+
+
+@method("crm.type.list", "crm")
+def type_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return {"types": [{"entityTypeId": etid, "title": title} for etid, title in portal.smart_types.items()]}
+
+
+# --- pipelines, stages, activities, timeline ---------------------------------------------------------------
+
+
+@method("crm.category.list", "crm")
+def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    if int(params.get("entityTypeId") or 2) != 2:
+        return {"categories": [{"id": 0, "name": "General", "isDefault": "Y"}]}
+    cats = [{"id": cid, "name": name, "sort": 100 * (cid + 1), "isDefault": "Y" if cid == 0 else "N", "entityTypeId": 2}
+            for cid, name in data.CATEGORIES.items()]
+    return {"categories": cats}
+
+
+@method("crm.status.list", "crm")
+def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for cat, stages in data.DEAL_STAGES.items():
+        entity = "DEAL_STAGE" if cat == 0 else f"DEAL_STAGE_{cat}"
+        for sort, (status_id, name) in enumerate(stages, 1):
+            semantics = "S" if status_id.endswith("WON") else "F" if status_id.endswith("LOSE") else ""
+            rows.append({"ENTITY_ID": entity, "STATUS_ID": status_id, "NAME": name, "SORT": str(sort * 10),
+                         "CATEGORY_ID": str(cat), "SEMANTICS": semantics or None})
+    for sort, (status_id, name) in enumerate(data.LEAD_STATUSES, 1):
+        rows.append({"ENTITY_ID": "STATUS", "STATUS_ID": status_id, "NAME": name, "SORT": str(sort * 10)})
+    for sort, source in enumerate(data.SOURCES, 1):
+        rows.append({"ENTITY_ID": "SOURCE", "STATUS_ID": source, "NAME": source.title(), "SORT": str(sort * 10)})
+    flt = params.get("filter") or {}
+    return [r for r in rows if matches(r, flt)] if isinstance(flt, dict) else rows
+
+
+@method("crm.timeline.comment.add", "crm")
+def timeline_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    fields = _fields_arg(params)
+    etype = str(fields.get("ENTITY_TYPE", "")).lower()
+    if etype not in FIELD_TYPES:
+        raise ApiError("ERROR_ARGUMENT", "ENTITY_TYPE must be lead, deal, contact or company")
+    if _id(fields, "ENTITY_ID") not in portal.state[etype]:
+        raise ApiError("NOT_FOUND", "Owner entity not found")
+    if not str(fields.get("COMMENT") or "").strip():
+        raise ApiError("ERROR_ARGUMENT", "COMMENT is required")
+    new_id = portal.next_id("timeline_comment")
+    portal.state["timeline_comment"][new_id] = {"ID": str(new_id), "ENTITY_TYPE": etype, "ENTITY_ID": str(fields["ENTITY_ID"]),
+                                                "COMMENT": str(fields["COMMENT"]), "AUTHOR_ID": str(caller.user_id),
+                                                "CREATED": now_iso(portal)}
+    return new_id
+
+
+@method("crm.timeline.comment.list", "crm")
+def timeline_comment_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    rows = [r for r in portal.state["timeline_comment"].values() if matches(r, params.get("filter") or {})]
+    chunk, total, nxt = page(rows, params.get("start"))
+    return Listing(chunk, total, nxt)
+
+
+@method("crm.activity.list", "crm")
+def activity_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    rows = [r for r in portal.state["activity"].values() if matches(r, params.get("filter") or {})]
+    chunk, total, nxt = page(order_rows(rows, params.get("order") or {"ID": "ASC"}), params.get("start"))
+    return Listing([select_fields(r, params.get("select")) for r in chunk], total, nxt)
+
+
+@method("crm.activity.todo.add", "crm")
+def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    owner_type, owner_id = _id(params, "ownerTypeId"), _id(params, "ownerId")
+    kind = ENTITY_TYPES.get(owner_type)
+    if kind is None or owner_id not in portal.state[kind]:
+        raise ApiError("NOT_FOUND", "Owner entity not found")
+    new_id = portal.next_id("activity")
+    portal.state["activity"][new_id] = {"ID": str(new_id), "OWNER_TYPE_ID": str(owner_type), "OWNER_ID": str(owner_id),
+                                        "SUBJECT": str(params.get("title") or "To-do"), "DESCRIPTION": str(params.get("description") or ""),
+                                        "DEADLINE": str(params.get("deadline") or ""), "RESPONSIBLE_ID": str(params.get("responsibleId") or caller.user_id),
+                                        "COMPLETED": "N", "PROVIDER_ID": "CRM_TODO"}
+    return {"id": new_id}
+
+
+# --- users and departments ---------------------------------------------------------------------------------
+
+
+def _public_user(user: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in user.items() if k != "IS_ADMIN"}
+
+
+@method("user.current", "user")
+def user_current(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return _public_user(portal.state["user"][caller.user_id])
+
+
+@method("user.get", "user")
+def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = params.get("filter") if isinstance(params.get("filter"), dict) else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER")}
+    rows = [u for u in portal.state["user"].values() if matches(u, flt or {})]
+    chunk, total, nxt = page(rows, params.get("start"))
+    return Listing([_public_user(u) for u in chunk], total, nxt)
+
+
+@method("user.search", "user")
+def user_search(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = params.get("FILTER") or params.get("filter") or {}
+    needle = str(flt.get("FIND") or params.get("FIND") or "").casefold().strip()
+    rest = {k: v for k, v in flt.items() if k != "FIND"} if isinstance(flt, dict) else {}
+    rows = []
+    for user in portal.state["user"].values():
+        text = " ".join(str(user.get(f) or "") for f in ("NAME", "LAST_NAME", "EMAIL", "WORK_POSITION")).casefold()
+        if (not needle or all(part in text for part in needle.split())) and matches(user, rest):
+            rows.append(user)
+    chunk, total, nxt = page(rows, params.get("start"))
+    return Listing([_public_user(u) for u in chunk], total, nxt)
+
+
+@method("department.get", "department")
+def department_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = {k: v for k, v in params.items() if k in ("ID", "NAME", "PARENT")}
+    rows = [d for d in portal.state["department"].values() if matches(d, flt)]
+    chunk, total, nxt = page(rows, params.get("START", params.get("start")))
+    return Listing(chunk, total, nxt)
+
+
+# --- tasks (camelCase, result.tasks / result.task) ---------------------------------------------------------
+
+TASK_FIELDS = {"TITLE": "title", "DESCRIPTION": "description", "RESPONSIBLE_ID": "responsibleId", "DEADLINE": "deadline",
+               "STATUS": "status", "PRIORITY": "priority", "GROUP_ID": "groupId", "CREATED_BY": "createdBy", "ID": "id",
+               "CREATED_DATE": "createdDate", "CHANGED_DATE": "changedDate"}
+
+
+def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in fields.items():
+        name = TASK_FIELDS.get(str(key).upper(), str(key))
+        if name in TASK_FIELDS.values() and name not in ("id", "createdDate", "changedDate"):
+            out[name] = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    return out
+
+
+def _task_or_404(portal: Portal, params: dict[str, Any], key: str = "taskId") -> dict[str, Any]:
+    task = portal.state["task"].get(_id(params, key) if key in params or key.upper() in params else _id(params, "id"))
+    if task is None:
+        raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
+    return task  # type: ignore[no-any-return]
+
+
+@method("tasks.task.list", "task")
+def task_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = params.get("filter") or {}
+    task_flt = {}
+    for key, value in (flt.items() if isinstance(flt, dict) else []):
+        prefix = re.match(r"^[^A-Za-z_]*", key).group(0)  # type: ignore[union-attr]
+        name = key[len(prefix):]
+        task_flt[prefix + TASK_FIELDS.get(name.upper(), name)] = value
+    rows = [t for t in portal.state["task"].values() if matches(t, task_flt)]
+    order = params.get("order") or {"ID": "ASC"}
+    rows = order_rows(rows, {TASK_FIELDS.get(str(k).upper(), k): v for k, v in order.items()} if isinstance(order, dict) else {})
+    portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
+    chunk, total, nxt = page(rows, params.get("start"))
+    select = params.get("select")
+    if isinstance(select, list) and select and "*" not in select:
+        wanted = {TASK_FIELDS.get(str(s).upper(), str(s)) for s in select} | {"id"}
+        chunk = [{k: v for k, v in t.items() if k in wanted} for t in chunk]
+    return Listing({"tasks": [dict(t) for t in chunk]}, total, nxt)
+
+
+@method("tasks.task.get", "task")
+def task_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return {"task": dict(_task_or_404(portal, params))}
+
+
+@method("tasks.task.add", "task")
+def task_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    fields = _task_fields(_fields_arg(params))
+    if not str(fields.get("title") or "").strip():
+        raise ApiError("ERROR_CORE", "TITLE: the task title is required", 400)
+    if "responsibleId" in fields and int(fields["responsibleId"] or 0) not in portal.state["user"]:
+        raise ApiError("ERROR_CORE", "RESPONSIBLE_ID: user not found", 400)
+    new_id = portal.next_id("task")
+    stamp = now_iso(portal)
+    task = {"id": str(new_id), "title": "", "description": "", "status": "2", "responsibleId": str(caller.user_id),
+            "createdBy": str(caller.user_id), "deadline": None, "createdDate": stamp, "changedDate": stamp,
+            "priority": "1", "groupId": "0", **fields}
+    portal.state["task"][new_id] = task
+    portal.emit("ONTASKADD", {"FIELDS_AFTER": {"ID": new_id}}, params)
+    return {"task": dict(task)}
+
+
+@method("tasks.task.update", "task")
+def task_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    task = _task_or_404(portal, params)
+    task.update(_task_fields(_fields_arg(params)))
+    task["changedDate"] = now_iso(portal)
+    portal.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
+    return {"task": dict(task)}
+
+
+@method("tasks.task.complete", "task")
+def task_complete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    task = _task_or_404(portal, params)
+    task["status"] = "5"
+    task["changedDate"] = now_iso(portal)
+    portal.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
+    return {"task": dict(task)}
+
+
+@method("tasks.task.delete", "task")
+def task_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    task = _task_or_404(portal, params)
+    del portal.state["task"][int(task["id"])]
+    portal.emit("ONTASKDELETE", {"FIELDS_BEFORE": {"ID": int(task["id"])}}, params)
+    return {"task": True}
+
+
+@method("task.commentitem.add", "task")
+def task_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    task_id = params.get("TASKID", params.get("taskId", params.get(0) if isinstance(params.get(0), (int, str)) else None))
+    if task_id is None or int(task_id) not in portal.state["task"]:
+        raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
+    fields = params.get("FIELDS") or params.get("fields") or {}
+    text = str(fields.get("POST_MESSAGE") or "").strip() if isinstance(fields, dict) else ""
+    if not text:
+        raise ApiError("ERROR_CORE", "POST_MESSAGE is required", 400)
+    new_id = portal.next_id("task_comment")
+    portal.state["task_comment"][new_id] = {"ID": str(new_id), "TASK_ID": str(task_id), "POST_MESSAGE": text,
+                                            "AUTHOR_ID": str(caller.user_id)}
+    return new_id
+
+
+# --- chats and notifications -------------------------------------------------------------------------------
+
+
+@method("im.message.add", "im")
+def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    dialog = params.get("DIALOG_ID") or params.get("dialogId")
+    text = str(params.get("MESSAGE") or params.get("message") or "").strip()
+    if not dialog or not text:
+        raise ApiError("PARAMS_ERROR", "DIALOG_ID and MESSAGE are required", 400)
+    new_id = portal.next_id("message")
+    portal.state["message"][new_id] = {"id": new_id, "dialogId": str(dialog), "text": text, "authorId": caller.user_id}
+    return new_id
+
+
+@method("im.dialog.messages.get", "im")
+def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    dialog = str(params.get("DIALOG_ID") or "")
+    messages = [m for m in portal.state["message"].values() if m["dialogId"] == dialog]
+    return {"messages": list(reversed(messages))[: int(params.get("LIMIT") or 20)], "chat_id": 0}
+
+
+@method("im.notify.system.add", "im")
+def im_notify_system(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    return _notify(portal, params, "system")
+
+
+@method("im.notify.personal.add", "im")
+def im_notify_personal(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    return _notify(portal, params, "personal")
+
+
+def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
+    user_id = params.get("USER_ID")
+    message = str(params.get("MESSAGE") or "").strip()
+    if not user_id or int(user_id) not in portal.state["user"] or not message:
+        raise ApiError("USER_ID_EMPTY" if not user_id else "MESSAGE_EMPTY", "USER_ID and MESSAGE are required", 400)
+    new_id = portal.next_id("notification")
+    portal.state["notification"][new_id] = {"id": new_id, "userId": int(user_id), "message": message, "kind": kind}
+    return new_id
+
+
+@method("profile", "basic")
+def profile(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    user = portal.state["user"][caller.user_id]
+    return {"ID": user["ID"], "ADMIN": caller.is_admin, "NAME": user["NAME"], "LAST_NAME": user["LAST_NAME"]}
+
+
+@method("scope", "basic")
+def scope(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
+    return sorted(caller.scopes)
+
+
+@method("methods", "basic")
+def methods_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
+    return sorted(METHODS)
+
+
+@method("server.time", "basic")
+def server_time(portal: Portal, params: dict[str, Any], caller: Caller) -> str:
+    return datetime.now(timezone.utc).isoformat()

@@ -1,0 +1,188 @@
+"""Request decoding and list semantics the way a portal does them: PHP-style keys, filters, select, order, pages."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from bitrix24_agent_tools.sandbox.errors import ApiError
+
+PAGE = 50
+_OPS = ("!=", "!@", ">=", "<=", "=%", "%=", "!", ">", "<", "%", "@", "=")
+
+
+def parse_php_query(text: str) -> dict[str, Any]:
+    """Decode ``a[b][]=1&c=2`` into nested dicts/lists, like PHP's parse_str (lists for numeric/empty keys)."""
+    out: dict[str, Any] = {}
+    for raw_key, value in parse_qsl(text, keep_blank_values=True):
+        parts = _split_key(raw_key)
+        node: Any = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if part == "":
+                    part = str(len(node))
+                idx = int(part) if part.isdigit() else None
+                if idx is None:  # mixed keys: degrade to a dict
+                    raise ApiError("ERROR_ARGUMENT", f"cannot mix list and named keys in {raw_key!r}")
+                while len(node) <= idx:
+                    node.append(None)
+                if last:
+                    node[idx] = value
+                else:
+                    if node[idx] is None:
+                        node[idx] = [] if parts[i + 1] in ("", "0") else {}
+                    node = node[idx]
+            else:
+                if part == "":
+                    part = str(len(node))
+                if last:
+                    node[part] = value
+                else:
+                    if part not in node or not isinstance(node[part], (dict, list)):
+                        node[part] = [] if parts[i + 1] in ("", "0") else {}
+                    node = node[part]
+    return _listify(out)
+
+
+def _split_key(key: str) -> list[str]:
+    head = key.split("[", 1)[0]
+    rest = re.findall(r"\[([^\]]*)\]", key[len(head):])
+    return [head, *rest]
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_listify(v) for v in value]
+    return value
+
+
+def decode_body(body: bytes, content_type: str, query: str) -> tuple[dict[str, Any], str]:
+    """Params from a JSON body, a form body or the query string; returns (params, encoding)."""
+    params: dict[str, Any] = parse_php_query(query) if query else {}
+    if body:
+        if "json" in content_type:
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                raise ApiError("INVALID_REQUEST", "the body is not valid JSON", 400) from exc
+            if not isinstance(data, dict):
+                raise ApiError("INVALID_REQUEST", "the JSON body must be an object", 400)
+            params.update(data)
+            return params, "json"
+        params.update(parse_php_query(body.decode("utf-8", "replace")))
+        return params, "form"
+    return params, "query"
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cmp_key(value: Any) -> Any:
+    number = _num(value)
+    return (0, number, "") if number is not None else (1, 0.0, str(value or "").casefold())
+
+
+def _split_op(key: str) -> tuple[str, str]:
+    for op in _OPS:
+        if key.startswith(op):
+            return op, key[len(op):]
+    return "=", key
+
+
+def matches(record: Mapping[str, Any], flt: Mapping[str, Any], resolve: Any = None) -> bool:
+    """CRM filter semantics: ``=`` ``!`` ``>`` ``>=`` ``<`` ``<=`` ``%`` ``=%`` ``%=`` ``@`` ``!@`` (protocol.md §6)."""
+    for raw_key, expected in flt.items():
+        op, field = _split_op(str(raw_key))
+        name = resolve(field) if resolve else field
+        actual = record.get(name)
+        if isinstance(actual, list) and actual and isinstance(actual[0], dict):
+            actual = [item.get("VALUE") for item in actual]
+        if not _match_one(op, actual, expected):
+            return False
+    return True
+
+
+def _eq(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, list):
+        return any(_eq(a, expected) for a in actual)
+    na, ne = _num(actual), _num(expected)
+    if na is not None and ne is not None:
+        return na == ne
+    if expected in (None, "", False) and actual in (None, "", False):
+        return True
+    return str(actual if actual is not None else "").casefold() == str(expected).casefold()
+
+
+def _match_one(op: str, actual: Any, expected: Any) -> bool:
+    if op in ("@", "!@"):
+        values = expected if isinstance(expected, list) else [expected]
+        hit = any(_eq(actual, v) for v in values)
+        return hit if op == "@" else not hit
+    if op == "=":
+        if isinstance(expected, list):
+            return any(_eq(actual, v) for v in expected)
+        return _eq(actual, expected)
+    if op in ("!", "!="):
+        if isinstance(expected, list):
+            return not any(_eq(actual, v) for v in expected)
+        return not _eq(actual, expected)
+    text, needle = str(actual or "").casefold(), str(expected or "").casefold()
+    if op == "%":
+        return needle in text
+    if op == "=%":
+        return text.startswith(needle.rstrip("%"))
+    if op == "%=":
+        return text.endswith(needle.lstrip("%"))
+    if actual in (None, ""):
+        return False
+    a, e = _cmp_key(actual), _cmp_key(expected)
+    return {">": a > e, ">=": a >= e, "<": a < e, "<=": a <= e}[op]
+
+
+def order_rows(rows: list[dict[str, Any]], order: Any, resolve: Any = None) -> list[dict[str, Any]]:
+    if not isinstance(order, Mapping) or not order:
+        return rows
+    for field, direction in reversed(list(order.items())):
+        name = resolve(field) if resolve else field
+        rows = sorted(rows, key=lambda r: _cmp_key(r.get(name)), reverse=str(direction).upper() == "DESC")
+    return rows
+
+
+def select_fields(record: Mapping[str, Any], select: Any, *, uf_prefix: str = "UF_") -> dict[str, Any]:
+    """``select``: nothing or ``*`` → every standard field; ``UF_*`` → user fields; names → those fields."""
+    if not isinstance(select, list) or not select:
+        select = ["*"]
+    out: dict[str, Any] = {}
+    for name in select:
+        name = str(name)
+        if name == "*":
+            out.update({k: v for k, v in record.items() if not k.upper().startswith(uf_prefix)})
+        elif name.upper() == "UF_*" or name == "uf*":
+            out.update({k: v for k, v in record.items() if k.upper().startswith(uf_prefix)})
+        elif name in record:
+            out[name] = record[name]
+    return out
+
+
+def page(rows: list[Any], start: Any) -> tuple[list[Any], int | None, int | None]:
+    """(rows of this page, total, next) — ``start=-1`` skips the count and the ``next`` offset (§6)."""
+    try:
+        offset = int(start or 0)
+    except (TypeError, ValueError) as exc:
+        raise ApiError("ERROR_ARGUMENT", "start must be an integer") from exc
+    if offset == -1:
+        return rows[:PAGE], None, None
+    offset = max(0, offset)
+    chunk = rows[offset:offset + PAGE]
+    nxt = offset + PAGE if offset + PAGE < len(rows) else None
+    return chunk, len(rows), nxt
