@@ -1,0 +1,256 @@
+"""The ``core`` pack: CRM records, pipelines and stages, timeline comments, tasks and users."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bitrix24_agent_tools.packs.base import Call, HandlerGen, ToolContext, ToolOutput, ToolSpec
+from bitrix24_agent_tools.packs.render import done_output, dumps, record_output, rows_output
+
+Entity = Literal["lead", "deal", "contact", "company", "item"]
+ENTITY_TYPE_ID = {"lead": 1, "deal": 2, "contact": 3, "company": 4}
+DEFAULT_FIELDS = {
+    "deal": ["ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "OPPORTUNITY", "CURRENCY_ID", "ASSIGNED_BY_ID", "COMPANY_ID"],
+    "lead": ["ID", "TITLE", "NAME", "STATUS_ID", "OPPORTUNITY", "ASSIGNED_BY_ID"],
+    "contact": ["ID", "NAME", "LAST_NAME", "EMAIL", "PHONE", "COMPANY_ID"],
+    "company": ["ID", "TITLE", "COMPANY_TYPE", "PHONE", "ASSIGNED_BY_ID"],
+    "item": ["id", "title", "stageId", "opportunity", "assignedById"],
+}
+TASK_FIELDS = ["id", "title", "status", "responsibleId", "deadline"]
+USER_FIELDS = ["ID", "NAME", "LAST_NAME", "EMAIL", "WORK_POSITION"]
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _EntityArgs(_Args):
+    entity: Entity
+    type_id: int | None = Field(None, description="entityTypeId, for entity=item")
+
+    @field_validator("type_id")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+def _prefix(args: _EntityArgs) -> tuple[str, dict[str, Any]]:
+    if args.entity == "item":
+        if args.type_id is None:
+            raise ValueError("type_id is required for entity=item")
+        return "crm.item", {"entityTypeId": args.type_id}
+    return f"crm.{args.entity}", {}
+
+
+class ListArgs(_EntityArgs):
+    filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {">OPPORTUNITY":1000,"%TITLE":"x"}')
+    select: list[str] = Field(default_factory=list)
+    order: dict[str, Literal["ASC", "DESC", "asc", "desc"]] = Field(default_factory=dict)
+    limit: int = Field(20, ge=1, le=500)
+
+
+def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
+    prefix, extra = _prefix(args)
+    fields = args.select or DEFAULT_FIELDS[args.entity]
+    params: dict[str, Any] = {**extra, "filter": args.filter, "select": fields, "order": args.order or {"ID": "DESC"}}
+    rows: list[Any] = []
+    total: int | None = None
+    start = 0
+    while len(rows) < args.limit:
+        response = yield Call(f"{prefix}.list", {**params, "start": start})
+        page = response.result.get("items", []) if isinstance(response.result, dict) else list(response.result or [])
+        rows.extend(page)
+        total = response.total if response.total is not None else total
+        if response.next is None:
+            break
+        start = response.next
+    more = total is not None and total > len(rows[: args.limit])
+    return rows_output(ctx, rows[: args.limit], fields=fields, total=total, more=more,
+                       hint="more rows exist; raise limit or narrow the filter" if more else "")
+
+
+class GetArgs(_EntityArgs):
+    id: int = Field(gt=0)
+
+
+def crm_get(ctx: ToolContext, args: GetArgs) -> HandlerGen:
+    prefix, extra = _prefix(args)
+    response = yield Call(f"{prefix}.get", {**extra, "id": args.id})
+    record = response.result.get("item", response.result) if args.entity == "item" else response.result
+    return record_output(ctx, record)
+
+
+class CreateArgs(_EntityArgs):
+    fields: dict[str, Any] = Field(description="UPPER_CASE for lead/deal/contact/company, camelCase for item")
+
+    @field_validator("fields")
+    @classmethod
+    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("fields must not be empty")
+        return value
+
+
+def crm_create(ctx: ToolContext, args: CreateArgs) -> HandlerGen:
+    prefix, extra = _prefix(args)
+    response = yield Call(f"{prefix}.add", {**extra, "fields": args.fields})
+    new_id = response.result.get("item", {}).get("id") if isinstance(response.result, dict) else response.result
+    return done_output(f"created {args.entity} #{new_id}", {"id": new_id})
+
+
+class UpdateArgs(CreateArgs):
+    id: int = Field(gt=0)
+
+
+def crm_update(ctx: ToolContext, args: UpdateArgs) -> HandlerGen:
+    prefix, extra = _prefix(args)
+    yield Call(f"{prefix}.update", {**extra, "id": args.id, "fields": args.fields})
+    return done_output(f"updated {args.entity} #{args.id}: {', '.join(args.fields)}", {"id": args.id})
+
+
+def crm_fields(ctx: ToolContext, args: _EntityArgs) -> HandlerGen:
+    prefix, extra = _prefix(args)
+    response = yield Call(f"{prefix}.fields", extra)
+    fields = response.result.get("fields", response.result) if isinstance(response.result, dict) else {}
+    compact: dict[str, Any] = {}
+    for name, info in fields.items():
+        if not isinstance(info, dict):
+            continue
+        entry: dict[str, Any] = {"t": info.get("type")}
+        label = info.get("listLabel") or info.get("title")
+        if label and str(label).upper() != name.upper():
+            entry["label"] = label
+        if info.get("isRequired"):
+            entry["req"] = True
+        if info.get("isReadOnly"):
+            entry["ro"] = True
+        if info.get("items"):
+            entry["enum"] = {str(i.get("ID")): i.get("VALUE") for i in info["items"] if isinstance(i, dict)}
+        compact[name] = entry
+    return ToolOutput(content=dumps(compact), artifact=fields)
+
+
+class StagesArgs(_Args):
+    category_id: int | None = Field(None, ge=0, description="deal pipeline id; omit for all")
+
+
+def crm_stages(ctx: ToolContext, args: StagesArgs) -> HandlerGen:
+    cats = yield Call("crm.category.list", {"entityTypeId": 2})
+    statuses = yield Call("crm.status.list", {"filter": {"%ENTITY_ID": "DEAL_STAGE"}})
+    pipelines = []
+    for cat in (cats.result or {}).get("categories", []):
+        if args.category_id is not None and int(cat["id"]) != args.category_id:
+            continue
+        entity = "DEAL_STAGE" if int(cat["id"]) == 0 else f"DEAL_STAGE_{cat['id']}"
+        stages = [f"{s['STATUS_ID']}={s['NAME']}" for s in statuses.result or [] if s.get("ENTITY_ID") == entity]
+        pipelines.append({"id": cat["id"], "name": cat["name"], "stages": stages})
+    return ToolOutput(content=dumps(pipelines), artifact={"categories": cats.result, "statuses": statuses.result})
+
+
+class MoveArgs(_Args):
+    id: int = Field(gt=0)
+    stage_id: str = Field(min_length=1, max_length=64, description="e.g. WON, C1:NEW")
+
+
+def deal_move(ctx: ToolContext, args: MoveArgs) -> HandlerGen:
+    yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": args.stage_id}})
+    return done_output(f"deal #{args.id} moved to {args.stage_id}", {"id": args.id, "stage_id": args.stage_id})
+
+
+class CommentArgs(_Args):
+    entity: Literal["lead", "deal", "contact", "company"]
+    id: int = Field(gt=0)
+    text: str = Field(min_length=1, max_length=10000)
+
+
+def crm_comment(ctx: ToolContext, args: CommentArgs) -> HandlerGen:
+    response = yield Call("crm.timeline.comment.add",
+                          {"fields": {"ENTITY_TYPE": args.entity, "ENTITY_ID": args.id, "COMMENT": args.text}})
+    return done_output(f"comment #{response.result} added to {args.entity} #{args.id}", {"id": response.result})
+
+
+class TaskListArgs(_Args):
+    filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {"RESPONSIBLE_ID":5,"<DEADLINE":"2026-12-01"}')
+    limit: int = Field(20, ge=1, le=200)
+
+
+def task_list(ctx: ToolContext, args: TaskListArgs) -> HandlerGen:
+    response = yield Call("tasks.task.list", {"filter": args.filter, "select": ["ID", "TITLE", "STATUS", "RESPONSIBLE_ID", "DEADLINE"],
+                                              "order": {"ID": "desc"}})
+    rows = (response.result or {}).get("tasks", []) if isinstance(response.result, dict) else []
+    return rows_output(ctx, rows[: args.limit], fields=TASK_FIELDS, total=response.total,
+                       more=bool(response.total and response.total > args.limit))
+
+
+class TaskCreateArgs(_Args):
+    title: str = Field(min_length=1, max_length=255)
+    responsible_id: int | None = Field(None, gt=0)
+    deadline: str | None = Field(None, description="ISO 8601")
+    description: str | None = Field(None, max_length=10000)
+
+
+def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
+    fields: dict[str, Any] = {"TITLE": args.title}
+    if args.responsible_id:
+        fields["RESPONSIBLE_ID"] = args.responsible_id
+    if args.deadline:
+        fields["DEADLINE"] = args.deadline
+    if args.description:
+        fields["DESCRIPTION"] = args.description
+    response = yield Call("tasks.task.add", {"fields": fields})
+    task = (response.result or {}).get("task", {})
+    return done_output(f"created task #{task.get('id')}", task)
+
+
+class TaskUpdateArgs(_Args):
+    id: int = Field(gt=0)
+    fields: dict[str, Any] = Field(description="TITLE, DESCRIPTION, RESPONSIBLE_ID, DEADLINE, PRIORITY…")
+
+
+def task_update(ctx: ToolContext, args: TaskUpdateArgs) -> HandlerGen:
+    yield Call("tasks.task.update", {"taskId": args.id, "fields": args.fields})
+    return done_output(f"updated task #{args.id}: {', '.join(args.fields)}", {"id": args.id})
+
+
+class IdArgs(_Args):
+    id: int = Field(gt=0)
+
+
+def task_complete(ctx: ToolContext, args: IdArgs) -> HandlerGen:
+    yield Call("tasks.task.complete", {"taskId": args.id})
+    return done_output(f"task #{args.id} completed", {"id": args.id})
+
+
+class UserFindArgs(_Args):
+    query: str = Field(min_length=1, max_length=200, description="name, surname or e-mail")
+
+
+def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
+    response = yield Call("user.search", {"FILTER": {"FIND": args.query}})
+    return rows_output(ctx, list(response.result or []), fields=USER_FIELDS, total=response.total)
+
+
+def specs() -> list[ToolSpec]:
+    crm = ("crm.lead", "crm.deal", "crm.contact", "crm.company", "crm.item")
+    return [
+        ToolSpec("b24_crm_list", "List/search CRM records.", ListArgs, "read", tuple(f"{p}.list" for p in crm), crm_list, "core"),
+        ToolSpec("b24_crm_get", "Get one CRM record.", GetArgs, "read", tuple(f"{p}.get" for p in crm), crm_get, "core"),
+        ToolSpec("b24_crm_create", "Create a CRM record.", CreateArgs, "write", tuple(f"{p}.add" for p in crm), crm_create, "core"),
+        ToolSpec("b24_crm_update", "Update a CRM record's fields.", UpdateArgs, "write", tuple(f"{p}.update" for p in crm), crm_update, "core"),
+        ToolSpec("b24_crm_fields", "Field list of a CRM entity (custom UF_* and enum values).", _EntityArgs, "read",
+                 tuple(f"{p}.fields" for p in crm), crm_fields, "core"),
+        ToolSpec("b24_crm_stages", "Deal pipelines and their stages.", StagesArgs, "read",
+                 ("crm.category.list", "crm.status.list"), crm_stages, "core"),
+        ToolSpec("b24_deal_move", "Move a deal to a stage.", MoveArgs, "write", ("crm.deal.update",), deal_move, "core"),
+        ToolSpec("b24_crm_comment", "Add a timeline comment to a CRM record.", CommentArgs, "write",
+                 ("crm.timeline.comment.add",), crm_comment, "core"),
+        ToolSpec("b24_task_list", "List tasks.", TaskListArgs, "read", ("tasks.task.list",), task_list, "core"),
+        ToolSpec("b24_task_create", "Create a task.", TaskCreateArgs, "write", ("tasks.task.add",), task_create, "core"),
+        ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update",), task_update, "core"),
+        ToolSpec("b24_task_complete", "Complete a task.", IdArgs, "write", ("tasks.task.complete",), task_complete, "core"),
+        ToolSpec("b24_user_find", "Find users by name or e-mail.", UserFindArgs, "read", ("user.search",), user_find, "core"),
+    ]

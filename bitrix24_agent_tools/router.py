@@ -1,0 +1,126 @@
+"""Map what a user says (EN, RU, PT, ES, DE, PL product words) to the minimal set of packs; ``core`` always.
+
+Matching is on word stems, so case, plural and inflection do not matter ("сделку", "Deals", "pedidos"); a phrase
+matches when its stems start consecutive words ("живой ленте", "open lines"). Deterministic and table-driven.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+# pack → stems (a word matches a stem it starts with); phrases are space-separated stems.
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "comms": (
+        "open line", "contact center", "contact centre", "line connector", "connector", "chat", "messag", "notif",
+        "bot", "call", "telephon", "sms", "открыт лини", "контакт-центр", "контакт центр", "чат", "сообщен",
+        "уведомл", "бот", "звон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
+        "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
+        "benachrichtig", "anruf", "telefonie", "otwarte kanał", "wiadomoś", "powiadom", "połącz", "czat",
+    ),
+    "automation": (
+        "business process", "workflow", "robot", "automation rule", "automat", "trigger", "бизнес-процесс",
+        "бизнес процесс", "бп", "робот", "триггер", "автоматизац", "processo de negóc", "processos de negóc",
+        "fluxo de trabalho", "gatilho", "proceso de negoc", "procesos de negoc", "disparador", "geschäftsprozess",
+        "auslöser", "proces biznes", "procesy biznes", "wyzwalacz",
+    ),
+    "collab": (
+        "collab", "workgroup", "work group", "project", "social network group", "feed", "live feed", "news feed",
+        "рабоч групп", "групп", "проект", "коллаб", "живой лент", "живая лент", "живую лент", "лент новост", "лента",
+        "grupo de trabalho", "grupos de trabalho", "projeto", "feed de notíc", "grupo de trabajo", "proyect",
+        "noticias", "arbeitsgrupp", "projekt", "activity stream", "neuigkeiten", "grupa robocz", "grupy robocz",
+        "tablica",
+    ),
+    "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик", "канбан"),
+    "content": (
+        "drive", "disk", "file", "folder", "document template", "document", "диск", "файл", "папк", "папок", "документ",
+        "шаблон документ", "arquivo", "pasta", "archivo", "carpeta", "datei", "ordner", "dokument", "plik", "folder",
+    ),
+    "commerce": (
+        "order", "payment", "catalog", "product", "deliver", "invoice", "заказ", "оплат", "платеж", "платёж",
+        "товар", "каталог", "доставк", "pedido", "pagament", "produto", "catálogo", "pago", "producto",
+        "bestellung", "zahlung", "produkt", "katalog", "zamówien", "płatnoś", "produkt", "katalog",
+    ),
+    "services": (
+        "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman", "schedule",
+        "календар", "бронирован", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
+        "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
+        "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
+    ),
+    "platform": (
+        "copilot", "co-pilot", "bitrixgpt", "ai prompt", "prompt", "app storage", "bi connector", "biconnector",
+        "копилот", "ии", "нейросет", "промпт", "бизнес-аналит", "bi-коннектор", "bi коннектор",
+    ),
+    "sites": ("site", "landing", "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
+              "strona www", "strony www"),
+    "compliance": (
+        "consent", "e-signature", "esignature", "signature", "sign ", "согласи", "подпис", "эцп", "consentiment",
+        "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
+    ),
+    "diagnostics": (
+        "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails", "failing",
+        "diagnos", "скоуп", "права", "доступ", "ошиб", "почему", "не работает", "diagnóst", "por que", "por qué",
+        "fehler", "berechtig", "warum", "błąd", "uprawnie", "dlaczego",
+    ),
+    "core": (
+        "deal", "lead", "contact", "compan", "pipeline", "funnel", "stage", "task", "user", "employee", "event",
+        "webhook", "crm", "сдел", "лид", "контакт", "компани", "ворон", "стади", "задач", "пользоват", "сотрудник",
+        "событи", "вебхук", "negóci", "negoci", "tarefa", "tarea", "empresa", "etapa", "funil", "embudo", "usuário",
+        "usuario", "funcionário", "empleado", "geschäft", "aufgabe", "kontakt", "unternehm", "firma", "phase",
+        "mitarbeiter", "benutzer", "transakc", "zadani", "zadań", "kontrahent", "lejek", "etap", "pracownik",
+    ),
+}
+ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
+         "compliance", "diagnostics")
+# Scrum words imply the workgroup pack too (catalog.md: collab, and boards when scrum/sprint/backlog/epic is said).
+IMPLIES = {"boards": ("collab",)}
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    packs: tuple[str, ...]
+    matched: tuple[str, ...]
+    reason: str
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    return re.sub(r"[^\w\s:-]+", " ", text)
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
+    table = []
+    for pack, stems in VOCABULARY.items():
+        for stem in stems:
+            words = normalize(stem).split()
+            if not words:
+                continue
+            body = r"[\w-]*\s+".join(re.escape(w) for w in words)
+            # Very short stems (бп, ии) must be whole words; longer ones are prefixes of a word.
+            tail = r"\b" if len(words) == 1 and len(words[0]) <= 2 else ""
+            table.append((pack, stem.strip(), re.compile(rf"(?<![\w-]){body}{tail}")))
+    return table
+
+
+def route(text: str) -> RouteDecision:
+    """The packs a request needs: ``core`` plus every pack whose vocabulary it mentions."""
+    if not isinstance(text, str):
+        raise TypeError("route() takes the user's text")
+    clean = normalize(text)
+    hits: dict[str, list[str]] = {}
+    for pack, stem, pattern in _compiled():
+        if pattern.search(clean):
+            hits.setdefault(pack, []).append(stem)
+    chosen = {"core", *hits}
+    for pack in list(chosen):
+        chosen.update(IMPLIES.get(pack, ()))
+    packs = tuple(p for p in ORDER if p in chosen)
+    matched = tuple(dict.fromkeys(s for p in ORDER for s in hits.get(p, [])))
+    if len(packs) == 1:
+        reason = "only core: " + (", ".join(matched) if matched else "no pack vocabulary matched")
+    else:
+        reason = "; ".join(f"{p}: {', '.join(hits[p])}" for p in packs if p in hits and p != "core")
+    return RouteDecision(packs, matched, reason)
