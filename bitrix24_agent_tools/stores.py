@@ -1,0 +1,267 @@
+"""Durable local stores on sqlite3 (and in-memory twins): audit trail, idempotency keys, two-phase plans."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from bitrix24_agent_tools.masking import mask_params, mask_text
+
+# --- audit ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One call on record. ``params`` and ``error`` are masked before they are stored."""
+
+    tenant: str
+    tool: str
+    method: str
+    risk: str
+    decision: str  # read | approved | edited | rejected | refused | replayed | deferred
+    status: str  # ok | error | skipped
+    approved_by: str | None = None
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+    duration_ms: float = 0.0
+
+    def masked(self) -> AuditRow:
+        return AuditRow(self.tenant, self.tool, self.method, self.risk, self.decision, self.status, self.approved_by,
+                        mask_text(self.error) if self.error else None, mask_params(self.params), self.at, self.duration_ms)
+
+
+@runtime_checkable
+class AuditStore(Protocol):
+    def record(self, row: AuditRow) -> None: ...
+
+    def rows(self, tenant: str | None = None) -> list[AuditRow]: ...
+
+
+class MemoryAuditStore:
+    def __init__(self) -> None:
+        self._rows: list[AuditRow] = []
+        self._lock = threading.Lock()
+
+    def record(self, row: AuditRow) -> None:
+        with self._lock:
+            self._rows.append(row.masked())
+
+    def rows(self, tenant: str | None = None) -> list[AuditRow]:
+        with self._lock:
+            return [r for r in self._rows if tenant is None or r.tenant == tenant]
+
+
+class _Sqlite:
+    schema = ""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        with self._db() as db:
+            db.executescript(self.schema)
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+
+class SqliteAuditStore(_Sqlite):
+    """An append-only audit table, one row per call."""
+
+    schema = """CREATE TABLE IF NOT EXISTS audit (at REAL, tenant TEXT, tool TEXT, method TEXT, risk TEXT,
+                decision TEXT, status TEXT, approved_by TEXT, error TEXT, params TEXT, duration_ms REAL)"""
+
+    def record(self, row: AuditRow) -> None:
+        r = row.masked()
+        self._db().execute(
+            "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (r.at, r.tenant, r.tool, r.method, r.risk, r.decision, r.status, r.approved_by, r.error,
+             json.dumps(r.params, ensure_ascii=False, default=str), r.duration_ms),
+        )
+
+    def rows(self, tenant: str | None = None) -> list[AuditRow]:
+        query = "SELECT at, tenant, tool, method, risk, decision, status, approved_by, error, params, duration_ms FROM audit"
+        args: tuple[Any, ...] = ()
+        if tenant is not None:
+            query, args = query + " WHERE tenant = ?", (tenant,)
+        out = []
+        for at, ten, tool, method, risk, decision, status, by, error, params, ms in self._db().execute(query + " ORDER BY rowid", args):
+            out.append(AuditRow(ten, tool, method, risk, decision, status, by, error, json.loads(params), at, ms))
+        return out
+
+
+# --- idempotency ---------------------------------------------------------------------------------------------
+
+Begin = Literal["new", "inflight"]
+
+
+@runtime_checkable
+class IdempotencyStore(Protocol):
+    """``begin`` claims a key: "new" (run it), "inflight" (someone else is running it) or the stored result."""
+
+    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]: ...
+
+    def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None: ...
+
+    def fail(self, tenant: str, key: str) -> None: ...
+
+
+class MemoryIdempotencyStore:
+    def __init__(self, clock: Any = time.time) -> None:
+        self._data: dict[tuple[str, str], tuple[str, float, dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+        self.clock = clock
+
+    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]:
+        now = self.clock()
+        with self._lock:
+            entry = self._data.get((tenant, key))
+            if entry is not None and entry[1] > now:
+                return "inflight" if entry[0] == "inflight" else dict(entry[2] or {})
+            self._data[(tenant, key)] = ("inflight", now + max(ttl, 60.0), None)
+            return "new"
+
+    def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:
+        with self._lock:
+            self._data[(tenant, key)] = ("done", self.clock() + ttl, result)
+
+    def fail(self, tenant: str, key: str) -> None:
+        with self._lock:
+            self._data.pop((tenant, key), None)
+
+
+class SqliteIdempotencyStore(_Sqlite):
+    schema = """CREATE TABLE IF NOT EXISTS idem (tenant TEXT, key TEXT, state TEXT, expires REAL, result TEXT,
+                PRIMARY KEY (tenant, key))"""
+
+    def __init__(self, path: str | Path, clock: Any = time.time) -> None:
+        self.clock = clock
+        super().__init__(path)
+
+    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]:
+        db = self._db()
+        now = self.clock()
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: the claim is atomic
+        try:
+            row = db.execute("SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key)).fetchone()
+            if row is not None and row[1] > now:
+                db.execute("COMMIT")
+                return "inflight" if row[0] == "inflight" else dict(json.loads(row[2]))
+            db.execute("INSERT OR REPLACE INTO idem VALUES (?,?,?,?,NULL)", (tenant, key, "inflight", now + max(ttl, 60.0)))
+            db.execute("COMMIT")
+            return "new"
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:
+        self._db().execute("INSERT OR REPLACE INTO idem VALUES (?,?,?,?,?)",
+                           (tenant, key, "done", self.clock() + ttl, json.dumps(result, default=str)))
+
+    def fail(self, tenant: str, key: str) -> None:
+        self._db().execute("DELETE FROM idem WHERE tenant=? AND key=?", (tenant, key))
+
+
+# --- plans ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An exact call stored for a person to run later (two-phase mode)."""
+
+    id: str
+    tenant: str
+    tool: str
+    method: str
+    params: dict[str, Any]
+    risk: str
+    summary: str
+    api: str = "v2"
+    created_at: float = field(default_factory=time.time)
+    expires_at: float = 0.0
+    status: str = "pending"  # pending | executed
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex[:12]
+
+    def __repr__(self) -> str:
+        return f"Plan(id={self.id!r}, tenant={self.tenant!r}, method={self.method!r}, risk={self.risk!r}, status={self.status!r})"
+
+
+class PlanError(Exception):
+    """A plan that cannot run: unknown, another tenant's, expired, or already run."""
+
+
+@runtime_checkable
+class PlanStore(Protocol):
+    def save(self, plan: Plan) -> None: ...
+
+    def get(self, plan_id: str) -> Plan | None: ...
+
+    def claim(self, plan_id: str, tenant: str, now: float) -> Plan: ...
+
+
+def _check_claim(plan: Plan | None, plan_id: str, tenant: str, now: float) -> Plan:
+    if plan is None or plan.tenant != tenant:  # another tenant's plan is reported as unknown: no information leak
+        raise PlanError(f"no plan {plan_id!r} for this portal")
+    if plan.status != "pending":
+        raise PlanError(f"plan {plan_id} was already executed")
+    if plan.expires_at and plan.expires_at < now:
+        raise PlanError(f"plan {plan_id} expired; plan the call again")
+    return plan
+
+
+class MemoryPlanStore:
+    def __init__(self) -> None:
+        self._plans: dict[str, Plan] = {}
+        self._lock = threading.Lock()
+
+    def save(self, plan: Plan) -> None:
+        with self._lock:
+            self._plans[plan.id] = plan
+
+    def get(self, plan_id: str) -> Plan | None:
+        with self._lock:
+            return self._plans.get(plan_id)
+
+    def claim(self, plan_id: str, tenant: str, now: float) -> Plan:
+        with self._lock:
+            plan = _check_claim(self._plans.get(plan_id), plan_id, tenant, now)
+            self._plans[plan_id] = Plan(**{**asdict(plan), "status": "executed"})
+            return plan
+
+
+class SqlitePlanStore(_Sqlite):
+    schema = "CREATE TABLE IF NOT EXISTS plans (id TEXT PRIMARY KEY, data TEXT NOT NULL)"
+
+    def save(self, plan: Plan) -> None:
+        self._db().execute("INSERT OR REPLACE INTO plans VALUES (?, ?)", (plan.id, json.dumps(asdict(plan), default=str)))
+
+    def get(self, plan_id: str) -> Plan | None:
+        row = self._db().execute("SELECT data FROM plans WHERE id=?", (plan_id,)).fetchone()
+        return Plan(**json.loads(row[0])) if row else None
+
+    def claim(self, plan_id: str, tenant: str, now: float) -> Plan:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            plan = _check_claim(self.get(plan_id), plan_id, tenant, now)
+            db.execute("UPDATE plans SET data=? WHERE id=?", (json.dumps({**asdict(plan), "status": "executed"}, default=str), plan_id))
+            db.execute("COMMIT")
+            return plan
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise

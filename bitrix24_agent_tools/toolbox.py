@@ -1,0 +1,219 @@
+"""Toolbox: the one place where a tool call from any face becomes guarded portal calls and a short, masked result.
+
+Faces (LangChain, LlamaIndex, MCP, CLI) only ever call :meth:`Toolbox.run` / :meth:`Toolbox.arun`. Neither raises
+for bad model input, refusals or portal errors: the model gets one line it can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error
+from bitrix24_agent_tools.guard import AskPerson, Decision, Guard, PortalCall
+from bitrix24_agent_tools.masking import get_logger, mask_text
+from bitrix24_agent_tools.packs import PACKS, Call, CallRefused, ToolContext, ToolOutput, ToolSpec, specs_for
+from bitrix24_agent_tools.router import RouteDecision, route
+
+log = get_logger(__name__)
+MAX_ERROR = 300
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic errors as one short line: ``invalid arguments: limit: must be ≤ 500; entity: required``."""
+    parts = []
+    for err in exc.errors()[:4]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    more = f" (+{len(exc.errors()) - 4} more)" if len(exc.errors()) > 4 else ""
+    return mask_text("invalid arguments: " + "; ".join(parts) + more)[:MAX_ERROR]
+
+
+def _short(text: str) -> str:
+    text = mask_text(" ".join(str(text).split()))
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+class Toolbox:
+    """ToolSpecs of some packs, bound to a client (sync, async or both) and a guard."""
+
+    def __init__(
+        self,
+        client: Bitrix24 | None = None,
+        aclient: AsyncBitrix24 | None = None,
+        *,
+        packs: Iterable[str] = ("core",),
+        guard: Guard | None = None,
+        context: ToolContext | None = None,
+        tenant: str | None = None,
+    ) -> None:
+        if client is None and aclient is None:
+            raise ValueError("a Toolbox needs a client: Bitrix24(...) and/or AsyncBitrix24(...)")
+        self.client = client
+        self.aclient = aclient
+        self.packs = tuple(dict.fromkeys(packs))
+        self.guard = guard or Guard()
+        portal = (client or aclient).portal  # type: ignore[union-attr]
+        self.tenant = tenant or portal
+        base = context or ToolContext()
+        self.context = replace(base, tenant=self.tenant, extra={**base.extra, "packs": self.packs})
+        self.specs: list[ToolSpec] = specs_for(self.packs)
+        self._by_name = {s.name: s for s in self.specs}
+        self.route: RouteDecision | None = None
+
+    def for_request(self, text: str) -> Toolbox:
+        """A toolbox with only the packs the router picks for ``text`` (same client, guard and context)."""
+        decision = route(text)
+        box = Toolbox(self.client, self.aclient, packs=decision.packs, guard=self.guard, context=self.context, tenant=self.tenant)
+        box.route = decision
+        return box
+
+    def spec(self, name: str) -> ToolSpec:
+        return self._by_name[name]
+
+    # -- the shared flow ------------------------------------------------------------------------------------
+    def _flow(self, name: str, raw_args: Any) -> Generator[PortalCall | AskPerson, Any, ToolOutput]:
+        spec = self._by_name.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self._by_name))
+            if any(name in p.specs[0].name or name == s.name for p in PACKS.values() for s in p.specs):
+                return ToolOutput(f"tool {name} is not in the active packs; available: {known}", is_error=True)
+            return ToolOutput(f"unknown tool {name!r}; available: {known}", is_error=True)
+        if isinstance(raw_args, (str, bytes)):
+            try:
+                raw_args = json.loads(raw_args or "{}")
+            except ValueError:
+                return ToolOutput("invalid arguments: expected a JSON object", is_error=True)
+        if raw_args is None:
+            raw_args = {}
+        if not isinstance(raw_args, Mapping):
+            return ToolOutput(f"invalid arguments: expected an object, got {type(raw_args).__name__}", is_error=True)
+        try:
+            args = spec.args.model_validate(dict(raw_args))
+        except ValidationError as exc:
+            return ToolOutput(validation_message(exc), is_error=True)
+        try:
+            gen = spec.handler(self.context, args)
+            call = next(gen)
+            while True:
+                if not isinstance(call, Call):
+                    raise TypeError(f"handler of {spec.name} yielded {type(call).__name__}, not Call")
+                try:
+                    value = yield from self.guard.flow(spec, call, tenant=self.tenant, packs=self.packs)
+                except (CallRefused, Bitrix24Error) as exc:
+                    call = gen.throw(exc)
+                else:
+                    call = gen.send(value)
+        except StopIteration as stop:
+            out: ToolOutput = stop.value
+            return ToolOutput(mask_text(out.content), out.artifact, out.is_error)
+        except CallRefused as refused:
+            return ToolOutput(_short(refused.reason), {"refused": refused.code}, is_error=True)
+        except Bitrix24Error as err:
+            return ToolOutput(_short(err.short()), {"error": err.code, "status": err.status}, is_error=True)
+        except (ValueError, TypeError) as exc:
+            return ToolOutput(_short(f"invalid arguments: {exc}"), is_error=True)
+        except Exception as exc:  # a bug of ours must not crash the agent loop; it is logged in full
+            log.exception("tool %s failed", name)
+            return ToolOutput(_short(f"internal error in {name}: {type(exc).__name__}: {exc}"), is_error=True)
+
+    # -- drivers --------------------------------------------------------------------------------------------
+    def run(self, name: str, raw_args: Any = None) -> ToolOutput:
+        """Run a tool synchronously. Never raises for bad input, refusals or portal errors."""
+        return self._drive_sync(self._flow(name, raw_args))
+
+    async def arun(self, name: str, raw_args: Any = None) -> ToolOutput:
+        """Run a tool on asyncio (the async client if there is one, else the sync client in a thread)."""
+        return await self._drive_async(self._flow(name, raw_args))
+
+    def execute_plan(self, plan_id: str) -> ToolOutput:
+        """Run a stored plan once (a person's command, e.g. ``b24-agent-tools call --execute-plan``)."""
+        return self._drive_sync(self._plan_flow(plan_id))
+
+    def _plan_flow(self, plan_id: str) -> Generator[Any, Any, ToolOutput]:
+        from bitrix24_agent_tools.packs.render import dumps
+        from bitrix24_agent_tools.stores import PlanError
+
+        try:
+            response = yield from self.guard.plan_flow(plan_id, tenant=self.tenant)
+        except PlanError as exc:
+            return ToolOutput(_short(str(exc)), is_error=True)
+        except CallRefused as refused:
+            return ToolOutput(_short(refused.reason), is_error=True)
+        except Bitrix24Error as err:
+            return ToolOutput(_short(err.short()), is_error=True)
+        return ToolOutput(f"plan {plan_id} executed: {dumps(response.result)[:MAX_ERROR]}", response.result)
+
+    def _drive_sync(self, flow: Generator[Any, Any, ToolOutput]) -> ToolOutput:
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    value = self._do_sync(step)
+                except Exception as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(value)
+        except StopIteration as stop:
+            result: ToolOutput = stop.value
+            return result
+
+    def _do_sync(self, step: Any) -> Any:
+        if isinstance(step, PortalCall):
+            if self.client is None:
+                raise CallRefused("this toolbox has only an async client; use arun()", code="NO_CLIENT")
+            c = step.call
+            return self.client.call(c.method, dict(c.params), api=c.api, idempotency_key=c.idempotency_key)
+        if isinstance(step, AskPerson):
+            answer = self.guard.confirm(step.request)  # type: ignore[misc]
+            if inspect.isawaitable(answer):
+                answer = _run_coroutine(answer)
+            return Decision.coerce(answer)
+        raise TypeError(f"unknown step {step!r}")
+
+    async def _drive_async(self, flow: Generator[Any, Any, ToolOutput]) -> ToolOutput:
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    value = await self._do_async(step)
+                except Exception as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(value)
+        except StopIteration as stop:
+            result: ToolOutput = stop.value
+            return result
+
+    async def _do_async(self, step: Any) -> Any:
+        if isinstance(step, PortalCall):
+            c = step.call
+            if self.aclient is not None:
+                return await self.aclient.call(c.method, dict(c.params), api=c.api, idempotency_key=c.idempotency_key)
+            assert self.client is not None
+            return await asyncio.to_thread(self.client.call, c.method, dict(c.params), api=c.api,
+                                           idempotency_key=c.idempotency_key)
+        if isinstance(step, AskPerson):
+            answer = self.guard.confirm(step.request)  # type: ignore[misc]
+            if inspect.isawaitable(answer):
+                answer = await answer
+            return Decision.coerce(answer)
+        raise TypeError(f"unknown step {step!r}")
+
+
+def _run_coroutine(awaitable: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(awaitable))
+    raise RuntimeError("an async confirmer cannot be used from run() inside a running event loop; use arun()")
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
