@@ -56,7 +56,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "sites": ("site", "landing", "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
               "strona www", "strony www"),
     "compliance": (
-        "consent", "e-signature", "esignature", "signature", "sign ", "согласи", "подпис", "эцп", "consentiment",
+        "consent", "e-signature", "esignature", "e-sign", "signature", "согласи", "подпис", "эцп", "consentiment",
         "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
     ),
     "diagnostics": (

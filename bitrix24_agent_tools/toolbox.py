@@ -154,6 +154,16 @@ class Toolbox:
         try:
             step = next(flow)
             while True:
+                if isinstance(step, AskPerson):
+                    # Not thrown into the flow: a framework interrupt (LangGraph) must reach the framework.
+                    # Closing the flow first releases what the guard holds (the in-flight idempotency key).
+                    try:
+                        answer = self._do_sync(step)
+                    except BaseException:
+                        flow.close()
+                        raise
+                    step = flow.send(answer)
+                    continue
                 try:
                     value = self._do_sync(step)
                 except Exception as exc:
@@ -181,6 +191,14 @@ class Toolbox:
         try:
             step = next(flow)
             while True:
+                if isinstance(step, AskPerson):
+                    try:
+                        answer = await self._do_async(step)
+                    except BaseException:
+                        flow.close()
+                        raise
+                    step = flow.send(answer)
+                    continue
                 try:
                     value = await self._do_async(step)
                 except Exception as exc:

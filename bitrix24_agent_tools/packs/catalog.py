@@ -92,8 +92,8 @@ for _pack, _methods in CATALOG.items():
     for _method, _risk in _methods.items():
         _BY_METHOD.setdefault(_method.lower(), (_pack, _risk))
 
-_WRITE = frozenset("add update set register bind import complete start stop move attach send".split())
-_DESTRUCTIVE = frozenset("delete remove unregister unbind terminate kill clear recyclebin".split())
+_WRITE = frozenset(["add", "update", "set", "register", "bind", "import", "complete", "start", "stop", "move", "attach", "send"])
+_DESTRUCTIVE = frozenset(["delete", "remove", "unregister", "unbind", "terminate", "kill", "clear", "recyclebin"])
 
 
 def pack_of(method: str) -> str | None:

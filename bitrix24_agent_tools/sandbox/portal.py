@@ -103,7 +103,7 @@ class Portal:
         tasks: int = 10,
         users: int = 6,
         domain: str = "sandbox.bitrix24.test",
-        rate_limit: None | str | tuple[float, int] = None,
+        rate_limit: str | tuple[float, int] | None = None,
         operating_limit: float | None = None,
         cost_model: CostModel | None = None,
         persist: str | Path | None = None,

@@ -1,0 +1,138 @@
+"""`b24-agent-tools`: call a method through the guard, run a stored plan, list packs, route text, and the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bitrix24_agent_tools.masking import mask_text
+
+_SUBCOMMAND_MODULES = (
+    "bitrix24_agent_tools.demo",
+    "bitrix24_agent_tools.sandbox.cli",
+    "bitrix24_agent_tools.events.cli",
+    "bitrix24_agent_tools.integrations.mcp",
+)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from bitrix24_agent_tools.client import Bitrix24
+
+    if args.webhook:
+        return Bitrix24(args.webhook, verify=not args.insecure)
+    return Bitrix24.from_env(verify=not args.insecure)
+
+
+def _guard(args: argparse.Namespace) -> Any:
+    from bitrix24_agent_tools.confirmers import TerminalConfirmer
+    from bitrix24_agent_tools.guard import Decision, Guard, Policy
+    from bitrix24_agent_tools.stores import SqliteAuditStore, SqlitePlanStore
+
+    policy = Policy.admin() if args.allow_destructive else Policy.writer()
+    if args.confirm_write:  # the person typing the flag is the confirmation
+        def confirm(request: Any) -> Any:
+            return Decision.approve(by="cli --confirm-write")
+    elif sys.stdin.isatty():
+        confirm = TerminalConfirmer()
+    else:
+        confirm = None  # no person to ask: writes are refused with a message saying so
+    return Guard(policy, confirm, audit=SqliteAuditStore(args.audit) if args.audit else None,
+                 plans=SqlitePlanStore(args.plans), allow=tuple(args.allow or ()))
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    packs = tuple(p.strip() for p in args.packs.split(",") if p.strip())
+    box = Toolbox(_client(args), packs=packs, guard=_guard(args))
+    if args.execute_plan:
+        if not args.confirm_write:
+            print("refusing: running a plan writes to the portal; add --confirm-write", file=sys.stderr)
+            return 2
+        out = box.execute_plan(args.execute_plan)
+    else:
+        if not args.method:
+            print("give a method (e.g. crm.deal.list) or --execute-plan ID", file=sys.stderr)
+            return 2
+        try:
+            params = json.loads(args.params or "{}")
+        except ValueError:
+            print("--params must be a JSON object", file=sys.stderr)
+            return 2
+        from bitrix24_agent_tools.packs import pack_of
+
+        pack = pack_of(args.method) or packs[0]
+        if pack not in packs:
+            box = Toolbox(box.client, packs=(*packs, pack), guard=box.guard)
+        out = box.run(f"b24_{pack}_call", {"method": args.method, "params": params})
+    print(mask_text(out.content))
+    return 1 if out.is_error else 0
+
+
+def _cmd_packs(args: argparse.Namespace) -> int:
+    from bitrix24_agent_tools.packs import PACKS
+    from bitrix24_agent_tools.tokens import tools_cost
+
+    for name, pack in PACKS.items():
+        print(f"{name:12} {len(pack.specs):2} tools {tools_cost(list(pack.specs)):5} tokens  {len(pack.catalog):3} methods  {pack.summary}")
+    return 0
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    from bitrix24_agent_tools.router import route
+
+    decision = route(" ".join(args.text))
+    print(f"{','.join(decision.packs)}\t{decision.reason}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="b24-agent-tools", description="Safe, token-lean Bitrix24 tools for agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    call = sub.add_parser("call", help="call a REST method through the guard (or run a stored plan)")
+    call.add_argument("method", nargs="?")
+    call.add_argument("--params", default="{}", help="JSON object")
+    call.add_argument("--packs", default="core")
+    call.add_argument("--webhook", help="webhook URL (default: B24_WEBHOOK_URL / OAuth variables)")
+    call.add_argument("--confirm-write", action="store_true", help="approve this write (you are the person)")
+    call.add_argument("--allow-destructive", action="store_true", help="allow destructive calls too")
+    call.add_argument("--execute-plan", metavar="ID", help="run a stored plan once")
+    call.add_argument("--plans", default=".b24-plans.sqlite3", help="plan store (sqlite file)")
+    call.add_argument("--audit", help="audit store (sqlite file)")
+    call.add_argument("--allow", action="append", help="extra allowed method pattern")
+    call.add_argument("--insecure", action="store_true", help="skip TLS verification (sandbox only)")
+    call.set_defaults(func=_cmd_call)
+    packs = sub.add_parser("packs", help="list packs with their tool count and token cost")
+    packs.set_defaults(func=_cmd_packs)
+    router = sub.add_parser("route", help="show which packs a request needs")
+    router.add_argument("text", nargs="+")
+    router.set_defaults(func=_cmd_route)
+    for name in _SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that feature is not installed/written; others still work
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear one-line error, never a traceback with secrets
+        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

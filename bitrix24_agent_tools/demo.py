@@ -1,0 +1,145 @@
+"""`b24-agent-tools demo`: an agent works a sandbox portal on loopback, with a person approving every write.
+
+Runs offline with no API key: a scripted chat model stands in for the LLM and decides each step from the tool
+results it reads back, so the run shows the real path — router → LangChain agent → guard (LangGraph interrupt for
+every write) → client → HTTP → sandbox portal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+REQUEST = (
+    "The Acme Logistics deal is signed: move it to WON, note it in the deal's timeline, "
+    "create a kick-off task for its manager and tell them in chat."
+)
+
+
+def _scripted_model() -> Any:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class ScriptedModel(BaseChatModel):
+        """Plays the LLM: picks the next tool call from what the tools have returned so far."""
+
+        @property
+        def _llm_type(self) -> str:
+            return "scripted-demo"
+
+        def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+            return self
+
+        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+            results = [m for m in messages if isinstance(m, ToolMessage)]
+            step = len(results)
+            deal: dict[str, Any] = {}
+            for m in results:
+                try:
+                    body = json.loads(str(m.content))
+                except ValueError:
+                    continue
+                if isinstance(body, dict) and body.get("items") and "TITLE" in body["items"][0]:
+                    deal = body["items"][0]
+            calls: list[tuple[str, dict[str, Any]]] = [
+                ("b24_crm_list", {"entity": "deals", "filter": {"%TITLE": "Acme Logistics"}}),  # a typo a model makes
+                ("b24_crm_list", {"entity": "deal", "filter": {"%TITLE": "Acme Logistics"}, "limit": 3}),
+                ("b24_deal_move", {"id": int(deal.get("ID", 0) or 1), "stage_id": "WON"}),
+                ("b24_crm_comment", {"entity": "deal", "id": int(deal.get("ID", 0) or 1), "text": "Contract signed; moved to WON."}),
+                ("b24_task_create", {"title": "Kick-off call: Acme Logistics", "responsible_id": int(deal.get("ASSIGNED_BY_ID", 1) or 1),
+                                     "deadline": (date.today() + timedelta(days=3)).isoformat()}),
+                ("b24_chat_send", {"dialog_id": str(deal.get("ASSIGNED_BY_ID", 1)),
+                                   "message": f"Deal #{deal.get('ID')} is WON. Kick-off task created for you."}),
+            ]
+            if step < len(calls):
+                name, args = calls[step]
+                message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{step}", "type": "tool_call"}])
+            else:
+                message = AIMessage(content=f"Done: deal #{deal.get('ID')} is WON, commented, a kick-off task is set and the manager is told.")
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return ScriptedModel()
+
+
+def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole demo; returns figures for tests. ``answer`` plays the person (default: approve, reject one edit)."""
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.guard import Guard, Policy
+    from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit, InterruptConfirmer
+    from bitrix24_agent_tools.packs import PACKS, specs_for
+    from bitrix24_agent_tools.router import route
+    from bitrix24_agent_tools.sandbox import Portal
+    from bitrix24_agent_tools.tokens import tools_cost
+
+    portal = Portal(seed=seed, deals=40, rate_limit="standard")
+    started = time.perf_counter()
+    with portal.serve() as server, Bitrix24(server.webhook_url) as client:
+        out(f"sandbox portal on {server.url}  (webhook {server.webhook_url.replace(portal.webhook_code, '***')})")
+        decision = route(REQUEST)
+        routed, everything = tools_cost(specs_for(decision.packs)), tools_cost(specs_for(PACKS))
+        out(f"request: {REQUEST}")
+        out(f"router: packs {', '.join(decision.packs)} ({decision.reason})")
+        out(f"tool schemas: {routed} o200k tokens for {len(specs_for(decision.packs))} tools "
+            f"(all 12 packs would cost {everything})")
+        guard = Guard(Policy.writer(), InterruptConfirmer())
+        toolkit = Bitrix24Toolkit.create(client, packs=decision.packs, guard=guard)
+        agent = create_agent(_scripted_model(), toolkit.get_tools(), checkpointer=InMemorySaver())
+        config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
+        person = answer or _default_person(out)
+        result = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)
+        asked = 0
+        while result.get("__interrupt__"):
+            request = result["__interrupt__"][0].value["bitrix24_confirmation"]
+            asked += 1
+            result = agent.invoke(Command(resume=person(request)), config)
+        for message in result["messages"]:
+            kind = type(message).__name__
+            if kind == "AIMessage" and message.tool_calls:
+                for call in message.tool_calls:
+                    out(f"  agent → {call['name']} {json.dumps(call['args'], ensure_ascii=False)}")
+            elif kind == "ToolMessage":
+                out(f"  tool  ← {str(message.content)[:160]}")
+            elif kind == "AIMessage":
+                out(f"  agent: {message.content}")
+        audit = guard.audit.rows()
+        writes = [r for r in audit if r.risk != "read" and r.status == "ok"]
+        out(f"audit: {len(audit)} rows, {len(writes)} confirmed writes, {asked} confirmations asked; "
+            f"HTTP requests to the portal: {len([r for r in portal.requests if r.method])}; "
+            f"{time.perf_counter() - started:.2f}s")
+        deal_id = next((int(r.params['id']) for r in audit if r.method == "crm.deal.update" and r.status == "ok"), None)
+        return {"packs": decision.packs, "routed_tokens": routed, "all_tokens": everything, "asked": asked,
+                "writes": len(writes), "deal": portal.entity("deal", deal_id) if deal_id else None,
+                "final": result["messages"][-1].content}
+
+
+def _default_person(out: Callable[[str], None]) -> Callable[[dict[str, Any]], Any]:
+    def person(request: dict[str, Any]) -> Any:
+        out(f"  person asked [{request['risk']}]: {request['summary']}")
+        if request["method"] == "im.message.add":
+            edited = {**request["params"], "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today."}
+            out("  person: approve with an edit (adds a line to the message)")
+            return {"edit": edited, "by": "demo-user"}
+        out("  person: approve")
+        return {"approve": True, "by": "demo-user"}
+
+    return person
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("demo", help="run an agent against a sandbox portal (offline, no API key)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    run_demo(seed=args.seed)
+    return 0
