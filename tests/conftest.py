@@ -9,3 +9,26 @@ from pathlib import Path
 os.environ.setdefault(
     "TIKTOKEN_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "bitrix24_agent_tools" / "_static" / "tiktoken")
 )
+
+import pytest  # noqa: E402
+
+from bitrix24_agent_tools.client import Bitrix24, RetryPolicy  # noqa: E402
+from bitrix24_agent_tools.sandbox import Portal  # noqa: E402
+from tests.helpers import FakeClock  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def portal(clock: FakeClock) -> Portal:
+    return Portal(seed=1, clock=clock)
+
+
+@pytest.fixture
+def client(portal: Portal, clock: FakeClock) -> Bitrix24:
+    """A client on the in-process sandbox sharing the fake clock (sleeps cost no real time)."""
+    return Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep,
+                    retry=RetryPolicy(attempts=6, base=0.5), seed=1)

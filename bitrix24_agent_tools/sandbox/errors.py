@@ -16,8 +16,10 @@ STATUS: dict[str, int] = {
 class ApiError(Exception):
     """A Bitrix24 error raised by a sandbox method handler."""
 
-    def __init__(self, code: str, description: str = "", status: int | None = None) -> None:
+    def __init__(self, code: str, description: str = "", status: int | None = None, *,
+                 time: dict[str, float] | None = None) -> None:
         super().__init__(f"{code}: {description}")
+        self.time = time  # a `time` block for the error envelope (OPERATION_TIME_LIMIT carries operating_reset_at)
         self.code = code
         self.description = description
         self.status = status if status is not None else STATUS.get(code, 400)

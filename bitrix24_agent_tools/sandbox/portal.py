@@ -257,7 +257,7 @@ class Portal:
         """(operating seconds in the last 10 minutes, reset_at) for one method and credential."""
         window = self._operating[key]
         now = self.clock()
-        while window and window[0][0] < now - 600:
+        while window and window[0][0] <= now - 600:
             window.popleft()
         used = sum(cost for _, cost in window)
         reset_at = window[0][0] + 600 if window else None
@@ -329,6 +329,8 @@ class Portal:
             self._log(record)
             body_out = ({"error": {"code": err.code, "message": err.description}} if api == "v3" and err.code.startswith(V3_PREFIX)
                         else {"error": err.code, "error_description": err.description})
+            if err.time is not None:
+                body_out["time"] = err.time
             return err.status, {"content-type": "application/json"}, json.dumps(body_out).encode(), self.faults.delay
         record.status = status
         self._log(record)
@@ -380,7 +382,9 @@ class Portal:
         if self.operating_limit is not None:
             used, reset_at = self._operating_check((caller.credential, method))
             if used >= self.operating_limit:
-                raise ApiError("OPERATION_TIME_LIMIT", f"Method is blocked due to operation time limit. Reset at {reset_at}", 429)
+                # UNVERIFIED: whether the 429 envelope carries `time`; we send operating_reset_at so clients can wait.
+                raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429,
+                               time={"operating": used, "operating_reset_at": reset_at or self.clock() + 60})
         before = getattr(self._charge, "seconds", 0.0)
         result = handler(self, params, caller)
         cost = getattr(self._charge, "seconds", 0.0) - before

@@ -1,0 +1,141 @@
+"""Batch splitting and key mapping, and the fast export's exactly-once guarantee under concurrent changes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, ConfigError, NotFound, ScopeError, php_query
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.sandbox.query import parse_php_query
+from tests.helpers import FakeClock
+
+
+def test_a_120_command_batch_goes_out_as_3_requests_with_every_result_under_its_key(client: Bitrix24, portal: Portal) -> None:
+    commands = {f"get{i}": ("crm.deal.get", {"id": i}) for i in range(1, 121)}
+    result = client.batch(commands)
+    assert len([r for r in portal.requests if r.method == "batch"]) == 3
+    assert set(result.results) == {f"get{i}" for i in range(1, 31)}
+    assert set(result.errors) == {f"get{i}" for i in range(31, 121)}
+    assert all(result.results[f"get{i}"]["ID"] == str(i) for i in range(1, 31))
+    assert all(isinstance(e, NotFound) for e in result.errors.values())
+
+
+def test_result_references_work_within_and_across_requests(client: Bitrix24) -> None:
+    commands: dict[str, tuple[str, dict[str, object]]] = {"list": ("crm.deal.list", {"filter": {"ID": 5}, "select": ["ID", "TITLE"]})}
+    commands.update({f"pad{i}": ("crm.deal.get", {"id": 1}) for i in range(60)})  # pushes the last one into request 2
+    commands["again"] = ("crm.deal.get", {"id": "$result[list][0][ID]"})
+    commands["same_request"] = ("crm.deal.get", {"id": "$result[pad59][ID]"})
+    result = client.batch(commands)
+    assert result.results["again"]["ID"] == "5"
+    assert result.results["same_request"]["ID"] == "1"
+
+
+def test_list_commands_and_totals_come_back(client: Bitrix24) -> None:
+    result = client.batch([("crm.deal.list", {"select": ["ID"]}), ("crm.lead.list", {"select": ["ID"], "start": -1})])
+    assert result.totals["0"] == 30 and "1" not in result.totals
+    assert len(result.results["1"]) == 12
+
+
+def test_halt_stops_at_the_first_error(client: Bitrix24) -> None:
+    result = client.batch({"a": ("crm.deal.get", {"id": 1}), "b": ("crm.deal.get", {"id": 999}),
+                           "c": ("crm.deal.get", {"id": 2})}, halt=True)
+    assert set(result.results) == {"a"} and set(result.errors) == {"b"}
+
+
+def test_bad_batches_are_refused_before_sending(client: Bitrix24, portal: Portal) -> None:
+    with pytest.raises(ConfigError, match="nested"):
+        client.batch({"x": ("batch", {"cmd": {}})})
+    with pytest.raises(ConfigError, match="halt"):
+        client.batch([("crm.deal.get", {"id": i}) for i in range(51)], halt=True)
+    with pytest.raises(ConfigError):
+        client.batch("crm.deal.list")
+    assert portal.requests == []
+
+
+def test_the_portal_refuses_a_nested_batch_and_a_51st_command_itself(client: Bitrix24) -> None:
+    cmd = {f"c{i}": "crm.deal.get?id=1" for i in range(51)}
+    cmd["nested"] = "batch?cmd[a]=crm.deal.get%3Fid%3D1"
+    body = client.call("batch", {"cmd": cmd}).result
+    assert body["result_error"]["c50"]["error"] == "ERROR_BATCH_LENGTH_EXCEEDED"
+    assert body["result_error"]["nested"]["error"] in ("ERROR_BATCH_LENGTH_EXCEEDED", "ERROR_BATCH_METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter": {">ID": 5, "%TITLE": "a&b=c?d"}, "select": ["ID", "UF_*"]},
+        {"fields": {"TITLE": "Привет, мир 🌍", "COMMENTS": "line1\nline2 + 100% [x]"}},
+        {"order": {"ID": "DESC"}, "start": -1, "flag": True, "none": None},
+        {"deep": {"a": [{"b": ["x", "y"]}, {"c": {"d": "e"}}]}},
+    ],
+)
+def test_batch_command_encoding_is_what_php_parses_back(params: dict[str, object]) -> None:
+    decoded = parse_php_query(php_query(params))
+    expected = _as_php(params)
+    assert decoded == expected
+
+
+def _as_php(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _as_php(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_php(v) for v in value]
+    if value is True:
+        return "1"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def test_export_returns_every_item_exactly_once_while_items_are_added_and_deleted(clock: FakeClock) -> None:
+    portal = Portal(seed=3, deals=10_000, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    rng = random.Random(5)
+    deleted: set[int] = set()
+    added: list[int] = []
+
+    def churn(record: object) -> None:
+        # Between requests, other users create and delete deals (protocol.md §6: offsets would skip or repeat).
+        for _ in range(3):
+            victim = rng.randint(1, 10_000)
+            if victim in portal.state["deal"]:
+                del portal.state["deal"][victim]
+                deleted.add(victim)
+        new_id = portal.next_id("deal")
+        portal.state["deal"][new_id] = {"ID": str(new_id), "TITLE": "late", "ASSIGNED_BY_ID": "1"}
+        added.append(new_id)
+
+    portal.on_request(churn)
+    seen = [int(row["ID"]) for row in client.export("crm.deal.list", {"select": ["ID", "TITLE"]})]
+    assert len(seen) == len(set(seen)), "no duplicates"
+    untouched = set(range(1, 10_001)) - deleted
+    assert untouched <= set(seen), "every deal that existed throughout came back"
+    assert set(seen) <= set(range(1, 10_001)) | set(added)
+    requests = [r for r in portal.requests if r.method == "batch"]
+    assert len(requests) < 20  # about 10,000 / 2,500 rows per request, plus the probe
+
+
+async def test_async_export_runs_ranges_in_parallel_and_matches(clock: FakeClock) -> None:
+    portal = Portal(seed=4, deals=3_000, clock=clock)
+    client = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    progress: list[int] = []
+    rows = await client.export("crm.deal.list", {"filter": {"CATEGORY_ID": 0}}, progress=lambda done, total: progress.append(done))
+    expected = {int(d["ID"]) for d in portal.entities("deal") if d["CATEGORY_ID"] == "0"}
+    assert [int(r["ID"]) for r in rows] == sorted(expected)
+    assert progress and progress[-1] == len(expected)
+
+
+def test_export_of_an_empty_list_and_of_tasks(client: Bitrix24) -> None:
+    assert client.export("crm.deal.list", {"filter": {"TITLE": "no such deal"}}) == []
+    tasks = client.export("tasks.task.list")
+    assert sorted(int(t["id"]) for t in tasks) == list(range(1, 11))
+
+
+def test_export_surfaces_errors(portal: Portal, clock: FakeClock, client: Bitrix24) -> None:
+    limited = Bitrix24(portal.add_webhook(1, scopes={"task"}), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    with pytest.raises(ScopeError):
+        limited.export("crm.deal.list")
+    with pytest.raises(ConfigError):
+        client.export("crm.deal.list", {"filter": "ID=1"})

@@ -1,0 +1,170 @@
+"""The client against the sandbox: envelopes, typed errors, bad input, retries and what is never retried."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bitrix24_agent_tools.client import (
+    AsyncBitrix24,
+    Bitrix24,
+    ConfigError,
+    InvalidResponse,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ScopeError,
+    ServerError,
+    Webhook,
+    hint_for,
+)
+from bitrix24_agent_tools.sandbox import Portal
+from tests.helpers import FakeClock
+
+
+def test_list_call_returns_result_total_and_next(client: Bitrix24) -> None:
+    response = client.call("crm.deal.list", {"select": ["ID", "TITLE"], "order": {"ID": "ASC"}})
+    assert len(response.result) == 30 and response.total == 30 and response.next is None
+    assert set(response.result[0]) == {"ID", "TITLE"}
+    assert response.time is not None and "operating" in response.time
+
+
+def test_add_then_get_round_trips_non_ascii(client: Bitrix24) -> None:
+    new_id = client.call("crm.deal.add", {"fields": {"TITLE": "Сделка «Ромашка» & co", "OPPORTUNITY": 1500}}).result
+    got = client.call("crm.deal.get", {"id": new_id}).result
+    assert got["TITLE"] == "Сделка «Ромашка» & co" and got["OPPORTUNITY"] == "1500.00"
+
+
+def test_missing_record_is_a_typed_not_found_with_a_hint(client: Bitrix24) -> None:
+    with pytest.raises(NotFound) as info:
+        client.call("crm.deal.get", {"id": 99999})
+    assert info.value.code == "NOT_FOUND" and info.value.status == 400 and not info.value.retryable
+    assert "check the id" in info.value.hint
+
+
+def test_unknown_method_and_scope_errors_are_typed(portal: Portal, clock: FakeClock) -> None:
+    limited = Bitrix24(portal.add_webhook(1, scopes={"task"}), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    with pytest.raises(ScopeError) as scope:
+        limited.call("crm.deal.list")
+    assert scope.value.status == 403 and "scope" in scope.value.hint
+    with pytest.raises(NotFound) as missing:
+        limited.call("crm.nothing.here")
+    assert missing.value.code == "ERROR_METHOD_NOT_FOUND"
+
+
+def test_every_protocol_code_has_a_specific_hint() -> None:
+    codes = ["INTERNAL_SERVER_ERROR", "QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT",
+             "ERROR_BATCH_METHOD_NOT_ALLOWED", "ERROR_BATCH_LENGTH_EXCEEDED", "NO_AUTH_FOUND", "expired_token",
+             "INVALID_REQUEST", "ACCESS_DENIED", "INVALID_CREDENTIALS", "insufficient_scope", "user_access_error",
+             "PORTAL_DELETED", "ERROR_METHOD_NOT_FOUND", "WRONG_AUTH_TYPE", "invalid_token", "invalid_grant"]
+    generic = hint_for("SOMETHING_ELSE")
+    for code in codes:
+        assert hint_for(code) != generic, code
+    assert hint_for("WRONG_AUTH_TYPE") == "this method needs OAuth application auth; a webhook cannot call it"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["", "not a url", "https://portal.bitrix24.com/", "https://portal.bitrix24.com/rest/abc/code123456/",
+     "ftp://portal/rest/1/code123456/", "https://portal.bitrix24.com/rest/1/"],
+)
+def test_malformed_webhook_url_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError):
+        Webhook(url)
+
+
+def test_bad_local_input_is_refused_before_anything_is_sent(client: Bitrix24, portal: Portal) -> None:
+    with pytest.raises(ConfigError, match="api version"):
+        client.call("crm.deal.list", api="v4")
+    with pytest.raises(ConfigError, match="must be a dict"):
+        client.call("crm.deal.list", ["ID"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="auth"):
+        client.call("crm.deal.list", {"auth": "x"})
+    with pytest.raises(ConfigError):
+        client.call("crm.deal.list; drop", {})
+    assert portal.requests == []
+
+
+def _client_on(handler: object) -> Bitrix24:
+    clock = FakeClock()
+    return Bitrix24("https://p.bitrix24.com/rest/1/abcdef123456/", transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+                    clock=clock, sleep=clock.sleep, seed=1)
+
+
+def test_html_error_page_and_truncated_json_are_typed() -> None:
+    html = _client_on(lambda request: httpx.Response(200, text="<html><body>Portal maintenance</body></html>"))
+    with pytest.raises(InvalidResponse, match="not JSON"):
+        html.call("crm.deal.list")
+    cut = _client_on(lambda request: httpx.Response(200, text='{"result": [{"ID": "1"'))
+    with pytest.raises(InvalidResponse):
+        cut.call("crm.deal.list")
+    bad_gateway = _client_on(lambda request: httpx.Response(502, text="<html>Bad gateway</html>"))
+    with pytest.raises(ServerError):
+        bad_gateway.call("crm.deal.list")
+
+
+def test_reads_are_retried_through_5xx_and_rate_limit(client: Bitrix24, portal: Portal) -> None:
+    portal.faults.fail_next(2, "INTERNAL_SERVER_ERROR", 500)
+    portal.faults.fail_next(1, "QUERY_LIMIT_EXCEEDED", 503)
+    assert client.call("crm.deal.get", {"id": 1}).result["ID"] == "1"
+    assert [r.error for r in portal.requests] == ["INTERNAL_SERVER_ERROR", "INTERNAL_SERVER_ERROR", "QUERY_LIMIT_EXCEEDED", None]
+
+
+def test_a_write_is_not_retried_after_an_ambiguous_failure(client: Bitrix24, portal: Portal) -> None:
+    before = len(portal.entities("deal"))
+    portal.faults.drop_next(1, after_processing=True)  # the portal did the work, then the connection dropped
+    with pytest.raises(NetworkError):
+        client.call("crm.deal.add", {"fields": {"TITLE": "once"}})
+    assert len(portal.entities("deal")) == before + 1  # exactly one record, not two
+    portal.faults.fail_next(1, "INTERNAL_SERVER_ERROR", 500)
+    with pytest.raises(ServerError):
+        client.call("crm.deal.add", {"fields": {"TITLE": "maybe"}})
+    assert len([d for d in portal.entities("deal") if d["TITLE"] == "maybe"]) == 0
+
+
+def test_a_write_marked_idempotent_is_retried(client: Bitrix24, portal: Portal) -> None:
+    portal.faults.fail_next(1, "INTERNAL_SERVER_ERROR", 500)
+    assert client.call("crm.deal.update", {"id": 2, "fields": {"TITLE": "x"}}, idempotent=True).result is True
+
+
+def test_rate_limited_writes_are_retried_because_the_portal_refused_them_unprocessed(client: Bitrix24, portal: Portal) -> None:
+    portal.faults.fail_next(2, "QUERY_LIMIT_EXCEEDED", 503)
+    new_id = client.call("crm.lead.add", {"fields": {"TITLE": "after 503s"}}).result
+    assert portal.entity("lead", new_id)["TITLE"] == "after 503s"
+
+
+def test_retries_give_up_after_the_budget(client: Bitrix24, portal: Portal) -> None:
+    portal.faults.fail_next(10, "QUERY_LIMIT_EXCEEDED", 503)
+    with pytest.raises(RateLimited):
+        client.call("crm.deal.list")
+    assert len(portal.requests) == 6
+
+
+def test_rest_v3_shapes_errors_and_idempotency_replay(client: Bitrix24, portal: Portal) -> None:
+    task = client.call("tasks.task.get", {"id": 1}, api="v3").result
+    assert task["item"]["id"] == "1"
+    first = client.call("tasks.task.add", {"fields": {"TITLE": "v3"}}, api="v3", idempotency_key="k-1").result
+    again = client.call("tasks.task.add", {"fields": {"TITLE": "v3"}}, api="v3", idempotency_key="k-1").result
+    assert first == again and len([t for t in portal.entities("task") if t["title"] == "v3"]) == 1
+    with pytest.raises(NotFound) as info:
+        client.call("tasks.task.get", {"id": 9999}, api="v3")
+    assert info.value.code == "BITRIX_REST_V3_EXCEPTION_ENTITYNOTFOUNDEXCEPTION"
+
+
+def test_iterate_walks_every_page_in_order(portal: Portal, clock: FakeClock) -> None:
+    big = Portal(seed=2, deals=130, clock=clock)
+    client = Bitrix24(big.webhook_url, transport=big.transport(), clock=clock, sleep=clock.sleep)
+    ids = [int(d["ID"]) for d in client.iterate("crm.deal.list", {"select": ["ID"]})]
+    assert ids == list(range(1, 131))
+    assert len([r for r in big.requests if r.method == "crm.deal.list"]) == 3
+
+
+async def test_async_client_shares_the_pipeline(portal: Portal, clock: FakeClock) -> None:
+    client = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    portal.faults.fail_next(1, "INTERNAL_SERVER_ERROR", 500)
+    assert (await client.call("crm.deal.get", {"id": 3})).result["ID"] == "3"
+    rows = [row async for row in client.iterate("crm.lead.list")]
+    assert len(rows) == len(portal.entities("lead"))
+    batch = await client.batch({"a": ("crm.deal.get", {"id": 1}), "b": ("crm.deal.get", {"id": 999})})
+    assert batch.results["a"]["ID"] == "1" and isinstance(batch.errors["b"], NotFound)
+    await client.aclose()

@@ -1,0 +1,139 @@
+"""Staying under the portal's rate limit, the operating limit, and one OAuth refresh for many callers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bitrix24_agent_tools.client import (
+    AsyncBitrix24,
+    Bitrix24,
+    LeakyBucketLimiter,
+    MemoryTokenStore,
+    NoLimiter,
+    OAuth,
+    Plan,
+    RateLimited,
+    ReauthorizationRequired,
+    RetryPolicy,
+    SqliteTokenStore,
+    TokenExpired,
+)
+from bitrix24_agent_tools.sandbox import Portal
+from tests.helpers import FakeClock
+
+
+def test_a_500_call_burst_never_sees_query_limit_exceeded(clock: FakeClock) -> None:
+    portal = Portal(seed=1, rate_limit="standard", clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    for i in range(500):
+        client.call("crm.deal.get", {"id": 1 + i % 30})
+    assert portal.rejected["QUERY_LIMIT_EXCEEDED"] == 0
+    assert len(portal.requests) == 500
+    # 50 fit the bucket at once, the other 450 drain at 2/s: the client waited about 225 s of (fake) time.
+    assert 220 <= clock.slept <= 230
+
+
+def test_without_the_limiter_the_portal_refuses_and_retries_recover(clock: FakeClock) -> None:
+    portal = Portal(seed=1, rate_limit="standard", clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter(), clock=clock,
+                      sleep=clock.sleep, retry=RetryPolicy(attempts=20, base=0.5, cap=5))
+    for _ in range(80):
+        client.call("crm.deal.get", {"id": 1})
+    assert portal.rejected["QUERY_LIMIT_EXCEEDED"] > 0  # the portal really enforces the plan…
+    assert len([r for r in portal.requests if r.status == 200]) == 80  # …and every call still succeeded
+
+
+def test_the_enterprise_plan_allows_a_bigger_burst(clock: FakeClock) -> None:
+    limiter = LeakyBucketLimiter.for_plan(Plan.enterprise(), clock=clock)
+    waits = [limiter.acquire("p") for _ in range(260)]
+    assert waits[:250] == [0.0] * 250 and waits[250] > 0
+    assert limiter.acquire("other-portal") == 0.0  # buckets are per portal
+
+
+def test_operating_limit_pauses_the_method_and_the_call_completes(clock: FakeClock) -> None:
+    from bitrix24_agent_tools.sandbox import CostModel
+
+    portal = Portal(seed=1, clock=clock, operating_limit=1.0, cost_model=CostModel(per_item=0.01))
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    for _ in range(8):  # each list of 30 costs 0.3 s of operating time: the 5th call would be blocked
+        assert len(client.call("crm.deal.list").result) == 30
+    assert clock.slept >= 500  # it waited for the 10-minute window rather than failing
+
+
+def _oauth_portal(clock: FakeClock, lifetime: float = 3600) -> tuple[Portal, dict[str, object], object]:
+    portal = Portal(seed=1, clock=clock)
+    app = portal.register_app(access_lifetime=lifetime)
+    tokens = portal.install_app(app)
+    return portal, tokens, app
+
+
+def _oauth(portal: Portal, tokens: dict[str, object], app: object, store: object = None) -> OAuth:
+    return OAuth(portal.domain, str(tokens["access_token"]), str(tokens["refresh_token"]), app.client_id,  # type: ignore[attr-defined]
+                 app.client_secret, oauth_server=portal.oauth_server, token_store=store,  # type: ignore[attr-defined,arg-type]
+                 client_endpoint=str(tokens["client_endpoint"]))
+
+
+def test_fifty_threads_on_an_expired_token_cause_exactly_one_refresh(clock: FakeClock) -> None:
+    portal, tokens, app = _oauth_portal(clock)
+    store = MemoryTokenStore()
+    client = Bitrix24(_oauth(portal, tokens, app, store), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    client.call("profile")
+    portal.expire_all_tokens()
+    barrier = threading.Barrier(50)
+
+    def work(i: int) -> str:
+        barrier.wait()
+        return str(client.call("crm.deal.get", {"id": 1 + i % 30}).result["ID"])
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(work, range(50)))
+    assert len(results) == 50
+    refreshes = [r for r in portal.requests if r.method == "oauth.token" and r.status == 200]
+    assert len(refreshes) == 1
+    assert store.load(portal.domain).access_token != tokens["access_token"]  # persisted
+
+
+async def test_fifty_tasks_on_an_expired_token_cause_exactly_one_refresh(clock: FakeClock) -> None:
+    portal, tokens, app = _oauth_portal(clock)
+    client = AsyncBitrix24(_oauth(portal, tokens, app), transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    portal.expire_all_tokens()
+    results = await asyncio.gather(*(client.call("crm.deal.get", {"id": 1 + i % 30}) for i in range(50)))
+    assert len(results) == 50
+    assert len([r for r in portal.requests if r.method == "oauth.token"]) == 1
+
+
+def test_tokens_survive_a_restart_in_sqlite(tmp_path: object, clock: FakeClock) -> None:
+    portal, tokens, app = _oauth_portal(clock)
+    path = f"{tmp_path}/tokens.sqlite3"
+    first = Bitrix24(_oauth(portal, tokens, app, SqliteTokenStore(path)), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    portal.expire_all_tokens()
+    first.call("profile")
+    # A new process starts with the old (now dead) tokens in its config; the store has the fresh ones.
+    second = Bitrix24(_oauth(portal, tokens, app, SqliteTokenStore(path)), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    assert second.call("profile").result["ID"] == "1"
+    assert len([r for r in portal.requests if r.method == "oauth.token"]) == 1
+
+
+def test_a_dead_refresh_token_asks_to_reauthorize(clock: FakeClock) -> None:
+    portal, tokens, app = _oauth_portal(clock)
+    portal.refresh_tokens.clear()  # revoked
+    client = Bitrix24(_oauth(portal, tokens, app), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    portal.expire_all_tokens()
+    with pytest.raises(ReauthorizationRequired) as info:
+        client.call("profile")
+    assert "re-authorize" in str(info.value) or "reinstall" in str(info.value)
+
+
+def test_webhooks_never_refresh(client: Bitrix24, portal: Portal) -> None:
+    portal.faults.fail_next(1, "expired_token", 401)
+    with pytest.raises(TokenExpired):
+        client.call("profile")
+
+
+def test_rate_limited_error_is_retryable_and_hinted() -> None:
+    err = RateLimited("QUERY_LIMIT_EXCEEDED", "Too many requests", 503)
+    assert err.retryable and "slow down" in err.hint
