@@ -230,6 +230,9 @@ def _run_coroutine(awaitable: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_await(awaitable))
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
     raise RuntimeError("an async confirmer cannot be used from run() inside a running event loop; use arun()")
 
 

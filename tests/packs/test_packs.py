@@ -1,0 +1,151 @@
+"""Packs: every catalog method reachable and risk-classified, typed tools against the sandbox, compact results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bitrix24_agent_tools.client import Bitrix24
+from bitrix24_agent_tools.confirmers import AutoConfirmer
+from bitrix24_agent_tools.guard import Guard, Policy
+from bitrix24_agent_tools.packs import CATALOG, PACKS, classify, name_risk, pack_of, specs_for
+from bitrix24_agent_tools.packs.schema import compact_schema
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.toolbox import Toolbox
+
+
+def test_twelve_packs_each_with_a_generic_call_tool_listing_its_whole_catalog() -> None:
+    assert list(PACKS) == ["core", "comms", "automation", "collab", "content", "boards", "commerce", "services",
+                           "platform", "sites", "compliance", "diagnostics"]
+    for name, pack in PACKS.items():
+        generic = [s for s in pack.specs if s.generic]
+        assert len(generic) == 1 and generic[0].name == f"b24_{name}_call"
+        assert set(generic[0].methods) == set(pack.catalog)
+
+
+def test_every_catalog_method_passes_the_guard_allowlist_of_its_pack(client: Bitrix24) -> None:
+    guard = Guard(Policy.admin())
+    for name, pack in PACKS.items():
+        spec = next(s for s in pack.specs if s.generic)
+        for method in pack.catalog:
+            from bitrix24_agent_tools.packs import Call
+
+            params: dict[str, object] = {"clear": 0} if method == "event.offline.get" else {}
+            if method == "batch":
+                params = {"cmd": {"a": "crm.deal.get?id=1"}}
+            assert guard.check(spec, Call(method, params), (name,)) in ("read", "write", "destructive")
+
+
+@pytest.mark.parametrize(
+    ("method", "risk"),
+    [("crm.deal.list", "read"), ("crm.deal.update", "write"), ("crm.deal.delete", "destructive"),
+     ("bizproc.workflow.kill", "destructive"), ("landing.landing.publication", "write"), ("disk.file.get", "read"),
+     ("some.thing.add", "write"), ("some.thing.unbind", "destructive"), ("some.thing.recyclebin", "destructive"),
+     ("some.thing.get", "read"), ("EVENT.OFFLINE.GET", "destructive")],
+)
+def test_risk_is_catalog_first_then_the_name(method: str, risk: str) -> None:
+    assert classify(method) == risk
+
+
+def test_name_fallback_and_pack_lookup() -> None:
+    assert name_risk("crm.automation.trigger") == "read"  # by name; the catalog says write
+    assert classify("crm.automation.trigger") == "write"
+    assert pack_of("IMOPENLINES.config.list.get") == "comms"
+    assert pack_of("unknown.method") is None
+    assert sum(len(c) for c in CATALOG.values()) > 150
+
+
+def test_compact_schemas_carry_no_titles_or_nulls() -> None:
+    def keys(node: object, inside_properties: bool = False) -> set[str]:
+        found: set[str] = set()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not inside_properties:
+                    found.add(key)
+                found |= keys(value, key == "properties")
+        elif isinstance(node, list):
+            for value in node:
+                found |= keys(value)
+        return found
+
+    for spec in specs_for(PACKS):
+        schema = compact_schema(spec.args)
+        assert not keys(schema) & {"title", "anyOf", "$defs", "$ref"}, spec.name
+        assert "additionalProperties" not in schema
+        assert '"default": null' not in json.dumps(schema)
+
+
+def _box(client: Bitrix24, packs: tuple[str, ...] = ("core", "comms", "diagnostics")) -> Toolbox:
+    return Toolbox(client, packs=packs, guard=Guard(Policy.writer(), AutoConfirmer()))
+
+
+def test_crm_list_returns_compact_rows_and_a_more_hint(client: Bitrix24) -> None:
+    out = _box(client).run("b24_crm_list", {"entity": "deal", "filter": {">OPPORTUNITY": 1000}, "select": ["ID", "TITLE"], "limit": 5})
+    body = json.loads(out.content)
+    assert len(body["items"]) == 5 and set(body["items"][0]) == {"ID", "TITLE"}
+    assert body["count"] > 5 and "more" in body
+    assert len(out.artifact) == 5
+
+
+def test_crm_list_pages_up_to_the_limit(portal: Portal, client: Bitrix24) -> None:
+    box = _box(client)
+    box.context = box.context.__class__(tenant=box.tenant, max_items=200)
+    out = box.run("b24_crm_list", {"entity": "deal", "limit": 120})
+    assert len(out.artifact) == 30  # the portal has 30; one page was enough
+    assert len([r for r in portal.requests if r.method == "crm.deal.list"]) == 1
+
+
+def test_long_text_is_cut_for_the_model_but_kept_in_the_artifact(client: Bitrix24, portal: Portal) -> None:
+    portal.state["deal"][1]["COMMENTS"] = "x" * 5000
+    out = _box(client).run("b24_crm_get", {"entity": "deal", "id": 1})
+    assert len(out.content) < 1500 and out.artifact["COMMENTS"] == "x" * 5000
+
+
+def test_fields_tool_shows_custom_fields_and_enum_values(client: Bitrix24) -> None:
+    body = json.loads(_box(client).run("b24_crm_fields", {"entity": "deal"}).content)
+    assert body["UF_CRM_SOURCE_CHANNEL"]["enum"] == {"101": "Exhibition", "102": "Webinar", "103": "Cold call"}
+    assert body["TITLE"].get("req") is True
+
+
+def test_stages_and_moving_a_deal(client: Bitrix24, portal: Portal) -> None:
+    pipelines = json.loads(_box(client).run("b24_crm_stages", {}).content)
+    assert [p["name"] for p in pipelines] == ["General", "Partners"] and "C1:WON=Won" in pipelines[1]["stages"]
+    assert _box(client).run("b24_deal_move", {"id": 2, "stage_id": "C1:NEW"}).content == "deal #2 moved to C1:NEW"
+    assert portal.entity("deal", 2)["STAGE_ID"] == "C1:NEW"
+    bad = _box(client).run("b24_deal_move", {"id": 2, "stage_id": "NOPE"})
+    assert bad.is_error and "ERROR_ARGUMENT" in bad.content
+
+
+def test_smart_process_items_and_timeline_comments(client: Bitrix24, portal: Portal) -> None:
+    box = _box(client)
+    created = box.run("b24_crm_create", {"entity": "item", "type_id": 1030, "fields": {"title": "Project X"}})
+    assert created.content.startswith("created item #")
+    assert "type_id is required" in box.run("b24_crm_create", {"entity": "item", "fields": {"title": "x"}}).content
+    assert "comment #1 added to deal #3" == box.run("b24_crm_comment", {"entity": "deal", "id": 3, "text": "Called"}).content
+    assert portal.state["timeline_comment"][1]["COMMENT"] == "Called"
+
+
+def test_tasks_and_users(client: Bitrix24, portal: Portal) -> None:
+    box = _box(client)
+    created = box.run("b24_task_create", {"title": "Prepare offer", "responsible_id": 2, "deadline": "2026-12-01"})
+    task_id = int(created.artifact["id"])
+    assert box.run("b24_task_complete", {"id": task_id}).content == f"task #{task_id} completed"
+    assert portal.entity("task", task_id)["status"] == "5"
+    users = json.loads(box.run("b24_user_find", {"query": "anna"}).content)
+    assert users["items"][0]["NAME"] == "Anna"
+    assert box.run("b24_chat_send", {"dialog_id": "2", "message": "hi"}).content.startswith("message #")
+
+
+def test_diagnostics_tools_work_offline(client: Bitrix24) -> None:
+    box = _box(client)
+    assert "a webhook cannot call it" in box.run("b24_explain_error", {"code": "WRONG_AUTH_TYPE"}).content
+    assert box.run("b24_check_method", {"method": "landing.site.add"}).content == \
+        "landing.site.add: pack sites, risk write, not active: route or enable that pack"
+
+
+def test_generic_call_lists_with_a_paging_hint(portal: Portal, clock: object) -> None:
+    big = Portal(seed=5, deals=80)
+    client = Bitrix24(big.webhook_url, transport=big.transport())
+    body = json.loads(_box(client).run("b24_core_call", {"method": "crm.deal.list", "params": {"select": ["ID"]}}).content)
+    assert body["count"] == 80 and "params.start=50" in body["more"]

@@ -1,0 +1,183 @@
+"""The guard: nothing writes without a person's yes, destructive needs policy too, plans, idempotency, audit."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from bitrix24_agent_tools.client import Bitrix24
+from bitrix24_agent_tools.confirmers import AutoConfirmer, DeferredConfirmer
+from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy, summarize
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.stores import SqliteAuditStore, SqliteIdempotencyStore, SqlitePlanStore
+from bitrix24_agent_tools.toolbox import Toolbox
+
+
+def box(client: Bitrix24, confirm: Any = None, policy: Policy | None = None, packs: tuple[str, ...] = ("core", "comms"), **kw: Any) -> Toolbox:
+    return Toolbox(client, packs=packs, guard=Guard(policy or Policy.writer(), confirm, **kw))
+
+
+def test_without_a_confirmer_every_write_is_refused_and_nothing_changes(client: Bitrix24, portal: Portal) -> None:
+    before = portal.entity("deal", 3)
+    out = box(client).run("b24_deal_move", {"id": 3, "stage_id": "LOSE"})
+    assert out.is_error and "no confirmation callback" in out.content
+    assert portal.entity("deal", 3) == before
+    assert box(client).run("b24_crm_get", {"entity": "deal", "id": 3}).is_error is False  # reads need no one
+
+
+def test_the_person_sees_a_one_line_summary_with_current_values(client: Bitrix24, portal: Portal) -> None:
+    confirm = AutoConfirmer()
+    deal = portal.entity("deal", 4)
+    box(client, confirm).run("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"STAGE_ID": "WON", "OPPORTUNITY": 5000}})
+    request = confirm.seen[0]
+    assert request.summary == (f"Update deal #4 '{deal['TITLE']}': STAGE_ID {deal['STAGE_ID']} → WON, "
+                               f"OPPORTUNITY {deal['OPPORTUNITY']} → 5000")
+    assert request.current is not None and request.current["ID"] == "4"
+    assert request.risk == "write" and request.tenant == portal.domain and request.method == "crm.deal.update"
+
+
+def test_a_rejection_reason_goes_back_to_the_model(client: Bitrix24, portal: Portal) -> None:
+    out = box(client, lambda r: Decision.reject("not before the client signs")).run("b24_task_create", {"title": "x"})
+    assert out.is_error and out.content == "rejected by the reviewer: not before the client signs"
+    assert all(t["title"] != "x" for t in portal.entities("task"))
+
+
+def test_edited_params_are_rechecked_by_the_whole_guard(client: Bitrix24, portal: Portal) -> None:
+    edit_ok = lambda r: Decision.edit({**r.params, "fields": {"TITLE": "edited"}})  # noqa: E731
+    assert not box(client, edit_ok).run("b24_task_create", {"title": "orig"}).is_error
+    assert any(t["title"] == "edited" for t in portal.entities("task"))
+    # An edit that turns the call into something the allowlist forbids is refused.
+    evil = lambda r: Decision.edit({"id": 1, "fields": {"TITLE": "x"}, "auth": "stolen-token-123"})  # noqa: E731
+    out = box(client, evil).run("b24_task_update", {"id": 1, "fields": {"TITLE": "y"}})
+    assert out.is_error and "auth" in out.content
+
+
+def test_destructive_needs_the_policy_and_a_yes(client: Bitrix24, portal: Portal) -> None:
+    args = {"method": "crm.deal.delete", "params": {"id": 5}}
+    assert "does not allow destructive" in box(client, AutoConfirmer(destructive=True)).run("b24_core_call", args).content
+    assert "destructive calls are not auto-approved" in box(client, AutoConfirmer(), Policy.admin()).run("b24_core_call", args).content
+    assert portal.entity("deal", 5) is not None
+    assert not box(client, AutoConfirmer(destructive=True), Policy.admin()).run("b24_core_call", args).is_error
+    assert portal.entity("deal", 5) is None
+
+
+def test_read_only_policy_refuses_writes_before_asking(client: Bitrix24) -> None:
+    confirm = AutoConfirmer()
+    out = box(client, confirm, Policy.read_only()).run("b24_task_complete", {"id": 1})
+    assert "does not allow write" in out.content and confirm.seen == []
+
+
+def test_the_generic_tool_is_limited_to_its_pack_catalog(client: Bitrix24) -> None:
+    out = box(client, AutoConfirmer()).run("b24_core_call", {"method": "im.message.add", "params": {}})
+    assert out.is_error and "not allowed" in out.content
+    out = box(client, AutoConfirmer(), allow=("im.*",)).run("b24_core_call", {"method": "im.message.add", "params": {"DIALOG_ID": "1", "MESSAGE": "hi"}})
+    assert not out.is_error  # an explicit allow pattern widens it
+
+
+def test_batch_commands_are_checked_one_by_one_and_take_the_riskiest(client: Bitrix24, portal: Portal) -> None:
+    confirm = AutoConfirmer(destructive=True)
+    nested = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "batch?cmd[x]=crm.deal.get"}}}
+    assert "batch inside a batch" in box(client, confirm, Policy.admin()).run("b24_core_call", nested).content
+    outside = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "im.message.add?DIALOG_ID=1"}}}
+    assert "not in the allowlist" in box(client, confirm, Policy.admin()).run("b24_core_call", outside).content
+    mixed = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=6"}}}
+    assert "does not allow destructive" in box(client, confirm).run("b24_core_call", mixed).content
+    assert portal.entity("deal", 6) is not None
+    assert not box(client, confirm, Policy.admin()).run("b24_core_call", mixed).is_error
+    assert confirm.seen[-1].risk == "destructive" and portal.entity("deal", 6) is None
+
+
+def test_offline_get_is_destructive_unless_clear_is_zero() -> None:
+    guard = Guard()
+    assert guard.risk_of("event.offline.get", {}) == "destructive"
+    assert guard.risk_of("event.offline.get", {"clear": 0}) == "write"
+    assert guard.risk_of("event.offline.get", {"clear": "1"}) == "destructive"
+
+
+def test_the_same_write_twice_runs_once(client: Bitrix24, portal: Portal) -> None:
+    toolbox = box(client, AutoConfirmer())
+    args = {"entity": "lead", "fields": {"TITLE": "From the web form", "ORIGIN_ID": "form-77"}}
+    first, second = toolbox.run("b24_crm_create", args), toolbox.run("b24_crm_create", args)
+    assert first.content == second.content
+    assert len([lead for lead in portal.entities("lead") if lead["TITLE"] == "From the web form"]) == 1
+    assert [r.decision for r in toolbox.guard.audit.rows() if r.method == "crm.lead.add"] == ["approved", "replayed"]
+
+
+def test_concurrent_identical_writes_do_not_both_run(client: Bitrix24, portal: Portal, tmp_path: Any) -> None:
+    store = SqliteIdempotencyStore(tmp_path / "idem.sqlite3")
+    gate = threading.Event()
+
+    def slow_yes(request: ConfirmationRequest) -> Decision:
+        gate.wait(5)
+        return Decision.approve()
+
+    toolbox = box(client, slow_yes, idempotency=store)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(toolbox.run("b24_task_create", {"title": "once only"}).content)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    while len(results) < 3:  # three of them are refused while the first waits for its person
+        threading.Event().wait(0.01)
+    gate.set()
+    for t in threads:
+        t.join()
+    assert len([t for t in portal.entities("task") if t["title"] == "once only"]) == 1
+    assert sum("already running" in r for r in results) == 3
+
+
+def test_a_failed_write_releases_its_key_and_leaves_no_half_state(client: Bitrix24, portal: Portal) -> None:
+    toolbox = box(client, AutoConfirmer())
+    portal.faults.fail_next(1, "INTERNAL_SERVER_ERROR", 500, method="tasks.task.add")
+    out = toolbox.run("b24_task_create", {"title": "retry me"})
+    assert out.is_error and "INTERNAL_SERVER_ERROR" in out.content
+    assert not any(t["title"] == "retry me" for t in portal.entities("task"))
+    assert not toolbox.run("b24_task_create", {"title": "retry me"}).is_error
+
+
+def test_plans_run_once_for_the_same_tenant_before_expiry(client: Bitrix24, portal: Portal, tmp_path: Any) -> None:
+    now = [1000.0]
+    plans = SqlitePlanStore(tmp_path / "plans.sqlite3")
+    toolbox = box(client, DeferredConfirmer(), plans=plans, clock=lambda: now[0], plan_ttl=60)
+    out = toolbox.run("b24_task_create", {"title": "planned"})
+    plan_id = out.content.split("plan ")[1].split()[0]
+    assert not any(t["title"] == "planned" for t in portal.entities("task"))
+    other = Toolbox(client, guard=toolbox.guard, tenant="another.bitrix24.com")
+    assert "no plan" in other.execute_plan(plan_id).content
+    assert "executed" in toolbox.execute_plan(plan_id).content
+    assert "already executed" in toolbox.execute_plan(plan_id).content
+    assert len([t for t in portal.entities("task") if t["title"] == "planned"]) == 1
+    late = toolbox.run("b24_task_create", {"title": "too late"})
+    late_id = late.content.split("plan ")[1].split()[0]
+    now[0] += 61
+    assert "expired" in toolbox.execute_plan(late_id).content
+
+
+def test_every_call_is_audited_with_masked_params(client: Bitrix24, tmp_path: Any) -> None:
+    audit = SqliteAuditStore(tmp_path / "audit.sqlite3")
+    toolbox = box(client, AutoConfirmer(by="alice"), audit=audit)
+    toolbox.run("b24_crm_list", {"entity": "deal", "limit": 1})
+    toolbox.run("b24_task_create", {"title": "t", "description": f"see {client.auth.base_url}"})  # type: ignore[union-attr]
+    toolbox.run("b24_core_call", {"method": "crm.deal.delete", "params": {"id": 1}})
+    rows = audit.rows()
+    assert [(r.method, r.decision, r.status) for r in rows] == [
+        ("crm.deal.list", "read", "ok"), ("tasks.task.add", "approved", "ok"), ("crm.deal.delete", "refused", "skipped")]
+    assert rows[1].approved_by == "alice"
+    assert client.auth._code not in str(rows[1].params)  # type: ignore[union-attr]
+
+
+def test_summary_without_current_values_lists_fields() -> None:
+    assert summarize("crm.lead.add", {"fields": {"TITLE": "A"}}, None) == "Create lead: TITLE=A"
+    assert summarize("tasks.task.complete", {"taskId": 7}, {"title": "Call"}) == "Complete task #7 'Call'"
+
+
+async def test_async_confirmers_and_async_runs(portal: Portal, client: Bitrix24) -> None:
+    async def confirm(request: ConfirmationRequest) -> Decision:
+        return Decision.approve(by="async")
+
+    toolbox = box(client, confirm)
+    out = await toolbox.arun("b24_task_create", {"title": "async ok"})
+    assert not out.is_error and any(t["title"] == "async ok" for t in portal.entities("task"))
+    with pytest.raises(RuntimeError):  # an async confirmer from sync run inside a loop is a usage error, said clearly
+        toolbox.run("b24_task_create", {"title": "sync inside loop"})

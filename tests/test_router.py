@@ -1,0 +1,60 @@
+"""The router: product words in six languages to the minimal set of packs, whatever the inflection."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitrix24_agent_tools.router import route
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Show me the deals closing this week", ("core",)),
+        ("Сколько сделок в воронке продаж?", ("core",)),
+        ("Передвинь сделку на стадию WON", ("core",)),
+        ("Set up OPEN LINES for the support team", ("core", "comms")),
+        ("настрой открытые линии", ("core", "comms")),
+        ("post it to the live feed", ("core", "collab")),
+        ("опубликуй в живой ленте", ("core", "collab")),
+        ("создай рабочую группу для проекта", ("core", "collab")),
+        ("plan the next sprint and groom the backlog", ("core", "collab", "boards")),
+        ("спринт и бэклог", ("core", "collab", "boards")),
+        ("start the approval business process", ("core", "automation")),
+        ("запусти бизнес-процесс и робота", ("core", "automation")),
+        ("upload the contract to Drive", ("core", "content")),
+        ("положи файл в папку на диске", ("core", "content")),
+        ("list unpaid orders and payments", ("core", "commerce")),
+        ("заказы и оплаты за неделю", ("core", "commerce")),
+        ("book a meeting room in the calendar", ("core", "services")),
+        ("учёт рабочего времени", ("core", "services")),
+        ("ask CoPilot to draft a reply", ("core", "platform")),
+        ("попроси Копилот", ("core", "platform")),
+        ("publish the landing page", ("core", "sites")),
+        ("сделай лендинг", ("core", "sites")),
+        ("record the customer's consent", ("core", "compliance")),
+        ("нужна подпись и согласие", ("core", "compliance")),
+        ("why does crm.deal.add fail with insufficient scope?", ("core", "diagnostics")),
+        ("Criar pedido e registrar pagamento", ("core", "commerce")),
+        ("Abrir líneas abiertas y enviar mensajes", ("core", "comms")),
+        ("Neuen Termin im Kalender anlegen", ("core", "services")),
+        ("Dodaj plik do folderu", ("core", "content")),
+        ("hello", ("core",)),
+        ("", ("core",)),
+    ],
+)
+def test_routes(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
+
+
+def test_decision_explains_itself_and_is_deterministic() -> None:
+    first = route("Send the deal summary to the chat and start the workflow")
+    assert first == route("Send the deal summary to the chat and start the workflow")
+    assert first.packs == ("core", "comms", "automation")
+    assert "chat" in first.matched and "workflow" in first.matched
+    assert "comms: chat" in first.reason
+
+
+def test_non_text_is_a_clear_error() -> None:
+    with pytest.raises(TypeError):
+        route(None)  # type: ignore[arg-type]
