@@ -1,0 +1,97 @@
+"""LlamaIndex face: Bitrix24ToolSpec (FunctionTools with our schemas and async functions) and workflow HITL.
+
+No logic lives here: every call goes through :class:`~bitrix24_agent_tools.toolbox.Toolbox`.
+(No ``from __future__ import annotations``: LlamaIndex detects the workflow ``Context`` parameter by its annotation.)
+"""
+
+import contextvars
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any, Optional
+
+from llama_index.core.tools import FunctionTool, ToolMetadata
+from llama_index.core.tools.tool_spec.base import BaseToolSpec
+from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
+
+from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
+from bitrix24_agent_tools.toolbox import Toolbox
+
+_workflow_ctx: contextvars.ContextVar[Optional[Context]] = contextvars.ContextVar("b24_workflow_ctx", default=None)
+
+
+class Bitrix24ToolSpec(BaseToolSpec):
+    """The tools of some packs as LlamaIndex FunctionTools bound to one portal and one guard."""
+
+    spec_functions: list[Any] = []
+
+    def __init__(self, toolbox: Toolbox) -> None:
+        self.toolbox = toolbox
+
+    @classmethod
+    def create(cls, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",),
+               guard: Optional[Guard] = None, confirm: Any = None, policy: Optional[Policy] = None) -> "Bitrix24ToolSpec":
+        guard = guard or Guard(policy or Policy.writer(), confirm)
+        return cls(Toolbox(client, aclient, packs=packs, guard=guard))
+
+    def for_request(self, text: str) -> "Bitrix24ToolSpec":
+        return Bitrix24ToolSpec(self.toolbox.for_request(text))
+
+    def to_tool_list(self, spec_functions: Any = None, func_to_metadata_mapping: Any = None) -> list[FunctionTool]:
+        return [self._tool(spec.name, spec.description, spec.args) for spec in self.toolbox.specs]
+
+    def _tool(self, name: str, description: str, schema: Any) -> FunctionTool:
+        toolbox = self.toolbox
+
+        if isinstance(toolbox.guard.confirm, WorkflowConfirmer):
+            # The agent hands its workflow Context to tools that declare it; the confirmer asks the person there.
+            def run(ctx: Context = None, **kwargs: Any) -> str:  # type: ignore[assignment]
+                return toolbox.run(name, kwargs).content
+
+            async def arun(ctx: Context, **kwargs: Any) -> str:
+                token = _workflow_ctx.set(ctx)
+                try:
+                    return (await toolbox.arun(name, kwargs)).content
+                finally:
+                    _workflow_ctx.reset(token)
+        else:
+            def run(**kwargs: Any) -> str:
+                return toolbox.run(name, kwargs).content
+
+            async def arun(**kwargs: Any) -> str:
+                return (await toolbox.arun(name, kwargs)).content
+
+        metadata = _CompactMetadata(name=name, description=description, fn_schema=schema)
+        return FunctionTool.from_defaults(fn=run, async_fn=arun, tool_metadata=metadata)
+
+
+class _CompactMetadata(ToolMetadata):
+    """The model sees our compact schema (no titles, no null unions), as in every other face."""
+
+    def get_parameters_dict(self) -> dict[str, Any]:
+        from bitrix24_agent_tools.packs.schema import compact_schema
+
+        assert self.fn_schema is not None
+        return compact_schema(self.fn_schema)
+
+
+class WorkflowConfirmer:
+    """Ask a person from inside a LlamaIndex workflow/agent: emit ``InputRequiredEvent`` with the request, wait for
+    the ``HumanResponseEvent`` whose ``response`` is the answer ("yes", a bool, or a dict like ``{"edit": {...}}``).
+
+    The workflow replays the tool when the answer arrives; the guard's work before asking is read-only, so a
+    replay is safe.
+    """
+
+    async def __call__(self, request: ConfirmationRequest) -> Decision:
+        ctx = _workflow_ctx.get()
+        if ctx is None:
+            return Decision.reject("no workflow context to ask a person in; use arun() inside an agent")
+        waiter = hashlib.sha256(json.dumps(request.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        event = await ctx.wait_for_event(
+            HumanResponseEvent,
+            waiter_event=InputRequiredEvent(prefix=f"Approve? {request.summary}", request=request.to_dict(), waiter_id=waiter),  # type: ignore[call-arg]
+            waiter_id=waiter,
+            requirements={"waiter_id": waiter},
+        )
+        return Decision.coerce(getattr(event, "response", None))

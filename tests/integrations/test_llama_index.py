@@ -1,0 +1,74 @@
+"""LlamaIndex face: FunctionTools with our compact schemas, and a workflow that pauses for a person at each write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent, Workflow, step
+
+from bitrix24_agent_tools.client import Bitrix24
+from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec, WorkflowConfirmer
+from bitrix24_agent_tools.packs import specs_for
+from bitrix24_agent_tools.packs.schema import compact_schema
+from bitrix24_agent_tools.sandbox import Portal
+
+
+def _spec(confirm: Any = None) -> tuple[Portal, Bitrix24ToolSpec]:
+    portal = Portal(seed=1)
+    return portal, Bitrix24ToolSpec.create(Bitrix24(portal.webhook_url, transport=portal.transport()),
+                                           packs=("core",), confirm=confirm)
+
+
+def test_tool_list_matches_the_pack_with_our_compact_schemas() -> None:
+    _, spec = _spec()
+    tools = spec.to_tool_list()
+    assert [t.metadata.name for t in tools] == [s.name for s in specs_for(["core"])]
+    first = tools[0]
+    assert first.metadata.get_parameters_dict() == compact_schema(specs_for(["core"])[0].args)
+    assert not first.requires_context
+    _, hitl = _spec(WorkflowConfirmer())
+    assert hitl.to_tool_list()[0].requires_context  # so agents hand the workflow Context to the confirmer
+
+
+def test_sync_and_async_calls_and_bad_arguments() -> None:
+    _, spec = _spec()
+    tool = {t.metadata.name: t for t in spec.to_tool_list()}["b24_crm_get"]
+    assert '"ID":"3"' in tool.call(entity="deal", id=3).content
+    assert tool.call(entity="planet", id=3).content.startswith("invalid arguments:")
+
+
+class _OneWrite(Workflow):
+    def __init__(self, tool: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tool = tool
+
+    @step
+    async def write(self, ctx: Context, ev: StartEvent) -> StopEvent:
+        out = await self.tool.acall(ctx=ctx, title=ev.get("title"))
+        return StopEvent(result=out.content)
+
+
+async def _run(answer: Any) -> tuple[Portal, str, list[str]]:
+    portal, spec = _spec(WorkflowConfirmer())
+    tool = {t.metadata.name: t for t in spec.to_tool_list()}["b24_task_create"]
+    handler = _OneWrite(tool, timeout=20).run(title="Call the client")
+    asked: list[str] = []
+    async for event in handler.stream_events():
+        if isinstance(event, InputRequiredEvent):
+            asked.append(event.prefix)
+            assert not any(t["title"] == "Call the client" for t in portal.entities("task"))  # not yet written
+            handler.ctx.send_event(HumanResponseEvent(response=answer, waiter_id=event.waiter_id))  # type: ignore[union-attr,attr-defined]
+    return portal, str(await handler), asked
+
+
+async def test_workflow_asks_a_person_and_writes_after_yes() -> None:
+    portal, result, asked = await _run("yes")
+    assert asked == ["Approve? Create task: TITLE=Call the client"]
+    assert result.startswith("created task #")
+    assert len([t for t in portal.entities("task") if t["title"] == "Call the client"]) == 1
+
+
+async def test_workflow_rejection_reaches_the_model() -> None:
+    portal, result, _ = await _run({"reject": "the client asked to wait"})
+    assert result == "rejected by the reviewer: the client asked to wait"
+    assert not any(t["title"] == "Call the client" for t in portal.entities("task"))
