@@ -113,6 +113,8 @@ class Portal:
         self.domain = domain
         self.clock = clock
         self.started_at = clock()
+        # Envelopes carry wall-clock (unix) times like a real portal; a test's fake clock is taken as wall time.
+        self._wall_offset = time.time() - clock() if clock is time.monotonic else 0.0
         self.lock = threading.RLock()
         self.member_id = f"sbx{random.Random(seed).getrandbits(64):016x}"
         self.persist = Path(persist) if persist else None
@@ -364,11 +366,17 @@ class Portal:
         user = self.state["user"].get(user_id, {})
         return Caller("oauth", user_id, bool(user.get("IS_ADMIN")), app.scopes, client_id, str(token))
 
+    def wall(self, moment: float | None = None) -> float:
+        """A portal-clock moment as a unix timestamp."""
+        return (self.clock() if moment is None else moment) + self._wall_offset
+
     def _envelope_time(self, started: float, method: str, caller: Caller) -> dict[str, Any]:
         finish = self.clock()
         used, reset_at = self._operating_check((caller.credential, method))
-        return {"start": started, "finish": finish, "duration": finish - started, "processing": finish - started,
-                "date_start": "", "date_finish": "", "operating_reset_at": reset_at or finish, "operating": used}
+        processing = finish - started + getattr(self._charge, "seconds", 0.0)
+        return {"start": self.wall(started), "finish": self.wall(finish), "duration": processing,
+                "processing": processing, "date_start": _iso(self.wall(started)), "date_finish": _iso(self.wall(finish)),
+                "operating_reset_at": self.wall(reset_at if reset_at is not None else finish), "operating": used}
 
     def _run_method(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
         if self.events is not None and self.events.handles(method):
@@ -384,7 +392,7 @@ class Portal:
             if used >= self.operating_limit:
                 # UNVERIFIED: whether the 429 envelope carries `time`; we send operating_reset_at so clients can wait.
                 raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429,
-                               time={"operating": used, "operating_reset_at": reset_at or self.clock() + 60})
+                               time={"operating": used, "operating_reset_at": self.wall(reset_at or self.clock() + 60)})
         before = getattr(self._charge, "seconds", 0.0)
         result = handler(self, params, caller)
         cost = getattr(self._charge, "seconds", 0.0) - before
@@ -555,6 +563,12 @@ class Portal:
 
     def __repr__(self) -> str:
         return f"Portal(domain={self.domain!r}, deals={len(self.state['deal'])})"
+
+
+def _iso(unix: float) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.fromtimestamp(unix, timezone(timedelta(hours=3))).isoformat(timespec="seconds")
 
 
 def _mask_path(path: str) -> str:
