@@ -1,0 +1,68 @@
+"""`b24-agent-tools worker` and `b24-agent-tools dlq list|replay|purge`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from typing import Any
+
+
+def _load(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError("--handler must look like package.module:function")
+    return getattr(importlib.import_module(module), name)
+
+
+def register(subparsers: Any) -> None:
+    worker = subparsers.add_parser("worker", help="run the offline-queue worker")
+    worker.add_argument("--handler", required=True, help="module:function called for each event")
+    worker.add_argument("--state", default=".b24-worker.sqlite3", help="durable worker state (sqlite)")
+    worker.add_argument("--budget", type=int, default=5, help="failures before an event is dead-lettered")
+    worker.add_argument("--once", action="store_true", help="drain the queue, then exit")
+    worker.add_argument("--idle", type=float, default=5.0)
+    worker.set_defaults(func=_worker)
+    dlq = subparsers.add_parser("dlq", help="inspect, replay or purge dead-lettered events")
+    dlq.add_argument("action", choices=["list", "replay", "purge"])
+    dlq.add_argument("--state", default=".b24-worker.sqlite3")
+    dlq.add_argument("--handler", help="module:function (for replay)")
+    dlq.add_argument("--message-id")
+    dlq.set_defaults(func=_dlq)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.events.offline import OfflineWorker
+
+    worker = OfflineWorker(Bitrix24.from_env(), _load(args.handler), args.state, budget=args.budget)
+    if args.once:
+        while True:
+            stats = worker.run_once()
+            print(json.dumps(stats.__dict__))
+            if stats.fetched == 0:
+                return 0
+    worker.run_forever(idle=args.idle)
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from bitrix24_agent_tools.events.offline import WorkerState
+
+    state = WorkerState(args.state)
+    if args.action == "list":
+        for item in state.dead_letters():
+            print(json.dumps(item, ensure_ascii=False))
+        return 0
+    if args.action == "purge":
+        print(f"purged {state.purge(args.message_id)}")
+        return 0
+    if not args.handler:
+        print("replay needs --handler module:function")
+        return 2
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.events.offline import OfflineWorker
+
+    worker = OfflineWorker(Bitrix24.from_env(), _load(args.handler), args.state)
+    print(f"replayed {worker.replay()}")
+    return 0

@@ -1,0 +1,202 @@
+"""Online events: parse the portal's POST, verify ``application_token`` in constant time, persist, then handle.
+
+Online events are delivered once with no retry (protocol.md §7), so the ASGI app writes each verified event to a
+durable inbox *before* it answers 200, and only then hands it to your handler; a crash in between loses nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from bitrix24_agent_tools.masking import get_logger, register_secret
+
+log = get_logger(__name__)
+
+
+class EventRejected(Exception):
+    """An incoming event that must not be processed (malformed, unknown tenant, wrong token)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    data: dict[str, Any]
+    auth: dict[str, Any] = field(default_factory=dict)
+    ts: int | None = None
+    handler_id: str | None = None
+    message_id: str | None = None
+
+    @property
+    def member_id(self) -> str | None:
+        return self.auth.get("member_id")
+
+    @property
+    def domain(self) -> str | None:
+        return self.auth.get("domain")
+
+    def __repr__(self) -> str:
+        return f"Event(name={self.name!r}, domain={self.domain!r}, data={self.data!r})"
+
+
+def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        head = key.split("[", 1)[0]
+        parts = [head] + [p.rstrip("]") for p in key[len(head):].split("[")[1:]]
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def parse_event(body: bytes, content_type: str = "application/x-www-form-urlencoded") -> Event:
+    """A typed Event from a form-encoded (``data[FIELDS][ID]=5``) or JSON body; EventRejected if malformed."""
+    try:
+        if "json" in content_type:
+            raw = json.loads(body)
+        else:
+            raw = _nest(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventRejected("malformed event body") from exc
+    if not isinstance(raw, Mapping) or not raw.get("event"):
+        raise EventRejected("not a Bitrix24 event (no 'event' field)")
+    auth = raw.get("auth") if isinstance(raw.get("auth"), Mapping) else {}
+    for key in ("access_token", "refresh_token", "application_token"):
+        register_secret(str(auth.get(key) or ""))
+    ts = raw.get("ts")
+    return Event(name=str(raw["event"]).upper(), data=dict(raw.get("data") or {}), auth=dict(auth),
+                 ts=int(ts) if str(ts or "").isdigit() else None, handler_id=str(raw.get("event_handler_id") or "") or None)
+
+
+class TenantRegistry:
+    """Application tokens per tenant (member_id and domain), kept in sqlite; filled by ONAPPINSTALL."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("CREATE TABLE IF NOT EXISTS tenants (member_id TEXT PRIMARY KEY, domain TEXT, app_token TEXT, auth TEXT)")
+
+    def install(self, member_id: str, domain: str, application_token: str, auth: Mapping[str, Any] | None = None) -> None:
+        register_secret(application_token)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO tenants VALUES (?,?,?,?)",
+                             (member_id, domain, application_token, json.dumps(dict(auth or {}))))
+
+    def uninstall(self, member_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM tenants WHERE member_id=?", (member_id,))
+
+    def token_for(self, member_id: str | None, domain: str | None) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT app_token FROM tenants WHERE member_id=? OR (? IS NULL AND domain=?)",
+                                   (member_id, member_id, domain)).fetchone()
+        if row:
+            register_secret(row[0])
+        return row[0] if row else None
+
+
+class EventVerifier:
+    """Checks that an event comes from a portal that installed us: its application_token must match (constant time)."""
+
+    def __init__(self, tenants: TenantRegistry) -> None:
+        self.tenants = tenants
+
+    def verify(self, event: Event) -> Event:
+        given = str(event.auth.get("application_token") or "")
+        if event.name == "ONAPPINSTALL":
+            # First contact: nothing to compare with yet; store the token the portal sends (protocol.md §7).
+            if not (given and event.member_id):
+                raise EventRejected("ONAPPINSTALL without application_token or member_id")
+            self.tenants.install(str(event.member_id), str(event.domain or ""), given, event.auth)
+            return event
+        expected = self.tenants.token_for(event.member_id, event.domain)
+        if expected is None or not hmac.compare_digest(expected.encode(), given.encode()):
+            log.warning("rejected %s from %s: unknown tenant or wrong application_token", event.name, event.domain)
+            raise EventRejected("unknown tenant or wrong application_token")
+        if event.name == "ONAPPUNINSTALL":
+            self.tenants.uninstall(str(event.member_id))
+        return event
+
+
+class Inbox:
+    """Durable inbox of verified events: written before the portal gets its 200."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL, name TEXT, body TEXT, done INTEGER DEFAULT 0)")
+        self._lock = threading.Lock()
+
+    def put(self, event: Event) -> int:
+        safe = {"event": event.name, "data": event.data, "ts": event.ts,
+                "auth": {k: event.auth.get(k) for k in ("domain", "member_id", "user_id")}}  # no tokens at rest
+        with self._lock:
+            return int(self._db.execute("INSERT INTO inbox (at, name, body) VALUES (?,?,?)",
+                                        (time.time(), event.name, json.dumps(safe))).lastrowid or 0)
+
+    def done(self, row_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE inbox SET done=1 WHERE id=?", (row_id,))
+
+    def pending(self) -> list[tuple[int, Event]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, body FROM inbox WHERE done=0 ORDER BY id").fetchall()
+        out = []
+        for row_id, body in rows:
+            raw = json.loads(body)
+            out.append((row_id, Event(raw["event"], raw["data"], raw["auth"], raw["ts"])))
+        return out
+
+
+Handler = Callable[[Event], Any | Awaitable[Any]]
+
+
+def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox) -> Callable[..., Awaitable[None]]:
+    """A minimal ASGI app: POST an event → verify → persist → 200 → handle. 403 for anything unverified."""
+    import inspect
+
+    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                  send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        status, row_id, event = 200, 0, None
+        if scope.get("method") != "POST":
+            status = 405
+        else:
+            try:
+                event = verifier.verify(parse_event(body, headers.get("content-type", "")))
+                row_id = inbox.put(event)
+            except EventRejected:
+                status = 403
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"rejected"})
+        if event is not None and status == 200:
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+                inbox.done(row_id)
+            except Exception:  # stays in the inbox as pending; replay with Inbox.pending()
+                log.exception("event handler failed for %s; kept in the inbox", event.name)
+
+    return app

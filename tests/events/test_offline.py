@@ -1,0 +1,153 @@
+"""Offline events: reserve → handle → clear; failures to the DLQ after the budget; nothing lost under SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bitrix24_agent_tools.client import Bitrix24, NoLimiter, OAuth
+from bitrix24_agent_tools.events import Event, OfflineWorker, WorkerStopped
+from bitrix24_agent_tools.events.offline import AsyncOfflineWorker
+from bitrix24_agent_tools.sandbox import Portal
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _setup(portal: Portal, transport: Any = None) -> tuple[Bitrix24, dict[str, Any], Any]:
+    app = portal.register_app()
+    tokens = portal.install_app(app)
+    auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
+                 oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"])
+    client = Bitrix24(auth, transport=transport or portal.transport())
+    client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
+    client.call("event.bind", {"event": "ONCRMDEALUPDATE", "event_type": "offline"})
+    return client, tokens, app
+
+
+def _produce(portal: Portal, n: int) -> None:
+    writer = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
+    for i in range(n):
+        writer.call("crm.deal.add", {"fields": {"TITLE": f"event source {i}"}})
+
+
+def test_worker_handles_then_clears_and_skips_what_is_done(tmp_path: Path) -> None:
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    _produce(portal, 12)
+    seen: list[str] = []
+    worker = OfflineWorker(client, lambda event: seen.append(event.data["FIELDS"]["ID"]), tmp_path / "w.sqlite3", limit=5)
+    totals = [worker.run_once() for _ in range(4)]
+    assert [s.fetched for s in totals] == [5, 5, 2, 0]
+    assert sorted(map(int, seen)) == list(range(31, 43))
+    assert portal.events.queue == {}
+
+
+def test_repeated_changes_collapse_and_updates_arrive(tmp_path: Path) -> None:
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    writer = Bitrix24(portal.webhook_url, transport=portal.transport())
+    for amount in (1, 2, 3):
+        writer.call("crm.deal.update", {"id": 4, "fields": {"OPPORTUNITY": amount}})
+    assert len(portal.events.queue) == 1  # one row per object change key
+
+
+def test_failing_events_are_retried_then_dead_lettered_and_replayable(tmp_path: Path) -> None:
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    _produce(portal, 3)
+    broken = {"33"}
+
+    def handler(event: Event) -> None:
+        if str(event.data["FIELDS"]["ID"]) in broken:
+            raise RuntimeError("downstream CRM mirror is down")
+
+    worker = OfflineWorker(client, handler, tmp_path / "w.sqlite3", budget=3)
+    for _ in range(3):
+        worker.run_once()
+    assert [str(d["event"]["data"]["FIELDS"]["ID"]) for d in worker.state.dead_letters()] == ["33"]
+    assert portal.events.queue == {}  # the portal kept nothing; our DLQ has it
+    broken.clear()
+    assert worker.replay() == 1 and worker.state.dead_letters() == []
+
+
+def test_a_webhook_gets_wrong_auth_type_and_the_worker_stops_clearly(tmp_path: Path) -> None:
+    portal = Portal(seed=1)
+    worker = OfflineWorker(Bitrix24(portal.webhook_url, transport=portal.transport()), print, tmp_path / "w.sqlite3")
+    with pytest.raises(WorkerStopped, match="OAuth application auth"):
+        worker.run_once()
+
+
+def test_parallel_gets_receive_different_rows(tmp_path: Path) -> None:
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    _produce(portal, 10)
+    a = client.call("event.offline.get", {"clear": 0, "limit": 4}).result
+    b = client.call("event.offline.get", {"clear": 0, "limit": 4}).result
+    assert a["process_id"] != b["process_id"]
+    assert not {e["MESSAGE_ID"] for e in a["events"]} & {e["MESSAGE_ID"] for e in b["events"]}
+    again = client.call("event.offline.get", {"clear": 0, "process_id": a["process_id"], "limit": 4}).result
+    assert {e["MESSAGE_ID"] for e in again["events"]} == {e["MESSAGE_ID"] for e in a["events"]}
+
+
+async def test_async_worker_with_an_async_handler(tmp_path: Path) -> None:
+    from bitrix24_agent_tools.client import AsyncBitrix24
+
+    portal = Portal(seed=1)
+    client, tokens, app = _setup(portal)
+    _produce(portal, 6)
+    auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
+                 oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"])
+    seen: list[str] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event.message_id or "")
+
+    worker = AsyncOfflineWorker(AsyncBitrix24(auth, transport=portal.async_transport()), handler, tmp_path / "a.sqlite3")
+    assert (await worker.run_once()).handled == 6 and len(set(seen)) == 6
+
+
+def test_sigkill_thirty_times_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    portal = Portal(seed=1)
+    with portal.serve() as server:
+        app = portal.register_app()
+        tokens = portal.install_app(app)
+        endpoint = f"{server.url}/rest/"
+        auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
+                     oauth_server=f"{server.url}/oauth/token/", client_endpoint=endpoint)
+        Bitrix24(auth).call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
+        state = str(tmp_path / "worker.sqlite3")
+        argv = [sys.executable, str(ROOT / "tests" / "events" / "crash_worker.py"), portal.domain, tokens["access_token"],
+                tokens["refresh_token"], app.client_id, app.client_secret, f"{server.url}/oauth/token/", endpoint, state]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        rng = random.Random(11)
+        kills = 0
+        for _ in range(30):
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _produce(portal, 8)
+            time.sleep(rng.uniform(0.2, 0.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        final = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while portal.events.queue and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+        final.send_signal(signal.SIGKILL)
+        final.wait()
+    assert kills == 30
+    db = sqlite3.connect(state)
+    effects = db.execute("SELECT message_id, COUNT(*) FROM effects GROUP BY message_id").fetchall()
+    assert portal.events.queue == {}
+    assert {m for m, _ in effects} == set(portal.events.produced)  # every event produced was handled
+    assert all(count == 1 for _, count in effects)  # and its effect recorded exactly once
+    assert len(portal.events.produced) == 240

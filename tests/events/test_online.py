@@ -1,0 +1,103 @@
+"""Online events: parsed from the portal's form POST, verified in constant time, persisted before the 200."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bitrix24_agent_tools.client import Bitrix24, OAuth
+from bitrix24_agent_tools.events import Event, EventRejected, EventVerifier, Inbox, TenantRegistry, asgi_app, parse_event
+from bitrix24_agent_tools.sandbox import Portal
+
+
+def _app_portal() -> tuple[Portal, Any, Bitrix24]:
+    portal = Portal(seed=1)
+    app = portal.register_app()
+    tokens = portal.install_app(app)
+    client = Bitrix24(OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
+                            oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"]),
+                      transport=portal.transport())
+    client.call("event.bind", {"event": "ONCRMDEALUPDATE", "handler": "https://app.example/hook"})
+    return portal, app, client
+
+
+def _install_body(portal: Portal, app: Any) -> bytes:
+    from urllib.parse import urlencode
+
+    from bitrix24_agent_tools.sandbox.events import form_encode
+
+    auth = {"domain": portal.domain, "member_id": portal.member_id, "application_token": app.application_token,
+            "access_token": "install-access-token-1"}
+    return urlencode(form_encode({"event": "ONAPPINSTALL", "data": {"VERSION": "1"}, "auth": auth})).encode()
+
+
+def test_the_portal_posts_form_encoded_nested_keys_that_parse_into_an_event() -> None:
+    portal, app, _ = _app_portal()
+    Bitrix24(portal.webhook_url, transport=portal.transport()).call("crm.deal.update", {"id": 3, "fields": {"TITLE": "x"}})
+    url, body = portal.events.deliveries[-1]
+    event = parse_event(body)
+    assert url == "https://app.example/hook" and b"data%5BFIELDS%5D%5BID%5D=3" in body
+    assert event.name == "ONCRMDEALUPDATE" and event.data == {"FIELDS": {"ID": "3"}}
+    assert event.member_id == portal.member_id and event.auth["application_token"] == app.application_token
+    assert app.application_token not in repr(event)
+
+
+def test_json_bodies_parse_too_and_garbage_is_rejected() -> None:
+    assert parse_event(b'{"event": "onTaskAdd", "data": {"FIELDS_AFTER": {"ID": 5}}}', "application/json").name == "ONTASKADD"
+    for bad in (b"", b"%%%", b"event=", b'{"x": 1}'):
+        with pytest.raises(EventRejected):
+            parse_event(bad, "application/json" if bad.startswith(b"{") else "application/x-www-form-urlencoded")
+
+
+async def test_asgi_app_verifies_persists_then_handles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    portal, app, client = _app_portal()
+    handled: list[Event] = []
+    tenants = TenantRegistry(tmp_path / "tenants.sqlite3")
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    asgi = asgi_app(EventVerifier(tenants), handled.append, inbox)
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
+        assert (await http.post("/hook", content=_install_body(portal, app), headers=headers)).status_code == 200
+        Bitrix24(portal.webhook_url, transport=portal.transport()).call("crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}})
+        good = portal.events.deliveries[-1][1]
+        assert (await http.post("/hook", content=good, headers=headers)).status_code == 200
+        forged = good.replace(app.application_token.encode(), b"f" * len(app.application_token))
+        with caplog.at_level(logging.WARNING):
+            assert (await http.post("/hook", content=forged, headers=headers)).status_code == 403
+        stranger = good.replace(portal.member_id.encode(), b"someoneelse")
+        assert (await http.post("/hook", content=stranger, headers=headers)).status_code == 403
+        assert (await http.get("/hook")).status_code == 405
+    assert [e.name for e in handled] == ["ONAPPINSTALL", "ONCRMDEALUPDATE"]
+    assert inbox.pending() == []
+    assert app.application_token not in caplog.text and "rejected ONCRMDEALUPDATE" in caplog.text
+
+
+async def test_a_failing_handler_leaves_the_event_in_the_inbox(tmp_path: Path) -> None:
+    portal, app, _ = _app_portal()
+    tenants = TenantRegistry()
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+
+    def boom(event: Event) -> None:
+        raise RuntimeError("downstream down")
+
+    asgi = asgi_app(EventVerifier(tenants), boom, inbox)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
+        response = await http.post("/hook", content=_install_body(portal, app),
+                                   headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200  # the portal never retries; we keep the event instead
+    assert [e.name for _, e in inbox.pending()] == ["ONAPPINSTALL"]
+
+
+def test_uninstall_removes_the_tenant() -> None:
+    portal, app, _ = _app_portal()
+    tenants = TenantRegistry()
+    verifier = EventVerifier(tenants)
+    verifier.verify(parse_event(_install_body(portal, app)))
+    auth = {"member_id": portal.member_id, "domain": portal.domain, "application_token": app.application_token}
+    verifier.verify(Event("ONAPPUNINSTALL", {}, auth))
+    with pytest.raises(EventRejected):
+        verifier.verify(Event("ONCRMDEALADD", {}, auth))
