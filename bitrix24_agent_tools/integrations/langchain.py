@@ -14,6 +14,7 @@ from pydantic import ConfigDict, PrivateAttr, ValidationError
 from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
 from bitrix24_agent_tools.packs import ToolSpec
+from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
 from bitrix24_agent_tools.toolbox import Toolbox, validation_message
 
@@ -32,7 +33,9 @@ class Bitrix24Tool(BaseTool):
 
     @classmethod
     def from_spec(cls, spec: ToolSpec, toolbox: Toolbox) -> Bitrix24Tool:
-        tool = cls(name=spec.name, description=spec.description, args_schema=spec.args)
+        # The model gets our compact JSON schema (the same tokens as every other face); the Toolbox validates
+        # arguments against the pydantic model and answers bad ones with one line.
+        tool = cls(name=spec.name, description=spec.description, args_schema=compact_schema(spec.args))
         tool._toolbox = toolbox
         return tool
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
-from bitrix24_agent_tools.sandbox.query import matches, order_rows, page, select_fields
+from bitrix24_agent_tools.sandbox.query import id_window, is_id_order, matches, order_rows, page, select_fields
 from bitrix24_agent_tools.sandbox.types import Caller
 
 if TYPE_CHECKING:
@@ -135,11 +135,14 @@ def _crm(kind: str) -> None:
         flt = params.get("filter") or {}
         if not isinstance(flt, dict):
             raise ApiError("ERROR_ARGUMENT", "filter must be an object")
-        rows = [r for r in portal.state[kind].values() if matches(r, flt) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))]
+        candidates, rest = id_window(portal.state[kind], flt)
+        rows = [r for r in candidates if matches(r, rest) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))]
         order = params.get("order") or {"ID": "ASC"}
-        if isinstance(order, dict) and not order:
-            order = {"ID": "ASC"}
-        rows = order_rows(rows, order)
+        by_id = is_id_order(order)
+        if by_id == "DESC":
+            rows.reverse()
+        elif by_id is None:
+            rows = order_rows(rows, order)
         portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
         chunk, total, nxt = page(rows, params.get("start"))
         return Listing([select_fields(r, params.get("select")) for r in chunk], total, nxt)

@@ -186,3 +186,42 @@ def page(rows: list[Any], start: Any) -> tuple[list[Any], int | None, int | None
     chunk = rows[offset:offset + PAGE]
     nxt = offset + PAGE if offset + PAGE < len(rows) else None
     return chunk, len(rows), nxt
+
+
+def id_window(store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = "ID") -> tuple[list[Any], dict[str, Any]]:
+    """Rows whose integer key satisfies the filter's ID bounds (by bisection), and the rest of the filter.
+
+    A portal answers ``>ID`` range pages from an index; scanning every row per page would make the sandbox, not
+    the client under test, the bottleneck of an export benchmark. Keys are kept in ascending id order.
+    """
+    import bisect
+
+    lo, hi = None, None
+    rest: dict[str, Any] = {}
+    for key, value in flt.items():
+        op, field = _split_op(str(key))
+        number = _num(value)
+        if field.upper() == id_field.upper() and op in (">", ">=", "<", "<=") and number is not None:
+            if op == ">":
+                lo = max(lo, number + 1e-9) if lo is not None else number + 1e-9
+            elif op == ">=":
+                lo = max(lo, number) if lo is not None else number
+            elif op == "<":
+                hi = min(hi, number - 1e-9) if hi is not None else number - 1e-9
+            else:
+                hi = min(hi, number) if hi is not None else number
+        else:
+            rest[key] = value
+    keys = list(store)
+    start = bisect.bisect_left(keys, lo) if lo is not None else 0
+    end = bisect.bisect_right(keys, hi) if hi is not None else len(keys)
+    return [store[k] for k in keys[start:end]], rest
+
+
+def is_id_order(order: Any) -> str | None:
+    """'ASC'/'DESC' when the order is by ID alone (rows are stored in id order: no sort needed)."""
+    if isinstance(order, Mapping) and len(order) == 1:
+        (field, direction), = order.items()
+        if str(field).upper() == "ID":
+            return "DESC" if str(direction).upper() == "DESC" else "ASC"
+    return None

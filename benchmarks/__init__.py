@@ -1,0 +1,1 @@
+"""Benchmarks: printed figures (tokens, throughput, overhead), never timed unit tests. `make bench` runs them all."""

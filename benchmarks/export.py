@@ -1,0 +1,126 @@
+"""Export a big deal list with several clients, side by side, against one sandbox under the standard plan.
+
+    python -m benchmarks.export            # 100,000 deals
+    python -m benchmarks.export --quick    # 10,000 deals
+
+The sandbox enforces the standard plan's leaky bucket (2 req/s drain, burst 50) and the operating limit, and
+charges a processing-cost model (printed). Batch-based clients export everything; page-by-page clients
+(one HTTP request per 50 rows) are measured on the first --sample deals and extrapolated, because under the
+standard plan a full run would take tens of minutes — which is itself the finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24
+from bitrix24_agent_tools.sandbox import CostModel, Portal
+
+COST = CostModel(round_trip=0.02, per_item=0.0002, count_cost=0.002, per_offset=0.001)
+
+
+def lower_bound(n: int, rate: float, burst: int, cost: CostModel) -> float:
+    """The best any client can do: 50 pages of 50 rows per batch request, no COUNT, no offsets, all in parallel."""
+    requests = math.ceil(n / 2500) + 1  # plus one probe for the id range
+    rate_wait = max(0.0, (requests - burst) / rate)
+    one_request = cost.round_trip + 50 * cost.per_item * 50
+    return max(rate_wait, one_request) + cost.round_trip
+
+
+def measure(name: str, portal: Portal, run: Callable[[], list[Any]], expected: set[int], *, sample: bool = False) -> dict[str, Any]:
+    before = len(portal.requests)
+    rejected = portal.rejected["QUERY_LIMIT_EXCEEDED"]
+    start = time.perf_counter()
+    error = ""
+    try:
+        rows = run()
+    except Exception as exc:  # a peer failing is a result too
+        rows, error = [], f"{type(exc).__name__}: {str(exc)[:80]}"
+    seconds = time.perf_counter() - start
+    ids = [int(r["ID"] if isinstance(r, dict) and "ID" in r else r.get("id")) for r in rows if isinstance(r, dict)]
+    exact = len(ids) == len(set(ids)) and set(ids) == expected
+    return {"client": name, "seconds": seconds, "requests": len(portal.requests) - before,
+            "r503": portal.rejected["QUERY_LIMIT_EXCEEDED"] - rejected, "items": len(ids),
+            "per_s": len(ids) / seconds if seconds else 0.0, "exact": exact, "sample": sample, "error": error}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.export")
+    parser.add_argument("--quick", action="store_true", help="10,000 deals")
+    parser.add_argument("--deals", type=int)
+    parser.add_argument("--sample", type=int, default=2000, help="deals for page-by-page clients")
+    args = parser.parse_args(argv)
+    n = args.deals or (10_000 if args.quick else 100_000)
+    portal = Portal(seed=1, deals=n, leads=0, contacts=20, companies=10, tasks=0, rate_limit="standard",
+                    operating_limit=480, cost_model=COST)
+    rate, burst = portal.rate or (2.0, 50)
+    print(f"sandbox: {n:,} deals, standard plan (drain {rate}/s, burst {burst}), operating limit 480 s/10 min")
+    print(f"cost model: round trip {COST.round_trip * 1000:.0f} ms, {COST.per_item * 1000:.1f} ms per returned row, "
+          f"COUNT {COST.count_cost * 1000:.0f} ms per 1,000 rows, deep paging {COST.per_offset * 1000:.0f} ms per 1,000 offset")
+    everything = set(range(1, n + 1))
+    sample = set(range(1, min(args.sample, n) + 1))
+    results = []
+    with portal.serve(https=True) as server:
+        os.environ["REQUESTS_CA_BUNDLE"] = str(server.cert_path)
+        host = server.url.split("://")[1]
+
+        def ours_export() -> list[Any]:
+            async def go() -> list[Any]:
+                async with AsyncBitrix24(server.webhook_url, verify=str(server.cert_path)) as client:
+                    return await client.export("crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=4)
+            return asyncio.run(go())
+
+        def ours_iterate() -> list[Any]:
+            with Bitrix24(server.webhook_url, verify=str(server.cert_path)) as client:
+                return list(client.iterate("crm.deal.list", {"select": ["ID", "TITLE"], "filter": {"<=ID": len(sample)}}))
+
+        def fast_get_all() -> list[Any]:
+            import fast_bitrix24
+
+            fb = fast_bitrix24.Bitrix(server.webhook_url, verbose=False, ssl=False)
+            return list(fb.get_all("crm.deal.list", {"select": ["ID", "TITLE"]}))
+
+        def sdk(fast: bool) -> Callable[[], list[Any]]:
+            def run() -> list[Any]:
+                from b24pysdk import BitrixWebhook, Client
+
+                client = Client(BitrixWebhook(domain=host, webhook_token=f"1/{portal.webhook_code}"))
+                request = client.crm.deal.list(select=["ID", "TITLE"], filter=None if fast else {"<=ID": len(sample)})
+                return list((request.as_list_fast() if fast else request.as_list()).result)
+            return run
+
+        results.append(measure("ours export()", portal, ours_export, everything))
+        portal._bucket.clear()  # each client starts with an empty bucket
+        results.append(measure("fast_bitrix24 get_all", portal, fast_get_all, everything))
+        portal._bucket.clear()
+        results.append(measure("b24pysdk as_list_fast()", portal, sdk(True), everything))
+        portal._bucket.clear()
+        results.append(measure("ours iterate()", portal, ours_iterate, sample, sample=True))
+        portal._bucket.clear()
+        results.append(measure("b24pysdk as_list()", portal, sdk(False), sample, sample=True))
+    bound = lower_bound(n, rate, burst, COST)
+    print(f"\nlower bound for {n:,} rows under this model: {bound:.2f}s "
+          f"({math.ceil(n / 2500) + 1} batch requests of 50 pages × 50 rows, no COUNT, no offsets, in parallel)")
+    print(f"{'client':26} {'wall s':>9} {'requests':>9} {'503s':>5} {'rows/s':>9} {'exactly once':>13} {'× bound':>8}")
+    for r in results:
+        full = r["seconds"]
+        if r["sample"] and r["items"]:
+            scale = n / r["items"]
+            # Linear in work, but never faster than the plan lets that many requests through.
+            full = max(r["seconds"] * scale, (r["requests"] * scale - burst) / rate)
+        note = f" (first {r['items']:,}; full ≈ {full:,.0f}s)" if r["sample"] else ""
+        print(f"{r['client']:26} {r['seconds']:9.2f} {r['requests']:9d} {r['r503']:5d} {r['per_s']:9.0f} "
+              f"{'yes' if r['exact'] else 'NO':>13} {full / bound:8.1f}{note}{'  ' + r['error'] if r['error'] else ''}")
+    ours = results[0]
+    return {"export_s": ours["seconds"], "export_rows_per_s": ours["per_s"], "export_vs_bound": ours["seconds"] / bound,
+            "export_exact": float(ours["exact"])}
+
+
+if __name__ == "__main__":
+    main()
