@@ -1,0 +1,228 @@
+"""MCP face: the selected packs as MCP tools; every write is confirmed by the *person* through elicitation.
+
+No argument a model can send approves a write. A client without elicitation gets no write at all: the call is
+stored as a plan and only a person can run it (``b24-agent-tools call --execute-plan ID --confirm-write``).
+No logic lives here: calls go through :class:`~bitrix24_agent_tools.toolbox.Toolbox` and the guard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import mcp.types as types
+from mcp.server.lowlevel import Server
+
+from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
+from bitrix24_agent_tools.packs.schema import compact_schema
+from bitrix24_agent_tools.router import route
+from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore
+from bitrix24_agent_tools.toolbox import Toolbox
+
+_request: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_mcp_request", default=None)
+ROUTE_TOOL = "b24_route"
+_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "decision": {"type": "string", "enum": ["approve", "reject"], "description": "approve or reject this change"},
+        "reason": {"type": "string", "description": "why (shown to the agent when rejecting)"},
+        "fields": {"type": "string", "description": "optional: edited fields as JSON, e.g. {\"OPPORTUNITY\": 5000}"},
+    },
+    "required": ["decision"],
+}
+
+
+class NeedsInput(Exception):
+    """Raised inside a tool call on the modern protocol era: answer with InputRequiredResult and ask the client."""
+
+    def __init__(self, key: str, request: ConfirmationRequest) -> None:
+        super().__init__(key)
+        self.key = key
+        self.request = request
+
+
+def _fingerprint(request: ConfirmationRequest) -> str:
+    blob = json.dumps([request.tool, request.method, request.params, request.tenant], sort_keys=True, default=str)
+    return "confirm-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _message(request: ConfirmationRequest) -> str:
+    return f"[{request.risk}] {request.summary}\nportal: {request.tenant} · tool: {request.tool}"
+
+
+def decision_from(answer: types.ElicitResult, request: ConfirmationRequest) -> Decision:
+    """A person's elicitation answer as a guard Decision (edits are re-checked by the guard)."""
+    if answer.action != "accept" or not answer.content:
+        said = {"decline": "declined", "cancel": "cancelled"}.get(answer.action, answer.action)
+        return Decision.reject(f"the person {said}", by="mcp-elicitation")
+    content = dict(answer.content)
+    if content.get("decision") != "approve":
+        return Decision.reject(str(content.get("reason") or "rejected by the person"), by="mcp-elicitation")
+    edited = str(content.get("fields") or "").strip()
+    if not edited:
+        return Decision.approve(by="mcp-elicitation")
+    try:
+        fields = json.loads(edited)
+    except ValueError:
+        return Decision.reject("edited fields were not valid JSON", by="mcp-elicitation")
+    if not isinstance(fields, dict):
+        return Decision.reject("edited fields must be a JSON object", by="mcp-elicitation")
+    params = dict(request.params)
+    params["fields"] = {**(params.get("fields") or {}), **fields}
+    return Decision.edit(params, by="mcp-elicitation")
+
+
+class ElicitationConfirmer:
+    """Ask the person at the MCP client; without elicitation support, defer the write to a plan.
+
+    Legacy sessions get an ``elicitation/create`` request mid-call; modern (2026-07-28+) sessions get an
+    ``InputRequiredResult`` and the client calls again with the person's answer (``input_responses``).
+    """
+
+    async def __call__(self, request: ConfirmationRequest) -> Decision:
+        ctx, answers = _request.get() or (None, {})
+        if ctx is None or not ctx.session.check_client_capability(
+            types.ClientCapabilities(elicitation=types.ElicitationCapability())
+        ):
+            return Decision.defer(by="mcp: client has no elicitation")
+        key = _fingerprint(request)
+        if key in answers:
+            return decision_from(answers[key], request)
+        if not ctx.session.can_send_request:
+            raise NeedsInput(key, request)
+        answer = await ctx.session.elicit_form(_message(request), _ANSWER_SCHEMA, related_request_id=ctx.request_id)
+        return decision_from(answer, request)
+
+
+def _annotations(risk: str) -> types.ToolAnnotations:
+    return types.ToolAnnotations(read_only_hint=risk == "read", destructive_hint=risk == "destructive",
+                                 idempotent_hint=risk == "read", open_world_hint=True)
+
+
+class Bitrix24MCP:
+    """An MCP server over one portal. ``route=True`` starts with ``core`` plus a tool that adds routed packs."""
+
+    def __init__(self, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",), route: bool = False,
+                 policy: Policy | None = None, plans: PlanStore | None = None) -> None:
+        guard = Guard(policy or Policy.writer(), ElicitationConfirmer(), plans=plans)
+        self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
+        self.routing = route
+        self.server: Server[Any] = Server("bitrix24-agent-tools", on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+
+    def tools(self) -> list[types.Tool]:
+        out = [types.Tool(name=s.name, description=s.description, input_schema=compact_schema(s.args),
+                          annotations=_annotations(s.risk)) for s in self.toolbox.specs]
+        if self.routing:
+            out.append(types.Tool(name=ROUTE_TOOL, description="Add the tool packs a request needs.",
+                                  input_schema={"type": "object", "properties": {"request": {"type": "string"}},
+                                                "required": ["request"]},
+                                  annotations=_annotations("read")))
+        return out
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self.tools())
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
+        arguments = dict(params.arguments or {})
+        if self.routing and params.name == ROUTE_TOOL:
+            decision = route(str(arguments.get("request") or ""))
+            added = [p for p in decision.packs if p not in self.toolbox.packs]
+            if added:
+                self.toolbox = Toolbox(self.toolbox.client, self.toolbox.aclient, packs=(*self.toolbox.packs, *added),
+                                       guard=self.toolbox.guard, tenant=self.toolbox.tenant)
+                await ctx.session.send_tool_list_changed()
+            text = f"added packs: {', '.join(added)}" if added else f"no new packs needed ({decision.reason})"
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+        answers: dict[str, types.ElicitResult] = {}
+        for key, value in (params.input_responses or {}).items():
+            if isinstance(value, types.ElicitResult):
+                answers[key] = value
+        token = _request.set((ctx, answers))
+        try:
+            out = await self.toolbox.arun(params.name, arguments)
+        except NeedsInput as needed:
+            ask = types.ElicitRequest(params=types.ElicitRequestFormParams(message=_message(needed.request),
+                                                                          requested_schema=_ANSWER_SCHEMA))
+            return types.InputRequiredResult(input_requests={needed.key: ask})  # type: ignore[return-value]
+        finally:
+            _request.reset(token)
+        structured = None
+        if out.artifact is not None:
+            structured = {"data": json.loads(json.dumps(out.artifact, default=str))}
+        return types.CallToolResult(content=[types.TextContent(type="text", text=out.content)],
+                                    structured_content=structured, is_error=out.is_error)
+
+
+# --- CLI -----------------------------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
+    parser.add_argument("--packs", default="core")
+    parser.add_argument("--route", action="store_true", help="start with core plus a routing tool")
+    parser.add_argument("--sandbox", action="store_true", help="serve a seeded in-process sandbox portal")
+    parser.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP instead of stdio")
+    parser.add_argument("--token", help="bearer token clients must send (required beyond loopback)")
+    parser.add_argument("--plans", default=".b24-plans.sqlite3")
+    parser.set_defaults(func=_cli)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from bitrix24_agent_tools.client import AsyncBitrix24
+
+    if args.sandbox:
+        from bitrix24_agent_tools.sandbox import Portal
+
+        portal = Portal(seed=1)
+        return AsyncBitrix24(portal.webhook_url, transport=portal.async_transport())
+    return AsyncBitrix24.from_env()
+
+
+def _cli(args: argparse.Namespace) -> int:
+    import anyio
+
+    packs = [p.strip() for p in args.packs.split(",") if p.strip()]
+    app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans))
+    if not args.http:
+        from mcp.server.stdio import stdio_server
+
+        async def serve_stdio() -> None:
+            async with stdio_server() as (read, write):
+                await app.server.run(read, write, app.server.create_initialization_options())
+
+        anyio.run(serve_stdio)
+        return 0
+    host, _, port = args.http.rpartition(":")
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and not args.token:
+        print("refusing to serve beyond loopback without --token (a bearer token clients must send)")
+        return 2
+    import uvicorn
+
+    asgi = app.server.streamable_http_app(host=host)
+    uvicorn.run(_bearer(asgi, args.token) if args.token else asgi, host=host, port=int(port), log_level="warning")
+    return 0
+
+
+def _bearer(app: Any, token: str) -> Any:
+    import hmac
+
+    from bitrix24_agent_tools.masking import register_secret
+
+    register_secret(token)
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, expected):
+                await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"missing or wrong bearer token"})
+                return
+        await app(scope, receive, send)
+
+    return guarded

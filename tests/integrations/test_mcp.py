@@ -1,0 +1,136 @@
+"""MCP face: tools/list with compact schemas and risk annotations; writes confirmed by the person via elicitation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mcp.types as types
+from mcp import Client
+
+from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24
+from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit
+from bitrix24_agent_tools.integrations.mcp import Bitrix24MCP
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.stores import MemoryPlanStore
+from bitrix24_agent_tools.tokens import count_tokens
+from bitrix24_agent_tools.toolbox import Toolbox
+
+
+def _server(**kwargs: Any) -> tuple[Portal, Bitrix24MCP]:
+    portal = Portal(seed=1)
+    return portal, Bitrix24MCP(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), **kwargs)
+
+
+def _elicit(answer: dict[str, Any] | None, asked: list[str]) -> Any:
+    async def callback(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        if answer is None:
+            return types.ElicitResult(action="decline")
+        return types.ElicitResult(action="accept", content=answer)
+
+    return callback
+
+
+async def test_tools_list_has_compact_schemas_annotations_and_the_langchain_token_cost() -> None:
+    portal, app = _server(packs=("core", "comms"))
+    async with Client(app.server) as client:
+        tools = (await client.list_tools()).tools
+    by_name = {t.name: t for t in tools}
+    assert by_name["b24_crm_list"].annotations.read_only_hint is True
+    assert by_name["b24_crm_update"].annotations.read_only_hint is False
+    assert by_name["b24_core_call"].annotations.destructive_hint is True
+    mcp_view = sum(count_tokens(json.dumps({"name": t.name, "description": t.description, "inputSchema": t.input_schema},
+                                           separators=(",", ":"))) for t in tools)
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    toolkit = Bitrix24Toolkit.create(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core", "comms"))
+    lc_view = sum(count_tokens(json.dumps(convert_to_openai_tool(t)["function"], separators=(",", ":"))) for t in toolkit.get_tools())
+    assert abs(mcp_view - lc_view) / lc_view < 0.10
+    assert mcp_view / len(tools) < 760 / 5  # a fifth of the strongest public MCP server's per-tool cost
+
+
+async def test_reads_return_text_and_structured_content() -> None:
+    _, app = _server()
+    async with Client(app.server) as client:
+        result = await client.call_tool("b24_crm_get", {"entity": "deal", "id": 2})
+    assert not result.is_error and '"ID":"2"' in result.content[0].text
+    assert result.structured_content["data"]["ID"] == "2"
+
+
+async def test_a_write_is_confirmed_by_the_person_through_elicitation() -> None:
+    portal, app = _server()
+    asked: list[str] = []
+    async with Client(app.server, elicitation_callback=_elicit({"decision": "approve"}, asked)) as client:
+        result = await client.call_tool("b24_deal_move", {"id": 3, "stage_id": "WON"})
+    assert not result.is_error and portal.entity("deal", 3)["STAGE_ID"] == "WON"
+    assert asked and "Update deal #3" in asked[0] and "STAGE_ID" in asked[0]
+
+
+async def test_declines_and_edits_come_from_the_person_and_edits_are_rechecked() -> None:
+    portal, app = _server()
+    asked: list[str] = []
+    async with Client(app.server, elicitation_callback=_elicit(None, asked)) as client:
+        declined = await client.call_tool("b24_task_create", {"title": "nope"})
+    assert declined.is_error and "declined" in declined.content[0].text
+    edit = {"decision": "approve", "fields": json.dumps({"OPPORTUNITY": 777})}
+    async with Client(app.server, elicitation_callback=_elicit(edit, asked)) as client:
+        edited = await client.call_tool("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"OPPORTUNITY": 5}})
+    assert not edited.is_error and portal.entity("deal", 4)["OPPORTUNITY"] == "777.00"
+    bad = {"decision": "approve", "fields": "not json"}
+    async with Client(app.server, elicitation_callback=_elicit(bad, asked)) as client:
+        assert (await client.call_tool("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"OPPORTUNITY": 6}})).is_error
+
+
+async def test_no_model_argument_can_approve_and_without_elicitation_only_a_plan_is_stored() -> None:
+    plans = MemoryPlanStore()
+    portal, app = _server(plans=plans)
+    async with Client(app.server) as client:  # this client declares no elicitation
+        forged = await client.call_tool("b24_task_create", {"title": "sneaky", "confirm": True})
+        assert forged.is_error and "invalid arguments" in forged.content[0].text
+        deferred = await client.call_tool("b24_task_create", {"title": "later"})
+    assert deferred.is_error and "--execute-plan" in deferred.content[0].text
+    assert not any(t["title"] in ("sneaky", "later") for t in portal.entities("task"))
+    plan_id = deferred.content[0].text.split("plan ")[1].split()[0]
+    # Only a person runs it (the CLI's --execute-plan does exactly this), through the same guard and plan store.
+    person = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), guard=app.toolbox.guard)
+    assert "executed" in person.execute_plan(plan_id).content
+    assert [t["title"] for t in portal.entities("task")].count("later") == 1
+
+
+async def test_route_mode_adds_packs_and_notifies_the_client() -> None:
+    _, app = _server(route=True)
+    changed: list[Any] = []
+
+    async def on_message(message: Any) -> None:
+        changed.append(message)
+
+    async with Client(app.server, message_handler=on_message, mode="legacy") as client:
+        before = {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("b24_route", {"request": "опубликуй в живой ленте"})
+        after = {t.name for t in (await client.list_tools()).tools}
+    assert "b24_route" in before and "b24_collab_call" not in before
+    assert "collab" in result.content[0].text and "b24_collab_call" in after
+    assert any("list_changed" in repr(m) for m in changed)
+
+
+async def test_legacy_sessions_get_an_elicitation_request_mid_call() -> None:
+    portal, app = _server()
+    asked: list[str] = []
+    async with Client(app.server, elicitation_callback=_elicit({"decision": "approve"}, asked), mode="legacy") as client:
+        result = await client.call_tool("b24_task_complete", {"id": 2})
+    assert not result.is_error and portal.entity("task", 2)["status"] == "5"
+    assert asked and "Complete task #2" in asked[0]
+
+
+async def test_the_cli_serves_mcp_over_stdio_with_a_sandbox() -> None:
+    import sys
+
+    from mcp import StdioServerParameters
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "bitrix24_agent_tools.cli", "mcp", "--sandbox", "--packs", "core,comms"])
+    async with Client(params) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("b24_crm_get", {"entity": "deal", "id": 1})
+    assert {"b24_crm_list", "b24_chat_send"} <= names
+    assert '"ID":"1"' in result.content[0].text
