@@ -140,3 +140,10 @@ def get_logger(name: str) -> logging.Logger:
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
     return logger
+
+
+def protect_third_party_loggers(names: Iterable[str] = ("httpx", "httpcore", "mcp", "uvicorn.access")) -> None:
+    """Attach the masking filter to libraries that log request URLs themselves (httpx logs every URL at INFO,
+    and a webhook URL carries its secret code in the path)."""
+    for name in names:
+        get_logger(name)

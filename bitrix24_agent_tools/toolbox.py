@@ -82,9 +82,10 @@ class Toolbox:
         spec = self._by_name.get(name)
         if spec is None:
             known = ", ".join(sorted(self._by_name))
-            if any(name in p.specs[0].name or name == s.name for p in PACKS.values() for s in p.specs):
-                return ToolOutput(f"tool {name} is not in the active packs; available: {known}", is_error=True)
-            return ToolOutput(f"unknown tool {name!r}; available: {known}", is_error=True)
+            shown = str(name)[:60]
+            if any(name == s.name for p in PACKS.values() for s in p.specs):
+                return ToolOutput(_short(f"tool {shown} is not in the active packs; available: {known}"), is_error=True)
+            return ToolOutput(_short(f"unknown tool {shown!r}; available: {known}"), is_error=True)
         if isinstance(raw_args, (str, bytes)):
             try:
                 raw_args = json.loads(raw_args or "{}")

@@ -32,6 +32,9 @@ from bitrix24_agent_tools.client.errors import (
     hint_for,
 )
 from bitrix24_agent_tools.client.limits import LeakyBucketLimiter, Limiter, NoLimiter, Plan, RetryPolicy
+from bitrix24_agent_tools.masking import protect_third_party_loggers
+
+protect_third_party_loggers()
 
 __all__ = [
     "DEFAULT_OAUTH_SERVER", "AccessDenied", "AsyncBitrix24", "AuthError", "BadRequest", "BatchResult", "Bitrix24",

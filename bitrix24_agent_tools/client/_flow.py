@@ -468,6 +468,7 @@ def export_flow(
         ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
         ranges[-1][1] = None  # open-ended: rows created during the export are included
     collected: list[list[Any]] = [[] for _ in ranges]
+    retries: dict[int, int] = {}
     active = list(range(len(ranges)))
     done = 0
     while active:
@@ -485,9 +486,20 @@ def export_flow(
                     commands[f"r{index}"] = (method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1})
                 flows.append(batch_flow(settings, commands))
             outcomes = yield Parallel(flows)
+            pause = 0.0
             for outcome in outcomes:
-                if outcome.errors:
-                    raise next(iter(outcome.errors.values()))
+                for key, error in outcome.errors.items():
+                    index = int(key[1:])
+                    retries[index] = retries.get(index, 0) + 1
+                    # An operating block lasts at most the 10-minute window: allow a wait per basket on top.
+                    budget = 2 * settings.retry.attempts + (11 if isinstance(error, OperatingLimit) else 0)
+                    if not error.retryable or retries[index] > budget:
+                        raise error
+                    # The page is asked again next round from the same cursor; an operating-time block lifts
+                    # as the oldest one-minute basket drops out (protocol.md §4).
+                    wait = settings.retry.delay(retries[index], settings.rng)
+                    pause = max(pause, 60.0 if isinstance(error, OperatingLimit) else wait)
+                    still.append(index)
                 for key, result in outcome.results.items():
                     index = int(key[1:])
                     rows = list_items(result)
@@ -499,7 +511,9 @@ def export_flow(
                         still.append(index)
             if progress is not None:
                 progress(done, total)
-        active = sorted(still)
+            if pause:
+                yield Sleep(pause)
+        active = sorted(set(still))
     seen: set[Any] = set()
     out: list[Any] = []
     for rows in collected:

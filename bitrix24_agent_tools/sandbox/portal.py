@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from bitrix24_agent_tools.masking import register_secret, register_secrets
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.methods import METHODS, Listing
@@ -127,6 +128,7 @@ class Portal:
         self.smart_types: dict[int, str] = {1030: "Projects"}
         self.webhooks: dict[str, tuple[int, frozenset[str]]] = {}
         code = webhook_code or f"sbx{secrets.token_hex(8)}"
+        register_secret(code)  # the sandbox's secrets are masked in every repr and log, like real ones
         self.webhooks[code] = (1, ALL_SCOPES)
         self._admin_code = code
         self.apps: dict[str, SandboxApp] = {}
@@ -203,6 +205,7 @@ class Portal:
 
     def add_webhook(self, user_id: int = 1, scopes: set[str] | frozenset[str] | None = None) -> str:
         code = f"sbx{secrets.token_hex(8)}"
+        register_secret(code)
         self.webhooks[code] = (user_id, frozenset(scopes) if scopes is not None else ALL_SCOPES)
         return f"{self.base_url}/rest/{user_id}/{code}/"
 
@@ -210,11 +213,13 @@ class Portal:
         app = SandboxApp(client_id=f"local.{secrets.token_hex(6)}", client_secret=secrets.token_hex(16),
                          application_token=secrets.token_hex(16),
                          scopes=frozenset(scopes) if scopes else ALL_SCOPES, access_lifetime=access_lifetime)
+        register_secrets([app.client_secret, app.application_token])
         self.apps[app.client_id] = app
         return app
 
     def issue_tokens(self, app: SandboxApp, user_id: int = 1) -> dict[str, Any]:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        register_secrets([access, refresh])
         with self.lock:
             self.tokens[access] = (app.client_id, user_id, self.clock() + app.access_lifetime)
             self.refresh_tokens[refresh] = (app.client_id, user_id)

@@ -39,3 +39,9 @@ class RequestRecord:
     at: float = 0.0
     encoding: str = "json"
     path: str = ""
+
+    def __repr__(self) -> str:
+        from bitrix24_agent_tools.masking import mask_text
+
+        return mask_text(f"RequestRecord(method={self.method!r}, api={self.api!r}, auth_kind={self.auth_kind!r}, "
+                         f"status={self.status}, error={self.error!r}, params={self.params!r}, at={self.at})")
