@@ -214,8 +214,8 @@ class Guard:
         *,
         allow: Iterable[str] = (),
         audit: AuditStore | None = None,
-        idempotency: IdempotencyStore | None = None,
-        plans: PlanStore | None = None,
+        idempotency: IdempotencyStore | str | None = None,
+        plans: PlanStore | str | None = None,
         idempotency_ttl: float = 24 * 3600,
         plan_ttl: float = 24 * 3600,
         fetch_current: bool = True,
@@ -225,6 +225,13 @@ class Guard:
         self.confirm = confirm
         self.allow = tuple(allow)
         self.audit: AuditStore = audit if audit is not None else MemoryAuditStore()
+        if isinstance(idempotency, str) or isinstance(plans, str):  # redis://… URLs (extra `redis`)
+            from bitrix24_agent_tools import redis_backends
+
+            if isinstance(idempotency, str):
+                idempotency = redis_backends.RedisIdempotencyStore.from_url(idempotency)
+            if isinstance(plans, str):
+                plans = redis_backends.RedisPlanStore.from_url(plans)
         self.idempotency: IdempotencyStore = idempotency if idempotency is not None else MemoryIdempotencyStore()
         self.plans: PlanStore = plans if plans is not None else MemoryPlanStore()
         self.idempotency_ttl = idempotency_ttl

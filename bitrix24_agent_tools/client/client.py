@@ -56,6 +56,14 @@ def _was_sent(exc: httpx.HTTPError) -> bool:
     return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+def _store_lock(auth: OAuth) -> Any:
+    """The token store's cross-process refresh lock (RedisTokenStore has one), or a no-op."""
+    import contextlib
+
+    lock = getattr(auth.store, "refresh_lock", None)
+    return lock(auth.portal) if lock is not None else contextlib.nullcontext()
+
+
 def _resolve_auth(auth: Webhook | OAuth | str) -> Webhook | OAuth:
     if isinstance(auth, (Webhook, OAuth)):
         return auth
@@ -160,6 +168,8 @@ class Bitrix24(_Base):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Bitrix24:
+        """Credentials from B24_*; B24_REDIS_URL shares the rate bucket (and tokens) across processes."""
+        overrides.setdefault("limiter", os.environ.get("B24_REDIS_URL") or None)
         return cls(auth_from_env(), **overrides)
 
     # -- I/O ----------------------------------------------------------------------------------------------
@@ -197,7 +207,7 @@ class Bitrix24(_Base):
     def _refresh(self, stale: str) -> None:
         auth = self.auth
         assert isinstance(auth, OAuth)
-        with auth._lock:  # single flight per tenant in this process
+        with auth._lock, _store_lock(auth):  # single flight per tenant: this process, then every process
             if auth.access_token != stale or auth.reload().access_token != stale:
                 return  # another caller (or process) refreshed already
             url, form = auth.refresh_request()
@@ -283,6 +293,7 @@ class AsyncBitrix24(_Base):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> AsyncBitrix24:
+        overrides.setdefault("limiter", os.environ.get("B24_REDIS_URL") or None)
         return cls(auth_from_env(), **overrides)
 
     async def _run(self, flow: Flow) -> Any:
@@ -321,14 +332,19 @@ class AsyncBitrix24(_Base):
         assert isinstance(auth, OAuth)
         lock = self._refresh_locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
         async with lock:
-            if auth.access_token != stale or auth.reload().access_token != stale:
-                return
-            url, form = auth.refresh_request()
+            cross = _store_lock(auth)
+            await asyncio.to_thread(cross.__enter__)  # another process may hold it; wait off the event loop
             try:
-                reply = await self._http.post(url, data=form)
-            except httpx.HTTPError as exc:
-                raise _network_error(exc, "oauth/token", sent=_was_sent(exc)) from None
-            auth.accept_refresh(reply.status_code, reply.content)
+                if auth.access_token != stale or auth.reload().access_token != stale:
+                    return
+                url, form = auth.refresh_request()
+                try:
+                    reply = await self._http.post(url, data=form)
+                except httpx.HTTPError as exc:
+                    raise _network_error(exc, "oauth/token", sent=_was_sent(exc)) from None
+                auth.accept_refresh(reply.status_code, reply.content)
+            finally:
+                cross.__exit__(None, None, None)
 
     async def call(
         self,
