@@ -33,6 +33,7 @@ def _guard(args: argparse.Namespace) -> Any:
     from bitrix24_agent_tools.stores import SqliteAuditStore, SqlitePlanStore
 
     policy = Policy.admin() if args.allow_destructive else Policy.writer()
+    confirm: Any
     if args.confirm_write:  # the person typing the flag is the confirmation
         def confirm(request: Any) -> Any:
             return Decision.approve(by="cli --confirm-write")

@@ -91,7 +91,7 @@ class NotebookConfirmer(TerminalConfirmer):
             try:
                 from IPython.display import Markdown, display
 
-                display(Markdown("**Confirm:** " + text.strip().replace("\n", "  \n")))
+                display(Markdown("**Confirm:** " + text.strip().replace("\n", "  \n")))  # type: ignore[no-untyped-call]
             except ImportError:
                 print(text)
 

@@ -95,12 +95,12 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
         agent = create_agent(_scripted_model(), toolkit.get_tools(), checkpointer=InMemorySaver())
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
         person = answer or _default_person(out)
-        result = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)
+        result = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)  # type: ignore[call-overload]
         asked = 0
         while result.get("__interrupt__"):
             request = result["__interrupt__"][0].value["bitrix24_confirmation"]
             asked += 1
-            result = agent.invoke(Command(resume=person(request)), config)
+            result = agent.invoke(Command(resume=person(request)), config)  # type: ignore[call-overload]
         for message in result["messages"]:
             kind = type(message).__name__
             if kind == "AIMessage" and message.tool_calls:

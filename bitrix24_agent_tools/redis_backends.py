@@ -18,7 +18,8 @@ from typing import Any
 from bitrix24_agent_tools.client.auth import Tokens
 from bitrix24_agent_tools.client.limits import Plan
 from bitrix24_agent_tools.masking import register_secrets
-from bitrix24_agent_tools.stores import Begin, Plan as StoredPlan, PlanError, _check_claim
+from bitrix24_agent_tools.stores import Begin, PlanError, _check_claim
+from bitrix24_agent_tools.stores import Plan as StoredPlan
 
 
 def _redis(url: str) -> Any:

@@ -10,11 +10,11 @@ os.environ.setdefault(
     "TIKTOKEN_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "bitrix24_agent_tools" / "_static" / "tiktoken")
 )
 
-import pytest  # noqa: E402
+import pytest
 
-from bitrix24_agent_tools.client import Bitrix24, RetryPolicy  # noqa: E402
-from bitrix24_agent_tools.sandbox import Portal  # noqa: E402
-from tests.helpers import FakeClock  # noqa: E402
+from bitrix24_agent_tools.client import Bitrix24, RetryPolicy
+from bitrix24_agent_tools.sandbox import Portal
+from tests.helpers import FakeClock
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ _NAMES = [s.name for s in specs_for(PACKS)]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(_NAMES + ["nope", ""]), args=_ARGS)
+@given(name=st.sampled_from([*_NAMES, "nope", ""]), args=_ARGS)
 def test_fuzzed_tool_arguments_always_get_one_short_line_and_never_a_crash(name: str, args: Any) -> None:
     out = _BOX.run(name, args)
     assert isinstance(out.content, str) and out.content

@@ -145,9 +145,8 @@ def parse_response(raw: RawResponse, method: str, api: str) -> Response:
     try:
         data = json.loads(raw.body) if raw.body else None
     except ValueError:
-        data = None
         if raw.status >= 500:
-            raise ServerError("INTERNAL_SERVER_ERROR", f"HTTP {raw.status} with a non-JSON body", raw.status, method)
+            raise ServerError("INTERNAL_SERVER_ERROR", f"HTTP {raw.status} with a non-JSON body", raw.status, method) from None
         snippet = raw.body[:80].decode("utf-8", "replace").strip()
         raise InvalidResponse(
             "INVALID_RESPONSE", f"HTTP {raw.status}, not JSON (starts with {snippet!r})", raw.status, method
@@ -321,6 +320,7 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]
         raise ConfigError("batch commands must be a dict {key: (method, params)} or a list of (method, params)")
     out: list[tuple[str, str, Mapping[str, Any]]] = []
     for key, command in items:
+        params: Mapping[str, Any]
         if isinstance(command, str):
             method, params = command, {}
         elif isinstance(command, (list, tuple)) and len(command) in (1, 2):
@@ -410,7 +410,7 @@ def _row_id(row: Any, key: str) -> int | None:
     if isinstance(row, Mapping):
         value = row.get(key, row.get(key.upper(), row.get(key.lower())))
         try:
-            return int(value)  # type: ignore[arg-type]
+            return int(value)
         except (TypeError, ValueError):
             return None
     return None

@@ -95,6 +95,9 @@ class NoLimiter:
         return 0.0
 
 
+_RNG = random.Random()
+
+
 @dataclass
 class RetryPolicy:
     """Exponential backoff with full jitter; ``attempts`` counts the first try."""
@@ -105,10 +108,11 @@ class RetryPolicy:
     jitter: bool = True
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        ceiling: float = min(self.cap, self.base * 2.0 ** (attempt - 1))
         if not self.jitter:
             return ceiling
-        return (rng or random).uniform(ceiling / 2, ceiling)
+        generator: random.Random = rng or _RNG
+        return generator.uniform(ceiling / 2, ceiling)
 
 
 class OperatingTracker:

@@ -1,6 +1,12 @@
 """Events without loss: verified online handlers and a crash-safe offline-queue worker."""
 
-from bitrix24_agent_tools.events.offline import AsyncOfflineWorker, OfflineWorker, Stats, WorkerState, WorkerStopped
+from bitrix24_agent_tools.events.offline import (
+    AsyncOfflineWorker,
+    OfflineWorker,
+    Stats,
+    WorkerState,
+    WorkerStopped,
+)
 from bitrix24_agent_tools.events.online import (
     Event,
     EventRejected,

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bitrix24_agent_tools.client import AccessDenied, AsyncBitrix24, AuthError, Bitrix24, Bitrix24Error, ScopeError
+from bitrix24_agent_tools.client import (
+    AccessDenied,
+    AsyncBitrix24,
+    AuthError,
+    Bitrix24,
+    Bitrix24Error,
+    ScopeError,
+)
 from bitrix24_agent_tools.events.online import Event
 from bitrix24_agent_tools.masking import get_logger, mask_text
 

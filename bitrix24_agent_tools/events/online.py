@@ -73,12 +73,12 @@ def parse_event(body: bytes, content_type: str = "application/x-www-form-urlenco
         raise EventRejected("malformed event body") from exc
     if not isinstance(raw, Mapping) or not raw.get("event"):
         raise EventRejected("not a Bitrix24 event (no 'event' field)")
-    auth = raw.get("auth") if isinstance(raw.get("auth"), Mapping) else {}
+    auth: Mapping[str, Any] = raw["auth"] if isinstance(raw.get("auth"), Mapping) else {}
     for key in ("access_token", "refresh_token", "application_token"):
         register_secret(str(auth.get(key) or ""))
-    ts = raw.get("ts")
+    ts = str(raw.get("ts") or "")
     return Event(name=str(raw["event"]).upper(), data=dict(raw.get("data") or {}), auth=dict(auth),
-                 ts=int(ts) if str(ts or "").isdigit() else None, handler_id=str(raw.get("event_handler_id") or "") or None)
+                 ts=int(ts) if ts.isdigit() else None, handler_id=str(raw.get("event_handler_id") or "") or None)
 
 
 class TenantRegistry:

@@ -108,7 +108,7 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
         keep = [t for t in request.tools if not isinstance(t, Bitrix24Tool) or toolkit.toolbox.spec(t.name).pack in packs]
         return request.override(tools=keep)
 
-    class PackRouting(AgentMiddleware):  # type: ignore[misc,type-arg]
+    class PackRouting(AgentMiddleware):
         def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
             return handler(narrowed(request))
 

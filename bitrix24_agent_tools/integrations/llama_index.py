@@ -8,7 +8,7 @@ import contextvars
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any
 
 from llama_index.core.tools import FunctionTool, ToolMetadata
 from llama_index.core.tools.tool_spec.base import BaseToolSpec
@@ -17,20 +17,20 @@ from llama_index.core.workflow import Context, HumanResponseEvent, InputRequired
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
 from bitrix24_agent_tools.toolbox import Toolbox
 
-_workflow_ctx: contextvars.ContextVar[Optional[Context]] = contextvars.ContextVar("b24_workflow_ctx", default=None)
+_workflow_ctx: contextvars.ContextVar[Context | None] = contextvars.ContextVar("b24_workflow_ctx", default=None)
 
 
 class Bitrix24ToolSpec(BaseToolSpec):
     """The tools of some packs as LlamaIndex FunctionTools bound to one portal and one guard."""
 
-    spec_functions: list[Any] = []
+    spec_functions: list[Any] = []  # noqa: RUF012 — the base declares it; our tools come from the packs
 
     def __init__(self, toolbox: Toolbox) -> None:
         self.toolbox = toolbox
 
     @classmethod
     def create(cls, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",),
-               guard: Optional[Guard] = None, confirm: Any = None, policy: Optional[Policy] = None) -> "Bitrix24ToolSpec":
+               guard: Guard | None = None, confirm: Any = None, policy: Policy | None = None) -> "Bitrix24ToolSpec":
         guard = guard or Guard(policy or Policy.writer(), confirm)
         return cls(Toolbox(client, aclient, packs=packs, guard=guard))
 
@@ -55,10 +55,10 @@ class Bitrix24ToolSpec(BaseToolSpec):
                 finally:
                     _workflow_ctx.reset(token)
         else:
-            def run(**kwargs: Any) -> str:
+            def run(**kwargs: Any) -> str:  # type: ignore[misc]
                 return toolbox.run(name, kwargs).content
 
-            async def arun(**kwargs: Any) -> str:
+            async def arun(**kwargs: Any) -> str:  # type: ignore[misc]
                 return (await toolbox.arun(name, kwargs)).content
 
         metadata = _CompactMetadata(name=name, description=description, fn_schema=schema)
@@ -90,7 +90,7 @@ class WorkflowConfirmer:
         waiter = hashlib.sha256(json.dumps(request.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
         event = await ctx.wait_for_event(
             HumanResponseEvent,
-            waiter_event=InputRequiredEvent(prefix=f"Approve? {request.summary}", request=request.to_dict(), waiter_id=waiter),  # type: ignore[call-arg]
+            waiter_event=InputRequiredEvent(prefix=f"Approve? {request.summary}", request=request.to_dict(), waiter_id=waiter),
             waiter_id=waiter,
             requirements={"waiter_id": waiter},
         )

@@ -71,7 +71,7 @@ def decision_from(answer: types.ElicitResult, request: ConfirmationRequest) -> D
         return Decision.reject("edited fields were not valid JSON", by="mcp-elicitation")
     if not isinstance(fields, dict):
         return Decision.reject("edited fields must be a JSON object", by="mcp-elicitation")
-    params = dict(request.params)
+    params: dict[str, Any] = dict(request.params)
     params["fields"] = {**(params.get("fields") or {}), **fields}
     return Decision.edit(params, by="mcp-elicitation")
 
@@ -84,7 +84,8 @@ class ElicitationConfirmer:
     """
 
     async def __call__(self, request: ConfirmationRequest) -> Decision:
-        ctx, answers = _request.get() or (None, {})
+        state: tuple[Any, dict[str, types.ElicitResult]] = _request.get() or (None, {})
+        ctx, answers = state
         if ctx is None or not ctx.session.check_client_capability(
             types.ClientCapabilities(elicitation=types.ElicitationCapability())
         ):
@@ -147,7 +148,7 @@ class Bitrix24MCP:
         except NeedsInput as needed:
             ask = types.ElicitRequest(params=types.ElicitRequestFormParams(message=_message(needed.request),
                                                                           requested_schema=_ANSWER_SCHEMA))
-            return types.InputRequiredResult(input_requests={needed.key: ask})  # type: ignore[return-value]
+            return types.InputRequiredResult(input_requests={needed.key: ask})
         finally:
             _request.reset(token)
         structured = None

@@ -158,7 +158,7 @@ class EventHub:
         ids = {int(i) for i in _list(params.get("id"))}
         message_ids = set(map(str, _list(params.get("message_id"))))
         targets = [r for r in mine.values() if r["process_id"] == process_id
-                   and (not ids and not message_ids or r["ID"] in ids or r["MESSAGE_ID"] in message_ids)]
+                   and ((not ids and not message_ids) or r["ID"] in ids or r["MESSAGE_ID"] in message_ids)]
         if method == "event.offline.clear":
             for row in targets:
                 del self.queue[row["ID"]]

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
-from bitrix24_agent_tools.sandbox.query import id_window, is_id_order, matches, order_rows, page, select_fields
+from bitrix24_agent_tools.sandbox.query import (
+    id_window,
+    is_id_order,
+    matches,
+    order_rows,
+    page,
+    select_fields,
+)
 from bitrix24_agent_tools.sandbox.types import Caller
 
 if TYPE_CHECKING:
@@ -160,7 +167,7 @@ def _crm(kind: str) -> None:
         fields = _check_fields(kind, _fields_arg(params), creating=True)
         new_id = portal.next_id(kind)
         stamp = now_iso(portal)
-        record = {f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_")}
+        record: dict[str, Any] = {f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_")}
         record.update(fields)
         record.update({"ID": str(new_id), "DATE_CREATE": stamp, "DATE_MODIFY": stamp, "CREATED_BY_ID": str(caller.user_id)})
         record.setdefault("ASSIGNED_BY_ID", str(caller.user_id))
@@ -242,8 +249,10 @@ def _item_kind(portal: Portal, params: dict[str, Any]) -> tuple[int, str]:
 
 def _store(portal: Portal, kind: str) -> dict[int, dict[str, Any]]:
     if kind.startswith("smart:"):
-        return portal.state["smart_item"].setdefault(int(kind[6:]), {})
-    return portal.state[kind]  # type: ignore[no-any-return]
+        store: dict[int, dict[str, Any]] = portal.state["smart_item"].setdefault(int(kind[6:]), {})
+        return store
+    kinds: dict[int, dict[str, Any]] = portal.state[kind]
+    return kinds
 
 
 def _to_item(record: dict[str, Any], etid: int) -> dict[str, Any]:
@@ -313,7 +322,7 @@ def item_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
 
 @method("crm.item.delete", "crm")
 def item_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> list[Any]:
-    etid, kind = _item_kind(portal, params)
+    _etid, kind = _item_kind(portal, params)
     record_id = _id(params)
     if kind.startswith("smart:"):
         if _store(portal, kind).pop(record_id, None) is None:
@@ -544,7 +553,8 @@ def task_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
 
 @method("task.commentitem.add", "task")
 def task_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    task_id = params.get("TASKID", params.get("taskId", params.get(0) if isinstance(params.get(0), (int, str)) else None))
+    positional = params.get("0")  # the documented call passes [TASKID, FIELDS] positionally
+    task_id = params.get("TASKID", params.get("taskId", positional if isinstance(positional, (int, str)) else None))
     if task_id is None or int(task_id) not in portal.state["task"]:
         raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
     fields = params.get("FIELDS") or params.get("fields") or {}

@@ -80,9 +80,9 @@ class Faults:
             if only is None or only == method:
                 del self._queue[i]
                 return code, status
-        if self.storm_probability and (self.storm_until is None or now < self.storm_until):
-            if self.rng.random() < self.storm_probability:
-                return self.storm_code, self.storm_status
+        storming = self.storm_probability and (self.storm_until is None or now < self.storm_until)
+        if storming and self.rng.random() < self.storm_probability:
+            return self.storm_code, self.storm_status
         return None
 
 
@@ -334,7 +334,7 @@ class Portal:
         except ApiError as err:
             record.status, record.error = err.status, err.code
             self._log(record)
-            body_out = ({"error": {"code": err.code, "message": err.description}} if api == "v3" and err.code.startswith(V3_PREFIX)
+            body_out: dict[str, Any] = ({"error": {"code": err.code, "message": err.description}} if api == "v3" and err.code.startswith(V3_PREFIX)
                         else {"error": err.code, "error_description": err.description})
             if err.time is not None:
                 body_out["time"] = err.time

@@ -45,7 +45,8 @@ def parse_php_query(text: str) -> dict[str, Any]:
                     if part not in node or not isinstance(node[part], (dict, list)):
                         node[part] = [] if parts[i + 1] in ("", "0") else {}
                     node = node[part]
-    return _listify(out)
+    result: dict[str, Any] = _listify(out)
+    return result
 
 
 def _split_key(key: str) -> list[str]:
@@ -146,7 +147,8 @@ def _match_one(op: str, actual: Any, expected: Any) -> bool:
     if actual in (None, ""):
         return False
     a, e = _cmp_key(actual), _cmp_key(expected)
-    return {">": a > e, ">=": a >= e, "<": a < e, "<=": a <= e}[op]
+    outcome: bool = {">": a > e, ">=": a >= e, "<": a < e, "<=": a <= e}[op]
+    return outcome
 
 
 def order_rows(rows: list[dict[str, Any]], order: Any, resolve: Any = None) -> list[dict[str, Any]]:

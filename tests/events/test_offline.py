@@ -53,7 +53,7 @@ def test_worker_handles_then_clears_and_skips_what_is_done(tmp_path: Path) -> No
 
 def test_repeated_changes_collapse_and_updates_arrive(tmp_path: Path) -> None:
     portal = Portal(seed=1)
-    client, _, _ = _setup(portal)
+    _client, _, _ = _setup(portal)
     writer = Bitrix24(portal.webhook_url, transport=portal.transport())
     for amount in (1, 2, 3):
         writer.call("crm.deal.update", {"id": 4, "fields": {"OPPORTUNITY": amount}})
@@ -102,7 +102,7 @@ async def test_async_worker_with_an_async_handler(tmp_path: Path) -> None:
     from bitrix24_agent_tools.client import AsyncBitrix24
 
     portal = Portal(seed=1)
-    client, tokens, app = _setup(portal)
+    _client, tokens, app = _setup(portal)
     _produce(portal, 6)
     auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
                  oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"])

@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from bitrix24_agent_tools.client import Bitrix24, OAuth
-from bitrix24_agent_tools.events import Event, EventRejected, EventVerifier, Inbox, TenantRegistry, asgi_app, parse_event
+from bitrix24_agent_tools.events import (
+    Event,
+    EventRejected,
+    EventVerifier,
+    Inbox,
+    TenantRegistry,
+    asgi_app,
+    parse_event,
+)
 from bitrix24_agent_tools.sandbox import Portal
 
 
@@ -54,7 +62,7 @@ def test_json_bodies_parse_too_and_garbage_is_rejected() -> None:
 
 
 async def test_asgi_app_verifies_persists_then_handles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    portal, app, client = _app_portal()
+    portal, app, _client = _app_portal()
     handled: list[Event] = []
     tenants = TenantRegistry(tmp_path / "tenants.sqlite3")
     inbox = Inbox(tmp_path / "inbox.sqlite3")

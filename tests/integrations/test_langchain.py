@@ -12,7 +12,12 @@ from langchain_tests.unit_tests import ToolsUnitTests
 from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import approve_all
 from bitrix24_agent_tools.guard import Guard, Policy
-from bitrix24_agent_tools.integrations.langchain import Bitrix24Tool, Bitrix24Toolkit, InterruptConfirmer, pack_routing_middleware
+from bitrix24_agent_tools.integrations.langchain import (
+    Bitrix24Tool,
+    Bitrix24Toolkit,
+    InterruptConfirmer,
+    pack_routing_middleware,
+)
 from bitrix24_agent_tools.sandbox import Portal
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent, Workflow, step
+from llama_index.core.workflow import (
+    Context,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    Workflow,
+    step,
+)
 
 from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec, WorkflowConfirmer

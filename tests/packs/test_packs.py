@@ -122,7 +122,7 @@ def test_smart_process_items_and_timeline_comments(client: Bitrix24, portal: Por
     created = box.run("b24_crm_create", {"entity": "item", "type_id": 1030, "fields": {"title": "Project X"}})
     assert created.content.startswith("created item #")
     assert "type_id is required" in box.run("b24_crm_create", {"entity": "item", "fields": {"title": "x"}}).content
-    assert "comment #1 added to deal #3" == box.run("b24_crm_comment", {"entity": "deal", "id": 3, "text": "Called"}).content
+    assert box.run("b24_crm_comment", {"entity": "deal", "id": 3, "text": "Called"}).content == "comment #1 added to deal #3"
     assert portal.state["timeline_comment"][1]["COMMENT"] == "Called"
 
 

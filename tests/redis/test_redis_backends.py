@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from bitrix24_agent_tools.client import Plan, Tokens
-from bitrix24_agent_tools.redis_backends import RedisIdempotencyStore, RedisLimiter, RedisPlanStore, RedisTokenStore
+from bitrix24_agent_tools.redis_backends import (
+    RedisIdempotencyStore,
+    RedisLimiter,
+    RedisPlanStore,
+    RedisTokenStore,
+)
 from bitrix24_agent_tools.sandbox import Portal
 from bitrix24_agent_tools.stores import Plan as StoredPlan
 from bitrix24_agent_tools.stores import PlanError
