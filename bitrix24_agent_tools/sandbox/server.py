@@ -147,9 +147,22 @@ def self_signed_cert(directory: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gives up and hangs up is the client's business, not a traceback on our stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def serve(portal: Portal, *, host: str = "127.0.0.1", port: int = 0, https: bool = False) -> ServerHandle:
     scheme = "https" if https else "http"
-    server = ThreadingHTTPServer((host, port), _make_handler(portal, scheme))
+    server = _QuietServer((host, port), _make_handler(portal, scheme))
     server.daemon_threads = True
     cert_path = None
     if https:
