@@ -66,8 +66,11 @@ def _scripted_model() -> Any:
     return ScriptedModel()
 
 
-def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the whole demo; returns figures for tests. ``answer`` plays the person (default: approve, reject one edit)."""
+def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = None, out: Callable[[str], None] = print,
+             model: str | None = None) -> dict[str, Any]:
+    """Run the whole demo; returns figures for tests. ``answer`` plays the person (default: ask on a TTY, else
+    auto-approve and say so; the chat message gets an edit so the edit path shows). ``model`` ("provider:name")
+    swaps the scripted model for a real one via ``init_chat_model`` (its API key must be in the environment)."""
     from langchain.agents import create_agent
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.types import Command
@@ -92,7 +95,13 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
             f"(all 12 packs would cost {everything})")
         guard = Guard(Policy.writer(), InterruptConfirmer())
         toolkit = Bitrix24Toolkit.create(client, packs=decision.packs, guard=guard)
-        agent = create_agent(_scripted_model(), toolkit.get_tools(), checkpointer=InMemorySaver())
+        if model:
+            from langchain.chat_models import init_chat_model
+
+            chat = init_chat_model(model)
+        else:
+            chat = _scripted_model()
+        agent = create_agent(chat, toolkit.get_tools(), checkpointer=InMemorySaver())
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
         person = answer or _default_person(out)
         result = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)  # type: ignore[call-overload]
@@ -111,6 +120,9 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
             elif kind == "AIMessage":
                 out(f"  agent: {message.content}")
         audit = guard.audit.rows()
+        out("audit trail:")
+        for row in audit:
+            out(f"  {row.method:24} {row.risk:11} {row.decision:9} {row.status:7} by {row.approved_by or '-'}")
         writes = [r for r in audit if r.risk != "read" and r.status == "ok"]
         out(f"audit: {len(audit)} rows, {len(writes)} confirmed writes, {asked} confirmations asked; "
             f"HTTP requests to the portal: {len([r for r in portal.requests if r.method])}; "
@@ -122,14 +134,19 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
 
 
 def _default_person(out: Callable[[str], None]) -> Callable[[dict[str, Any]], Any]:
+    import sys
+
     def person(request: dict[str, Any]) -> Any:
         out(f"  person asked [{request['risk']}]: {request['summary']}")
+        if sys.stdin.isatty():
+            answer = input("  approve? [y]es / [n]o: ").strip().lower()
+            return {"approve": True, "by": "you"} if answer in ("y", "yes", "да") else {"reject": "declined at the demo prompt"}
         if request["method"] == "im.message.add":
             edited = {**request["params"], "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today."}
             out("  person: approve with an edit (adds a line to the message)")
             return {"edit": edited, "by": "demo-user"}
-        out("  person: approve")
-        return {"approve": True, "by": "demo-user"}
+        out("  person: approve (auto-approved: no TTY to ask at)")
+        return {"approve": True, "by": "auto (no TTY)"}
 
     return person
 
@@ -137,9 +154,10 @@ def _default_person(out: Callable[[str], None]) -> Callable[[dict[str, Any]], An
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run an agent against a sandbox portal (offline, no API key)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", help="provider:name of a real chat model (its API key in the environment)")
     parser.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
-    run_demo(seed=args.seed)
-    return 0
+    figures = run_demo(seed=args.seed, model=args.model)
+    return 0 if figures["deal"] and figures["deal"]["STAGE_ID"] == "WON" else 1

@@ -42,7 +42,9 @@ def main() -> int:
         print(f"approve? {request['summary']}  -> yes")
         state = agent.invoke(Command(resume=True), config)
     print(state["messages"][-1].content)
-    return 0
+    won = [d for d in portal.entities("deal") if d["STAGE_ID"] == "WON" and "Acme Logistics" in d["TITLE"]]
+    tasks = [t for t in portal.entities("task") if t["title"].startswith("Kick-off")]
+    return 0 if won and tasks and portal.state["timeline_comment"] else 1
 
 
 if __name__ == "__main__":
