@@ -110,11 +110,17 @@ def test_langgraph_agent_pauses_at_each_write_and_resumes_across_a_new_process_s
         state = agent.invoke(Command(resume={"approve": True}), config)
         while state.get("__interrupt__"):
             asked += 1
-            answer = {"reject": "not now"} if state["__interrupt__"][0].value["bitrix24_confirmation"]["method"] == "im.message.add" else True
+            asked_for = state["__interrupt__"][0].value["bitrix24_confirmation"]
+            answer: Any = True
+            if asked_for["method"] == "im.message.add":
+                answer = {"reject": "not now"}
+            elif asked_for["method"] == "crm.timeline.comment.add":
+                answer = {"edit": {**asked_for["params"], "fields": {**asked_for["params"]["fields"], "COMMENT": "Edited by a person"}}}
             state = agent.invoke(Command(resume=answer), config)
     assert asked == 4
     assert portal.entity("deal", deal_id)["STAGE_ID"] == "WON"
     assert len(portal.state["timeline_comment"]) == 1  # resumed once, written once
+    assert portal.state["timeline_comment"][1]["COMMENT"] == "Edited by a person"
     tool_results = [m.content for m in state["messages"] if isinstance(m, ToolMessage)]
     assert "rejected by the reviewer: not now" in tool_results
     assert portal.state["message"] == {}

@@ -80,3 +80,30 @@ async def test_workflow_rejection_reaches_the_model() -> None:
     portal, result, _ = await _run({"reject": "the client asked to wait"})
     assert result == "rejected by the reviewer: the client asked to wait"
     assert not any(t["title"] == "Call the client" for t in portal.entities("task"))
+
+
+async def test_a_function_agent_pauses_for_confirmation_and_completes_after_the_answer() -> None:
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.tools import ToolSelection
+
+    def respond(messages: Any, **kwargs: Any) -> ChatMessage:
+        if any(m.role == MessageRole.TOOL for m in messages):
+            return ChatMessage(role=MessageRole.ASSISTANT, content="Task created.")
+        call = ToolSelection(tool_id="c1", tool_name="b24_task_create", tool_kwargs={"title": "Agent task"})
+        return ChatMessage(role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": [call]})
+
+    portal, spec = _spec(WorkflowConfirmer())
+    agent = FunctionAgent(tools=spec.to_tool_list(), llm=MockFunctionCallingLLM(response_generator=respond))
+    handler = agent.run(user_msg="create a task")
+    asked = []
+    async for event in handler.stream_events():
+        if isinstance(event, InputRequiredEvent):
+            asked.append(event.prefix)
+            assert not any(t["title"] == "Agent task" for t in portal.entities("task"))
+            handler.ctx.send_event(HumanResponseEvent(response="yes", waiter_id=event.waiter_id))  # type: ignore[union-attr,attr-defined]
+    result = await handler
+    assert asked == ["Approve? Create task: TITLE=Agent task"]
+    assert "Task created." in str(result)
+    assert len([t for t in portal.entities("task") if t["title"] == "Agent task"]) == 1
