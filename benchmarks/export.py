@@ -33,15 +33,23 @@ def lower_bound(n: int, rate: float, burst: int, cost: CostModel) -> float:
     return max(rate_wait, one_request) + cost.round_trip
 
 
-def measure(name: str, portal: Portal, run: Callable[[], list[Any]], expected: set[int], *, sample: bool = False) -> dict[str, Any]:
+def measure(name: str, portal: Portal, run: Callable[[], list[Any]], expected: set[int], *, sample: bool = False,
+            budget: float = 180.0) -> dict[str, Any]:
+    import concurrent.futures
+
     before = len(portal.requests)
     rejected = portal.rejected["QUERY_LIMIT_EXCEEDED"]
     start = time.perf_counter()
     error = ""
+    pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
-        rows = run()
+        rows = pool.submit(run).result(timeout=budget)
+    except concurrent.futures.TimeoutError:
+        rows, error = [], f"did not finish within {budget:.0f}s"
     except Exception as exc:  # a peer failing is a result too
         rows, error = [], f"{type(exc).__name__}: {str(exc)[:80]}"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     seconds = time.perf_counter() - start
     ids = [int(r["ID"] if isinstance(r, dict) and "ID" in r else r.get("id")) for r in rows if isinstance(r, dict)]
     exact = len(ids) == len(set(ids)) and set(ids) == expected
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--quick", action="store_true", help="10,000 deals")
     parser.add_argument("--deals", type=int)
     parser.add_argument("--sample", type=int, default=2000, help="deals for page-by-page clients")
+    parser.add_argument("--budget", type=float, default=180.0, help="seconds each client gets before it is stopped")
     args = parser.parse_args(argv)
     n = args.deals or (10_000 if args.quick else 100_000)
     portal = Portal(seed=1, deals=n, leads=0, contacts=20, companies=10, tasks=0, rate_limit="standard",
@@ -95,15 +104,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 return list((request.as_list_fast() if fast else request.as_list()).result)
             return run
 
-        results.append(measure("ours export()", portal, ours_export, everything))
+        results.append(measure("ours export()", portal, ours_export, everything, budget=args.budget))
         portal._bucket.clear()  # each client starts with an empty bucket
-        results.append(measure("fast_bitrix24 get_all", portal, fast_get_all, everything))
+        results.append(measure("fast_bitrix24 get_all", portal, fast_get_all, everything, budget=args.budget))
         portal._bucket.clear()
-        results.append(measure("b24pysdk as_list_fast()", portal, sdk(True), everything))
+        results.append(measure("b24pysdk as_list_fast()", portal, sdk(True), everything, budget=args.budget))
         portal._bucket.clear()
-        results.append(measure("ours iterate()", portal, ours_iterate, sample, sample=True))
+        results.append(measure("ours iterate()", portal, ours_iterate, sample, sample=True, budget=args.budget))
         portal._bucket.clear()
-        results.append(measure("b24pysdk as_list()", portal, sdk(False), sample, sample=True))
+        results.append(measure("b24pysdk as_list()", portal, sdk(False), sample, sample=True, budget=args.budget))
     bound = lower_bound(n, rate, burst, COST)
     print(f"\nlower bound for {n:,} rows under this model: {bound:.2f}s "
           f"({math.ceil(n / 2500) + 1} batch requests of 50 pages × 50 rows, no COUNT, no offsets, in parallel)")
@@ -115,9 +124,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             # Linear in work, but never faster than the plan lets that many requests through.
             full = max(r["seconds"] * scale, (r["requests"] * scale - burst) / rate)
         note = f" (first {r['items']:,}; full ≈ {full:,.0f}s)" if r["sample"] else ""
+        if r["error"] and not r["items"]:
+            print(f"{r['client']:26} {r['seconds']:9.2f} {r['requests']:9d} {r['r503']:5d} {'-':>9} {'-':>13} {'-':>8}  {r['error']}")
+            continue
         print(f"{r['client']:26} {r['seconds']:9.2f} {r['requests']:9d} {r['r503']:5d} {r['per_s']:9.0f} "
               f"{'yes' if r['exact'] else 'NO':>13} {full / bound:8.1f}{note}{'  ' + r['error'] if r['error'] else ''}")
+    import os as _os
+    import sys as _sys
+
     ours = results[0]
+    _sys.stdout.flush()
+    if any(r["error"].startswith("did not finish") for r in results):
+        # A peer stuck in its own retry loop must not keep the benchmark alive.
+        _os._exit(0) if __name__ == "__main__" else None
     return {"export_s": ours["seconds"], "export_rows_per_s": ours["per_s"], "export_vs_bound": ours["seconds"] / bound,
             "export_exact": float(ours["exact"])}
 
