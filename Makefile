@@ -13,12 +13,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
+# langchain-mcp-adapters cannot import under the mcp 2.x SDK our server uses: its interop test runs from a
+# second virtualenv (mcp 1.x) that talks to our server over stdio.
+ADAPTERS_STAMP := .venv-mcp-adapters/.installed
+$(ADAPTERS_STAMP): tools/mcp_adapters_env.txt
+	test -x .venv-mcp-adapters/bin/python || $(PYTHON) -m venv .venv-mcp-adapters
+	.venv-mcp-adapters/bin/python -m pip install --quiet --disable-pip-version-check -r tools/mcp_adapters_env.txt
+	touch $(ADAPTERS_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/b24-agent-tools demo
 
-test: $(STAMP)
+test: $(STAMP) $(ADAPTERS_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
@@ -29,4 +37,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-mcp-adapters .pytest_cache .mypy_cache .ruff_cache
