@@ -35,6 +35,15 @@ def test_the_view_is_name_description_and_compact_schema() -> None:
     assert view["parameters"]["type"] == "object"
 
 
+def test_the_token_budget_holds() -> None:
+    everything = specs_for(PACKS)
+    costs = [tool_cost(s) for s in everything]
+    assert sum(costs) / len(costs) <= 70  # mean per tool
+    assert max(costs) <= 140
+    assert tools_cost(specs_for(["core"])) <= 900
+    assert sum(costs) <= 5000  # all 12 packs together
+
+
 def test_we_are_leaner_per_tool_than_every_peer() -> None:
     core = specs_for(["core"])
     everything = specs_for(PACKS)

@@ -119,9 +119,9 @@ def test_stages_and_moving_a_deal(client: Bitrix24, portal: Portal) -> None:
 
 def test_smart_process_items_and_timeline_comments(client: Bitrix24, portal: Portal) -> None:
     box = _box(client)
-    created = box.run("b24_crm_create", {"entity": "item", "type_id": 1030, "fields": {"title": "Project X"}})
-    assert created.content.startswith("created item #")
-    assert "type_id is required" in box.run("b24_crm_create", {"entity": "item", "fields": {"title": "x"}}).content
+    created = box.run("b24_crm_create", {"entity": "item:1030", "fields": {"title": "Project X"}})
+    assert created.content == "created item:1030 #1"
+    assert "item:<entityTypeId>" in box.run("b24_crm_create", {"entity": "item", "fields": {"title": "x"}}).content
     assert box.run("b24_crm_comment", {"entity": "deal", "id": 3, "text": "Called"}).content == "comment #1 added to deal #3"
     assert portal.state["timeline_comment"][1]["COMMENT"] == "Called"
 
