@@ -219,6 +219,7 @@ class Guard:
         idempotency_ttl: float = 24 * 3600,
         plan_ttl: float = 24 * 3600,
         fetch_current: bool = True,
+        confirm_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy or Policy.writer()
@@ -237,6 +238,7 @@ class Guard:
         self.idempotency_ttl = idempotency_ttl
         self.plan_ttl = plan_ttl
         self.fetch_current = fetch_current
+        self.confirm_timeout = confirm_timeout  # seconds a person has to answer; silence is a "no"
         self.clock = clock
 
     # -- checks ---------------------------------------------------------------------------------------------

@@ -25,6 +25,16 @@ log = get_logger(__name__)
 MAX_ERROR = 300
 
 
+# Exceptions a framework uses to pause a run while a person answers (LangGraph's interrupt, a LlamaIndex workflow
+# waiting for an event, our MCP InputRequired round): they must reach the framework. Anything else a confirmer
+# raises — a bug, a closed terminal, a timeout — counts as a "no".
+_PAUSES = {"GraphBubbleUp", "GraphInterrupt", "WaitingForEvent", "NeedsInput"}
+
+
+def _is_pause(exc: BaseException) -> bool:
+    return not isinstance(exc, Exception) or any(cls.__name__ in _PAUSES for cls in type(exc).__mro__)
+
+
 def validation_message(exc: ValidationError) -> str:
     """Pydantic errors as one short line: ``invalid arguments: limit: must be ≤ 500; entity: required``."""
     parts = []
@@ -156,13 +166,15 @@ class Toolbox:
             step = next(flow)
             while True:
                 if isinstance(step, AskPerson):
-                    # Not thrown into the flow: a framework interrupt (LangGraph) must reach the framework.
-                    # Closing the flow first releases what the guard holds (the in-flight idempotency key).
+                    # A framework pause must reach the framework: close the flow first, which releases what
+                    # the guard holds (the in-flight idempotency key). Any other failure of the confirmer is a no.
                     try:
                         answer = self._do_sync(step)
-                    except BaseException:
-                        flow.close()
-                        raise
+                    except BaseException as exc:
+                        if _is_pause(exc):
+                            flow.close()
+                            raise
+                        answer = _failed_confirmer(exc)
                     step = flow.send(answer)
                     continue
                 try:
@@ -182,7 +194,19 @@ class Toolbox:
             c = step.call
             return self.client.call(c.method, dict(c.params), api=c.api, idempotency_key=c.idempotency_key)
         if isinstance(step, AskPerson):
-            answer = self.guard.confirm(step.request)  # type: ignore[misc]
+            timeout = self.guard.confirm_timeout
+            confirm = self.guard.confirm
+            is_async = inspect.iscoroutinefunction(confirm) or inspect.iscoroutinefunction(type(confirm).__call__)
+            if timeout is not None and not is_async:
+                import concurrent.futures
+
+                pool = concurrent.futures.ThreadPoolExecutor(1)
+                try:
+                    answer = pool.submit(self.guard.confirm, step.request).result(timeout=timeout)  # type: ignore[arg-type]
+                finally:
+                    pool.shutdown(wait=False)
+            else:
+                answer = self.guard.confirm(step.request)  # type: ignore[misc]
             if inspect.isawaitable(answer):
                 answer = _run_coroutine(answer)
             return Decision.coerce(answer)
@@ -195,9 +219,11 @@ class Toolbox:
                 if isinstance(step, AskPerson):
                     try:
                         answer = await self._do_async(step)
-                    except BaseException:
-                        flow.close()
-                        raise
+                    except BaseException as exc:
+                        if _is_pause(exc):
+                            flow.close()
+                            raise
+                        answer = _failed_confirmer(exc)
                     step = flow.send(answer)
                     continue
                 try:
@@ -221,9 +247,17 @@ class Toolbox:
         if isinstance(step, AskPerson):
             answer = self.guard.confirm(step.request)  # type: ignore[misc]
             if inspect.isawaitable(answer):
-                answer = await answer
+                timeout = self.guard.confirm_timeout
+                answer = await (asyncio.wait_for(answer, timeout) if timeout is not None else answer)
             return Decision.coerce(answer)
         raise TypeError(f"unknown step {step!r}")
+
+
+def _failed_confirmer(exc: BaseException) -> Decision:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) or type(exc).__name__ == "TimeoutError":
+        return Decision.reject("no answer from the reviewer in time")
+    log.warning("confirmation callback failed (%s); treated as a rejection", type(exc).__name__)
+    return Decision.reject(f"the confirmation step failed ({type(exc).__name__}); nothing was written")
 
 
 def _run_coroutine(awaitable: Any) -> Any:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
-
 from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer, DeferredConfirmer
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy, summarize
@@ -179,5 +177,55 @@ async def test_async_confirmers_and_async_runs(portal: Portal, client: Bitrix24)
     toolbox = box(client, confirm)
     out = await toolbox.arun("b24_task_create", {"title": "async ok"})
     assert not out.is_error and any(t["title"] == "async ok" for t in portal.entities("task"))
-    with pytest.raises(RuntimeError):  # an async confirmer from sync run inside a loop is a usage error, said clearly
-        toolbox.run("b24_task_create", {"title": "sync inside loop"})
+    # an async confirmer cannot be awaited from run() inside a running loop: that is a "no", not a crash
+    refused = toolbox.run("b24_task_create", {"title": "sync inside loop"})
+    assert refused.is_error and "confirmation step failed" in refused.content
+
+
+def test_a_confirmer_that_raises_or_times_out_is_a_rejection(client: Bitrix24, portal: Portal) -> None:
+    def broken(request: ConfirmationRequest) -> Decision:
+        raise RuntimeError("the approval UI crashed")
+
+    out = box(client, broken).run("b24_task_create", {"title": "never"})
+    assert out.is_error and "confirmation step failed (RuntimeError)" in out.content
+
+    def slow(request: ConfirmationRequest) -> Decision:
+        threading.Event().wait(2)
+        return Decision.approve()
+
+    late = box(client, slow, confirm_timeout=0.1).run("b24_task_create", {"title": "never"})
+    assert late.is_error and "no answer from the reviewer in time" in late.content
+    assert not any(t["title"] == "never" for t in portal.entities("task"))
+    assert box(client, AutoConfirmer()).run("b24_task_create", {"title": "never"}).is_error is False  # key was released
+
+
+async def test_an_async_confirmer_timing_out_is_a_rejection(client: Bitrix24, portal: Portal) -> None:
+    import asyncio
+
+    async def silent(request: ConfirmationRequest) -> Decision:
+        await asyncio.sleep(5)
+        return Decision.approve()
+
+    out = await box(client, silent, confirm_timeout=0.05).arun("b24_task_create", {"title": "async never"})
+    assert "no answer from the reviewer in time" in out.content
+    assert not any(t["title"] == "async never" for t in portal.entities("task"))
+
+
+def test_no_write_reaches_the_portal_without_a_yes_through_any_path(client: Bitrix24, portal: Portal) -> None:
+    no = lambda request: Decision.reject("no")  # noqa: E731
+    toolbox = box(client, no, Policy.admin())
+    attempts = [
+        ("b24_deal_move", {"id": 2, "stage_id": "WON"}),
+        ("b24_core_call", {"method": "crm.deal.update", "params": {"id": 2, "fields": {"TITLE": "x"}}}),
+        ("b24_core_call", {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=2"}}}),
+        ("b24_core_call", {"method": "event.offline.get", "params": {}}),
+    ]
+    for name, args in attempts:
+        assert box(client, no, Policy.admin()).run(name, args).is_error
+    # an edit that smuggles a delete into an approved batch is re-checked: the writer policy refuses it
+    sneaky = lambda r: Decision.edit({"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=3"}})  # noqa: E731
+    edited = box(client, sneaky).run("b24_core_call", {"method": "batch", "params": {"cmd": {"a": "crm.deal.update?id=3&fields[TITLE]=y"}}})
+    assert "does not allow destructive" in edited.content
+    written = [r for r in portal.requests if r.method not in ("crm.deal.get", "tasks.task.get") and r.method != "batch"]
+    assert written == [] and not [r for r in portal.requests if r.method == "batch"]
+    assert toolbox.guard.audit is not None
