@@ -14,9 +14,9 @@ from functools import lru_cache
 # pack → stems (a word matches a stem it starts with); phrases are space-separated stems.
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "comms": (
-        "open line", "contact center", "contact centre", "line connector", "connector", "chat", "messag", "notif",
+        "open line", "contact center", "contact centre", "line connector", "chat", "messag", "notif",
         "bot", "call", "telephon", "sms", "открыт лини", "контакт-центр", "контакт центр", "чат", "сообщен",
-        "уведомл", "бот", "звон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
+        "уведомл", "уведоми", "бот", "звон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
         "benachrichtig", "anruf", "telefonie", "otwarte kanał", "wiadomoś", "powiadom", "połącz", "czat",
     ),
@@ -39,13 +39,13 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "шаблон документ", "arquivo", "pasta", "archivo", "carpeta", "datei", "ordner", "dokument", "plik", "folder",
     ),
     "commerce": (
-        "order", "payment", "catalog", "product", "deliver", "invoice", "заказ", "оплат", "платеж", "платёж",
+        "order", "payment", "catalog", "product", "deliver", "заказ", "оплат", "платеж", "платёж",
         "товар", "каталог", "доставк", "pedido", "pagament", "produto", "catálogo", "pago", "producto",
         "bestellung", "zahlung", "produkt", "katalog", "zamówien", "płatnoś", "produkt", "katalog",
     ),
     "services": (
         "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman", "schedule",
-        "календар", "бронирован", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
+        "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
         "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
         "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
     ),

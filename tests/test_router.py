@@ -58,3 +58,34 @@ def test_decision_explains_itself_and_is_deterministic() -> None:
 def test_non_text_is_a_clear_error() -> None:
     with pytest.raises(TypeError):
         route(None)  # type: ignore[arg-type]
+
+
+def _labeled() -> list[tuple[str, tuple[str, ...]]]:
+    from pathlib import Path
+
+    rows = []
+    for line in (Path(__file__).parent / "router_phrases.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            phrase, packs = line.split("\t")
+            rows.append((phrase, tuple(packs.split(","))))
+    return rows
+
+
+def test_labeled_phrases_route_to_the_exact_pack_set() -> None:
+    from bitrix24_agent_tools.router import ORDER
+
+    rows = _labeled()
+    russian = [p for p, _ in rows if any("а" <= ch <= "я" for ch in p.lower())]
+    assert len(rows) >= 150 and len(russian) >= 40
+    wrong = []
+    for phrase, expected in rows:
+        got = route(phrase).packs
+        if got != tuple(p for p in ORDER if p in expected):
+            wrong.append((phrase, got, expected))
+    accuracy = 1 - len(wrong) / len(rows)
+    assert accuracy >= 0.97, wrong
+
+
+def test_routing_never_returns_an_empty_set() -> None:
+    for text in ["", " ", "???", "x" * 10_000, "\x00", "🙂", *(p for p, _ in _labeled())]:
+        assert route(text).packs[0] == "core"

@@ -217,3 +217,39 @@ def test_fast_bitrix24_works_unchanged() -> None:
         assert len(fb.get_by_ID("crm.deal.get", [1, 2, 3])) == 3
         new_id = fb.call("crm.deal.add", {"fields": {"TITLE": "from fast_bitrix24"}})
     assert portal.entity("deal", int(new_id))["TITLE"] == "from fast_bitrix24"
+
+
+def test_an_exhausted_operating_budget_blocks_that_method_only() -> None:
+    from bitrix24_agent_tools.sandbox import CostModel
+
+    clock = FakeClock()
+    portal = Portal(seed=1, clock=clock, operating_limit=0.5, cost_model=CostModel(per_item=0.01))
+    statuses = [post(portal, f"{hook(portal)}/crm.deal.list", json={}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    blocked = post(portal, f"{hook(portal)}/crm.deal.list", json={})
+    assert blocked.json()["error"] == "OPERATION_TIME_LIMIT" and "operating_reset_at" in blocked.json()["time"]
+    assert post(portal, f"{hook(portal)}/crm.lead.list", json={}).status_code == 200  # other methods keep working
+    clock.sleep(601)  # the ten one-minute baskets drop out
+    assert post(portal, f"{hook(portal)}/crm.deal.list", json={}).status_code == 200
+
+
+def test_python_dash_m_sandbox_prints_a_ready_webhook() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bitrix24_agent_tools.sandbox", "--port", str(port), "--for-seconds", "20"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        webhook = proc.stdout.readline().split("webhook: ")[1].strip()
+        assert webhook.startswith(f"http://127.0.0.1:{port}/rest/1/")
+        response = httpx.post(webhook + "crm.deal.get.json", json={"id": 1}, timeout=10)
+        assert response.json()["result"]["ID"] == "1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
