@@ -149,3 +149,19 @@ def test_generic_call_lists_with_a_paging_hint(portal: Portal, clock: object) ->
     client = Bitrix24(big.webhook_url, transport=big.transport())
     body = json.loads(_box(client).run("b24_core_call", {"method": "crm.deal.list", "params": {"select": ["ID"]}}).content)
     assert body["count"] == 80 and "params.start=50" in body["more"]
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("b24_crm_get", {"entity": "deal", "id": "seven"}, "id: Input should be a valid integer"),
+        ("b24_crm_get", {"entity": "deal"}, "id: Field required"),
+        ("b24_crm_list", {"entity": "planet"}, "entity: Value error, entity must be lead, deal, contact, company or item"),
+        ("b24_task_create", {"title": "x" * 100_000}, "title: String should have at most 255 characters"),
+        ("b24_core_call", {"method": "landing.site.delete", "params": {}}, "landing.site.delete is not allowed for b24_core_call"),
+        ("b24_crm_list", {"entity": "deal", "surprise": 1}, "surprise: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_model_input_gets_a_short_specific_message(client: Bitrix24, name: str, args: dict[str, object], expected: str) -> None:
+    out = _box(client).run(name, args)
+    assert out.is_error and expected in out.content and len(out.content) <= 300
