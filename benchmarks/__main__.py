@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import export, overhead, sandbox_build, tokens, worker
+from benchmarks import export, mcp_tokens, overhead, sandbox_build, tokens, worker
 
 
 def main() -> int:
     figures: dict[str, float] = {}
-    for title, run in (("tokens", lambda: tokens.main([])), ("overhead", lambda: overhead.main([])),
+    for title, run in (("tokens", lambda: tokens.main([])), ("MCP tools/list tokens", lambda: mcp_tokens.main([])),
+                       ("overhead", lambda: overhead.main([])),
                        ("sandbox build", lambda: sandbox_build.main([])), ("offline worker", lambda: worker.main([])),
                        ("export (--quick)", lambda: export.main(["--quick"] if "--full" not in sys.argv else []))):
         print(f"\n=== {title} ===")
@@ -18,6 +19,7 @@ def main() -> int:
     rows = [
         ("core pack schema tokens (o200k)", f"{figures['core_tokens']:.0f} ({figures['core_per_tool']:.0f}/tool; peers 101–760/tool)"),
         ("all 12 packs schema tokens", f"{figures['all_tokens']:.0f} ({figures['all_per_tool']:.0f}/tool)"),
+        ("MCP tools/list core / core+comms", f"{figures['mcp_core_tokens']:.0f} / {figures['mcp_core_comms_tokens']:.0f}"),
         ("tool+guard overhead, read", f"{figures['read_overhead_us']:.0f} µs"),
         ("tool+guard overhead, confirmed write", f"{figures['write_overhead_us']:.0f} µs"),
         ("sandbox build, 100k deals", f"{figures['build_100k_s']:.2f} s"),
