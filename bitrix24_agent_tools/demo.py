@@ -67,7 +67,7 @@ def _scripted_model() -> Any:
 
 
 def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = None, out: Callable[[str], None] = print,
-             model: str | None = None) -> dict[str, Any]:
+             model: str | None = None, portal_url: str | None = None) -> dict[str, Any]:
     """Run the whole demo; returns figures for tests. ``answer`` plays the person (default: ask on a TTY, else
     auto-approve and say so; the chat message gets an edit so the edit path shows). ``model`` ("provider:name")
     swaps the scripted model for a real one via ``init_chat_model`` (its API key must be in the environment)."""
@@ -83,10 +83,20 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
     from bitrix24_agent_tools.sandbox import Portal
     from bitrix24_agent_tools.tokens import tools_cost
 
+    import contextlib
+
+    from bitrix24_agent_tools.masking import mask_url
+
     portal = Portal(seed=seed, deals=40, rate_limit="standard")
     started = time.perf_counter()
-    with portal.serve() as server, Bitrix24(server.webhook_url) as client:
-        out(f"sandbox portal on {server.url}  (webhook {server.webhook_url.replace(portal.webhook_code, '***')})")
+    with contextlib.ExitStack() as stack:
+        if portal_url:  # a real portal: every write is still confirmed by a person
+            client = stack.enter_context(Bitrix24(portal_url))
+            out(f"portal {mask_url(portal_url)} (real: each write asks you first)")
+        else:
+            server = stack.enter_context(portal.serve())
+            client = stack.enter_context(Bitrix24(server.webhook_url))
+            out(f"sandbox portal on {server.url}  (webhook {mask_url(server.webhook_url)})")
         decision = route(REQUEST)
         routed, everything = tools_cost(specs_for(decision.packs)), tools_cost(specs_for(PACKS))
         out(f"request: {REQUEST}")
@@ -128,9 +138,9 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
             f"HTTP requests to the portal: {len([r for r in portal.requests if r.method])}; "
             f"{time.perf_counter() - started:.2f}s")
         deal_id = next((int(r.params['id']) for r in audit if r.method == "crm.deal.update" and r.status == "ok"), None)
+        deal = client.call("crm.deal.get", {"id": deal_id}).result if deal_id else None
         return {"packs": decision.packs, "routed_tokens": routed, "all_tokens": everything, "asked": asked,
-                "writes": len(writes), "deal": portal.entity("deal", deal_id) if deal_id else None,
-                "final": result["messages"][-1].content}
+                "writes": len(writes), "deal": deal, "final": result["messages"][-1].content}
 
 
 def _default_person(out: Callable[[str], None]) -> Callable[[dict[str, Any]], Any]:
@@ -155,9 +165,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run an agent against a sandbox portal (offline, no API key)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", help="provider:name of a real chat model (its API key in the environment)")
+    parser.add_argument("--portal", metavar="WEBHOOK_URL", help="a real portal instead of the sandbox (writes still confirmed)")
     parser.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
-    figures = run_demo(seed=args.seed, model=args.model)
+    figures = run_demo(seed=args.seed, model=args.model, portal_url=args.portal)
     return 0 if figures["deal"] and figures["deal"]["STAGE_ID"] == "WON" else 1

@@ -78,3 +78,14 @@ def test_packs_and_route_commands(capsys: Any) -> None:
     assert listing.count("tokens") == 12
     assert main(["route", "открытые", "линии"]) == 0
     assert capsys.readouterr().out.startswith("core,comms")
+
+
+def test_demo_against_a_portal_url_confirms_every_write(capsys: Any) -> None:
+    portal = Portal(seed=7, deals=40)
+    before = portal.entities("deal")
+    with portal.serve() as server:
+        figures = run_demo(portal_url=server.webhook_url, answer=lambda request: {"reject": "not on my portal"})
+    assert figures["asked"] == 4 and figures["writes"] == 0
+    assert portal.entities("deal") == before and portal.entities("task") and not portal.state["timeline_comment"]
+    assert not [r for r in portal.requests if r.method.endswith((".add", ".update"))]
+    assert portal.webhook_code not in capsys.readouterr().out

@@ -134,3 +134,30 @@ async def test_the_cli_serves_mcp_over_stdio_with_a_sandbox() -> None:
         result = await client.call_tool("b24_crm_get", {"entity": "deal", "id": 1})
     assert {"b24_crm_list", "b24_chat_send"} <= names
     assert '"ID":"1"' in result.content[0].text
+
+
+async def test_http_mode_refuses_requests_without_the_bearer_token() -> None:
+    import httpx
+
+    from bitrix24_agent_tools.integrations.mcp import _bearer
+
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = _bearer(inner, "s3cret-token-value")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mcp.test") as http:
+        assert (await http.post("/mcp")).status_code == 401
+        assert (await http.post("/mcp", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await http.post("/mcp", headers={"Authorization": "Bearer s3cret-token-value"})).status_code == 200
+    assert reached == ["/mcp"]
+
+
+def test_http_mode_beyond_loopback_needs_a_token(capsys: Any) -> None:
+    from bitrix24_agent_tools.cli import main
+
+    assert main(["mcp", "--sandbox", "--http", "0.0.0.0:8765"]) == 2
+    assert "without --token" in capsys.readouterr().out
