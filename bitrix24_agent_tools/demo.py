@@ -71,6 +71,8 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
     """Run the whole demo; returns figures for tests. ``answer`` plays the person (default: ask on a TTY, else
     auto-approve and say so; the chat message gets an edit so the edit path shows). ``model`` ("provider:name")
     swaps the scripted model for a real one via ``init_chat_model`` (its API key must be in the environment)."""
+    import contextlib
+
     from langchain.agents import create_agent
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.types import Command
@@ -78,14 +80,11 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
     from bitrix24_agent_tools.client import Bitrix24
     from bitrix24_agent_tools.guard import Guard, Policy
     from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit, InterruptConfirmer
+    from bitrix24_agent_tools.masking import mask_url
     from bitrix24_agent_tools.packs import PACKS, specs_for
     from bitrix24_agent_tools.router import route
     from bitrix24_agent_tools.sandbox import Portal
     from bitrix24_agent_tools.tokens import tools_cost
-
-    import contextlib
-
-    from bitrix24_agent_tools.masking import mask_url
 
     portal = Portal(seed=seed, deals=40, rate_limit="standard")
     started = time.perf_counter()
