@@ -107,8 +107,9 @@ class Bitrix24Error(Exception):
         return mask_text(f"{type(self).__name__}(code={self.code!r}, status={self.status!r}, method={self.method!r})")
 
     def short(self) -> str:
-        """One line for a model or a person: the code and the hint."""
-        return mask_text(f"{self.code}: {self.hint}")
+        """One line for a model or a person: the code, what the portal said, and the hint."""
+        said = " ".join(self.description.split())[:160]
+        return mask_text(f"{self.code}: {said} — {self.hint}" if said else f"{self.code}: {self.hint}")
 
 
 class ConfigError(Bitrix24Error, ValueError):

@@ -44,7 +44,8 @@ _SUMMARIES = {
     "compliance": "consents and e-signature",
     "diagnostics": "what this portal and credential can do",
 }
-_TYPED = {"core": core.specs(), "comms": generic.comms_specs(), "diagnostics": generic.diagnostics_specs()}
+_TYPED = {"core": core.specs(), "comms": generic.comms_specs(), "diagnostics": generic.diagnostics_specs(),
+          **generic.more_specs()}
 
 PACKS: dict[str, Pack] = {
     name: Pack(name, _SUMMARIES[name], CATALOG[name], (*_TYPED.get(name, []), generic.call_spec(name)))

@@ -110,3 +110,70 @@ def diagnostics_specs() -> list[ToolSpec]:
         ToolSpec("b24_check_method", "Which pack allows a method and its risk.", MethodArgs, "read", (),
                  check_method, "diagnostics"),
     ]
+
+
+class PostArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=20000)
+    title: str | None = Field(None, max_length=255)
+
+
+def feed_post(ctx: ToolContext, args: PostArgs) -> HandlerGen:
+    params: dict[str, Any] = {"POST_MESSAGE": args.message, "DEST": ["UA"]}
+    if args.title:
+        params["POST_TITLE"] = args.title
+    response = yield Call("log.blogpost.add", params)
+    return done_output(f"posted #{response.result} to the live feed", {"id": response.result})
+
+
+class MeetingArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    start: str = Field(description="ISO 8601")
+    end: str = Field(description="ISO 8601")
+
+
+def calendar_add(ctx: ToolContext, args: MeetingArgs) -> HandlerGen:
+    response = yield Call("calendar.event.add", {"type": "user", "name": args.name, "from": args.start, "to": args.end})
+    return done_output(f"event #{response.result} '{args.name}' added", {"id": response.result})
+
+
+class StartArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    template_id: int = Field(gt=0)
+    entity: str = Field(description="deal or lead")
+    id: int = Field(gt=0)
+
+
+_DOCUMENTS = {"deal": ("CCrmDocumentDeal", "DEAL"), "lead": ("CCrmDocumentLead", "LEAD")}
+
+
+def workflow_start(ctx: ToolContext, args: StartArgs) -> HandlerGen:
+    if args.entity not in _DOCUMENTS:
+        raise ValueError("entity must be deal or lead")
+    cls, prefix = _DOCUMENTS[args.entity]
+    response = yield Call("bizproc.workflow.start",
+                          {"TEMPLATE_ID": args.template_id, "DOCUMENT_ID": ["crm", cls, f"{prefix}_{args.id}"]})
+    return done_output(f"workflow {response.result} started on {args.entity} #{args.id}", {"id": response.result})
+
+
+class FolderArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(gt=0)
+
+
+def folder_list(ctx: ToolContext, args: FolderArgs) -> HandlerGen:
+    response = yield Call("disk.folder.getchildren", {"id": args.id})
+    return rows_output(ctx, list(response.result or []), fields=["ID", "NAME", "TYPE", "SIZE"])
+
+
+def more_specs() -> dict[str, list[ToolSpec]]:
+    return {
+        "collab": [ToolSpec("b24_feed_post", "Post to the live feed.", PostArgs, "write", ("log.blogpost.add",), feed_post, "collab")],
+        "services": [ToolSpec("b24_calendar_add", "Add a calendar event.", MeetingArgs, "write", ("calendar.event.add",),
+                              calendar_add, "services")],
+        "automation": [ToolSpec("b24_workflow_start", "Start a business process on a deal or lead.", StartArgs, "write",
+                                ("bizproc.workflow.start",), workflow_start, "automation")],
+        "content": [ToolSpec("b24_folder_list", "List a Drive folder.", FolderArgs, "read", ("disk.folder.getchildren",),
+                             folder_list, "content")],
+    }
