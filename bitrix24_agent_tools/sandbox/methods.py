@@ -697,7 +697,7 @@ def workflow_instances(portal: Portal, params: dict[str, Any], caller: Caller) -
     return list(portal.state.get("workflow", {}).values())
 
 
-_DRIVE = {1: {"ID": "1", "NAME": "Shared", "TYPE": "folder", "PARENT_ID": None},
+_DRIVE: dict[int, dict[str, Any]] = {1: {"ID": "1", "NAME": "Shared", "TYPE": "folder", "PARENT_ID": None},
           2: {"ID": "2", "NAME": "Contracts", "TYPE": "folder", "PARENT_ID": "1"},
           3: {"ID": "3", "NAME": "Acme contract.pdf", "TYPE": "file", "PARENT_ID": "2", "SIZE": "48213"},
           4: {"ID": "4", "NAME": "Price list 2026.xlsx", "TYPE": "file", "PARENT_ID": "1", "SIZE": "19004"}}

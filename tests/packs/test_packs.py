@@ -177,7 +177,7 @@ def test_typed_tools_of_the_smaller_packs(client: Bitrix24, portal: Portal) -> N
     assert backwards.is_error and "before" in backwards.content
     started = box.run("b24_workflow_start", {"template_id": 1, "entity": "deal", "id": 7})
     assert started.content.endswith("started on deal #7")
-    assert list(portal.state["workflow"].values())[0]["DOCUMENT_ID"] == ["crm", "CCrmDocumentDeal", "DEAL_7"]
+    assert next(iter(portal.state["workflow"].values()))["DOCUMENT_ID"] == ["crm", "CCrmDocumentDeal", "DEAL_7"]
     assert "entity must be deal or lead" in box.run("b24_workflow_start", {"template_id": 1, "entity": "task", "id": 7}).content
     files = json.loads(box.run("b24_folder_list", {"id": 2}).content)
     assert [f["NAME"] for f in files["items"]] == ["Acme contract.pdf"]
