@@ -36,6 +36,7 @@ def _guard(args: argparse.Namespace) -> Any:
     confirm: Any
     if args.confirm_write:  # the person typing the flag is the confirmation
         def confirm(request: Any) -> Any:
+            print(f"[{request.risk}] {request.summary}\n  approved by --confirm-write", file=sys.stderr)
             return Decision.approve(by="cli --confirm-write")
     elif sys.stdin.isatty():
         confirm = TerminalConfirmer()

@@ -8,19 +8,16 @@ A handler never holds a client: the only way to the portal is through :meth:`Gua
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
-from urllib.parse import parse_qsl
 
-from pydantic import BaseModel
-
-from bitrix24_agent_tools.masking import mask_params, mask_text
-from bitrix24_agent_tools.packs.base import RISK_ORDER, Call, CallRefused, Risk, ToolSpec, riskiest
-from bitrix24_agent_tools.packs.catalog import CATALOG, classify
+from bitrix24_agent_tools.masking import MASK, mask_params, mask_text
+from bitrix24_agent_tools.packs.base import RISK_ORDER, Call, CallRefused, Risk, ToolSpec
+from bitrix24_agent_tools.risk import CATALOG, AmbiguousCall, CanonicalCall, canonical_call, pack_of
 from bitrix24_agent_tools.stores import (
     AuditRow,
     AuditStore,
@@ -73,10 +70,12 @@ class ConfirmationRequest:
     tenant: str
     summary: str
     current: dict[str, Any] | None = None
+    request_id: str = ""  # stable for the same call: an answer is bound to it
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "method": self.method, "params": self.params, "risk": self.risk,
-                "tenant": self.tenant, "summary": self.summary, "current": self.current}
+                "tenant": self.tenant, "summary": self.summary, "current": self.current,
+                "request_id": self.request_id}
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,18 @@ class Decision:
         if isinstance(value, bool):
             return cls.approve() if value else cls.reject()
         if isinstance(value, Mapping):
+            decisions = value.get("decisions")
+            if isinstance(decisions, list):  # LangChain v1 HumanInTheLoopMiddleware: {"decisions": [{...}]}
+                if len(decisions) != 1:
+                    return cls.reject("expected exactly one decision for this request; treated as no")
+                return cls.coerce(decisions[0])
+            if value.get("type") == "edit" and isinstance(value.get("edited_action"), Mapping):
+                args = value["edited_action"].get("args")
+                if isinstance(args, Mapping):
+                    return cls.edit(dict(args), by=value.get("by"))
+                return cls.reject("an edit needs edited_action.args; treated as no")
+            if value.get("type") == "reject" and value.get("message"):
+                return cls.reject(str(value["message"]), by=value.get("by"))
             if value.get("edit") is not None and isinstance(value["edit"], Mapping):
                 return cls.edit(dict(value["edit"]), by=value.get("by"))
             if value.get("type") in ("approve", "accept") or value.get("approve") is True:
@@ -137,6 +148,7 @@ class PortalCall:
 @dataclass(frozen=True)
 class AskPerson:
     request: ConfirmationRequest
+    confirm: Confirmer | None = None  # who answers, when not the guard's own confirmer (a plan's executor)
 
 
 GuardFlow = Generator[PortalCall | AskPerson, Any, Any]
@@ -147,61 +159,109 @@ _GET_FOR: dict[str, tuple[str, str]] = {
     "crm.item.delete": ("crm.item.get", "id"),
     **{f"tasks.task.{v}": ("tasks.task.get", "taskId") for v in ("update", "complete", "delete")},
 }
-_TITLE_KEYS = ("TITLE", "title", "NAME", "name")
+_TITLE_KEYS = ("title", "name")
+_ID_KEYS = ("id", "taskid")
 _VERBS = {"add": "Create", "update": "Update", "delete": "Delete", "complete": "Complete", "start": "Start"}
+FOLD = 200  # characters of one value shown before it is folded with an explicit "(+N chars)" marker
 
 
 def batch_commands(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The (method, params) of each command of a batch call, whatever shape ``cmd`` came in."""
-    cmd = params.get("cmd")
-    items = cmd.values() if isinstance(cmd, Mapping) else cmd if isinstance(cmd, list) else None
-    if items is None:
-        raise CallRefused("batch needs 'cmd': a map or list of 'method?query' strings", code="BAD_BATCH")
-    out = []
-    for item in items:
-        if isinstance(item, (list, tuple)) and item:
-            out.append((str(item[0]), dict(item[1]) if len(item) > 1 and isinstance(item[1], Mapping) else {}))
-        else:
-            method, _, query = str(item).partition("?")
-            out.append((method.strip(), dict(parse_qsl(query))))
-    return out
+    """The (method, params) of each command of a batch call, as the portal will read them."""
+    try:
+        call = canonical_call("batch", params)
+    except AmbiguousCall as exc:
+        raise CallRefused(str(exc), code="AMBIGUOUS") from None
+    return [(c.method, c.params) for c in call.commands]
 
 
 def canonical_key(tenant: str, method: str, params: Mapping[str, Any]) -> str:
-    """An idempotency key derived from the call: an origin/external id when there is one, else the params."""
-    fields = params.get("fields") if isinstance(params.get("fields"), Mapping) else {}
-    for name in ("ORIGIN_ID", "originId", "XML_ID", "xmlId", "EXTERNAL_ID"):
-        if fields and fields.get(name):
-            return f"{method.lower()}:{name}:{fields[name]}"
-    blob = json.dumps(params, sort_keys=True, ensure_ascii=False, default=str)
-    return f"{method.lower()}:{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
+    """An idempotency key for the whole call: the canonical method and every parameter, per tenant."""
+    try:
+        call = canonical_call(method, params)
+    except AmbiguousCall:
+        call = CanonicalCall(str(method).strip().lower(), dict(params))
+    return f"{call.method}:{call.fingerprint(tenant)}"
 
 
-def summarize(method: str, params: Mapping[str, Any], current: Mapping[str, Any] | None) -> str:
-    """One line a person can judge: "Update deal #42 'Big order': STAGE_ID NEW → WON, OPPORTUNITY 1000 → 5000"."""
+def fold(value: Any, limit: int = FOLD) -> str:
+    """A value as a person reads it: masked first, then folded with an explicit marker — never cut silently."""
+    text = value if isinstance(value, str) else json.dumps(mask_params(value), ensure_ascii=False, default=str)
+    text = mask_text(" ".join(str(text).split()) if isinstance(value, str) else text)
+    return text if len(text) <= limit else f"{text[:limit]}… (+{len(text) - limit} chars)"
+
+
+def _ci(mapping: Mapping[str, Any] | None, key: str) -> Any:
+    if not mapping:
+        return None
+    for k, v in mapping.items():
+        if str(k).lower() == key.lower():
+            return v
+    return None
+
+
+def _describe(method: str, params: Mapping[str, Any], current: Mapping[str, Any] | None) -> list[str]:
+    """The lines that show one call whole: what, on which record, and every field and parameter."""
     parts = method.split(".")
     verb = _VERBS.get(parts[-1].lower(), parts[-1])
     noun = parts[-2] if len(parts) >= 2 else method
-    if noun == "item" and params.get("entityTypeId"):
-        noun = f"item (type {params['entityTypeId']})"
-    ident = params.get("id") or params.get("ID") or params.get("taskId")
-    text = f"{verb} {noun}" + (f" #{ident}" if ident else "")
-    title = next((current[k] for k in _TITLE_KEYS if current and current.get(k)), None)
+    entity = _ci(params, "entityTypeId")
+    if noun == "item" and entity:
+        noun = f"item (type {entity})"
+    ident = next((v for k in _ID_KEYS if (v := _ci(params, k)) not in (None, "")), None)
+    head = f"{verb} {noun}" + (f" #{fold(ident, 40)}" if ident is not None else "") + f" ({method})"
+    title = next((_ci(current, k) for k in _TITLE_KEYS if _ci(current, k)), None)
     if title:
-        text += f" '{str(title)[:60]}'"
-    fields = params.get("fields") if isinstance(params.get("fields"), Mapping) else None
-    if fields:
-        changes = []
-        for key, new in list(fields.items())[:8]:
-            old = current.get(key) if current else None
-            if old is None and current:
-                old = next((v for k, v in current.items() if k.lower() == str(key).lower()), None)
-            shown_new = str(new)[:60]
-            changes.append(f"{key} {str(old)[:40]} → {shown_new}" if current is not None else f"{key}={shown_new}")
-        text += ": " + ", ".join(changes)
-    elif method.lower() != "batch" and params and not ident:
-        text += ": " + ", ".join(f"{k}={str(v)[:40]}" for k, v in list(params.items())[:5])
-    return mask_text(text)
+        head += f" '{fold(title, 80)}'"
+    lines = [head]
+    fields = _ci(params, "fields")
+    for key, value in params.items():
+        low = str(key).lower()
+        if low in _ID_KEYS or low == "entitytypeid" or (low == "fields" and isinstance(fields, Mapping)):
+            continue
+        lines.append(f"  {key} = {fold(value)}")
+    if isinstance(fields, Mapping):
+        for key, new in fields.items():
+            if current is not None:
+                lines.append(f"  {key}: {fold(_ci(current, str(key)), 80)} → {fold(new)}")
+            else:
+                lines.append(f"  {key} = {fold(new)}")
+    return lines
+
+
+def summarize(method: str, params: Mapping[str, Any], current: Mapping[str, Any] | None) -> str:
+    """Everything a write will do, one line per field and per batch command, masked before it is folded."""
+    try:
+        call = canonical_call(method, params)
+    except AmbiguousCall:
+        call = CanonicalCall(str(method).strip().lower(), dict(params))
+    if call.method != "batch":
+        return mask_text("\n".join(_describe(call.method, call.params, current)))
+    lines = [f"Batch of {len(call.commands)} command(s){', stops at the first error' if call.halt else ''}:"]
+    for command in call.commands:
+        sub = _describe(command.method, command.params, None)
+        lines.append(f"[{command.key}] {sub[0]}")
+        lines.extend("  " + line for line in sub[1:])
+    return mask_text("\n".join(lines))
+
+
+def restore_masked(edited: Any, original: Any) -> Any:
+    """An edit made on the masked request, with every still-masked value put back to the real one.
+
+    A person edits what they were shown; where they left a masked value as it was, the original is meant, never
+    the mask itself. A mask with no original behind it is refused (it would write ``***`` to the portal).
+    """
+    if isinstance(edited, Mapping):
+        orig = original if isinstance(original, Mapping) else {}
+        return {k: restore_masked(v, _ci(orig, str(k)) if str(k) not in orig else orig[str(k)]) for k, v in edited.items()}
+    if isinstance(edited, list):
+        orig_list = original if isinstance(original, list) else []
+        return [restore_masked(v, orig_list[i] if i < len(orig_list) else None) for i, v in enumerate(edited)]
+    if original is not None and edited == mask_params(original):
+        return original
+    if isinstance(edited, str) and MASK in edited:
+        raise CallRefused("the edit contains a masked value (***) that does not match the original; "
+                          "type the new value in full", code="BAD_EDIT")
+    return edited
 
 
 class Guard:
@@ -218,6 +278,7 @@ class Guard:
         plans: PlanStore | str | None = None,
         idempotency_ttl: float = 24 * 3600,
         plan_ttl: float = 24 * 3600,
+        inflight_ttl: float = 300.0,
         fetch_current: bool = True,
         confirm_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
@@ -237,62 +298,89 @@ class Guard:
         self.plans: PlanStore = plans if plans is not None else MemoryPlanStore()
         self.idempotency_ttl = idempotency_ttl
         self.plan_ttl = plan_ttl
+        # A claim is taken only after the person said yes and lasts while the call runs: a crash then blocks the
+        # same write for this long, not for a day.
+        self.inflight_ttl = inflight_ttl
         self.fetch_current = fetch_current
         self.confirm_timeout = confirm_timeout  # seconds a person has to answer; silence is a "no"
         self.clock = clock
 
     # -- checks ---------------------------------------------------------------------------------------------
-    def _allowed(self, method: str, spec: ToolSpec, packs: Iterable[str]) -> bool:
-        lower = method.lower()
-        if any(fnmatch.fnmatchcase(lower, p.lower()) for p in self.policy.deny):
+    def _denied(self, method: str) -> bool:
+        return any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.deny)
+
+    def _allowed(self, method: str, spec: ToolSpec, packs: tuple[str, ...]) -> bool:
+        """Is ``method`` (canonical) reachable through ``spec``? Deny patterns win over everything."""
+        if self._denied(method):
             return False
-        if any(fnmatch.fnmatchcase(lower, p.lower()) for p in self.allow):
+        if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.allow):
             return True
-        if not spec.generic and spec.methods:
-            return lower in {m.lower() for m in spec.methods}
         if spec.generic:
-            return lower in {m.lower() for m in CATALOG.get(spec.pack, {})}
-        return any(lower in {m.lower() for m in CATALOG.get(p, {})} for p in packs)
+            return method in {m.lower() for m in CATALOG.get(spec.pack, {})}
+        if spec.methods:
+            return method in {m.lower() for m in spec.methods}
+        return any(method in {m.lower() for m in CATALOG.get(p, {})} for p in packs)
+
+    def _allowed_in_batch(self, method: str, spec: ToolSpec, packs: tuple[str, ...]) -> bool:
+        if self._denied(method):
+            return False
+        if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.allow):
+            return True
+        scope = (spec.pack,) if spec.generic else packs
+        return any(method in {m.lower() for m in CATALOG.get(p, {})} for p in scope)
+
+    def _risk(self, method: str, params: Mapping[str, Any], base: Risk) -> Risk:
+        if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.destructive):
+            return "destructive"
+        return base
 
     def risk_of(self, method: str, params: Mapping[str, Any]) -> Risk:
-        if any(fnmatch.fnmatchcase(method.lower(), p.lower()) for p in self.policy.destructive):
+        """The risk the guard gives a call (the one the client retries on)."""
+        try:
+            call = canonical_call(method, params)
+        except AmbiguousCall:
             return "destructive"
-        return classify(method, params)
+        return self._canonical_risk(call)
 
-    def check(self, spec: ToolSpec, call: Call, packs: Iterable[str]) -> Risk:
-        """Allowlist, risk and policy for one call (each batch command on its own); raises CallRefused."""
-        packs = tuple(packs)
+    def _canonical_risk(self, call: CanonicalCall) -> Risk:
+        if call.method == "batch":
+            from bitrix24_agent_tools.risk import classify_one, riskiest
+
+            return riskiest([self._risk(c.method, c.params, classify_one(c.method, c.params)) for c in call.commands])
+        return self._risk(call.method, call.params, call.risk)
+
+    def canonical(self, call: Call) -> tuple[Call, CanonicalCall]:
+        """The call as the portal will read it; refuses what it could read two ways or what carries credentials."""
         if not isinstance(call.params, Mapping):
             raise CallRefused("params must be an object", code="BAD_PARAMS")
         if any(str(k).lower() == "auth" for k in call.params):
             raise CallRefused("params must not carry 'auth'; credentials are added by the client", code="BAD_PARAMS")
-        if call.method.lower() == "batch":
-            if not (spec.generic and self._allowed("batch", spec, packs)) and not self._allowed("batch", spec, packs):
-                raise CallRefused("batch is not allowed for this tool", code="NOT_ALLOWED")
-            risks: list[Risk] = []
-            for method, params in batch_commands(call.params):
-                if method.lower() == "batch":
-                    raise CallRefused("a batch inside a batch is refused", code="NESTED_BATCH")
-                if not self._allowed_any(method, spec, packs):
-                    raise CallRefused(f"batch command {method} is not in the allowlist of the active packs", code="NOT_ALLOWED")
-                risks.append(self.risk_of(method, params))
-            risk = riskiest(risks)
-        else:
-            if not self._allowed(call.method, spec, packs):
-                raise CallRefused(f"{call.method} is not allowed for {spec.name} (pack allowlist)", code="NOT_ALLOWED")
-            risk = self.risk_of(call.method, call.params)
-        if not self.policy.permits(risk):
-            raise CallRefused(f"policy '{self.policy.name}' does not allow {risk} calls ({call.method})", code="POLICY")
-        return risk
+        try:
+            canon = canonical_call(call.method, call.params)
+        except AmbiguousCall as exc:
+            raise CallRefused(f"refused, ambiguous request: {exc}", code="AMBIGUOUS") from None
+        except RecursionError:
+            raise CallRefused("params are nested too deeply", code="BAD_PARAMS") from None
+        return replace(call, method=canon.method, params=canon.params), canon
 
-    def _allowed_any(self, method: str, spec: ToolSpec, packs: tuple[str, ...]) -> bool:
-        lower = method.lower()
-        if any(fnmatch.fnmatchcase(lower, p.lower()) for p in self.policy.deny):
-            return False
-        if any(fnmatch.fnmatchcase(lower, p.lower()) for p in self.allow):
-            return True
-        scope = (spec.pack,) if spec.generic else packs
-        return any(lower in {m.lower() for m in CATALOG.get(p, {})} for p in scope)
+    def check(self, spec: ToolSpec, call: Call, packs: Iterable[str]) -> Risk:
+        """Allowlist, risk and policy for one call (each batch command on its own); raises CallRefused."""
+        return self._check(spec, call, tuple(packs))[0]
+
+    def _check(self, spec: ToolSpec, call: Call, packs: tuple[str, ...]) -> tuple[Risk, Call]:
+        call, canon = self.canonical(call)
+        if canon.method == "batch":
+            if not self._allowed("batch", spec, packs):
+                raise CallRefused("batch is not allowed for this tool", code="NOT_ALLOWED")
+            for command in canon.commands:
+                if not self._allowed_in_batch(command.method, spec, packs):
+                    raise CallRefused(_not_allowed(command.method, spec, "batch command "), code="NOT_ALLOWED")
+        elif not self._allowed(canon.method, spec, packs):
+            raise CallRefused(_not_allowed(canon.method, spec), code="NOT_ALLOWED")
+        risk = self._canonical_risk(canon)
+        if not self.policy.permits(risk):
+            raise CallRefused(f"policy '{self.policy.name}' does not allow {risk} calls ({canon.method})", code="POLICY")
+        return risk, replace(call, risk=risk)
 
     # -- the flow -------------------------------------------------------------------------------------------
     def flow(self, spec: ToolSpec, call: Call, *, tenant: str, packs: Iterable[str]) -> GuardFlow:
@@ -300,17 +388,24 @@ class Guard:
         packs = tuple(packs)
         started = self.clock()
         try:
-            risk = self.check(spec, call, packs)
+            risk, call = self._check(spec, call, packs)
         except CallRefused as refused:
             self._audit(tenant, spec, call, "?", "refused", "skipped", error=refused.reason)
             raise
         if risk == "read":
             return (yield from self._execute(spec, call, tenant, risk, "read", None, started))
+        decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs)
+        return (yield from self._once(spec, call, tenant, risk, "edited" if decision.kind == "edit" else "approved",
+                                      decision.by, started))
 
+    def _once(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, decision: str, by: str | None,
+              started: float) -> GuardFlow:
+        """Run an approved write at most once per idempotency key: a repeat gets the stored result."""
         key = call.idempotency_key or canonical_key(tenant, call.method, call.params)
-        claim = self.idempotency.begin(tenant, key, self.idempotency_ttl)
+        call = replace(call, idempotency_key=call.idempotency_key or key)
+        claim = self.idempotency.begin(tenant, key, self.inflight_ttl)
         if isinstance(claim, dict):
-            self._audit(tenant, spec, call, risk, "replayed", "ok")
+            self._audit(tenant, spec, call, risk, "replayed", "ok", by=by)
             from bitrix24_agent_tools.client import Response
 
             return Response(claim.get("result"), claim.get("total"), claim.get("next"), None)
@@ -318,38 +413,38 @@ class Guard:
             self._audit(tenant, spec, call, risk, "refused", "skipped", error="same write already in flight")
             raise CallRefused("the same write is already running; wait for its result", code="IN_FLIGHT")
         try:
-            decision, call = yield from self._ask(spec, call, tenant, risk, packs)
-            if decision.kind == "edit":
-                risk = self.check(spec, call, packs)  # the edited call passes the whole guard again
-                new_key = call.idempotency_key or canonical_key(tenant, call.method, call.params)
-                if new_key != key:
-                    self.idempotency.fail(tenant, key)
-                    key = new_key
-                    claim = self.idempotency.begin(tenant, key, self.idempotency_ttl)
-                    if claim != "new":
-                        raise CallRefused("an identical write already ran or is running", code="IN_FLIGHT")
-            response = yield from self._execute(spec, call, tenant, risk, "edited" if decision.kind == "edit" else "approved",
-                                                decision.by, started)
+            response = yield from self._execute(spec, call, tenant, risk, decision, by, started)
         except BaseException:
-            self.idempotency.fail(tenant, key)
+            self.idempotency.fail(tenant, key)  # our own claim only
             raise
         self.idempotency.complete(tenant, key, {"result": response.result, "total": response.total, "next": response.next},
                                   self.idempotency_ttl)
         return response
 
-    def _ask(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, packs: tuple[str, ...]) -> Generator[Any, Any, tuple[Decision, Call]]:
+    def request_for(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk,
+                    current: Mapping[str, Any] | None) -> ConfirmationRequest:
+        return ConfirmationRequest(spec.name, call.method, mask_params(dict(call.params)), risk, tenant,
+                                   summarize(call.method, call.params, current),
+                                   mask_params(dict(current)) if current else None,
+                                   request_id=canonical_key(tenant, call.method, call.params))
+
+    def _ask(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, packs: tuple[str, ...],
+             confirm: Confirmer | None = None) -> Generator[Any, Any, tuple[Decision, Call, Risk]]:
         current = None
-        if self.fetch_current and call.method.lower() in _GET_FOR:
+        if self.fetch_current and call.method in _GET_FOR:
             current = yield from self._current(call)
-        request = ConfirmationRequest(spec.name, call.method, mask_params(dict(call.params)), risk, tenant,
-                                      summarize(call.method, call.params, current), mask_params(current) if current else None)
-        if self.confirm is None:
+        request = self.request_for(spec, call, tenant, risk, current)
+        if (confirm or self.confirm) is None:
             self._audit(tenant, spec, call, risk, "refused", "skipped", error="no confirmation callback")
             raise CallRefused(
-                f"{risk} call refused: no confirmation callback is configured (pass confirm=... to the Guard)",
+                f"{risk} call refused: no person can confirm it here (configure a confirmer, e.g. Guard(confirm=...); "
+                "on the command line add --confirm-write)",
                 code="NO_CONFIRMER",
             )
-        decision = Decision.coerce((yield AskPerson(request)))
+        answer = yield AskPerson(request, confirm)
+        decision = bound_decision(answer, request.request_id)
+        if decision.kind == "defer" and confirm is not None:
+            decision = Decision.reject("the plan's executor deferred it again; nothing was written", by=decision.by)
         if decision.kind == "defer":
             plan = self.plan(spec, call, tenant=tenant, risk=risk, summary=request.summary)
             self._audit(tenant, spec, call, risk, "deferred", "skipped", by=decision.by)
@@ -361,19 +456,26 @@ class Guard:
             raise CallRefused(f"rejected by the reviewer: {decision.reason}" if decision.reason else "rejected by the reviewer",
                               code="REJECTED")
         if decision.kind == "edit" and decision.params is not None:
-            call = replace(call, params=decision.params)
-        return decision, call
+            try:
+                edited = replace(call, params=restore_masked(decision.params, call.params), idempotency_key=None)
+                risk, call = self._check(spec, edited, packs)  # the edited call passes the whole guard again
+            except CallRefused as refused:
+                self._audit(tenant, spec, call, risk, "refused", "skipped", by=decision.by,
+                            error=f"edit refused: {refused.reason}")
+                raise
+        return decision, call, risk
 
     def _current(self, call: Call) -> Generator[Any, Any, dict[str, Any] | None]:
-        get_method, key = _GET_FOR[call.method.lower()]
-        ident = call.params.get("id") or call.params.get("ID") or call.params.get("taskId")
+        get_method, key = _GET_FOR[call.method]
+        ident = next((v for k in _ID_KEYS if (v := _ci(call.params, k)) not in (None, "")), None)
         if not ident:
             return None
         params: dict[str, Any] = {key: ident}
-        if "entityTypeId" in call.params:
-            params["entityTypeId"] = call.params["entityTypeId"]
+        entity = _ci(call.params, "entityTypeId")
+        if entity is not None:
+            params["entityTypeId"] = entity
         try:
-            response = yield PortalCall(Call(get_method, params, call.api))
+            response = yield PortalCall(Call(get_method, params, call.api, risk="read"))
         except Exception:  # the write itself will report a missing record; the request just has no "before"
             return None
         result = response.result
@@ -386,6 +488,7 @@ class Guard:
 
     def _execute(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, decision: str, by: str | None,
                  started: float) -> GuardFlow:
+        call = replace(call, risk=risk)
         try:
             response = yield PortalCall(call)
         except Exception as exc:
@@ -397,8 +500,9 @@ class Guard:
     def _audit(self, tenant: str, spec: ToolSpec, call: Call, risk: str, decision: str, status: str, *,
                by: str | None = None, error: str | None = None, started: float | None = None) -> None:
         duration = (self.clock() - started) * 1000 if started is not None else 0.0
-        self.audit.record(AuditRow(tenant, spec.name, call.method, risk, decision, status, by, error,
-                                   dict(call.params), self.clock(), duration))
+        params = dict(call.params) if isinstance(call.params, Mapping) else {"params": str(call.params)[:200]}
+        self.audit.record(AuditRow(tenant, spec.name, str(call.method), risk, decision, status, by, error,
+                                   params, self.clock(), duration))
 
     # -- plans ----------------------------------------------------------------------------------------------
     def plan(self, spec: ToolSpec, call: Call, *, tenant: str, risk: Risk | None = None, summary: str | None = None) -> Plan:
@@ -410,27 +514,63 @@ class Guard:
         self.plans.save(plan)
         return plan
 
-    def plan_flow(self, plan_id: str, *, tenant: str) -> GuardFlow:
-        """Run a stored plan once; the person running it is the confirmation. Policy still applies."""
-        plan = self.plans.claim(plan_id, tenant, self.clock())
-        if not self.policy.permits(plan.risk):  # type: ignore[arg-type]
-            raise CallRefused(f"policy '{self.policy.name}' does not allow {plan.risk} calls", code="POLICY")
-        call = Call(plan.method, plan.params, plan.api)  # type: ignore[arg-type]
-        spec = ToolSpec(plan.tool, "", _NoArgs, plan.risk, (plan.method,), _no_handler, "plan")  # type: ignore[arg-type]
-        return (yield from self._execute(spec, call, tenant, plan.risk, "plan", "plan-executor", self.clock()))  # type: ignore[arg-type]
+    def plan_flow(self, plan_id: str, *, tenant: str, specs: Mapping[str, ToolSpec], packs: Iterable[str],
+                  confirm: Confirmer | None = None) -> GuardFlow:
+        """Run a stored plan once, as a fresh call: allowlist, deny patterns and policy are checked again and the
+        person running it is shown everything it does and asked (their yes is the confirmation)."""
+        plan = self.plans.get(plan_id)
+        if plan is None or plan.tenant != tenant:
+            self.plans.claim(plan_id, tenant, self.clock())  # raises the store's own "no plan" error
+        assert plan is not None
+        spec = specs.get(plan.tool)
+        if spec is None:
+            raise CallRefused(f"plan {plan_id} was made by tool {plan.tool}, which is not active here", code="NOT_ALLOWED")
+        packs = tuple(packs)
+        started = self.clock()
+        call = Call(plan.method, plan.params, "v3" if plan.api == "v3" else "v2")
+        try:
+            risk, call = self._check(spec, call, packs)
+        except CallRefused as refused:
+            self._audit(tenant, spec, call, "?", "refused", "skipped", error=f"plan {plan_id}: {refused.reason}")
+            raise
+        self.plans.claim(plan_id, tenant, self.clock())  # single use, before anything runs
+        if risk == "read":
+            return (yield from self._execute(spec, call, tenant, risk, "plan", "plan-executor", started))
+        decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs, confirm or self.confirm)
+        return (yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started))
 
 
+def _not_allowed(method: str, spec: ToolSpec, what: str = "") -> str:
+    pack = pack_of(method)
+    where = (f"; it is in the {pack} pack (use b24_{pack}_call or activate that pack)" if pack
+             else "; no pack lists it (a user may allow it explicitly with allow=[...])")
+    return f"{what}{method} is not allowed for {spec.name}{where}"
 
-class _NoArgs(BaseModel):
-    pass
 
+def bound_decision(answer: Any, request_id: str) -> Decision:
+    """A person's answer, accepted only for the request it names when it names one.
 
-def _no_handler(ctx: Any, args: Any) -> Any:  # pragma: no cover - plans never run a handler
-    raise NotImplementedError
+    Answers may be keyed by request id (``{request_id: answer}``) — several writes pending at once each get their
+    own — or carry ``request_id``; an answer naming another request is a "no" for this one.
+    """
+    if isinstance(answer, Mapping) and not isinstance(answer, Decision):
+        if request_id in answer:
+            return Decision.coerce(answer[request_id])
+        named = answer.get("request_id")
+        if named is not None and str(named) != request_id:
+            return Decision.reject("that answer was for another request; nothing was written")
+        decisions = answer.get("decisions")
+        if isinstance(decisions, list) and any(isinstance(d, Mapping) and d.get("request_id") for d in decisions):
+            mine = [d for d in decisions if isinstance(d, Mapping) and str(d.get("request_id")) == request_id]
+            return Decision.coerce(mine[0]) if len(mine) == 1 else Decision.reject("no answer for this request; nothing was written")
+        if any(isinstance(k, str) and re.fullmatch(r"[a-z0-9_.]+:[0-9a-f]{32}", k) for k in answer):
+            return Decision.reject("no answer for this request; nothing was written")
+    return Decision.coerce(answer)
 
 
 def risk_at_least(risk: Risk, floor: Risk) -> bool:
     return RISK_ORDER[risk] >= RISK_ORDER[floor]
 
 
-__all__ = ["AskPerson", "ConfirmationRequest", "Confirmer", "Decision", "Guard", "Policy", "PortalCall", "summarize"]
+__all__ = ["AskPerson", "ConfirmationRequest", "Confirmer", "Decision", "Guard", "Policy", "PortalCall",
+           "bound_decision", "summarize"]

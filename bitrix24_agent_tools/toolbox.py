@@ -17,12 +17,13 @@ from pydantic import ValidationError
 
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error
 from bitrix24_agent_tools.guard import AskPerson, Decision, Guard, PortalCall
-from bitrix24_agent_tools.masking import get_logger, mask_text
+from bitrix24_agent_tools.masking import get_logger, mask_params, mask_text
 from bitrix24_agent_tools.packs import PACKS, Call, CallRefused, ToolContext, ToolOutput, ToolSpec, specs_for
 from bitrix24_agent_tools.router import RouteDecision, route
 
 log = get_logger(__name__)
 MAX_ERROR = 300
+MAX_DEPTH = 32
 
 
 # Exceptions a framework uses to pause a run while a person answers (LangGraph's interrupt, a LlamaIndex workflow
@@ -99,16 +100,20 @@ class Toolbox:
         if isinstance(raw_args, (str, bytes)):
             try:
                 raw_args = json.loads(raw_args or "{}")
-            except ValueError:
+            except (ValueError, RecursionError):
                 return ToolOutput("invalid arguments: expected a JSON object", is_error=True)
         if raw_args is None:
             raw_args = {}
         if not isinstance(raw_args, Mapping):
             return ToolOutput(f"invalid arguments: expected an object, got {type(raw_args).__name__}", is_error=True)
+        if _depth(raw_args) > MAX_DEPTH:
+            return ToolOutput(f"invalid arguments: nested deeper than {MAX_DEPTH} levels", is_error=True)
         try:
             args = spec.args.model_validate(dict(raw_args))
         except ValidationError as exc:
             return ToolOutput(validation_message(exc), is_error=True)
+        except RecursionError:
+            return ToolOutput(f"invalid arguments: nested deeper than {MAX_DEPTH} levels", is_error=True)
         try:
             gen = spec.handler(self.context, args)
             call = next(gen)
@@ -123,7 +128,8 @@ class Toolbox:
                     call = gen.send(value)
         except StopIteration as stop:
             out: ToolOutput = stop.value
-            return ToolOutput(mask_text(out.content), out.artifact, out.is_error)
+            # Artifacts reach the client too (LangChain artifact, MCP structuredContent): masked like the text.
+            return ToolOutput(mask_text(out.content), mask_params(out.artifact), out.is_error)
         except CallRefused as refused:
             return ToolOutput(_short(refused.reason), {"refused": refused.code}, is_error=True)
         except Bitrix24Error as err:
@@ -143,16 +149,21 @@ class Toolbox:
         """Run a tool on asyncio (the async client if there is one, else the sync client in a thread)."""
         return await self._drive_async(self._flow(name, raw_args))
 
-    def execute_plan(self, plan_id: str) -> ToolOutput:
-        """Run a stored plan once (a person's command, e.g. ``b24-agent-tools call --execute-plan``)."""
-        return self._drive_sync(self._plan_flow(plan_id))
+    def execute_plan(self, plan_id: str, confirm: Any = None) -> ToolOutput:
+        """Run a stored plan once (a person's command, e.g. ``b24-agent-tools call --execute-plan``).
 
-    def _plan_flow(self, plan_id: str) -> Generator[Any, Any, ToolOutput]:
+        It is checked again like a new call (allowlist, deny patterns, policy) and ``confirm`` (else the guard's
+        confirmer) is shown everything it does and answers for it.
+        """
+        return self._drive_sync(self._plan_flow(plan_id, confirm))
+
+    def _plan_flow(self, plan_id: str, confirm: Any = None) -> Generator[Any, Any, ToolOutput]:
         from bitrix24_agent_tools.packs.render import dumps
         from bitrix24_agent_tools.stores import PlanError
 
         try:
-            response = yield from self.guard.plan_flow(plan_id, tenant=self.tenant)
+            response = yield from self.guard.plan_flow(plan_id, tenant=self.tenant, specs=self._by_name, packs=self.packs,
+                                                       confirm=confirm)
         except PlanError as exc:
             return ToolOutput(_short(str(exc)), is_error=True)
         except CallRefused as refused:
@@ -187,29 +198,36 @@ class Toolbox:
             result: ToolOutput = stop.value
             return result
 
+    def _portal_kwargs(self, step: PortalCall) -> dict[str, Any]:
+        c = step.call
+        return {"api": c.api, "idempotency_key": c.idempotency_key, "risk": c.risk}
+
     def _do_sync(self, step: Any) -> Any:
         if isinstance(step, PortalCall):
             if self.client is None:
                 raise CallRefused("this toolbox has only an async client; use arun()", code="NO_CLIENT")
             c = step.call
-            return self.client.call(c.method, dict(c.params), api=c.api, idempotency_key=c.idempotency_key)
+            return self.client.call(c.method, dict(c.params), **self._portal_kwargs(step))
         if isinstance(step, AskPerson):
             timeout = self.guard.confirm_timeout
-            confirm = self.guard.confirm
-            is_async = inspect.iscoroutinefunction(confirm) or inspect.iscoroutinefunction(type(confirm).__call__)
-            if timeout is not None and not is_async:
+            confirm = step.confirm or self.guard.confirm
+            if _is_async(confirm):
+                return _run_coroutine(confirm(step.request), timeout)  # type: ignore[misc]
+            if timeout is not None:
                 import concurrent.futures
+                import contextvars
 
                 pool = concurrent.futures.ThreadPoolExecutor(1)
                 try:
-                    answer = pool.submit(self.guard.confirm, step.request).result(timeout=timeout)  # type: ignore[arg-type]
+                    context = contextvars.copy_context()  # a framework's pause (LangGraph) reads its context
+                    answer = pool.submit(context.run, confirm, step.request).result(timeout=timeout)  # type: ignore[arg-type]
                 finally:
                     pool.shutdown(wait=False)
             else:
-                answer = self.guard.confirm(step.request)  # type: ignore[misc]
+                answer = confirm(step.request)  # type: ignore[misc]
             if inspect.isawaitable(answer):
-                answer = _run_coroutine(answer)
-            return Decision.coerce(answer)
+                answer = _run_coroutine(answer, timeout)
+            return answer
         raise TypeError(f"unknown step {step!r}")
 
     async def _drive_async(self, flow: Generator[Any, Any, ToolOutput]) -> ToolOutput:
@@ -240,16 +258,19 @@ class Toolbox:
         if isinstance(step, PortalCall):
             c = step.call
             if self.aclient is not None:
-                return await self.aclient.call(c.method, dict(c.params), api=c.api, idempotency_key=c.idempotency_key)
+                return await self.aclient.call(c.method, dict(c.params), **self._portal_kwargs(step))
             assert self.client is not None
-            return await asyncio.to_thread(self.client.call, c.method, dict(c.params), api=c.api,
-                                           idempotency_key=c.idempotency_key)
+            return await asyncio.to_thread(self.client.call, c.method, dict(c.params), **self._portal_kwargs(step))
         if isinstance(step, AskPerson):
-            answer = self.guard.confirm(step.request)  # type: ignore[misc]
+            timeout = self.guard.confirm_timeout
+            confirm = step.confirm or self.guard.confirm
+            if _is_async(confirm) or timeout is None:
+                answer = confirm(step.request)  # type: ignore[misc]
+            else:  # a blocking confirmer runs in a thread so that its silence can time out
+                answer = await asyncio.wait_for(asyncio.to_thread(confirm, step.request), timeout)  # type: ignore[arg-type]
             if inspect.isawaitable(answer):
-                timeout = self.guard.confirm_timeout
                 answer = await (asyncio.wait_for(answer, timeout) if timeout is not None else answer)
-            return Decision.coerce(answer)
+            return answer
         raise TypeError(f"unknown step {step!r}")
 
 
@@ -260,11 +281,25 @@ def _failed_confirmer(exc: BaseException) -> Decision:
     return Decision.reject(f"the confirmation step failed ({type(exc).__name__}); nothing was written")
 
 
-def _run_coroutine(awaitable: Any) -> Any:
+def _is_async(confirm: Any) -> bool:
+    return inspect.iscoroutinefunction(confirm) or inspect.iscoroutinefunction(getattr(type(confirm), "__call__", None))
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, Mapping):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, (list, tuple)):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _run_coroutine(awaitable: Any, timeout: float | None = None) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_await(awaitable))
+        return asyncio.run(_await(asyncio.wait_for(awaitable, timeout) if timeout is not None else awaitable))
     close = getattr(awaitable, "close", None)
     if close is not None:
         close()

@@ -20,7 +20,7 @@ def box(client: Bitrix24, confirm: Any = None, policy: Policy | None = None, pac
 def test_without_a_confirmer_every_write_is_refused_and_nothing_changes(client: Bitrix24, portal: Portal) -> None:
     before = portal.entity("deal", 3)
     out = box(client).run("b24_deal_move", {"id": 3, "stage_id": "LOSE"})
-    assert out.is_error and "no confirmation callback" in out.content
+    assert out.is_error and "no person can confirm" in out.content
     assert portal.entity("deal", 3) == before
     assert box(client).run("b24_crm_get", {"entity": "deal", "id": 3}).is_error is False  # reads need no one
 
@@ -30,8 +30,8 @@ def test_the_person_sees_a_one_line_summary_with_current_values(client: Bitrix24
     deal = portal.entity("deal", 4)
     box(client, confirm).run("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"STAGE_ID": "WON", "OPPORTUNITY": 5000}})
     request = confirm.seen[0]
-    assert request.summary == (f"Update deal #4 '{deal['TITLE']}': STAGE_ID {deal['STAGE_ID']} → WON, "
-                               f"OPPORTUNITY {deal['OPPORTUNITY']} → 5000")
+    assert request.summary == (f"Update deal #4 (crm.deal.update) '{deal['TITLE']}'\n"
+                               f"  STAGE_ID: {deal['STAGE_ID']} → WON\n  OPPORTUNITY: {deal['OPPORTUNITY']} → 5000")
     assert request.current is not None and request.current["ID"] == "4"
     assert request.risk == "write" and request.tenant == portal.domain and request.method == "crm.deal.update"
 
@@ -79,7 +79,7 @@ def test_batch_commands_are_checked_one_by_one_and_take_the_riskiest(client: Bit
     nested = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "batch?cmd[x]=crm.deal.get"}}}
     assert "batch inside a batch" in box(client, confirm, Policy.admin()).run("b24_core_call", nested).content
     outside = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "im.message.add?DIALOG_ID=1"}}}
-    assert "not in the allowlist" in box(client, confirm, Policy.admin()).run("b24_core_call", outside).content
+    assert "is not allowed" in box(client, confirm, Policy.admin()).run("b24_core_call", outside).content
     mixed = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=6"}}}
     assert "does not allow destructive" in box(client, confirm).run("b24_core_call", mixed).content
     assert portal.entity("deal", 6) is not None
@@ -116,13 +116,11 @@ def test_concurrent_identical_writes_do_not_both_run(client: Bitrix24, portal: P
     threads = [threading.Thread(target=lambda: results.append(toolbox.run("b24_task_create", {"title": "once only"}).content)) for _ in range(4)]
     for t in threads:
         t.start()
-    while len(results) < 3:  # three of them are refused while the first waits for its person
-        threading.Event().wait(0.01)
-    gate.set()
+    gate.set()  # all four were asked; the write runs once, the others wait for it or get its result
     for t in threads:
         t.join()
     assert len([t for t in portal.entities("task") if t["title"] == "once only"]) == 1
-    assert sum("already running" in r for r in results) == 3
+    assert len(results) == 4 and all("already running" in r or r == results[0] or "created" in r for r in results)
 
 
 def test_a_failed_write_releases_its_key_and_leaves_no_half_state(client: Bitrix24, portal: Portal) -> None:
@@ -143,8 +141,13 @@ def test_plans_run_once_for_the_same_tenant_before_expiry(client: Bitrix24, port
     assert not any(t["title"] == "planned" for t in portal.entities("task"))
     other = Toolbox(client, guard=toolbox.guard, tenant="another.bitrix24.com")
     assert "no plan" in other.execute_plan(plan_id).content
-    assert "executed" in toolbox.execute_plan(plan_id).content
-    assert "already executed" in toolbox.execute_plan(plan_id).content
+    assert "deferred it again" in toolbox.execute_plan(plan_id).content  # the executor must answer, not defer
+    planned = [t for t in portal.entities("task") if t["title"] == "planned"]
+    assert not planned
+    late_plan = toolbox.run("b24_task_create", {"title": "planned"})
+    plan_id = late_plan.content.split("plan ")[1].split()[0]
+    assert "executed" in toolbox.execute_plan(plan_id, confirm=AutoConfirmer()).content
+    assert "already executed" in toolbox.execute_plan(plan_id, confirm=AutoConfirmer()).content
     assert len([t for t in portal.entities("task") if t["title"] == "planned"]) == 1
     late = toolbox.run("b24_task_create", {"title": "too late"})
     late_id = late.content.split("plan ")[1].split()[0]
@@ -166,8 +169,9 @@ def test_every_call_is_audited_with_masked_params(client: Bitrix24, tmp_path: An
 
 
 def test_summary_without_current_values_lists_fields() -> None:
-    assert summarize("crm.lead.add", {"fields": {"TITLE": "A"}}, None) == "Create lead: TITLE=A"
-    assert summarize("tasks.task.complete", {"taskId": 7}, {"title": "Call"}) == "Complete task #7 'Call'"
+    assert summarize("crm.lead.add", {"fields": {"TITLE": "A"}}, None) == "Create lead (crm.lead.add)\n  TITLE = A"
+    assert summarize("tasks.task.complete", {"taskId": 7}, {"title": "Call"}) == \
+        "Complete task #7 (tasks.task.complete) 'Call'"
 
 
 async def test_async_confirmers_and_async_runs(portal: Portal, client: Bitrix24) -> None:

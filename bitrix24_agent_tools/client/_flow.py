@@ -30,14 +30,13 @@ from bitrix24_agent_tools.client.errors import (
 )
 from bitrix24_agent_tools.client.limits import Limiter, OperatingTracker, RetryPolicy
 from bitrix24_agent_tools.masking import get_logger
+from bitrix24_agent_tools.risk import classify
 
 log = get_logger(__name__)
 
 BATCH_LIMIT = 50
 PAGE = 50
-_WRITE_VERBS = frozenset(
-    ["add", "update", "set", "register", "bind", "import", "complete", "start", "stop", "move", "attach", "send", "delete", "remove", "unregister", "unbind", "terminate", "kill", "clear", "recyclebin", "upload", "uploadfile", "copyto", "moveto", "addsubfolder", "create", "answer"]
-)
+
 
 
 @dataclass(frozen=True)
@@ -108,9 +107,17 @@ class Settings:
     rng: random.Random = field(default_factory=random.Random)
 
 
-def is_write(method: str) -> bool:
-    last = method.lower().rsplit(".", 1)[-1]
-    return last in _WRITE_VERBS
+def safe_to_repeat(method: str, params: Mapping[str, Any], api: str, risk: str | None, idempotent: bool,
+                   idempotency_key: str | None) -> bool:
+    """May this call be sent again after an ambiguous failure (the portal may have run it)?
+
+    Only reads, calls the caller declared idempotent, and REST 3.0 writes carrying an ``Idempotency-Key`` (the
+    portal replays those). The risk is the guard's when it judged the call, else the same risk model's (``risk``
+    module): a write, or a batch holding one, is never re-sent on a guess.
+    """
+    if idempotent or (api == "v3" and idempotency_key):
+        return True
+    return (risk if risk is not None else classify(method, params)) == "read"
 
 
 # --- one call ---------------------------------------------------------------------------------------------
@@ -193,6 +200,7 @@ def call_flow(
     api: str = "v2",
     idempotent: bool = False,
     idempotency_key: str | None = None,
+    risk: str | None = None,
 ) -> Flow:
     """One call with limits, retries and a single token refresh; returns a :class:`Response`."""
     if not isinstance(method, str) or not re.fullmatch(r"[A-Za-z0-9_.]+", method or ""):
@@ -206,7 +214,7 @@ def call_flow(
     if any(str(k).lower() == "auth" for k in params):
         raise ConfigError("params must not carry 'auth'; the client adds credentials itself")
     portal = settings.auth.portal
-    write = is_write(method) and not idempotent
+    write = not safe_to_repeat(method, params, api, risk, idempotent, idempotency_key)
     refreshed = False
     attempt = 0
     while True:

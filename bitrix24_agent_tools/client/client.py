@@ -226,9 +226,11 @@ class Bitrix24(_Base):
         api: str = "v2",
         idempotent: bool = False,
         idempotency_key: str | None = None,
+        risk: str | None = None,
     ) -> Response:
         """Call one method; returns its :class:`Response` or raises a :class:`Bitrix24Error`."""
-        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key)
+        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key,
+                         risk=risk)
         result: Response = self._run(flow)
         return result
 
@@ -354,8 +356,10 @@ class AsyncBitrix24(_Base):
         api: str = "v2",
         idempotent: bool = False,
         idempotency_key: str | None = None,
+        risk: str | None = None,
     ) -> Response:
-        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key)
+        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key,
+                         risk=risk)
         result: Response = await self._run(flow)
         return result
 

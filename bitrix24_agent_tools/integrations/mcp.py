@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextvars
-import hashlib
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +18,7 @@ import mcp.types as types
 from mcp.server.lowlevel import Server
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
+from bitrix24_agent_tools.masking import mask_params
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
 from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore
@@ -45,9 +46,38 @@ class NeedsInput(Exception):
         self.request = request
 
 
-def _fingerprint(request: ConfirmationRequest) -> str:
-    blob = json.dumps([request.tool, request.method, request.params, request.tenant], sort_keys=True, default=str)
-    return "confirm-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+class Elicitations:
+    """The confirmations this server asked for on modern sessions: a random single-use nonce per request, expiring.
+
+    An ``input_responses`` entry counts only under a nonce this server issued, for the very request it was issued
+    for, before it expires, and once: a client cannot answer a prompt it was never shown, guess a key, or replay one.
+    """
+
+    def __init__(self, ttl: float = 600.0, clock: Any = None) -> None:
+        import time
+
+        self.ttl = ttl
+        self.clock = clock or time.monotonic
+        self._issued: dict[str, tuple[str, float]] = {}
+
+    def issue(self, request: ConfirmationRequest) -> str:
+        import secrets
+
+        now = self.clock()
+        self._issued = {k: v for k, v in self._issued.items() if v[1] > now}
+        nonce = "confirm-" + secrets.token_urlsafe(18)
+        self._issued[nonce] = (request.request_id, now + self.ttl)
+        return nonce
+
+    def redeem(self, answers: dict[str, types.ElicitResult], request: ConfirmationRequest) -> types.ElicitResult | None:
+        """The answer to ``request`` among ``answers``, if its nonce was issued for it and is still valid (used up)."""
+        now = self.clock()
+        for nonce in list(answers):
+            issued = self._issued.get(nonce)
+            if issued is not None and issued[0] == request.request_id and issued[1] > now:
+                del self._issued[nonce]
+                return answers.pop(nonce)
+        return None
 
 
 def _message(request: ConfirmationRequest) -> str:
@@ -83,6 +113,9 @@ class ElicitationConfirmer:
     ``InputRequiredResult`` and the client calls again with the person's answer (``input_responses``).
     """
 
+    def __init__(self) -> None:
+        self.elicitations = Elicitations()
+
     async def __call__(self, request: ConfirmationRequest) -> Decision:
         state: tuple[Any, dict[str, types.ElicitResult]] = _request.get() or (None, {})
         ctx, answers = state
@@ -90,11 +123,11 @@ class ElicitationConfirmer:
             types.ClientCapabilities(elicitation=types.ElicitationCapability())
         ):
             return Decision.defer(by="mcp: client has no elicitation")
-        key = _fingerprint(request)
-        if key in answers:
-            return decision_from(answers[key], request)
+        answer = self.elicitations.redeem(answers, request)
+        if answer is not None:
+            return decision_from(answer, request)
         if not ctx.session.can_send_request:
-            raise NeedsInput(key, request)
+            raise NeedsInput(self.elicitations.issue(request), request)
         answer = await ctx.session.elicit_form(_message(request), _ANSWER_SCHEMA, related_request_id=ctx.request_id)
         return decision_from(answer, request)
 
@@ -108,8 +141,10 @@ class Bitrix24MCP:
     """An MCP server over one portal. ``route=True`` starts with ``core`` plus a tool that adds routed packs."""
 
     def __init__(self, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",), route: bool = False,
-                 policy: Policy | None = None, plans: PlanStore | None = None) -> None:
-        guard = Guard(policy or Policy.writer(), ElicitationConfirmer(), plans=plans)
+                 policy: Policy | None = None, plans: PlanStore | None = None, writes: bool = True) -> None:
+        # writes=False (HTTP without a bearer token): any local process could both call and answer the prompt.
+        guard = Guard(policy or (Policy.writer() if writes else Policy.read_only()),
+                      ElicitationConfirmer() if writes else None, plans=plans)
         self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
         self.routing = route
         self.server: Server[Any] = Server("bitrix24-agent-tools", on_list_tools=self._list_tools, on_call_tool=self._call_tool)
@@ -153,7 +188,7 @@ class Bitrix24MCP:
             _request.reset(token)
         structured = None
         if out.artifact is not None:
-            structured = {"data": json.loads(json.dumps(out.artifact, default=str))}
+            structured = {"data": json.loads(json.dumps(mask_params(out.artifact), default=str))}
         return types.CallToolResult(content=[types.TextContent(type="text", text=out.content)],
                                     structured_content=structured, is_error=out.is_error)
 
@@ -202,6 +237,12 @@ def _cli(args: argparse.Namespace) -> int:
     if not loopback and not args.token:
         print("refusing to serve beyond loopback without --token (a bearer token clients must send)")
         return 2
+    if not args.token:
+        # Any local process can reach a loopback port: without a token it could call a write and answer its own
+        # confirmation prompt. Serve reads only.
+        print("no --token: serving read-only tools; writes need a bearer token, loopback included", file=sys.stderr)
+        app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans),
+                          writes=False)
     import uvicorn
 
     asgi = app.server.streamable_http_app(host=host)

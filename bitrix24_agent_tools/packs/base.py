@@ -23,18 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-Risk = Literal["read", "write", "destructive"]
-RISK_ORDER: Mapping[str, int] = {"read": 0, "write": 1, "destructive": 2}
+from bitrix24_agent_tools.risk import RISK_ORDER, Risk, riskiest
+
 ApiVersion = Literal["v2", "v3"]
-
-
-def riskiest(risks: list[Risk] | tuple[Risk, ...]) -> Risk:
-    """The highest of several risks (``read`` when there are none)."""
-    result: Risk = "read"
-    for risk in risks:
-        if RISK_ORDER[risk] > RISK_ORDER[result]:
-            result = risk
-    return result
+__all__ = ["RISK_ORDER", "ApiVersion", "Call", "CallRefused", "Handler", "HandlerGen", "Risk", "ToolContext",
+           "ToolOutput", "ToolSpec", "adrive", "drive", "riskiest"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +38,7 @@ class Call:
     params: Mapping[str, Any] = field(default_factory=dict)
     api: ApiVersion = "v2"
     idempotency_key: str | None = None
+    risk: Risk | None = None  # set by the guard; the client retries on it, never on a verb list of its own
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def test_a_tool_call_gives_content_for_the_model_and_data_as_artifact() -> None:
 async def test_async_invoke_goes_through_the_same_guard() -> None:
     portal, toolkit = _toolkit(confirm=None)
     tool = next(t for t in toolkit.get_tools() if t.name == "b24_task_create")
-    assert "no confirmation callback" in await tool.ainvoke({"title": "x"})
+    assert "no person can confirm" in await tool.ainvoke({"title": "x"})
     assert all(t["title"] != "x" for t in portal.entities("task"))
 
 

@@ -14,6 +14,7 @@ from bitrix24_agent_tools.integrations.mcp import Bitrix24MCP
 from bitrix24_agent_tools.sandbox import Portal
 from bitrix24_agent_tools.stores import MemoryPlanStore
 from bitrix24_agent_tools.tokens import count_tokens
+from bitrix24_agent_tools.guard import Decision
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
@@ -94,7 +95,14 @@ async def test_no_model_argument_can_approve_and_without_elicitation_only_a_plan
     plan_id = deferred.content[0].text.split("plan ")[1].split()[0]
     # Only a person runs it (the CLI's --execute-plan does exactly this), through the same guard and plan store.
     person = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), guard=app.toolbox.guard)
-    assert "executed" in person.execute_plan(plan_id).content
+    shown: list[str] = []
+
+    def person_says_yes(request: Any) -> Decision:
+        shown.append(request.summary)
+        return Decision.approve(by="person")
+
+    assert "executed" in person.execute_plan(plan_id, confirm=person_says_yes).content
+    assert shown and "TITLE = later" in shown[0]  # the person saw what the plan does before it ran
     assert [t["title"] for t in portal.entities("task")].count("later") == 1
 
 

@@ -49,7 +49,8 @@ def test_risk_is_catalog_first_then_the_name(method: str, risk: str) -> None:
 
 
 def test_name_fallback_and_pack_lookup() -> None:
-    assert name_risk("crm.automation.trigger") == "read"  # by name; the catalog says write
+    assert name_risk("crm.automation.trigger") == "write"  # unknown verbs are writes (fail closed)
+    assert name_risk("crm.some.thing") == "write" and name_risk("crm.some.list") == "read"
     assert classify("crm.automation.trigger") == "write"
     assert pack_of("IMOPENLINES.config.list.get") == "comms"
     assert pack_of("unknown.method") is None
