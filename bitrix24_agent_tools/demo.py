@@ -112,13 +112,14 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
             chat = _scripted_model()
         agent = create_agent(chat, toolkit.get_tools(), checkpointer=InMemorySaver())
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
-        person = answer or _default_person(out)
+        person = answer or _default_person(out, real_portal=bool(portal_url))
         result = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)  # type: ignore[call-overload]
         asked = 0
         while result.get("__interrupt__"):
             request = result["__interrupt__"][0].value["bitrix24_confirmation"]
             asked += 1
-            result = agent.invoke(Command(resume=person(request)), config)  # type: ignore[call-overload]
+            # The answer names the request it is for: an answer can never be spent on another write.
+            result = agent.invoke(Command(resume={request["request_id"]: person(request)}), config)  # type: ignore[call-overload]
         for message in result["messages"]:
             kind = type(message).__name__
             if kind == "AIMessage" and message.tool_calls:
@@ -142,7 +143,7 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
                 "writes": len(writes), "deal": deal, "final": result["messages"][-1].content}
 
 
-def _default_person(out: Callable[[str], None]) -> Callable[[dict[str, Any]], Any]:
+def _default_person(out: Callable[[str], None], real_portal: bool = False) -> Callable[[dict[str, Any]], Any]:
     import sys
 
     def person(request: dict[str, Any]) -> Any:
@@ -150,6 +151,9 @@ def _default_person(out: Callable[[str], None]) -> Callable[[dict[str, Any]], An
         if sys.stdin.isatty():
             answer = input("  approve? [y]es / [n]o: ").strip().lower()
             return {"approve": True, "by": "you"} if answer in ("y", "yes", "да") else {"reject": "declined at the demo prompt"}
+        if real_portal:  # no person at a terminal and a real portal: nobody may approve on their behalf
+            out("  person: none at a terminal — refused (a real portal is never written without a person's yes)")
+            return {"reject": "no person at a terminal to approve a write to a real portal", "by": "demo (no TTY)"}
         if request["method"] == "im.message.add":
             edited = {**request["params"], "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today."}
             out("  person: approve with an edit (adds a line to the message)")

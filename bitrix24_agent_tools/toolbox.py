@@ -282,7 +282,7 @@ def _failed_confirmer(exc: BaseException) -> Decision:
 
 
 def _is_async(confirm: Any) -> bool:
-    return inspect.iscoroutinefunction(confirm) or inspect.iscoroutinefunction(getattr(type(confirm), "__call__", None))
+    return inspect.iscoroutinefunction(confirm) or (callable(confirm) and inspect.iscoroutinefunction(confirm.__call__))
 
 
 def _depth(value: Any, level: int = 0) -> int:

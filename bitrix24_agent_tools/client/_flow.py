@@ -348,6 +348,15 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]
     return out
 
 
+def _section(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One section of a batch reply under the command keys. PHP writes an array whose keys are 0..n-1 as a JSON
+    list (an empty section is ``[]``), anything else as an object (protocol.md §5)."""
+    value = body.get(name)
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value)}
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
 def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow:
     """Any number of commands, 50 per request, results and errors mapped back to the caller's keys."""
     items = normalize_commands(commands)
@@ -368,20 +377,18 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
         }
         response = yield from call_flow(settings, "batch", {"halt": 1 if halt else 0, "cmd": cmd})
         body = response.result if isinstance(response.result, Mapping) else {}
-        got = body.get("result") or {}
-        if isinstance(got, list):
-            got = {key: got[i] for i, (key, _, _) in enumerate(chunk) if i < len(got)}
+        got = _section(body, "result")
         results.update({k: v for k, v in got.items() if k in local})
-        for key, err in (body.get("result_error") or {}).items():
+        for key, err in _section(body, "result_error").items():
             if isinstance(err, Mapping):
                 errors[str(key)] = error_from(
                     str(err.get("error") or "ERROR"), str(err.get("error_description") or ""), None,
                     next((m for k, m, _ in chunk if k == str(key)), None),
                 )
-        for key, val in (body.get("result_total") or {}).items():
+        for key, val in _section(body, "result_total").items():
             if str(val).isdigit():
                 totals[str(key)] = int(val)
-        for key, val in (body.get("result_next") or {}).items():
+        for key, val in _section(body, "result_next").items():
             if str(val).isdigit():
                 nexts[str(key)] = int(val)
         if halt and errors:

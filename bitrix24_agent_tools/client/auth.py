@@ -25,6 +25,12 @@ DEFAULT_OAUTH_SERVER = "https://oauth.bitrix.info/oauth/token/"
 _WEBHOOK_RE = re.compile(r"^(https?)://([^/\s]+)/rest/(?:api/)?(\d+)/([^/\s]+)/?(?:[^/\s]*)?$")
 
 
+def _redact_url(url: str) -> str:
+    """A URL we could not parse, with everything after ``/rest/`` hidden: any part of it may be the code."""
+    head, sep, _ = url.partition("/rest/")
+    return mask_text(head[:80]) + (sep + "***" if sep else ("" if len(url) <= 12 else "…"))
+
+
 class Webhook:
     """An incoming webhook: ``https://portal/rest/<user_id>/<code>/``. The code is a secret."""
 
@@ -36,7 +42,7 @@ class Webhook:
         match = _WEBHOOK_RE.match(url.strip())
         if not match:
             raise ConfigError(
-                f"malformed webhook URL {mask_text(url)!r}: expected https://<portal>/rest/<user_id>/<code>/"
+                f"malformed webhook URL {_redact_url(url)!r}: expected https://<portal>/rest/<user_id>/<code>/"
             )
         scheme, host, user_id, code = match.groups()
         if len(code) < 6:

@@ -12,7 +12,7 @@ from langchain_core.tools import BaseTool, BaseToolkit
 from pydantic import ConfigDict, PrivateAttr, ValidationError
 
 from bitrix24_agent_tools.client import Bitrix24
-from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
+from bitrix24_agent_tools.guard import ConfirmationRequest, Guard, Policy
 from bitrix24_agent_tools.packs import ToolSpec
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
@@ -39,12 +39,14 @@ class Bitrix24Tool(BaseTool):
         tool._toolbox = toolbox
         return tool
 
-    def _run(self, *args: Any, run_manager: Any = None, **kwargs: Any) -> tuple[str, Any]:
-        out = self._toolbox.run(self.name, kwargs)
+    # Positional-only receiver and no run_manager parameter: a model argument may be named anything ("self",
+    # "run_manager", ...) and must reach the Toolbox's validation, not collide with Python's parameters.
+    def _run(tool, /, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        out = tool._toolbox.run(tool.name, kwargs)
         return out.content, out.artifact
 
-    async def _arun(self, *args: Any, run_manager: Any = None, **kwargs: Any) -> tuple[str, Any]:
-        out = await self._toolbox.arun(self.name, kwargs)
+    async def _arun(tool, /, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        out = await tool._toolbox.arun(tool.name, kwargs)
         return out.content, out.artifact
 
 
@@ -84,17 +86,48 @@ class Bitrix24Toolkit(BaseToolkit):
 
 
 class InterruptConfirmer:
-    """LangGraph human-in-the-loop: pause the graph with the request, resume with ``Command(resume=decision)``.
+    """LangGraph human-in-the-loop: pause the graph with the request, resume with ``Command(resume=...)``.
 
-    The resume value may be a Decision, a bool, "yes", or a dict (``{"approve": True}``, ``{"reject": "why"}``,
-    ``{"edit": {...params}}``). LangGraph re-runs the tool on resume; everything the guard does before asking
-    (checks, reading current values) is read-only, so repeating it is safe.
+    The interrupt value carries the request (``bitrix24_confirmation``, with its ``request_id``) and the same
+    request in LangChain v1 ``HumanInTheLoopMiddleware`` form (``action_requests`` / ``review_configs``), so its
+    UIs can show it. Answer each request by its id — ``{request_id: decision}`` (several writes pending at once
+    each get their own) — where a decision is ``{"type": "approve"}``, ``{"type": "reject", "message": ...}``,
+    ``{"type": "edit", "edited_action": {"args": {...params}}}``, ``{"decisions": [one of those]}``, a bool or
+    ``{"approve": True}``. An answer keyed to another request is a "no". LangGraph re-runs the tool on resume; the
+    guard asks again before it replays a write that already ran, so answers never shift to another write.
     """
 
-    def __call__(self, request: ConfirmationRequest) -> Decision:
+    def __call__(self, request: ConfirmationRequest) -> Any:
         from langgraph.types import interrupt
 
-        return Decision.coerce(interrupt({"bitrix24_confirmation": request.to_dict()}))
+        return interrupt(confirmation_payload(request))
+
+
+def confirmation_payload(request: ConfirmationRequest) -> dict[str, Any]:
+    """What a LangGraph interrupt shows: our request and the HumanInTheLoopMiddleware shape of it."""
+    return {
+        "bitrix24_confirmation": request.to_dict(),
+        "request_id": request.request_id,
+        "action_requests": [{"name": request.tool, "args": request.params, "description": request.summary,
+                             "id": request.request_id}],
+        "review_configs": [{"action_name": request.tool, "allowed_decisions": ["approve", "edit", "reject"]}],
+    }
+
+
+def answers(interrupts: Iterable[Any], decide: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """A ``Command(resume=...)`` value for every pending confirmation, ``decide(request_dict)`` answering each.
+
+    Each answer is keyed by LangGraph's interrupt id (so the graph hands it to the right pause) and wrapped in
+    ``{request_id: answer}`` (so the guard accepts it only for the request it was given for).
+    """
+    out: dict[str, Any] = {}
+    for item in interrupts:
+        value = getattr(item, "value", item)
+        if isinstance(value, dict) and isinstance(value.get("bitrix24_confirmation"), dict):
+            request = value["bitrix24_confirmation"]
+            bound = {str(request["request_id"]): decide(request)}
+            out[str(getattr(item, "id", None) or request["request_id"])] = bound
+    return out
 
 
 def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
@@ -108,11 +141,32 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
         keep = [t for t in request.tools if not isinstance(t, Bitrix24Tool) or toolkit.toolbox.spec(t.name).pack in packs]
         return request.override(tools=keep)
 
+    def hidden(request: Any) -> Any:
+        """A refusal when the model calls a tool of a pack that was not routed for this request (else None)."""
+        from langchain_core.messages import ToolMessage
+
+        name = request.tool_call.get("name")
+        spec = toolkit.toolbox._by_name.get(name)
+        if spec is None:
+            return None
+        messages = request.state.get("messages", []) if isinstance(request.state, dict) else getattr(request.state, "messages", [])
+        text = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+        if spec.pack in set(route(text).packs):
+            return None
+        return ToolMessage(content=f"tool {name} is not available for this request (pack {spec.pack} was not routed)",
+                           tool_call_id=request.tool_call.get("id") or "", name=name, status="error")
+
     class PackRouting(AgentMiddleware):
         def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
             return handler(narrowed(request))
 
         async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:
             return await handler(narrowed(request))
+
+        def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+            return hidden(request) or handler(request)
+
+        async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+            return hidden(request) or await handler(request)
 
     return PackRouting()

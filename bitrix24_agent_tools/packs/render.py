@@ -11,8 +11,10 @@ from bitrix24_agent_tools.packs.base import ToolContext, ToolOutput
 
 
 def cut(value: Any, limit: int) -> Any:
-    """Shorten long strings (and nested ones) so one record cannot flood the context."""
+    """Shorten long strings (and nested ones) so one record cannot flood the context — masked first, so a cut
+    can never leave part of a secret that the mask would no longer recognise."""
     if isinstance(value, str):
+        value = mask_text(value)
         return value if len(value) <= limit else value[: max(0, limit - 1)] + "…"
     if isinstance(value, Mapping):
         return {k: cut(v, limit) for k, v in value.items() if v not in (None, "", [], {})}

@@ -422,14 +422,23 @@ class Portal:
         return envelope
 
     def _batch(self, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        cmd = params.get("cmd")
-        halt = str(params.get("halt", 0)).lower() in ("1", "true", "y")
+        """``batch`` as ``CRestProvider::methodsBatch`` runs it (rest_provider.php; protocol.md §5, §7).
+
+        The batch's own keys are upper-cased (of two case variants the later wins); each command's method and
+        query come from its string (``parse_url``); the method is tried lower-cased, then as written; the caller's
+        auth replaces any in the command; sections are PHP arrays: a list while their keys are 0..n-1, else a map.
+        """
+        upper: dict[str, Any] = {}
+        for key, value in params.items():
+            upper[str(key).upper()] = value
+        halt = _php_bool(upper.get("HALT"))
+        cmd = upper.get("CMD")
         if isinstance(cmd, list):
             items = [(str(i), c) for i, c in enumerate(cmd)]
         elif isinstance(cmd, dict):
             items = [(str(k), c) for k, c in cmd.items()]
         else:
-            raise ApiError("ERROR_ARGUMENT", "cmd must be an array of commands")
+            items = []
         results: dict[str, Any] = {}
         errors: dict[str, Any] = {}
         totals: dict[str, int] = {}
@@ -440,14 +449,14 @@ class Portal:
             try:
                 if index >= 50:
                     raise ApiError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
-                method, _, query = str(command).partition("?")
-                method = method.strip().lower()
-                if method.endswith(".json"):
-                    method = method[:-5]
+                text = str(command).split("#", 1)[0]  # parse_url drops a fragment
+                method, _, query = text.partition("?")
+                method = method.lower()
                 if method == "batch":
                     raise ApiError("ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405)
                 sub = _substitute(parse_php_query(query), results)
-                sub.pop("auth", None)
+                for auth_key in [k for k in sub if k.lower() == "auth"]:
+                    sub.pop(auth_key)
                 out = self._run_method(method, sub, caller)
             except ApiError as err:
                 errors[key] = {"error": err.code, "error_description": err.description}
@@ -463,10 +472,8 @@ class Portal:
             else:
                 results[key] = out
             times[key] = self._envelope_time(started, method, caller)
-        as_list = isinstance(cmd, list)
-        return {"result": list(results.values()) if as_list else results,
-                "result_error": list(errors.values()) if as_list else errors,
-                "result_total": totals, "result_next": nexts, "result_time": times}
+        return {"result": _php_array(results), "result_error": _php_array(errors), "result_total": _php_array(totals),
+                "result_next": _php_array(nexts), "result_time": _php_array(times)}
 
     def _v3(self, method: str, params: dict[str, Any], caller: Caller, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
         if method not in V3_METHODS:
@@ -574,6 +581,20 @@ def _iso(unix: float) -> str:
     from datetime import datetime, timedelta, timezone
 
     return datetime.fromtimestamp(unix, timezone(timedelta(hours=3))).isoformat(timespec="seconds")
+
+
+def _php_bool(value: Any) -> bool:
+    """PHP's (bool) cast of a request value."""
+    if isinstance(value, (dict, list)):
+        return bool(value)
+    return value not in (None, "", "0", 0, False)
+
+
+def _php_array(section: dict[str, Any]) -> Any:
+    """How PHP's json_encode writes an array: a JSON list when its keys are 0..n-1 in order, else an object."""
+    if list(section) == [str(i) for i in range(len(section))]:
+        return list(section.values())
+    return section
 
 
 def _mask_path(path: str) -> str:

@@ -9,12 +9,12 @@ import mcp.types as types
 from mcp import Client
 
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24
+from bitrix24_agent_tools.guard import Decision
 from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit
 from bitrix24_agent_tools.integrations.mcp import Bitrix24MCP
 from bitrix24_agent_tools.sandbox import Portal
 from bitrix24_agent_tools.stores import MemoryPlanStore
 from bitrix24_agent_tools.tokens import count_tokens
-from bitrix24_agent_tools.guard import Decision
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
