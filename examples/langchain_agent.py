@@ -17,6 +17,7 @@ from bitrix24_agent_tools.demo import REQUEST, _scripted_model
 from bitrix24_agent_tools.integrations.langchain import (
     Bitrix24Toolkit,
     InterruptConfirmer,
+    answers,
     pack_routing_middleware,
 )
 from bitrix24_agent_tools.sandbox import Portal
@@ -38,9 +39,12 @@ def main() -> int:
     config = {"configurable": {"thread_id": "example"}}
     state = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)
     while state.get("__interrupt__"):
-        request = state["__interrupt__"][0].value["bitrix24_confirmation"]
-        print(f"approve? {request['summary']}  -> yes")
-        state = agent.invoke(Command(resume=True), config)
+        def approve(request: dict) -> dict:
+            print(f"approve? {request['summary']}  -> yes")
+            return {"type": "approve"}
+
+        # each answer is bound to the request it answers (LangGraph interrupt id + our request_id)
+        state = agent.invoke(Command(resume=answers(state["__interrupt__"], approve)), config)
     print(state["messages"][-1].content)
     won = [d for d in portal.entities("deal") if d["STAGE_ID"] == "WON" and "Acme Logistics" in d["TITLE"]]
     tasks = [t for t in portal.entities("task") if t["title"].startswith("Kick-off")]
