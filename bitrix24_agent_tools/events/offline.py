@@ -1,9 +1,15 @@
-"""The offline-queue worker: ``event.offline.get(clear=0)`` → handle → ``error``/``clear``, crash-safe (protocol.md §7).
+"""The offline-queue worker: reserve with ``event.offline.get(clear=0)`` → handle → clear by row id (protocol.md §7).
 
-Exactly-once effects per MESSAGE_ID: the handler runs inside a sqlite transaction of the worker's state database
-and the "done" mark is written in the *same* transaction, so a crash anywhere either keeps both or neither; the
-portal's rows are cleared only after that commit. Reserved rows survive a crash: the worker keeps its
-``process_id`` in the state file and asks for them again on restart. The portal code path is written once as a
+As the server implements the queue (Bitrix core ``rest`` module, ``lib/api/event.php``, ``lib/eventoffline.php``):
+new rows are reserved only by a ``get`` *without* ``process_id``; the portal answers with a fresh id, which the
+worker stores at once and uses only to fetch again what it reserved before a crash. A delivery is a row ``ID``:
+``MESSAGE_ID`` is the same for every change of one record, so it identifies nothing.
+
+Exactly once per delivery: the handler runs inside a transaction of the worker's state database, the done mark for
+that row id is written in the *same* transaction, and the done check sits inside it too (two workers on one state
+file cannot both run a handler); the portal's rows are cleared only after that commit. A poison row goes to the
+local dead-letter queue after ``budget`` failures and is then cleared (``event.offline.error`` would delete other
+pending changes of the same record on the server, so it is not used). The portal code path is written once as a
 generator flow, driven by :class:`OfflineWorker` (sync) and :class:`AsyncOfflineWorker` (asyncio).
 """
 
@@ -51,7 +57,7 @@ class Stats:
 
 
 class WorkerState:
-    """Durable worker state in sqlite: process id, done MESSAGE_IDs, failure counts, dead letters."""
+    """Durable worker state in sqlite: open reservations, done row ids, failure counts, dead letters."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -59,10 +65,24 @@ class WorkerState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript("""
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE IF NOT EXISTS done (message_id TEXT PRIMARY KEY, at REAL);
-            CREATE TABLE IF NOT EXISTS failures (message_id TEXT PRIMARY KEY, count INTEGER, last_error TEXT);
-            CREATE TABLE IF NOT EXISTS dlq (message_id TEXT PRIMARY KEY, event TEXT, error TEXT, at REAL);
+            CREATE TABLE IF NOT EXISTS processes (process_id TEXT PRIMARY KEY, at REAL);
+            CREATE TABLE IF NOT EXISTS done_rows (row_id TEXT PRIMARY KEY, message_id TEXT, at REAL);
+            CREATE TABLE IF NOT EXISTS row_failures (row_id TEXT PRIMARY KEY, count INTEGER, last_error TEXT);
+            CREATE TABLE IF NOT EXISTS dead_rows (row_id TEXT PRIMARY KEY, event TEXT, error TEXT, at REAL);
+            CREATE TABLE IF NOT EXISTS foreign_processes (process_id TEXT PRIMARY KEY, first_seen REAL);
         """)
+
+    def stranded(self, seen: list[str], lease: float, now: float) -> list[str]:
+        """Of the reservations seen on the portal that are not ours, those seen for longer than ``lease``."""
+        ours = set(self.open_processes())
+        foreign = [p for p in dict.fromkeys(seen) if p and p not in ours]
+        marks = ",".join("?" * len(foreign))
+        self.db.execute(f"DELETE FROM foreign_processes WHERE process_id NOT IN ({marks})" if foreign
+                        else "DELETE FROM foreign_processes", foreign)
+        for process_id in foreign:
+            self.db.execute("INSERT OR IGNORE INTO foreign_processes VALUES (?,?)", (process_id, now))
+        rows = self.db.execute("SELECT process_id FROM foreign_processes WHERE first_seen <= ?", (now - lease,)).fetchall()
+        return [r[0] for r in rows]
 
     def get(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -71,28 +91,53 @@ class WorkerState:
     def set(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
 
-    def is_done(self, message_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM done WHERE message_id=?", (message_id,)).fetchone() is not None
+    def open_processes(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT process_id FROM processes ORDER BY at").fetchall()]
 
-    def is_dead(self, message_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM dlq WHERE message_id=?", (message_id,)).fetchone() is not None
+    def open_process(self, process_id: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO processes VALUES (?,?)", (process_id, time.time()))
 
-    def fail(self, message_id: str, error: str) -> int:
-        self.db.execute("INSERT INTO failures VALUES (?,1,?) ON CONFLICT(message_id) DO UPDATE SET count=count+1, last_error=?",
-                        (message_id, error, error))
-        return int(self.db.execute("SELECT count FROM failures WHERE message_id=?", (message_id,)).fetchone()[0])
+    def close_process(self, process_id: str) -> None:
+        self.db.execute("DELETE FROM processes WHERE process_id=?", (process_id,))
 
-    def dead_letter(self, event: Event, error: str) -> None:
-        body = json.dumps({"name": event.name, "data": event.data, "message_id": event.message_id})
-        self.db.execute("INSERT OR REPLACE INTO dlq VALUES (?,?,?,?)", (event.message_id, body, mask_text(error), time.time()))
+    def is_done(self, row_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM done_rows WHERE row_id=?", (row_id,)).fetchone() is not None
+
+    def is_dead(self, row_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM dead_rows WHERE row_id=?", (row_id,)).fetchone() is not None
+
+    def mark_done(self, row_id: str, message_id: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO done_rows VALUES (?,?,?)", (row_id, message_id, time.time()))
+        self.db.execute("DELETE FROM row_failures WHERE row_id=?", (row_id,))
+
+    def fail(self, row_id: str, error: str) -> int:
+        self.db.execute("INSERT INTO row_failures VALUES (?,1,?) ON CONFLICT(row_id) DO UPDATE SET count=count+1, "
+                        "last_error=?", (row_id, error, error))
+        return int(self.db.execute("SELECT count FROM row_failures WHERE row_id=?", (row_id,)).fetchone()[0])
+
+    def dead_letter(self, row_id: str, event: Event, error: str) -> None:
+        body = json.dumps({"name": event.name, "data": event.data, "message_id": event.message_id, "row_id": row_id})
+        self.db.execute("INSERT OR REPLACE INTO dead_rows VALUES (?,?,?,?)", (row_id, body, mask_text(error), time.time()))
+        self.db.execute("DELETE FROM row_failures WHERE row_id=?", (row_id,))
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT message_id, event, error, at FROM dlq ORDER BY at").fetchall()
-        return [{"message_id": m, "event": json.loads(e), "error": err, "at": at} for m, e, err, at in rows]
+        rows = self.db.execute("SELECT row_id, event, error, at FROM dead_rows ORDER BY at").fetchall()
+        return [{"row_id": r, "message_id": json.loads(e).get("message_id"), "event": json.loads(e), "error": err, "at": at}
+                for r, e, err, at in rows]
 
-    def purge(self, message_id: str | None = None) -> int:
-        cur = self.db.execute("DELETE FROM dlq" + (" WHERE message_id=?" if message_id else ""), (message_id,) if message_id else ())
+    def purge(self, row_id: str | None = None) -> int:
+        cur = self.db.execute("DELETE FROM dead_rows" + (" WHERE row_id=?" if row_id else ""), (row_id,) if row_id else ())
         return cur.rowcount
+
+    def begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
 
 Handler = Callable[..., Any]
@@ -109,13 +154,18 @@ def _wants_db(handler: Handler) -> bool:
 
 class _Core:
     def __init__(self, handler: Handler, state_path: str | Path, *, budget: int = 5, limit: int = 50,
-                 auth_connector: str | None = None) -> None:
+                 auth_connector: str | None = None, recover_after: float | None = 900.0) -> None:
         self.handler = handler
         self.state = WorkerState(state_path)
         self.budget = budget
         self.limit = limit
         self.auth_connector = auth_connector
         self._wants_db = _wants_db(handler)
+        # Rows reserved under a process id nobody holds (a worker killed between the portal's answer and storing
+        # the id, or a lost state file) are adopted once they have stayed reserved this long. UNVERIFIED: no doc
+        # says how long a live worker may hold a reservation; keep this above your longest handling time when
+        # several workers with separate state files share one application (None turns adoption off).
+        self.recover_after = recover_after
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
 
@@ -129,61 +179,98 @@ class _Core:
 
     def _cycle(self) -> Generator[tuple[str, Any], Any, Stats]:
         stats = Stats()
-        params: dict[str, Any] = {"clear": 0, "limit": self.limit}
-        process_id = self.state.get("process_id")
-        if not process_id:
-            # Chosen and stored *before* the first get, so a crash right after it cannot strand reserved rows
-            # under an id nobody remembers. UNVERIFIED that a real portal accepts a client-chosen process_id;
-            # whatever id it answers with is stored below and used from then on.
-            import uuid
+        # Rows this state reserved earlier (a crash, or failures waiting for another try) come back first.
+        for process_id in self.state.open_processes():
+            yield from self._process(process_id, stats, refetch=True)
+        yield from self._process(None, stats, refetch=False)
+        if stats.fetched == 0 and self.recover_after is not None:
+            yield from self._recover(stats)
+        return stats
 
-            process_id = uuid.uuid4().hex
-            self.state.set("process_id", process_id)
-        params["process_id"] = process_id  # rows a crashed run reserved come back to us
+    def _recover(self, stats: Stats) -> Generator[tuple[str, Any], Any, None]:
+        """Find reservations no worker of this state holds (``event.offline.list`` shows PROCESS_ID) and adopt
+        the ones that stayed reserved longer than ``recover_after``."""
+        assert self.recover_after is not None
+        params: dict[str, Any] = {"filter": {"!PROCESS_ID": ""}}
         if self.auth_connector:
             params["auth_connector"] = self.auth_connector
-        response = yield ("call", ("event.offline.get", params))
+        response = yield ("call", ("event.offline.list", params))
+        rows = response.result if isinstance(response.result, list) else []
+        seen = [str(r.get("PROCESS_ID") or "") for r in rows if isinstance(r, dict)]
+        for process_id in self.state.stranded(seen, self.recover_after, time.time()):
+            log.warning("offline worker: adopting rows reserved under a lost process id")
+            self.state.open_process(process_id)
+            yield from self._process(process_id, stats, refetch=True)
+
+    def _get_params(self, process_id: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"clear": 0, "limit": self.limit}
+        if process_id is not None:
+            params["process_id"] = process_id
+        if self.auth_connector:
+            params["auth_connector"] = self.auth_connector
+        return params
+
+    def _process(self, process_id: str | None, stats: Stats, *, refetch: bool) -> Generator[tuple[str, Any], Any, None]:
+        # Without a process_id the portal reserves new rows under a fresh id; with one it returns only rows
+        # already reserved under it (lib/api/event.php eventOfflineGet).
+        response = yield ("call", ("event.offline.get", self._get_params(process_id)))
         result = response.result if isinstance(response.result, dict) else {}
-        process_id = str(result.get("process_id") or process_id or "")
-        if process_id:
-            self.state.set("process_id", process_id)
-        finished: list[str] = []
-        failed: list[str] = []
-        for row in result.get("events") or []:
+        events = result.get("events") or []
+        if isinstance(events, dict):
+            events = list(events.values())
+        if process_id is None:
+            process_id = str(result.get("process_id") or "")
+            if not events or not process_id:
+                return
+            self.state.open_process(process_id)  # stored before anything is handled: a crash can re-fetch them
+        if not events:
+            self.state.close_process(process_id)
+            return
+        finished: list[int] = []
+        pending = 0
+        for row in events:
             stats.fetched += 1
+            row_id = str(row.get("ID"))
             event = Event(str(row.get("EVENT_NAME", "")).upper(), dict(row.get("EVENT_DATA") or {}),
                           message_id=str(row.get("MESSAGE_ID")))
-            message_id = str(event.message_id)
-            if self.state.is_done(message_id) or self.state.is_dead(message_id):
+            outcome = yield from self._handle_row(row_id, event, stats)
+            if outcome == "pending":
+                pending += 1
+            elif str(row_id).isdigit():
+                finished.append(int(row_id))
+        if finished:
+            yield ("call", ("event.offline.clear", {"process_id": process_id, "id": finished}))
+            stats.cleared += len(finished)
+        if not pending:
+            self.state.close_process(process_id)
+
+    def _handle_row(self, row_id: str, event: Event, stats: Stats) -> Generator[tuple[str, Any], Any, str]:
+        """Run the handler for one delivery, at most once: "done", "pending" (retry later) or "dead"."""
+        state = self.state
+        state.begin()
+        try:
+            if state.is_done(row_id) or state.is_dead(row_id):  # checked inside the transaction
+                state.commit()
                 stats.skipped += 1
-                finished.append(message_id)
-                continue
-            self.state.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield ("handle", event)
-                self.state.db.execute("INSERT INTO done VALUES (?,?)", (message_id, time.time()))
-                self.state.db.execute("COMMIT")
-            except Exception as exc:  # the handler's own writes roll back with it
-                self.state.db.execute("ROLLBACK")
-                error = f"{type(exc).__name__}: {exc}"
-                count = self.state.fail(message_id, mask_text(error))
-                stats.failed += 1
-                stats.errors.append(mask_text(error))
-                if count >= self.budget:
-                    self.state.dead_letter(event, error)
-                    stats.dead += 1
-                    failed.append(message_id)
-                continue
-            stats.handled += 1
-            finished.append(message_id)
-        if failed:
-            # Dead letters are marked failed on the portal, then cleared: our DLQ holds them now.
-            yield ("call", ("event.offline.error", {"process_id": process_id, "message_id": failed}))
-        done = finished + failed
-        if done:
-            yield ("call", ("event.offline.clear", {"process_id": process_id, "message_id": done}))
-            stats.cleared = len(done)
-        return stats
+                return "done"
+            yield ("handle", event)
+            state.mark_done(row_id, str(event.message_id))
+            state.commit()
+        except Exception as exc:  # the handler's own writes roll back with it
+            state.rollback()
+            error = mask_text(f"{type(exc).__name__}: {exc}")
+            stats.failed += 1
+            stats.errors.append(error)
+            if state.fail(row_id, error) >= self.budget:
+                state.dead_letter(row_id, event, error)
+                stats.dead += 1
+                return "dead"
+            return "pending"
+        except BaseException:  # cancelled or closed mid-handler: leave no transaction open behind
+            state.rollback()
+            raise
+        stats.handled += 1
+        return "done"
 
     def _handle_sync(self, event: Event) -> None:
         result = self.handler(event, self.state.db) if self._wants_db else self.handler(event)
@@ -191,21 +278,36 @@ class _Core:
             raise TypeError("an async handler needs AsyncOfflineWorker")
 
     def replay_flow(self) -> Generator[tuple[str, Any], Any, int]:
-        """Run the handler again for every dead letter; a success marks it done and removes it."""
+        """Run the handler again for every dead letter; a success marks it done and removes it — once, however
+        many times replay runs (the dead-letter check and the removal share one transaction)."""
         replayed = 0
         for item in self.state.dead_letters():
             raw = item["event"]
             event = Event(raw["name"], raw["data"], message_id=raw["message_id"])
-            self.state.db.execute("BEGIN IMMEDIATE")
+            state = self.state
+            state.begin()
             try:
+                if not state.is_dead(item["row_id"]):
+                    state.commit()
+                    continue
                 yield ("handle", event)
-                self.state.db.execute("INSERT OR IGNORE INTO done VALUES (?,?)", (event.message_id, time.time()))
-                self.state.db.execute("DELETE FROM dlq WHERE message_id=?", (event.message_id,))
-                self.state.db.execute("COMMIT")
+                state.mark_done(item["row_id"], str(event.message_id))
+                state.db.execute("DELETE FROM dead_rows WHERE row_id=?", (item["row_id"],))
+                state.commit()
                 replayed += 1
             except Exception:
-                self.state.db.execute("ROLLBACK")
+                state.rollback()
+            except BaseException:
+                state.rollback()
+                raise
         return replayed
+
+    def adopt_flow(self, process_id: str) -> Generator[tuple[str, Any], Any, Stats]:
+        """Take over rows reserved under ``process_id`` by a worker whose state was lost (see README: events)."""
+        self.state.open_process(process_id)
+        stats = Stats()
+        yield from self._process(process_id, stats, refetch=True)
+        return stats
 
 
 class OfflineWorker(_Core):
@@ -216,6 +318,13 @@ class OfflineWorker(_Core):
         self.client = client
 
     def _drive(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
+        try:
+            return self._drive_inner(flow)
+        except BaseException:
+            flow.close()
+            raise
+
+    def _drive_inner(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
         try:
             kind, payload = next(flow)
             while True:
@@ -243,6 +352,11 @@ class OfflineWorker(_Core):
     def replay(self) -> int:
         result: int = self._drive(self.replay_flow())
         return result
+
+    def adopt(self, process_id: str) -> Stats:
+        """Handle and clear the rows a lost worker reserved under ``process_id``."""
+        stats: Stats = self._drive(self.adopt_flow(process_id))
+        return stats
 
     def run_forever(self, *, idle: float = 5.0, max_backoff: float = 60.0, install_signals: bool = True) -> None:
         """Loop until SIGTERM/SIGINT or :meth:`stop`; sleeps when idle, backs off when the portal errs."""
@@ -275,6 +389,13 @@ class AsyncOfflineWorker(_Core):
 
     async def _drive(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
         try:
+            return await self._drive_inner(flow)
+        except BaseException:
+            flow.close()  # a cancelled run rolls back its open transaction instead of wedging the state file
+            raise
+
+    async def _drive_inner(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
+        try:
             kind, payload = next(flow)
             while True:
                 if kind == "call":
@@ -291,6 +412,10 @@ class AsyncOfflineWorker(_Core):
                 kind, payload = flow.send(value)
         except StopIteration as stop:
             return stop.value
+
+    async def replay(self) -> int:
+        result: int = await self._drive(self.replay_flow())
+        return result
 
     async def run_once(self) -> Stats:
         try:

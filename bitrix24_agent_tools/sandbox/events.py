@@ -65,17 +65,21 @@ class EventHub:
                     self._deliver_online(event, data, binding)
 
     def _enqueue(self, event: str, data: dict[str, Any], binding: dict[str, Any]) -> None:
-        key = f"{event}:{json.dumps(data, sort_keys=True)}"
-        message_id = hashlib.md5(key.encode()).hexdigest()
-        for row in self.queue.values():  # repeated changes of one object collapse into the waiting row
-            if row["MESSAGE_ID"] == message_id and row["process_id"] is None and not row["error"]:
+        """``EventOfflineTable::callEvent`` (lib/eventoffline.php): MESSAGE_ID = md5(name|JSON(data)); a change is merged
+        into the row with the same (MESSAGE_ID, APP_ID, CONNECTOR_ID, PROCESS_ID='') — only while no process has
+        reserved it; after that the next change is a new row with the same MESSAGE_ID."""
+        connector = str(binding.get("auth_connector") or "")
+        message_id = hashlib.md5(f"{event}|{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}".encode()).hexdigest()
+        for row in self.queue.values():
+            if (row["MESSAGE_ID"] == message_id and row["app_id"] == binding["app_id"] and row["connector"] == connector
+                    and row["process_id"] == ""):
                 row["EVENT_DATA"] = data
                 row["TIMESTAMP_X"] = self.portal.wall()
                 return
         self._next += 1
         self.queue[self._next] = {"ID": self._next, "TIMESTAMP_X": self.portal.wall(), "EVENT_NAME": event,
                                   "EVENT_DATA": data, "EVENT_ADDITIONAL": {"user_id": "1"}, "MESSAGE_ID": message_id,
-                                  "process_id": None, "error": False, "app_id": binding["app_id"]}
+                                  "process_id": "", "error": 0, "app_id": binding["app_id"], "connector": connector}
         self.produced.append(message_id)
 
     def _deliver_online(self, event: str, data: dict[str, Any], binding: dict[str, Any]) -> None:
@@ -128,52 +132,124 @@ class EventHub:
         return True
 
     def _offline(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
+        """``event.offline.*`` as ``Bitrix\\Rest\\Api\\Event`` implements them (lib/api/event.php, lib/eventoffline.php;
+        protocol.md §7): keys lower-cased; ``clear``/``limit``/``error`` read with intval; new rows reserved only
+        when no ``process_id`` is sent; with one, only rows already reserved under it come back."""
         # The server checks these three in this order (protocol.md §7).
         if caller.kind != "oauth":
             raise ApiError("WRONG_AUTH_TYPE", "Application context required", 401)
-        if method != "event.offline.list" and not caller.is_admin:
+        if not caller.is_admin:
             raise ApiError("ACCESS_DENIED", "Access denied! Admin permissions required", 403)
-        clear = str(params.get("clear", 1)) not in ("0", "false", "N")
-        if method == "event.offline.get" and not clear and not self.portal.extended_offline_mode:
-            raise ApiError("ERROR_OFFLINE_EVENTS_LICENSE", "clear=0 needs the extended offline events mode", 400)
-        mine = {k: r for k, r in self.queue.items() if r["app_id"] == caller.app_id}
+        query = {str(k).lower(): v for k, v in params.items()}
+        connector = str(query.get("auth_connector") or "")
+        mine = [r for r in self.queue.values() if r["app_id"] == caller.app_id and r["connector"] == connector]
         if method == "event.offline.list":
-            return [self._public(r) for r in mine.values()][: int(params.get("limit") or 50)]
+            from bitrix24_agent_tools.sandbox.methods import Listing
+
+            rows = [r for r in sorted(mine, key=lambda r: r["ID"]) if _matches(r, query.get("filter"))]
+            start = max(0, _intval(query.get("start")))
+            page = [{**self._public(r), "PROCESS_ID": r["process_id"], "ERROR": r["error"]} for r in rows[start:start + 50]]
+            return Listing(page, len(rows), start + 50 if start + 50 < len(rows) else None)
         if method == "event.offline.get":
-            limit = max(1, min(int(params.get("limit") or 50), 1000))
-            process_id = str(params.get("process_id") or "") or uuid.uuid4().hex
-            want_error = str(params.get("error", 0)) in ("1", "true", "Y")
-            rows = [r for r in mine.values() if r["process_id"] == process_id and r["error"] == want_error]
-            rows += [r for r in mine.values() if r["process_id"] is None and r["error"] == want_error]
-            rows = sorted(rows, key=lambda r: r["ID"])[:limit]
-            for row in rows:
-                if clear:
-                    del self.queue[row["ID"]]
-                else:
-                    row["process_id"] = process_id
-            return {"process_id": process_id, "events": [self._public(r) for r in rows]}
-        process_id = str(params.get("process_id") or "")
-        if not process_id:
-            raise ApiError("ERROR_ARGUMENT", "process_id is required")
-        ids = {int(i) for i in _list(params.get("id"))}
-        message_ids = set(map(str, _list(params.get("message_id"))))
-        targets = [r for r in mine.values() if r["process_id"] == process_id
-                   and ((not ids and not message_ids) or r["ID"] in ids or r["MESSAGE_ID"] in message_ids)]
+            return self._get(query, mine)
+        process_id = _trimmed(query.get("process_id"))
+        if process_id is None:
+            raise ApiError("ERROR_ARGUMENT", "Argument 'PROCESS_ID' is null or empty", 400)
         if method == "event.offline.clear":
+            if "message_id" in query:
+                ids = query["message_id"]
+                if not isinstance(ids, (list, dict)) or any(len(str(m).strip()) != 32 for m in _list(ids)):
+                    raise ApiError("ERROR_ARGUMENT", "Value must be array of MESSAGE_ID values", 400)
+                wanted = {str(m).strip() for m in _list(ids)}
+                targets = [r for r in mine if r["process_id"] == process_id and r["MESSAGE_ID"] in wanted]
+            elif "id" in query:
+                ids = query["id"]
+                if not isinstance(ids, (list, dict)) or any(_intval(i) <= 0 for i in _list(ids)):
+                    raise ApiError("ERROR_ARGUMENT", "Value must be array of integers", 400)
+                wanted_ids = {_intval(i) for i in _list(ids)}
+                targets = [r for r in mine if r["process_id"] == process_id and r["ID"] in wanted_ids]
+            else:
+                targets = [r for r in mine if r["process_id"] == process_id]
             for row in targets:
                 del self.queue[row["ID"]]
             return True
         if method == "event.offline.error":
-            if not message_ids:
-                raise ApiError("ERROR_ARGUMENT", "message_id is required")
-            for row in targets:
-                row["error"] = True  # comes back only with error=1; still clearable by its process
+            ids = query.get("message_id")
+            if not isinstance(ids, (list, dict)):
+                raise ApiError("ERROR_ARGUMENT", "Value must be array of MESSAGE_ID values", 400)
+            wanted = {str(m) for m in _list(ids)}
+            if wanted:  # EventOfflineTable::markError, statement by statement
+                for row in [r for r in mine if r["MESSAGE_ID"] in wanted and r["error"] == 0 and r["process_id"] != process_id]:
+                    del self.queue[row["ID"]]
+                for row in [r for r in mine if r["ID"] in self.queue and r["MESSAGE_ID"] in wanted and r["error"] == 0]:
+                    row["error"], row["process_id"] = 1, ""
             return True
         raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
+
+    def _get(self, query: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any]:
+        clear = 1 if "clear" not in query or query["clear"] is None else _intval(query["clear"])
+        process_id = _trimmed(query.get("process_id"))
+        if not clear and not self.portal.extended_offline_mode:
+            raise ApiError("ERROR_OFFLINE_EVENTS_LICENSE", "clear=0 needs the extended offline events mode", 400)
+        limit = _intval(query["limit"]) if "limit" in query else 50
+        if limit <= 0:
+            raise ApiError("ERROR_ARGUMENT", "Value must be positive integer", 400)
+        error = 1 if _intval(query.get("error")) == 1 else 0
+        return_process_id = not clear
+        candidates = sorted((r for r in mine if r["error"] == error), key=lambda r: (r["TIMESTAMP_X"], r["ID"]))
+        if process_id is None:  # markEvents: reserve up to `limit` unreserved rows under a new random id
+            process_id = uuid.uuid4().hex
+            for row in [r for r in candidates if r["process_id"] == ""][:limit]:
+                row["process_id"] = process_id
+        else:
+            return_process_id = True
+        rows = [r for r in candidates if r["process_id"] == process_id][:limit]
+        result = [self._public(r) for r in rows]
+        if clear and result:  # clearEvents: every row of that process goes, not only the ones returned
+            for row in [r for r in mine if r["process_id"] == process_id]:
+                self.queue.pop(row["ID"], None)
+        return {"process_id": process_id if return_process_id else None, "events": result}
 
     @staticmethod
     def _public(row: dict[str, Any]) -> dict[str, Any]:
         return {k: row[k] for k in ("ID", "TIMESTAMP_X", "EVENT_NAME", "EVENT_DATA", "EVENT_ADDITIONAL", "MESSAGE_ID")}
+
+
+def _matches(row: dict[str, Any], flt: Any) -> bool:
+    """The filter event.offline.list allows (ID, TIMESTAMP_X, EVENT_NAME, MESSAGE_ID, PROCESS_ID, ERROR; = and !)."""
+    if not isinstance(flt, dict):
+        return True
+    columns = {"ID": row["ID"], "EVENT_NAME": row["EVENT_NAME"], "MESSAGE_ID": row["MESSAGE_ID"],
+               "PROCESS_ID": row["process_id"], "ERROR": row["error"]}
+    for key, value in flt.items():
+        negate = str(key).startswith("!")
+        name = str(key).lstrip("!=").upper()
+        if name not in columns:
+            continue
+        equal = str(columns[name]) == str(value)
+        if equal == negate:
+            return False
+    return True
+
+
+def _intval(value: Any) -> int:
+    """PHP's intval of a request value (arrays: 1 when not empty)."""
+    if isinstance(value, (list, dict)):
+        return 1 if value else 0
+    if value is None or value is False:
+        return 0
+    if value is True:
+        return 1
+    if isinstance(value, (int, float)):
+        return int(value)
+    import re
+
+    match = re.match(r"\s*([+-]?\d+)", str(value))
+    return int(match.group(1)) if match else 0
+
+
+def _trimmed(value: Any) -> str | None:
+    return None if value is None else str(value).strip()
 
 
 def _list(value: Any) -> list[Any]:

@@ -21,7 +21,7 @@ if __name__ == "__main__":
     domain, access, refresh, client_id, secret, oauth_server, endpoint, state = sys.argv[1:9]
     auth = OAuth(domain, access, refresh, client_id, secret, oauth_server=oauth_server, client_endpoint=endpoint,
                  token_store=SqliteTokenStore(state + ".tokens"))
-    worker = OfflineWorker(Bitrix24(auth, plan="enterprise"), handler, state, limit=7)
+    worker = OfflineWorker(Bitrix24(auth, plan="enterprise"), handler, state, limit=7, recover_after=1.0)
     while True:
         if worker.run_once().fetched == 0:
             time.sleep(0.02)
