@@ -74,10 +74,13 @@ def parse_event(body: bytes, content_type: str = "application/x-www-form-urlenco
     if not isinstance(raw, Mapping) or not raw.get("event"):
         raise EventRejected("not a Bitrix24 event (no 'event' field)")
     auth: Mapping[str, Any] = raw["auth"] if isinstance(raw.get("auth"), Mapping) else {}
-    for key in ("access_token", "refresh_token", "application_token"):
-        register_secret(str(auth.get(key) or ""))
+    data = raw.get("data") or {}
+    if not isinstance(data, Mapping):
+        raise EventRejected("event data is not a map")
+    # Nothing is registered as a secret here: an unverified request must not be able to make us mask (and slow
+    # down on) strings of its choosing. The verifier registers the tokens of an event it accepted.
     ts = str(raw.get("ts") or "")
-    return Event(name=str(raw["event"]).upper(), data=dict(raw.get("data") or {}), auth=dict(auth),
+    return Event(name=str(raw["event"]).upper(), data=dict(data), auth={str(k): v for k, v in auth.items()},
                  ts=int(ts) if ts.isdigit() else None, handler_id=str(raw.get("event_handler_id") or "") or None)
 
 
@@ -100,12 +103,17 @@ class TenantRegistry:
             self._db.execute("DELETE FROM tenants WHERE member_id=?", (member_id,))
 
     def token_for(self, member_id: str | None, domain: str | None) -> str | None:
+        found = self.tenant(member_id, domain)
+        return found[1] if found else None
+
+    def tenant(self, member_id: str | None, domain: str | None) -> tuple[str, str] | None:
+        """(domain, application_token) of an installed tenant, by member_id (or by domain when none is given)."""
         with self._lock:
-            row = self._db.execute("SELECT app_token FROM tenants WHERE member_id=? OR (? IS NULL AND domain=?)",
+            row = self._db.execute("SELECT domain, app_token FROM tenants WHERE member_id=? OR (? IS NULL AND domain=?)",
                                    (member_id, member_id, domain)).fetchone()
         if row:
-            register_secret(row[0])
-        return row[0] if row else None
+            register_secret(row[1])
+        return (str(row[0] or ""), str(row[1])) if row else None
 
 
 class EventVerifier:
@@ -116,19 +124,32 @@ class EventVerifier:
 
     def verify(self, event: Event) -> Event:
         given = str(event.auth.get("application_token") or "")
-        if event.name == "ONAPPINSTALL":
+        known = self.tenants.tenant(event.member_id, event.domain)
+        if event.name == "ONAPPINSTALL" and known is None:
             # First contact: nothing to compare with yet; store the token the portal sends (protocol.md §7).
             if not (given and event.member_id):
                 raise EventRejected("ONAPPINSTALL without application_token or member_id")
             self.tenants.install(str(event.member_id), str(event.domain or ""), given, event.auth)
+            self._accepted(event)
             return event
-        expected = self.tenants.token_for(event.member_id, event.domain)
-        if expected is None or not hmac.compare_digest(expected.encode(), given.encode()):
-            log.warning("rejected %s from %s: unknown tenant or wrong application_token", event.name, event.domain)
+        # Everything else — a repeated ONAPPINSTALL included — must carry the token we hold: anyone could send an
+        # ONAPPINSTALL for a member_id they know and take its events over otherwise. To change a tenant's token,
+        # uninstall it (ONAPPUNINSTALL with the old token, or TenantRegistry.uninstall) first.
+        if known is None or not hmac.compare_digest(known[1].encode(), given.encode()):
+            log.warning("rejected %s: unknown tenant or wrong application_token", event.name)
             raise EventRejected("unknown tenant or wrong application_token")
+        if known[0] and event.domain and str(event.domain).lower() != known[0].lower():
+            log.warning("rejected %s: auth[domain] does not match the tenant's portal", event.name)
+            raise EventRejected("auth[domain] does not match the installed tenant")
         if event.name == "ONAPPUNINSTALL":
             self.tenants.uninstall(str(event.member_id))
+        self._accepted(event)
         return event
+
+    @staticmethod
+    def _accepted(event: Event) -> None:
+        for key in ("access_token", "refresh_token", "application_token"):
+            register_secret(str(event.auth.get(key) or ""))
 
 
 class Inbox:
@@ -164,8 +185,13 @@ class Inbox:
 Handler = Callable[[Event], Any | Awaitable[Any]]
 
 
-def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox) -> Callable[..., Awaitable[None]]:
-    """A minimal ASGI app: POST an event → verify → persist → 200 → handle. 403 for anything unverified."""
+MAX_BODY = 1 << 20  # an event POST is a few KB; anything near a megabyte is not a portal's
+
+
+def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox, *,
+             max_body: int = MAX_BODY) -> Callable[..., Awaitable[None]]:
+    """A minimal ASGI app: POST an event → verify → persist → 200 → handle. 403 for anything unverified,
+    413 for a body over ``max_body``; no request body or header can make it answer 500."""
     import inspect
 
     async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
@@ -173,21 +199,29 @@ def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox) -> Callabl
         if scope["type"] != "http":
             return
         body = b""
+        too_big = False
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            if not too_big:
+                body += message.get("body", b"")
+                too_big = len(body) > max_body
             if not message.get("more_body"):
                 break
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        headers = {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1") for k, v in scope.get("headers", [])}
         status, row_id, event = 200, 0, None
         if scope.get("method") != "POST":
             status = 405
+        elif too_big:
+            status = 413
         else:
             try:
                 event = verifier.verify(parse_event(body, headers.get("content-type", "")))
                 row_id = inbox.put(event)
             except EventRejected:
-                status = 403
+                status, event = 403, None
+            except Exception:  # an odd body must never become a 500 with a traceback
+                log.warning("rejected an event body that could not be read")
+                status, event = 403, None
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"rejected"})
         if event is not None and status == 200:

@@ -109,3 +109,51 @@ def test_uninstall_removes_the_tenant() -> None:
     verifier.verify(Event("ONAPPUNINSTALL", {}, auth))
     with pytest.raises(EventRejected):
         verifier.verify(Event("ONCRMDEALADD", {}, auth))
+
+
+async def test_a_second_onappinstall_cannot_take_a_tenant_over(tmp_path: Path) -> None:
+    portal, app, _client = _app_portal()
+    tenants = TenantRegistry()
+    asgi = asgi_app(EventVerifier(tenants), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    takeover = _install_body(portal, app).replace(app.application_token.encode(), b"a" * len(app.application_token))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
+        assert (await http.post("/hook", content=_install_body(portal, app), headers=headers)).status_code == 200
+        assert (await http.post("/hook", content=takeover, headers=headers)).status_code == 403
+    assert tenants.token_for(portal.member_id, None) == app.application_token
+
+
+def test_a_rejected_request_registers_no_secret_and_a_foreign_domain_is_refused() -> None:
+    from bitrix24_agent_tools.masking import mask_text
+    from bitrix24_agent_tools.sandbox.events import form_encode
+
+    portal, app, _client = _app_portal()
+    tenants = TenantRegistry()
+    verifier = EventVerifier(tenants)
+    verifier.verify(parse_event(_install_body(portal, app)))
+    from urllib.parse import urlencode
+
+    chosen = "attacker-chosen-string-123"
+    forged = urlencode(form_encode({"event": "ONCRMDEALUPDATE", "data": {}, "auth": {
+        "member_id": portal.member_id, "domain": portal.domain, "application_token": "wrong", "access_token": chosen}}))
+    with pytest.raises(EventRejected):
+        verifier.verify(parse_event(forged.encode()))
+    assert mask_text(chosen) == chosen  # not registered as a secret by an unverified request
+    other = urlencode(form_encode({"event": "ONCRMDEALUPDATE", "data": {}, "auth": {
+        "member_id": portal.member_id, "domain": "evil.bitrix24.com", "application_token": app.application_token}}))
+    with pytest.raises(EventRejected, match="domain"):
+        verifier.verify(parse_event(other.encode()))
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"event=X&data=notamap&auth[application_token]=t", "application/x-www-form-urlencoded"),
+    (b"\xff\xfe\x00", "application/x-www-form-urlencoded"),
+    (b'{"event": "X", "data": [1, 2]}', "application/json"),
+    (b"x" * (2 << 20), "application/x-www-form-urlencoded"),
+])
+async def test_odd_or_huge_bodies_never_answer_500(tmp_path: Path, body: bytes, content_type: str) -> None:
+    asgi = asgi_app(EventVerifier(TenantRegistry()), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
+        status = (await http.post("/hook", content=body, headers={"content-type": content_type})).status_code
+    assert status in (403, 413)
+    assert status == 413 if len(body) > (1 << 20) else status == 403
