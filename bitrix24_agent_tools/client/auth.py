@@ -180,6 +180,7 @@ class OAuth:
         member_id: str | None = None,
         client_endpoint: str | None = None,
         expires_at: float = 0.0,
+        user_id: str | int | None = None,
     ) -> None:
         if not domain or "/" in domain.strip("/").split("://")[-1]:
             raise ConfigError("OAuth domain must be a host name like portal.bitrix24.com")
@@ -190,7 +191,10 @@ class OAuth:
         self.oauth_server = oauth_server
         self.store: TokenStore = _resolve_store(token_store)
         self._lock = threading.Lock()
-        stored = self.store.load(self.portal)
+        # Tokens belong to one application (and, when given, one user) on one portal: a second app or user on the
+        # same portal must never pick up the first one's tokens from a shared store.
+        self.store_key = "|".join([self.portal, str(client_id), *([str(user_id)] if user_id is not None else [])])
+        stored = self.store.load(self.store_key)
         if stored is None:
             stored = Tokens(
                 access_token=access_token,
@@ -200,7 +204,7 @@ class OAuth:
                 member_id=member_id,
                 client_endpoint=client_endpoint,
             )
-            self.store.save(self.portal, stored)
+            self.store.save(self.store_key, stored)
         self._tokens = stored
 
     @property
@@ -213,7 +217,7 @@ class OAuth:
 
     def reload(self) -> Tokens:
         """Pick up tokens another process may have refreshed meanwhile."""
-        stored = self.store.load(self.portal)
+        stored = self.store.load(self.store_key)
         if stored is not None:
             self._tokens = stored
         return self._tokens
@@ -262,7 +266,7 @@ class OAuth:
             member_id=fresh.member_id or self._tokens.member_id,
             client_endpoint=fresh.client_endpoint or self._tokens.client_endpoint,
         )
-        self.store.save(self.portal, fresh)
+        self.store.save(self.store_key, fresh)
         self._tokens = fresh
         return fresh
 

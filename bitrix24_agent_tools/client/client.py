@@ -61,7 +61,7 @@ def _store_lock(auth: OAuth) -> Any:
     import contextlib
 
     lock = getattr(auth.store, "refresh_lock", None)
-    return lock(auth.portal) if lock is not None else contextlib.nullcontext()
+    return lock(auth.store_key) if lock is not None else contextlib.nullcontext()
 
 
 def _resolve_auth(auth: Webhook | OAuth | str) -> Webhook | OAuth:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -94,7 +95,7 @@ def test_fifty_threads_on_an_expired_token_cause_exactly_one_refresh(clock: Fake
     assert len(results) == 50
     refreshes = [r for r in portal.requests if r.method == "oauth.token" and r.status == 200]
     assert len(refreshes) == 1
-    assert store.load(portal.domain).access_token != tokens["access_token"]  # persisted
+    assert store.load(client.auth.store_key).access_token != tokens["access_token"]  # type: ignore[union-attr]
 
 
 async def test_fifty_tasks_on_an_expired_token_cause_exactly_one_refresh(clock: FakeClock) -> None:
@@ -137,3 +138,16 @@ def test_webhooks_never_refresh(client: Bitrix24, portal: Portal) -> None:
 def test_rate_limited_error_is_retryable_and_hinted() -> None:
     err = RateLimited("QUERY_LIMIT_EXCEEDED", "Too many requests", 503)
     assert err.retryable and "slow down" in err.hint
+
+
+def test_two_applications_on_one_portal_never_share_tokens(portal: Portal, tmp_path: Any) -> None:
+    from bitrix24_agent_tools.client import SqliteTokenStore
+
+    store = SqliteTokenStore(tmp_path / "tokens.sqlite3")
+    first, second = portal.register_app(), portal.register_app()
+    t1, t2 = portal.install_app(first), portal.install_app(second)
+    a = OAuth(portal.domain, t1["access_token"], t1["refresh_token"], first.client_id, first.client_secret, token_store=store)
+    b = OAuth(portal.domain, t2["access_token"], t2["refresh_token"], second.client_id, second.client_secret,
+              token_store=store)
+    assert a.access_token == t1["access_token"] and b.access_token == t2["access_token"]
+    assert a.store_key != b.store_key

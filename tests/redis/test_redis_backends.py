@@ -67,7 +67,7 @@ def test_eight_processes_on_an_expired_token_refresh_exactly_once(redis_db: str)
     tokens = portal.install_app(app)
     with portal.serve() as server:
         store = RedisTokenStore.from_url(redis_db)
-        store.save(server.url.split("://")[1], Tokens(tokens["access_token"], tokens["refresh_token"],
+        store.save(server.url.split("://")[1] + "|" + app.client_id, Tokens(tokens["access_token"], tokens["refresh_token"],
                                                       client_endpoint=f"{server.url}/rest/"))
         portal.expire_all_tokens()
         args = {"domain": server.url.split("://")[1], "access": tokens["access_token"], "refresh": tokens["refresh_token"],
