@@ -57,7 +57,11 @@ class Stats:
 
 
 class WorkerState:
-    """Durable worker state in sqlite: open reservations, done row ids, failure counts, dead letters."""
+    """Durable worker state in sqlite: open reservations, done row ids, failure counts, dead letters.
+
+    The embedded default. ``events.pg_state.PostgresWorkerState`` has the same methods on a shared PostgreSQL
+    database, for workers on several machines.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -129,7 +133,11 @@ class WorkerState:
         cur = self.db.execute("DELETE FROM dead_rows" + (" WHERE row_id=?" if row_id else ""), (row_id,) if row_id else ())
         return cur.rowcount
 
-    def begin(self) -> None:
+    def undead(self, row_id: str) -> None:
+        self.db.execute("DELETE FROM dead_rows WHERE row_id=?", (row_id,))
+
+    def begin(self, row_id: str | None = None) -> None:
+        """Open the transaction a delivery is handled in; one writer at a time on this file."""
         self.db.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
@@ -152,11 +160,29 @@ def _wants_db(handler: Handler) -> bool:
     return len(params) >= 2
 
 
+def open_state(state: Any, *, scope: str, owner: str, lease: float | None) -> Any:
+    """A worker state from what the caller gave: a state object, a ``postgresql://`` URL, or a sqlite path."""
+    if isinstance(state, (str, Path)) and str(state).startswith(("postgresql://", "postgres://")):
+        from bitrix24_agent_tools.events.pg_state import PostgresWorkerState
+
+        return PostgresWorkerState(str(state), scope=scope, owner=owner, lease=lease)
+    if isinstance(state, (str, Path)):
+        return WorkerState(state)
+    return state
+
+
 class _Core:
-    def __init__(self, handler: Handler, state_path: str | Path, *, budget: int = 5, limit: int = 50,
-                 auth_connector: str | None = None, recover_after: float | None = 900.0) -> None:
+    def __init__(self, handler: Handler, state_path: str | Path | Any, *, budget: int = 5, limit: int = 50,
+                 auth_connector: str | None = None, recover_after: float | None = 900.0, scope: str = "default",
+                 worker_id: str | None = None) -> None:
+        import socket
+
         self.handler = handler
-        self.state = WorkerState(state_path)
+        # worker_id: stable across restarts (so a restarted worker takes its reservations back at once); workers
+        # sharing one PostgreSQL state need distinct ids (default: this host's name).
+        self.worker_id = worker_id or socket.gethostname()
+        self.state = open_state(state_path, scope=f"{scope}|{auth_connector or ''}", owner=self.worker_id,
+                                lease=recover_after)
         self.budget = budget
         self.limit = limit
         self.auth_connector = auth_connector
@@ -232,7 +258,7 @@ class _Core:
             stats.fetched += 1
             row_id = str(row.get("ID"))
             event = Event(str(row.get("EVENT_NAME", "")).upper(), dict(row.get("EVENT_DATA") or {}),
-                          message_id=str(row.get("MESSAGE_ID")))
+                          message_id=str(row.get("MESSAGE_ID")), row_id=row_id)
             outcome = yield from self._handle_row(row_id, event, stats)
             if outcome == "pending":
                 pending += 1
@@ -247,7 +273,7 @@ class _Core:
     def _handle_row(self, row_id: str, event: Event, stats: Stats) -> Generator[tuple[str, Any], Any, str]:
         """Run the handler for one delivery, at most once: "done", "pending" (retry later) or "dead"."""
         state = self.state
-        state.begin()
+        state.begin(row_id)
         try:
             if state.is_done(row_id) or state.is_dead(row_id):  # checked inside the transaction
                 state.commit()
@@ -283,16 +309,16 @@ class _Core:
         replayed = 0
         for item in self.state.dead_letters():
             raw = item["event"]
-            event = Event(raw["name"], raw["data"], message_id=raw["message_id"])
+            event = Event(raw["name"], raw["data"], message_id=raw["message_id"], row_id=item["row_id"])
             state = self.state
-            state.begin()
+            state.begin(item["row_id"])
             try:
                 if not state.is_dead(item["row_id"]):
                     state.commit()
                     continue
                 yield ("handle", event)
                 state.mark_done(item["row_id"], str(event.message_id))
-                state.db.execute("DELETE FROM dead_rows WHERE row_id=?", (item["row_id"],))
+                state.undead(item["row_id"])
                 state.commit()
                 replayed += 1
             except Exception:
@@ -310,10 +336,17 @@ class _Core:
         return stats
 
 
+def _scope_of(client: Any) -> str:
+    """Whose queue this is: the portal and the application (a shared state holds many)."""
+    auth = getattr(client, "auth", None)
+    return f"{getattr(client, 'portal', '')}|{getattr(auth, 'client_id', '')}"
+
+
 class OfflineWorker(_Core):
     """Synchronous offline-queue worker."""
 
-    def __init__(self, client: Bitrix24, handler: Handler, state_path: str | Path, **kwargs: Any) -> None:
+    def __init__(self, client: Bitrix24, handler: Handler, state_path: str | Path | Any, **kwargs: Any) -> None:
+        kwargs.setdefault("scope", _scope_of(client))
         super().__init__(handler, state_path, **kwargs)
         self.client = client
 
@@ -383,7 +416,8 @@ class OfflineWorker(_Core):
 class AsyncOfflineWorker(_Core):
     """The asyncio twin: the same flow, awaited; the handler may be sync or async."""
 
-    def __init__(self, client: AsyncBitrix24, handler: Handler, state_path: str | Path, **kwargs: Any) -> None:
+    def __init__(self, client: AsyncBitrix24, handler: Handler, state_path: str | Path | Any, **kwargs: Any) -> None:
+        kwargs.setdefault("scope", _scope_of(client))
         super().__init__(handler, state_path, **kwargs)
         self.client = client
 

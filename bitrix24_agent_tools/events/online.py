@@ -34,6 +34,7 @@ class Event:
     ts: int | None = None
     handler_id: str | None = None
     message_id: str | None = None
+    row_id: str | None = None  # offline queue: the delivery's row ID (the identity of one change)
 
     @property
     def member_id(self) -> str | None:

@@ -45,6 +45,7 @@ class EventHub:
         self.deliveries: list[tuple[str, bytes]] = []
         self.deliver: Deliverer = lambda url, body: self.deliveries.append((url, body))
         self.produced: list[str] = []  # every MESSAGE_ID ever queued, for no-loss tests
+        self.produced_rows: list[int] = []  # every row ID ever queued: one delivery each
 
     def handles(self, method: str) -> bool:
         return method.startswith("event.") or method == "events"
@@ -81,6 +82,7 @@ class EventHub:
                                   "EVENT_DATA": data, "EVENT_ADDITIONAL": {"user_id": "1"}, "MESSAGE_ID": message_id,
                                   "process_id": "", "error": 0, "app_id": binding["app_id"], "connector": connector}
         self.produced.append(message_id)
+        self.produced_rows.append(self._next)
 
     def _deliver_online(self, event: str, data: dict[str, Any], binding: dict[str, Any]) -> None:
         app = self.portal.apps.get(binding["app_id"] or "")
