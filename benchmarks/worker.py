@@ -1,17 +1,21 @@
-"""Offline-worker throughput: events handled per second, in-process sandbox. `python -m benchmarks.worker`"""
+"""Offline worker: throughput per state backend (events/s, median and range over several runs) and the crash
+figures (deliveries, kills, lost, duplicated). `python -m benchmarks.worker [--runs N] [--no-crash]`"""
 
 from __future__ import annotations
 
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bitrix24_agent_tools.client import Bitrix24, NoLimiter, OAuth
 from bitrix24_agent_tools.events import OfflineWorker
 from bitrix24_agent_tools.sandbox import Portal
 
 
-def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, float]:
+def _throughput(state: Any, events: int) -> float:
     portal = Portal(seed=1)
     app = portal.register_app()
     tokens = portal.install_app(app)
@@ -21,7 +25,7 @@ def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, float]:
     client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
     writer = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
     writer.batch([("crm.deal.add", {"fields": {"TITLE": f"d{i}"}}) for i in range(events)])
-    worker = OfflineWorker(client, lambda event: None, Path(tempfile.mkdtemp()) / "w.sqlite3", limit=50)
+    worker = OfflineWorker(client, lambda event: None, state, limit=50, worker_id="bench")
     start = time.perf_counter()
     handled = 0
     while True:
@@ -29,10 +33,49 @@ def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, float]:
         handled += stats.handled
         if stats.fetched == 0:
             break
-    seconds = time.perf_counter() - start
-    print(f"offline worker: {handled} events in {seconds:.2f}s = {handled / seconds:.0f} events/s "
-          f"(durable sqlite state, 50 per fetch, transport in-process)")
-    return {"worker_events_per_s": handled / seconds}
+    assert handled == events, (handled, events)
+    return handled / (time.perf_counter() - start)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} events/s (min {min(values):,.0f}, max {max(values):,.0f}, {len(values)} runs)"
+
+
+def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, Any]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 3
+    out: dict[str, Any] = {}
+    sqlite_rates = [_throughput(Path(tempfile.mkdtemp()) / "w.sqlite3", events) for _ in range(runs)]
+    print(f"offline worker, sqlite state:     {_spread(sqlite_rates)}; {events} events, 50 per fetch, in-process portal")
+    out["worker_events_per_s"] = statistics.median(sqlite_rates)
+    from tests.pgcluster import available, cluster, fresh_database
+
+    server = cluster() if available() else None
+    try:
+        dsn = server.__enter__() if server else None
+        if dsn:
+            pg_rates = [_throughput(fresh_database(dsn), events) for _ in range(runs)]
+            print(f"offline worker, PostgreSQL state: {_spread(pg_rates)}; same load, local server on loopback")
+            out["worker_pg_events_per_s"] = statistics.median(pg_rates)
+        else:
+            print("offline worker, PostgreSQL state: skipped (no PostgreSQL installed)")
+        if "--no-crash" not in argv:
+            from tests.crash_scenarios import postgres_crash, sqlite_crash
+
+            figures = sqlite_crash(Path(tempfile.mkdtemp()), kills=30)
+            print("crash, sqlite (1 worker process):  {deliveries} deliveries, {kills} SIGKILLs, {lost} lost, "
+                  "{duplicated} duplicated, {dead_lettered} poison dead-lettered, {seconds:.1f}s".format(**figures))
+            out["crash_sqlite"] = figures
+            if dsn:
+                figures = postgres_crash(fresh_database(dsn), Path(tempfile.mkdtemp()), rounds=12)
+                print("crash, PostgreSQL (2 processes × 2 workers): {deliveries} deliveries, {kills} SIGKILLs, {lost} "
+                      "lost, {duplicated} duplicated, {dead_lettered} poison dead-lettered and replayed {replayed}× "
+                      "by two replayers, {seconds:.1f}s".format(**figures))
+                out["crash_postgres"] = figures
+    finally:
+        if server:
+            server.__exit__(None, None, None)
+    return out
 
 
 if __name__ == "__main__":

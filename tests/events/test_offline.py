@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -124,42 +117,11 @@ async def test_async_worker_with_an_async_handler(tmp_path: Path) -> None:
 
 
 def test_sigkill_thirty_times_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
-    portal = Portal(seed=1)
-    with portal.serve() as server:
-        app = portal.register_app()
-        tokens = portal.install_app(app)
-        endpoint = f"{server.url}/rest/"
-        auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                     oauth_server=f"{server.url}/oauth/token/", client_endpoint=endpoint)
-        Bitrix24(auth).call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
-        Bitrix24(auth).call("event.bind", {"event": "ONCRMDEALUPDATE", "event_type": "offline"})
-        state = str(tmp_path / "worker.sqlite3")
-        argv = [sys.executable, str(ROOT / "tests" / "events" / "crash_worker.py"), portal.domain, tokens["access_token"],
-                tokens["refresh_token"], app.client_id, app.client_secret, f"{server.url}/oauth/token/", endpoint, state]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        rng = random.Random(11)
-        kills = 0
-        for _ in range(30):
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _produce(portal, 8)
-            _update_some(portal, kills)  # repeated changes of the same records
-            time.sleep(rng.uniform(0.2, 0.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-        final = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while portal.events.queue and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.3)
-        final.send_signal(signal.SIGKILL)
-        final.wait()
-    assert kills == 30
-    db = sqlite3.connect(state)
-    effects = dict(db.execute("SELECT row_id, COUNT(*) FROM effects GROUP BY row_id").fetchall())
-    dead = [r[0] for r in db.execute("SELECT row_id FROM dead_rows").fetchall()]
-    assert portal.events.queue == {}
-    assert set(effects) | set(dead) == {str(r) for r in portal.events.produced_rows}  # every delivery: handled or DLQ
-    assert all(count == 1 for count in effects.values())  # and its effect recorded exactly once
-    assert len(dead) == 1 and dead[0] not in effects  # the poison event, kept, not lost
-    print(f"\nSQLite: {len(portal.events.produced_rows)} deliveries, {kills} SIGKILLs, 0 lost, 0 duplicated, 1 poison in the DLQ")
+    from tests.crash_scenarios import sqlite_crash
+
+    figures = sqlite_crash(tmp_path, kills=30)
+    print(f"\nSQLite crash test: {figures}")
+    assert figures["kills"] == 30 and figures["left_on_portal"] == 0
+    assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["unexpected"] == 0
+    assert figures["dead_lettered"] == 1  # the poison event: kept in the DLQ, not lost
+    assert figures["deliveries"] > 240  # adds and repeated updates of the same records
