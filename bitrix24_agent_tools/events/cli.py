@@ -18,16 +18,21 @@ def _load(spec: str) -> Any:
 def register(subparsers: Any) -> None:
     worker = subparsers.add_parser("worker", help="run the offline-queue worker")
     worker.add_argument("--handler", required=True, help="module:function called for each event")
-    worker.add_argument("--state", default=".b24-worker.sqlite3", help="durable worker state (sqlite)")
+    worker.add_argument("--state", default=".b24-worker.sqlite3",
+                        help="durable worker state: a sqlite file, or postgresql://… shared by workers on many machines")
+    worker.add_argument("--worker-id", help="stable name of this worker (default: host name); distinct per worker")
     worker.add_argument("--budget", type=int, default=5, help="failures before an event is dead-lettered")
+    worker.add_argument("--recover-after", type=float, default=900.0,
+                        help="seconds before reservations nobody holds are adopted (0 to adopt at once)")
+    worker.add_argument("--adopt", metavar="PROCESS_ID", help="handle the rows a lost worker reserved under this id, then exit")
     worker.add_argument("--once", action="store_true", help="drain the queue, then exit")
-    worker.add_argument("--idle", type=float, default=5.0)
+    worker.add_argument("--idle", type=float, default=5.0, help="seconds to wait when the queue is empty")
     worker.set_defaults(func=_worker)
     dlq = subparsers.add_parser("dlq", help="inspect, replay or purge dead-lettered events")
     dlq.add_argument("action", choices=["list", "replay", "purge"])
-    dlq.add_argument("--state", default=".b24-worker.sqlite3")
+    dlq.add_argument("--state", default=".b24-worker.sqlite3", help="the worker's state (sqlite file or postgresql://…)")
     dlq.add_argument("--handler", help="module:function (for replay)")
-    dlq.add_argument("--message-id")
+    dlq.add_argument("--row-id", help="purge only this dead letter")
     dlq.set_defaults(func=_dlq)
 
 
@@ -35,7 +40,11 @@ def _worker(args: argparse.Namespace) -> int:
     from bitrix24_agent_tools.client import Bitrix24
     from bitrix24_agent_tools.events.offline import OfflineWorker
 
-    worker = OfflineWorker(Bitrix24.from_env(), _load(args.handler), args.state, budget=args.budget)
+    worker = OfflineWorker(Bitrix24.from_env(), _load(args.handler), args.state, budget=args.budget,
+                           worker_id=args.worker_id, recover_after=args.recover_after)
+    if args.adopt:
+        print(json.dumps(worker.adopt(args.adopt).__dict__))
+        return 0
     if args.once:
         while True:
             stats = worker.run_once()
@@ -47,22 +56,23 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _dlq(args: argparse.Namespace) -> int:
-    from bitrix24_agent_tools.events.offline import WorkerState
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.events.offline import OfflineWorker, WorkerState
 
-    state = WorkerState(args.state)
+    if str(args.state).startswith(("postgresql://", "postgres://")):
+        state = OfflineWorker(Bitrix24.from_env(), print, args.state).state  # rows are scoped by portal and app
+    else:
+        state = WorkerState(args.state)
     if args.action == "list":
         for item in state.dead_letters():
             print(json.dumps(item, ensure_ascii=False))
         return 0
     if args.action == "purge":
-        print(f"purged {state.purge(args.message_id)}")
+        print(f"purged {state.purge(args.row_id)}")
         return 0
     if not args.handler:
         print("replay needs --handler module:function")
         return 2
-    from bitrix24_agent_tools.client import Bitrix24
-    from bitrix24_agent_tools.events.offline import OfflineWorker
-
     worker = OfflineWorker(Bitrix24.from_env(), _load(args.handler), args.state)
     print(f"replayed {worker.replay()}")
     return 0
