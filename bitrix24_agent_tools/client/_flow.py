@@ -162,7 +162,8 @@ def parse_response(raw: RawResponse, method: str, api: str) -> Response:
         if raw.status >= 500:
             raise ServerError("INTERNAL_SERVER_ERROR", f"HTTP {raw.status} without an envelope", raw.status, method)
         raise InvalidResponse("INVALID_RESPONSE", f"HTTP {raw.status}, JSON but not an envelope", raw.status, method)
-    if "error" in data and data["error"] not in (None, "", {}):
+    legacy = data.get("error") == "" and (raw.status >= 400 or bool(data.get("error_description")))
+    if "error" in data and (data["error"] not in (None, "", {}) or legacy):
         err = data["error"]
         time_block = data.get("time") if isinstance(data.get("time"), dict) else {}
         if isinstance(err, dict):  # REST 3.0
@@ -382,7 +383,7 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
         for key, err in _section(body, "result_error").items():
             if isinstance(err, Mapping):
                 errors[str(key)] = error_from(
-                    str(err.get("error") or "ERROR"), str(err.get("error_description") or ""), None,
+                    str(err.get("error") if err.get("error") is not None else "ERROR"), str(err.get("error_description") or ""), None,
                     next((m for k, m, _ in chunk if k == str(key)), None),
                 )
         for key, val in _section(body, "result_total").items():

@@ -16,6 +16,9 @@
     ├── NetworkError                    no answer: connect/read failures, dropped connections
     └── InvalidResponse                 the answer is not a Bitrix24 envelope (HTML page, truncated JSON)
 
+Legacy CRM methods answer ``{"error": "", "error_description": "Not found"}`` (HTTP 400): the code is then read from
+the text (NOT_FOUND, CRM_ACCESS_DENIED, else ERROR_ARGUMENT) and the portal's text is kept as the message.
+
 Messages, reprs and hints are masked: no webhook code or token can appear in them (protocol.md §1).
 """
 
@@ -51,6 +54,8 @@ _HINTS: dict[str, str] = {
     "ERROR_CORE": "the portal rejected the call; check the parameters against the method's fields",
     "ERROR_ARGUMENT": "a parameter is missing or invalid; check the method's fields (*.fields)",
     "NOT_FOUND": "the record does not exist or is not visible to this user; check the id",
+    "CRM_ACCESS_DENIED": "the acting user has no right to this record or action; use a user with that CRM permission",
+    "INVALID_ARG_VALUE": "a filter or order field or value is not allowed; check the names with crm.item.fields",
     "invalid_request": "the OAuth request is malformed; check client_id, grant_type and the token server URL",
     "invalid_client": "the client id or secret is wrong; check B24_CLIENT_ID and B24_CLIENT_SECRET",
     "invalid_grant": "the refresh token is dead or was already used; reinstall or re-authorize the application",
@@ -214,6 +219,8 @@ _BY_CODE: dict[str, type[Bitrix24Error]] = {
     "NOT_FOUND": NotFound,
     "ERROR_CORE": BadRequest,
     "ERROR_ARGUMENT": BadRequest,
+    "INVALID_ARG_VALUE": BadRequest,
+    "CRM_ACCESS_DENIED": AccessDenied,
     _V3_PREFIX + "ENTITYNOTFOUNDEXCEPTION": NotFound,
     _V3_PREFIX + "ACCESSDENIEDEXCEPTION": AccessDenied,
     _V3_PREFIX + "INSUFFICIENTSCOPEEXCEPTION": ScopeError,
@@ -221,10 +228,23 @@ _BY_CODE: dict[str, type[Bitrix24Error]] = {
 _BY_CODE_LOWER = {k.lower(): v for k, v in _BY_CODE.items()}
 
 
+def legacy_code(description: str) -> str:
+    """Legacy CRM methods answer ``{"error": "", "error_description": "Not found"}`` with HTTP 400 (e.g.
+    api-reference/crm/deals/crm-deal-get.md, Error Handling): the text is all there is, so the code is read from it."""
+    text = description.strip().lower()
+    if "not found" in text:
+        return "NOT_FOUND"
+    if text.startswith("access denied") or "permission" in text:
+        return "CRM_ACCESS_DENIED"
+    return "ERROR_ARGUMENT"
+
+
 def error_from(
     code: str, description: str = "", status: int | None = None, method: str | None = None
 ) -> Bitrix24Error:
     """Build the right error for a code (falling back on the HTTP status when the code is unknown)."""
+    if code == "":
+        code = legacy_code(description)
     cls = _BY_CODE.get(code) or _BY_CODE_LOWER.get(code.lower())
     if cls is None:
         if code.startswith(_V3_PREFIX):

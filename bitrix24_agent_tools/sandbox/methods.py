@@ -56,6 +56,9 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
              "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by"),
              "UF_CRM_SOURCE_CHANNEL": ("enumeration", "Source channel")},
     "lead": {"ID": ("integer", "ID"), "TITLE": ("string", "Lead name"), "NAME": ("string", "First name"),
+             "LAST_NAME": ("string", "Last name"), "PHONE": ("crm_multifield", "Phone"),
+             "EMAIL": ("crm_multifield", "E-mail"), "WEB": ("crm_multifield", "Website"),
+             "IM": ("crm_multifield", "Messenger"),
              "STATUS_ID": ("crm_status", "Status"), "SOURCE_ID": ("crm_status", "Source"),
              "OPPORTUNITY": ("double", "Amount"), "CURRENCY_ID": ("crm_currency", "Currency"),
              "ASSIGNED_BY_ID": ("user", "Responsible"), "COMMENTS": ("string", "Comment"),
@@ -63,16 +66,31 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
              "CREATED_BY_ID": ("user", "Created by")},
     "contact": {"ID": ("integer", "ID"), "NAME": ("string", "First name"), "LAST_NAME": ("string", "Last name"),
                 "EMAIL": ("crm_multifield", "E-mail"), "PHONE": ("crm_multifield", "Phone"),
+                "WEB": ("crm_multifield", "Website"), "IM": ("crm_multifield", "Messenger"),
                 "COMPANY_ID": ("crm_company", "Company"), "ASSIGNED_BY_ID": ("user", "Responsible"),
                 "DATE_CREATE": ("datetime", "Created"), "DATE_MODIFY": ("datetime", "Modified"),
                 "CREATED_BY_ID": ("user", "Created by")},
     "company": {"ID": ("integer", "ID"), "TITLE": ("string", "Company name"), "COMPANY_TYPE": ("crm_status", "Type"),
                 "INDUSTRY": ("crm_status", "Industry"), "PHONE": ("crm_multifield", "Phone"),
+                "EMAIL": ("crm_multifield", "E-mail"), "WEB": ("crm_multifield", "Website"),
+                "IM": ("crm_multifield", "Messenger"),
                 "ASSIGNED_BY_ID": ("user", "Responsible"), "DATE_CREATE": ("datetime", "Created"),
                 "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by")},
 }
-REQUIRED = {"deal": {"TITLE"}, "lead": {"TITLE"}, "contact": {"NAME"}, "company": {"TITLE"}}
+# crm.*.fields (api-reference/crm/*/crm-*-fields.md): a deal's and a lead's TITLE are optional (a deal gets
+# "Deal #<id>"); a company needs TITLE; a contact lists NAME, SECOND_NAME and LAST_NAME as required — one of them
+# must be given (UNVERIFIED which combination the portal accepts; the sandbox takes any one).
+REQUIRED: dict[str, set[str]] = {"deal": set(), "lead": set(), "contact": {"NAME", "LAST_NAME"}, "company": {"TITLE"}}
 READ_ONLY = {"ID", "DATE_CREATE", "DATE_MODIFY", "CREATED_BY_ID"}
+IMMUTABLE = {"deal": {"CATEGORY_ID"}}
+MULTIFIELDS = ("PHONE", "EMAIL", "WEB", "IM")
+STATUS_TYPES = {"SOURCE_ID": "SOURCE", "STATUS_ID": "STATUS", "COMPANY_TYPE": "COMPANY_TYPE", "INDUSTRY": "INDUSTRY",
+                "TYPE_ID": "DEAL_TYPE", "STAGE_ID": "DEAL_STAGE"}
+
+
+def crm_error(text: str) -> ApiError:
+    """Legacy CRM methods answer HTTP 400 with an empty code and a text (e.g. crm-deal-get.md, Error Handling)."""
+    return ApiError("", text, 400)
 
 
 def now_iso(portal: Portal) -> str:
@@ -97,13 +115,85 @@ def _fields_arg(params: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _upper_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Legacy CRM methods read their parameters case-insensitively (the docs' own cURL examples send ``ID``,
+    ``FILTER``, ``SELECT``): keys are upper-cased, the later of two variants winning."""
+    return {str(k).upper(): v for k, v in params.items()}
+
+
+def _crm_id(params: dict[str, Any]) -> int:
+    raw = params.get("ID")
+    try:
+        value = int(str(raw))
+    except (TypeError, ValueError):
+        raise crm_error("ID is not defined or invalid.") from None
+    if value <= 0:
+        raise crm_error("ID is not defined or invalid.")
+    return value
+
+
+def _crm_fields(params: dict[str, Any]) -> dict[str, Any]:
+    fields = params.get("FIELDS")
+    if not isinstance(fields, dict):
+        raise crm_error("Parameter 'fields' must be array.")
+    return fields
+
+
+def _next_multifield_id(portal: Portal) -> str:
+    return str(portal.next_id("multifield") + 1000)
+
+
+def _multifield_values(portal: Portal, type_id: str, value: Any) -> list[dict[str, Any]]:
+    """New multifield values as the portal stores them: ID, TYPE_ID, VALUE, VALUE_TYPE (data-types.md)."""
+    items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+    out = []
+    for item in items:
+        entry = item if isinstance(item, dict) else {"VALUE": item}
+        text = str(entry.get("VALUE") or "").strip()
+        if text:
+            out.append({"ID": _next_multifield_id(portal), "VALUE_TYPE": str(entry.get("VALUE_TYPE") or "WORK"),
+                        "VALUE": text, "TYPE_ID": type_id})
+    return out
+
+
+def _merge_multifield(portal: Portal, current: list[dict[str, Any]], type_id: str, value: Any) -> list[dict[str, Any]]:
+    """An update of a multifield (crm-contact-update.md, "Working with Multiple Fields"): a value without ID is
+    added; with an ID it replaces that value; an ID with ``DELETE: "Y"`` or an empty VALUE removes it."""
+    result = [dict(v) for v in current]
+    items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+    for item in items:
+        entry = item if isinstance(item, dict) else {"VALUE": item}
+        ident = str(entry.get("ID") or "")
+        if not ident:
+            result += _multifield_values(portal, type_id, [entry])
+            continue
+        index = next((i for i, v in enumerate(result) if v["ID"] == ident), None)
+        if index is None:
+            continue
+        if str(entry.get("DELETE") or "").upper() == "Y" or not str(entry.get("VALUE") or "").strip():
+            del result[index]
+        else:
+            result[index] = {**result[index], "VALUE": str(entry["VALUE"]).strip(),
+                             "VALUE_TYPE": str(entry.get("VALUE_TYPE") or result[index]["VALUE_TYPE"])}
+    return result
+
+
+def normalize_multifields(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
+    """Seeded records may hold bare multifield values; give them the portal's shape once."""
+    for name in MULTIFIELDS:
+        values = record.get(name)
+        if isinstance(values, list) and any(not isinstance(v, dict) or "ID" not in v for v in values):
+            record[name] = _multifield_values(portal, name, values)
+    return record
+
+
 def _check_fields(kind: str, fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     known = FIELD_TYPES[kind]
     clean: dict[str, Any] = {}
     for key, value in fields.items():
         key = str(key).upper()
-        if key in READ_ONLY:
-            continue
+        if key in READ_ONLY or known.get(key, ("",))[0] == "crm_multifield":
+            continue  # multifields are merged by the caller
         if key not in known and not key.startswith("UF_"):
             continue  # a real portal ignores unknown fields on legacy CRM methods
         ftype = known.get(key, ("string", ""))[0]
@@ -113,10 +203,9 @@ def _check_fields(kind: str, fields: dict[str, Any], *, creating: bool) -> dict[
             except (TypeError, ValueError):
                 raise ApiError("ERROR_ARGUMENT", f"field {key} expects a number") from None
         clean[key] = value if not isinstance(value, (int, float)) or isinstance(value, bool) else str(value)
-    if creating:
-        missing = [f for f in REQUIRED[kind] if not clean.get(f)]
-        if missing:
-            raise ApiError("ERROR_ARGUMENT", f"required field(s) missing: {', '.join(missing)}")
+    if creating and REQUIRED[kind] and not any(clean.get(f) for f in REQUIRED[kind]):
+        names = " or ".join(f'"{FIELD_TYPES[kind][f][1]}"' for f in sorted(REQUIRED[kind]))
+        raise crm_error(f"The field {names} is required.")
     if kind == "deal" and "STAGE_ID" in clean:
         cat = str(clean.get("CATEGORY_ID", "0"))
         stages = {s for c in data.DEAL_STAGES.values() for s, _ in c}
@@ -131,7 +220,7 @@ def _perm(caller: Caller, record: dict[str, Any]) -> None:
         return
     owner = record.get("ASSIGNED_BY_ID") or record.get("responsibleId")
     if owner is not None and str(owner) != str(caller.user_id):
-        raise ApiError("ACCESS_DENIED", "Access denied.", 403)
+        raise crm_error("Access denied.")
 
 
 def _crm(kind: str) -> None:
@@ -139,41 +228,54 @@ def _crm(kind: str) -> None:
 
     @method(f"crm.{kind}.list", scope)
     def _list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-        flt = params.get("filter") or {}
+        params = _upper_params(params)
+        flt = params.get("FILTER") or {}
         if not isinstance(flt, dict):
-            raise ApiError("ERROR_ARGUMENT", "filter must be an object")
+            raise crm_error("Parameter 'filter' must be array.")
+        order = params.get("ORDER") or {"ID": "ASC"}
+        if not isinstance(order, dict):
+            raise crm_error("Parameter 'order' must be array.")
+        flt = {str(k).upper(): v for k, v in flt.items()}
         candidates, rest = id_window(portal.state[kind], flt)
-        rows = [r for r in candidates if matches(r, rest) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))]
-        order = params.get("order") or {"ID": "ASC"}
+        rows = [normalize_multifields(portal, r) for r in candidates]
+        rows = [r for r in rows if matches(r, rest) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))]
+        order = {str(k).upper(): v for k, v in order.items()}
         by_id = is_id_order(order)
         if by_id == "DESC":
             rows.reverse()
         elif by_id is None:
             rows = order_rows(rows, order)
-        portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
-        chunk, total, nxt = page(rows, params.get("start"))
-        return Listing([select_fields(r, params.get("select")) for r in chunk], total, nxt)
+        start = params.get("START")
+        portal.charge(items=len(rows), counted=str(start if start is not None else 0) != "-1", offset=start)
+        chunk, total, nxt = page(rows, start)
+        return Listing([_crm_select(r, params.get("SELECT")) for r in chunk], total, nxt)
 
     @method(f"crm.{kind}.get", scope)
     def _get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        record = portal.state[kind].get(_id(params))
+        record = portal.state[kind].get(_crm_id(_upper_params(params)))
         if record is None:
-            raise ApiError("NOT_FOUND", "Not found")
+            raise crm_error("Not found")
         _perm(caller, record)
-        return dict(record)
+        return dict(normalize_multifields(portal, record))
 
     @method(f"crm.{kind}.add", scope)
     def _add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-        fields = _check_fields(kind, _fields_arg(params), creating=True)
+        raw = _crm_fields(_upper_params(params))
+        fields = _check_fields(kind, raw, creating=True)
         new_id = portal.next_id(kind)
         stamp = now_iso(portal)
-        record: dict[str, Any] = {f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_")}
+        record: dict[str, Any] = {f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_") and f not in MULTIFIELDS}
         record.update(fields)
+        for name, value in ((str(k).upper(), v) for k, v in raw.items()):
+            if name in MULTIFIELDS and name in FIELD_TYPES[kind]:
+                record[name] = _multifield_values(portal, name, value)
         record.update({"ID": str(new_id), "DATE_CREATE": stamp, "DATE_MODIFY": stamp, "CREATED_BY_ID": str(caller.user_id)})
         record.setdefault("ASSIGNED_BY_ID", str(caller.user_id))
         if not record.get("ASSIGNED_BY_ID"):
             record["ASSIGNED_BY_ID"] = str(caller.user_id)
         if kind == "deal":
+            if not record.get("TITLE"):
+                record["TITLE"] = f"Deal #{new_id}"  # crm-deal-add.md: the default title
             record["CATEGORY_ID"] = str(record.get("CATEGORY_ID") or "0")
             record["STAGE_ID"] = record.get("STAGE_ID") or data.DEAL_STAGES[int(record["CATEGORY_ID"]) if int(record["CATEGORY_ID"]) in data.DEAL_STAGES else 0][0][0]
             record["CLOSED"] = "Y" if str(record["STAGE_ID"]).endswith(("WON", "LOSE")) else "N"
@@ -183,12 +285,18 @@ def _crm(kind: str) -> None:
 
     @method(f"crm.{kind}.update", scope)
     def _update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-        record = portal.state[kind].get(_id(params))
+        upper_params = _upper_params(params)
+        record = portal.state[kind].get(_crm_id(upper_params))
         if record is None:
-            raise ApiError("NOT_FOUND", "Not found")
+            raise crm_error("Not found")
         _perm(caller, record)
-        fields = _check_fields(kind, _fields_arg(params), creating=False)
+        raw = _crm_fields(upper_params)
+        fields = _check_fields(kind, raw, creating=False)
+        normalize_multifields(portal, record)
         record.update(fields)
+        for name, value in ((str(k).upper(), v) for k, v in raw.items()):
+            if name in MULTIFIELDS and name in FIELD_TYPES[kind]:
+                record[name] = _merge_multifield(portal, record.get(name) or [], name, value)
         record["DATE_MODIFY"] = now_iso(portal)
         if kind == "deal":
             record["CLOSED"] = "Y" if str(record.get("STAGE_ID")).endswith(("WON", "LOSE")) else "N"
@@ -197,10 +305,10 @@ def _crm(kind: str) -> None:
 
     @method(f"crm.{kind}.delete", scope)
     def _delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-        record_id = _id(params)
+        record_id = _crm_id(_upper_params(params))
         record = portal.state[kind].get(record_id)
         if record is None:
-            raise ApiError("NOT_FOUND", "Not found")
+            raise crm_error("Not found")
         _perm(caller, record)
         del portal.state[kind][record_id]
         portal.emit(f"ONCRM{kind.upper()}DELETE", {"FIELDS": {"ID": record_id}}, params)
@@ -211,15 +319,35 @@ def _crm(kind: str) -> None:
         out: dict[str, Any] = {}
         for name, (ftype, title) in FIELD_TYPES[kind].items():
             info: dict[str, Any] = {"type": ftype, "isRequired": name in REQUIRED[kind], "isReadOnly": name in READ_ONLY,
-                                    "isMultiple": ftype == "crm_multifield", "title": title}
+                                    "isImmutable": name in IMMUTABLE.get(kind, set()),
+                                    "isMultiple": ftype == "crm_multifield", "isDynamic": name.startswith("UF_"),
+                                    "title": title}
+            if ftype == "crm_status" and name in STATUS_TYPES:
+                info["statusType"] = STATUS_TYPES[name]
             if name.startswith("UF_"):
-                info.update({"listLabel": title, "formLabel": title})
+                info.update({"listLabel": title, "formLabel": title, "filterLabel": title})
                 if ftype == "enumeration":
                     info["items"] = data.SOURCE_ENUM
-            if name == "STAGE_ID":
-                info["statusType"] = "DEAL_STAGE"
             out[name] = info
         return out
+
+
+def _crm_select(record: dict[str, Any], select: Any) -> dict[str, Any]:
+    """``select`` of legacy CRM lists (crm-deal-list.md): by default ``*`` + ``UF_*``; ``*`` is every standard field
+    but multifields; ``UF_*`` every user field; a multifield comes back only when named."""
+    names = [str(n) for n in select] if isinstance(select, list) and select else ["*", "UF_*"]
+    out: dict[str, Any] = {}
+    for name in names:
+        upper_name = name.upper()
+        if name == "*":
+            out.update({k: v for k, v in record.items() if not k.startswith("UF_") and k not in MULTIFIELDS})
+        elif upper_name == "UF_*":
+            out.update({k: v for k, v in record.items() if k.startswith("UF_")})
+        elif upper_name in record:
+            out[upper_name] = record[upper_name]
+    if "ID" in record:
+        out.setdefault("ID", record["ID"])
+    return out
 
 
 for _kind in ("deal", "lead", "contact", "company"):

@@ -140,10 +140,11 @@ def _match_one(op: str, actual: Any, expected: Any) -> bool:
     text, needle = str(actual or "").casefold(), str(expected or "").casefold()
     if op == "%":
         return needle in text
-    if op == "=%":
-        return text.startswith(needle.rstrip("%"))
-    if op == "%=":
-        return text.endswith(needle.lstrip("%"))
+    if op in ("=%", "%="):
+        # LIKE with the wildcard in the value (crm-deal-list.md): "mol%" starts with, "%mol" ends with,
+        # "%mol%" contains, no % is an exact (case-insensitive) match.
+        pattern = ".*".join(re.escape(part) for part in needle.split("%"))
+        return re.fullmatch(pattern, text, flags=re.DOTALL) is not None
     if actual in (None, ""):
         return False
     a, e = _cmp_key(actual), _cmp_key(expected)

@@ -106,7 +106,8 @@ def test_long_text_is_cut_for_the_model_but_kept_in_the_artifact(client: Bitrix2
 def test_fields_tool_shows_custom_fields_and_enum_values(client: Bitrix24) -> None:
     body = json.loads(_box(client).run("b24_crm_fields", {"entity": "deal"}).content)
     assert body["UF_CRM_SOURCE_CHANNEL"]["enum"] == {"101": "Exhibition", "102": "Webinar", "103": "Cold call"}
-    assert body["TITLE"].get("req") is True
+    company = json.loads(_box(client).run("b24_crm_fields", {"entity": "company"}).content)
+    assert company["TITLE"].get("req") is True and body["TITLE"].get("req") is not True  # crm-*-fields.md
 
 
 def test_stages_and_moving_a_deal(client: Bitrix24, portal: Portal) -> None:

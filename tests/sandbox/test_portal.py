@@ -60,7 +60,9 @@ def test_php_style_nested_form_keys(portal: Portal) -> None:
         ({">=OPPORTUNITY": 30000}, lambda d: float(d["OPPORTUNITY"]) >= 30000),
         ({"<ID": 5}, lambda d: int(d["ID"]) < 5),
         ({"%TITLE": "acme"}, lambda d: "acme" in d["TITLE"].lower()),
-        ({"=%TITLE": "Support"}, lambda d: d["TITLE"].startswith("Support")),
+        ({"=%TITLE": "Support%"}, lambda d: d["TITLE"].startswith("Support")),  # crm-deal-list.md: % in the value
+        ({"%=TITLE": "%Globex"}, lambda d: d["TITLE"].endswith("Globex")),
+        ({"=%TITLE": "support plan"}, lambda d: d["TITLE"].lower() == "support plan"),
         ({"@ID": [1, 3, 5]}, lambda d: d["ID"] in ("1", "3", "5")),
         ({"!@ID": [1, 3, 5]}, lambda d: d["ID"] not in ("1", "3", "5")),
     ],
@@ -92,9 +94,10 @@ def test_paging_total_next_and_start_minus_one() -> None:
     [
         ("/rest/1/wrongcode123/crm.deal.list", {}, 401, "NO_AUTH_FOUND"),
         ("HOOK/crm.nope.list", {}, 404, "ERROR_METHOD_NOT_FOUND"),
-        ("HOOK/crm.deal.get", {"id": 999}, 400, "NOT_FOUND"),
-        ("HOOK/crm.deal.add", {"fields": {"OPPORTUNITY": 1}}, 400, "ERROR_ARGUMENT"),
-        ("HOOK/crm.deal.get", {"id": "abc"}, 400, "ERROR_ARGUMENT"),
+        # Legacy CRM errors: HTTP 400, an empty code and a text (crm-deal-get.md, crm-deal-add.md: Error Handling)
+        ("HOOK/crm.deal.get", {"id": 999}, 400, ""),
+        ("HOOK/crm.deal.add", {"fields": "not an object"}, 400, ""),
+        ("HOOK/crm.deal.get", {"id": "abc"}, 400, ""),
         ("/rest/crm.deal.list", {"auth": "not-a-token-at-all"}, 401, "invalid_token"),
     ],
 )
@@ -113,7 +116,8 @@ def test_webhook_scopes_and_user_permissions(portal: Portal) -> None:
     assert mine and all(d["ASSIGNED_BY_ID"] == "3" for d in mine)
     other = next(d for d in portal.entities("deal") if d["ASSIGNED_BY_ID"] != "3")
     denied = post(portal, f"/rest{user3}crm.deal.get", json={"id": other["ID"]})
-    assert denied.status_code == 403 and denied.json()["error"] == "ACCESS_DENIED"
+    # crm-deal-get.md, Error Handling: HTTP 400, empty code, "Access denied"
+    assert denied.status_code == 400 and denied.json() == {"error": "", "error_description": "Access denied."}
 
 
 def test_oauth_authorize_code_token_refresh_and_expiry() -> None:
@@ -166,7 +170,7 @@ def test_batch_results_errors_totals_and_refs(portal: Portal) -> None:
         "bad": "crm.deal.get?id=999",
     }}).json()["result"]
     assert body["result"]["one"]["ID"] == "26" and body["result_total"]["list"] == 5
-    assert body["result_error"]["bad"]["error"] == "NOT_FOUND"
+    assert body["result_error"]["bad"] == {"error": "", "error_description": "Not found"}
 
 
 def test_fault_injection_storm_drop_and_persistence(tmp_path: Any) -> None:
