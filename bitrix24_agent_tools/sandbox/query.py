@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from bitrix24_agent_tools.sandbox.errors import ApiError
 
 PAGE = 50
-_OPS = ("!=", "!@", ">=", "<=", "=%", "%=", "!", ">", "<", "%", "@", "=")
+_OPS = ("!=%", "!%=", "!%", "!=", "!@", ">=", "<=", "=%", "%=", "!", ">", "<", "%", "@", "=")
 
 
 def parse_php_query(text: str) -> dict[str, Any]:
@@ -125,6 +125,8 @@ def _eq(actual: Any, expected: Any) -> bool:
 
 
 def _match_one(op: str, actual: Any, expected: Any) -> bool:
+    if op in ("!%", "!=%", "!%="):  # NOT LIKE (crm-item-list.md)
+        return not _match_one(op[1:] if op != "!%=" else "%=", actual, expected)
     if op in ("@", "!@"):
         values = expected if isinstance(expected, list) else [expected]
         hit = any(_eq(actual, v) for v in values)

@@ -77,3 +77,33 @@ def test_access_denied_on_a_record_is_a_typed_access_error(portal: Portal) -> No
     other = next(d for d in portal.entities("deal") if d["ASSIGNED_BY_ID"] != "3")
     with pytest.raises(AccessDenied):
         user3.call("crm.deal.get", {"id": other["ID"]})
+
+
+def test_crm_item_speaks_universal_names_with_numbers_as_numbers_and_fm(client: Bitrix24) -> None:
+    """crm-item-get.md / object-fields.md: createdTime, updatedTime, createdBy, assignedById; ids and amounts as
+    numbers; a contact's multifields as `fm`."""
+    deal = client.call("crm.item.get", {"entityTypeId": 2, "id": 1}).result["item"]
+    assert {"createdTime", "updatedTime", "createdBy", "assignedById", "stageId"} <= set(deal)
+    assert isinstance(deal["id"], int) and isinstance(deal["assignedById"], int) and isinstance(deal["opportunity"], float)
+    contact = client.call("crm.item.get", {"entityTypeId": 3, "id": 1}).result["item"]
+    assert contact["fm"] and {"id", "valueType", "value", "typeId"} == set(contact["fm"][0])
+
+
+def test_crm_item_filter_logic_or_and_not_like(client: Bitrix24, portal: Portal) -> None:
+    """crm-item-list.md: a nested group with logic OR; !% is NOT LIKE."""
+    flt = {"0": {"logic": "OR", "0": {"stageId": "WON"}, "1": {"stageId": "LOSE"}}, "!%title": "Globex"}
+    items = client.call("crm.item.list", {"entityTypeId": 2, "filter": flt}).result["items"]
+    expected = [d for d in portal.entities("deal") if d["STAGE_ID"] in ("WON", "LOSE") and "globex" not in d["TITLE"].lower()]
+    assert sorted(i["id"] for i in items) == sorted(int(d["ID"]) for d in expected) and items
+
+
+@pytest.mark.parametrize(("params", "text"), [
+    ({"filter": {"bogusField": 1}}, "Invalid filter: field 'bogusField' is not allowed in filter"),
+    ({"order": {"title": "UP"}}, "Invalid order: allowed sort directions are ASC, DESC"),
+    ({"order": {"nope": "ASC"}}, "Invalid order: field 'nope' is not allowed in order"),
+])
+def test_crm_item_list_refuses_unknown_filter_fields_and_bad_orders(client: Bitrix24, params: dict, text: str) -> None:
+    """crm-item-list.md, Error Handling: INVALID_ARG_VALUE (400)."""
+    with pytest.raises(BadRequest) as info:
+        client.call("crm.item.list", {"entityTypeId": 2, **params})
+    assert info.value.code == "INVALID_ARG_VALUE" and text in str(info.value)
