@@ -18,6 +18,19 @@ if TYPE_CHECKING:
 
 Deliverer = Callable[[str, bytes], None]
 
+# The events each scope describes (api-reference/events/events.md lists the portal's); `basic` is the global scope.
+EVENTS: dict[str, tuple[str, ...]] = {
+    "basic": ("ONAPPUNINSTALL", "ONAPPINSTALL", "ONAPPUPDATE", "ONAPPPAYMENT", "ONAPPTEST", "ONAPPMETHODCONFIRM",
+              "ONOFFLINEEVENT"),
+    "user": ("ONUSERADD",),
+    "crm": tuple(f"ONCRM{e}{a}" for e in ("LEAD", "DEAL", "CONTACT", "COMPANY") for a in ("ADD", "UPDATE", "DELETE")),
+    "task": ("ONTASKADD", "ONTASKUPDATE", "ONTASKDELETE", "ONTASKCOMMENTADD"),
+    "im": ("ONIMMESSAGEADD",),
+    "imbot": ("ONIMBOTMESSAGEADD", "ONIMBOTJOINCHAT", "ONIMBOTDELETE"),
+    "calendar": ("ONCALENDARENTRYADD", "ONCALENDARENTRYUPDATE", "ONCALENDARENTRYDELETE"),
+}
+NO_OFFLINE = frozenset({"ONOFFLINEEVENT"})  # disableOffline in its description
+
 
 def form_encode(data: Any, prefix: str = "") -> list[tuple[str, str]]:
     """Nested data as PHP-style form pairs (``data[FIELDS][ID]=5``), the way portals POST events."""
@@ -100,38 +113,96 @@ class EventHub:
     def call(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
         if "event" not in caller.scopes and method != "events":
             raise ApiError("insufficient_scope", "The request requires higher privileges", 403)
+        if caller.kind != "oauth":  # every event.* method and `events` need an application (lib/api/event.php)
+            raise ApiError("WRONG_AUTH_TYPE", "Current authorization type is denied for this method", 401)
         with self.lock:
             if method == "events":
-                return ["ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE", "ONCRMLEADADD", "ONTASKADD", "ONTASKUPDATE",
-                        "ONAPPINSTALL", "ONAPPUNINSTALL", "ONOFFLINEEVENT"]
+                return self._events(params, caller)
             if method == "event.bind":
                 return self._bind(params, caller)
             if method == "event.unbind":
-                before = len(self.bindings)
-                self.bindings = [b for b in self.bindings if not (
-                    b["event"] == str(params.get("event", "")).upper() and b["handler"] == params.get("handler", b["handler"])
-                    and b["app_id"] == caller.app_id)]
-                return {"count": before - len(self.bindings)}
+                return self._unbind(params, caller)
             if method == "event.get":
-                return [{"event": b["event"], "handler": b["handler"], "auth_type": "0", "offline": int(b["event_type"] == "offline")}
-                        for b in self.bindings if b["app_id"] == caller.app_id]
+                return self._get_bindings(caller)
             if method.startswith("event.offline."):
                 return self._offline(method, params, caller)
         raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
 
+    @staticmethod
+    def _events(params: dict[str, Any], caller: Caller) -> list[str]:
+        """eventsList: the events of ``SCOPE``, of every scope with ``FULL``, else of the credential's scopes."""
+        query = {str(k).upper(): v for k, v in params.items()}
+        if query.get("SCOPE") not in (None, ""):
+            wanted = {str(query["SCOPE"])}
+        elif str(query.get("FULL") or "").lower() in ("1", "true", "y"):
+            wanted = set(EVENTS)
+        else:
+            wanted = set(caller.scopes) | {"basic"}
+        return [name for scope, names in EVENTS.items() if scope in wanted for name in names]
+
     def _bind(self, params: dict[str, Any], caller: Caller) -> bool:
-        event = str(params.get("event") or params.get("EVENT") or "").upper()
-        handler = str(params.get("handler") or params.get("HANDLER") or "")
-        event_type = str(params.get("event_type") or "online").lower()
+        """eventBind (lib/api/event.php; api-reference/events/event-bind.md), check by check."""
+        query = {str(k).upper(): v for k, v in params.items()}
+        event = str(query.get("EVENT") or "").upper()
+        event_type = str(query.get("EVENT_TYPE") or "").lower()
+        handler = str(query.get("HANDLER") or "")
+        user = _intval(query.get("AUTH_TYPE"))
+        if user > 0 and not caller.is_admin and user != caller.user_id:
+            raise ApiError("ACCESS_DENIED", "Access denied! Event binding with AUTH_TYPE requires administrator access "
+                                            "rights", 403)
         if not event:
-            raise ApiError("ERROR_ARGUMENT", "event is required")
-        if event_type == "online" and not handler:
-            raise ApiError("ERROR_ARGUMENT", "handler is required for online events")
-        if caller.kind != "oauth":
-            raise ApiError("WRONG_AUTH_TYPE", "Application context required", 401)
+            raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty", 400)
+        if event_type and event_type not in ("online", "offline"):
+            raise ApiError("ERROR_ARGUMENT", "Value must be one of {online|offline}", 400)
+        event_type = event_type or "online"
+        if event_type == "offline":
+            if not caller.is_admin:
+                raise ApiError("ACCESS_DENIED", "Access denied! Offline events binding requires administrator access "
+                                                "rights", 403)
+            handler = ""
+        elif not handler:
+            raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
+        known = {name for scope in (*caller.scopes, "basic") for name in EVENTS.get(scope, ())}
+        if event not in known:
+            raise ApiError("ERROR_EVENT_NOT_FOUND", "Event not found", 400)
+        if not handler and event in NO_OFFLINE:
+            raise ApiError("ERROR_ARGUMENT", "Offline event cannot be registered for this event.", 400)
         self.bindings.append({"id": len(self.bindings) + 1, "event": event, "handler": handler, "event_type": event_type,
-                              "auth_connector": params.get("auth_connector"), "app_id": caller.app_id})
+                              "auth_connector": params.get("auth_connector"), "app_id": caller.app_id,
+                              "user_id": 0 if event_type == "offline" else (user or (0 if caller.is_admin else caller.user_id))})
         return True
+
+    def _unbind(self, params: dict[str, Any], caller: Caller) -> dict[str, int]:
+        query = {str(k).upper(): v for k, v in params.items()}
+        event = str(query.get("EVENT") or "").upper()
+        event_type = str(query.get("EVENT_TYPE") or "online").lower()
+        handler = str(query.get("HANDLER") or "")
+        if not event:
+            raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty", 400)
+        if event_type == "offline":
+            if not caller.is_admin:
+                raise ApiError("ACCESS_DENIED", "Access denied! Offline events unbinding requires administrator access "
+                                                "rights", 403)
+            handler = ""
+        elif not handler:
+            raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
+        before = len(self.bindings)
+        self.bindings = [b for b in self.bindings if not (b["event"] == event and b["handler"] == handler
+                                                           and b["app_id"] == caller.app_id)]
+        return {"count": before - len(self.bindings)}
+
+    def _get_bindings(self, caller: Caller) -> list[dict[str, Any]]:
+        """eventGet: online bindings with handler and auth_type, offline ones with connector_id."""
+        out = []
+        for b in self.bindings:
+            if b["app_id"] != caller.app_id or (not caller.is_admin and b.get("user_id") not in (0, caller.user_id)):
+                continue
+            if b["handler"]:
+                out.append({"event": b["event"], "handler": b["handler"], "auth_type": str(b.get("user_id") or 0),
+                            "offline": 0})
+            else:
+                out.append({"event": b["event"], "connector_id": str(b.get("auth_connector") or ""), "offline": 1})
+        return out
 
     def _offline(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
         """``event.offline.*`` as ``Bitrix\\Rest\\Api\\Event`` implements them (lib/api/event.php, lib/eventoffline.php;

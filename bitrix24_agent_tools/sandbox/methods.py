@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox import data
@@ -623,29 +623,58 @@ def type_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[st
 
 
 @method("crm.category.list", "crm")
-def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    if int(params.get("entityTypeId") or 2) != 2:
-        return {"categories": [{"id": 0, "name": "General", "isDefault": "Y"}]}
-    cats = [{"id": cid, "name": name, "sort": 100 * (cid + 1), "isDefault": "Y" if cid == 0 else "N", "entityTypeId": 2}
-            for cid, name in data.CATEGORIES.items()]
-    return {"categories": cats}
+def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    """crm-category-list.md: ``result.categories`` (id, name, sort, entityTypeId, isDefault, originId,
+    originatorId) and ``total``."""
+    etid = _id(params, "entityTypeId")
+    if etid != 2:
+        cats = [{"id": 0, "name": "General", "sort": 500, "entityTypeId": etid, "isDefault": "Y", "originId": "",
+                 "originatorId": ""}]
+    else:
+        cats = [{"id": cid, "name": name, "sort": 100 * (cid + 1), "entityTypeId": 2,
+                 "isDefault": "Y" if cid == 0 else "N", "originId": "", "originatorId": ""}
+                for cid, name in data.CATEGORIES.items()]
+    return Listing({"categories": cats}, len(cats), None)
+
+
+_STAGE_COLORS = ("#39A8EF", "#2FC6F6", "#55D0E0", "#47E4C2", "#FFA900", "#7BD500", "#FF5752")
 
 
 @method("crm.status.list", "crm")
-def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    """crm-status-list.md: ID, ENTITY_ID, STATUS_ID, NAME, NAME_INIT, SORT, SYSTEM, CATEGORY_ID, COLOR, SEMANTICS,
+    EXTRA; filter and order on those; ``total``."""
     rows: list[dict[str, Any]] = []
+    next_id = 101
+
+    def add(entity: str, status_id: str, name: str, sort: int, category: str | None, semantics: str | None) -> None:
+        nonlocal next_id
+        color = _STAGE_COLORS[(sort // 10 - 1) % len(_STAGE_COLORS)]
+        extra = {"SEMANTICS": {"S": "success", "F": "failure"}.get(semantics or "", "process"), "COLOR": color}
+        rows.append({"ID": str(next_id), "ENTITY_ID": entity, "STATUS_ID": status_id, "NAME": name, "NAME_INIT": name,
+                     "SORT": str(sort), "SYSTEM": "Y" if sort == 10 or semantics else "N", "CATEGORY_ID": category,
+                     "COLOR": color, "SEMANTICS": semantics, "EXTRA": extra})
+        next_id += 2
+
     for cat, stages in data.DEAL_STAGES.items():
         entity = "DEAL_STAGE" if cat == 0 else f"DEAL_STAGE_{cat}"
         for sort, (status_id, name) in enumerate(stages, 1):
-            semantics = "S" if status_id.endswith("WON") else "F" if status_id.endswith("LOSE") else ""
-            rows.append({"ENTITY_ID": entity, "STATUS_ID": status_id, "NAME": name, "SORT": str(sort * 10),
-                         "CATEGORY_ID": str(cat), "SEMANTICS": semantics or None})
+            semantics = "S" if status_id.endswith("WON") else "F" if status_id.endswith("LOSE") else None
+            add(entity, status_id, name, sort * 10, None if cat == 0 else str(cat), semantics)
     for sort, (status_id, name) in enumerate(data.LEAD_STATUSES, 1):
-        rows.append({"ENTITY_ID": "STATUS", "STATUS_ID": status_id, "NAME": name, "SORT": str(sort * 10)})
+        add("STATUS", status_id, name, sort * 10, None,
+            "S" if status_id == "CONVERTED" else "F" if status_id == "JUNK" else None)
     for sort, source in enumerate(data.SOURCES, 1):
-        rows.append({"ENTITY_ID": "SOURCE", "STATUS_ID": source, "NAME": source.title(), "SORT": str(sort * 10)})
-    flt = params.get("filter") or {}
-    return [r for r in rows if matches(r, flt)] if isinstance(flt, dict) else rows
+        add("SOURCE", source, source.title(), sort * 10, None, None)
+    query = {str(k).lower(): v for k, v in params.items()}
+    flt = query.get("filter") or {}
+    if not isinstance(flt, dict):
+        raise crm_error("Parameter 'filter' must be array.")
+    rows = [r for r in rows if matches(r, {str(k).upper(): v for k, v in flt.items()})]
+    order = query.get("order")
+    if isinstance(order, dict) and order:
+        rows = order_rows(rows, {str(k).upper(): v for k, v in order.items()})
+    return Listing(rows, len(rows), None)
 
 
 @method("crm.timeline.comment.add", "crm")
@@ -883,25 +912,95 @@ def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
     return new_id
 
 
+# --- system methods, as CRestProvider implements them (modules/rest/classes/general/rest_provider.php) --------
+
+_EVENT_METHODS = ("event.bind", "event.unbind", "event.get", "event.offline.get", "event.offline.clear",
+                  "event.offline.error", "event.offline.list")
+
+
+def _methods_by_scope() -> dict[str, list[str]]:
+    by_scope: dict[str, list[str]] = {}
+    for name, (scope_name, _) in METHODS.items():
+        by_scope.setdefault(scope_name, []).append(name)
+    by_scope.setdefault("event", []).extend(_EVENT_METHODS)
+    by_scope.setdefault("basic", []).extend(["batch", "events"])
+    return by_scope
+
+
 @method("profile", "basic")
 def profile(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """common/users/profile.md; getProfile: ID, ADMIN, NAME, LAST_NAME, PERSONAL_GENDER, TIME_ZONE, TIME_ZONE_OFFSET."""
     user = portal.state["user"][caller.user_id]
-    return {"ID": user["ID"], "ADMIN": caller.is_admin, "NAME": user["NAME"], "LAST_NAME": user["LAST_NAME"]}
+    if str(user.get("ACTIVE", True)).lower() in ("false", "n"):
+        return {}
+    return {"ID": str(user["ID"]), "ADMIN": caller.is_admin, "NAME": user["NAME"], "LAST_NAME": user["LAST_NAME"],
+            "PERSONAL_GENDER": str(user.get("PERSONAL_GENDER") or ""), "TIME_ZONE": "", "TIME_ZONE_OFFSET": 10800}
 
 
 @method("scope", "basic")
 def scope(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
-    return sorted(caller.scopes)
+    """scopeList: the credential's scopes, or every scope of the portal with ``full``."""
+    query = {str(k).upper(): v for k, v in params.items()}
+    if str(query.get("FULL") or "").lower() in ("1", "true", "y"):
+        return sorted(s for s in _methods_by_scope() if s != "basic")
+    return sorted(s for s in caller.scopes if s != "basic")
 
 
 @method("methods", "basic")
 def methods_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
-    return sorted(METHODS)
+    """methodsList: the methods of ``scope``, of every scope with ``full``, else of the credential's scopes."""
+    query = {str(k).upper(): v for k, v in params.items()}
+    by_scope = _methods_by_scope()
+    if query.get("SCOPE") not in (None, ""):
+        wanted = {str(query["SCOPE"])}
+    elif str(query.get("FULL") or "").lower() in ("1", "true", "y"):
+        wanted = set(by_scope)
+    else:
+        wanted = set(caller.scopes) | {"basic"}
+    return [name for scope_name in sorted(by_scope) if scope_name in wanted for name in sorted(by_scope[scope_name])]
+
+
+@method("method.get", "basic")
+def method_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, bool]:
+    """common/system/method-get.md: ``isExisting`` on this portal, ``isAvailable`` with this credential's scopes.
+    The name is matched as given against the lower-case method list (rest_provider.php getMethod)."""
+    name = str(params.get("name") or "")
+    result = {"isExisting": False, "isAvailable": False}
+    for scope_name, names in _methods_by_scope().items():
+        if name and name in names:
+            result["isExisting"] = True
+            if scope_name == "basic" or scope_name in caller.scopes:
+                result["isAvailable"] = True
+    return result
+
+
+@method("app.info", "basic")
+def app_info(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """common/system/app-info.md; appInfo: an application's record, a webhook's scopes, else an access error."""
+    if caller.kind == "oauth" and caller.app_id:
+        return {"ID": sorted(portal.apps).index(caller.app_id) + 1 if caller.app_id in portal.apps else 1, "CODE": f"local.{caller.app_id}", "VERSION": 1, "STATUS": "L",
+                "INSTALLED": True, "PAYMENT_EXPIRED": "N", "DAYS": None, "LANGUAGE_ID": "en", "LICENSE": "en_pro",
+                "LICENSE_TYPE": "pro", "LICENSE_FAMILY": "pro"}
+    if caller.kind == "webhook":
+        return {"SCOPE": sorted(s for s in caller.scopes if s != "basic"), "LICENSE": "en_pro"}
+    raise ApiError("ACCESS_DENIED", "Application context required", 403)
+
+
+@method("feature.get", "basic")
+def feature_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, str]:
+    """getFeature: ``CODE`` is required (CODE_EMPTY); the sandbox enables every feature."""
+    query = {str(k).upper(): v for k, v in params.items()}
+    if not query.get("CODE"):
+        raise ApiError("CODE_EMPTY", "CODE can't be empty", 400)
+    return {"value": "Y"}
 
 
 @method("server.time", "basic")
 def server_time(portal: Portal, params: dict[str, Any], caller: Caller) -> str:
-    return datetime.now(timezone.utc).isoformat()
+    """common/system/server-time.md: ``YYYY-MM-DDThh:mm:ss±hh:mm`` in the portal's time zone."""
+    from bitrix24_agent_tools.sandbox.portal import _iso
+
+    return _iso(portal.wall())
 
 
 # --- a little of the other packs: live feed, calendar, business processes, Drive ----------------------------

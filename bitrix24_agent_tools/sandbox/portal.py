@@ -125,6 +125,11 @@ class Portal:
             self.state = data.seed_state(seed, users=max(1, users), deals=deals, leads=leads, contacts=contacts,
                                          companies=companies, tasks=tasks)
             self._ids = {k: max(v) if v else 0 for k, v in self.state.items() if isinstance(v, dict) and all(isinstance(i, int) for i in v)}
+        from bitrix24_agent_tools.sandbox.methods import normalize_multifields
+
+        for kind in ("lead", "contact", "company", "deal"):  # stored in the portal's shape from the start: a read
+            for record in self.state.get(kind, {}).values():  # never changes state
+                normalize_multifields(self, record)
         self.smart_types: dict[int, str] = {1030: "Projects"}
         self.webhooks: dict[str, tuple[int, frozenset[str]]] = {}
         code = webhook_code or f"sbx{secrets.token_hex(8)}"
@@ -521,7 +526,10 @@ class Portal:
             return 400, {"content-type": "application/json"}, b'{"error":"invalid_client","error_description":"unknown client"}', 0.0
         code = secrets.token_hex(12)
         self.auth_codes[code] = (app.client_id, int(args.get("user_id", 1)), self.clock() + 30)
-        location = f"https://app.example/callback?code={code}&domain={self.domain}&member_id={self.member_id}&scope={','.join(sorted(app.scopes))}&state={args.get('state', '')}"
+        # settings/oauth/index.md: the redirect carries code, state, domain, member_id, scope and server_domain
+        server_domain = urlsplit(self.oauth_server).netloc or "oauth.bitrix.info"
+        location = (f"https://app.example/callback?code={code}&state={args.get('state', '')}&domain={self.domain}"
+                    f"&member_id={self.member_id}&scope={','.join(sorted(app.scopes))}&server_domain={server_domain}")
         return 302, {"location": location, "content-type": "text/plain"}, b"", 0.0
 
     def _oauth_token(self, query: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, float]:
