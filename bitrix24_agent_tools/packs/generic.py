@@ -131,10 +131,16 @@ class MeetingArgs(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     start: str = Field(description="ISO 8601")
     end: str = Field(description="ISO 8601")
+    user_id: int | None = Field(default=None, gt=0, description="whose calendar; default yours")
 
 
 def calendar_add(ctx: ToolContext, args: MeetingArgs) -> HandlerGen:
-    response = yield Call("calendar.event.add", {"type": "user", "name": args.name, "from": args.start, "to": args.end})
+    owner = args.user_id
+    if owner is None:  # calendar.event.add needs type and ownerId (calendar-event-add.md): the caller's own calendar
+        me = yield Call("user.current", {})
+        owner = int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
+    response = yield Call("calendar.event.add", {"type": "user", "ownerId": owner, "name": args.name,
+                                                 "from": args.start, "to": args.end})
     return done_output(f"event #{response.result} '{args.name}' added", {"id": response.result})
 
 
@@ -170,7 +176,7 @@ def folder_list(ctx: ToolContext, args: FolderArgs) -> HandlerGen:
 def more_specs() -> dict[str, list[ToolSpec]]:
     return {
         "collab": [ToolSpec("b24_feed_post", "Post to the live feed.", PostArgs, "write", ("log.blogpost.add",), feed_post, "collab")],
-        "services": [ToolSpec("b24_calendar_add", "Add a calendar event.", MeetingArgs, "write", ("calendar.event.add",),
+        "services": [ToolSpec("b24_calendar_add", "Add a calendar event.", MeetingArgs, "write", ("calendar.event.add", "user.current"),
                               calendar_add, "services")],
         "automation": [ToolSpec("b24_workflow_start", "Start a business process on a deal or lead.", StartArgs, "write",
                                 ("bizproc.workflow.start",), workflow_start, "automation")],

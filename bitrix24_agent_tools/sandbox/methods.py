@@ -710,10 +710,16 @@ def activity_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
 
 @method("crm.activity.todo.add", "crm")
 def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    # crm-activity-todo-add.md: ownerTypeId, ownerId and deadline are required (100); a missing owner NOT_FOUND
+    if any(params.get(k) in (None, "") for k in ("ownerTypeId", "ownerId", "deadline")):
+        raise ApiError("100", "Required fields are missing", 400)
+    deadline = str(params["deadline"])
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d)?([+-]\d\d:?\d\d|Z)?", deadline):
+        raise ApiError("WRONG_DATETIME_FORMAT", "Incorrect date format", 400)
     owner_type, owner_id = _id(params, "ownerTypeId"), _id(params, "ownerId")
     kind = ENTITY_TYPES.get(owner_type)
     if kind is None or owner_id not in portal.state[kind]:
-        raise ApiError("NOT_FOUND", "Owner entity not found")
+        raise ApiError("NOT_FOUND", "CRM object not found")
     new_id = portal.next_id("activity")
     portal.state["activity"][new_id] = {"ID": str(new_id), "OWNER_TYPE_ID": str(owner_type), "OWNER_ID": str(owner_id),
                                         "SUBJECT": str(params.get("title") or "To-do"), "DESCRIPTION": str(params.get("description") or ""),
@@ -781,10 +787,32 @@ def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task_or_404(portal: Portal, params: dict[str, Any], key: str = "taskId") -> dict[str, Any]:
-    task = portal.state["task"].get(_id(params, key) if key in params or key.upper() in params else _id(params, "id"))
-    if task is None:
+    """tasks-task-get.md / -update.md, Error Handling: no taskId → 100, a wrong one → 0."""
+    raw = next((params[k] for k in (key, key.upper(), key.lower(), "id") if k in params), None)
+    if raw is None:
+        raise ApiError("100", "CTaskItem All parameters in the constructor must have real class type (internal error)", 400)
+    try:
+        task_id = int(str(raw))
+    except ValueError:
+        raise ApiError("0", "wrong task id", 400) from None
+    task = portal.state["task"].get(task_id)
+    if task is None:  # UNVERIFIED: the docs name no code for a task that does not exist
         raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
     return task  # type: ignore[no-any-return]
+
+
+def _task_fields_arg(params: dict[str, Any]) -> dict[str, Any]:
+    fields = params.get("fields", params.get("FIELDS"))
+    if not isinstance(fields, dict) or not fields:
+        raise ApiError("100", "Could not find value for parameter {fields} (internal error)", 400)
+    return fields
+
+
+def _user_id(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1
 
 
 @method("tasks.task.list", "task")
@@ -814,11 +842,11 @@ def task_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
 
 @method("tasks.task.add", "task")
 def task_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    fields = _task_fields(_fields_arg(params))
+    fields = _task_fields(_task_fields_arg(params))
     if not str(fields.get("title") or "").strip():
-        raise ApiError("ERROR_CORE", "TITLE: the task title is required", 400)
-    if "responsibleId" in fields and int(fields["responsibleId"] or 0) not in portal.state["user"]:
-        raise ApiError("ERROR_CORE", "RESPONSIBLE_ID: user not found", 400)
+        raise ApiError("ERROR_CORE", "Task title not specified", 400)  # tasks-task-add.md, Error Handling
+    if "responsibleId" in fields and _user_id(fields["responsibleId"]) not in portal.state["user"]:
+        raise ApiError("ERROR_CORE", 'User specified in the "Responsible" field not found', 400)
     new_id = portal.next_id("task")
     stamp = now_iso(portal)
     task = {"id": str(new_id), "title": "", "description": "", "status": "2", "responsibleId": str(caller.user_id),
@@ -832,7 +860,10 @@ def task_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
 @method("tasks.task.update", "task")
 def task_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     task = _task_or_404(portal, params)
-    task.update(_task_fields(_fields_arg(params)))
+    fields = _task_fields(_task_fields_arg(params))
+    if "responsibleId" in fields and _user_id(fields["responsibleId"]) not in portal.state["user"]:
+        raise ApiError("ERROR_CORE", 'The user specified in the "Responsible" field was not found<br>', 400)
+    task.update(fields)
     task["changedDate"] = now_iso(portal)
     portal.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
     return {"task": dict(task)}
@@ -876,10 +907,19 @@ def task_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> 
 
 @method("im.message.add", "im")
 def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    dialog = params.get("DIALOG_ID") or params.get("dialogId")
-    text = str(params.get("MESSAGE") or params.get("message") or "").strip()
-    if not dialog or not text:
-        raise ApiError("PARAMS_ERROR", "DIALOG_ID and MESSAGE are required", 400)
+    # im-message-add.md, Error Handling: MESSAGE_EMPTY, USER_ID_EMPTY, USER_NOT_FOUND, CHAT_ID
+    query = {str(k).upper(): v for k, v in params.items()}
+    dialog = str(query.get("DIALOG_ID") or "").strip()
+    text = str(query.get("MESSAGE") or "").strip()
+    if not text and not query.get("ATTACH"):
+        raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
+    if dialog.startswith("chat"):
+        if not dialog[4:].isdigit() or int(dialog[4:]) not in portal.state.get("chat", {}):
+            raise ApiError("CHAT_ID", "Error creating message", 400)
+    elif not dialog.isdigit() or int(dialog) <= 0:
+        raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
+    elif int(dialog) not in portal.state["user"]:
+        raise ApiError("USER_NOT_FOUND", "User not found", 400)
     new_id = portal.next_id("message")
     portal.state["message"][new_id] = {"id": new_id, "dialogId": str(dialog), "text": text, "authorId": caller.user_id}
     return new_id
@@ -903,10 +943,16 @@ def im_notify_personal(portal: Portal, params: dict[str, Any], caller: Caller) -
 
 
 def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
-    user_id = params.get("USER_ID")
-    message = str(params.get("MESSAGE") or "").strip()
-    if not user_id or int(user_id) not in portal.state["user"] or not message:
-        raise ApiError("USER_ID_EMPTY" if not user_id else "MESSAGE_EMPTY", "USER_ID and MESSAGE are required", 400)
+    # im-notify-system-add.md, Error Handling: USER_ID_EMPTY when missing or <= 0, MESSAGE_EMPTY for no text
+    query = {str(k).upper(): v for k, v in params.items()}
+    user_id = _user_id(query.get("USER_ID") or 0)
+    message = str(query.get("MESSAGE") or "").strip()
+    if user_id <= 0:
+        raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
+    if not message:
+        raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
+    if user_id not in portal.state["user"]:  # UNVERIFIED: the docs name no code for an unknown user here
+        raise ApiError("USER_NOT_FOUND", "User not found", 400)
     new_id = portal.next_id("notification")
     portal.state["notification"][new_id] = {"id": new_id, "userId": int(user_id), "message": message, "kind": kind}
     return new_id
@@ -1009,8 +1055,8 @@ def server_time(portal: Portal, params: dict[str, Any], caller: Caller) -> str:
 @method("log.blogpost.add", "log")
 def blogpost_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
     message = str(params.get("POST_MESSAGE") or "").strip()
-    if not message:
-        raise ApiError("ERROR_ARGUMENT", "POST_MESSAGE is required")
+    if not message:  # log-blogpost-add.md, Error Handling
+        raise ApiError("SONET_CONTROLLER_LIVEFEED_BLOGPOST_ADD_ERROR", "Blog post hasn't been added", 400)
     new_id = portal.next_id("blogpost")
     portal.state.setdefault("blogpost", {})[new_id] = {
         "ID": str(new_id), "TITLE": str(params.get("POST_TITLE") or ""), "DETAIL_TEXT": message,
@@ -1027,9 +1073,10 @@ def blogpost_get(portal: Portal, params: dict[str, Any], caller: Caller) -> list
 
 @method("calendar.event.add", "calendar")
 def calendar_event_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    for key in ("name", "from", "to"):
-        if not params.get(key):
-            raise ApiError("ERROR_ARGUMENT", f"'{key}' is required")
+    # calendar-event-add.md, Error Handling: HTTP 400, empty code, one text per missing parameter
+    for key in ("type", "ownerId", "name", "from", "to"):
+        if params.get(key) in (None, "") and not (key in ("from", "to") and params.get(f"{key}_ts")):
+            raise ApiError("", f'The required parameter "{key}" for the method "calendar.event.add" is not set', 400)
     if str(params["to"]) < str(params["from"]):
         raise ApiError("ERROR_ARGUMENT", "'to' is before 'from'")
     new_id = portal.next_id("calendar_event")
