@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # HTTP statuses per code (protocol.md §3); codes not listed answer 400.
 STATUS: dict[str, int] = {
     "INTERNAL_SERVER_ERROR": 500, "ERROR_UNEXPECTED_ANSWER": 500, "PORTAL_DELETED": 500,
@@ -23,3 +25,11 @@ class ApiError(Exception):
         self.code = code
         self.description = description
         self.status = status if status is not None else STATUS.get(code, 400)
+        self.validation: list[dict[str, Any]] | None = None  # REST 3.0: [{message, field}]
+
+    def with_message(self, message: str) -> ApiError:
+        """The same error with another message (and the validation entry's message too)."""
+        self.description = message
+        if self.validation:
+            self.validation = [{**v, "message": message} for v in self.validation]
+        return self

@@ -24,8 +24,6 @@ from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
 ALL_SCOPES = frozenset({"crm", "task", "user", "department", "im", "imbot", "event", "basic", "disk", "bizproc",
                         "sonet_group", "log", "telephony", "sale", "catalog", "landing", "calendar", "placement"})
 PLANS = {"standard": (2.0, 50), "enterprise": (5.0, 250)}
-V3_METHODS = {"tasks.task.get", "tasks.task.add", "tasks.task.update", "tasks.task.delete", "tasks.task.list",
-              "rest.scope.list", "documentation", "rest.documentation.openapi"}
 V3_PREFIX = "BITRIX_REST_V3_EXCEPTION_"
 
 
@@ -150,7 +148,7 @@ class Portal:
         self.operating_limit = operating_limit
         self._operating: dict[tuple[str, str], deque[tuple[float, float]]] = defaultdict(deque)
         self.rejected: dict[str, int] = defaultdict(int)
-        self._idempotency: dict[str, tuple[str, int, bytes]] = {}
+        self.v3_replays: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # REST 3.0 Idempotency-Key replays
         self._charge = threading.local()
         self.events: Any = None
         self.public_url: str | None = None
@@ -310,6 +308,8 @@ class Portal:
             params, record.encoding = decode_body(body, content_type, "" if api == "v3" else parts.query)
             if api == "v3" and parts.query and not body:
                 params = {}
+            if api == "v2" and "__array__" in params:
+                raise ApiError("INVALID_REQUEST", "the JSON body must be an object", 400)
             record.params = {k: v for k, v in params.items() if k != "auth"}
             with self.lock:
                 for hook in self._hooks:
@@ -329,7 +329,10 @@ class Portal:
                     raise ApiError(fault[0], "injected fault", fault[1])
                 self._charge.caller = caller
                 if api == "v3":
-                    status, payload, extra = self._v3(record.method, params, caller, headers, body)
+                    from bitrix24_agent_tools.sandbox import v3
+
+                    v3_params: Any = params.get("__array__", params)
+                    status, payload, extra = v3.handle(self, record.method, v3_params, caller, headers, body)
                 else:
                     payload = self._v2(record.method, params, caller, credential)
                     status, extra = 200, {}
@@ -339,8 +342,10 @@ class Portal:
         except ApiError as err:
             record.status, record.error = err.status, err.code
             self._log(record)
-            body_out: dict[str, Any] = ({"error": {"code": err.code, "message": err.description}} if api == "v3" and err.code.startswith(V3_PREFIX)
-                        else {"error": err.code, "error_description": err.description})
+            body_out: dict[str, Any] = ({"error": {"code": err.code, "message": err.description,
+                                                    **({"validation": err.validation} if err.validation else {})}}
+                                         if api == "v3" and err.code.startswith(V3_PREFIX)
+                                         else {"error": err.code, "error_description": err.description})
             if err.time is not None:
                 body_out["time"] = err.time
             return err.status, {"content-type": "application/json"}, json.dumps(body_out).encode(), self.faults.delay
@@ -480,43 +485,8 @@ class Portal:
         return {"result": _php_array(results), "result_error": _php_array(errors), "result_total": _php_array(totals),
                 "result_next": _php_array(nexts), "result_time": _php_array(times)}
 
-    def _v3(self, method: str, params: dict[str, Any], caller: Caller, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
-        if method not in V3_METHODS:
-            raise ApiError(V3_PREFIX + "METHODNOTFOUNDEXCEPTION", f"Method {method} is not available in REST 3.0", 404)
-        key = headers.get("idempotency-key")
-        if key and method.endswith((".add", ".update", ".delete")):
-            stored = self._idempotency.get(key)
-            if stored is not None:
-                if stored[0] != body.decode("utf-8", "replace"):
-                    raise ApiError(V3_PREFIX + "IDEMPOTENCYKEYREUSEDEXCEPTION", "Idempotency key reused with another body", 422)
-                return stored[1], json.loads(stored[2]), {"idempotent-replayed": "true"}
-        started = self.clock()
-        if method in ("rest.scope.list",):
-            result: Any = {"items": sorted(caller.scopes)}
-        elif method in ("documentation", "rest.documentation.openapi"):
-            result = {"openapi": "3.0.0", "paths": {f"/{m}": {} for m in sorted(V3_METHODS)}}
-        else:
-            v3params = dict(params)
-            if "id" in v3params and "taskId" not in v3params:
-                v3params["taskId"] = v3params["id"]
-            try:
-                out = self._run_method(method, v3params, caller)
-            except ApiError as err:
-                if err.code in ("ERROR_CORE", "NOT_FOUND") and "not found" in err.description.lower():
-                    raise ApiError(V3_PREFIX + "ENTITYNOTFOUNDEXCEPTION", err.description, 400) from None
-                if err.code == "insufficient_scope":
-                    raise ApiError(V3_PREFIX + "INSUFFICIENTSCOPEEXCEPTION", err.description, 403) from None
-                raise ApiError(V3_PREFIX + "VALIDATIONEXCEPTION", err.description, 400) from None
-            if isinstance(out, Listing):
-                result = {"items": out.result.get("tasks", out.result) if isinstance(out.result, dict) else out.result}
-            elif method.endswith((".update", ".delete")):
-                result = {"result": True}
-            else:
-                result = {"item": out.get("task", out) if isinstance(out, dict) else out}
-        payload = {"result": result, "time": self._envelope_time(started, method, caller)}
-        if key and method.endswith((".add", ".update", ".delete")):
-            self._idempotency[key] = (body.decode("utf-8", "replace"), 200, json.dumps(payload).encode())
-        return 200, payload, {}
+    def envelope_time(self, started: float, method: str, caller: Caller) -> dict[str, Any]:
+        return self._envelope_time(started, method, caller)
 
     # --- OAuth server ----------------------------------------------------------------------------------------
     def _oauth_authorize(self, query: str) -> tuple[int, dict[str, str], bytes, float]:

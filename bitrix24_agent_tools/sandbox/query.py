@@ -72,6 +72,8 @@ def decode_body(body: bytes, content_type: str, query: str) -> tuple[dict[str, A
                 data = json.loads(body)
             except ValueError as exc:
                 raise ApiError("INVALID_REQUEST", "the body is not valid JSON", 400) from exc
+            if isinstance(data, list):  # REST 3.0 batch: a JSON array at the root (rest-v3.md, Batch call)
+                return {"__array__": data}, "json"
             if not isinstance(data, dict):
                 raise ApiError("INVALID_REQUEST", "the JSON body must be an object", 400)
             params.update(data)

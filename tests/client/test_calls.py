@@ -142,9 +142,10 @@ def test_retries_give_up_after_the_budget(client: Bitrix24, portal: Portal) -> N
 
 def test_rest_v3_shapes_errors_and_idempotency_replay(client: Bitrix24, portal: Portal) -> None:
     task = client.call("tasks.task.get", {"id": 1}, api="v3").result
-    assert task["item"]["id"] == "1"
-    first = client.call("tasks.task.add", {"fields": {"TITLE": "v3"}}, api="v3", idempotency_key="k-1").result
-    again = client.call("tasks.task.add", {"fields": {"TITLE": "v3"}}, api="v3", idempotency_key="k-1").result
+    assert task["item"]["id"] == 1  # tasks-task-get-rest-v3.md: numbers as numbers
+    fields = {"title": "v3", "creatorId": 1, "responsibleId": 1}
+    first = client.call("tasks.task.add", {"fields": fields}, api="v3", idempotency_key="k-1").result
+    again = client.call("tasks.task.add", {"fields": fields}, api="v3", idempotency_key="k-1").result
     assert first == again and len([t for t in portal.entities("task") if t["title"] == "v3"]) == 1
     with pytest.raises(NotFound) as info:
         client.call("tasks.task.get", {"id": 9999}, api="v3")
