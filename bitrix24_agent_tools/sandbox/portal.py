@@ -228,7 +228,8 @@ class Portal:
             self.refresh_tokens[refresh] = (app.client_id, user_id)
         return {"access_token": access, "refresh_token": refresh, "expires_in": int(app.access_lifetime),
                 "expires": int(time.time() + app.access_lifetime), "scope": ",".join(sorted(app.scopes)),
-                "domain": self.domain, "server_endpoint": f"{self.base_url}/oauth/rest/",
+                # the domain clients reach this portal at (the loopback server's host:port while served)
+                "domain": urlsplit(self.base_url).netloc, "server_endpoint": f"{self.base_url}/oauth/rest/",
                 "client_endpoint": f"{self.base_url}/rest/", "member_id": self.member_id, "user_id": user_id,
                 "status": "L", "application_token": app.application_token}
 

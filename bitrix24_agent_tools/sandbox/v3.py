@@ -248,7 +248,7 @@ def run(portal: Portal, method: str, params: Any, caller: Caller) -> Any:
     return {"result": True}
 
 
-_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def handle(portal: Portal, method: str, params: Any, caller: Caller, headers: dict[str, str],

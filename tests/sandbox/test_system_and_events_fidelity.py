@@ -101,3 +101,10 @@ def test_the_authorize_redirect_names_the_oauth_server(portal: Portal) -> None:
         location = http.get(f"/oauth/authorize/?client_id={app.client_id}&state=s").headers["location"]
     query: dict[str, Any] = dict(httpx.URL(location).params)
     assert {"code", "state", "domain", "member_id", "scope", "server_domain"} <= set(query)
+
+
+def test_a_served_portals_token_response_names_the_host_clients_reach(portal: Portal) -> None:
+    """settings/oauth/index.md: `domain`, `client_endpoint` — for a loopback-served sandbox, its host:port."""
+    with portal.serve() as server:
+        tokens = portal.issue_tokens(portal.register_app())
+        assert tokens["domain"] == server.url.split("://")[1] and tokens["client_endpoint"].startswith(server.url)
