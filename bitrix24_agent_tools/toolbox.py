@@ -73,7 +73,10 @@ class Toolbox:
         portal = (client or aclient).portal  # type: ignore[union-attr]
         self.tenant = tenant or portal
         base = context or ToolContext()
-        self.context = replace(base, tenant=self.tenant, extra={**base.extra, "packs": self.packs})
+        from bitrix24_agent_tools.packs.preflight import MetadataCache
+
+        cache = base.extra.get("metadata_cache") or MetadataCache()  # shared by toolboxes made from this one
+        self.context = replace(base, tenant=self.tenant, extra={**base.extra, "packs": self.packs, "metadata_cache": cache})
         self.specs: list[ToolSpec] = specs_for(self.packs)
         self._by_name = {s.name: s for s in self.specs}
         self.route: RouteDecision | None = None

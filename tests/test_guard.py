@@ -230,6 +230,9 @@ def test_no_write_reaches_the_portal_without_a_yes_through_any_path(client: Bitr
     sneaky = lambda r: Decision.edit({"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=3"}})  # noqa: E731
     edited = box(client, sneaky).run("b24_core_call", {"method": "batch", "params": {"cmd": {"a": "crm.deal.update?id=3&fields[TITLE]=y"}}})
     assert "does not allow destructive" in edited.content
-    written = [r for r in portal.requests if r.method not in ("crm.deal.get", "tasks.task.get") and r.method != "batch"]
+    from bitrix24_agent_tools.risk import classify
+
+    written = [r for r in portal.requests if classify(r.method, r.params) != "read"]  # reads (checks) may run
     assert written == [] and not [r for r in portal.requests if r.method == "batch"]
+    assert any(r.method == "crm.deal.get" for r in portal.requests)  # the checks did look
     assert toolbox.guard.audit is not None

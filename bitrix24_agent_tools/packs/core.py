@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bitrix24_agent_tools.packs.base import Call, HandlerGen, ToolContext, ToolOutput, ToolSpec
+from bitrix24_agent_tools.client import Bitrix24Error
+from bitrix24_agent_tools.packs import preflight
+from bitrix24_agent_tools.packs.base import Call, CallRefused, HandlerGen, ToolContext, ToolOutput, ToolSpec
 from bitrix24_agent_tools.packs.render import done_output, dumps, record_output, rows_output
 
 ENTITY_TYPE_ID = {"lead": 1, "deal": 2, "contact": 3, "company": 4}
@@ -64,7 +67,10 @@ class ListArgs(_EntityArgs):
 def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
     fields = args.select or DEFAULT_FIELDS[args.kind]
-    params: dict[str, Any] = {**extra, "filter": args.filter, "select": fields, "order": args.order or {"ID": "DESC"}}
+    flt = args.filter
+    if args.kind in preflight.LEGACY and flt:  # an unknown field would match nothing: the model would answer "none"
+        flt = yield from preflight.check_filter(ctx, args.kind, flt)
+    params: dict[str, Any] = {**extra, "filter": flt, "select": fields, "order": args.order or {"ID": "DESC"}}
     rows: list[Any] = []
     total: int | None = None
     start = 0
@@ -103,9 +109,23 @@ class CreateArgs(_EntityArgs):
         return value
 
 
+def _existing(entity: str, record_id: int) -> Generator[Call, Any, dict[str, Any]]:
+    """The current record (read before a write is checked); ValueError when it does not exist."""
+    try:
+        response = yield Call(f"crm.{entity}.get", {"id": record_id})
+    except (Bitrix24Error, CallRefused) as exc:
+        if isinstance(exc, Bitrix24Error) and exc.code == "NOT_FOUND":
+            raise ValueError(f"{entity} #{record_id} does not exist (find it with b24_crm_list {entity})") from None
+        raise
+    return response.result if isinstance(response.result, dict) else {}
+
+
 def crm_create(ctx: ToolContext, args: CreateArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
-    response = yield Call(f"{prefix}.add", {**extra, "fields": args.fields})
+    fields = args.fields
+    if args.kind in preflight.LEGACY:  # checked before anyone is asked: nothing dropped, nothing that would fail
+        fields = yield from preflight.check_crm_fields(ctx, args.kind, fields, creating=True)
+    response = yield Call(f"{prefix}.add", {**extra, "fields": fields})
     new_id = response.result.get("item", {}).get("id") if isinstance(response.result, dict) else response.result
     return done_output(f"created {args.entity} #{new_id}", {"id": new_id})
 
@@ -116,7 +136,11 @@ class UpdateArgs(CreateArgs):
 
 def crm_update(ctx: ToolContext, args: UpdateArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
-    yield Call(f"{prefix}.update", {**extra, "id": args.id, "fields": args.fields})
+    fields = args.fields
+    if args.kind in preflight.LEGACY:
+        record = yield from _existing(args.kind, args.id)
+        fields = yield from preflight.check_crm_fields(ctx, args.kind, fields, creating=False, record=record)
+    yield Call(f"{prefix}.update", {**extra, "id": args.id, "fields": fields})
     return done_output(f"updated {args.entity} #{args.id}: {', '.join(args.fields)}", {"id": args.id})
 
 
@@ -165,8 +189,13 @@ class MoveArgs(_Args):
 
 
 def deal_move(ctx: ToolContext, args: MoveArgs) -> HandlerGen:
-    yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": args.stage_id}})
-    return done_output(f"deal #{args.id} moved to {args.stage_id}", {"id": args.id, "stage_id": args.stage_id})
+    deal = yield from _existing("deal", args.id)
+    category = preflight._as_id(deal.get("CATEGORY_ID")) or 0
+    stages = yield from preflight.stages_of(ctx, category)
+    stage = preflight.fix_stage(stages, args.stage_id, category, f"deal #{args.id}") if stages else args.stage_id
+    yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": stage}})
+    name = (stages.get(stage) or {}).get("NAME") if stages else None
+    return done_output(f"deal #{args.id} moved to {stage}" + (f" ({name})" if name else ""), {"id": args.id, "stage_id": stage})
 
 
 class CommentArgs(_Args):
@@ -176,6 +205,7 @@ class CommentArgs(_Args):
 
 
 def crm_comment(ctx: ToolContext, args: CommentArgs) -> HandlerGen:
+    yield from _existing(args.entity, args.id)
     response = yield Call("crm.timeline.comment.add",
                           {"fields": {"ENTITY_TYPE": args.entity, "ENTITY_ID": args.id, "COMMENT": args.text}})
     return done_output(f"comment #{response.result} added to {args.entity} #{args.id}", {"id": response.result})
@@ -201,7 +231,17 @@ class TaskCreateArgs(_Args):
     description: str | None = Field(None, max_length=10000)
 
 
+def _check_task(ctx: ToolContext, responsible: Any, deadline: Any) -> Generator[Call, Any, None]:
+    if responsible is not None:
+        users = yield from preflight.cached(ctx, "user.get", {"ID": responsible})
+        if not users:
+            raise ValueError(f"user #{responsible} does not exist (find it with b24_user_find)")
+    if deadline is not None and not preflight.parse_date(deadline):
+        raise ValueError(f"deadline must be an ISO 8601 date (e.g. 2026-12-04T18:00:00+03:00), got {deadline!r}")
+
+
 def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
+    yield from _check_task(ctx, args.responsible_id, args.deadline)
     fields: dict[str, Any] = {"TITLE": args.title}
     if args.responsible_id:
         fields["RESPONSIBLE_ID"] = args.responsible_id
@@ -220,8 +260,17 @@ class TaskUpdateArgs(_Args):
 
 
 def task_update(ctx: ToolContext, args: TaskUpdateArgs) -> HandlerGen:
+    upper = {str(k).upper(): v for k, v in args.fields.items()}
+    unknown = [k for k in upper if k not in _TASK_WRITABLE]
+    if unknown:
+        raise ValueError(f"unknown task field {unknown[0]}; writable: {', '.join(sorted(_TASK_WRITABLE))}")
+    yield from _check_task(ctx, upper.get("RESPONSIBLE_ID"), upper.get("DEADLINE"))
     yield Call("tasks.task.update", {"taskId": args.id, "fields": args.fields})
     return done_output(f"updated task #{args.id}: {', '.join(args.fields)}", {"id": args.id})
+
+
+_TASK_WRITABLE = {"TITLE", "DESCRIPTION", "RESPONSIBLE_ID", "DEADLINE", "PRIORITY", "STATUS", "GROUP_ID",
+                  "UF_CRM_TASK", "ACCOMPLICES", "AUDITORS", "START_DATE_PLAN", "END_DATE_PLAN"}
 
 
 class IdArgs(_Args):
@@ -245,20 +294,24 @@ def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
 def specs() -> list[ToolSpec]:
     crm = ("crm.lead", "crm.deal", "crm.contact", "crm.company", "crm.item")
     return [
-        ToolSpec("b24_crm_list", "List/search CRM records.", ListArgs, "read", tuple(f"{p}.list" for p in crm), crm_list, "core"),
+        ToolSpec("b24_crm_list", "List/search CRM records.", ListArgs, "read",
+                 (*(f"{p}.list" for p in crm), *preflight.METHODS), crm_list, "core"),
         ToolSpec("b24_crm_get", "Get one CRM record.", GetArgs, "read", tuple(f"{p}.get" for p in crm), crm_get, "core"),
-        ToolSpec("b24_crm_create", "Create a CRM record.", CreateArgs, "write", tuple(f"{p}.add" for p in crm), crm_create, "core"),
-        ToolSpec("b24_crm_update", "Update a CRM record's fields.", UpdateArgs, "write", tuple(f"{p}.update" for p in crm), crm_update, "core"),
+        ToolSpec("b24_crm_create", "Create a CRM record.", CreateArgs, "write",
+                 (*(f"{p}.add" for p in crm), *preflight.METHODS), crm_create, "core"),
+        ToolSpec("b24_crm_update", "Update a CRM record's fields.", UpdateArgs, "write",
+                 (*(f"{p}.update" for p in crm), *preflight.METHODS), crm_update, "core"),
         ToolSpec("b24_crm_fields", "CRM entity fields incl. UF_* and enum values.", _EntityArgs, "read",
                  tuple(f"{p}.fields" for p in crm), crm_fields, "core"),
         ToolSpec("b24_crm_stages", "Deal pipelines and their stages.", StagesArgs, "read",
                  ("crm.category.list", "crm.status.list"), crm_stages, "core"),
-        ToolSpec("b24_deal_move", "Move a deal to a stage.", MoveArgs, "write", ("crm.deal.update",), deal_move, "core"),
+        ToolSpec("b24_deal_move", "Move a deal to a stage.", MoveArgs, "write", ("crm.deal.update", *preflight.METHODS),
+                 deal_move, "core"),
         ToolSpec("b24_crm_comment", "Add a timeline comment to a CRM record.", CommentArgs, "write",
-                 ("crm.timeline.comment.add",), crm_comment, "core"),
+                 ("crm.timeline.comment.add", *preflight.METHODS), crm_comment, "core"),
         ToolSpec("b24_task_list", "List tasks.", TaskListArgs, "read", ("tasks.task.list",), task_list, "core"),
-        ToolSpec("b24_task_create", "Create a task.", TaskCreateArgs, "write", ("tasks.task.add",), task_create, "core"),
-        ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update",), task_update, "core"),
+        ToolSpec("b24_task_create", "Create a task.", TaskCreateArgs, "write", ("tasks.task.add", "user.get"), task_create, "core"),
+        ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update", "user.get"), task_update, "core"),
         ToolSpec("b24_task_complete", "Complete a task.", IdArgs, "write", ("tasks.task.complete",), task_complete, "core"),
         ToolSpec("b24_user_find", "Find users by name or e-mail.", UserFindArgs, "read", ("user.search",), user_find, "core"),
     ]

@@ -54,9 +54,18 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
              "SOURCE_ID": ("crm_status", "Source"), "CLOSED": ("char", "Closed"), "COMMENTS": ("string", "Comment"),
              "ORIGIN_ID": ("string", "External ID"), "DATE_CREATE": ("datetime", "Created"),
              "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by"),
+             "TYPE_ID": ("crm_status", "Type"), "BEGINDATE": ("date", "Start date"), "CLOSEDATE": ("date", "End date"),
+             "PROBABILITY": ("integer", "Probability"), "ORIGINATOR_ID": ("string", "External source"),
+             "SOURCE_DESCRIPTION": ("string", "Source information"), "ADDITIONAL_INFO": ("string", "Additional"),
+             "OPENED": ("char", "Available to everyone"), "LEAD_ID": ("crm_lead", "Lead"),
              "UF_CRM_SOURCE_CHANNEL": ("enumeration", "Source channel")},
     "lead": {"ID": ("integer", "ID"), "TITLE": ("string", "Lead name"), "NAME": ("string", "First name"),
-             "LAST_NAME": ("string", "Last name"), "PHONE": ("crm_multifield", "Phone"),
+             "LAST_NAME": ("string", "Last name"), "SECOND_NAME": ("string", "Second name"),
+             "COMPANY_TITLE": ("string", "Company name"), "POST": ("string", "Position"),
+             "ADDRESS": ("string", "Address"), "SOURCE_DESCRIPTION": ("string", "Source information"),
+             "STATUS_DESCRIPTION": ("string", "Status information"), "ORIGIN_ID": ("string", "External ID"),
+             "ORIGINATOR_ID": ("string", "External source"), "BIRTHDATE": ("date", "Date of birth"),
+             "OPENED": ("char", "Available to everyone"), "PHONE": ("crm_multifield", "Phone"),
              "EMAIL": ("crm_multifield", "E-mail"), "WEB": ("crm_multifield", "Website"),
              "IM": ("crm_multifield", "Messenger"),
              "STATUS_ID": ("crm_status", "Status"), "SOURCE_ID": ("crm_status", "Source"),
@@ -67,13 +76,20 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
     "contact": {"ID": ("integer", "ID"), "NAME": ("string", "First name"), "LAST_NAME": ("string", "Last name"),
                 "EMAIL": ("crm_multifield", "E-mail"), "PHONE": ("crm_multifield", "Phone"),
                 "WEB": ("crm_multifield", "Website"), "IM": ("crm_multifield", "Messenger"),
+                "SECOND_NAME": ("string", "Second name"), "POST": ("string", "Position"),
+                "ADDRESS": ("string", "Address"), "COMMENTS": ("string", "Comment"), "BIRTHDATE": ("date", "Date of birth"),
+                "TYPE_ID": ("crm_status", "Contact type"), "SOURCE_ID": ("crm_status", "Source"),
+                "ORIGIN_ID": ("string", "External ID"), "OPENED": ("char", "Available to everyone"),
                 "COMPANY_ID": ("crm_company", "Company"), "ASSIGNED_BY_ID": ("user", "Responsible"),
                 "DATE_CREATE": ("datetime", "Created"), "DATE_MODIFY": ("datetime", "Modified"),
                 "CREATED_BY_ID": ("user", "Created by")},
     "company": {"ID": ("integer", "ID"), "TITLE": ("string", "Company name"), "COMPANY_TYPE": ("crm_status", "Type"),
                 "INDUSTRY": ("crm_status", "Industry"), "PHONE": ("crm_multifield", "Phone"),
                 "EMAIL": ("crm_multifield", "E-mail"), "WEB": ("crm_multifield", "Website"),
-                "IM": ("crm_multifield", "Messenger"),
+                "IM": ("crm_multifield", "Messenger"), "COMMENTS": ("string", "Comment"), "ADDRESS": ("string", "Address"),
+                "REVENUE": ("double", "Annual revenue"), "CURRENCY_ID": ("crm_currency", "Currency"),
+                "EMPLOYEES": ("crm_status", "Employees"), "ORIGIN_ID": ("string", "External ID"),
+                "OPENED": ("char", "Available to everyone"),
                 "ASSIGNED_BY_ID": ("user", "Responsible"), "DATE_CREATE": ("datetime", "Created"),
                 "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by")},
 }
@@ -85,7 +101,7 @@ READ_ONLY = {"ID", "DATE_CREATE", "DATE_MODIFY", "CREATED_BY_ID"}
 IMMUTABLE = {"deal": {"CATEGORY_ID"}}
 MULTIFIELDS = ("PHONE", "EMAIL", "WEB", "IM")
 STATUS_TYPES = {"SOURCE_ID": "SOURCE", "STATUS_ID": "STATUS", "COMPANY_TYPE": "COMPANY_TYPE", "INDUSTRY": "INDUSTRY",
-                "TYPE_ID": "DEAL_TYPE", "STAGE_ID": "DEAL_STAGE"}
+                "TYPE_ID": "DEAL_TYPE", "STAGE_ID": "DEAL_STAGE", "EMPLOYEES": "EMPLOYEES"}
 
 
 def crm_error(text: str) -> ApiError:
@@ -675,6 +691,18 @@ def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listi
     if isinstance(order, dict) and order:
         rows = order_rows(rows, {str(k).upper(): v for k, v in order.items()})
     return Listing(rows, len(rows), None)
+
+
+_CURRENCIES = (("USD", "US Dollar", "1.0000", "Y"), ("EUR", "Euro", "0.9200", "N"), ("RUB", "Russian Ruble", "92.0000", "N"),
+               ("BRL", "Brazilian Real", "5.0000", "N"), ("PLN", "Polish Zloty", "4.0000", "N"))
+
+
+@method("crm.currency.list", "crm")
+def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+    """crm-currency-list.md: CURRENCY, AMOUNT_CNT, AMOUNT, SORT, BASE, FULL_NAME, ..."""
+    return [{"CURRENCY": code, "AMOUNT_CNT": "1", "AMOUNT": amount, "SORT": str(100 * (i + 1)), "BASE": base,
+             "FULL_NAME": name, "LID": "en", "FORMAT_STRING": f"# {code}", "DEC_POINT": ".", "THOUSANDS_SEP": " ",
+             "DECIMALS": "2"} for i, (code, name, amount, base) in enumerate(_CURRENCIES)]
 
 
 @method("crm.timeline.comment.add", "crm")

@@ -113,10 +113,15 @@ def test_fields_tool_shows_custom_fields_and_enum_values(client: Bitrix24) -> No
 def test_stages_and_moving_a_deal(client: Bitrix24, portal: Portal) -> None:
     pipelines = json.loads(_box(client).run("b24_crm_stages", {}).content)
     assert [p["name"] for p in pipelines] == ["General", "Partners"] and "C1:WON=Won" in pipelines[1]["stages"]
-    assert _box(client).run("b24_deal_move", {"id": 2, "stage_id": "C1:NEW"}).content == "deal #2 moved to C1:NEW"
-    assert portal.entity("deal", 2)["STAGE_ID"] == "C1:NEW"
+    partner = next(d for d in portal.entities("deal") if d["CATEGORY_ID"] == "1")
+    moved = _box(client).run("b24_deal_move", {"id": int(partner["ID"]), "stage_id": "C1:NEW"})
+    assert moved.content == f"deal #{partner['ID']} moved to C1:NEW (New)"
+    assert portal.entity("deal", int(partner["ID"]))["STAGE_ID"] == "C1:NEW"
+    general = next(d for d in portal.entities("deal") if d["CATEGORY_ID"] == "0")
+    other = _box(client).run("b24_deal_move", {"id": int(general["ID"]), "stage_id": "C1:NEW"})  # another pipeline's
+    assert other.is_error and "use stage_id NEW" in other.content
     bad = _box(client).run("b24_deal_move", {"id": 2, "stage_id": "NOPE"})
-    assert bad.is_error and "ERROR_ARGUMENT" in bad.content
+    assert bad.is_error and "unknown stage 'NOPE'" in bad.content
 
 
 def test_smart_process_items_and_timeline_comments(client: Bitrix24, portal: Portal) -> None:

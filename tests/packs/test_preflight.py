@@ -1,0 +1,87 @@
+"""Writes are checked against the portal's own metadata before anyone is asked (the model-usability issue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bitrix24_agent_tools.client import Bitrix24
+from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.toolbox import Toolbox
+
+
+class Person:
+    def __init__(self) -> None:
+        self.asked: list[ConfirmationRequest] = []
+
+    def __call__(self, request: ConfirmationRequest) -> Decision:
+        self.asked.append(request)
+        return Decision.approve()
+
+
+def _box(client: Bitrix24) -> tuple[Toolbox, Person]:
+    person = Person()
+    return Toolbox(client, packs=("core", "comms"), guard=Guard(Policy.writer(), person)), person
+
+
+@pytest.mark.parametrize(("tool", "args", "says"), [
+    ("b24_crm_create", {"entity": "deal", "fields": {"BOGUS": "x", "AMOUNT": 5}}, "unknown field BOGUS"),
+    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "AMOUNT": 5}}, "closest: OPPORTUNITY"),
+    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "ASSIGNED_BY_ID": "Farid Ivanova"}}, "expects a user ID"),
+    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "COMPANY_ID": 999}}, "company #999 does not exist"),
+    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "CURRENCY_ID": "EURO"}}, "CURRENCY_ID must be one of"),
+    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "ASSIGNED_BY_ID": 999}}, "user #999 does not exist"),
+    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "CLOSEDATE": "next friday"}}, "ISO 8601"),
+    ("b24_crm_create", {"entity": "company", "fields": {"COMMENTS": "no title"}}, "company needs TITLE"),
+    ("b24_crm_update", {"entity": "deal", "id": 9999, "fields": {"TITLE": "x"}}, "deal #9999 does not exist"),
+    ("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"ID": 5}}, "read-only"),
+    ("b24_crm_comment", {"entity": "deal", "id": 9999, "text": "hi"}, "deal #9999 does not exist"),
+    ("b24_task_create", {"title": "x", "deadline": "next friday"}, "deadline must be an ISO 8601 date"),
+    ("b24_task_create", {"title": "x", "responsible_id": 999}, "user #999 does not exist"),
+])
+def test_a_write_that_would_fail_or_drop_data_is_refused_before_the_person_is_asked(
+        client: Bitrix24, portal: Portal, tool: str, args: dict[str, Any], says: str) -> None:
+    box, person = _box(client)
+    before = {k: dict(v) for k, v in portal.state.items() if isinstance(v, dict)}
+    out = box.run(tool, args)
+    assert out.is_error and says in out.content, out.content
+    assert person.asked == []
+    assert {k: dict(v) for k, v in portal.state.items() if isinstance(v, dict)} == before
+
+
+def test_a_stage_of_another_pipeline_names_the_right_one(client: Bitrix24, portal: Portal) -> None:
+    box, person = _box(client)
+    partner = next(d for d in portal.entities("deal") if d["CATEGORY_ID"] == "1")
+    out = box.run("b24_deal_move", {"id": int(partner["ID"]), "stage_id": "WON"})
+    assert out.is_error and "use stage_id C1:WON" in out.content and person.asked == []
+
+
+def test_a_lead_with_name_phone_and_email_keeps_them_all(client: Bitrix24, portal: Portal) -> None:
+    box, person = _box(client)
+    out = box.run("b24_crm_create", {"entity": "lead", "fields": {"TITLE": "Web form", "NAME": "Ann",
+                                                                 "LAST_NAME": "Lee", "PHONE": "+1 555 0100",
+                                                                 "EMAIL": "ann@example.com"}})
+    assert not out.is_error, out.content
+    lead = client.call("crm.lead.get", {"id": out.artifact["id"]}).result
+    assert lead["LAST_NAME"] == "Lee" and lead["PHONE"][0]["VALUE"] == "+1 555 0100"
+    assert lead["EMAIL"][0]["VALUE"] == "ann@example.com" and len(person.asked) == 1
+
+
+@pytest.mark.parametrize(("flt", "says"), [
+    ({"OPPORTUNITY>": 20000}, "put the operator before the field: >OPPORTUNITY"),
+    ({"COMPANY": "Northwind Foods"}, "closest: COMPANY_ID"),
+    ({"status": "open"}, "unknown filter field status"),
+])
+def test_a_wrong_filter_fails_loudly_instead_of_returning_nothing(client: Bitrix24, flt: dict[str, Any], says: str) -> None:
+    box, _ = _box(client)
+    out = box.run("b24_crm_list", {"entity": "deal", "filter": flt})
+    assert out.is_error and says in out.content, out.content
+
+
+def test_metadata_is_read_once_per_tenant_for_a_while(client: Bitrix24, portal: Portal) -> None:
+    box, _ = _box(client)
+    for i in range(3):
+        box.run("b24_crm_create", {"entity": "deal", "fields": {"TITLE": f"cached {i}"}})
+    assert len([r for r in portal.requests if r.method == "crm.deal.fields"]) == 1
