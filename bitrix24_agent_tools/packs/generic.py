@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Generator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,8 +50,21 @@ class SendArgs(BaseModel):
     message: str = Field(min_length=1, max_length=20000)
 
 
+def _user_exists(ctx: ToolContext, user_id: int) -> Generator[Call, Any, None]:
+    from bitrix24_agent_tools.packs import preflight
+
+    users = yield from preflight.cached(ctx, "user.get", {"ID": user_id})
+    if users is not None and not users:
+        raise ValueError(f"user #{user_id} does not exist (find it with b24_user_find)")
+
+
 def chat_send(ctx: ToolContext, args: SendArgs) -> HandlerGen:
-    response = yield Call("im.message.add", {"DIALOG_ID": args.dialog_id, "MESSAGE": args.message})
+    dialog = args.dialog_id.strip()
+    if dialog.isdigit():
+        yield from _user_exists(ctx, int(dialog))
+    elif not re.fullmatch(r"chat\d+", dialog):
+        raise ValueError(f"dialog_id must be a user ID (find it with b24_user_find) or chatN, got {dialog!r}")
+    response = yield Call("im.message.add", {"DIALOG_ID": dialog, "MESSAGE": args.message})
     return done_output(f"message #{response.result} sent to {args.dialog_id}", {"id": response.result})
 
 
@@ -60,6 +75,7 @@ class NotifyArgs(BaseModel):
 
 
 def notify(ctx: ToolContext, args: NotifyArgs) -> HandlerGen:
+    yield from _user_exists(ctx, args.user_id)
     response = yield Call("im.notify.system.add", {"USER_ID": args.user_id, "MESSAGE": args.message})
     return done_output(f"notification #{response.result} sent to user {args.user_id}", {"id": response.result})
 
@@ -97,9 +113,10 @@ def check_method(ctx: ToolContext, args: MethodArgs) -> HandlerGen:
 
 def comms_specs() -> list[ToolSpec]:
     return [
-        ToolSpec("b24_chat_send", "Send a chat message.", SendArgs, "write", ("im.message.add",), chat_send, "comms"),
+        ToolSpec("b24_chat_send", "Send a chat message.", SendArgs, "write", ("im.message.add", "user.get"), chat_send,
+                 "comms"),
         ToolSpec("b24_notify", "Send a system notification to a user.", NotifyArgs, "write",
-                 ("im.notify.system.add",), notify, "comms"),
+                 ("im.notify.system.add", "user.get"), notify, "comms"),
     ]
 
 

@@ -128,12 +128,19 @@ def stages_of(ctx: ToolContext, category: int) -> Check:
 
 
 def fix_stage(stages: Mapping[str, Any], wanted: str, category: int, subject: str) -> str:
-    """The stage id to write, or ValueError naming the right one (a stage of another pipeline, a name, WON/LOSE)."""
+    """The stage id to write, or ValueError naming the right one (a stage of another pipeline, a name).
+
+    "WON" / "LOSE" (or "lost") close the deal by its own pipeline's semantics: the stage whose SEMANTICS is S or F.
+    """
     if wanted in stages:
         return wanted
     prefix = f"C{category}:" if category else ""
     bare = wanted.split(":", 1)[-1].upper()
     by_semantics = {"WON": "S", "LOSE": "F", "LOST": "F"}
+    if wanted.upper() in by_semantics:
+        closing = next((s for s, r in stages.items() if str(r.get("SEMANTICS") or "") == by_semantics[wanted.upper()]), None)
+        if closing:
+            return closing
     guess = None
     if prefix + bare in stages:
         guess = prefix + bare

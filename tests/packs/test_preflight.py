@@ -54,8 +54,28 @@ def test_a_write_that_would_fail_or_drop_data_is_refused_before_the_person_is_as
 def test_a_stage_of_another_pipeline_names_the_right_one(client: Bitrix24, portal: Portal) -> None:
     box, person = _box(client)
     partner = next(d for d in portal.entities("deal") if d["CATEGORY_ID"] == "1")
-    out = box.run("b24_deal_move", {"id": int(partner["ID"]), "stage_id": "WON"})
-    assert out.is_error and "use stage_id C1:WON" in out.content and person.asked == []
+    out = box.run("b24_deal_move", {"id": int(partner["ID"]), "stage_id": "NEW"})
+    assert out.is_error and "use stage_id C1:NEW" in out.content and person.asked == []
+
+
+def test_won_and_lost_close_a_deal_by_its_pipelines_semantics(client: Bitrix24, portal: Portal) -> None:
+    box, person = _box(client)
+    deal_id = client.call("crm.deal.add", {"fields": {"TITLE": "Partner deal", "CATEGORY_ID": 1}}).result
+    out = box.run("b24_deal_move", {"id": deal_id, "stage_id": "WON"})
+    assert not out.is_error and "C1:WON" in out.content and "C1:WON" in person.asked[0].summary
+    assert portal.entity("deal", deal_id)["STAGE_ID"] == "C1:WON"
+
+
+@pytest.mark.parametrize(("tool", "args", "says"), [
+    ("b24_chat_send", {"dialog_id": "Boris Smith", "message": "hi"}, "dialog_id must be a user ID"),
+    ("b24_chat_send", {"dialog_id": "999", "message": "hi"}, "user #999 does not exist"),
+    ("b24_notify", {"user_id": 99, "message": "hi"}, "user #99 does not exist"),
+])
+def test_messages_to_nobody_are_refused_before_the_person_is_asked(client: Bitrix24, tool: str, args: dict[str, Any],
+                                                                   says: str) -> None:
+    box, person = _box(client)
+    out = box.run(tool, args)
+    assert out.is_error and says in out.content and person.asked == []
 
 
 def test_a_lead_with_name_phone_and_email_keeps_them_all(client: Bitrix24, portal: Portal) -> None:
