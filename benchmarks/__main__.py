@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import export, mcp_tokens, overhead, sandbox_build, tokens, worker
+from benchmarks import export, masking, mcp_tokens, overhead, sandbox_build, tokens, worker
 
 
 def main() -> int:
     figures: dict[str, float] = {}
     for title, run in (("tokens", lambda: tokens.main([])), ("MCP tools/list tokens", lambda: mcp_tokens.main([])),
-                       ("overhead", lambda: overhead.main([])),
+                       ("overhead", lambda: overhead.main([])), ("masking", lambda: masking.main(["--runs", "3"])),
                        ("sandbox build", lambda: sandbox_build.main([])), ("offline worker", lambda: worker.main([])),
                        ("export (--quick)", lambda: export.main(["--quick"] if "--full" not in sys.argv else []))):
         print(f"\n=== {title} ===")
@@ -24,6 +24,8 @@ def main() -> int:
         ("tool+guard overhead, confirmed write", f"{figures['write_overhead_us']:.0f} µs"),
         ("sandbox build, 100k deals", f"{figures['build_100k_s']:.2f} s"),
         ("offline worker throughput", f"{figures['worker_events_per_s']:.0f} events/s"),
+        ("masking, 10,000 secrets", f"{figures['mask_us_10000']:.0f} µs per tool output, "
+                                    f"{figures['add_secret_us_10000']:.1f} µs to add one"),
         ("export rows/s (ours)", f"{figures['export_rows_per_s']:.0f} ({figures['export_vs_bound']:.1f}× the lower bound, "
                                  f"exactly once: {'yes' if figures['export_exact'] else 'NO'})"),
     ]

@@ -43,7 +43,16 @@ _MIN_SECRET_LEN = 6
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+# Registered secrets are found without a regex over all of them, so that a check costs the same with 10 or 10,000
+# secrets and registering one more is a few dict inserts. A secret of at least _GRAM + _STRIDE - 1 characters is
+# indexed by its _GRAM-character substrings at offsets 0.._STRIDE-1; wherever it occurs in a text, one of those
+# substrings starts at a multiple of _STRIDE, so sampling the text every _STRIDE characters finds every candidate
+# (then confirmed with a plain substring test). Shorter secrets (rare: real codes and tokens are longer) are tested
+# one by one.
+_GRAM = 6
+_STRIDE = 8
+_by_gram: dict[str, tuple[str, ...]] = {}
+_short: tuple[str, ...] = ()
 
 _WEBHOOK_RE = re.compile(r"(/rest/(?:api/)?\d+/)([^/\s?#\"']+)")
 _QUERY_SECRET_RE = re.compile(
@@ -55,16 +64,34 @@ _BEARER_RE = re.compile(r"(Bearer\s+)([A-Za-z0-9._~+/=-]+)", re.IGNORECASE)
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that :func:`mask_text` hides it from now on."""
-    global _pattern
     if not value or len(value) < _MIN_SECRET_LEN:
         return
     with _lock:
         if value in _secrets:
             return
         _secrets.add(value)
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        global _short
+        if len(value) < _GRAM + _STRIDE - 1:
+            _short = tuple(sorted((*_short, value), key=len, reverse=True))
+            return
+        for offset in range(_STRIDE):  # copy-on-write tuples: a reader never sees one change under it
+            gram = value[offset:offset + _GRAM]
+            _by_gram[gram] = (*_by_gram.get(gram, ()), value)
+
+
+def _mask_registered(text: str) -> str:
+    if len(text) < _MIN_SECRET_LEN or not _secrets:
+        return text
+    index = _by_gram
+    found = {s for s in _short if s in text}
+    if index:
+        hits = {text[i:i + _GRAM] for i in range(0, len(text) - _GRAM + 1, _STRIDE)} & index.keys()
+        for gram in hits:
+            found.update(s for s in index[gram] if s in text)
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted(found, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
@@ -76,9 +103,7 @@ def mask_text(text: str) -> str:
     """Return ``text`` with every registered secret and every secret-shaped fragment masked."""
     if not text:
         return text
-    pattern = _pattern
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
+    text = _mask_registered(text)
     text = _WEBHOOK_RE.sub(lambda m: m.group(1) + MASK, text)
     text = _QUERY_SECRET_RE.sub(lambda m: m.group(1) + MASK, text)
     return _BEARER_RE.sub(lambda m: m.group(1) + MASK, text)
