@@ -11,12 +11,13 @@ from typing import Any
 
 from bitrix24_agent_tools.masking import mask_text
 
-_SUBCOMMAND_MODULES = (
-    "bitrix24_agent_tools.demo",
-    "bitrix24_agent_tools.sandbox.cli",
-    "bitrix24_agent_tools.events.cli",
-    "bitrix24_agent_tools.integrations.mcp",
-)
+# Subcommand module → (command, the extra it needs). A module is imported only to register its parser.
+_SUBCOMMAND_MODULES = {
+    "bitrix24_agent_tools.demo": ("demo", "langgraph"),
+    "bitrix24_agent_tools.sandbox.cli": ("sandbox", "sandbox"),
+    "bitrix24_agent_tools.events.cli": ("worker", "postgres"),
+    "bitrix24_agent_tools.integrations.mcp": ("mcp", "mcp"),
+}
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -30,7 +31,7 @@ def _client(args: argparse.Namespace) -> Any:
 def _guard(args: argparse.Namespace) -> Any:
     from bitrix24_agent_tools.confirmers import TerminalConfirmer
     from bitrix24_agent_tools.guard import Decision, Guard, Policy
-    from bitrix24_agent_tools.stores import SqliteAuditStore, SqlitePlanStore
+    from bitrix24_agent_tools.stores import SqliteAuditStore, SqlitePlanStore, state_path
 
     policy = Policy.admin() if args.allow_destructive else Policy.writer()
     confirm: Any
@@ -43,7 +44,7 @@ def _guard(args: argparse.Namespace) -> Any:
     else:
         confirm = None  # no person to ask: writes are refused with a message saying so
     return Guard(policy, confirm, audit=SqliteAuditStore(args.audit) if args.audit else None,
-                 plans=SqlitePlanStore(args.plans), allow=tuple(args.allow or ()))
+                 plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")), allow=tuple(args.allow or ()))
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
@@ -94,6 +95,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="b24-agent-tools", description="Safe, token-lean Bitrix24 tools for agents.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     call = sub.add_parser("call", help="call a REST method through the guard (or run a stored plan)")
     call.add_argument("method", nargs="?")
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--confirm-write", action="store_true", help="approve this write (you are the person)")
     call.add_argument("--allow-destructive", action="store_true", help="allow destructive calls too")
     call.add_argument("--execute-plan", metavar="ID", help="run a stored plan once")
-    call.add_argument("--plans", default=".b24-plans.sqlite3", help="plan store (sqlite file)")
+    call.add_argument("--plans", default=None, help="plan store (sqlite file; default: the user data directory)")
     call.add_argument("--audit", help="audit store (sqlite file)")
     call.add_argument("--allow", action="append", help="extra allowed method pattern")
     call.add_argument("--insecure", action="store_true", help="skip TLS verification (sandbox only)")
@@ -113,15 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     router = sub.add_parser("route", help="show which packs a request needs")
     router.add_argument("text", nargs="+")
     router.set_defaults(func=_cmd_route)
-    for name in _SUBCOMMAND_MODULES:
+    for name, (command, extra) in _SUBCOMMAND_MODULES.items():
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # that feature is not installed/written; others still work
+            if exc.name == name:  # that feature is not written; others still work
                 continue
-            raise
+            # A face whose extra is missing: the command stays, and says what to install.
+            # prefix_chars that no argument uses: whatever options follow are taken as-is, not refused
+            missing = sub.add_parser(command, help=f"(needs the [{extra}] extra)", add_help=False, prefix_chars="\x00")
+            missing.add_argument("rest", nargs="*")
+            missing.set_defaults(func=_needs_extra(command, extra, str(exc.name)))
+            continue
         module.register(sub)
     return parser
+
+
+def _needs_extra(command: str, extra: str, module: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        print(f"`{command}` needs the [{extra}] extra ({module} is not installed): "
+              f"pip install 'bitrix24-agent-tools[{extra}]'", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bitrix24-agent-tools")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

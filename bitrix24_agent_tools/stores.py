@@ -62,19 +62,35 @@ class _Sqlite:
     schema = ""
 
     def __init__(self, path: str | Path) -> None:
+        # Nothing is created until the store is first used: a read-only run leaves no file behind.
         self.path = str(path)
         self._local = threading.local()
-        with self._db() as db:
-            db.executescript(self.schema)
+        self._ready = False
+        self._ready_lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
             self._local.db = db
+        if not self._ready:
+            with self._ready_lock:
+                if not self._ready:
+                    db.executescript(self.schema)
+                    self._ready = True
         return db
+
+
+def state_path(name: str) -> str:
+    """Where a store of ours lives by default: the user's data directory (platformdirs), not the working
+    directory (MCP desktop clients start servers from /; a read-only directory must not break a read)."""
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("bitrix24-agent-tools", appauthor=False)) / name)
 
 
 class SqliteAuditStore(_Sqlite):

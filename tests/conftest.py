@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 # tiktoken must never try to download encodings: point it at the files packaged with the library.
 os.environ.setdefault(
     "TIKTOKEN_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "bitrix24_agent_tools" / "_static" / "tiktoken")
 )
+
+# Stores the CLI and the MCP server keep in the user's data directory go to a throwaway one during tests.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="b24-test-data-")
 
 import pytest
 

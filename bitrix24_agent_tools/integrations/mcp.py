@@ -21,7 +21,7 @@ from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Pol
 from bitrix24_agent_tools.masking import mask_params
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
-from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore
+from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore, state_path
 from bitrix24_agent_tools.toolbox import Toolbox
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_mcp_request", default=None)
@@ -203,7 +203,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--sandbox", action="store_true", help="serve a seeded in-process sandbox portal")
     parser.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP instead of stdio")
     parser.add_argument("--token", help="bearer token clients must send (required beyond loopback)")
-    parser.add_argument("--plans", default=".b24-plans.sqlite3")
+    parser.add_argument("--plans", default=None, help="plan store (sqlite file; default: the user data directory)")
     parser.set_defaults(func=_cli)
 
 
@@ -222,7 +222,7 @@ def _cli(args: argparse.Namespace) -> int:
     import anyio
 
     packs = [p.strip() for p in args.packs.split(",") if p.strip()]
-    app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans))
+    app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")))
     if not args.http:
         from mcp.server.stdio import stdio_server
 
@@ -241,7 +241,7 @@ def _cli(args: argparse.Namespace) -> int:
         # Any local process can reach a loopback port: without a token it could call a write and answer its own
         # confirmation prompt. Serve reads only.
         print("no --token: serving read-only tools; writes need a bearer token, loopback included", file=sys.stderr)
-        app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans),
+        app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")),
                           writes=False)
     import uvicorn
 

@@ -1,0 +1,42 @@
+"""The CLI works on any install: --version, a missing extra named with its pip line, no state in the working dir."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bitrix24_agent_tools.cli import main
+from bitrix24_agent_tools.sandbox import Portal
+
+
+def test_version(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("b24-agent-tools ")
+
+
+def test_a_missing_extra_leaves_the_cli_working_and_names_the_install_line(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: Any) -> None:
+    monkeypatch.delitem(sys.modules, "bitrix24_agent_tools.integrations.mcp", raising=False)
+    monkeypatch.setitem(sys.modules, "mcp", None)  # as on an install without the [mcp] extra
+    assert main(["route", "move", "the", "deal"]) == 0  # other commands still work
+    assert main(["mcp", "--sandbox"]) == 2
+    assert "pip install 'bitrix24-agent-tools[mcp]'" in capsys.readouterr().err
+
+
+def test_a_read_from_a_read_only_directory_leaves_no_state_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    portal = Portal(seed=1)
+    with portal.serve() as server:
+        workdir = tmp_path / "ro"
+        workdir.mkdir()
+        os.chmod(workdir, 0o555)
+        monkeypatch.chdir(workdir)
+        try:
+            code = main(["call", "crm.deal.get", "--params", '{"id": 1}', "--webhook", server.webhook_url])
+        finally:
+            os.chmod(workdir, 0o755)
+    assert code == 0 and list(workdir.iterdir()) == []
