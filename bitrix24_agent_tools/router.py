@@ -1,7 +1,9 @@
 """Map what a user says (EN, RU, PT, ES, DE, PL product words) to the minimal set of packs; ``core`` always.
 
 Matching is on word stems, so case, plural and inflection do not matter ("сделку", "Deals", "pedidos"); a phrase
-matches when its stems start consecutive words ("живой ленте", "open lines"). Deterministic and table-driven.
+matches when its stems start consecutive words ("живой ленте", "open lines"). Of overlapping matches the longest
+wins, so a phrase can claim words a shorter stem would misread ("product backlog" is scrum, "номер телефона" is a
+CRM field, "an epic called X" names it). Deterministic and table-driven.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "comms": (
         "open line", "contact center", "contact centre", "line connector", "chat", "messag", "notif",
         "bot", "call", "telephon", "sms", "открыт лини", "контакт-центр", "контакт центр", "чат", "сообщен",
-        "уведомл", "уведоми", "бот", "звон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
+        "уведомл", "уведоми", "бот", "звон", "позвон", "дозвон", "перезвон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
         "benachrichtig", "anruf", "telefonie", "otwarte kanał", "wiadomoś", "powiadom", "połącz", "czat",
     ),
@@ -28,12 +30,14 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "collab": (
         "collab", "workgroup", "work group", "project", "social network group", "feed", "live feed", "news feed",
-        "рабоч групп", "групп", "проект", "коллаб", "живой лент", "живая лент", "живую лент", "лент новост", "лента",
+        "рабоч групп", "групп", "проект", "коллаб", "живой лент", "живая лент", "живую лент", "лент новост", "лент",
+        "пост в лент", "post in the feed", "post to the feed",
         "grupo de trabalho", "grupos de trabalho", "projeto", "feed de notíc", "grupo de trabajo", "proyect",
         "noticias", "arbeitsgrupp", "projekt", "activity stream", "neuigkeiten", "grupa robocz", "grupy robocz",
         "tablica",
     ),
-    "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик", "канбан"),
+    "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик", "канбан",
+               "product backlog", "бэклог продукт", "backlog do produto", "backlog del producto", "product-backlog"),
     "content": (
         "drive", "disk", "file", "folder", "document template", "document", "диск", "файл", "папк", "папок", "документ",
         "шаблон документ", "arquivo", "pasta", "archivo", "carpeta", "datei", "ordner", "dokument", "plik", "folder",
@@ -48,6 +52,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
         "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
         "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
+        "working day", "work day", "workday", "clock in", "clock out", "clock-in", "clock-out", "start my day",
+        "рабочий день", "рабочего дня", "рабочий ден", "начать рабоч", "закончить рабоч", "dia de trabalho",
+        "expediente", "día laboral", "dia laboral", "arbeitstag", "einstempeln", "ausstempeln", "dzień pracy",
+        "dzien pracy",
     ),
     "platform": (
         "copilot", "co-pilot", "bitrixgpt", "ai prompt", "prompt", "app storage", "bi connector", "biconnector",
@@ -61,6 +69,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "diagnostics": (
         "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails", "failing",
+        "insufficient_scope", "which methods", "what methods", "methods can", "access denied", "какие метод",
         "diagnos", "скоуп", "права", "доступ", "ошиб", "почему", "не работает", "diagnóst", "por que", "por qué",
         "fehler", "berechtig", "warum", "błąd", "uprawnie", "dlaczego",
     ),
@@ -70,7 +79,13 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "событи", "вебхук", "negóci", "negoci", "tarefa", "tarea", "empresa", "etapa", "funil", "embudo", "usuário",
         "usuario", "funcionário", "empleado", "geschäft", "aufgabe", "kontakt", "unternehm", "firma", "phase",
         "mitarbeiter", "benutzer", "transakc", "zadani", "zadań", "kontrahent", "lejek", "etap", "pracownik",
+        # a phone number or a web-form request is a CRM attribute or source, not telephony or a site
+        "номер телефон", "phone number", "número de telefone", "numero de telefone", "número de teléfono",
+        "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк", "с сайт", "from the site",
+        "do site", "del sitio", "von der webseite", "ze strony",
     ),
+    # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
+    "": ("called", "named", "so-called", "call it", "recall", "payment method"),
 }
 ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
          "compliance", "diagnostics")
@@ -88,6 +103,10 @@ class RouteDecision:
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
     return re.sub(r"[^\w\s:-]+", " ", text)
+
+
+# Words that mean an API call, not a phone call, once the request is about methods, scopes or errors.
+_API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "połącz"}
 
 
 @lru_cache(maxsize=1)
@@ -110,10 +129,22 @@ def route(text: str) -> RouteDecision:
     if not isinstance(text, str):
         raise TypeError("route() takes the user's text")
     clean = normalize(text)
+    # Every match of every stem, then leftmost-longest without overlap: a longer phrase ("product backlog",
+    # "номер телефона", "called") takes its words from a shorter stem inside it ("product", "телефон", "call").
+    found = [(m.start(), m.end(), pack, stem) for pack, stem, pattern in _compiled() for m in pattern.finditer(clean)]
+    found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
+    taken: list[tuple[int, int]] = []
     hits: dict[str, list[str]] = {}
-    for pack, stem, pattern in _compiled():
-        if pattern.search(clean):
-            hits.setdefault(pack, []).append(stem)
+    for start, end, pack, stem in found:
+        if any(start < e and s < end for s, e in taken):
+            continue
+        taken.append((start, end))
+        if pack:
+            hits.setdefault(pack, [])
+            if stem not in hits[pack]:
+                hits[pack].append(stem)
+    if "diagnostics" in hits and "comms" in hits and set(hits["comms"]) <= _API_CALL:
+        del hits["comms"]  # "which methods can this app call", "when calling crm.deal.list"
     chosen = {"core", *hits}
     for pack in list(chosen):
         chosen.update(IMPLIES.get(pack, ()))

@@ -89,3 +89,20 @@ def test_labeled_phrases_route_to_the_exact_pack_set() -> None:
 def test_routing_never_returns_an_empty_set() -> None:
     for text in ["", " ", "???", "x" * 10_000, "\x00", "🙂", *(p for p, _ in _labeled())]:
         assert route(text).packs[0] == "core"
+
+
+@pytest.mark.parametrize(("text", "packs"), [
+    ("Create an epic called Mobile app", ("core", "collab", "boards")),  # "called" names it: no telephony
+    ("Опубликуй пост в ленте о новом сотруднике", ("core", "collab")),
+    ("I'm starting my working day now", ("core", "services")),
+    ("Clock in for the work day", ("core", "services")),
+    ("Which methods can this app call?", ("core", "diagnostics")),
+    ("Why do I get insufficient_scope when calling crm.deal.list?", ("core", "diagnostics")),
+    ("Найди контакт по номеру телефона", ("core",)),
+    ("Создай лид из заявки с сайта", ("core",)),
+    ("What's in the product backlog?", ("core", "collab", "boards")),
+    ("Позвони клиенту завтра", ("core", "comms")),
+    ("Call the client back", ("core", "comms")),
+])
+def test_longer_phrases_claim_their_words_from_shorter_stems(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
