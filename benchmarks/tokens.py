@@ -59,8 +59,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("\npeers (o200k, same view)")
     for name, n, cost in PEERS:
         print(f"{name:18} {n:3d} tools {cost:6d} tokens {cost / n:6.0f}/tool")
+    per_row = list_tokens_per_row()
+    print(f"\nlist results: {per_row:.1f} tokens per row for 20 deals with the default columns, names of the "
+          f"responsible user, company and stage included (budget: 40)")
     return {"core_tokens": tools_cost(core), "core_per_tool": tools_cost(core) / len(core), "all_tokens": total,
-            "all_per_tool": total / len(everything), "routed_tokens": routed_cost}
+            "all_per_tool": total / len(everything), "routed_tokens": routed_cost, "list_tokens_per_row": per_row}
+
+
+def list_tokens_per_row() -> float:
+    """What b24_crm_list sends the model for 20 deals (a table with names), in o200k tokens per row."""
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.sandbox import Portal
+    from bitrix24_agent_tools.tokens import count_tokens
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    portal = Portal(seed=1, deals=40)
+    out = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport())).run("b24_crm_list",
+                                                                                  {"entity": "deal", "limit": 20})
+    return count_tokens(out.content) / 20
 
 
 if __name__ == "__main__":

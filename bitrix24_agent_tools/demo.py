@@ -25,6 +25,8 @@ def _scripted_model() -> Any:
     from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
     from langchain_core.outputs import ChatGeneration, ChatResult
 
+    from bitrix24_agent_tools.packs.render import rows_of
+
     class ScriptedModel(BaseChatModel):
         """Plays the LLM: picks the next tool call from what the tools have returned so far."""
 
@@ -44,8 +46,9 @@ def _scripted_model() -> Any:
                     body = json.loads(str(m.content))
                 except ValueError:
                     continue
-                if isinstance(body, dict) and body.get("items") and "TITLE" in body["items"][0]:
-                    deal = body["items"][0]
+                rows = rows_of(body) if isinstance(body, dict) else []
+                if rows and "TITLE" in rows[0]:
+                    deal = rows[0]
             calls: list[tuple[str, dict[str, Any]]] = [
                 ("b24_crm_list", {"entity": "deals", "filter": {"%TITLE": "Acme Logistics"}}),  # a typo a model makes
                 ("b24_crm_list", {"entity": "deal", "filter": {"%TITLE": "Acme Logistics"}, "limit": 3}),

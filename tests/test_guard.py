@@ -161,7 +161,12 @@ def test_every_call_is_audited_with_masked_params(client: Bitrix24, tmp_path: An
     toolbox.run("b24_crm_list", {"entity": "deal", "limit": 1})
     toolbox.run("b24_task_create", {"title": "t", "description": f"see {client.auth.base_url}"})  # type: ignore[union-attr]
     toolbox.run("b24_core_call", {"method": "crm.deal.delete", "params": {"id": 1}})
-    rows = audit.rows()
+    from bitrix24_agent_tools.packs.preflight import METHODS
+
+    everything = audit.rows()
+    assert {r.method for r in everything if r.method in METHODS} <= {"user.get", "crm.company.list", "crm.status.list"}
+    assert all(r.decision == "read" for r in everything if r.method in METHODS)  # names and checks are audited reads
+    rows = [r for r in everything if r.method not in METHODS]
     assert [(r.method, r.decision, r.status) for r in rows] == [
         ("crm.deal.list", "read", "ok"), ("tasks.task.add", "approved", "ok"), ("crm.deal.delete", "refused", "skipped")]
     assert rows[1].approved_by == "alice"

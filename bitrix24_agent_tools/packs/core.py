@@ -83,8 +83,44 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
             break
         start = response.next
     more = total is not None and total > len(rows[: args.limit])
-    return rows_output(ctx, rows[: args.limit], fields=fields, total=total, more=more,
+    rows = rows[: args.limit]
+    # CATEGORY_ID is read to name the stages; the stage id ("C1:NEW") already says the pipeline.
+    shown_fields = [f for f in fields if args.select or f != "CATEGORY_ID"]
+    if args.kind in preflight.LEGACY and rows:
+        names = yield from _names(ctx, rows)
+        for row in rows:
+            for column, (label, lookup) in names.items():
+                value = row.get(column)
+                if value not in (None, "", "0") and str(value) in lookup:
+                    row[label] = lookup[str(value)]
+        shown_fields += [label for column, (label, _) in names.items() if column in fields]
+    return rows_output(ctx, rows, fields=shown_fields, total=total, more=more,
                        hint="more rows exist; raise limit or narrow the filter" if more else "")
+
+
+def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, tuple[str, dict[str, str]]]]:
+    """Names beside the IDs a list shows (responsible user, company, stage), read in one call each (cached)."""
+    def ids(column: str) -> list[int]:
+        return sorted({int(r[column]) for r in rows if isinstance(r, dict) and str(r.get(column) or "").isdigit()
+                       and int(r[column]) > 0})
+
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    users = ids("ASSIGNED_BY_ID")
+    if users:
+        found = yield from preflight.cached(ctx, "user.get", {"filter": {"ID": users}})
+        out["ASSIGNED_BY_ID"] = ("ASSIGNED_BY", {str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
+                                                 for u in found or [] if isinstance(u, dict)})
+    companies = ids("COMPANY_ID")
+    if companies:
+        found = yield from preflight.cached(ctx, "crm.company.list", {"filter": {"@ID": companies}, "select": ["ID", "TITLE"]})
+        out["COMPANY_ID"] = ("COMPANY", {str(c.get("ID")): str(c.get("TITLE")) for c in found or [] if isinstance(c, dict)})
+    if any(isinstance(r, dict) and r.get("STAGE_ID") for r in rows):
+        stage_names: dict[str, str] = {}
+        for category in sorted({preflight._as_id(r.get("CATEGORY_ID")) or 0 for r in rows if isinstance(r, dict)}):
+            stages = yield from preflight.stages_of(ctx, category)
+            stage_names.update({k: str(v.get("NAME")) for k, v in stages.items()})
+        out["STAGE_ID"] = ("STAGE", stage_names)
+    return out
 
 
 class GetArgs(_EntityArgs):

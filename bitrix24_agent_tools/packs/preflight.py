@@ -31,7 +31,7 @@ MULTIFIELDS = ("PHONE", "EMAIL", "WEB", "IM")
 # The metadata reads a write's checks may make (each typed tool allows them).
 METHODS = ("crm.deal.fields", "crm.lead.fields", "crm.contact.fields", "crm.company.fields", "crm.status.list",
            "crm.category.list", "crm.currency.list", "crm.deal.get", "crm.lead.get", "crm.contact.get",
-           "crm.company.get", "user.get")
+           "crm.company.get", "user.get", "crm.company.list")
 
 
 class MetadataCache:

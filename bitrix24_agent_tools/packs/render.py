@@ -43,14 +43,34 @@ def rows_output(
     more: bool = False,
     hint: str = "",
 ) -> ToolOutput:
-    """A list result: at most ``ctx.max_items`` rows with the chosen fields, plus how to get more."""
+    """A list result: at most ``ctx.max_items`` rows with the chosen fields, plus how to get more.
+
+    Rows of records go out as a table — the column names once, each row as an array (about half the tokens of a
+    list of objects); the full rows stay in the artifact.
+    """
     shown = [cut(pick(r, fields), ctx.max_chars) for r in rows[: ctx.max_items]]
-    body: dict[str, Any] = {"items": shown}
+    body: dict[str, Any] = table(shown) if shown and all(isinstance(r, Mapping) for r in shown) else {"items": shown}
     count = total if total is not None else len(rows)
     body["count"] = count
     if len(rows) > ctx.max_items or more:
         body["more"] = hint or f"showing {len(shown)} of {count if total is not None else 'more'}; narrow the filter"
     return ToolOutput(content=dumps(body), artifact=rows)
+
+
+def table(rows: list[Any]) -> dict[str, Any]:
+    """``{"columns": [...], "rows": [[...], ...]}``: every key once, in first-seen order; a missing value is null."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    return {"columns": columns, "rows": [[row.get(c) for c in columns] for row in rows]}
+
+
+def rows_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a list result as objects again (for code that reads our output, e.g. a scripted model)."""
+    if isinstance(body.get("items"), list):
+        return list(body["items"])
+    columns = body.get("columns") or []
+    return [dict(zip(columns, row, strict=False)) for row in body.get("rows") or []]
 
 
 def record_output(ctx: ToolContext, record: Any, fields: Iterable[str] | None = None) -> ToolOutput:

@@ -10,6 +10,7 @@ from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer
 from bitrix24_agent_tools.guard import Guard, Policy
 from bitrix24_agent_tools.packs import CATALOG, PACKS, classify, name_risk, pack_of, specs_for
+from bitrix24_agent_tools.packs.render import rows_of
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.sandbox import Portal
 from bitrix24_agent_tools.toolbox import Toolbox
@@ -84,7 +85,7 @@ def _box(client: Bitrix24, packs: tuple[str, ...] = ("core", "comms", "diagnosti
 def test_crm_list_returns_compact_rows_and_a_more_hint(client: Bitrix24) -> None:
     out = _box(client).run("b24_crm_list", {"entity": "deal", "filter": {">OPPORTUNITY": 1000}, "select": ["ID", "TITLE"], "limit": 5})
     body = json.loads(out.content)
-    assert len(body["items"]) == 5 and set(body["items"][0]) == {"ID", "TITLE"}
+    assert len(body["rows"]) == 5 and body["columns"] == ["ID", "TITLE"]  # a table: columns once, rows as arrays
     assert body["count"] > 5 and "more" in body
     assert len(out.artifact) == 5
 
@@ -140,7 +141,7 @@ def test_tasks_and_users(client: Bitrix24, portal: Portal) -> None:
     assert box.run("b24_task_complete", {"id": task_id}).content == f"task #{task_id} completed"
     assert portal.entity("task", task_id)["status"] == "5"
     users = json.loads(box.run("b24_user_find", {"query": "anna"}).content)
-    assert users["items"][0]["NAME"] == "Anna"
+    assert rows_of(users)[0]["NAME"] == "Anna"
     assert box.run("b24_chat_send", {"dialog_id": "2", "message": "hi"}).content.startswith("message #")
 
 
@@ -187,4 +188,4 @@ def test_typed_tools_of_the_smaller_packs(client: Bitrix24, portal: Portal) -> N
     assert next(iter(portal.state["workflow"].values()))["DOCUMENT_ID"] == ["crm", "CCrmDocumentDeal", "DEAL_7"]
     assert "entity must be deal or lead" in box.run("b24_workflow_start", {"template_id": 1, "entity": "task", "id": 7}).content
     files = json.loads(box.run("b24_folder_list", {"id": 2}).content)
-    assert [f["NAME"] for f in files["items"]] == ["Acme contract.pdf"]
+    assert [f["NAME"] for f in rows_of(files)] == ["Acme contract.pdf"]

@@ -105,3 +105,19 @@ def test_metadata_is_read_once_per_tenant_for_a_while(client: Bitrix24, portal: 
     for i in range(3):
         box.run("b24_crm_create", {"entity": "deal", "fields": {"TITLE": f"cached {i}"}})
     assert len([r for r in portal.requests if r.method == "crm.deal.fields"]) == 1
+
+
+def test_lists_show_names_beside_ids_within_the_token_budget(client: Bitrix24, portal: Portal) -> None:
+    import json
+
+    from bitrix24_agent_tools.packs.render import rows_of
+    from bitrix24_agent_tools.tokens import count_tokens
+
+    box, _ = _box(client)
+    out = box.run("b24_crm_list", {"entity": "deal", "limit": 20})
+    rows = rows_of(json.loads(out.content))
+    deal = portal.entity("deal", int(rows[0]["ID"]))
+    user = portal.state["user"][int(deal["ASSIGNED_BY_ID"])]
+    assert rows[0]["ASSIGNED_BY"] == f"{user['NAME']} {user['LAST_NAME']}"
+    assert rows[0]["COMPANY"] == portal.entity("company", int(deal["COMPANY_ID"]))["TITLE"]
+    assert rows[0]["STAGE"] and count_tokens(out.content) / len(rows) <= 40
