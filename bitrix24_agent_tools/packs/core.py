@@ -60,7 +60,15 @@ def _prefix(args: _EntityArgs) -> tuple[str, dict[str, Any]]:
 class ListArgs(_EntityArgs):
     filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {">OPPORTUNITY":1000,"%TITLE":"x"}')
     select: list[str] = Field(default_factory=list)
-    order: dict[str, Literal["ASC", "DESC"]] = Field(default_factory=dict)
+    order: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("order")
+    @classmethod
+    def _directions(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k, v in value.items() if str(v).upper() not in ("ASC", "DESC")]
+        if bad:
+            raise ValueError(f"order direction of {bad[0]} must be ASC or DESC")
+        return {k: str(v).upper() for k, v in value.items()}
     limit: int = Field(20, ge=1, le=500)
 
 
@@ -235,12 +243,19 @@ def deal_move(ctx: ToolContext, args: MoveArgs) -> HandlerGen:
 
 
 class CommentArgs(_Args):
-    entity: Literal["lead", "deal", "contact", "company"]
+    entity: Literal["lead", "deal", "contact", "company", "task"]
     id: int = Field(gt=0)
     text: str = Field(min_length=1, max_length=10000)
 
 
 def crm_comment(ctx: ToolContext, args: CommentArgs) -> HandlerGen:
+    if args.entity == "task":  # a task's comments live in the task (task.commentitem.add takes [taskId, fields])
+        try:
+            yield Call("tasks.task.get", {"taskId": args.id})
+        except Bitrix24Error:
+            raise ValueError(f"task #{args.id} does not exist (find it with b24_task_list)") from None
+        response = yield Call("task.commentitem.add", {"TASKID": args.id, "FIELDS": {"POST_MESSAGE": args.text}})
+        return done_output(f"comment #{response.result} added to task #{args.id}", {"id": response.result})
     yield from _existing(args.entity, args.id)
     response = yield Call("crm.timeline.comment.add",
                           {"fields": {"ENTITY_TYPE": args.entity, "ENTITY_ID": args.id, "COMMENT": args.text}})
@@ -248,7 +263,7 @@ def crm_comment(ctx: ToolContext, args: CommentArgs) -> HandlerGen:
 
 
 class TaskListArgs(_Args):
-    filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {"RESPONSIBLE_ID":5,"<DEADLINE":"2026-12-01"}')
+    filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {"RESPONSIBLE_ID":5}')
     limit: int = Field(20, ge=1, le=200)
 
 
@@ -265,6 +280,22 @@ class TaskCreateArgs(_Args):
     responsible_id: int | None = Field(None, gt=0)
     deadline: str | None = Field(None, description="ISO 8601")
     description: str | None = Field(None, max_length=10000)
+    crm: list[str] = Field(default_factory=list, description="CRM links, e.g. D_12, C_3")
+
+
+_LINK_PREFIX = {"D": "deal", "L": "lead", "C": "contact", "CO": "company"}
+
+
+def _crm_links(links: list[str]) -> Generator[Call, Any, list[str]]:
+    """UF_CRM_TASK values (D_12, L_3, C_7, CO_2), each checked to exist before anyone is asked."""
+    out = []
+    for link in links:
+        prefix, _, raw = link.strip().upper().partition("_")
+        if prefix not in _LINK_PREFIX or not raw.isdigit():
+            raise ValueError(f"crm link {link!r} must look like D_12 (deal), L_3 (lead), C_7 (contact) or CO_2 (company)")
+        yield from _existing(_LINK_PREFIX[prefix], int(raw))
+        out.append(f"{prefix}_{int(raw)}")
+    return out
 
 
 def _check_task(ctx: ToolContext, responsible: Any, deadline: Any) -> Generator[Call, Any, None]:
@@ -285,6 +316,8 @@ def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
         fields["DEADLINE"] = args.deadline
     if args.description:
         fields["DESCRIPTION"] = args.description
+    if args.crm:
+        fields["UF_CRM_TASK"] = yield from _crm_links(args.crm)
     response = yield Call("tasks.task.add", {"fields": fields})
     task = (response.result or {}).get("task", {})
     return done_output(f"created task #{task.get('id')}", task)
@@ -301,7 +334,12 @@ def task_update(ctx: ToolContext, args: TaskUpdateArgs) -> HandlerGen:
     if unknown:
         raise ValueError(f"unknown task field {unknown[0]}; writable: {', '.join(sorted(_TASK_WRITABLE))}")
     yield from _check_task(ctx, upper.get("RESPONSIBLE_ID"), upper.get("DEADLINE"))
-    yield Call("tasks.task.update", {"taskId": args.id, "fields": args.fields})
+    fields = dict(args.fields)
+    if "UF_CRM_TASK" in upper:
+        links = upper["UF_CRM_TASK"] if isinstance(upper["UF_CRM_TASK"], list) else [upper["UF_CRM_TASK"]]
+        fields = {k: v for k, v in fields.items() if str(k).upper() != "UF_CRM_TASK"}
+        fields["UF_CRM_TASK"] = yield from _crm_links([str(x) for x in links])
+    yield Call("tasks.task.update", {"taskId": args.id, "fields": fields})
     return done_output(f"updated task #{args.id}: {', '.join(args.fields)}", {"id": args.id})
 
 
@@ -319,12 +357,34 @@ def task_complete(ctx: ToolContext, args: IdArgs) -> HandlerGen:
 
 
 class UserFindArgs(_Args):
-    query: str = Field(min_length=1, max_length=200, description="name, surname or e-mail")
+    query: str = Field(min_length=1, max_length=200)
+
+
+def _fold(text: str) -> str:
+    """Case and diacritics folded: "Müller" and "muller" compare equal."""
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
 
 
 def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
-    response = yield Call("user.search", {"FILTER": {"FIND": args.query}})
-    return rows_output(ctx, list(response.result or []), fields=USER_FIELDS, total=response.total)
+    query = args.query.strip()
+    if query.lstrip("#").isdigit():  # an ID
+        response = yield Call("user.get", {"filter": {"ID": int(query.lstrip("#"))}})
+        return rows_output(ctx, list(response.result or []), fields=USER_FIELDS, total=response.total)
+    response = yield Call("user.search", {"FILTER": {"FIND": query}})
+    found = list(response.result or [])
+    if not found:  # the portal's search may not fold diacritics: compare folded names over the active users
+        wanted = _fold(query).split()
+        start: int | None = 0
+        while start is not None and start < 500:
+            page = yield Call("user.get", {"filter": {"ACTIVE": True}, "start": start})
+            for user in page.result or []:
+                text = _fold(" ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME", "EMAIL")))
+                if wanted and all(w in text for w in wanted):
+                    found.append(user)
+            start = page.next
+    return rows_output(ctx, found, fields=USER_FIELDS, total=len(found))
 
 
 def specs() -> list[ToolSpec]:
@@ -335,19 +395,23 @@ def specs() -> list[ToolSpec]:
         ToolSpec("b24_crm_get", "Get one CRM record.", GetArgs, "read", tuple(f"{p}.get" for p in crm), crm_get, "core"),
         ToolSpec("b24_crm_create", "Create a CRM record.", CreateArgs, "write",
                  (*(f"{p}.add" for p in crm), *preflight.METHODS), crm_create, "core"),
-        ToolSpec("b24_crm_update", "Update a CRM record's fields.", UpdateArgs, "write",
+        ToolSpec("b24_crm_update", "Update a CRM record.", UpdateArgs, "write",
                  (*(f"{p}.update" for p in crm), *preflight.METHODS), crm_update, "core"),
-        ToolSpec("b24_crm_fields", "CRM entity fields incl. UF_* and enum values.", _EntityArgs, "read",
+        ToolSpec("b24_crm_fields", "Fields of a CRM entity, with enum values.", _EntityArgs, "read",
                  tuple(f"{p}.fields" for p in crm), crm_fields, "core"),
         ToolSpec("b24_crm_stages", "Deal pipelines and their stages.", StagesArgs, "read",
                  ("crm.category.list", "crm.status.list"), crm_stages, "core"),
         ToolSpec("b24_deal_move", "Move a deal to a stage.", MoveArgs, "write", ("crm.deal.update", *preflight.METHODS),
                  deal_move, "core"),
-        ToolSpec("b24_crm_comment", "Add a timeline comment to a CRM record.", CommentArgs, "write",
-                 ("crm.timeline.comment.add", *preflight.METHODS), crm_comment, "core"),
+        ToolSpec("b24_crm_comment", "Comment on a CRM record or a task.", CommentArgs, "write",
+                 ("crm.timeline.comment.add", "task.commentitem.add", "tasks.task.get", *preflight.METHODS),
+                 crm_comment, "core"),
         ToolSpec("b24_task_list", "List tasks.", TaskListArgs, "read", ("tasks.task.list",), task_list, "core"),
-        ToolSpec("b24_task_create", "Create a task.", TaskCreateArgs, "write", ("tasks.task.add", "user.get"), task_create, "core"),
-        ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update", "user.get"), task_update, "core"),
+        ToolSpec("b24_task_create", "Create a task.", TaskCreateArgs, "write", ("tasks.task.add", *preflight.METHODS),
+                 task_create, "core"),
+        ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update", *preflight.METHODS),
+                 task_update, "core"),
         ToolSpec("b24_task_complete", "Complete a task.", IdArgs, "write", ("tasks.task.complete",), task_complete, "core"),
-        ToolSpec("b24_user_find", "Find users by name or e-mail.", UserFindArgs, "read", ("user.search",), user_find, "core"),
+        ToolSpec("b24_user_find", "Find users by name, e-mail or ID.", UserFindArgs, "read", ("user.search", "user.get"),
+                 user_find, "core"),
     ]

@@ -802,7 +802,7 @@ def department_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Li
 
 TASK_FIELDS = {"TITLE": "title", "DESCRIPTION": "description", "RESPONSIBLE_ID": "responsibleId", "DEADLINE": "deadline",
                "STATUS": "status", "PRIORITY": "priority", "GROUP_ID": "groupId", "CREATED_BY": "createdBy", "ID": "id",
-               "CREATED_DATE": "createdDate", "CHANGED_DATE": "changedDate"}
+               "CREATED_DATE": "createdDate", "CHANGED_DATE": "changedDate", "UF_CRM_TASK": "ufCrmTask"}
 
 
 def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -121,3 +121,25 @@ def test_lists_show_names_beside_ids_within_the_token_budget(client: Bitrix24, p
     assert rows[0]["ASSIGNED_BY"] == f"{user['NAME']} {user['LAST_NAME']}"
     assert rows[0]["COMPANY"] == portal.entity("company", int(deal["COMPANY_ID"]))["TITLE"]
     assert rows[0]["STAGE"] and count_tokens(out.content) / len(rows) <= 40
+
+
+def test_everyday_jobs_link_a_task_to_crm_comment_on_a_task_and_find_users(client: Bitrix24, portal: Portal) -> None:
+    import json
+
+    from bitrix24_agent_tools.packs.render import rows_of
+
+    box, _ = _box(client)
+    created = box.run("b24_task_create", {"title": "Call about the renewal", "crm": ["D_3", "C_2"]})
+    assert not created.is_error, created.content
+    task = portal.entity("task", int(created.artifact["id"]))
+    assert task is not None and task["ufCrmTask"] == ["D_3", "C_2"]  # tasks-task-get.md: ufCrmTask
+    assert "deal #9999 does not exist" in box.run("b24_task_create", {"title": "x", "crm": ["D_9999"]}).content
+    commented = box.run("b24_crm_comment", {"entity": "task", "id": int(created.artifact["id"]), "text": "Called"})
+    assert commented.content.startswith("comment #") and any(
+        c["POST_MESSAGE"] == "Called" for c in portal.state["task_comment"].values())
+    muller = portal.state["user"][2]
+    muller["LAST_NAME"] = "Müller"
+    by_name = rows_of(json.loads(box.run("b24_user_find", {"query": f"{muller['NAME']} Muller"}).content))
+    assert [u["ID"] for u in by_name] == [str(muller["ID"])]
+    by_id = rows_of(json.loads(box.run("b24_user_find", {"query": str(muller["ID"])}).content))
+    assert by_id[0]["LAST_NAME"] == "Müller"
