@@ -40,3 +40,24 @@ def test_a_read_from_a_read_only_directory_leaves_no_state_behind(tmp_path: Path
         finally:
             os.chmod(workdir, 0o755)
     assert code == 0 and list(workdir.iterdir()) == []
+
+
+def test_faces_take_a_client_the_way_each_framework_expects(client: Any, portal: Portal) -> None:
+    from bitrix24_agent_tools.confirmers import AutoConfirmer
+    from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit
+    from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec
+
+    toolkit = Bitrix24Toolkit(client=client, packs=("core",), confirm=AutoConfirmer())
+    assert any(t.name == "b24_crm_list" for t in toolkit.get_tools())
+    spec = Bitrix24ToolSpec(client, packs=("core",))
+    assert any(t.metadata.name == "b24_crm_get" for t in spec.to_tool_list())
+
+
+def test_an_error_text_is_masked_before_it_is_cut() -> None:
+    from bitrix24_agent_tools.client import error_from
+    from bitrix24_agent_tools.masking import register_secret
+
+    token = "livetoken" + "7" * 23
+    register_secret(token)
+    err = error_from("ERROR_CORE", "x" * 150 + token + "y" * 50)
+    assert "7777" not in err.short() and "***" in err.short()

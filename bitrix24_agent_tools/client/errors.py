@@ -113,7 +113,9 @@ class Bitrix24Error(Exception):
 
     def short(self) -> str:
         """One line for a model or a person: the code, what the portal said, and the hint."""
-        said = " ".join(self.description.split())[:160]
+        said = mask_text(" ".join(self.description.split()))  # masked before it is cut: no part of a secret survives
+        if len(said) > 160:
+            said = said[:160] + f"… (+{len(said) - 160} chars)"
         return mask_text(f"{self.code}: {said} — {self.hint}" if said else f"{self.code}: {self.hint}")
 
 

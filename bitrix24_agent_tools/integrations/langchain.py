@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from langchain_core.tools import BaseTool, BaseToolkit
-from pydantic import ConfigDict, PrivateAttr, ValidationError
+from pydantic import ConfigDict, PrivateAttr, ValidationError, model_validator
 
 from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.guard import ConfirmationRequest, Guard, Policy
@@ -55,6 +55,16 @@ class Bitrix24Toolkit(BaseToolkit):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     toolbox: Toolbox
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_client(cls, data: Any) -> Any:
+        """``Bitrix24Toolkit(client=..., packs=..., confirm=...)`` works like ``create()`` (LangChain convention)."""
+        if isinstance(data, dict) and "toolbox" not in data and ("client" in data or "aclient" in data):
+            guard = data.get("guard") or Guard(data.get("policy") or Policy.writer(), data.get("confirm"))
+            return {"toolbox": Toolbox(data.get("client"), data.get("aclient"), packs=data.get("packs", ("core",)),
+                                       guard=guard)}
+        return data
 
     @classmethod
     def create(

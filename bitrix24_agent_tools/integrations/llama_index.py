@@ -25,8 +25,12 @@ class Bitrix24ToolSpec(BaseToolSpec):
 
     spec_functions: list[Any] = []  # noqa: RUF012 — the base declares it; our tools come from the packs
 
-    def __init__(self, toolbox: Toolbox) -> None:
-        self.toolbox = toolbox
+    def __init__(self, toolbox: Any = None, *, packs: Iterable[str] = ("core",), guard: Guard | None = None,
+                 confirm: Any = None, policy: Policy | None = None, aclient: Any = None) -> None:
+        """``Bitrix24ToolSpec(client, packs=..., confirm=...)`` or ``Bitrix24ToolSpec(toolbox)``."""
+        if not isinstance(toolbox, Toolbox):
+            toolbox = Toolbox(toolbox, aclient, packs=packs, guard=guard or Guard(policy or Policy.writer(), confirm))
+        self.toolbox: Toolbox = toolbox
 
     @classmethod
     def create(cls, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",),
