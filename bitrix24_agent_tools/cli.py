@@ -28,23 +28,37 @@ def _client(args: argparse.Namespace) -> Any:
     return Bitrix24.from_env(verify=not args.insecure)
 
 
-def _guard(args: argparse.Namespace) -> Any:
+def _confirmer(args: argparse.Namespace) -> Any:
+    """Who answers for a write on the command line: the flag, a person at the terminal, or nobody."""
     from bitrix24_agent_tools.confirmers import TerminalConfirmer
-    from bitrix24_agent_tools.guard import Decision, Guard, Policy
-    from bitrix24_agent_tools.stores import SqliteAuditStore, SqlitePlanStore, state_path
+    from bitrix24_agent_tools.guard import Decision
 
-    policy = Policy.admin() if args.allow_destructive else Policy.writer()
-    confirm: Any
-    if args.confirm_write:  # the person typing the flag is the confirmation
+    if args.confirm_write:  # the person typing the flag is the confirmation; they see what they approve
         def confirm(request: Any) -> Any:
             print(f"[{request.risk}] {request.summary}\n  approved by --confirm-write", file=sys.stderr)
             return Decision.approve(by="cli --confirm-write")
-    elif sys.stdin.isatty():
-        confirm = TerminalConfirmer()
-    else:
-        confirm = None  # no person to ask: writes are refused with a message saying so
-    return Guard(policy, confirm, audit=SqliteAuditStore(args.audit) if args.audit else None,
-                 plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")), allow=tuple(args.allow or ()))
+
+        return confirm
+    if sys.stdin.isatty():
+        return TerminalConfirmer()
+    return None  # no person to ask: writes are refused with a message saying so
+
+
+def _guard(args: argparse.Namespace) -> Any:
+    from bitrix24_agent_tools.guard import Policy
+    from bitrix24_agent_tools.settings import Settings
+    from bitrix24_agent_tools.stores import SqliteAuditStore, SqlitePlanStore, state_path
+
+    policy = Policy.admin() if args.allow_destructive else Policy.writer()
+    confirm = _confirmer(args)
+
+    extra: dict[str, Any] = {"allow": tuple(args.allow or ())}
+    if args.audit:
+        extra["audit"] = SqliteAuditStore(args.audit)
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        extra["plans"] = SqlitePlanStore(args.plans or state_path("plans.sqlite3"))
+    return settings.guard(confirm, policy, **extra)
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
@@ -56,7 +70,7 @@ def _cmd_call(args: argparse.Namespace) -> int:
         if not args.confirm_write:
             print("refusing: running a plan writes to the portal; add --confirm-write", file=sys.stderr)
             return 2
-        out = box.execute_plan(args.execute_plan)
+        out = box.execute_plan(args.execute_plan, confirm=_confirmer(args))
     else:
         if not args.method:
             print("give a method (e.g. crm.deal.list) or --execute-plan ID", file=sys.stderr)

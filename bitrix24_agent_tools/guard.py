@@ -40,6 +40,7 @@ class Policy:
     allow_write: bool = False
     allow_destructive: bool = False
     deny: tuple[str, ...] = ()  # method patterns never allowed
+    only: tuple[str, ...] = ()  # when set, only methods matching one of these may run at all
     destructive: tuple[str, ...] = ()  # method patterns treated as destructive (e.g. a template that deletes)
 
     @classmethod
@@ -307,6 +308,8 @@ class Guard:
 
     # -- checks ---------------------------------------------------------------------------------------------
     def _denied(self, method: str) -> bool:
+        if self.policy.only and not any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.only):
+            return True
         return any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.deny)
 
     def _allowed(self, method: str, spec: ToolSpec, packs: tuple[str, ...]) -> bool:

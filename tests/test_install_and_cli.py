@@ -61,3 +61,35 @@ def test_an_error_text_is_masked_before_it_is_cut() -> None:
     register_secret(token)
     err = error_from("ERROR_CORE", "x" * 150 + token + "y" * 50)
     assert "7777" not in err.short() and "***" in err.short()
+
+
+def test_the_environment_configures_every_face_the_same_way(portal: Portal, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """design.md Configuration: B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE, B24_RATE_LIMITER_* are read."""
+    from bitrix24_agent_tools.confirmers import AutoConfirmer
+    from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit
+    from bitrix24_agent_tools.settings import Settings
+    from bitrix24_agent_tools.stores import SqliteAuditStore
+
+    monkeypatch.setenv("B24_WEBHOOK_URL", portal.webhook_url)
+    monkeypatch.setenv("B24_METHOD_ALLOWLIST", "crm.deal.*, tasks.task.list")
+    monkeypatch.setenv("B24_AUDIT_FILE", str(tmp_path / "audit.sqlite3"))
+    monkeypatch.setenv("B24_RATE_LIMITER_RATE", "3")
+    monkeypatch.setenv("B24_RATE_LIMITER_BURST", "7")
+    settings = Settings.from_env()
+    assert settings.client_options()["plan"].burst == 7
+    guard = settings.guard(AutoConfirmer())
+    assert guard.policy.only == ("crm.deal.*", "tasks.task.list") and isinstance(guard.audit, SqliteAuditStore)
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    box = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core",), guard=guard)
+    assert not box.run("b24_core_call", {"method": "crm.deal.get", "params": {"id": 1}}).is_error
+    refused = box.run("b24_core_call", {"method": "crm.lead.get", "params": {"id": 1}})
+    assert refused.is_error and "not allowed" in refused.content
+    monkeypatch.setenv("B24_REQUIRE_PLAN", "1")
+    planned = Settings.from_env().guard(AutoConfirmer())
+    box = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core",), guard=planned)
+    out = box.run("b24_core_call", {"method": "crm.deal.update", "params": {"id": 1, "fields": {"TITLE": "x"}}})
+    assert "stored as plan" in out.content and portal.entity("deal", 1)["TITLE"] != "x"
+    assert Bitrix24Toolkit.from_env().toolbox.guard.policy.only == ("crm.deal.*", "tasks.task.list")

@@ -82,11 +82,14 @@ class Bitrix24Toolkit(BaseToolkit):
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Bitrix24Toolkit:
-        """A toolkit on ``B24_WEBHOOK_URL`` (or the OAuth variables); packs from ``B24_PACKS`` if set."""
-        import os
+        """A toolkit on ``B24_WEBHOOK_URL`` (or the OAuth variables), configured by the ``B24_*`` variables
+        (``settings.py``: packs, method allowlist, plans-only mode, audit file, rate, Redis)."""
+        from bitrix24_agent_tools.settings import Settings
 
-        packs = kwargs.pop("packs", None) or tuple(p.strip() for p in os.environ.get("B24_PACKS", "core").split(",") if p.strip())
-        return cls.create(Bitrix24.from_env(), packs=packs, **kwargs)
+        settings = Settings.from_env()
+        packs = kwargs.pop("packs", None) or settings.packs
+        guard = kwargs.pop("guard", None) or settings.guard(kwargs.pop("confirm", None), kwargs.pop("policy", None))
+        return cls.create(Bitrix24.from_env(**settings.client_options()), packs=packs, guard=guard, **kwargs)
 
     def for_request(self, text: str) -> Bitrix24Toolkit:
         return Bitrix24Toolkit(toolbox=self.toolbox.for_request(text))

@@ -12,6 +12,7 @@ import contextvars
 import json
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import mcp.types as types
@@ -143,7 +144,11 @@ class Bitrix24MCP:
     def __init__(self, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",), route: bool = False,
                  policy: Policy | None = None, plans: PlanStore | None = None, writes: bool = True) -> None:
         # writes=False (HTTP without a bearer token): any local process could both call and answer the prompt.
-        guard = Guard(policy or (Policy.writer() if writes else Policy.read_only()),
+        policy = policy or Policy.writer()
+        if not writes:
+            policy = replace(policy, name=f"{policy.name} (read-only: no bearer token)", allow_write=False,
+                             allow_destructive=False)
+        guard = Guard(policy,
                       ElicitationConfirmer() if writes else None, plans=plans)
         self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
         self.routing = route
@@ -221,8 +226,12 @@ def _client(args: argparse.Namespace) -> Any:
 def _cli(args: argparse.Namespace) -> int:
     import anyio
 
+    from bitrix24_agent_tools.settings import Settings
+
     packs = [p.strip() for p in args.packs.split(",") if p.strip()]
-    app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")))
+    policy = Settings.from_env().guard().policy  # B24_METHOD_ALLOWLIST and friends apply here too
+    app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, policy=policy,
+                      plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")))
     if not args.http:
         from mcp.server.stdio import stdio_server
 
@@ -241,8 +250,9 @@ def _cli(args: argparse.Namespace) -> int:
         # Any local process can reach a loopback port: without a token it could call a write and answer its own
         # confirmation prompt. Serve reads only.
         print("no --token: serving read-only tools; writes need a bearer token, loopback included", file=sys.stderr)
-        app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")),
-                          writes=False)
+        app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, writes=False,
+                          policy=replace(policy, allow_write=False, allow_destructive=False),
+                          plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")))
     import uvicorn
 
     asgi = app.server.streamable_http_app(host=host)

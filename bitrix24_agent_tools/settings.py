@@ -1,0 +1,84 @@
+"""One configuration root: the ``B24_*`` environment read in one place, and the one factory that builds a guard.
+
+Every face and the CLI build their guard here, so a variable means the same everywhere (design.md
+"Configuration"). Explicit arguments always win over the environment.
+
+=========================  =============================================================================
+``B24_PACKS``              packs a toolkit offers (comma-separated; default ``core``)
+``B24_METHOD_ALLOWLIST``   only methods matching these patterns may run at all (comma-separated, ``*``)
+``B24_REQUIRE_PLAN``       ``1``: no write runs now; each is stored as a plan a person executes
+``B24_AUDIT_FILE``         audit rows to this sqlite file (default: in memory)
+``B24_RATE_LIMITER_RATE``  requests per second the client allows itself (with ``…_BURST``)
+``B24_RATE_LIMITER_BURST`` the bucket size that goes with it
+``B24_REDIS_URL``          shared limiter, token store, idempotency and plan stores
+=========================  =============================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bitrix24_agent_tools.guard import Confirmer, Guard, Policy
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value or "").strip().lower() in ("1", "true", "yes", "y", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    packs: tuple[str, ...] = ("core",)
+    method_allowlist: tuple[str, ...] = ()
+    require_plan: bool = False
+    audit_file: str | None = None
+    rate: float | None = None
+    burst: int | None = None
+    redis_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        rate, burst = env.get("B24_RATE_LIMITER_RATE"), env.get("B24_RATE_LIMITER_BURST")
+        return cls(packs=_list(env.get("B24_PACKS")) or ("core",), method_allowlist=_list(env.get("B24_METHOD_ALLOWLIST")),
+                   require_plan=_truthy(env.get("B24_REQUIRE_PLAN")), audit_file=env.get("B24_AUDIT_FILE") or None,
+                   rate=float(rate) if rate else None, burst=int(burst) if burst else None,
+                   redis_url=env.get("B24_REDIS_URL") or None)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Bitrix24(...)`` / ``AsyncBitrix24(...)``."""
+        from bitrix24_agent_tools.client.limits import Plan
+
+        options: dict[str, Any] = {}
+        if self.rate is not None or self.burst is not None:
+            options["plan"] = Plan.custom(self.rate or 2.0, self.burst or 50)
+        if self.redis_url:
+            options["limiter"] = self.redis_url
+        return options
+
+    def guard(self, confirm: Confirmer | None = None, policy: Policy | None = None, **kwargs: Any) -> Guard:
+        """The guard these settings describe; ``confirm``/``policy``/``kwargs`` as given win."""
+        from dataclasses import replace
+
+        from bitrix24_agent_tools.confirmers import DeferredConfirmer
+        from bitrix24_agent_tools.guard import Guard, Policy
+        from bitrix24_agent_tools.stores import SqliteAuditStore
+
+        policy = policy or Policy.writer()
+        if self.method_allowlist:
+            policy = replace(policy, only=(*policy.only, *self.method_allowlist))
+        if self.require_plan:
+            confirm = DeferredConfirmer()
+        if self.audit_file and "audit" not in kwargs:
+            kwargs["audit"] = SqliteAuditStore(self.audit_file)
+        if self.redis_url:
+            kwargs.setdefault("idempotency", self.redis_url)
+            kwargs.setdefault("plans", self.redis_url)
+        return Guard(policy, confirm, **kwargs)
