@@ -93,6 +93,13 @@ class Parallel:
     flows: list[Generator[Any, Any, Any]]
 
 
+@dataclass(frozen=True)
+class Emit:
+    """Rows an export has ready: the driver hands them to its caller at once (constant memory), then resumes."""
+
+    rows: list[Any]
+
+
 Flow = Generator[Any, Any, Any]
 
 
@@ -470,7 +477,7 @@ def export_flow(
         raise next(iter(probe.errors.values()))
     lo_rows, hi_rows = list_items(probe.results.get("lo")), list_items(probe.results.get("hi"))
     if not lo_rows:
-        return []
+        return None
     lo, hi = _row_id(lo_rows[0], rkey), _row_id(hi_rows[0], rkey) if hi_rows else None
     total = probe.totals.get("n")
     if lo is None or hi is None or id_filtered:
@@ -479,11 +486,10 @@ def export_flow(
         span = hi - lo + 1
         density = min(1.0, (total or span) / span) if span > 0 else 1.0
         width = max(1, int(PAGE * 0.95 / max(density, 1e-9)))
-        count = max(1, min(math.ceil(span / width), 5000))
+        count = max(1, math.ceil(span / width))  # no cap: a cap makes every range span two pages past ~245k rows
         width = math.ceil(span / count)
         ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
         ranges[-1][1] = None  # open-ended: rows created during the export are included
-    collected: list[list[Any]] = [[] for _ in ranges]
     retries: dict[int, int] = {}
     active = list(range(len(ranges)))
     done = 0
@@ -519,7 +525,8 @@ def export_flow(
                 for key, result in outcome.results.items():
                     index = int(key[1:])
                     rows = list_items(result)
-                    collected[index].extend(rows)
+                    if rows:
+                        yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
                     done += len(rows)
                     last = _row_id(rows[-1], rkey) if rows else None
                     if len(rows) >= PAGE and last is not None:
@@ -530,13 +537,4 @@ def export_flow(
             if pause:
                 yield Sleep(pause)
         active = sorted(set(still))
-    seen: set[Any] = set()
-    out: list[Any] = []
-    for rows in collected:
-        for row in rows:
-            rid = _row_id(row, rkey)
-            if rid is not None and rid in seen:
-                continue
-            seen.add(rid)
-            out.append(row)
-    return out
+    return None

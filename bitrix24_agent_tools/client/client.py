@@ -14,6 +14,7 @@ import httpx
 
 from bitrix24_agent_tools.client._flow import (
     BatchResult,
+    Emit,
     Flow,
     Parallel,
     RawResponse,
@@ -258,8 +259,33 @@ class Bitrix24(_Base):
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
         """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages)."""
-        result: list[Any] = self._run(export_flow(self.settings, method, params, parallel=parallel, progress=progress))
-        return result
+        return list(self.export_stream(method, params, parallel=parallel, progress=progress))
+
+    def export_stream(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        parallel: int = 4,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> Iterator[Any]:
+        """``export()`` as a stream: each row once, as its page arrives, in constant memory (rows are not kept)."""
+        flow = export_flow(self.settings, method, params, parallel=parallel, progress=progress)
+        try:
+            op = next(flow)
+            while True:
+                if isinstance(op, Emit):
+                    yield from op.rows
+                    op = flow.send(None)
+                    continue
+                try:
+                    value = self._do(op)
+                except Exception as exc:
+                    op = flow.throw(exc)
+                else:
+                    op = flow.send(value)
+        except StopIteration:
+            return
 
     def close(self) -> None:
         self._http.close()
@@ -385,9 +411,34 @@ class AsyncBitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
+        return [row async for row in self.export_stream(method, params, parallel=parallel, progress=progress)]
+
+    async def export_stream(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        parallel: int = 4,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> AsyncIterator[Any]:
+        """``export()`` as an async stream: each row once, as its page arrives, in constant memory."""
         flow = export_flow(self.settings, method, params, parallel=parallel, progress=progress)
-        result: list[Any] = await self._run(flow)
-        return result
+        try:
+            op = next(flow)
+            while True:
+                if isinstance(op, Emit):
+                    for row in op.rows:
+                        yield row
+                    op = flow.send(None)
+                    continue
+                try:
+                    value = await self._do(op)
+                except Exception as exc:
+                    op = flow.throw(exc)
+                else:
+                    op = flow.send(value)
+        except StopIteration:
+            return
 
     async def aclose(self) -> None:
         await self._http.aclose()

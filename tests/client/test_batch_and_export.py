@@ -139,3 +139,28 @@ def test_export_surfaces_errors(portal: Portal, clock: FakeClock, client: Bitrix
         limited.export("crm.deal.list")
     with pytest.raises(ConfigError):
         client.export("crm.deal.list", {"filter": "ID=1"})
+
+
+def test_export_stream_hands_rows_over_as_pages_arrive_each_once(clock: FakeClock) -> None:
+    from bitrix24_agent_tools.sandbox import Portal
+
+    big = Portal(seed=3, deals=6000, clock=clock)
+    client = Bitrix24(big.webhook_url, transport=big.transport(), clock=clock, sleep=clock.sleep)
+    stream = client.export_stream("crm.deal.list", {"select": ["ID"]}, parallel=1)
+    first = [next(stream) for _ in range(50)]
+    batches_so_far = len([r for r in big.requests if r.method == "batch"])
+    rest = list(stream)
+    assert batches_so_far < len([r for r in big.requests if r.method == "batch"])  # rows came before the end
+    ids = [int(r["ID"]) for r in first + rest]
+    assert sorted(ids) == list(range(1, 6001)) and len(ids) == len(set(ids))
+
+
+async def test_async_export_stream(clock: FakeClock) -> None:
+    from bitrix24_agent_tools.client import AsyncBitrix24
+    from bitrix24_agent_tools.sandbox import Portal
+
+    portal = Portal(seed=3, deals=700, clock=clock)
+    client = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    ids = [int(r["ID"]) async for r in client.export_stream("crm.deal.list", {"select": ["ID"]})]
+    assert sorted(ids) == list(range(1, 701)) and len(ids) == len(set(ids))
+    await client.aclose()
