@@ -86,7 +86,8 @@ def _cmd_call(args: argparse.Namespace) -> int:
         if pack not in packs:
             box = Toolbox(box.client, packs=(*packs, pack), guard=box.guard)
         out = box.run(f"b24_{pack}_call", {"method": args.method, "params": params})
-    print(mask_text(out.content))
+    # A refusal or a portal error is an error: stderr and exit 1, like every other error of the command.
+    print(mask_text(out.content), file=sys.stderr if out.is_error else sys.stdout)
     return 1 if out.is_error else 0
 
 
@@ -112,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     call = sub.add_parser("call", help="call a REST method through the guard (or run a stored plan)")
-    call.add_argument("method", nargs="?")
+    call.add_argument("method", nargs="?", help="REST method, e.g. crm.deal.list")
     call.add_argument("--params", default="{}", help="JSON object")
-    call.add_argument("--packs", default="core")
+    call.add_argument("--packs", default="core", help="packs whose allowlists apply (comma-separated)")
     call.add_argument("--webhook", help="webhook URL (default: B24_WEBHOOK_URL / OAuth variables)")
     call.add_argument("--confirm-write", action="store_true", help="approve this write (you are the person)")
     call.add_argument("--allow-destructive", action="store_true", help="allow destructive calls too")
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     packs = sub.add_parser("packs", help="list packs with their tool count and token cost")
     packs.set_defaults(func=_cmd_packs)
     router = sub.add_parser("route", help="show which packs a request needs")
-    router.add_argument("text", nargs="+")
+    router.add_argument("text", nargs="+", help="the request, as a user would type it")
     router.set_defaults(func=_cmd_route)
     for name, (command, extra) in _SUBCOMMAND_MODULES.items():
         try:

@@ -42,7 +42,7 @@ def test_cli_call_reads_and_refuses_unconfirmed_writes(capsys: Any, tmp_path: An
         assert main(["call", "crm.deal.get", "--params", '{"id": 2}', *common]) == 0
         assert '"ID":"2"' in capsys.readouterr().out
         assert main(["call", "crm.deal.update", "--params", '{"id": 2, "fields": {"TITLE": "cli"}}', *common]) == 1
-        assert "no person can confirm" in capsys.readouterr().out
+        assert "no person can confirm" in capsys.readouterr().err  # errors go to stderr
         assert main(["call", "crm.deal.update", "--params", '{"id": 2, "fields": {"TITLE": "cli"}}', "--confirm-write", *common]) == 0
         assert portal.entity("deal", 2)["TITLE"] == "cli"
         assert main(["call", "crm.deal.delete", "--params", '{"id": 2}', "--confirm-write", *common]) == 1

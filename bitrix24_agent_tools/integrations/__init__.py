@@ -1,1 +1,1 @@
-"""Placeholder; filled by its issue."""
+"""Framework faces over the Toolbox: LangChain (``langchain``), LlamaIndex (``llama_index``) and MCP (``mcp``)."""
