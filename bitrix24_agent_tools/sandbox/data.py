@@ -84,11 +84,18 @@ def seed_state(seed: int, *, users: int, deals: int, leads: int, contacts: int, 
     stage_pool = [(cat, stage) for cat, stages in DEAL_STAGES.items() for stage, _ in stages]
     for did in range(1, deals + 1):
         cat, stage = stage_pool[rng.randrange(len(stage_pool))] if did % 5 == 0 else (0, DEAL_STAGES[0][rng.randrange(7)][0])
+        product, named = rng.choice(PRODUCTS), COMPANIES[rng.randrange(len(COMPANIES))]
+        amount = f"{rng.randrange(10, 500) * 100}.00"
+        contact_id = str(rng.randint(1, contacts)) if contacts else None
+        company_id = str(rng.randint(1, companies)) if companies else None
+        # Coherent across entities: the company a deal's title names is the deal's company (an agent that finds a
+        # deal by its title must find the right company, and the other way round).
+        buyer = state["company"][int(company_id)]["TITLE"] if company_id else named
         state["deal"][did] = _stamp(rng, {
-            "ID": str(did), "TITLE": f"{rng.choice(PRODUCTS)} for {COMPANIES[rng.randrange(len(COMPANIES))]}",
-            "CATEGORY_ID": str(cat), "STAGE_ID": stage, "OPPORTUNITY": f"{rng.randrange(10, 500) * 100}.00",
-            "CURRENCY_ID": "USD", "CONTACT_ID": str(rng.randint(1, contacts)) if contacts else None,
-            "COMPANY_ID": str(rng.randint(1, companies)) if companies else None,
+            "ID": str(did), "TITLE": f"{product} for {buyer}",
+            "CATEGORY_ID": str(cat), "STAGE_ID": stage, "OPPORTUNITY": amount,
+            "CURRENCY_ID": "USD", "CONTACT_ID": contact_id,
+            "COMPANY_ID": company_id,
             "ASSIGNED_BY_ID": str(rng.choice(user_ids)), "SOURCE_ID": rng.choice(SOURCES),
             "CLOSED": "Y" if stage.endswith(("WON", "LOSE")) else "N", "COMMENTS": "", "ORIGIN_ID": None,
             "UF_CRM_SOURCE_CHANNEL": rng.choice(SOURCE_ENUM)["ID"],

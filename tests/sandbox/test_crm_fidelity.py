@@ -107,3 +107,11 @@ def test_crm_item_list_refuses_unknown_filter_fields_and_bad_orders(client: Bitr
     with pytest.raises(BadRequest) as info:
         client.call("crm.item.list", {"entityTypeId": 2, **params})
     assert info.value.code == "INVALID_ARG_VALUE" and text in str(info.value)
+
+
+def test_seeded_deals_are_coherent_with_their_companies() -> None:
+    """A deal's title names the company it belongs to, so an agent that searches by title finds the right one."""
+    portal = Portal(seed=7, deals=60)
+    for deal in portal.entities("deal"):
+        company = portal.entity("company", int(deal["COMPANY_ID"]))
+        assert company is not None and deal["TITLE"].endswith(f" for {company['TITLE']}")
