@@ -63,6 +63,7 @@ class Toolbox:
         guard: Guard | None = None,
         context: ToolContext | None = None,
         tenant: str | None = None,
+        loader: bool = False,
     ) -> None:
         if client is None and aclient is None:
             raise ValueError("a Toolbox needs a client: Bitrix24(...) and/or AsyncBitrix24(...)")
@@ -78,6 +79,10 @@ class Toolbox:
         cache = base.extra.get("metadata_cache") or MetadataCache()  # shared by toolboxes made from this one
         self.context = replace(base, tenant=self.tenant, extra={**base.extra, "packs": self.packs, "metadata_cache": cache})
         self.specs: list[ToolSpec] = specs_for(self.packs)
+        if loader:
+            from bitrix24_agent_tools.packs.loader import loader_spec
+
+            self.specs.append(loader_spec())
         self._by_name = {s.name: s for s in self.specs}
         self.route: RouteDecision | None = None
 
@@ -90,6 +95,16 @@ class Toolbox:
 
     def spec(self, name: str) -> ToolSpec:
         return self._by_name[name]
+
+    def load(self, pack: str) -> None:
+        """Offer one more pack's tools from now on (what ``b24_load_pack`` asks for)."""
+        if pack in self.packs:
+            return
+        self.packs = (*self.packs, pack)
+        added = specs_for([pack])
+        self.specs = [*[s for s in self.specs if s.pack != "loader"], *added, *[s for s in self.specs if s.pack == "loader"]]
+        self._by_name.update({s.name: s for s in added})
+        self.context = replace(self.context, extra={**self.context.extra, "packs": self.packs})
 
     # -- the shared flow ------------------------------------------------------------------------------------
     def _flow(self, name: str, raw_args: Any) -> Generator[PortalCall | AskPerson, Any, ToolOutput]:
@@ -131,6 +146,8 @@ class Toolbox:
                     call = gen.send(value)
         except StopIteration as stop:
             out: ToolOutput = stop.value
+            if isinstance(out.artifact, Mapping) and out.artifact.get("loaded_pack") in PACKS:
+                self.load(str(out.artifact["loaded_pack"]))
             # Artifacts reach the client too (LangChain artifact, MCP structuredContent): masked like the text.
             return ToolOutput(mask_text(out.content), mask_params(out.artifact), out.is_error)
         except CallRefused as refused:

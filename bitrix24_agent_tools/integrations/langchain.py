@@ -76,9 +76,12 @@ class Bitrix24Toolkit(BaseToolkit):
         guard: Guard | None = None,
         confirm: Callable[[ConfirmationRequest], Any] | None = None,
         policy: Policy | None = None,
+        loader: bool = False,
     ) -> Bitrix24Toolkit:
+        """``loader=True`` adds ``b24_load_pack``: give the agent every pack's tools and ``pack_routing_middleware``
+        offers each model call only the routed packs, the loader, and the packs the model loaded since."""
         guard = guard or Guard(policy or Policy.writer(), confirm)
-        return cls(toolbox=Toolbox(client, aclient, packs=packs, guard=guard))
+        return cls(toolbox=Toolbox(client, aclient, packs=packs, guard=guard, loader=loader))
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Bitrix24Toolkit:
@@ -148,9 +151,20 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest
     from langchain_core.messages import HumanMessage
 
+    def offered(messages: list[Any]) -> set[str]:
+        """Packs routed from the latest user message, plus those the model loaded with b24_load_pack since."""
+        from langchain_core.messages import AIMessage
+
+        from bitrix24_agent_tools.packs.loader import loaded_packs
+
+        last = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+        text = str(messages[last].content) if last >= 0 else ""
+        calls = [(c["name"], dict(c.get("args") or {})) for m in messages[last + 1:] if isinstance(m, AIMessage)
+                 for c in m.tool_calls]
+        return {*route(text).packs, *loaded_packs(calls), "loader"}
+
     def narrowed(request: ModelRequest) -> ModelRequest:
-        text = next((str(m.content) for m in reversed(request.messages) if isinstance(m, HumanMessage)), "")
-        packs = set(route(text).packs)
+        packs = offered(list(request.messages))
         keep = [t for t in request.tools if not isinstance(t, Bitrix24Tool) or toolkit.toolbox.spec(t.name).pack in packs]
         return request.override(tools=keep)
 
@@ -163,10 +177,9 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
         if spec is None:
             return None
         messages = request.state.get("messages", []) if isinstance(request.state, dict) else getattr(request.state, "messages", [])
-        text = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-        if spec.pack in set(route(text).packs):
+        if spec.pack in offered(list(messages)):
             return None
-        return ToolMessage(content=f"tool {name} is not available for this request (pack {spec.pack} was not routed)",
+        return ToolMessage(content=f"tool {name} is not available yet: call b24_load_pack with pack {spec.pack} first",
                            tool_call_id=request.tool_call.get("id") or "", name=name, status="error")
 
     class PackRouting(AgentMiddleware):

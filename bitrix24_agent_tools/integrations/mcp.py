@@ -20,6 +20,7 @@ from mcp.server.lowlevel import Server
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
 from bitrix24_agent_tools.masking import mask_params
+from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
 from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore, state_path
@@ -158,6 +159,9 @@ class Bitrix24MCP:
         out = [types.Tool(name=s.name, description=s.description, input_schema=compact_schema(s.args),
                           annotations=_annotations(s.risk)) for s in self.toolbox.specs]
         if self.routing:
+            spec = loader_spec()
+            out.append(types.Tool(name=LOADER, description=spec.description, input_schema=compact_schema(spec.args),
+                                  annotations=_annotations("read")))
             out.append(types.Tool(name=ROUTE_TOOL, description="Add the tool packs a request needs.",
                                   input_schema={"type": "object", "properties": {"request": {"type": "string"}},
                                                 "required": ["request"]},
@@ -169,6 +173,16 @@ class Bitrix24MCP:
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         arguments = dict(params.arguments or {})
+        if self.routing and params.name == LOADER:  # deferred packs: offer the loaded pack from the next step
+            pack = str(arguments.get("pack") or "").strip().lower()
+            if pack not in PACK_NAMES:
+                return types.CallToolResult(content=[types.TextContent(type="text", text=f"pack must be one of {', '.join(PACK_NAMES)}")],
+                                            is_error=True)
+            if pack not in self.toolbox.packs:
+                self.toolbox.load(pack)
+                await ctx.session.send_tool_list_changed()
+            names = [s.name for s in self.toolbox.specs if s.pack == pack]
+            return types.CallToolResult(content=[types.TextContent(type="text", text=f"loaded {pack}: {', '.join(names)}")])
         if self.routing and params.name == ROUTE_TOOL:
             decision = route(str(arguments.get("request") or ""))
             added = [p for p in decision.packs if p not in self.toolbox.packs]

@@ -1,0 +1,49 @@
+"""``b24_load_pack``: the small tool that loads a pack's tools on demand (deferred packs).
+
+The first model call carries the routed packs and this loader; when the model calls it, the face offers that
+pack's tools from the next step (LangChain middleware, MCP ``tools/list_changed``). It makes no portal call.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
+
+LOADER = "b24_load_pack"
+PACK_NAMES = ("comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
+              "compliance", "diagnostics", "core")
+
+
+class LoadArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pack: str = Field(min_length=2, max_length=40)
+
+    @field_validator("pack")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in PACK_NAMES:
+            raise ValueError(f"pack must be one of {', '.join(PACK_NAMES)}")
+        return value
+
+
+def load_pack(ctx: ToolContext, args: LoadArgs) -> HandlerGen:
+    from bitrix24_agent_tools.packs import PACKS
+
+    names = [s.name for s in PACKS[args.pack].specs]
+    return ToolOutput(content=f"loaded {args.pack}: {', '.join(names)} (usable from the next step)",
+                      artifact={"loaded_pack": args.pack, "tools": names})
+    yield  # pragma: no cover - makes no call
+
+
+def loader_spec() -> ToolSpec:
+    return ToolSpec(LOADER, "Load more tools: comms (chat, calls), automation, collab (groups, feed), content (Drive), "
+                    "boards (scrum), commerce, services (calendar, booking, time), platform (AI), sites, compliance, "
+                    "diagnostics.", LoadArgs, "read", (), load_pack, "loader")
+
+
+def loaded_packs(calls: list[tuple[str, dict[str, object]]]) -> set[str]:
+    """Packs the model loaded, from its (tool name, arguments) calls so far."""
+    return {str(args.get("pack", "")).strip().lower() for name, args in calls
+            if name == LOADER and str(args.get("pack", "")).strip().lower() in PACK_NAMES}
