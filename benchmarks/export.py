@@ -106,16 +106,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
         results.append(measure("ours export()", portal, ours_export, everything, budget=args.budget))
         portal._bucket.clear()  # each client starts with an empty bucket and a fresh operating budget
-        portal._operating.clear()
+        portal.reset_operating()
         results.append(measure("fast_bitrix24 get_all", portal, fast_get_all, everything, budget=args.budget))
         portal._bucket.clear()
-        portal._operating.clear()
+        portal.reset_operating()
         results.append(measure("b24pysdk as_list_fast()", portal, sdk(True), everything, budget=args.budget))
         portal._bucket.clear()
-        portal._operating.clear()
+        portal.reset_operating()
         results.append(measure("ours iterate()", portal, ours_iterate, sample, sample=True, budget=args.budget))
         portal._bucket.clear()
-        portal._operating.clear()
+        portal.reset_operating()
         results.append(measure("b24pysdk as_list()", portal, sdk(False), sample, sample=True, budget=args.budget))
     bound = lower_bound(n, rate, burst, COST)
     print(f"\nlower bound for {n:,} rows under this model: {bound:.2f}s "

@@ -151,6 +151,9 @@ class _QuietServer(ThreadingHTTPServer):
     """A client that gives up and hangs up is the client's business, not a traceback on our stderr."""
 
     daemon_threads = True
+    # A portal takes many connections at once; the socketserver default of 5 pending connections would drop a
+    # client's sixth request in flight and make it retry a second later (benchmarks would measure that, not us).
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
