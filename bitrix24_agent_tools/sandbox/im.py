@@ -1,0 +1,71 @@
+"""Chats and notifications (im.*)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bitrix24_agent_tools.sandbox.errors import ApiError
+from bitrix24_agent_tools.sandbox.registry import (
+    _user_id,
+    method,
+)
+from bitrix24_agent_tools.sandbox.types import Caller
+
+if TYPE_CHECKING:
+    from bitrix24_agent_tools.sandbox.portal import Portal
+
+
+# --- chats and notifications -------------------------------------------------------------------------------
+
+
+@method("im.message.add", "im")
+def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    # im-message-add.md, Error Handling: MESSAGE_EMPTY, USER_ID_EMPTY, USER_NOT_FOUND, CHAT_ID
+    query = {str(k).upper(): v for k, v in params.items()}
+    dialog = str(query.get("DIALOG_ID") or "").strip()
+    text = str(query.get("MESSAGE") or "").strip()
+    if not text and not query.get("ATTACH"):
+        raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
+    if dialog.startswith("chat"):
+        if not dialog[4:].isdigit() or int(dialog[4:]) not in portal.state.get("chat", {}):
+            raise ApiError("CHAT_ID", "Error creating message", 400)
+    elif not dialog.isdigit() or int(dialog) <= 0:
+        raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
+    elif int(dialog) not in portal.state["user"]:
+        raise ApiError("USER_NOT_FOUND", "User not found", 400)
+    new_id = portal.next_id("message")
+    portal.state["message"][new_id] = {"id": new_id, "dialogId": str(dialog), "text": text, "authorId": caller.user_id}
+    return new_id
+
+
+@method("im.dialog.messages.get", "im")
+def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    dialog = str(params.get("DIALOG_ID") or "")
+    messages = [m for m in portal.state["message"].values() if m["dialogId"] == dialog]
+    return {"messages": list(reversed(messages))[: int(params.get("LIMIT") or 20)], "chat_id": 0}
+
+
+@method("im.notify.system.add", "im")
+def im_notify_system(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    return _notify(portal, params, "system")
+
+
+@method("im.notify.personal.add", "im")
+def im_notify_personal(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    return _notify(portal, params, "personal")
+
+
+def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
+    # im-notify-system-add.md, Error Handling: USER_ID_EMPTY when missing or <= 0, MESSAGE_EMPTY for no text
+    query = {str(k).upper(): v for k, v in params.items()}
+    user_id = _user_id(query.get("USER_ID") or 0)
+    message = str(query.get("MESSAGE") or "").strip()
+    if user_id <= 0:
+        raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
+    if not message:
+        raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
+    if user_id not in portal.state["user"]:  # UNVERIFIED: the docs name no code for an unknown user here
+        raise ApiError("USER_NOT_FOUND", "User not found", 400)
+    new_id = portal.next_id("notification")
+    portal.state["notification"][new_id] = {"id": new_id, "userId": int(user_id), "message": message, "kind": kind}
+    return new_id

@@ -1,0 +1,60 @@
+"""Users and departments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bitrix24_agent_tools.sandbox.query import (
+    matches,
+    page,
+)
+from bitrix24_agent_tools.sandbox.registry import (
+    Listing,
+    method,
+)
+from bitrix24_agent_tools.sandbox.types import Caller
+
+if TYPE_CHECKING:
+    from bitrix24_agent_tools.sandbox.portal import Portal
+
+
+# --- users and departments ---------------------------------------------------------------------------------
+
+
+def _public_user(user: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in user.items() if k != "IS_ADMIN"}
+
+
+@method("user.current", "user")
+def user_current(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return _public_user(portal.state["user"][caller.user_id])
+
+
+@method("user.get", "user")
+def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = params.get("filter") if isinstance(params.get("filter"), dict) else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER")}
+    rows = [u for u in portal.state["user"].values() if matches(u, flt or {})]
+    chunk, total, nxt = page(rows, params.get("start"))
+    return Listing([_public_user(u) for u in chunk], total, nxt)
+
+
+@method("user.search", "user")
+def user_search(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = params.get("FILTER") or params.get("filter") or {}
+    needle = str(flt.get("FIND") or params.get("FIND") or "").casefold().strip()
+    rest = {k: v for k, v in flt.items() if k != "FIND"} if isinstance(flt, dict) else {}
+    rows = []
+    for user in portal.state["user"].values():
+        text = " ".join(str(user.get(f) or "") for f in ("NAME", "LAST_NAME", "EMAIL", "WORK_POSITION")).casefold()
+        if (not needle or all(part in text for part in needle.split())) and matches(user, rest):
+            rows.append(user)
+    chunk, total, nxt = page(rows, params.get("start"))
+    return Listing([_public_user(u) for u in chunk], total, nxt)
+
+
+@method("department.get", "department")
+def department_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    flt = {k: v for k, v in params.items() if k in ("ID", "NAME", "PARENT")}
+    rows = [d for d in portal.state["department"].values() if matches(d, flt)]
+    chunk, total, nxt = page(rows, params.get("START", params.get("start")))
+    return Listing(chunk, total, nxt)
