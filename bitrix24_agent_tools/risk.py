@@ -58,7 +58,7 @@ CATALOG: dict[str, dict[str, Risk]] = {
               crm.deal.list crm.deal.get crm.deal.fields crm.contact.list crm.contact.get crm.contact.fields
               crm.company.list crm.company.get crm.company.fields crm.item.list crm.item.get crm.item.fields
               crm.category.list crm.status.list crm.activity.list tasks.task.list tasks.task.get event.get
-              event.offline.list;
+              event.offline.list crm.duplicate.findbycomm crm.currency.list;
         write: crm.lead.add crm.lead.update crm.deal.add crm.deal.update crm.contact.add crm.contact.update
                crm.company.add crm.company.update crm.item.add crm.item.update crm.activity.todo.add
                crm.timeline.comment.add tasks.task.add tasks.task.update tasks.task.complete task.commentitem.add

@@ -75,7 +75,22 @@ class ListArgs(_EntityArgs):
 def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
     fields = args.select or DEFAULT_FIELDS[args.kind]
-    flt = args.filter
+    flt = dict(args.filter)
+    comms = {k: v for k, v in flt.items() if str(k).lstrip("=%").upper() in ("PHONE", "EMAIL")}
+    if comms and args.kind in ("lead", "contact", "company"):
+        # A phone or e-mail is found the way the portal matches them (normalised numbers), not as the exact
+        # stored string: crm.duplicate.findbycomm, then the records by ID.
+        ids: set[int] | None = None
+        for key, value in comms.items():
+            kind = str(key).lstrip("=%").upper()
+            found = yield Call("crm.duplicate.findbycomm", {"type": kind, "values": value if isinstance(value, list)
+                                                            else [value], "entity_type": args.kind.upper()})
+            hit = set((found.result or {}).get(args.kind.upper(), [])) if isinstance(found.result, dict) else set()
+            ids = hit if ids is None else ids & hit
+            flt.pop(key)
+        if not ids:
+            return rows_output(ctx, [], fields=fields, total=0)
+        flt["@ID"] = sorted(ids)
     if args.kind in preflight.LEGACY and flt:  # an unknown field would match nothing: the model would answer "none"
         flt = yield from preflight.check_filter(ctx, args.kind, flt)
     params: dict[str, Any] = {**extra, "filter": flt, "select": fields, "order": args.order or {"ID": "DESC"}}
@@ -391,7 +406,7 @@ def specs() -> list[ToolSpec]:
     crm = ("crm.lead", "crm.deal", "crm.contact", "crm.company", "crm.item")
     return [
         ToolSpec("b24_crm_list", "List/search CRM records.", ListArgs, "read",
-                 (*(f"{p}.list" for p in crm), *preflight.METHODS), crm_list, "core"),
+                 (*(f"{p}.list" for p in crm), "crm.duplicate.findbycomm", *preflight.METHODS), crm_list, "core"),
         ToolSpec("b24_crm_get", "Get one CRM record.", GetArgs, "read", tuple(f"{p}.get" for p in crm), crm_get, "core"),
         ToolSpec("b24_crm_create", "Create a CRM record.", CreateArgs, "write",
                  (*(f"{p}.add" for p in crm), *preflight.METHODS), crm_create, "core"),

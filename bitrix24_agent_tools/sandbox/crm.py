@@ -450,3 +450,33 @@ def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
                                         "DEADLINE": str(params.get("deadline") or ""), "RESPONSIBLE_ID": str(params.get("responsibleId") or caller.user_id),
                                         "COMPLETED": "N", "PROVIDER_ID": "CRM_TODO"}
     return {"id": new_id}
+
+
+def _comm_key(type_id: str, value: Any) -> str:
+    """How the portal compares communications: phones by their digits, e-mails case-insensitively."""
+    text = str(value or "").strip()
+    return re.sub(r"\D", "", text) if type_id == "PHONE" else text.casefold()
+
+
+@method("crm.duplicate.findbycomm", "crm")
+def duplicate_findbycomm(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
+    """crm-duplicate-find-by-comm.md: ``type`` PHONE|EMAIL, up to 20 ``values``, optional ``entity_type``; the IDs
+    per entity type that have one of those values (an empty PHP array, ``[]``, when none)."""
+    query = {str(k).lower(): v for k, v in params.items()}
+    type_id = str(query.get("type") or "").upper()
+    values = query.get("values")
+    if type_id not in ("PHONE", "EMAIL") or not isinstance(values, list) or not values:
+        raise ApiError("ERROR_ARGUMENT", "type (PHONE or EMAIL) and values are required", 400)  # UNVERIFIED code
+    if len(values) > 20:
+        raise ApiError("ERROR_ARGUMENT", "Too many values (20 at most)", 400)  # UNVERIFIED text
+    wanted = {_comm_key(type_id, v) for v in values} - {""}
+    kinds = [str(query["entity_type"]).lower()] if query.get("entity_type") else ["lead", "contact", "company"]
+    out: dict[str, list[int]] = {}
+    for kind in kinds:
+        if kind not in ("lead", "contact", "company"):
+            continue
+        found = [int(r["ID"]) for r in portal.state[kind].values()
+                 if any(_comm_key(type_id, e.get("VALUE")) in wanted for e in r.get(type_id) or [] if isinstance(e, dict))]
+        if found:
+            out[kind.upper()] = sorted(found)[:20]
+    return out or []

@@ -143,3 +143,19 @@ def test_everyday_jobs_link_a_task_to_crm_comment_on_a_task_and_find_users(clien
     assert [u["ID"] for u in by_name] == [str(muller["ID"])]
     by_id = rows_of(json.loads(box.run("b24_user_find", {"query": str(muller["ID"])}).content))
     assert by_id[0]["LAST_NAME"] == "Müller"
+
+
+def test_a_phone_search_matches_however_the_number_is_written(client: Bitrix24, portal: Portal) -> None:
+    """crm-duplicate-find-by-comm.md: the portal matches communications itself (phones normalised)."""
+    import json
+
+    from bitrix24_agent_tools.packs.render import rows_of
+
+    box, _ = _box(client)
+    contact = portal.entity("contact", 3)
+    stored = contact["PHONE"][0]["VALUE"]  # e.g. "+7 900 0000003"
+    typed = "".join(ch for ch in stored if ch.isdigit())  # written without spaces or a plus sign
+    out = box.run("b24_crm_list", {"entity": "contact", "filter": {"PHONE": typed}, "select": ["ID", "NAME"]})
+    assert [r["ID"] for r in rows_of(json.loads(out.content))] == ["3"]
+    none = box.run("b24_crm_list", {"entity": "contact", "filter": {"PHONE": "000"}})
+    assert json.loads(none.content)["count"] == 0
