@@ -376,3 +376,21 @@ def classify(method: str, params: Mapping[str, Any] | None = None) -> Risk:
         except AmbiguousCall:
             return "write"
     return call.risk
+
+
+# The scope a method needs, by its first name part (api-reference/scopes/permissions.md); None: unknown or global.
+_SCOPE_BY_PREFIX = {
+    "crm": "crm", "tasks": "task", "task": "task", "im": "im", "imbot": "imbot", "user": "user",
+    "department": "department", "disk": "disk", "calendar": "calendar", "bizproc": "bizproc", "log": "log",
+    "sonet_group": "sonet_group", "landing": "landing", "sale": "sale", "catalog": "catalog", "timeman": "timeman",
+    "booking": "booking", "entity": "entity", "biconnector": "biconnector", "userconsent": "userconsent",
+    "telephony": "telephony", "imopenlines": "imopenlines", "imconnector": "imconnector",
+    "messageservice": "messageservice", "mailservice": "mailservice", "documentgenerator": "documentgenerator",
+    "lists": "lists", "ai": "ai_admin", "event": None, "batch": None, "server": None, "scope": None, "methods": None,
+    "method": None, "app": None, "profile": None, "feature": None, "events": None,
+}
+
+
+def scope_of(method: str) -> str | None:
+    """The scope a method needs (``crm.deal.list`` → ``crm``), or None when it is global or unknown."""
+    return _SCOPE_BY_PREFIX.get(method.lower().split(".", 1)[0])

@@ -96,6 +96,34 @@ class Toolbox:
     def spec(self, name: str) -> ToolSpec:
         return self._by_name[name]
 
+    def restrict_to_scopes(self, scopes: Iterable[str]) -> list[str]:
+        """Offer no typed tool whose methods the credential's scopes cannot call (fewer tokens, no dead ends);
+        returns the names removed. Generic ``b24_<pack>_call`` tools stay: the guard and the portal judge those."""
+        from bitrix24_agent_tools.packs.preflight import METHODS as CHECKS
+        from bitrix24_agent_tools.risk import scope_of
+
+        granted = {s.lower() for s in scopes}
+        helpers = {*CHECKS, "user.current", "tasks.task.get"}  # reads a tool makes to check or name things
+        removed = []
+        for spec in list(self.specs):
+            main = [m for m in spec.methods if m not in helpers] or list(spec.methods)
+            if spec.generic or not main:
+                continue
+            # Kept when the credential can call at least one of the methods the tool is about.
+            if not any(scope_of(m) is None or scope_of(m) in granted for m in main):
+                removed.append(spec.name)
+        self.specs = [s for s in self.specs if s.name not in removed]
+        for name in removed:
+            self._by_name.pop(name, None)
+        return removed
+
+    def restrict_to_portal_scopes(self) -> list[str]:
+        """Ask the portal (``scope``) which scopes this credential has, then :meth:`restrict_to_scopes`."""
+        if self.client is None:
+            raise ValueError("restrict_to_portal_scopes needs a sync client; use restrict_to_scopes(...)")
+        scopes = self.client.call("scope").result
+        return self.restrict_to_scopes(scopes if isinstance(scopes, list) else [])
+
     def load(self, pack: str) -> None:
         """Offer one more pack's tools from now on (what ``b24_load_pack`` asks for)."""
         if pack in self.packs:

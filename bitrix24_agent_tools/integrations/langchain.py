@@ -77,11 +77,16 @@ class Bitrix24Toolkit(BaseToolkit):
         confirm: Callable[[ConfirmationRequest], Any] | None = None,
         policy: Policy | None = None,
         loader: bool = False,
+        scope_aware: bool = False,
     ) -> Bitrix24Toolkit:
         """``loader=True`` adds ``b24_load_pack``: give the agent every pack's tools and ``pack_routing_middleware``
-        offers each model call only the routed packs, the loader, and the packs the model loaded since."""
+        offers each model call only the routed packs, the loader, and the packs the model loaded since.
+        ``scope_aware=True`` asks the portal for the credential's scopes and leaves out tools it cannot call."""
         guard = guard or Guard(policy or Policy.writer(), confirm)
-        return cls(toolbox=Toolbox(client, aclient, packs=packs, guard=guard, loader=loader))
+        toolbox = Toolbox(client, aclient, packs=packs, guard=guard, loader=loader)
+        if scope_aware:
+            toolbox.restrict_to_portal_scopes()
+        return cls(toolbox=toolbox)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Bitrix24Toolkit:

@@ -62,3 +62,12 @@ async def test_mcp_loads_a_pack_and_lists_its_tools() -> None:
 
     result = await app._call_tool(ctx, types.CallToolRequestParams(name="b24_load_pack", arguments={"pack": "comms"}))
     assert not result.is_error and changed == [True] and "b24_chat_send" in {t.name for t in app.tools()}
+
+
+def test_a_scope_aware_toolkit_leaves_out_tools_the_credential_cannot_call(portal: Portal) -> None:
+    only_tasks = Bitrix24(portal.add_webhook(1, scopes={"task", "user"}), transport=portal.transport())
+    toolkit = Bitrix24Toolkit.create(only_tasks, packs=("core", "comms"), confirm=AutoConfirmer(), scope_aware=True)
+    names = {t.name for t in toolkit.get_tools()}
+    assert {"b24_task_create", "b24_task_list", "b24_user_find", "b24_core_call"} <= names
+    assert not {"b24_crm_list", "b24_deal_move", "b24_chat_send"} & names
+    assert "b24_crm_comment" in names  # it can still comment on a task
