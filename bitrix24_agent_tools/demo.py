@@ -62,8 +62,16 @@ def _scripted_model() -> Any:
             if step < len(calls):
                 name, args = calls[step]
                 message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{step}", "type": "tool_call"}])
-            else:
-                message = AIMessage(content=f"Done: deal #{deal.get('ID')} is WON, commented, a kick-off task is set and the manager is told.")
+            else:  # report what actually happened, from the tools' answers
+                jobs = ["moved the deal to WON", "commented on it", "set a kick-off task", "told the manager"]
+                outcome = [str(m.content) for m in results[2:6]]
+                done = [job for job, text in zip(jobs, outcome, strict=False)
+                        if not text.startswith(("rejected", "invalid", "refused")) and "refused" not in text]
+                skipped = [job for job in jobs if job not in done]
+                text = f"Deal #{deal.get('ID')}: " + (", ".join(done) or "nothing done")
+                if skipped:
+                    text += "; not done: " + ", ".join(skipped)
+                message = AIMessage(content=text + ".")
             return ChatResult(generations=[ChatGeneration(message=message)])
 
     return ScriptedModel()
@@ -111,27 +119,37 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
             from langchain.chat_models import init_chat_model
 
             chat = init_chat_model(model)
+            out(f"model: {model}")
         else:
             chat = _scripted_model()
+            out("model: scripted (plays the LLM offline; pass --model provider:name for a real one)")
         agent = create_agent(chat, toolkit.get_tools(), checkpointer=InMemorySaver())
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
         person = answer or _default_person(out, real_portal=bool(portal_url))
+        shown = 1  # the user's message
+
+        def trace(messages: list[Any]) -> int:
+            """Print the agent's steps not printed yet, in order (before the person is asked about the next one)."""
+            for message in messages[shown:]:
+                kind = type(message).__name__
+                if kind == "AIMessage" and message.tool_calls:
+                    for call in message.tool_calls:
+                        out(f"  agent → {call['name']} {json.dumps(call['args'], ensure_ascii=False)}")
+                elif kind == "ToolMessage":
+                    out(f"  tool  ← {str(message.content)[:160]}")
+                elif kind == "AIMessage":
+                    out(f"  agent: {message.content}")
+            return len(messages)
+
         result = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)  # type: ignore[call-overload]
         asked = 0
         while result.get("__interrupt__"):
+            shown = trace(agent.get_state(config).values.get("messages", []))  # type: ignore[arg-type]
             request = result["__interrupt__"][0].value["bitrix24_confirmation"]
             asked += 1
             # The answer names the request it is for: an answer can never be spent on another write.
             result = agent.invoke(Command(resume={request["request_id"]: person(request)}), config)  # type: ignore[call-overload]
-        for message in result["messages"]:
-            kind = type(message).__name__
-            if kind == "AIMessage" and message.tool_calls:
-                for call in message.tool_calls:
-                    out(f"  agent → {call['name']} {json.dumps(call['args'], ensure_ascii=False)}")
-            elif kind == "ToolMessage":
-                out(f"  tool  ← {str(message.content)[:160]}")
-            elif kind == "AIMessage":
-                out(f"  agent: {message.content}")
+        shown = trace(result["messages"])
         audit = guard.audit.rows()
         out("audit trail:")
         for row in audit:
@@ -159,7 +177,7 @@ def _default_person(out: Callable[[str], None], real_portal: bool = False) -> Ca
             return {"reject": "no person at a terminal to approve a write to a real portal", "by": "demo (no TTY)"}
         if request["method"] == "im.message.add":
             edited = {**request["params"], "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today."}
-            out("  person: approve with an edit (adds a line to the message)")
+            out(f"  person: approve with an edit → MESSAGE = {edited['MESSAGE']}")
             return {"edit": edited, "by": "demo-user"}
         out("  person: approve (auto-approved: no TTY to ask at)")
         return {"approve": True, "by": "auto (no TTY)"}

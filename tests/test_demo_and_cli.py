@@ -89,3 +89,19 @@ def test_demo_against_a_portal_url_confirms_every_write(capsys: Any) -> None:
     assert portal.entities("deal") == before and portal.entities("task") and not portal.state["timeline_comment"]
     assert not [r for r in portal.requests if r.method.endswith((".add", ".update"))]
     assert portal.webhook_code not in capsys.readouterr().out
+
+
+def test_the_demo_prints_each_step_before_its_question_and_reports_what_happened() -> None:
+    from bitrix24_agent_tools.demo import run_demo
+
+    lines: list[str] = []
+
+    def person(request: dict[str, Any]) -> Any:
+        lines.append(f"ASKED {request['method']}")
+        return {"type": "reject", "message": "not now"} if request["method"] == "crm.timeline.comment.add" else True
+
+    figures = run_demo(answer=person, out=lines.append)
+    move = next(i for i, line in enumerate(lines) if "agent → b24_deal_move" in line)
+    assert lines.index("ASKED crm.deal.update") > move  # the agent's step is shown before the person is asked
+    assert "model: scripted" in "\n".join(lines)
+    assert "not done: commented on it" in figures["final"] and "moved the deal to WON" in figures["final"]
