@@ -399,7 +399,33 @@ def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
                 if wanted and all(w in text for w in wanted):
                     found.append(user)
             start = page.next
-    return rows_output(ctx, found, fields=USER_FIELDS, total=len(found))
+    departments = yield from _departments(query)
+    return rows_output(ctx, [*found, *departments], fields=[*USER_FIELDS, "DEPARTMENT", "HEAD"],
+                       total=len(found) + len(departments))
+
+
+def _departments(query: str) -> Generator[Call, Any, list[dict[str, Any]]]:
+    """Departments whose name holds the query, with their head's name ("who heads Sales?")."""
+    try:
+        response = yield Call("department.get", {})
+    except (Bitrix24Error, CallRefused):
+        return []  # no department scope: users only
+    wanted = _fold(query)
+    out = []
+    for dept in response.result or []:
+        if not isinstance(dept, dict) or wanted not in _fold(str(dept.get("NAME") or "")):
+            continue
+        head = None
+        if str(dept.get("UF_HEAD") or "").isdigit():
+            try:
+                users = yield Call("user.get", {"filter": {"ID": int(dept["UF_HEAD"])}})
+                first = (users.result or [None])[0]
+                head = f"{first.get('NAME', '')} {first.get('LAST_NAME', '')}".strip() if isinstance(first, dict) else None
+            except (Bitrix24Error, CallRefused):
+                head = None
+        out.append({"ID": dept.get("ID"), "DEPARTMENT": dept.get("NAME"),
+                    "HEAD": f"{head} (#{dept.get('UF_HEAD')})" if head else dept.get("UF_HEAD")})
+    return out
 
 
 def specs() -> list[ToolSpec]:
@@ -427,6 +453,6 @@ def specs() -> list[ToolSpec]:
         ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update", *preflight.METHODS),
                  task_update, "core"),
         ToolSpec("b24_task_complete", "Complete a task.", IdArgs, "write", ("tasks.task.complete",), task_complete, "core"),
-        ToolSpec("b24_user_find", "Find users by name, e-mail or ID.", UserFindArgs, "read", ("user.search", "user.get"),
-                 user_find, "core"),
+        ToolSpec("b24_user_find", "Find users or a department (and its head).", UserFindArgs, "read",
+                 ("user.search", "user.get", "department.get"), user_find, "core"),
     ]

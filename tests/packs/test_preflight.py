@@ -159,3 +159,16 @@ def test_a_phone_search_matches_however_the_number_is_written(client: Bitrix24, 
     assert [r["ID"] for r in rows_of(json.loads(out.content))] == ["3"]
     none = box.run("b24_crm_list", {"entity": "contact", "filter": {"PHONE": "000"}})
     assert json.loads(none.content)["count"] == 0
+
+
+def test_a_department_and_its_head_are_found_by_name(client: Bitrix24, portal: Portal) -> None:
+    import json
+
+    from bitrix24_agent_tools.packs.render import rows_of
+
+    box, _ = _box(client)
+    dept = next(d for d in portal.state["department"].values() if d.get("PARENT"))
+    head = portal.state["user"][int(dept["UF_HEAD"])]
+    rows = rows_of(json.loads(box.run("b24_user_find", {"query": dept["NAME"].lower()}).content))
+    found = next(r for r in rows if r.get("DEPARTMENT") == dept["NAME"])
+    assert found["HEAD"].startswith(f"{head['NAME']} {head['LAST_NAME']}")
