@@ -435,7 +435,7 @@ class Guard:
              confirm: Confirmer | None = None) -> Generator[Any, Any, tuple[Decision, Call, Risk]]:
         current = None
         if self.fetch_current and call.method in _GET_FOR:
-            current = yield from self._current(call)
+            current = dict(call.current) if call.current is not None else (yield from self._current(call))
         request = self.request_for(spec, call, tenant, risk, current)
         if (confirm or self.confirm) is None:
             self._audit(tenant, spec, call, risk, "refused", "skipped", error="no confirmation callback")

@@ -241,3 +241,10 @@ def test_no_write_reaches_the_portal_without_a_yes_through_any_path(client: Bitr
     assert written == [] and not [r for r in portal.requests if r.method == "batch"]
     assert any(r.method == "crm.deal.get" for r in portal.requests)  # the checks did look
     assert toolbox.guard.audit is not None
+
+
+def test_an_update_reads_the_record_once_for_both_the_checks_and_the_confirmation(client: Bitrix24, portal: Portal) -> None:
+    confirm = AutoConfirmer()
+    box(client, confirm).run("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"TITLE": "once"}})
+    assert len([r for r in portal.requests if r.method == "crm.deal.get"]) == 1
+    assert confirm.seen[0].current is not None and confirm.seen[0].current["ID"] == "4"  # the person still sees it

@@ -39,6 +39,8 @@ class Call:
     api: ApiVersion = "v2"
     idempotency_key: str | None = None
     risk: Risk | None = None  # set by the guard; the client retries on it, never on a verb list of its own
+    # The record as the handler just read it (through the guard), so the confirmation need not read it again.
+    current: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -196,10 +196,11 @@ class UpdateArgs(CreateArgs):
 def crm_update(ctx: ToolContext, args: UpdateArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
     fields = args.fields
+    record: dict[str, Any] = {}
     if args.kind in preflight.LEGACY:
         record = yield from _existing(args.kind, args.id)
         fields = yield from preflight.check_crm_fields(ctx, args.kind, fields, creating=False, record=record)
-    yield Call(f"{prefix}.update", {**extra, "id": args.id, "fields": fields})
+    yield Call(f"{prefix}.update", {**extra, "id": args.id, "fields": fields}, current=record or None)
     return done_output(f"updated {args.entity} #{args.id}: {', '.join(args.fields)}", {"id": args.id})
 
 
@@ -252,7 +253,7 @@ def deal_move(ctx: ToolContext, args: MoveArgs) -> HandlerGen:
     category = preflight._as_id(deal.get("CATEGORY_ID")) or 0
     stages = yield from preflight.stages_of(ctx, category)
     stage = preflight.fix_stage(stages, args.stage_id, category, f"deal #{args.id}") if stages else args.stage_id
-    yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": stage}})
+    yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": stage}}, current=deal)
     name = (stages.get(stage) or {}).get("NAME") if stages else None
     return done_output(f"deal #{args.id} moved to {stage}" + (f" ({name})" if name else ""), {"id": args.id, "stage_id": stage})
 
