@@ -166,6 +166,17 @@ _VERBS = {"add": "Create", "update": "Update", "delete": "Delete", "complete": "
 FOLD = 200  # characters of one value shown before it is folded with an explicit "(+N chars)" marker
 
 
+_CATALOG_LOWER = {pack: frozenset(m.lower() for m in methods) for pack, methods in CATALOG.items()}
+
+
+def _lenient(method: str, params: Mapping[str, Any]) -> CanonicalCall:
+    """The canonical call, or — for showing and keying a call the guard will refuse anyway — its plain form."""
+    try:
+        return canonical_call(method, params)
+    except AmbiguousCall:
+        return CanonicalCall(str(method).strip().lower(), dict(params))
+
+
 def batch_commands(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The (method, params) of each command of a batch call, as the portal will read them."""
     try:
@@ -177,10 +188,7 @@ def batch_commands(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]
 
 def canonical_key(tenant: str, method: str, params: Mapping[str, Any]) -> str:
     """An idempotency key for the whole call: the canonical method and every parameter, per tenant."""
-    try:
-        call = canonical_call(method, params)
-    except AmbiguousCall:
-        call = CanonicalCall(str(method).strip().lower(), dict(params))
+    call = _lenient(method, params)
     return f"{call.method}:{call.fingerprint(tenant)}"
 
 
@@ -231,10 +239,7 @@ def _describe(method: str, params: Mapping[str, Any], current: Mapping[str, Any]
 
 def summarize(method: str, params: Mapping[str, Any], current: Mapping[str, Any] | None) -> str:
     """Everything a write will do, one line per field and per batch command, masked before it is folded."""
-    try:
-        call = canonical_call(method, params)
-    except AmbiguousCall:
-        call = CanonicalCall(str(method).strip().lower(), dict(params))
+    call = _lenient(method, params)
     if call.method != "batch":
         return mask_text("\n".join(_describe(call.method, call.params, current)))
     lines = [f"Batch of {len(call.commands)} command(s){', stops at the first error' if call.halt else ''}:"]
@@ -312,25 +317,18 @@ class Guard:
             return True
         return any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.deny)
 
-    def _allowed(self, method: str, spec: ToolSpec, packs: tuple[str, ...]) -> bool:
-        """Is ``method`` (canonical) reachable through ``spec``? Deny patterns win over everything."""
+    def _allowed(self, method: str, spec: ToolSpec, packs: tuple[str, ...], *, in_batch: bool = False) -> bool:
+        """Is ``method`` (canonical) reachable through ``spec``? Deny patterns win over everything. A typed tool's
+        own calls are held to its methods; a batch command to the catalogs of the tool's pack (generic) or packs."""
         if self._denied(method):
             return False
         if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.allow):
             return True
         if spec.generic:
-            return method in {m.lower() for m in CATALOG.get(spec.pack, {})}
-        if spec.methods:
+            return method in _CATALOG_LOWER.get(spec.pack, frozenset())
+        if spec.methods and not in_batch:
             return method in {m.lower() for m in spec.methods}
-        return any(method in {m.lower() for m in CATALOG.get(p, {})} for p in packs)
-
-    def _allowed_in_batch(self, method: str, spec: ToolSpec, packs: tuple[str, ...]) -> bool:
-        if self._denied(method):
-            return False
-        if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.allow):
-            return True
-        scope = (spec.pack,) if spec.generic else packs
-        return any(method in {m.lower() for m in CATALOG.get(p, {})} for p in scope)
+        return any(method in _CATALOG_LOWER.get(p, frozenset()) for p in packs)
 
     def _risk(self, method: str, params: Mapping[str, Any], base: Risk) -> Risk:
         if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.destructive):
@@ -376,7 +374,7 @@ class Guard:
             if not self._allowed("batch", spec, packs):
                 raise CallRefused("batch is not allowed for this tool", code="NOT_ALLOWED")
             for command in canon.commands:
-                if not self._allowed_in_batch(command.method, spec, packs):
+                if not self._allowed(command.method, spec, packs, in_batch=True):
                     raise CallRefused(_not_allowed(command.method, spec, "batch command "), code="NOT_ALLOWED")
         elif not self._allowed(canon.method, spec, packs):
             raise CallRefused(_not_allowed(canon.method, spec), code="NOT_ALLOWED")

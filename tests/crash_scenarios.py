@@ -80,6 +80,15 @@ def sqlite_crash(tmp: Path, kills: int = 30, seed: int = 11) -> dict[str, Any]:
     return figures
 
 
+def effects_tables(dsn: str) -> None:
+    """The tables the PostgreSQL handlers write to: their effects, and a flag that fixes the poison event."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS effects (row_id TEXT, deal_id TEXT)")
+        db.execute("CREATE TABLE IF NOT EXISTS fixed (x INT)")
+
+
 def postgres_crash(dsn: str, tmp: Path, rounds: int = 12, seed: int = 5) -> dict[str, Any]:
     """Two processes × two workers on one PostgreSQL state, both processes killed every round; a poison event
     included; then the poison is fixed and two workers replay the DLQ at once."""
@@ -88,9 +97,7 @@ def postgres_crash(dsn: str, tmp: Path, rounds: int = 12, seed: int = 5) -> dict
     from bitrix24_agent_tools.events import OfflineWorker
     from tests.postgres.pg_worker_proc import handler
 
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS effects (row_id TEXT, deal_id TEXT)")
-        db.execute("CREATE TABLE IF NOT EXISTS fixed (x INT)")
+    effects_tables(dsn)
     portal = Portal(seed=1)
     started = time.perf_counter()
     kills = 0

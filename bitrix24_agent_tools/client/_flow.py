@@ -222,7 +222,7 @@ def call_flow(
     if any(str(k).lower() == "auth" for k in params):
         raise ConfigError("params must not carry 'auth'; the client adds credentials itself")
     portal = settings.auth.portal
-    write = not safe_to_repeat(method, params, api, risk, idempotent, idempotency_key)
+    repeatable: bool | None = None  # judged on the first failure only: a call that succeeds never parses its params
     refreshed = False
     attempt = 0
     while True:
@@ -245,7 +245,9 @@ def call_flow(
             attempt -= 1  # a refresh is not a failed attempt
             continue
         except Bitrix24Error as exc:
-            delay = _retry_delay(settings, exc, attempt, write)
+            if repeatable is None:
+                repeatable = safe_to_repeat(method, params, api, risk, idempotent, idempotency_key)
+            delay = _retry_delay(settings, exc, attempt, not repeatable)
             if delay is None:
                 raise
             if isinstance(exc, OperatingLimit):

@@ -7,7 +7,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -175,10 +175,23 @@ class Bitrix24(_Base):
 
     # -- I/O ----------------------------------------------------------------------------------------------
     def _run(self, flow: Flow) -> Any:
-        value: Any = None
+        """Run a flow to its end and return its result (only an export emits rows, through ``_drive``)."""
+        drive = self._drive(flow)
+        try:
+            while True:
+                next(drive)
+        except StopIteration as stop:
+            return stop.value
+
+    def _drive(self, flow: Flow) -> Generator[Any, None, Any]:
+        """Do each I/O step a flow asks for; yield the rows it emits; return its result."""
         try:
             op = next(flow)
             while True:
+                if isinstance(op, Emit):
+                    yield from op.rows
+                    op = flow.send(None)
+                    continue
                 try:
                     value = self._do(op)
                 except Exception as exc:  # handed to the flow (batch/parallel may decide)
@@ -270,22 +283,7 @@ class Bitrix24(_Base):
         progress: Callable[[int, int | None], None] | None = None,
     ) -> Iterator[Any]:
         """``export()`` as a stream: each row once, as its page arrives, in constant memory (rows are not kept)."""
-        flow = export_flow(self.settings, method, params, parallel=parallel, progress=progress)
-        try:
-            op = next(flow)
-            while True:
-                if isinstance(op, Emit):
-                    yield from op.rows
-                    op = flow.send(None)
-                    continue
-                try:
-                    value = self._do(op)
-                except Exception as exc:
-                    op = flow.throw(exc)
-                else:
-                    op = flow.send(value)
-        except StopIteration:
-            return
+        yield from self._drive(export_flow(self.settings, method, params, parallel=parallel, progress=progress))
 
     def close(self) -> None:
         self._http.close()
@@ -325,10 +323,23 @@ class AsyncBitrix24(_Base):
         return cls(auth_from_env(), **overrides)
 
     async def _run(self, flow: Flow) -> Any:
-        value: Any = None
+        """Run a flow to its end and return its result (only an export emits rows, through ``_drive``)."""
+        result: list[Any] = []
+        async for _ in self._drive(flow, result):
+            pass
+        return result[0]
+
+    async def _drive(self, flow: Flow, result: list[Any] | None = None) -> AsyncIterator[Any]:
+        """Do each I/O step a flow asks for; yield the rows it emits; its result goes into ``result``
+        (an async generator cannot return one)."""
         try:
             op = next(flow)
             while True:
+                if isinstance(op, Emit):
+                    for row in op.rows:
+                        yield row
+                    op = flow.send(None)
+                    continue
                 try:
                     value = await self._do(op)
                 except Exception as exc:
@@ -336,7 +347,8 @@ class AsyncBitrix24(_Base):
                 else:
                     op = flow.send(value)
         except StopIteration as stop:
-            return stop.value
+            if result is not None:
+                result.append(stop.value)
 
     async def _do(self, op: Any) -> Any:
         if isinstance(op, Send):
@@ -422,23 +434,8 @@ class AsyncBitrix24(_Base):
         progress: Callable[[int, int | None], None] | None = None,
     ) -> AsyncIterator[Any]:
         """``export()`` as an async stream: each row once, as its page arrives, in constant memory."""
-        flow = export_flow(self.settings, method, params, parallel=parallel, progress=progress)
-        try:
-            op = next(flow)
-            while True:
-                if isinstance(op, Emit):
-                    for row in op.rows:
-                        yield row
-                    op = flow.send(None)
-                    continue
-                try:
-                    value = await self._do(op)
-                except Exception as exc:
-                    op = flow.throw(exc)
-                else:
-                    op = flow.send(value)
-        except StopIteration:
-            return
+        async for row in self._drive(export_flow(self.settings, method, params, parallel=parallel, progress=progress)):
+            yield row
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -139,7 +139,7 @@ def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, 
         out["COMPANY_ID"] = ("COMPANY", {str(c.get("ID")): str(c.get("TITLE")) for c in found or [] if isinstance(c, dict)})
     if any(isinstance(r, dict) and r.get("STAGE_ID") for r in rows):
         stage_names: dict[str, str] = {}
-        for category in sorted({preflight._as_id(r.get("CATEGORY_ID")) or 0 for r in rows if isinstance(r, dict)}):
+        for category in sorted({preflight.as_id(r.get("CATEGORY_ID")) or 0 for r in rows if isinstance(r, dict)}):
             stages = yield from preflight.stages_of(ctx, category)
             stage_names.update({k: str(v.get("NAME")) for k, v in stages.items()})
         out["STAGE_ID"] = ("STAGE", stage_names)
@@ -250,7 +250,7 @@ class MoveArgs(_Args):
 
 def deal_move(ctx: ToolContext, args: MoveArgs) -> HandlerGen:
     deal = yield from _existing("deal", args.id)
-    category = preflight._as_id(deal.get("CATEGORY_ID")) or 0
+    category = preflight.as_id(deal.get("CATEGORY_ID")) or 0
     stages = yield from preflight.stages_of(ctx, category)
     stage = preflight.fix_stage(stages, args.stage_id, category, f"deal #{args.id}") if stages else args.stage_id
     yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": stage}}, current=deal)

@@ -92,7 +92,7 @@ def closest(name: str, known: list[str], n: int = 3) -> str:
     return ", ".join(found[:n])
 
 
-def _as_id(value: Any) -> int | None:
+def as_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -176,7 +176,7 @@ def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *
             raise ValueError(f"{real} cannot be changed after the {entity} is created")
         if ftype == "crm_multifield":
             value = _multifield(value)
-        elif ftype in ID_TYPES and value not in (None, "") and _as_id(value) is None:
+        elif ftype in ID_TYPES and value not in (None, "") and as_id(value) is None:
             what = "a user ID (find it with b24_user_find)" if ftype in ("user", "employee") else "a numeric ID"
             raise ValueError(f"{real} expects {what}, got {value!r}")
         elif ftype == "double" and value not in (None, ""):
@@ -223,11 +223,11 @@ def _check_values(ctx: ToolContext, entity: str, fields: dict[str, Any], known: 
         ftype = str(known[name.upper()][1].get("type") or "")
         if ftype in REFERENCE_TYPES:
             method, noun = REFERENCE_TYPES[ftype]
-            found = yield from cached(ctx, method, {"id": _as_id(value)})
+            found = yield from cached(ctx, method, {"id": as_id(value)})
             if not found:
                 raise ValueError(f"{name}: {noun} #{value} does not exist (find it with b24_crm_list {noun})")
         elif ftype in ("user", "employee"):
-            users = yield from cached(ctx, "user.get", {"ID": _as_id(value)})
+            users = yield from cached(ctx, "user.get", {"ID": as_id(value)})
             if not users:
                 raise ValueError(f"{name}: user #{value} does not exist (find it with b24_user_find)")
         elif ftype == "crm_currency":
@@ -238,7 +238,7 @@ def _check_values(ctx: ToolContext, entity: str, fields: dict[str, Any], known: 
             if codes:
                 fields[name] = str(value).upper()
     if entity == "deal" and "STAGE_ID" in fields:
-        category = _as_id(fields.get("CATEGORY_ID", (record or {}).get("CATEGORY_ID"))) or 0
+        category = as_id(fields.get("CATEGORY_ID", (record or {}).get("CATEGORY_ID"))) or 0
         stages = yield from stages_of(ctx, category)
         if stages:
             subject = f"deal #{record.get('ID')}" if record else "the new deal"

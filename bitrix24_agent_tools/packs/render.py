@@ -14,7 +14,9 @@ def cut(value: Any, limit: int) -> Any:
     """Shorten long strings (and nested ones) so one record cannot flood the context — masked first, so a cut
     can never leave part of a secret that the mask would no longer recognise."""
     if isinstance(value, str):
-        value = mask_text(value)
+        if len(value) <= limit:
+            return value  # kept whole: ``dumps`` masks it with everything else
+        value = mask_text(value)  # about to be cut: masked first, so no part of a secret survives the cut
         return value if len(value) <= limit else value[: max(0, limit - 1)] + "…"
     if isinstance(value, Mapping):
         return {k: cut(v, limit) for k, v in value.items() if v not in (None, "", [], {})}

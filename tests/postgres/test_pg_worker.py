@@ -13,16 +13,13 @@ import pytest
 from bitrix24_agent_tools.client import Bitrix24, NoLimiter
 from bitrix24_agent_tools.events import Event, OfflineWorker
 from bitrix24_agent_tools.sandbox import Portal
+from tests.crash_scenarios import effects_tables as _effects_table
 from tests.events.test_offline import _setup
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
 
 
-def _effects_table(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS effects (row_id TEXT, deal_id TEXT)")
-        db.execute("CREATE TABLE IF NOT EXISTS fixed (x INT)")
 
 
 def test_the_handler_shares_the_transaction_with_the_done_mark(pg_dsn: str) -> None:
