@@ -88,7 +88,8 @@ CATALOG: dict[str, dict[str, Risk]] = {
                documentgenerator.document.add;
         destructive: disk.file.delete"""),
     "boards": _parse("""
-        read: tasks.api.scrum.sprint.list tasks.api.scrum.kanban.getStages tasks.api.scrum.epic.list;
+        read: tasks.api.scrum.sprint.list tasks.api.scrum.kanban.getStages tasks.api.scrum.epic.list
+              tasks.api.scrum.task.get;
         write: tasks.api.scrum.sprint.add tasks.api.scrum.sprint.start tasks.api.scrum.sprint.complete
                tasks.api.scrum.kanban.addTask tasks.api.scrum.epic.add tasks.api.scrum.backlog.add;
         destructive: tasks.api.scrum.kanban.deleteTask"""),
@@ -384,7 +385,7 @@ _SCOPE_BY_PREFIX = {
     "department": "department", "disk": "disk", "calendar": "calendar", "bizproc": "bizproc", "log": "log",
     "sonet_group": "sonet_group", "landing": "landing", "sale": "sale", "catalog": "catalog", "timeman": "timeman",
     "booking": "booking", "entity": "entity", "biconnector": "biconnector", "userconsent": "userconsent",
-    "telephony": "telephony", "imopenlines": "imopenlines", "imconnector": "imconnector",
+    "telephony": "telephony", "imopenlines": "imopenlines", "imconnector": "imopenlines", "sign": "sign.b2e",
     "messageservice": "messageservice", "mailservice": "mailservice", "documentgenerator": "documentgenerator",
     "lists": "lists", "ai": "ai_admin", "event": None, "batch": None, "server": None, "scope": None, "methods": None,
     "method": None, "app": None, "profile": None, "feature": None, "events": None,

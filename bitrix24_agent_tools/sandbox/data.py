@@ -109,6 +109,9 @@ def seed_state(seed: int, *, users: int, deals: int, leads: int, contacts: int, 
             "deadline": iso(created + timedelta(days=rng.randint(1, 14))), "createdDate": iso(created),
             "changedDate": iso(created), "priority": rng.choice(["1", "2"]), "groupId": "0",
         }
+    from bitrix24_agent_tools.sandbox.seed_packs import seed_packs
+
+    seed_packs(state, users)
     return state
 
 

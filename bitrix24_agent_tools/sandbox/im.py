@@ -8,6 +8,8 @@ from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.registry import (
     _user_id,
     method,
+    positive,
+    upper,
 )
 from bitrix24_agent_tools.sandbox.types import Caller
 
@@ -36,6 +38,39 @@ def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> in
     new_id = portal.next_id("message")
     portal.state["message"][new_id] = {"id": new_id, "dialogId": str(dialog), "text": text, "authorId": caller.user_id}
     return new_id
+
+
+def _own_message(portal: Portal, query: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    # im-message-update.md / im-message-delete.md, Possible Error Codes: MESSAGE_ID_ERROR, CANT_EDIT_MESSAGE
+    message_id = positive(query.get("MESSAGE_ID"))
+    message: dict[str, Any] | None = portal.state["message"].get(message_id) if message_id else None
+    if message is None:
+        raise ApiError("MESSAGE_ID_ERROR", "Message ID can't be empty", 400)
+    if int(message["authorId"]) != caller.user_id:
+        raise ApiError("CANT_EDIT_MESSAGE", "Time has expired for modification or you don't have access", 400)
+    return message
+
+
+@method("im.message.update", "im")
+def im_message_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    """im-message-update.md: MESSAGE replaces the text; an empty MESSAGE deletes the message."""
+    query = upper(params)
+    message = _own_message(portal, query, caller)
+    if "MESSAGE" in query:
+        text = str(query.get("MESSAGE") or "").strip()
+        if not text:
+            del portal.state["message"][message["id"]]
+            return True
+        message["text"] = text
+        message["edited"] = True
+    return True
+
+
+@method("im.message.delete", "im")
+def im_message_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    message = _own_message(portal, upper(params), caller)
+    del portal.state["message"][message["id"]]
+    return True
 
 
 @method("im.dialog.messages.get", "im")

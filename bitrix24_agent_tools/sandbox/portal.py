@@ -22,7 +22,9 @@ from bitrix24_agent_tools.sandbox.query import decode_body, parse_php_query
 from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
 
 ALL_SCOPES = frozenset({"crm", "task", "user", "department", "im", "imbot", "event", "basic", "disk", "bizproc",
-                        "sonet_group", "log", "telephony", "sale", "catalog", "landing", "calendar", "placement"})
+                        "sonet_group", "log", "telephony", "sale", "catalog", "landing", "calendar", "placement",
+                        "messageservice", "imopenlines", "mailservice", "lists", "booking", "timeman", "entity",
+                        "biconnector", "ai_admin", "userconsent", "sign.b2e", "documentgenerator"})
 PLANS = {"standard": (2.0, 50), "enterprise": (5.0, 250)}
 V3_PREFIX = "BITRIX_REST_V3_EXCEPTION_"
 
@@ -184,7 +186,7 @@ class Portal:
     @staticmethod
     def _load(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         payload = json.loads(path.read_text())
-        state = {k: {int(i): r for i, r in v.items()} for k, v in payload["state"].items()}
+        state = {k: {(int(i) if i.isdigit() else i): r for i, r in v.items()} for k, v in payload["state"].items()}
         state.setdefault("smart_item", {})
         return state, {k: int(v) for k, v in payload["ids"].items()}
 

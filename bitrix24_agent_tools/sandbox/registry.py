@@ -63,3 +63,57 @@ def _user_id(value: Any) -> int:
         return int(str(value))
     except ValueError:
         return -1
+
+
+def table(portal: Portal, kind: str) -> dict[Any, dict[str, Any]]:
+    """One kind of record in the portal's state (created empty on first use)."""
+    store: dict[Any, dict[str, Any]] = portal.state.setdefault(kind, {})
+    return store
+
+
+def upper(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters by upper-case name: most older methods read their parameters case-insensitively."""
+    return {str(k).upper(): v for k, v in params.items()}
+
+
+def app_only(caller: Caller, code: str = "ACCESS_DENIED",
+             message: str = "Access denied! Application context required") -> None:
+    """Methods the docs mark "Application context required" refuse webhooks."""
+    if caller.kind != "oauth" or not caller.app_id:
+        raise ApiError(code, message, 401 if code == "WRONG_AUTH_TYPE" else 403)
+
+
+def positive(value: Any) -> int | None:
+    """A positive integer, or None."""
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def paged(portal: Portal, rows: list[Any], start: Any) -> Listing:
+    """A list answer of 50 rows from ``start``, with ``total`` and ``next``."""
+    from bitrix24_agent_tools.sandbox.query import page
+
+    chunk, total, nxt = page(rows, start)
+    return Listing(chunk, total, nxt)
+
+
+def matches(record: dict[str, Any], flt: Any) -> bool:
+    """A plain equality filter (``{"FIELD": value}`` or a list of values), case-insensitive on field names."""
+    if not isinstance(flt, dict):
+        return True
+    lowered = {str(k).lower(): v for k, v in record.items()}
+    for key, wanted in flt.items():
+        name = str(key).lstrip("=").lower()
+        have = lowered.get(name)
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if str(have) not in {str(o) for o in options}:
+            return False
+    return True
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """The value when it is an object, else an empty one."""
+    return value if isinstance(value, dict) else {}

@@ -177,15 +177,16 @@ def test_bad_model_input_gets_a_short_specific_message(client: Bitrix24, name: s
 
 def test_typed_tools_of_the_smaller_packs(client: Bitrix24, portal: Portal) -> None:
     box = _box(client, packs=("core", "collab", "services", "automation", "content"))
-    assert box.run("b24_feed_post", {"message": "Q3 results are in", "title": "Q3"}).content == "posted #1 to the live feed"
-    assert portal.state["blogpost"][1]["DETAIL_TEXT"] == "Q3 results are in"
+    assert box.run("b24_feed_post", {"message": "Q3 results are in", "title": "Q3"}).content == "posted #2 to the live feed"
+    assert portal.state["blogpost"][2]["DETAIL_TEXT"] == "Q3 results are in"
     event = box.run("b24_calendar_add", {"name": "Kick-off", "start": "2026-12-01T10:00:00", "end": "2026-12-01T11:00:00"})
-    assert event.content == "event #1 'Kick-off' added" and portal.state["calendar_event"][1]["NAME"] == "Kick-off"
+    assert event.content == "event #3 'Kick-off' added" and portal.state["calendar_event"][3]["NAME"] == "Kick-off"
     backwards = box.run("b24_calendar_add", {"name": "x", "start": "2026-12-02T10:00:00", "end": "2026-12-01T10:00:00"})
     assert backwards.is_error and "before" in backwards.content
     started = box.run("b24_workflow_start", {"template_id": 1, "entity": "deal", "id": 7})
     assert started.content.endswith("started on deal #7")
-    assert next(iter(portal.state["workflow"].values()))["DOCUMENT_ID"] == ["crm", "CCrmDocumentDeal", "DEAL_7"]
+    workflow = portal.state["workflow"][started.content.split()[1].lstrip("#")]
+    assert [workflow["MODULE_ID"], workflow["ENTITY"], workflow["DOCUMENT_ID"]] == ["crm", "CCrmDocumentDeal", "DEAL_7"]
     assert "entity must be deal or lead" in box.run("b24_workflow_start", {"template_id": 1, "entity": "task", "id": 7}).content
     files = json.loads(box.run("b24_folder_list", {"id": 2}).content)
-    assert [f["NAME"] for f in rows_of(files)] == ["Acme contract.pdf"]
+    assert [f["NAME"] for f in rows_of(files)] == ["Acme Logistics contract.pdf"]
