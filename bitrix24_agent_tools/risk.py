@@ -95,7 +95,7 @@ CATALOG: dict[str, dict[str, Risk]] = {
         destructive: tasks.api.scrum.kanban.deleteTask"""),
     "commerce": _parse("""
         read: sale.order.list sale.order.get sale.payment.list sale.delivery.getlist catalog.product.list
-              catalog.product.get catalog.price.list;
+              catalog.product.get catalog.price.list catalog.catalog.list;
         write: sale.order.add sale.order.update sale.payment.add catalog.product.add catalog.product.update
                catalog.price.add"""),
     "services": _parse("""

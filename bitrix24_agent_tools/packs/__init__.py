@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bitrix24_agent_tools.packs import core, generic
+from bitrix24_agent_tools.packs import (
+    automation,
+    boards,
+    collab,
+    commerce,
+    comms,
+    content,
+    core,
+    diagnostics,
+    generic,
+    services,
+    sites,
+)
 from bitrix24_agent_tools.packs.base import (
     Call,
     CallRefused,
@@ -44,8 +56,9 @@ _SUMMARIES = {
     "compliance": "consents and e-signature",
     "diagnostics": "what this portal and credential can do",
 }
-_TYPED = {"core": core.specs(), "comms": generic.comms_specs(), "diagnostics": generic.diagnostics_specs(),
-          **generic.more_specs()}
+# Each pack's typed tools, one module per pack; every pack also has its allowlisted generic call (generic.py).
+_TYPED = {module.__name__.rsplit(".", 1)[1]: module.specs()
+          for module in (core, comms, automation, collab, content, boards, commerce, services, sites, diagnostics)}
 
 PACKS: dict[str, Pack] = {
     name: Pack(name, _SUMMARIES[name], CATALOG[name], (*_TYPED.get(name, []), generic.call_spec(name)))

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Generator, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from bitrix24_agent_tools.client import Bitrix24Error
@@ -268,3 +268,15 @@ def check_filter(ctx: ToolContext, entity: str, flt: Mapping[str, Any]) -> Check
                              + " — filter by ID fields (e.g. COMPANY_ID) after finding the record")
         out[op + known[field.upper()]] = value
     return out
+
+
+def timestamp(ctx: ToolContext, value: str, label: str) -> Generator[Call, Any, int]:
+    """A Unix time for an ISO 8601 moment; one without an offset is read in the portal's time zone (server.time)."""
+    if not parse_date(value):
+        raise ValueError(f"{label} must be an ISO 8601 date-time like 2026-12-01T10:00, got {value!r}")
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        now = yield from cached(ctx, "server.time", {})
+        offset = datetime.fromisoformat(str(now)).utcoffset() if isinstance(now, str) and parse_date(now) else None
+        moment = moment.replace(tzinfo=timezone(offset or timedelta(0)))
+    return int(moment.timestamp())

@@ -81,6 +81,17 @@ def _listing(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> Li
 # --- catalog ------------------------------------------------------------------------------------------------
 
 
+@method("catalog.catalog.list", "catalog")
+def catalog_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    """catalog/catalog/catalog-catalog-list.md: the product catalog (iblock 23) and its offers catalog (24)."""
+    rows = [{"iblockId": _CATALOG_IBLOCK, "iblockTypeId": "CRM_PRODUCT_CATALOG", "id": _CATALOG_IBLOCK, "lid": "s1",
+             "name": "Product catalog", "productIblockId": None, "skuPropertyId": None, "subscription": "N", "vatId": 1},
+            {"iblockId": _CATALOG_IBLOCK + 1, "iblockTypeId": "CRM_PRODUCT_CATALOG", "id": _CATALOG_IBLOCK + 1,
+             "lid": "s1", "name": "Product catalog (offers)", "productIblockId": _CATALOG_IBLOCK, "skuPropertyId": 97,
+             "subscription": "N", "vatId": 1}]
+    return _listing(_filtered(rows, params), params, "catalogs")
+
+
 @method("catalog.product.list", "catalog")
 def product_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
     """catalog/product/catalog-product-list.md: ``select`` must name id and iblockId, ``filter`` iblockId."""

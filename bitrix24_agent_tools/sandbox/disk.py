@@ -43,7 +43,7 @@ def _children(portal: Portal, folder_id: int, params: dict[str, Any]) -> Listing
     rows = [_public(portal, o) for o in table(portal, "disk_object").values() if o["PARENT_ID"] == str(folder_id)]
     flt = obj(params.get("filter"))
     for key, wanted in flt.items():
-        rows = [r for r in rows if str(r.get(str(key).upper())) == str(wanted)]
+        rows = [r for r in rows if str(r.get(str(key).upper())).casefold() == str(wanted).casefold()]  # ci collation
     return paged(portal, rows, params.get("start"))
 
 

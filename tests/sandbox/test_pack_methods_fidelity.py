@@ -46,7 +46,7 @@ CASES: list[tuple[str, dict[str, Any], Check, dict[str, Any], str, str]] = [
     # comms
     ("im.message.add", {"DIALOG_ID": "2", "MESSAGE": "Are we on for Friday?"}, lambda r: r == 3,
      {"DIALOG_ID": "2", "MESSAGE": ""}, "MESSAGE_EMPTY", "chats/messages/im-message-add.md"),
-    ("im.dialog.messages.get", {"DIALOG_ID": "2"}, lambda r: [m["text"] for m in r["messages"]][0] == "Are we on for Friday?",
+    ("im.dialog.messages.get", {"DIALOG_ID": "2"}, lambda r: next(m["text"] for m in r["messages"]) == "Are we on for Friday?",
      {}, "", "chats/messages/im-dialog-messages-get.md"),
     ("im.notify.system.add", {"USER_ID": 2, "MESSAGE": "Report ready"}, _is(int), {"USER_ID": 0, "MESSAGE": "x"},
      "USER_ID_EMPTY", "chats/notifications/im-notify-system-add.md"),
@@ -370,7 +370,7 @@ def test_a_webhook_bot_names_its_client_id(portal: Portal) -> None:
 
 def test_an_uploaded_file_is_listed_then_moved_and_copied(portal: Portal) -> None:
     app = _Raw(portal)
-    content = base64.b64encode("Q3 numbers".encode()).decode()
+    content = base64.b64encode(b"Q3 numbers").decode()
     _, up = app.call("disk.folder.uploadfile", {"id": 5, "data": {"NAME": "q3.txt"}, "fileContent": ["q3.txt", content]})
     file_id = up["result"]["ID"]
     _, listed = app.call("disk.folder.getchildren", {"id": 5})

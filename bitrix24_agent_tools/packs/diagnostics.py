@@ -1,0 +1,48 @@
+"""The diagnostics pack's typed tools: explain an error code, say which pack allows a method."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
+from bitrix24_agent_tools.packs.catalog import catalog_risk, classify, pack_of
+
+
+class CodeArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=2, max_length=100)
+
+
+def explain_error(ctx: ToolContext, args: CodeArgs) -> HandlerGen:
+    from bitrix24_agent_tools.client.errors import error_from
+
+    err = error_from(args.code.strip())
+    text = f"{args.code}: {err.hint} (retryable: {'yes' if err.retryable else 'no'})"
+    return ToolOutput(content=text, artifact={"code": args.code, "hint": err.hint, "retryable": err.retryable})
+    yield  # pragma: no cover — a generator that makes no calls
+
+
+class MethodArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.]+$")
+
+
+def check_method(ctx: ToolContext, args: MethodArgs) -> HandlerGen:
+    pack = pack_of(args.method)
+    risk = classify(args.method)
+    known = catalog_risk(args.method) is not None
+    active = ctx.extra.get("packs", ())
+    where = f"pack {pack}" if pack else "no pack (add it to the allowlist explicitly)"
+    status = "active" if pack in active else "not active: route or enable that pack"
+    text = f"{args.method}: {where}, risk {risk}{'' if known else ' (by name)'}" + (f", {status}" if pack else "")
+    return ToolOutput(content=text, artifact={"method": args.method, "pack": pack, "risk": risk})
+    yield  # pragma: no cover
+
+
+def specs() -> list[ToolSpec]:
+    return [
+        ToolSpec("b24_explain_error", "Explain a Bitrix24 error code: cause and fix.", CodeArgs, "read", (),
+                 explain_error, "diagnostics"),
+        ToolSpec("b24_check_method", "Which pack allows a method and its risk.", MethodArgs, "read", (),
+                 check_method, "diagnostics"),
+    ]
