@@ -169,6 +169,8 @@ CASES: list[tuple[str, dict[str, Any], Check, dict[str, Any], str, str]] = [
     ("tasks.api.scrum.sprint.complete", {"id": 1}, lambda r: r["status"] == "completed", {"id": 1}, "0",
      "sonet-group/scrum/sprint/tasks-api-scrum-sprint-complete.md"),
     # commerce
+    ("catalog.catalog.list", {}, _rows("iblockId", "id", "name", "productIblockId", key="catalogs"), {"filter": "x"}, "0",
+     "catalog/catalog/catalog-catalog-list.md"),
     ("catalog.product.list", {"select": ["id", "iblockId", "name"], "filter": {"iblockId": 23}},
      _rows("id", "iblockId", "name", key="products"), {"select": ["name"], "filter": {"iblockId": 23}}, "0",
      "catalog/product/catalog-product-list.md"),
