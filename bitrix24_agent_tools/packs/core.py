@@ -28,7 +28,7 @@ class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-_ENTITY_HELP = "lead, deal, contact, company or item:<entityTypeId>"
+_ENTITY_HELP = "lead, deal, contact, company, item:<typeId>"
 
 
 class _EntityArgs(_Args):
@@ -70,6 +70,7 @@ class ListArgs(_EntityArgs):
             raise ValueError(f"order direction of {bad[0]} must be ASC or DESC")
         return {k: str(v).upper() for k, v in value.items()}
     limit: int = Field(20, ge=1, le=500)
+    offset: int = Field(0, ge=0)
 
 
 def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
@@ -96,17 +97,20 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
     params: dict[str, Any] = {**extra, "filter": flt, "select": fields, "order": args.order or {"ID": "DESC"}}
     rows: list[Any] = []
     total: int | None = None
-    start = 0
+    # Legacy lists page by page number (start 75 answers rows 50-99): ask from the page boundary, skip the rest.
+    start, skip = args.offset - args.offset % 50, args.offset % 50
     while len(rows) < args.limit:
         response = yield Call(f"{prefix}.list", {**params, "start": start})
         page = response.result.get("items", []) if isinstance(response.result, dict) else list(response.result or [])
-        rows.extend(page)
+        rows.extend(page[skip:])
+        skip = 0
         total = response.total if response.total is not None else total
         if response.next is None:
             break
         start = response.next
-    more = total is not None and total > len(rows[: args.limit])
     rows = rows[: args.limit]
+    following = args.offset + min(len(rows), ctx.max_items)  # the model pages through the rows it is shown
+    more = total is not None and total > following
     # CATEGORY_ID is read to name the stages; the stage id ("C1:NEW") already says the pipeline.
     shown_fields = [f for f in fields if args.select or f != "CATEGORY_ID"]
     if args.kind in preflight.LEGACY and rows:
@@ -118,7 +122,7 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
                     row[label] = lookup[str(value)]
         shown_fields += [label for column, (label, _) in names.items() if column in fields]
     return rows_output(ctx, rows, fields=shown_fields, total=total, more=more,
-                       hint="more rows exist; raise limit or narrow the filter" if more else "")
+                       hint=f"more rows: call again with offset={following}" if more else "")
 
 
 def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, tuple[str, dict[str, str]]]]:

@@ -155,6 +155,16 @@ def _merge_multifield(portal: Portal, current: list[dict[str, Any]], type_id: st
     return result
 
 
+def _legacy_start(start: Any) -> Any:
+    """Legacy CRM lists page by page number, not by offset: IRestService::getNavData (rest/classes/general/rest.php)
+    turns ``start`` into ``iNumPage = intval(start / 50) + 1``, so start=75 answers rows 50-99."""
+    try:
+        value = int(start or 0)
+    except (TypeError, ValueError):
+        return start  # page() answers the error
+    return value if value < 0 else value - value % 50
+
+
 def normalize_multifields(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
     """Seeded records may hold bare multifield values; give them the portal's shape once."""
     for name in MULTIFIELDS:
@@ -224,7 +234,7 @@ def _crm(kind: str) -> None:
             rows = order_rows(rows, order)
         start = params.get("START")
         portal.charge(items=len(rows), counted=str(start if start is not None else 0) != "-1", offset=start)
-        chunk, total, nxt = page(rows, start)
+        chunk, total, nxt = page(rows, _legacy_start(start))
         return Listing([_crm_select(r, params.get("SELECT")) for r in chunk], total, nxt)
 
     @method(f"crm.{kind}.get", scope)

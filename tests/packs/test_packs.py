@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -129,7 +130,7 @@ def test_smart_process_items_and_timeline_comments(client: Bitrix24, portal: Por
     box = _box(client)
     created = box.run("b24_crm_create", {"entity": "item:1030", "fields": {"title": "Project X"}})
     assert created.content == "created item:1030 #1"
-    assert "item:<entityTypeId>" in box.run("b24_crm_create", {"entity": "item", "fields": {"title": "x"}}).content
+    assert "item:<typeId>" in box.run("b24_crm_create", {"entity": "item", "fields": {"title": "x"}}).content
     assert box.run("b24_crm_comment", {"entity": "deal", "id": 3, "text": "Called"}).content == "comment #1 added to deal #3"
     assert portal.state["timeline_comment"][1]["COMMENT"] == "Called"
 
@@ -164,7 +165,7 @@ def test_generic_call_lists_with_a_paging_hint(portal: Portal, clock: object) ->
     [
         ("b24_crm_get", {"entity": "deal", "id": "seven"}, "id: Input should be a valid integer"),
         ("b24_crm_get", {"entity": "deal"}, "id: Field required"),
-        ("b24_crm_list", {"entity": "planet"}, "entity: Value error, entity must be lead, deal, contact, company or item"),
+        ("b24_crm_list", {"entity": "planet"}, "entity: Value error, entity must be lead, deal, contact, company, item"),
         ("b24_task_create", {"title": "x" * 100_000}, "title: String should have at most 255 characters"),
         ("b24_core_call", {"method": "landing.site.delete", "params": {}}, "landing.site.delete is not allowed for b24_core_call"),
         ("b24_crm_list", {"entity": "deal", "surprise": 1}, "surprise: Extra inputs are not permitted"),
@@ -190,3 +191,28 @@ def test_typed_tools_of_the_smaller_packs(client: Bitrix24, portal: Portal) -> N
     assert "entity must be deal or lead" in box.run("b24_workflow_start", {"template_id": 1, "entity": "task", "id": 7}).content
     files = json.loads(box.run("b24_folder_list", {"id": 2}).content)
     assert [f["NAME"] for f in rows_of(files)] == ["Acme Logistics contract.pdf"]
+
+
+def test_crm_list_pages_past_500_rows_with_an_offset(clock: Any) -> None:
+    """Legacy lists page by page number (rest.php IRestService::getNavData): the tool asks from the page boundary
+    and skips to the offset, so offset=1010 gives the 1,011th row; the model is shown 20 rows and told the next
+    offset, code gets every row it asked for in the artifact."""
+    portal = Portal(seed=3, deals=1200, clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    box = _box(client)
+    expected = [str(i) for i in range(1, 1201)]
+    args = {"entity": "deal", "order": {"ID": "ASC"}, "select": ["ID"]}
+    first = box.run("b24_crm_list", {**args, "limit": 500})
+    assert [r["ID"] for r in first.artifact] == expected[:500]
+    assert [r[0] for r in json.loads(first.content)["rows"]] == expected[:20] and "offset=20" in json.loads(first.content)["more"]
+    later = box.run("b24_crm_list", {**args, "limit": 60, "offset": 1010})
+    assert [r["ID"] for r in later.artifact] == expected[1010:1070]
+    assert [r[0] for r in json.loads(later.content)["rows"]] == expected[1010:1030]
+    assert "offset=1030" in json.loads(later.content)["more"]
+    last = json.loads(box.run("b24_crm_list", {**args, "limit": 500, "offset": 1190}).content)
+    assert [r[0] for r in last["rows"]] == expected[1190:] and "more" not in last
+
+
+def test_the_sandbox_pages_legacy_lists_by_page_number(client: Bitrix24) -> None:
+    page = client.call("crm.deal.list", {"order": {"ID": "ASC"}, "select": ["ID"], "start": 25})
+    assert page.result[0]["ID"] == "1"  # start 25 is page 1: rows 0-49 (30 deals: no next)
