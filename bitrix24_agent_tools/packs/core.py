@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bitrix24_agent_tools.client import Bitrix24Error
+from bitrix24_agent_tools.client._flow import php_query
 from bitrix24_agent_tools.packs import preflight
 from bitrix24_agent_tools.packs.base import Call, CallRefused, HandlerGen, ToolContext, ToolOutput, ToolSpec
 from bitrix24_agent_tools.packs.render import done_output, dumps, record_output, rows_output
@@ -60,11 +61,11 @@ def _prefix(args: _EntityArgs) -> tuple[str, dict[str, Any]]:
 class ListArgs(_EntityArgs):
     filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {">OPPORTUNITY":1000,"%TITLE":"x"}')
     select: list[str] = Field(default_factory=list)
-    order: dict[str, str] = Field(default_factory=dict)
+    order: dict[str, Any] = Field(default_factory=dict)  # values ASC or DESC: checked below, not shown
 
     @field_validator("order")
     @classmethod
-    def _directions(cls, value: dict[str, str]) -> dict[str, str]:
+    def _directions(cls, value: dict[str, Any]) -> dict[str, str]:
         bad = [k for k, v in value.items() if str(v).upper() not in ("ASC", "DESC")]
         if bad:
             raise ValueError(f"order direction of {bad[0]} must be ASC or DESC")
@@ -227,24 +228,62 @@ def crm_fields(ctx: ToolContext, args: _EntityArgs) -> HandlerGen:
         if info.get("items"):
             entry["enum"] = {str(i.get("ID")): i.get("VALUE") for i in info["items"] if isinstance(i, dict)}
         compact[name] = entry
+    if args.kind == "deal":  # a deal's stage depends on its pipeline: every pipeline with its stages
+        compact["pipelines"] = yield from _pipelines(ctx)
     return ToolOutput(content=dumps(compact), artifact=fields)
 
 
-class StagesArgs(_Args):
-    category_id: int | None = Field(None, ge=0)
-
-
-def crm_stages(ctx: ToolContext, args: StagesArgs) -> HandlerGen:
-    cats = yield Call("crm.category.list", {"entityTypeId": 2})
-    statuses = yield Call("crm.status.list", {"filter": {"%ENTITY_ID": "DEAL_STAGE"}})
+def _pipelines(ctx: ToolContext) -> Generator[Call, Any, list[dict[str, Any]]]:
+    """Deal pipelines with their stages (``C1:WON=Won``), read once per tenant (cached)."""
+    cats = yield from preflight.cached(ctx, "crm.category.list", {"entityTypeId": 2})
+    statuses = yield from preflight.cached(ctx, "crm.status.list", {"filter": {"%ENTITY_ID": "DEAL_STAGE"}})
     pipelines = []
-    for cat in (cats.result or {}).get("categories", []):
-        if args.category_id is not None and int(cat["id"]) != args.category_id:
-            continue
+    for cat in (cats or {}).get("categories", []) if isinstance(cats, dict) else []:
         entity = "DEAL_STAGE" if int(cat["id"]) == 0 else f"DEAL_STAGE_{cat['id']}"
-        stages = [f"{s['STATUS_ID']}={s['NAME']}" for s in statuses.result or [] if s.get("ENTITY_ID") == entity]
+        stages = [f"{s['STATUS_ID']}={s['NAME']}" for s in statuses or [] if s.get("ENTITY_ID") == entity]
         pipelines.append({"id": cat["id"], "name": cat["name"], "stages": stages})
-    return ToolOutput(content=dumps(pipelines), artifact={"categories": cats.result, "statuses": statuses.result})
+    return pipelines
+
+
+class ConvertArgs(_Args):
+    id: int = Field(gt=0)
+
+
+_PERSON = ("NAME", "LAST_NAME", "SECOND_NAME", "POST", "PHONE", "EMAIL", "ADDRESS")
+
+
+def _copy(lead: dict[str, Any], keys: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    fields = {k: lead[k] for k in keys if lead.get(k) not in (None, "", [], {})}
+    return {**fields, **{k: v for k, v in extra.items() if v not in (None, "")}}
+
+
+def lead_convert(ctx: ToolContext, args: ConvertArgs) -> HandlerGen:
+    """A lead becomes a deal with its contact (and company): the docs say REST has no conversion method
+    (crm/leads/index.md), so it is the records created by crm.contact.add / crm.company.add / crm.deal.add and the
+    lead moved to its converted status by crm.lead.update — one batch, one approval, stopping at the first error."""
+    lead = yield from _existing("lead", args.id)
+    if lead.get("STATUS_ID") == "CONVERTED":
+        raise ValueError(f"lead #{args.id} is already converted")
+    common = {"ASSIGNED_BY_ID": lead.get("ASSIGNED_BY_ID"), "SOURCE_ID": lead.get("SOURCE_ID"), "LEAD_ID": args.id}
+    cmd: dict[str, str] = {}
+    deal = _copy(lead, ("OPPORTUNITY", "CURRENCY_ID", "COMMENTS"), TITLE=lead.get("TITLE") or f"Lead #{args.id}",
+                 **common)
+    if any(lead.get(k) for k in _PERSON):
+        cmd["contact"] = "crm.contact.add?" + php_query({"fields": _copy(lead, _PERSON, **common)})
+    if lead.get("COMPANY_TITLE"):
+        cmd["company"] = "crm.company.add?" + php_query({"fields": {"TITLE": lead["COMPANY_TITLE"], **common}})
+    refs = "".join(f"&fields[{key.upper()}_ID]=$result[{key}]" for key in ("contact", "company") if key in cmd)
+    cmd["deal"] = "crm.deal.add?" + php_query({"fields": deal}) + refs
+    cmd["lead"] = "crm.lead.update?" + php_query({"id": args.id, "fields": {"STATUS_ID": "CONVERTED"}})
+    response = yield Call("batch", {"halt": 1, "cmd": cmd})
+    result = response.result if isinstance(response.result, dict) else {}
+    made = result.get("result") or {}
+    if result.get("result_error"):
+        done = ", ".join(f"{k} #{v}" for k, v in made.items() if k != "lead") or "nothing"
+        raise ValueError(f"conversion stopped: {result['result_error']}; created before the error: {done}")
+    parts = [f"{k} #{made[k]}" for k in ("deal", "contact", "company") if k in made]
+    return done_output(f"lead #{args.id} converted: {', '.join(parts)}", {k: made.get(k) for k in ("deal", "contact",
+                                                                                                  "company")})
 
 
 class MoveArgs(_Args):
@@ -443,10 +482,11 @@ def specs() -> list[ToolSpec]:
                  (*(f"{p}.add" for p in crm), *preflight.METHODS), crm_create, "core"),
         ToolSpec("b24_crm_update", "Update a CRM record.", UpdateArgs, "write",
                  (*(f"{p}.update" for p in crm), *preflight.METHODS), crm_update, "core"),
-        ToolSpec("b24_crm_fields", "Fields of a CRM entity, with enum values.", _EntityArgs, "read",
-                 tuple(f"{p}.fields" for p in crm), crm_fields, "core"),
-        ToolSpec("b24_crm_stages", "Deal pipelines and their stages.", StagesArgs, "read",
-                 ("crm.category.list", "crm.status.list"), crm_stages, "core"),
+        ToolSpec("b24_crm_fields", "CRM entity fields, enum values, deal pipelines.", _EntityArgs,
+                 "read", (*(f"{p}.fields" for p in crm), "crm.category.list", "crm.status.list"), crm_fields, "core"),
+        ToolSpec("b24_lead_convert", "Convert a lead to a deal (+contact, company).", ConvertArgs, "write",
+                 ("batch", "crm.lead.get", "crm.contact.add", "crm.company.add", "crm.deal.add", "crm.lead.update"),
+                 lead_convert, "core"),
         ToolSpec("b24_deal_move", "Move a deal to a stage.", MoveArgs, "write", ("crm.deal.update", *preflight.METHODS),
                  deal_move, "core"),
         ToolSpec("b24_crm_comment", "Comment on a CRM record or a task.", CommentArgs, "write",

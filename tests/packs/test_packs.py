@@ -113,7 +113,7 @@ def test_fields_tool_shows_custom_fields_and_enum_values(client: Bitrix24) -> No
 
 
 def test_stages_and_moving_a_deal(client: Bitrix24, portal: Portal) -> None:
-    pipelines = json.loads(_box(client).run("b24_crm_stages", {}).content)
+    pipelines = json.loads(_box(client).run("b24_crm_fields", {"entity": "deal"}).content)["pipelines"]
     assert [p["name"] for p in pipelines] == ["General", "Partners"] and "C1:WON=Won" in pipelines[1]["stages"]
     partner = next(d for d in portal.entities("deal") if d["CATEGORY_ID"] == "1")
     moved = _box(client).run("b24_deal_move", {"id": int(partner["ID"]), "stage_id": "C1:NEW"})
@@ -216,3 +216,28 @@ def test_crm_list_pages_past_500_rows_with_an_offset(clock: Any) -> None:
 def test_the_sandbox_pages_legacy_lists_by_page_number(client: Bitrix24) -> None:
     page = client.call("crm.deal.list", {"order": {"ID": "ASC"}, "select": ["ID"], "start": 25})
     assert page.result[0]["ID"] == "1"  # start 25 is page 1: rows 0-49 (30 deals: no next)
+
+
+def test_a_lead_is_converted_the_way_the_docs_describe(client: Bitrix24, portal: Portal) -> None:
+    """crm/leads/index.md: no REST conversion method; the contact, company and deal are created by their own add
+    methods and the lead moved to its converted status — one batch, so the person approves it once, seeing all."""
+    confirmer = AutoConfirmer()
+    box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), confirmer))
+    created = box.run("b24_crm_create", {"entity": "lead", "fields": {
+        "TITLE": "Website request", "NAME": "Olga", "LAST_NAME": "Orlov", "COMPANY_TITLE": "Orbital Labs",
+        "PHONE": "+49 30 1234567", "EMAIL": "olga@orbital.test", "OPPORTUNITY": 1500, "CURRENCY_ID": "EUR"}})
+    lead_id = created.artifact["id"]
+    out = box.run("b24_lead_convert", {"id": lead_id})
+    assert not out.is_error, out.content
+    made = out.artifact
+    deal = portal.entity("deal", made["deal"])
+    contact = portal.entity("contact", made["contact"])
+    company = portal.entity("company", made["company"])
+    assert (deal["CONTACT_ID"], deal["COMPANY_ID"], deal["LEAD_ID"]) == (str(made["contact"]), str(made["company"]), str(lead_id))
+    assert (deal["OPPORTUNITY"], deal["CURRENCY_ID"], deal["TITLE"]) == ("1500.00", "EUR", "Website request")
+    assert contact["LAST_NAME"] == "Orlov" and contact["PHONE"][0]["VALUE"] == "+49 30 1234567"
+    assert company["TITLE"] == "Orbital Labs" and portal.entity("lead", lead_id)["STATUS_ID"] == "CONVERTED"
+    summary = confirmer.seen[-1].summary
+    assert all(m in summary for m in ("crm.contact.add", "crm.company.add", "crm.deal.add", "crm.lead.update"))
+    again = box.run("b24_lead_convert", {"id": lead_id})
+    assert again.is_error and "already converted" in again.content and len(confirmer.seen) == 2
