@@ -7,6 +7,7 @@ A handler never holds a client: the only way to the portal is through :meth:`Gua
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
@@ -543,9 +544,16 @@ class Guard:
 
 def _not_allowed(method: str, spec: ToolSpec, what: str = "") -> str:
     pack = pack_of(method)
-    where = (f"; it is in the {pack} pack (use b24_{pack}_call or activate that pack)" if pack
-             else "; no pack lists it (a user may allow it explicitly with allow=[...])")
+    if pack:
+        where = f"; it is in the {pack} pack (use b24_{pack}_call or activate that pack)"
+    else:
+        near = difflib.get_close_matches(method.lower(), _ALL_METHODS, n=2, cutoff=0.75)
+        hint = f"did you mean {' or '.join(_ALL_METHODS[m] for m in near)}? " if near else ""
+        where = f"; no pack lists it ({hint}a user may allow it explicitly with allow=[...])"
     return f"{what}{method} is not allowed for {spec.name}{where}"
+
+
+_ALL_METHODS = {m.lower(): m for catalog in CATALOG.values() for m in catalog}
 
 
 def bound_decision(answer: Any, request_id: str) -> Decision:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
-from bitrix24_agent_tools.packs.catalog import catalog_risk, classify, pack_of
+from bitrix24_agent_tools.packs.catalog import CATALOG, catalog_risk, classify, pack_of
 
 
 class CodeArgs(BaseModel):
@@ -28,6 +28,14 @@ class MethodArgs(BaseModel):
 
 
 def check_method(ctx: ToolContext, args: MethodArgs) -> HandlerGen:
+    if args.method.lower() in CATALOG:  # a pack's name: its methods, grouped by risk, in one compact line
+        name = args.method.lower()
+        groups: dict[str, list[str]] = {}
+        for method, level in CATALOG[name].items():
+            groups.setdefault(level, []).append(method)
+        listing = "; ".join(f"{level}: {' '.join(groups[level])}" for level in ("read", "write", "destructive")
+                            if level in groups)
+        return ToolOutput(content=f"{name} (b24_{name}_call) — {listing}", artifact={"pack": name, "methods": groups})
     pack = pack_of(args.method)
     risk = classify(args.method)
     known = catalog_risk(args.method) is not None
@@ -43,6 +51,6 @@ def specs() -> list[ToolSpec]:
     return [
         ToolSpec("b24_explain_error", "Explain a Bitrix24 error code: cause and fix.", CodeArgs, "read", (),
                  explain_error, "diagnostics"),
-        ToolSpec("b24_check_method", "Which pack allows a method and its risk.", MethodArgs, "read", (),
+        ToolSpec("b24_check_method", "Which pack allows a method, its risk; or a pack's methods.", MethodArgs, "read", (),
                  check_method, "diagnostics"),
     ]

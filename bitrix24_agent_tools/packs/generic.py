@@ -41,5 +41,14 @@ def _call_handler(pack: str) -> Any:
 def call_spec(pack: str) -> ToolSpec:
     methods = tuple(CATALOG[pack])
     risk = riskiest([r for r in CATALOG[pack].values()])
-    return ToolSpec(f"b24_{pack}_call", f"Call a Bitrix24 {pack} REST method (pack allowlist).", CallArgs, risk,
+    return ToolSpec(f"b24_{pack}_call", f"Call a {pack} REST method: {_families(pack)}.", CallArgs, risk,
                     methods, _call_handler(pack), pack, generic=True)
+
+
+def _families(pack: str) -> str:
+    """The method families a pack's allowlist covers (``landing.*``), so a model knows where a method belongs;
+    ``b24_check_method <pack>`` lists the methods themselves."""
+    if pack == "core":  # the core pack's schema budget: its main families only
+        return "crm, tasks, user, event..."
+    heads = sorted({m.split(".", 1)[0] for m in CATALOG[pack]})
+    return ", ".join(f"{h}.*" if any(m.startswith(h + ".") for m in CATALOG[pack]) else h for h in heads)

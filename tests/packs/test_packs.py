@@ -241,3 +241,15 @@ def test_a_lead_is_converted_the_way_the_docs_describe(client: Bitrix24, portal:
     assert all(m in summary for m in ("crm.contact.add", "crm.company.add", "crm.deal.add", "crm.lead.update"))
     again = box.run("b24_lead_convert", {"id": lead_id})
     assert again.is_error and "already converted" in again.content and len(confirmer.seen) == 2
+
+
+def test_a_refusal_points_to_the_right_pack_or_the_nearest_method_and_a_pack_lists_its_methods(client: Bitrix24) -> None:
+    box = _box(client)
+    elsewhere = box.run("b24_core_call", {"method": "landing.site.add", "params": {}})
+    assert elsewhere.is_error and "sites pack" in elsewhere.content and "b24_sites_call" in elsewhere.content
+    typo = box.run("b24_core_call", {"method": "crm.deal.lisst", "params": {}})
+    assert typo.is_error and "did you mean crm.deal.list" in typo.content
+    listing = box.run("b24_check_method", {"method": "sites"}).content
+    assert listing.startswith("sites (b24_sites_call)") and "write: landing.site.add" in listing
+    assert "destructive: landing.site.delete landing.landing.delete" in listing
+    assert "landing.*" in PACKS["sites"].specs[-1].description
