@@ -143,7 +143,8 @@ class Bitrix24MCP:
     """An MCP server over one portal. ``route=True`` starts with ``core`` plus a tool that adds routed packs."""
 
     def __init__(self, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",), route: bool = False,
-                 policy: Policy | None = None, plans: PlanStore | None = None, writes: bool = True) -> None:
+                 policy: Policy | None = None, plans: PlanStore | None = None, writes: bool = True,
+                 structured: bool = False) -> None:
         # writes=False (HTTP without a bearer token): any local process could both call and answer the prompt.
         policy = policy or Policy.writer()
         if not writes:
@@ -153,6 +154,10 @@ class Bitrix24MCP:
                       ElicitationConfirmer() if writes else None, plans=plans)
         self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
         self.routing = route
+        # A result goes to the model once: as compact text (default), or with structured=True as structuredContent
+        # (every field, for hosts that read it) beside a one-line text pointer, never both in full (a host that
+        # passes both would pay for the data twice).
+        self.structured = structured
         self.server: Server[Any] = Server("bitrix24-agent-tools", on_list_tools=self._list_tools, on_call_tool=self._call_tool)
 
     def tools(self) -> list[types.Tool]:
@@ -205,11 +210,12 @@ class Bitrix24MCP:
             return types.InputRequiredResult(input_requests={needed.key: ask})
         finally:
             _request.reset(token)
-        structured = None
-        if out.artifact is not None:
-            structured = {"data": json.loads(json.dumps(mask_params(out.artifact), default=str))}
-        return types.CallToolResult(content=[types.TextContent(type="text", text=out.content)],
-                                    structured_content=structured, is_error=out.is_error)
+        if not self.structured or out.artifact is None or out.is_error:
+            return types.CallToolResult(content=[types.TextContent(type="text", text=out.content)], is_error=out.is_error)
+        data = json.loads(json.dumps(mask_params(out.artifact), default=str))
+        size = f"{len(data)} rows" if isinstance(data, list) else "one object"
+        return types.CallToolResult(content=[types.TextContent(type="text", text=f"result in structuredContent.data ({size})")],
+                                    structured_content={"data": data})
 
 
 # --- CLI -----------------------------------------------------------------------------------------------------
@@ -219,6 +225,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     parser.add_argument("--packs", default="core")
     parser.add_argument("--route", action="store_true", help="start with core plus a routing tool")
+    parser.add_argument("--structured", action="store_true",
+                        help="send results as structuredContent (every field) with a one-line text, not as text")
     parser.add_argument("--sandbox", action="store_true", help="serve a seeded in-process sandbox portal")
     parser.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP instead of stdio")
     parser.add_argument("--token", help="bearer token clients must send (required beyond loopback)")
@@ -245,7 +253,7 @@ def _cli(args: argparse.Namespace) -> int:
     packs = [p.strip() for p in args.packs.split(",") if p.strip()]
     policy = Settings.from_env().guard().policy  # B24_METHOD_ALLOWLIST and friends apply here too
     app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, policy=policy,
-                      plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")))
+                      plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")), structured=args.structured)
     if not args.http:
         from mcp.server.stdio import stdio_server
 
@@ -266,7 +274,7 @@ def _cli(args: argparse.Namespace) -> int:
         print("no --token: serving read-only tools; writes need a bearer token, loopback included", file=sys.stderr)
         app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, writes=False,
                           policy=replace(policy, allow_write=False, allow_destructive=False),
-                          plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")))
+                          plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")), structured=args.structured)
     import uvicorn
 
     asgi = app.server.streamable_http_app(host=host)

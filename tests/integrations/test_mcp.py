@@ -51,12 +51,20 @@ async def test_tools_list_has_compact_schemas_annotations_and_the_langchain_toke
     assert mcp_view / len(tools) < 760 / 5  # a fifth of the strongest public MCP server's per-tool cost
 
 
-async def test_reads_return_text_and_structured_content() -> None:
+async def test_a_result_reaches_the_model_once_as_text_or_as_structured_content() -> None:
+    """By default the compact text only; with structured=True every field as structuredContent and a one-line
+    text: never the same data twice (a host that passes both to the model would pay for it twice)."""
     _, app = _server()
     async with Client(app.server) as client:
         result = await client.call_tool("b24_crm_get", {"entity": "deal", "id": 2})
-    assert not result.is_error and '"ID":"2"' in result.content[0].text
-    assert result.structured_content["data"]["ID"] == "2"
+    assert not result.is_error and '"ID":"2"' in result.content[0].text and result.structured_content is None
+    app.structured = True
+    async with Client(app.server) as client:
+        rich = await client.call_tool("b24_crm_get", {"entity": "deal", "id": 2})
+        rows = await client.call_tool("b24_crm_list", {"entity": "deal", "limit": 3})
+    assert rich.structured_content["data"]["ID"] == "2" and '"ID"' not in rich.content[0].text
+    assert rich.content[0].text == "result in structuredContent.data (one object)"
+    assert len(rows.structured_content["data"]) == 3 and rows.content[0].text.endswith("(3 rows)")
 
 
 async def test_a_write_is_confirmed_by_the_person_through_elicitation() -> None:
