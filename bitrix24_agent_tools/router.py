@@ -23,12 +23,14 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "benachrichtig", "anruf", "telefonie", "otwarte kanał", "wiadomoś", "powiadom", "połącz", "czat",
     ),
     "automation": (
+        "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден", "на утвержден", "aprovaç", "aprobaci", "genehmig", "akceptacj", "zatwierdz",
         "business process", "workflow", "robot", "automation rule", "automat", "trigger", "бизнес-процесс",
         "бизнес процесс", "бп", "робот", "триггер", "автоматизац", "processo de negóc", "processos de negóc",
         "fluxo de trabalho", "gatilho", "proceso de negoc", "procesos de negoc", "disparador", "geschäftsprozess",
         "auslöser", "proces biznes", "procesy biznes", "wyzwalacz",
     ),
     "collab": (
+        "announce", "whole company", "everyone", "all employees", "всем сотрудник", "объяв", "anunci", "neuigkeit", "allen kolleg", "ogłoś", "ogłosz", "całej firm",
         "collab", "workgroup", "work group", "project", "social network group", "feed", "live feed", "news feed",
         "рабоч групп", "групп", "проект", "коллаб", "живой лент", "живая лент", "живую лент", "лент новост", "лент",
         "пост в лент", "post in the feed", "post to the feed",
@@ -48,6 +50,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "bestellung", "zahlung", "produkt", "katalog", "zamówien", "płatnoś", "produkt", "katalog",
     ),
     "services": (
+        "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita", "appointment", "treffen", "vereinbar", "umów", "umow", "arrange a",
         "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman", "schedule",
         "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
         "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
@@ -61,9 +64,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "copilot", "co-pilot", "bitrixgpt", "ai prompt", "prompt", "app storage", "bi connector", "biconnector",
         "копилот", "ии", "нейросет", "промпт", "бизнес-аналит", "bi-коннектор", "bi коннектор",
     ),
-    "sites": ("site", "landing", "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
+    "sites": (
+        "website", "web site", "web-site", "страниц", "sitio web", "stron internet","site", "landing", "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
               "strona www", "strony www"),
     "compliance": (
+        "agreement", "agreed", "privacy policy", "terms", "соглашени", "termos", "acuerdo", "bedingung", "zugestimmt",
         "consent", "e-signature", "esignature", "e-sign", "signature", "согласи", "подпис", "эцп", "consentiment",
         "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
     ),
@@ -82,10 +87,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         # a phone number or a web-form request is a CRM attribute or source, not telephony or a site
         "номер телефон", "phone number", "número de telefone", "numero de telefone", "número de teléfono",
         "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк", "с сайт", "from the site",
+        "from the website", "from our website",
         "do site", "del sitio", "von der webseite", "ze strony",
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
-    "": ("called", "named", "so-called", "call it", "recall", "payment method"),
+    "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector"),
 }
 ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
          "compliance", "diagnostics")
@@ -114,14 +120,25 @@ def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
     table = []
     for pack, stems in VOCABULARY.items():
         for stem in stems:
-            words = normalize(stem).split()
+            words = [_root(w) for w in normalize(stem).split()]
             if not words:
                 continue
-            body = r"[\w-]*\s+".join(re.escape(w) for w in words)
-            # Very short stems (бп, ии) must be whole words; longer ones are prefixes of a word.
-            tail = r"\b" if len(words) == 1 and len(words[0]) <= 2 else ""
-            table.append((pack, stem.strip(), re.compile(rf"(?<![\w-]){body}{tail}")))
+            # Each word is a prefix of a word of the text, except very short ones (бп, ии, "с" in "с сайта"),
+            # which must be whole words: "с сайта" must not match "создай сайт".
+            body = r"\s+".join(re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
+                               for i, w in enumerate(words))
+            table.append((pack, stem.strip(), re.compile(rf"(?<![\w-]){body}")))
     return table
+
+
+# A noun's nominative ending is where its inflections happen (страна/страну, strona/stronę, reunião/reuniões): a
+# vocabulary word of five letters or more ending in -a/-o/-я is matched without that vowel. Stems that already end
+# in another vowel were cut on purpose (согласи- is not соглас-ование) and stay as they are.
+_FINAL_VOWELS = set("aoаоя")
+
+
+def _root(word: str) -> str:
+    return word[:-1] if len(word) >= 5 and word[-1] in _FINAL_VOWELS else word
 
 
 def route(text: str) -> RouteDecision:
