@@ -28,17 +28,21 @@ def _scripted_model() -> Any:
     from bitrix24_agent_tools.packs.render import rows_of
 
     class ScriptedModel(BaseChatModel):
-        """Plays the LLM: picks the next tool call from what the tools have returned so far."""
+        """Plays the LLM: picks the next tool call from what the tools have returned so far. Like a real model with
+        deferred tools, it loads a tool it was not offered with ``b24_load_pack`` before calling it."""
+
+        offered: list[str] = []  # noqa: RUF012 - a pydantic field (copied per bind), not a shared class list
 
         @property
         def _llm_type(self) -> str:
             return "scripted-demo"
 
         def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
-            return self
+            names = [getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None) for t in tools]
+            return self.model_copy(update={"offered": [n for n in names if n]})
 
         def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
-            results = [m for m in messages if isinstance(m, ToolMessage)]
+            results = [m for m in messages if isinstance(m, ToolMessage) and m.name != "b24_load_pack"]
             step = len(results)
             deal: dict[str, Any] = {}
             for m in results:
@@ -61,12 +65,16 @@ def _scripted_model() -> Any:
             ]
             if step < len(calls):
                 name, args = calls[step]
-                message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{step}", "type": "tool_call"}])
+                if self.offered and name not in self.offered and "b24_load_pack" in self.offered:
+                    name, args = "b24_load_pack", {"pack": name}
+                message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{len(messages)}",
+                                                             "type": "tool_call"}])
             else:  # report what actually happened, from the tools' answers
                 jobs = ["moved the deal to WON", "commented on it", "set a kick-off task", "told the manager"]
-                outcome = [str(m.content) for m in results[2:6]]
-                done = [job for job, text in zip(jobs, outcome, strict=False)
-                        if not text.startswith(("rejected", "invalid", "refused")) and "refused" not in text]
+                outcome = results[2:6]
+                done = [job for job, m in zip(jobs, outcome, strict=False)
+                        if getattr(m, "status", "success") != "error" and not str(m.content).startswith(("rejected", "invalid", "refused", "tool "))
+                        and "refused" not in str(m.content)]
                 skipped = [job for job in jobs if job not in done]
                 text = f"Deal #{deal.get('ID')}: " + (", ".join(done) or "nothing done")
                 if skipped:
@@ -90,11 +98,17 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
 
     from bitrix24_agent_tools.client import Bitrix24
     from bitrix24_agent_tools.guard import Guard, Policy
-    from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit, InterruptConfirmer
+    from bitrix24_agent_tools.integrations.langchain import (
+        Bitrix24Toolkit,
+        InterruptConfirmer,
+        pack_routing_middleware,
+    )
     from bitrix24_agent_tools.masking import mask_url
     from bitrix24_agent_tools.packs import PACKS, specs_for
+    from bitrix24_agent_tools.packs.loader import loader_spec
     from bitrix24_agent_tools.router import route
     from bitrix24_agent_tools.sandbox import Portal
+    from bitrix24_agent_tools.selection import select_tools
     from bitrix24_agent_tools.tokens import tools_cost
 
     portal = Portal(seed=seed, deals=40, rate_limit="standard")
@@ -108,13 +122,15 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
             client = stack.enter_context(Bitrix24(server.webhook_url))
             out(f"sandbox portal on {server.url}  (webhook {mask_url(server.webhook_url)})")
         decision = route(REQUEST)
-        routed, everything = tools_cost(specs_for(decision.packs)), tools_cost(specs_for(PACKS))
+        first = select_tools(REQUEST)
+        by_name = {s.name: s for s in [*specs_for(PACKS), loader_spec()]}
+        routed, everything = tools_cost([by_name[n] for n in first.tools]), tools_cost(specs_for(PACKS))
         out(f"request: {REQUEST}")
         out(f"router: packs {', '.join(decision.packs)} ({decision.reason})")
-        out(f"tool schemas: {routed} o200k tokens for {len(specs_for(decision.packs))} tools "
-            f"(all 12 packs would cost {everything})")
+        out(f"first model call: {routed} o200k tokens for {', '.join(first.tools)} "
+            f"(every pack one b24_load_pack away; all 12 packs at once would cost {everything})")
         guard = Guard(Policy.writer(), InterruptConfirmer())
-        toolkit = Bitrix24Toolkit.create(client, packs=decision.packs, guard=guard)
+        toolkit = Bitrix24Toolkit.create(client, packs=tuple(PACKS), guard=guard, loader=True)
         if model:
             from langchain.chat_models import init_chat_model
 
@@ -123,7 +139,8 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
         else:
             chat = _scripted_model()
             out("model: scripted (plays the LLM offline; pass --model provider:name for a real one)")
-        agent = create_agent(chat, toolkit.get_tools(), checkpointer=InMemorySaver())
+        agent = create_agent(chat, toolkit.get_tools(), middleware=[pack_routing_middleware(toolkit)],
+                             checkpointer=InMemorySaver())
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
         person = answer or _default_person(out, real_portal=bool(portal_url))
         shown = 1  # the user's message

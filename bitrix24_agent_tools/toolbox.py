@@ -86,10 +86,24 @@ class Toolbox:
         self._by_name = {s.name: s for s in self.specs}
         self.route: RouteDecision | None = None
 
-    def for_request(self, text: str) -> Toolbox:
-        """A toolbox with only the packs the router picks for ``text`` (same client, guard and context)."""
+    def for_request(self, text: str, *, budget: int | None = None) -> Toolbox:
+        """A toolbox with only the packs the router picks for ``text`` (same client, guard and context).
+
+        With ``budget`` (o200k tokens, e.g. 400): below the pack level — only the tools the request points to, within
+        the budget, and ``b24_load_pack`` for every other tool or pack (``selection.select_tools``)."""
         decision = route(text)
-        box = Toolbox(self.client, self.aclient, packs=decision.packs, guard=self.guard, context=self.context, tenant=self.tenant)
+        if budget is None:
+            box = Toolbox(self.client, self.aclient, packs=decision.packs, guard=self.guard, context=self.context,
+                          tenant=self.tenant)
+            box.route = decision
+            return box
+        from bitrix24_agent_tools.selection import select_tools
+
+        chosen = select_tools(text, budget)
+        box = Toolbox(self.client, self.aclient, packs=chosen.packs or ("core",), guard=self.guard, context=self.context,
+                      tenant=self.tenant, loader=True)
+        box.specs = [s for s in box.specs if s.name in chosen.tools]
+        box._by_name = {s.name: s for s in box.specs}
         box.route = decision
         return box
 
@@ -124,15 +138,15 @@ class Toolbox:
         scopes = self.client.call("scope").result
         return self.restrict_to_scopes(scopes if isinstance(scopes, list) else [])
 
-    def load(self, pack: str) -> None:
-        """Offer one more pack's tools from now on (what ``b24_load_pack`` asks for)."""
-        if pack in self.packs:
-            return
-        self.packs = (*self.packs, pack)
-        added = specs_for([pack])
+    def load(self, pack: str, tools: Iterable[str] | None = None) -> None:
+        """Offer one more pack's tools (or only the named ones of it) from now on (what ``b24_load_pack`` asks for)."""
+        wanted = set(tools) if tools is not None else None
+        added = [s for s in specs_for([pack]) if s.name not in self._by_name and (wanted is None or s.name in wanted)]
+        if pack not in self.packs:
+            self.packs = (*self.packs, pack)
+            self.context = replace(self.context, extra={**self.context.extra, "packs": self.packs})
         self.specs = [*[s for s in self.specs if s.pack != "loader"], *added, *[s for s in self.specs if s.pack == "loader"]]
         self._by_name.update({s.name: s for s in added})
-        self.context = replace(self.context, extra={**self.context.extra, "packs": self.packs})
 
     # -- the shared flow ------------------------------------------------------------------------------------
     def _flow(self, name: str, raw_args: Any) -> Generator[PortalCall | AskPerson, Any, ToolOutput]:
@@ -176,6 +190,8 @@ class Toolbox:
             out: ToolOutput = stop.value
             if isinstance(out.artifact, Mapping) and out.artifact.get("loaded_pack") in PACKS:
                 self.load(str(out.artifact["loaded_pack"]))
+            elif isinstance(out.artifact, Mapping) and out.artifact.get("loaded_tools"):
+                self.load(str(out.artifact["pack"]), out.artifact["loaded_tools"])
             # Artifacts reach the client too (LangChain artifact, MCP structuredContent): masked like the text.
             return ToolOutput(mask_text(out.content), mask_params(out.artifact), out.is_error)
         except CallRefused as refused:

@@ -151,30 +151,49 @@ def answers(interrupts: Iterable[Any], decide: Callable[[dict[str, Any]], Any]) 
     return out
 
 
-def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
-    """A LangChain v1 agent middleware: each model call sees only the tools of the packs routed from the last user message."""
+def pack_routing_middleware(toolkit: Bitrix24Toolkit, budget: int | None = 400) -> Any:
+    """A LangChain v1 agent middleware: each model call sees only the tools routed from the last user message.
+
+    With ``budget`` (o200k tokens, default 400) the first call carries the tools the request points to and
+    ``b24_load_pack`` (``selection.select_tools``); with ``budget=None``, every tool of the routed packs. Tools the
+    model loads are offered from the next call; a tool that was not offered is refused if called anyway."""
     from langchain.agents.middleware import AgentMiddleware, ModelRequest
     from langchain_core.messages import HumanMessage
 
+    from bitrix24_agent_tools.packs.loader import LOADER, loader_spec
+
+    extra: list[BaseTool] = []
+    if LOADER not in toolkit.toolbox._by_name:  # the toolkit was made without loader=True: the middleware brings it
+        spec = loader_spec()
+        toolkit.toolbox.specs.append(spec)
+        toolkit.toolbox._by_name[spec.name] = spec
+        extra.append(Bitrix24Tool.from_spec(spec, toolkit.toolbox))
+
     def offered(messages: list[Any]) -> set[str]:
-        """Packs routed from the latest user message, plus those the model loaded with b24_load_pack since."""
+        """Tool names for the latest user message, plus those the model loaded with b24_load_pack since."""
         from langchain_core.messages import AIMessage
 
-        from bitrix24_agent_tools.packs.loader import loaded_packs
+        from bitrix24_agent_tools.packs.loader import loaded_tools
+        from bitrix24_agent_tools.selection import select_tools
 
         last = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
         text = str(messages[last].content) if last >= 0 else ""
         calls = [(c["name"], dict(c.get("args") or {})) for m in messages[last + 1:] if isinstance(m, AIMessage)
                  for c in m.tool_calls]
-        return {*route(text).packs, *loaded_packs(calls), "loader"}
+        if budget is None:
+            packs = set(route(text).packs)
+            first = {s.name for s in toolkit.toolbox.specs if s.pack in packs}
+        else:
+            first = set(select_tools(text, budget).tools)
+        return {*first, *loaded_tools(calls), LOADER}
 
     def narrowed(request: ModelRequest) -> ModelRequest:
-        packs = offered(list(request.messages))
-        keep = [t for t in request.tools if not isinstance(t, Bitrix24Tool) or toolkit.toolbox.spec(t.name).pack in packs]
+        names = offered(list(request.messages))
+        keep = [t for t in request.tools if not isinstance(t, Bitrix24Tool) or t.name in names]
         return request.override(tools=keep)
 
     def hidden(request: Any) -> Any:
-        """A refusal when the model calls a tool of a pack that was not routed for this request (else None)."""
+        """A refusal when the model calls a tool that was not offered for this request (else None)."""
         from langchain_core.messages import ToolMessage
 
         name = request.tool_call.get("name")
@@ -182,12 +201,13 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit) -> Any:
         if spec is None:
             return None
         messages = request.state.get("messages", []) if isinstance(request.state, dict) else getattr(request.state, "messages", [])
-        if spec.pack in offered(list(messages)):
+        if name in offered(list(messages)):
             return None
-        return ToolMessage(content=f"tool {name} is not available yet: call b24_load_pack with pack {spec.pack} first",
+        return ToolMessage(content=f"tool {name} is not available yet: call b24_load_pack with {name} or pack {spec.pack} first",
                            tool_call_id=request.tool_call.get("id") or "", name=name, status="error")
 
     class PackRouting(AgentMiddleware):
+        tools = extra  # the loader, when the toolkit's own tools do not include it
         def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
             return handler(narrowed(request))
 

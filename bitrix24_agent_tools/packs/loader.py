@@ -15,22 +15,31 @@ PACK_NAMES = ("comms", "automation", "collab", "content", "boards", "commerce", 
               "compliance", "diagnostics", "core")
 
 
+def _tool_names() -> dict[str, str]:
+    from bitrix24_agent_tools.packs import PACKS
+
+    return {spec.name: pack.name for pack in PACKS.values() for spec in pack.specs}
+
+
 class LoadArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pack: str = Field(min_length=2, max_length=40)
+    pack: str = Field(min_length=2, max_length=60)
 
     @field_validator("pack")
     @classmethod
     def _known(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in PACK_NAMES:
-            raise ValueError(f"pack must be one of {', '.join(PACK_NAMES)}")
+        if value not in PACK_NAMES and value not in _tool_names():
+            raise ValueError(f"pack must be one of {', '.join(PACK_NAMES)} (or a tool's name)")
         return value
 
 
 def load_pack(ctx: ToolContext, args: LoadArgs) -> HandlerGen:
     from bitrix24_agent_tools.packs import PACKS
 
+    if args.pack not in PACK_NAMES:  # one tool, e.g. b24_task_create: cheaper than its whole pack
+        return ToolOutput(content=f"loaded {args.pack} (usable from the next step)",
+                          artifact={"loaded_tools": [args.pack], "pack": _tool_names()[args.pack]})
     names = [s.name for s in PACKS[args.pack].specs]
     return ToolOutput(content=f"loaded {args.pack}: {', '.join(names)} (usable from the next step)",
                       artifact={"loaded_pack": args.pack, "tools": names})
@@ -38,12 +47,23 @@ def load_pack(ctx: ToolContext, args: LoadArgs) -> HandlerGen:
 
 
 def loader_spec() -> ToolSpec:
-    return ToolSpec(LOADER, "Load more tools: comms (chat, calls), automation, collab (groups, feed), content (Drive), "
-                    "boards (scrum), commerce, services (calendar, booking, time), platform (AI), sites, compliance, "
-                    "diagnostics.", LoadArgs, "read", (), load_pack, "loader")
+    return ToolSpec(LOADER, "Load a tool, or a pack's tools: core (CRM, tasks), comms (chat, calls), automation, collab (feed), "
+                    "content (Drive), boards (scrum), commerce, services (calendar, booking), platform (AI), sites, "
+                    "compliance, diagnostics.", LoadArgs, "read", (), load_pack, "loader")
 
 
 def loaded_packs(calls: list[tuple[str, dict[str, object]]]) -> set[str]:
     """Packs the model loaded, from its (tool name, arguments) calls so far."""
     return {str(args.get("pack", "")).strip().lower() for name, args in calls
             if name == LOADER and str(args.get("pack", "")).strip().lower() in PACK_NAMES}
+
+
+def loaded_tools(calls: list[tuple[str, dict[str, object]]]) -> set[str]:
+    """Every tool the model loaded (one by one or with its pack), from its calls so far."""
+    from bitrix24_agent_tools.packs import PACKS
+
+    names = _tool_names()
+    out = {str(args.get("pack", "")).strip().lower() for name, args in calls if name == LOADER} & set(names)
+    for pack in loaded_packs(calls):
+        out.update(s.name for s in PACKS[pack].specs)
+    return out
