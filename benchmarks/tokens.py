@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from bitrix24_agent_tools.demo import REQUEST
 from bitrix24_agent_tools.packs import PACKS, specs_for
 from bitrix24_agent_tools.router import route
 from bitrix24_agent_tools.tokens import count_tokens, tools_cost
@@ -14,7 +15,6 @@ from bitrix24_agent_tools.tokens import count_tokens, tools_cost
 PEERS = [  # o200k tokens of the same LLM view (name + description + input schema), from issue #4 and #11
     ("mcp-bitrix24", 11, 1393), ("bitrix24-mcp", 6, 606), ("fast-bitrix24-mcp", 28, 9369), ("mcp-b24", 43, 32690),
 ]
-REQUEST = "The Acme Logistics deal is signed: move it to WON and tell the manager in chat."
 
 
 def langchain_view_tokens(packs: list[str]) -> int | None:
@@ -59,11 +59,59 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("\npeers (o200k, same view)")
     for name, n, cost in PEERS:
         print(f"{name:18} {n:3d} tools {cost:6d} tokens {cost / n:6.0f}/tool")
+    first = first_call_figures()
+    print(f"\nfirst model call (selection.select_tools, loader included; goal <= 400): demo request "
+          f"{first['demo']} tokens; labeled phrases mean {first['mean']:.0f}, worst {first['worst']} "
+          f"({first['worst_phrase']!r}); every pack one b24_load_pack away")
+    accuracy = router_accuracy()
+    print(f"router: labeled (tuned on) {accuracy['labeled']:.1%} of {accuracy['labeled_n']}; held-out (never tuned on) "
+          f"{accuracy['held_out']:.1%} of {accuracy['held_out_n']} phrases in six languages")
     per_row = list_tokens_per_row()
     print(f"\nlist results: {per_row:.1f} tokens per row for 20 deals with the default columns, names of the "
           f"responsible user, company and stage included (budget: 40)")
     return {"core_tokens": tools_cost(core), "core_per_tool": tools_cost(core) / len(core), "all_tokens": total,
-            "all_per_tool": total / len(everything), "routed_tokens": routed_cost, "list_tokens_per_row": per_row}
+            "all_per_tool": total / len(everything), "routed_tokens": routed_cost, "list_tokens_per_row": per_row,
+            "first_call_demo": first["demo"], "first_call_worst": first["worst"],
+            "router_held_out": accuracy["held_out"]}
+
+
+def phrases(name: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(phrase, expected packs) rows of tests/<name>.tsv."""
+    from pathlib import Path
+
+    from bitrix24_agent_tools.router import ORDER
+
+    rows = []
+    for line in (Path(__file__).resolve().parent.parent / "tests" / f"{name}.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            phrase, packs = line.split("\t")
+            rows.append((phrase, tuple(p for p in ORDER if p in packs.split(","))))
+    return rows
+
+
+def first_call_figures() -> dict[str, object]:
+    """Tokens of the first model call's tools for the demo request and for every labeled phrase."""
+    from bitrix24_agent_tools.packs.loader import loader_spec
+    from bitrix24_agent_tools.selection import select_tools
+
+    by_name = {s.name: s for s in [*specs_for(PACKS), loader_spec()]}
+
+    def cost(text: str) -> int:
+        return tools_cost([by_name[n] for n in select_tools(text).tools])
+
+    texts = [p for name in ("router_phrases", "router_heldout") for p, _ in phrases(name)]
+    costs = {t: cost(t) for t in texts}
+    worst = max(costs, key=lambda t: costs[t])
+    return {"demo": cost(REQUEST), "mean": sum(costs.values()) / len(costs), "worst": costs[worst], "worst_phrase": worst}
+
+
+def router_accuracy() -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, name in (("labeled", "router_phrases"), ("held_out", "router_heldout")):
+        rows = phrases(name)
+        out[key] = sum(route(p).packs == want for p, want in rows) / len(rows)
+        out[f"{key}_n"] = len(rows)
+    return out
 
 
 def list_tokens_per_row() -> float:

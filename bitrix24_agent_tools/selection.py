@@ -85,7 +85,7 @@ TYPED: dict[str, tuple[str, ...]] = {
     "b24_book": ("book", "reserv", "room", "car", "бронир", "заброни", "резерв", "переговор", "reserva", "sala",
                  "buch", "raum", "rezerw", "zarezerw", "sal"),
     "b24_page_publish": ("publish", "опубликуй", "публик", "publi", "veröffentlich", "opublikuj"),
-    "b24_explain_error": ("error", "fails", "failing", "denied", "ошиб", "не работает", "erro", "fehler", "błąd", "blad"),
+    "b24_explain_error": ("error", "fails", "failing", "denied", "access_denied", "insufficient", "wrong_auth", "ошиб", "не работает", "erro", "fehler", "błąd", "blad"),
     "b24_check_method": ("method", "scope", "permission", "allowed", "метод", "права", "доступ", "método", "methode",
                          "berechtig", "uprawnie", "metod"),
 }
@@ -130,6 +130,11 @@ def _hits(kind: str, text: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
+def _numbered(text: str, at: int) -> bool:
+    """Whether the record word at ``at`` is followed by its number ("deal 12", "сделку #12", "task no. 7")."""
+    return re.match(r"[\w-]*\s*(?:#|no\.?|№|nr\.?)?\s*\d+", text[at:]) is not None
+
+
 @lru_cache(maxsize=64)
 def _cost(name: str) -> int:
     """A tool's schema cost: o200k tokens when tiktoken is installed, else a safe over-estimate (3 chars a token)."""
@@ -162,11 +167,13 @@ def select_tools(text: str, budget: int = DEFAULT_BUDGET) -> Selection:
             wanted.append((at, "b24_lead_convert"))
             continue
         # the object of a verb mostly follows it ("create a task for its manager"); else the nearest one before
-        after = [e for e in entities if 0 <= e[0] - at <= 40]
-        near = after[0] if after else min(entities, key=lambda e: abs(e[0] - at), default=None)
+        fits = [e for e in entities if (e[1], action) in CORE]  # only records this action can apply to
+        after = [e for e in fits if 0 <= e[0] - at <= 40]
+        near = after[0] if after else min(fits, key=lambda e: abs(e[0] - at), default=None)
         if near is not None and (near[1], action) in CORE:
             wanted.append((min(at, near[0]), CORE[(near[1], action)]))
-            paired.add(near[0])
+            if _numbered(clean, near[0]):  # "deal 12": the action has its ID; "the Acme deal" must be found first
+                paired.add(near[0])
         elif action == "fields":
             wanted.append((at, "b24_crm_fields"))
     wanted.extend((at, CORE[(entity, "list")]) for at, entity in entities if at not in paired)

@@ -20,9 +20,10 @@ from mcp.server.lowlevel import Server
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
 from bitrix24_agent_tools.masking import mask_params
+from bitrix24_agent_tools.packs import PACKS
 from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec
 from bitrix24_agent_tools.packs.schema import compact_schema
-from bitrix24_agent_tools.router import route
+from bitrix24_agent_tools.selection import select_tools
 from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore, state_path
 from bitrix24_agent_tools.toolbox import Toolbox
 
@@ -153,6 +154,8 @@ class Bitrix24MCP:
         guard = Guard(policy,
                       ElicitationConfirmer() if writes else None, plans=plans)
         self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
+        if route:  # the first list is the routing tool and the loader: the request decides what comes next
+            self.toolbox.specs, self.toolbox._by_name = [], {}
         self.routing = route
         # A result goes to the model once: as compact text (default), or with structured=True as structuredContent
         # (every field, for hosts that read it) beside a one-line text pointer, never both in full (a host that
@@ -167,7 +170,7 @@ class Bitrix24MCP:
             spec = loader_spec()
             out.append(types.Tool(name=LOADER, description=spec.description, input_schema=compact_schema(spec.args),
                                   annotations=_annotations("read")))
-            out.append(types.Tool(name=ROUTE_TOOL, description="Add the tool packs a request needs.",
+            out.append(types.Tool(name=ROUTE_TOOL, description="First step: add the tools a request needs.",
                                   input_schema={"type": "object", "properties": {"request": {"type": "string"}},
                                                 "required": ["request"]},
                                   annotations=_annotations("read")))
@@ -178,24 +181,30 @@ class Bitrix24MCP:
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         arguments = dict(params.arguments or {})
-        if self.routing and params.name == LOADER:  # deferred packs: offer the loaded pack from the next step
-            pack = str(arguments.get("pack") or "").strip().lower()
-            if pack not in PACK_NAMES:
-                return types.CallToolResult(content=[types.TextContent(type="text", text=f"pack must be one of {', '.join(PACK_NAMES)}")],
+        if self.routing and params.name == LOADER:  # deferred tools: offer the loaded pack or tool from the next step
+            name = str(arguments.get("pack") or "").strip().lower()
+            owner = next((p.name for p in PACKS.values() for spec in p.specs if spec.name == name), None)
+            if name not in PACK_NAMES and owner is None:
+                return types.CallToolResult(content=[types.TextContent(type="text", text=f"pack must be one of {', '.join(PACK_NAMES)} (or a tool's name)")],
                                             is_error=True)
-            if pack not in self.toolbox.packs:
-                self.toolbox.load(pack)
+            count = len(self.toolbox.specs)
+            self.toolbox.load(owner or name, [name] if owner else None)
+            if len(self.toolbox.specs) != count:
                 await ctx.session.send_tool_list_changed()
-            names = [s.name for s in self.toolbox.specs if s.pack == pack]
-            return types.CallToolResult(content=[types.TextContent(type="text", text=f"loaded {pack}: {', '.join(names)}")])
+            names = [name] if owner else [s.name for s in self.toolbox.specs if s.pack == name]
+            return types.CallToolResult(content=[types.TextContent(type="text", text=f"loaded {', '.join(names)}")])
         if self.routing and params.name == ROUTE_TOOL:
-            decision = route(str(arguments.get("request") or ""))
-            added = [p for p in decision.packs if p not in self.toolbox.packs]
+            chosen = select_tools(str(arguments.get("request") or ""))
+            present = {s.name for s in self.toolbox.specs}
+            for tool in chosen.tools:
+                owner = next((p.name for p in PACKS.values() for spec in p.specs if spec.name == tool), None)
+                if owner is not None:
+                    self.toolbox.load(owner, [tool])
+            added = [s.name for s in self.toolbox.specs if s.name not in present]
             if added:
-                self.toolbox = Toolbox(self.toolbox.client, self.toolbox.aclient, packs=(*self.toolbox.packs, *added),
-                                       guard=self.toolbox.guard, tenant=self.toolbox.tenant)
                 await ctx.session.send_tool_list_changed()
-            text = f"added packs: {', '.join(added)}" if added else f"no new packs needed ({decision.reason})"
+            text = (f"added tools: {', '.join(added)} (more with {LOADER})" if added
+                    else f"no new tools needed ({chosen.reason})")
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
         answers: dict[str, types.ElicitResult] = {}
         for key, value in (params.input_responses or {}).items():

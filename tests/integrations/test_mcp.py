@@ -114,7 +114,7 @@ async def test_no_model_argument_can_approve_and_without_elicitation_only_a_plan
     assert [t["title"] for t in portal.entities("task")].count("later") == 1
 
 
-async def test_route_mode_adds_packs_and_notifies_the_client() -> None:
+async def test_route_mode_starts_small_adds_the_tools_a_request_needs_and_notifies_the_client() -> None:
     _, app = _server(route=True)
     changed: list[Any] = []
 
@@ -125,9 +125,12 @@ async def test_route_mode_adds_packs_and_notifies_the_client() -> None:
         before = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("b24_route", {"request": "опубликуй в живой ленте"})
         after = {t.name for t in (await client.list_tools()).tools}
-    assert "b24_route" in before and "b24_collab_call" not in before
-    assert "collab" in result.content[0].text and "b24_collab_call" in after
-    assert any("list_changed" in repr(m) for m in changed)
+        loaded = await client.call_tool("b24_load_pack", {"pack": "b24_task_create"})
+        last = {t.name for t in (await client.list_tools()).tools}
+    assert before == {"b24_route", "b24_load_pack"}  # the first list costs two small tools
+    assert "b24_feed_post" in result.content[0].text and "b24_feed_post" in after and "b24_crm_list" not in after
+    assert not loaded.is_error and "b24_task_create" in last
+    assert sum("list_changed" in repr(m) for m in changed) == 2
 
 
 async def test_legacy_sessions_get_an_elicitation_request_mid_call() -> None:

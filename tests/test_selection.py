@@ -1,0 +1,73 @@
+"""The first model call: the tools a request points to, below the pack level, within 400 tokens with the loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bitrix24_agent_tools.packs import PACKS, specs_for
+from bitrix24_agent_tools.packs.loader import loader_spec
+from bitrix24_agent_tools.selection import select_tools
+from bitrix24_agent_tools.tokens import tools_cost
+
+BY_NAME = {s.name: s for s in [*specs_for(PACKS), loader_spec()]}
+
+
+def _phrases() -> list[str]:
+    out = []
+    for name in ("router_phrases.tsv", "router_heldout.tsv"):
+        for line in (Path(__file__).parent / name).read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append(line.split("\t")[0])
+    return out
+
+
+def test_every_first_call_fits_400_tokens_and_carries_the_loader() -> None:
+    from bitrix24_agent_tools.demo import REQUEST
+
+    for text in [REQUEST, "", "hello", "x" * 5000, *_phrases()]:
+        chosen = select_tools(text)
+        assert chosen.tools[-1] == "b24_load_pack" and len(chosen.tools) >= 2, text
+        assert tools_cost([BY_NAME[n] for n in chosen.tools]) <= 400, (text, chosen.tools)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("The Acme Logistics deal is signed: move it to WON and tell the manager in chat.",
+     {"b24_crm_list", "b24_deal_move", "b24_chat_send"}),
+    ("Create a lead for Maria from Globex", {"b24_crm_create", "b24_user_find"}),
+    ("Mark the task about the Acme offer as done", {"b24_task_complete"}),
+    ("Convert lead 5 into a deal", {"b24_lead_convert"}),
+    ("Передвинь сделку 12 на стадию WON", {"b24_deal_move"}),
+    ("Создай задачу Ирине на завтра", {"b24_task_create", "b24_user_find"}),
+    ("Mueve el trato 5 a la etapa ganada", {"b24_deal_move"}),
+    ("Erstelle eine Aufgabe für Timur", {"b24_task_create"}),
+    ("Pokaż wszystkie transakcje z tego tygodnia", {"b24_crm_list"}),
+    ("Upload the brief to the Marketing folder on Drive", {"b24_file_upload"}),
+    ("Забронируй переговорную на пятницу", {"b24_book"}),
+    ("Why do I get ACCESS_DENIED on crm.deal.list?", {"b24_explain_error"}),
+])
+def test_the_request_points_to_its_tools(text: str, expected: set[str]) -> None:
+    chosen = select_tools(text)
+    assert expected <= set(chosen.tools), chosen
+
+
+def test_a_request_that_points_nowhere_gets_a_general_read_and_the_loader() -> None:
+    chosen = select_tools("hello there")
+    assert chosen.tools == ("b24_crm_list", "b24_load_pack") and not chosen.confident
+
+
+def test_a_toolbox_for_a_request_offers_only_the_selection_and_loads_one_tool_on_demand(client: object) -> None:
+    from bitrix24_agent_tools.confirmers import AutoConfirmer
+    from bitrix24_agent_tools.guard import Guard, Policy
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    box = Toolbox(client, guard=Guard(Policy.writer(), AutoConfirmer())).for_request(  # type: ignore[arg-type]
+        "Move deal 3 to WON", budget=400)
+    assert [s.name for s in box.specs] == ["b24_deal_move", "b24_load_pack"]
+    refused = box.run("b24_task_create", {"title": "x"})
+    assert refused.is_error and "not in the active packs" in refused.content
+    assert box.run("b24_load_pack", {"pack": "b24_task_create"}).content.startswith("loaded b24_task_create")
+    assert not box.run("b24_task_create", {"title": "Kick-off"}).is_error
+    box.run("b24_load_pack", {"pack": "core"})
+    assert {s.name for s in PACKS["core"].specs} <= {s.name for s in box.specs}
