@@ -1,7 +1,7 @@
 """The request pipeline, written once as sans-I/O generators that both clients drive (sync and async).
 
 A flow yields what it needs done — :class:`Send` an HTTP request, :class:`Sleep`, :class:`Refresh` the OAuth
-token, run several flows in :class:`Parallel` — and receives the outcome back. All decisions (limits, retries,
+token, start flows with :class:`Spawn` and collect each with :class:`Next` — and receives the outcome back. All decisions (limits, retries,
 envelope parsing, batch splitting, export ranges) live here; ``client.py`` only performs the I/O.
 """
 
@@ -11,6 +11,7 @@ import json
 import math
 import random
 import re
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,8 +90,17 @@ class Refresh:
 
 
 @dataclass(frozen=True)
-class Parallel:
-    flows: list[Generator[Any, Any, Any]]
+class Spawn:
+    """Start a flow without waiting for it (the async client runs it alongside the others); ``Next`` collects it."""
+
+    key: Any
+    flow: Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Next:
+    """The next spawned flow to finish, as ``(key, result)`` — whichever finishes first, not the oldest: no round
+    waits for its slowest member. Its exception, if it raised, is thrown into the asking flow instead."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +451,12 @@ def _row_id(row: Any, key: str) -> int | None:
     return None
 
 
+def by_id(method: str, rows: list[Any]) -> list[Any]:
+    """An export's rows in ascending ID order (its pages arrive in whatever order their requests finish)."""
+    _, rkey = id_keys(method)
+    return sorted(rows, key=lambda row: (_row_id(row, rkey) is None, _row_id(row, rkey) or 0))
+
+
 def export_flow(
     settings: Settings,
     method: str,
@@ -493,50 +509,56 @@ def export_flow(
         ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
         ranges[-1][1] = None  # open-ended: rows created during the export are included
     retries: dict[int, int] = {}
-    active = list(range(len(ranges)))
+    indices = list(range(len(ranges)))
+    fresh = deque(indices[i : i + BATCH_LIMIT] for i in range(0, len(indices), BATCH_LIMIT))
+    waiting: list[int] = []  # ranges with more pages (or a retry) not yet asked again
+    in_flight = 0
     done = 0
-    while active:
-        groups = [active[i : i + BATCH_LIMIT] for i in range(0, len(active), BATCH_LIMIT)]
-        still: list[int] = []
-        for wave in range(0, len(groups), max(1, parallel)):
-            flows = []
-            for group in groups[wave : wave + max(1, parallel)]:
-                commands = {}
-                for index in group:
-                    cursor, upper = ranges[index]
-                    flt = {**user_filter, f">{fkey}": cursor}
-                    if upper is not None:
-                        flt[f"<={fkey}"] = upper
-                    commands[f"r{index}"] = (method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1})
-                flows.append(batch_flow(settings, commands))
-            outcomes = yield Parallel(flows)
-            pause = 0.0
-            for outcome in outcomes:
-                for key, error in outcome.errors.items():
-                    index = int(key[1:])
-                    retries[index] = retries.get(index, 0) + 1
-                    # An operating block lasts at most the 10-minute window: allow a wait per basket on top.
-                    budget = 2 * settings.retry.attempts + (11 if isinstance(error, OperatingLimit) else 0)
-                    if not error.retryable or retries[index] > budget:
-                        raise error
-                    # The page is asked again next round from the same cursor; an operating-time block lifts
-                    # as the oldest one-minute basket drops out (protocol.md §4).
-                    wait = settings.retry.delay(retries[index], settings.rng)
-                    pause = max(pause, 60.0 if isinstance(error, OperatingLimit) else wait)
-                    still.append(index)
-                for key, result in outcome.results.items():
-                    index = int(key[1:])
-                    rows = list_items(result)
-                    if rows:
-                        yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
-                    done += len(rows)
-                    last = _row_id(rows[-1], rkey) if rows else None
-                    if len(rows) >= PAGE and last is not None:
-                        ranges[index][0] = last
-                        still.append(index)
-            if progress is not None:
-                progress(done, total)
-            if pause:
-                yield Sleep(pause)
-        active = sorted(set(still))
+
+    def command(index: int) -> tuple[str, dict[str, Any]]:
+        cursor, upper = ranges[index]
+        flt = {**user_filter, f">{fkey}": cursor}
+        if upper is not None:
+            flt[f"<={fkey}"] = upper
+        return method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1}
+
+    # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier). Fresh
+    # ranges go first, in full batches; ranges that need another page follow.
+    while fresh or waiting or in_flight:
+        while in_flight < max(1, parallel) and (fresh or waiting):
+            if fresh:
+                group = fresh.popleft()
+            else:
+                group, waiting = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
+            yield Spawn(tuple(group), batch_flow(settings, {f"r{index}": command(index) for index in group}))
+            in_flight += 1
+        _, outcome = yield Next()
+        in_flight -= 1
+        pause = 0.0
+        for key, error in outcome.errors.items():
+            index = int(key[1:])
+            retries[index] = retries.get(index, 0) + 1
+            # An operating block lasts at most the 10-minute window: allow a wait per basket on top.
+            budget = 2 * settings.retry.attempts + (11 if isinstance(error, OperatingLimit) else 0)
+            if not error.retryable or retries[index] > budget:
+                raise error
+            # The page is asked again from the same cursor; an operating-time block lifts as the oldest
+            # one-minute basket drops out (protocol.md §4).
+            wait = settings.retry.delay(retries[index], settings.rng)
+            pause = max(pause, 60.0 if isinstance(error, OperatingLimit) else wait)
+            waiting.append(index)
+        for key, result in outcome.results.items():
+            index = int(key[1:])
+            rows = list_items(result)
+            if rows:
+                yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
+            done += len(rows)
+            last = _row_id(rows[-1], rkey) if rows else None
+            if len(rows) >= PAGE and last is not None:
+                ranges[index][0] = last
+                waiting.append(index)
+        if progress is not None:
+            progress(done, total)
+        if pause:
+            yield Sleep(pause)
     return None

@@ -7,6 +7,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from typing import Any
 
@@ -16,14 +17,16 @@ from bitrix24_agent_tools.client._flow import (
     BatchResult,
     Emit,
     Flow,
-    Parallel,
+    Next,
     RawResponse,
     Refresh,
     Response,
     Send,
     Settings,
     Sleep,
+    Spawn,
     batch_flow,
+    by_id,
     call_flow,
     export_flow,
     id_keys,
@@ -184,13 +187,26 @@ class Bitrix24(_Base):
             return stop.value
 
     def _drive(self, flow: Flow) -> Generator[Any, None, Any]:
-        """Do each I/O step a flow asks for; yield the rows it emits; return its result."""
+        """Do each I/O step a flow asks for; yield the rows it emits; return its result. A spawned flow runs to
+        its end at once (one thread: nothing runs alongside); ``Next`` hands the finished ones back in order."""
+        finished: deque[tuple[Any, Any, BaseException | None]] = deque()
         try:
             op = next(flow)
             while True:
                 if isinstance(op, Emit):
                     yield from op.rows
                     op = flow.send(None)
+                    continue
+                if isinstance(op, Spawn):
+                    try:
+                        finished.append((op.key, self._run(op.flow), None))
+                    except Exception as exc:
+                        finished.append((op.key, None, exc))
+                    op = flow.send(None)
+                    continue
+                if isinstance(op, Next):
+                    key, value, error = finished.popleft()
+                    op = flow.throw(error) if error is not None else flow.send((key, value))
                     continue
                 try:
                     value = self._do(op)
@@ -214,8 +230,6 @@ class Bitrix24(_Base):
         if isinstance(op, Refresh):
             self._refresh(op.stale_access_token)
             return None
-        if isinstance(op, Parallel):
-            return [self._run(f) for f in op.flows]
         raise TypeError(f"unknown pipeline step {op!r}")
 
     def _refresh(self, stale: str) -> None:
@@ -271,8 +285,8 @@ class Bitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
-        """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages)."""
-        return list(self.export_stream(method, params, parallel=parallel, progress=progress))
+        """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages), by ascending ID."""
+        return by_id(method, list(self.export_stream(method, params, parallel=parallel, progress=progress)))
 
     def export_stream(
         self,
@@ -282,7 +296,8 @@ class Bitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> Iterator[Any]:
-        """``export()`` as a stream: each row once, as its page arrives, in constant memory (rows are not kept)."""
+        """``export()`` as a stream: each row once, as its page arrives (pages in the order their requests finish),
+        in constant memory (rows are not kept)."""
         yield from self._drive(export_flow(self.settings, method, params, parallel=parallel, progress=progress))
 
     def close(self) -> None:
@@ -331,7 +346,10 @@ class AsyncBitrix24(_Base):
 
     async def _drive(self, flow: Flow, result: list[Any] | None = None) -> AsyncIterator[Any]:
         """Do each I/O step a flow asks for; yield the rows it emits; its result goes into ``result``
-        (an async generator cannot return one)."""
+        (an async generator cannot return one). Spawned flows run as tasks alongside; ``Next`` waits for whichever
+        finishes first."""
+        running: dict[asyncio.Future[Any], Any] = {}
+        ready: deque[asyncio.Future[Any]] = deque()
         try:
             op = next(flow)
             while True:
@@ -339,6 +357,19 @@ class AsyncBitrix24(_Base):
                     for row in op.rows:
                         yield row
                     op = flow.send(None)
+                    continue
+                if isinstance(op, Spawn):
+                    running[asyncio.ensure_future(self._run(op.flow))] = op.key
+                    op = flow.send(None)
+                    continue
+                if isinstance(op, Next):
+                    if not ready:
+                        done, _ = await asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+                        ready.extend(done)
+                    task = ready.popleft()
+                    key = running.pop(task)
+                    error = task.exception()
+                    op = flow.throw(error) if error is not None else flow.send((key, task.result()))
                     continue
                 try:
                     value = await self._do(op)
@@ -349,6 +380,9 @@ class AsyncBitrix24(_Base):
         except StopIteration as stop:
             if result is not None:
                 result.append(stop.value)
+        finally:  # a flow that ends early (an error, a consumer that stops reading) leaves no request running
+            for task in running:
+                task.cancel()
 
     async def _do(self, op: Any) -> Any:
         if isinstance(op, Send):
@@ -363,8 +397,6 @@ class AsyncBitrix24(_Base):
         if isinstance(op, Refresh):
             await self._refresh(op.stale_access_token)
             return None
-        if isinstance(op, Parallel):
-            return list(await asyncio.gather(*(self._run(f) for f in op.flows)))
         raise TypeError(f"unknown pipeline step {op!r}")
 
     async def _refresh(self, stale: str) -> None:
@@ -423,7 +455,7 @@ class AsyncBitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
-        return [row async for row in self.export_stream(method, params, parallel=parallel, progress=progress)]
+        return by_id(method, [row async for row in self.export_stream(method, params, parallel=parallel, progress=progress)])
 
     async def export_stream(
         self,

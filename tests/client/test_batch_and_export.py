@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,49 @@ async def test_async_export_stream(clock: FakeClock) -> None:
     ids = [int(r["ID"]) async for r in client.export_stream("crm.deal.list", {"select": ["ID"]})]
     assert sorted(ids) == list(range(1, 701)) and len(ids) == len(set(ids))
     await client.aclose()
+
+
+async def test_the_async_pool_hands_back_whichever_request_finishes_first_with_no_round_barrier() -> None:
+    """export_flow keeps `parallel` requests in flight and starts the next as soon as any one finishes: the driver's
+    Next answers the first to finish, not the oldest (a slow request does not hold up the others)."""
+    import asyncio
+
+    from bitrix24_agent_tools.client import AsyncBitrix24
+    from bitrix24_agent_tools.client._flow import Next, Sleep, Spawn
+
+    def job(seconds: float, name: str) -> Any:
+        yield Sleep(seconds)
+        return name
+
+    def pool() -> Any:
+        order = []
+        yield Spawn("slow", job(0.3, "slow"))
+        yield Spawn("fast", job(0.01, "fast"))
+        order.append((yield Next()))
+        yield Spawn("next", job(0.01, "next"))  # starts while "slow" is still running
+        order.append((yield Next()))
+        order.append((yield Next()))
+        return order
+
+    client = AsyncBitrix24("https://example.test/rest/1/abcdefghij0123456789/", sleep=asyncio.sleep)
+    started = asyncio.get_running_loop().time()
+    order = await client._run(pool())
+    assert order == [("fast", "fast"), ("next", "next"), ("slow", "slow")]
+    assert asyncio.get_running_loop().time() - started < 0.45  # one slow request's time, not a sum of rounds
+    await client.aclose()
+
+
+def test_the_sync_driver_runs_spawned_flows_in_order() -> None:
+    from bitrix24_agent_tools.client._flow import Next, Spawn
+
+    def job(name: str) -> Any:
+        return name
+        yield  # a flow that makes no request
+
+    def pool() -> Any:
+        yield Spawn(1, job("a"))
+        yield Spawn(2, job("b"))
+        return [(yield Next()), (yield Next())]
+
+    client = Bitrix24("https://example.test/rest/1/abcdefghij0123456789/")
+    assert client._run(pool()) == [(1, "a"), (2, "b")]
