@@ -9,7 +9,7 @@ from bitrix24_agent_tools.client import (
     Bitrix24,
     Bitrix24Error,
     OAuth,
-    Plan,
+    RatePlan,
     Webhook,
 )
 from bitrix24_agent_tools.confirmers import (
@@ -26,7 +26,25 @@ from bitrix24_agent_tools.toolbox import Toolbox
 __version__ = "0.1.0"
 
 __all__ = [
-    "PACKS", "AsyncBitrix24", "AutoConfirmer", "Bitrix24", "Bitrix24Error", "ConfirmationRequest", "Decision",
-    "DeferredConfirmer", "Guard", "NotebookConfirmer", "OAuth", "Plan", "Policy", "RouteDecision", "TerminalConfirmer",
-    "ToolSpec", "Toolbox", "Webhook", "__version__", "route", "specs_for",
+    "PACKS",
+    "AsyncBitrix24",
+    "AutoConfirmer",
+    "Bitrix24",
+    "Bitrix24Error",
+    "ConfirmationRequest",
+    "Decision",
+    "DeferredConfirmer",
+    "Guard",
+    "NotebookConfirmer",
+    "OAuth",
+    "Policy",
+    "RatePlan",
+    "RouteDecision",
+    "TerminalConfirmer",
+    "ToolSpec",
+    "Toolbox",
+    "Webhook",
+    "__version__",
+    "route",
+    "specs_for",
 ]

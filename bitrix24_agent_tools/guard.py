@@ -26,8 +26,8 @@ from bitrix24_agent_tools.stores import (
     MemoryAuditStore,
     MemoryIdempotencyStore,
     MemoryPlanStore,
-    Plan,
     PlanStore,
+    StoredPlan,
 )
 
 # --- policy -------------------------------------------------------------------------------------------------
@@ -507,10 +507,10 @@ class Guard:
                                    params, self.clock(), duration))
 
     # -- plans ----------------------------------------------------------------------------------------------
-    def plan(self, spec: ToolSpec, call: Call, *, tenant: str, risk: Risk | None = None, summary: str | None = None) -> Plan:
+    def plan(self, spec: ToolSpec, call: Call, *, tenant: str, risk: Risk | None = None, summary: str | None = None) -> StoredPlan:
         """Store the exact call for later; ``execute_plan`` runs it once, for the same tenant, before it expires."""
         now = self.clock()
-        plan = Plan(Plan.new_id(), tenant, spec.name, call.method, dict(call.params),
+        plan = StoredPlan(StoredPlan.new_id(), tenant, spec.name, call.method, dict(call.params),
                     risk or self.risk_of(call.method, call.params), summary or summarize(call.method, call.params, None),
                     call.api, now, now + self.plan_ttl)
         self.plans.save(plan)

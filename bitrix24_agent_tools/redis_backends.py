@@ -16,10 +16,9 @@ from dataclasses import asdict
 from typing import Any
 
 from bitrix24_agent_tools.client.auth import Tokens
-from bitrix24_agent_tools.client.limits import Plan
+from bitrix24_agent_tools.client.limits import RatePlan
 from bitrix24_agent_tools.masking import register_secrets
-from bitrix24_agent_tools.stores import Begin, PlanError, _check_claim
-from bitrix24_agent_tools.stores import Plan as StoredPlan
+from bitrix24_agent_tools.stores import Begin, PlanError, StoredPlan, _check_claim
 
 
 def _redis(url: str) -> Any:
@@ -50,17 +49,17 @@ return tostring(wait)
 class RedisLimiter:
     """The in-process limiter's interface (``acquire(portal, cost) -> seconds to wait``), shared by every process."""
 
-    def __init__(self, client: Any, plan: Plan | None = None, *, prefix: str = "b24:bucket:", headroom: int = 2) -> None:
+    def __init__(self, client: Any, plan: RatePlan | None = None, *, prefix: str = "b24:bucket:", headroom: int = 2) -> None:
         # headroom: requests arrive a little after they are reserved (network, scheduling), and the portal's clock
         # is not ours; keeping 2 slots free absorbs that skew without measurably lowering throughput.
         self.redis = client
-        self.plan = plan or Plan.standard()
+        self.plan = plan or RatePlan.standard()
         self.burst = max(1, self.plan.burst - headroom)
         self.prefix = prefix
         self._script = client.register_script(_BUCKET)
 
     @classmethod
-    def from_url(cls, url: str, plan: Plan | None = None, **kwargs: Any) -> RedisLimiter:
+    def from_url(cls, url: str, plan: RatePlan | None = None, **kwargs: Any) -> RedisLimiter:
         return cls(_redis(url), plan, **kwargs)
 
     def acquire(self, portal: str, cost: int = 1) -> float:

@@ -54,11 +54,11 @@ class Settings:
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Bitrix24(...)`` / ``AsyncBitrix24(...)``."""
-        from bitrix24_agent_tools.client.limits import Plan
+        from bitrix24_agent_tools.client.limits import RatePlan
 
         options: dict[str, Any] = {}
         if self.rate is not None or self.burst is not None:
-            options["plan"] = Plan.custom(self.rate or 2.0, self.burst or 50)
+            options["plan"] = RatePlan.custom(self.rate or 2.0, self.burst or 50)
         if self.redis_url:
             options["limiter"] = self.redis_url
         return options

@@ -194,7 +194,7 @@ class SqliteIdempotencyStore(_Sqlite):
 
 
 @dataclass(frozen=True)
-class Plan:
+class StoredPlan:
     """An exact call stored for a person to run later (two-phase mode)."""
 
     id: str
@@ -214,7 +214,7 @@ class Plan:
         return uuid.uuid4().hex[:12]
 
     def __repr__(self) -> str:
-        return f"Plan(id={self.id!r}, tenant={self.tenant!r}, method={self.method!r}, risk={self.risk!r}, status={self.status!r})"
+        return f"StoredPlan(id={self.id!r}, tenant={self.tenant!r}, method={self.method!r}, risk={self.risk!r}, status={self.status!r})"
 
 
 class PlanError(Exception):
@@ -223,14 +223,14 @@ class PlanError(Exception):
 
 @runtime_checkable
 class PlanStore(Protocol):
-    def save(self, plan: Plan) -> None: ...
+    def save(self, plan: StoredPlan) -> None: ...
 
-    def get(self, plan_id: str) -> Plan | None: ...
+    def get(self, plan_id: str) -> StoredPlan | None: ...
 
-    def claim(self, plan_id: str, tenant: str, now: float) -> Plan: ...
+    def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan: ...
 
 
-def _check_claim(plan: Plan | None, plan_id: str, tenant: str, now: float) -> Plan:
+def _check_claim(plan: StoredPlan | None, plan_id: str, tenant: str, now: float) -> StoredPlan:
     if plan is None or plan.tenant != tenant:  # another tenant's plan is reported as unknown: no information leak
         raise PlanError(f"no plan {plan_id!r} for this portal")
     if plan.status != "pending":
@@ -242,35 +242,35 @@ def _check_claim(plan: Plan | None, plan_id: str, tenant: str, now: float) -> Pl
 
 class MemoryPlanStore:
     def __init__(self) -> None:
-        self._plans: dict[str, Plan] = {}
+        self._plans: dict[str, StoredPlan] = {}
         self._lock = threading.Lock()
 
-    def save(self, plan: Plan) -> None:
+    def save(self, plan: StoredPlan) -> None:
         with self._lock:
             self._plans[plan.id] = plan
 
-    def get(self, plan_id: str) -> Plan | None:
+    def get(self, plan_id: str) -> StoredPlan | None:
         with self._lock:
             return self._plans.get(plan_id)
 
-    def claim(self, plan_id: str, tenant: str, now: float) -> Plan:
+    def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan:
         with self._lock:
             plan = _check_claim(self._plans.get(plan_id), plan_id, tenant, now)
-            self._plans[plan_id] = Plan(**{**asdict(plan), "status": "executed"})
+            self._plans[plan_id] = StoredPlan(**{**asdict(plan), "status": "executed"})
             return plan
 
 
 class SqlitePlanStore(_Sqlite):
     schema = "CREATE TABLE IF NOT EXISTS plans (id TEXT PRIMARY KEY, data TEXT NOT NULL)"
 
-    def save(self, plan: Plan) -> None:
+    def save(self, plan: StoredPlan) -> None:
         self._db().execute("INSERT OR REPLACE INTO plans VALUES (?, ?)", (plan.id, json.dumps(asdict(plan), default=str)))
 
-    def get(self, plan_id: str) -> Plan | None:
+    def get(self, plan_id: str) -> StoredPlan | None:
         row = self._db().execute("SELECT data FROM plans WHERE id=?", (plan_id,)).fetchone()
-        return Plan(**json.loads(row[0])) if row else None
+        return StoredPlan(**json.loads(row[0])) if row else None
 
-    def claim(self, plan_id: str, tenant: str, now: float) -> Plan:
+    def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -31,16 +31,46 @@ from bitrix24_agent_tools.client.errors import (
     error_from,
     hint_for,
 )
-from bitrix24_agent_tools.client.limits import LeakyBucketLimiter, Limiter, NoLimiter, Plan, RetryPolicy
+from bitrix24_agent_tools.client.limits import LeakyBucketLimiter, Limiter, NoLimiter, RatePlan, RetryPolicy
 from bitrix24_agent_tools.masking import protect_third_party_loggers
 
 protect_third_party_loggers()
 
 __all__ = [
-    "DEFAULT_OAUTH_SERVER", "AccessDenied", "AsyncBitrix24", "AuthError", "BadRequest", "BatchResult", "Bitrix24",
-    "Bitrix24Error", "ConfigError", "InvalidResponse", "LeakyBucketLimiter", "Limiter", "MemoryTokenStore",
-    "NetworkError", "NoLimiter", "NotFound", "OAuth", "OperatingLimit", "Overloaded", "Plan", "PortalDeleted",
-    "RateLimited", "ReauthorizationRequired", "Response", "RetryPolicy", "ScopeError", "ServerError",
-    "SqliteTokenStore", "TokenExpired", "TokenStore", "Tokens", "Webhook", "auth_from_env", "error_from",
-    "hint_for", "php_query",
+    "DEFAULT_OAUTH_SERVER",
+    "AccessDenied",
+    "AsyncBitrix24",
+    "AuthError",
+    "BadRequest",
+    "BatchResult",
+    "Bitrix24",
+    "Bitrix24Error",
+    "ConfigError",
+    "InvalidResponse",
+    "LeakyBucketLimiter",
+    "Limiter",
+    "MemoryTokenStore",
+    "NetworkError",
+    "NoLimiter",
+    "NotFound",
+    "OAuth",
+    "OperatingLimit",
+    "Overloaded",
+    "PortalDeleted",
+    "RateLimited",
+    "RatePlan",
+    "ReauthorizationRequired",
+    "Response",
+    "RetryPolicy",
+    "ScopeError",
+    "ServerError",
+    "SqliteTokenStore",
+    "TokenExpired",
+    "TokenStore",
+    "Tokens",
+    "Webhook",
+    "auth_from_env",
+    "error_from",
+    "hint_for",
+    "php_query",
 ]

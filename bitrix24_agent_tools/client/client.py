@@ -38,7 +38,7 @@ from bitrix24_agent_tools.client.limits import (
     LeakyBucketLimiter,
     Limiter,
     OperatingTracker,
-    Plan,
+    RatePlan,
     RetryPolicy,
 )
 from bitrix24_agent_tools.masking import get_logger, mask_text
@@ -76,7 +76,7 @@ def _resolve_auth(auth: Webhook | OAuth | str) -> Webhook | OAuth:
     raise ConfigError("auth must be a Webhook, an OAuth or a webhook URL string")
 
 
-def _resolve_limiter(limiter: Limiter | str | None, plan: Plan, clock: Callable[[], float] | None) -> Limiter:
+def _resolve_limiter(limiter: Limiter | str | None, plan: RatePlan, clock: Callable[[], float] | None) -> Limiter:
     if isinstance(limiter, str):
         from bitrix24_agent_tools import redis_backends  # optional extra: only imported when asked for
 
@@ -125,13 +125,13 @@ class _Base:
         auth: Webhook | OAuth | str,
         *,
         limiter: Limiter | str | None = None,
-        plan: str | Plan = "standard",
+        plan: str | RatePlan = "standard",
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] | None = None,
         seed: int | None = None,
     ) -> None:
         self.auth = _resolve_auth(auth)
-        self.plan = Plan.named(plan)
+        self.plan = RatePlan.named(plan)
         self.settings = Settings(
             auth=self.auth,
             limiter=_resolve_limiter(limiter, self.plan, clock),
@@ -158,7 +158,7 @@ class Bitrix24(_Base):
         *,
         transport: httpx.BaseTransport | None = None,
         limiter: Limiter | str | None = None,
-        plan: str | Plan = "standard",
+        plan: str | RatePlan = "standard",
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         verify: bool | str = True,
@@ -319,7 +319,7 @@ class AsyncBitrix24(_Base):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         limiter: Limiter | str | None = None,
-        plan: str | Plan = "standard",
+        plan: str | RatePlan = "standard",
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         verify: bool | str = True,

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
-class Plan:
+class RatePlan:
     """A portal's rate plan: drain ``rate`` requests/second, refuse above ``burst`` (protocol.md §4)."""
 
     rate: float
@@ -25,15 +25,15 @@ class Plan:
     operating_limit: float = 480.0
 
     @classmethod
-    def standard(cls) -> Plan:
+    def standard(cls) -> RatePlan:
         return cls(rate=2.0, burst=50)
 
     @classmethod
-    def enterprise(cls) -> Plan:
+    def enterprise(cls) -> RatePlan:
         return cls(rate=5.0, burst=250)
 
     @classmethod
-    def custom(cls, rate: float, burst: int, operating_limit: float = 480.0) -> Plan:
+    def custom(cls, rate: float, burst: int, operating_limit: float = 480.0) -> RatePlan:
         if rate <= 0 or burst < 1:
             from bitrix24_agent_tools.client.errors import ConfigError
 
@@ -41,8 +41,8 @@ class Plan:
         return cls(rate=rate, burst=burst, operating_limit=operating_limit)
 
     @classmethod
-    def named(cls, name: str | Plan) -> Plan:
-        if isinstance(name, Plan):
+    def named(cls, name: str | RatePlan) -> RatePlan:
+        if isinstance(name, RatePlan):
             return name
         if name == "standard":
             return cls.standard()
@@ -50,7 +50,7 @@ class Plan:
             return cls.enterprise()
         from bitrix24_agent_tools.client.errors import ConfigError
 
-        raise ConfigError(f"unknown plan {name!r}: use 'standard', 'enterprise' or Plan.custom(rate, burst)")
+        raise ConfigError(f"unknown plan {name!r}: use 'standard', 'enterprise' or RatePlan.custom(rate, burst)")
 
 
 @runtime_checkable
@@ -72,7 +72,7 @@ class LeakyBucketLimiter:
         self._stamp: dict[str, float] = {}
 
     @classmethod
-    def for_plan(cls, plan: Plan, *, clock: Callable[[], float] = time.monotonic, headroom: int = 0) -> LeakyBucketLimiter:
+    def for_plan(cls, plan: RatePlan, *, clock: Callable[[], float] = time.monotonic, headroom: int = 0) -> LeakyBucketLimiter:
         return cls(plan.rate, max(1, plan.burst - headroom), clock=clock)
 
     def acquire(self, portal: str, cost: int = 1) -> float:

@@ -16,8 +16,8 @@ from bitrix24_agent_tools.client import (
     MemoryTokenStore,
     NoLimiter,
     OAuth,
-    Plan,
     RateLimited,
+    RatePlan,
     ReauthorizationRequired,
     RetryPolicy,
     SqliteTokenStore,
@@ -49,7 +49,7 @@ def test_without_the_limiter_the_portal_refuses_and_retries_recover(clock: FakeC
 
 
 def test_the_enterprise_plan_allows_a_bigger_burst(clock: FakeClock) -> None:
-    limiter = LeakyBucketLimiter.for_plan(Plan.enterprise(), clock=clock)
+    limiter = LeakyBucketLimiter.for_plan(RatePlan.enterprise(), clock=clock)
     waits = [limiter.acquire("p") for _ in range(260)]
     assert waits[:250] == [0.0] * 250 and waits[250] > 0
     assert limiter.acquire("other-portal") == 0.0  # buckets are per portal

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from bitrix24_agent_tools.client import Bitrix24, OAuth, Plan
+from bitrix24_agent_tools.client import Bitrix24, OAuth, RatePlan
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
     while time.time() < start_at:  # start together
         time.sleep(0.001)
     if mode == "limiter":
-        plan = Plan.custom(args["rate"], args["burst"])
+        plan = RatePlan.custom(args["rate"], args["burst"])
         client = Bitrix24(args["webhook"], limiter=redis_url, plan=plan)
         for _ in range(args["calls"]):
             client.call("profile")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bitrix24_agent_tools.client import Plan, Tokens
+from bitrix24_agent_tools.client import RatePlan, Tokens
 from bitrix24_agent_tools.redis_backends import (
     RedisIdempotencyStore,
     RedisLimiter,
@@ -18,8 +18,7 @@ from bitrix24_agent_tools.redis_backends import (
     RedisTokenStore,
 )
 from bitrix24_agent_tools.sandbox import Portal
-from bitrix24_agent_tools.stores import Plan as StoredPlan
-from bitrix24_agent_tools.stores import PlanError
+from bitrix24_agent_tools.stores import PlanError, StoredPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +38,7 @@ def _run(mode: str, redis_url: str, n: int, args: dict[str, Any]) -> list[str]:
 
 
 def test_the_lua_bucket_reserves_slots_in_order(redis_db: str) -> None:
-    limiter = RedisLimiter.from_url(redis_db, Plan.custom(10, 5), headroom=0)
+    limiter = RedisLimiter.from_url(redis_db, RatePlan.custom(10, 5), headroom=0)
     waits = [limiter.acquire("p1") for _ in range(8)]
     assert waits[:5] == [0.0] * 5
     assert 0.05 < waits[5] < waits[6] < waits[7] <= 0.31  # each extra request waits one more drain step
