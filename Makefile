@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TIKTOKEN_CACHE_DIR := $(CURDIR)/bitrix24_agent_tools/_static/tiktoken
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv wheel-check min-versions
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/b24-agent-tools demo
 
+# The wheel, installed alone per extra (bare, [langchain], [langgraph], [llamaindex], [mcp]) with a smoke test of
+# each face and of the CLI; and the faces' tests at the declared minimum versions. Virtualenvs live in build/.
+wheel-check: $(STAMP)
+	$(PY) tools/wheel_check.py
+
+min-versions: $(STAMP)
+	$(PY) tools/min_versions.py
+
 test: $(STAMP) $(ADAPTERS_STAMP)
+	$(PY) tools/wheel_check.py
+	$(PY) tools/min_versions.py
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
@@ -37,4 +47,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .venv-mcp-adapters .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-mcp-adapters build .pytest_cache .mypy_cache .ruff_cache

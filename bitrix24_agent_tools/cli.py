@@ -93,10 +93,11 @@ def _cmd_call(args: argparse.Namespace) -> int:
 
 def _cmd_packs(args: argparse.Namespace) -> int:
     from bitrix24_agent_tools.packs import PACKS
-    from bitrix24_agent_tools.tokens import tools_cost
+    from bitrix24_agent_tools.selection import _cost
 
-    for name, pack in PACKS.items():
-        print(f"{name:12} {len(pack.specs):2} tools {tools_cost(list(pack.specs)):5} tokens  {len(pack.catalog):3} methods  {pack.summary}")
+    for name, pack in PACKS.items():  # costs from the shipped table: no tokenizer needed
+        cost = sum(_cost(spec.name) for spec in pack.specs)
+        print(f"{name:12} {len(pack.specs):2} tools {cost:5} tokens  {len(pack.catalog):3} methods  {pack.summary}")
     return 0
 
 

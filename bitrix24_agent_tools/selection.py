@@ -135,20 +135,28 @@ def _numbered(text: str, at: int) -> bool:
     return re.match(r"[\w-]*\s*(?:#|no\.?|№|nr\.?)?\s*\d+", text[at:]) is not None
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1)
+def _costs() -> dict[str, int]:
+    from bitrix24_agent_tools.tokens import COSTS
+
+    try:
+        return {str(k): int(v) for k, v in json.loads(COSTS.read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+@lru_cache(maxsize=128)
 def _cost(name: str) -> int:
-    """A tool's schema cost: o200k tokens when tiktoken is installed, else a safe over-estimate (3 chars a token)."""
+    """A tool's schema cost in o200k tokens, from the shipped table (no tokenizer needed); a tool the table does not
+    know is over-estimated from its characters (three a token)."""
+    if name in _costs():
+        return _costs()[name]
     from bitrix24_agent_tools.packs import PACKS
     from bitrix24_agent_tools.packs.loader import loader_spec
     from bitrix24_agent_tools.tokens import tool_view
 
     spec = loader_spec() if name == "b24_load_pack" else next(s for p in PACKS.values() for s in p.specs if s.name == name)
-    try:
-        from bitrix24_agent_tools.tokens import tool_cost
-
-        return tool_cost(spec)
-    except Exception:  # no tiktoken (a bare install): count characters instead
-        return len(json.dumps(tool_view(spec), ensure_ascii=False)) // 3 + 1
+    return len(json.dumps(tool_view(spec), ensure_ascii=False)) // 3 + 1
 
 
 def select_tools(text: str, budget: int = DEFAULT_BUDGET) -> Selection:

@@ -33,13 +33,18 @@ def _encoding(name: str) -> Any:
         raise EncodingUnavailable("token counting needs the 'tokens' extra: pip install bitrix24-agent-tools[tokens]") from exc
     if name not in _URLS:
         raise EncodingUnavailable(f"unknown encoding {name!r}; packaged: {', '.join(_URLS)}")
-    cache_file = PACKAGED / hashlib.sha1(_URLS[name].encode()).hexdigest()
-    if not cache_file.exists():
-        raise EncodingUnavailable(f"encoding file for {name} missing at {cache_file}; refusing to download it")
-    # tiktoken looks for its cache in TIKTOKEN_CACHE_DIR; point it at our files for the load only.
+    # The encoding files ship with a clone (bitrix24_agent_tools/_static/tiktoken), not in the wheel (5 MB most
+    # installs never use): elsewhere, point TIKTOKEN_CACHE_DIR at a directory that holds them.
+    digest = hashlib.sha1(_URLS[name].encode()).hexdigest()
+    places = [PACKAGED, *([Path(os.environ["TIKTOKEN_CACHE_DIR"])] if os.environ.get("TIKTOKEN_CACHE_DIR") else [])]
+    folder = next((p for p in places if (p / digest).exists()), None)
+    if folder is None:
+        raise EncodingUnavailable(f"the {name} encoding file ({digest}) is in neither {PACKAGED} nor TIKTOKEN_CACHE_DIR; "
+                                  "we never download it: copy it from a clone's bitrix24_agent_tools/_static/tiktoken")
+    # tiktoken looks for its cache in TIKTOKEN_CACHE_DIR; point it at the files for the load only.
     with _lock:
         previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(PACKAGED)
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
         try:
             return tiktoken.get_encoding(name)
         finally:
@@ -68,3 +73,20 @@ def tool_cost(spec: ToolSpec, encoding: str = "o200k_base") -> int:
 
 def tools_cost(specs: list[ToolSpec], encoding: str = "o200k_base") -> int:
     return sum(tool_cost(s, encoding) for s in specs)
+
+
+COSTS = Path(__file__).parent / "_static" / "tool_costs.json"
+
+
+def cost_table() -> dict[str, int]:
+    """Every tool's schema cost in o200k tokens (the loader's too), as shipped in ``_static/tool_costs.json`` so that
+    choosing tools within a budget needs no tokenizer; ``tests/test_selection.py`` keeps the file current."""
+    from bitrix24_agent_tools.packs import PACKS
+    from bitrix24_agent_tools.packs.loader import loader_spec
+
+    specs = [*(s for p in PACKS.values() for s in p.specs), loader_spec()]
+    return {spec.name: tool_cost(spec) for spec in specs}
+
+
+def write_cost_table() -> None:
+    COSTS.write_text(json.dumps(cost_table(), indent=0, sort_keys=True) + "\n")

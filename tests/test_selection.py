@@ -71,3 +71,13 @@ def test_a_toolbox_for_a_request_offers_only_the_selection_and_loads_one_tool_on
     assert not box.run("b24_task_create", {"title": "Kick-off"}).is_error
     box.run("b24_load_pack", {"pack": "core"})
     assert {s.name for s in PACKS["core"].specs} <= {s.name for s in box.specs}
+
+
+def test_the_shipped_cost_table_is_current() -> None:
+    """selection reads tool costs from _static/tool_costs.json (no tokenizer at run time); regenerate it with
+    ``python -c "from bitrix24_agent_tools.tokens import write_cost_table; write_cost_table()"``."""
+    import json
+
+    from bitrix24_agent_tools.tokens import COSTS, cost_table
+
+    assert json.loads(COSTS.read_text()) == cost_table()
