@@ -27,13 +27,19 @@ MAX_DEPTH = 32
 
 
 # Exceptions a framework uses to pause a run while a person answers (LangGraph's interrupt, a LlamaIndex workflow
-# waiting for an event, our MCP InputRequired round): they must reach the framework. Anything else a confirmer
-# raises — a bug, a closed terminal, a timeout — counts as a "no".
-_PAUSES = {"GraphBubbleUp", "GraphInterrupt", "WaitingForEvent", "NeedsInput"}
+# waiting for an event, our MCP InputRequired round): they must reach the framework. Each face declares its own
+# with ``register_pause`` when it is imported; the core knows no framework. Anything else a confirmer raises — a
+# bug, a closed terminal, a timeout — counts as a "no".
+_PAUSES: set[type[BaseException]] = set()
+
+
+def register_pause(*kinds: type[BaseException]) -> None:
+    """Declare exceptions that pause a run for a person's answer (they pass through the guard untouched)."""
+    _PAUSES.update(kinds)
 
 
 def _is_pause(exc: BaseException) -> bool:
-    return not isinstance(exc, Exception) or any(cls.__name__ in _PAUSES for cls in type(exc).__mro__)
+    return not isinstance(exc, Exception) or isinstance(exc, tuple(_PAUSES))
 
 
 def validation_message(exc: ValidationError) -> str:

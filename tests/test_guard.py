@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer, DeferredConfirmer
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy, summarize
@@ -248,3 +250,28 @@ def test_an_update_reads_the_record_once_for_both_the_checks_and_the_confirmatio
     box(client, confirm).run("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"TITLE": "once"}})
     assert len([r for r in portal.requests if r.method == "crm.deal.get"]) == 1
     assert confirm.seen[0].current is not None and confirm.seen[0].current["ID"] == "4"  # the person still sees it
+
+
+def test_only_exceptions_a_face_declared_pass_through_as_pauses(client: Any) -> None:
+    """The core knows no framework: a face declares its pause exception (register_pause); a look-alike by name is a
+    failed confirmation, so a "no" (fail closed)."""
+    from bitrix24_agent_tools.toolbox import Toolbox, register_pause
+
+    class GraphInterrupt(Exception):  # the name of LangGraph's, not LangGraph's class
+        pass
+
+    class DeclaredPause(Exception):
+        pass
+
+    def raising(kind: type[Exception]) -> Any:
+        def confirm(request: Any) -> Any:
+            raise kind("paused")
+        return confirm
+
+    look_alike = Toolbox(client, guard=Guard(Policy.writer(), raising(GraphInterrupt)))
+    out = look_alike.run("b24_task_create", {"title": "x"})
+    assert out.is_error and "confirmation step failed" in out.content
+    register_pause(DeclaredPause)
+    declared = Toolbox(client, guard=Guard(Policy.writer(), raising(DeclaredPause)))
+    with pytest.raises(DeclaredPause):
+        declared.run("b24_task_create", {"title": "x"})

@@ -16,7 +16,14 @@ from bitrix24_agent_tools.guard import ConfirmationRequest, Guard, Policy
 from bitrix24_agent_tools.packs import ToolSpec
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
-from bitrix24_agent_tools.toolbox import Toolbox, validation_message
+from bitrix24_agent_tools.toolbox import Toolbox, register_pause, validation_message
+
+try:  # LangGraph's interrupt pauses the run while the person answers: the guard lets it through
+    from langgraph.errors import GraphBubbleUp
+
+    register_pause(GraphBubbleUp)
+except ImportError:  # LangChain without LangGraph: no interrupts to pass through
+    pass
 
 
 def _on_invalid(exc: ValidationError) -> str:

@@ -15,7 +15,21 @@ from llama_index.core.tools.tool_spec.base import BaseToolSpec
 from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
-from bitrix24_agent_tools.toolbox import Toolbox
+from bitrix24_agent_tools.toolbox import Toolbox, register_pause
+
+
+def _register_waiting() -> None:
+    """A workflow waiting for the person's HumanResponseEvent raises WaitingForEvent: the guard lets it through."""
+    import importlib
+
+    for module in ("workflows.runtime.types.results", "workflows.errors", "llama_index.core.workflow.errors"):
+        try:
+            register_pause(importlib.import_module(module).WaitingForEvent)
+        except (ImportError, AttributeError):
+            continue
+
+
+_register_waiting()
 
 _workflow_ctx: contextvars.ContextVar[Context | None] = contextvars.ContextVar("b24_workflow_ctx", default=None)
 

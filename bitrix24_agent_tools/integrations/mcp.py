@@ -25,7 +25,7 @@ from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.selection import select_tools
 from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore, state_path
-from bitrix24_agent_tools.toolbox import Toolbox
+from bitrix24_agent_tools.toolbox import Toolbox, register_pause
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_mcp_request", default=None)
 ROUTE_TOOL = "b24_route"
@@ -47,6 +47,9 @@ class NeedsInput(Exception):
         super().__init__(key)
         self.key = key
         self.request = request
+
+
+register_pause(NeedsInput)  # the InputRequired round: the guard lets it through to _call_tool
 
 
 class Elicitations:
