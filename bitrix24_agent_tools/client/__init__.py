@@ -1,6 +1,7 @@
 """Talking to a Bitrix24 portal: auth, limits, retries, batch, paging and typed errors (sync and async)."""
 
-from bitrix24_agent_tools.client._flow import BatchResult, Response, php_query
+from bitrix24_agent_tools.client._batch import php_query
+from bitrix24_agent_tools.client._flow import BatchResult, Response
 from bitrix24_agent_tools.client.auth import (
     DEFAULT_OAUTH_SERVER,
     MemoryTokenStore,

@@ -1,4 +1,4 @@
-"""Bitrix24 and AsyncBitrix24: the I/O shells that drive the shared pipeline in ``_flow.py`` over httpx."""
+"""Bitrix24 and AsyncBitrix24: the I/O shells that drive the shared pipeline (``_flow``, ``_batch``, ``_paging``) over httpx."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bitrix24_agent_tools.client._batch import batch_flow
 from bitrix24_agent_tools.client._flow import (
     BatchResult,
     Emit,
@@ -25,13 +26,9 @@ from bitrix24_agent_tools.client._flow import (
     Settings,
     Sleep,
     Spawn,
-    batch_flow,
-    by_id,
     call_flow,
-    export_flow,
-    id_keys,
-    list_items,
 )
+from bitrix24_agent_tools.client._paging import by_id, export_flow, id_keys, list_items
 from bitrix24_agent_tools.client.auth import DEFAULT_OAUTH_SERVER, OAuth, TokenStore, Webhook
 from bitrix24_agent_tools.client.errors import ConfigError, NetworkError
 from bitrix24_agent_tools.client.limits import (

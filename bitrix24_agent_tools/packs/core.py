@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bitrix24_agent_tools.client import Bitrix24Error
-from bitrix24_agent_tools.client._flow import php_query
+from bitrix24_agent_tools.client._batch import php_query
 from bitrix24_agent_tools.packs import preflight
 from bitrix24_agent_tools.packs.base import Call, CallRefused, HandlerGen, ToolContext, ToolOutput, ToolSpec
 from bitrix24_agent_tools.packs.render import done_output, dumps, record_output, rows_output

@@ -1,0 +1,143 @@
+"""Batches as sans-I/O flows: PHP-style command strings, ``$result[...]`` references, any number of commands."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from bitrix24_agent_tools.client._flow import BATCH_LIMIT, BatchResult, Flow, Settings, call_flow
+from bitrix24_agent_tools.client.errors import Bitrix24Error, ConfigError, error_from
+
+
+def php_query(params: Mapping[str, Any]) -> str:
+    """Encode params the way PHP's parse_str reads them back (``fields[TITLE]=x``, ``select[0]=ID``)."""
+    pairs: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            if not value:
+                pairs.append(f"{prefix}=")
+            for k, v in value.items():
+                walk(f"{prefix}[{quote(str(k), safe='')}]", v)
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                pairs.append(f"{prefix}=")
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+        else:
+            if value is None:
+                text = ""
+            elif isinstance(value, bool):
+                text = "1" if value else "0"
+            else:
+                text = str(value)
+            pairs.append(f"{prefix}={quote(text, safe='')}")
+
+    for key, value in params.items():
+        walk(quote(str(key), safe=""), value)
+    return "&".join(pairs)
+
+
+_REF_RE = re.compile(r"^\$result\[([^\]]+)\]((?:\[[^\]]*\])*)$")
+
+
+def _resolve_ref(value: Any, earlier: Mapping[str, Any], local_keys: set[str]) -> Any:
+    """Substitute ``$result[key]...`` refs to commands sent in an *earlier* request (the portal only sees its own)."""
+    if isinstance(value, Mapping):
+        return {k: _resolve_ref(v, earlier, local_keys) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_resolve_ref(v, earlier, local_keys) for v in value]
+    if isinstance(value, str):
+        match = _REF_RE.match(value)
+        if match and match.group(1) not in local_keys and match.group(1) in earlier:
+            current: Any = earlier[match.group(1)]
+            for part in re.findall(r"\[([^\]]*)\]", match.group(2)):
+                if isinstance(current, list) and part.isdigit() and int(part) < len(current):
+                    current = current[int(part)]
+                elif isinstance(current, Mapping) and part in current:
+                    current = current[part]
+                else:
+                    return value
+            return current
+    return value
+
+
+def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]]:
+    if isinstance(commands, Mapping):
+        items = list(commands.items())
+    elif isinstance(commands, (list, tuple)):
+        items = [(str(i), c) for i, c in enumerate(commands)]
+    else:
+        raise ConfigError("batch commands must be a dict {key: (method, params)} or a list of (method, params)")
+    out: list[tuple[str, str, Mapping[str, Any]]] = []
+    for key, command in items:
+        params: Mapping[str, Any]
+        if isinstance(command, str):
+            method, params = command, {}
+        elif isinstance(command, (list, tuple)) and len(command) in (1, 2):
+            method = command[0]
+            params = command[1] if len(command) == 2 and command[1] is not None else {}
+        else:
+            raise ConfigError(f"batch command {key!r} must be (method, params)")
+        if not isinstance(method, str) or not re.fullmatch(r"[A-Za-z0-9_.]+", method):
+            raise ConfigError(f"batch command {key!r} has an invalid method name {method!r}")
+        if method.lower() == "batch":
+            raise ConfigError(f"batch command {key!r} is itself a batch; Bitrix24 refuses nested batches")
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"params of batch command {key!r} must be a dict")
+        if any(str(k).lower() == "auth" for k in params):
+            raise ConfigError("batch params must not carry 'auth'")
+        out.append((str(key), method, params))
+    return out
+
+
+def _section(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One section of a batch reply under the command keys. PHP writes an array whose keys are 0..n-1 as a JSON
+    list (an empty section is ``[]``), anything else as an object (protocol.md §5)."""
+    value = body.get(name)
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value)}
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow:
+    """Any number of commands, 50 per request, results and errors mapped back to the caller's keys."""
+    items = normalize_commands(commands)
+    if halt and len(items) > BATCH_LIMIT:
+        raise ConfigError(
+            f"halt=True needs all commands in one request, but {len(items)} > {BATCH_LIMIT}: "
+            "split the work or drop halt"
+        )
+    results: dict[str, Any] = {}
+    errors: dict[str, Bitrix24Error] = {}
+    totals: dict[str, int] = {}
+    nexts: dict[str, int] = {}
+    for offset in range(0, len(items), BATCH_LIMIT):
+        chunk = items[offset : offset + BATCH_LIMIT]
+        local = {key for key, _, _ in chunk}
+        cmd = {
+            key: f"{method}?{php_query(_resolve_ref(params, results, local))}" for key, method, params in chunk
+        }
+        response = yield from call_flow(settings, "batch", {"halt": 1 if halt else 0, "cmd": cmd})
+        body = response.result if isinstance(response.result, Mapping) else {}
+        got = _section(body, "result")
+        results.update({k: v for k, v in got.items() if k in local})
+        for key, err in _section(body, "result_error").items():
+            if isinstance(err, Mapping):
+                errors[str(key)] = error_from(
+                    str(err.get("error") if err.get("error") is not None else "ERROR"), str(err.get("error_description") or ""), None,
+                    next((m for k, m, _ in chunk if k == str(key)), None),
+                )
+        for key, val in _section(body, "result_total").items():
+            if str(val).isdigit():
+                totals[str(key)] = int(val)
+        for key, val in _section(body, "result_next").items():
+            if str(val).isdigit():
+                nexts[str(key)] = int(val)
+        if halt and errors:
+            break
+    return BatchResult(results=results, errors=errors, totals=totals, nexts=nexts)
+
+

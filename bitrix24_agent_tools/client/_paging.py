@@ -1,0 +1,158 @@
+"""Lists as sans-I/O flows: every row of a big list exactly once (ID ranges, ``start=-1`` pages, a pool of batches)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bitrix24_agent_tools.client._batch import batch_flow
+from bitrix24_agent_tools.client._flow import BATCH_LIMIT, PAGE, Emit, Flow, Next, Settings, Sleep, Spawn
+from bitrix24_agent_tools.client.errors import ConfigError, OperatingLimit
+
+
+def list_items(result: Any) -> list[Any]:
+    """The rows of a list method's result: a plain list, ``items`` (crm.item, REST 3.0) or ``tasks``."""
+    if isinstance(result, list):
+        return result
+    if isinstance(result, Mapping):
+        for key in ("items", "tasks", "result"):
+            rows = result.get(key)
+            if isinstance(rows, list):
+                return rows
+    return []
+
+
+def id_keys(method: str) -> tuple[str, str]:
+    """(filter/order key, key in returned rows) for ID-keyed paging."""
+    lower = method.lower()
+    if lower.startswith("crm.item."):
+        return "id", "id"
+    if lower.startswith("tasks.task."):
+        return "ID", "id"
+    return "ID", "ID"
+
+
+def _row_id(row: Any, key: str) -> int | None:
+    if isinstance(row, Mapping):
+        value = row.get(key, row.get(key.upper(), row.get(key.lower())))
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def by_id(method: str, rows: list[Any]) -> list[Any]:
+    """An export's rows in ascending ID order (its pages arrive in whatever order their requests finish)."""
+    _, rkey = id_keys(method)
+    return sorted(rows, key=lambda row: (_row_id(row, rkey) is None, _row_id(row, rkey) or 0))
+
+
+def export_flow(
+    settings: Settings,
+    method: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    parallel: int = 4,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Flow:
+    """Every row of a big list exactly once: disjoint ID ranges, ``start=-1`` pages chained in batches (§6).
+
+    Ranges are paged by ``>ID`` cursors (stable under concurrent inserts and deletes, unlike offsets); the last
+    range is open-ended so rows added while the export runs are not missed; up to 50 range pages travel in one
+    batch request and ``parallel`` batch requests are in flight at once (the async client runs them together).
+    """
+    params = dict(params or {})
+    if not isinstance(params.get("filter", {}), Mapping):
+        raise ConfigError("export filter must be a dict")
+    fkey, rkey = id_keys(method)
+    user_filter = dict(params.get("filter") or {})
+    select = params.get("select")
+    if isinstance(select, list) and select and "*" not in select and fkey not in select and rkey not in select:
+        params["select"] = [*select, fkey]
+    base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
+    id_filtered = any(re.sub(r"^[^A-Za-z_]+", "", str(k)).lower() == "id" for k in user_filter)
+
+    # Bounds and size in one request: lowest id, highest id, and one counted page for the density.
+    probe = yield from batch_flow(
+        settings,
+        {
+            "lo": (method, {**base, "filter": user_filter, "order": {fkey: "ASC"}, "start": -1}),
+            "hi": (method, {**base, "filter": user_filter, "order": {fkey: "DESC"}, "start": -1}),
+            "n": (method, {**base, "filter": user_filter, "order": {fkey: "ASC"}, "start": 0}),
+        },
+    )
+    if probe.errors:
+        raise next(iter(probe.errors.values()))
+    lo_rows, hi_rows = list_items(probe.results.get("lo")), list_items(probe.results.get("hi"))
+    if not lo_rows:
+        return None
+    lo, hi = _row_id(lo_rows[0], rkey), _row_id(hi_rows[0], rkey) if hi_rows else None
+    total = probe.totals.get("n")
+    if lo is None or hi is None or id_filtered:
+        ranges = [[0, None]]  # unknown id shape or the caller filters on id: one open range
+    else:
+        span = hi - lo + 1
+        density = min(1.0, (total or span) / span) if span > 0 else 1.0
+        width = max(1, int(PAGE * 0.95 / max(density, 1e-9)))
+        count = max(1, math.ceil(span / width))  # no cap: a cap makes every range span two pages past ~245k rows
+        width = math.ceil(span / count)
+        ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
+        ranges[-1][1] = None  # open-ended: rows created during the export are included
+    retries: dict[int, int] = {}
+    indices = list(range(len(ranges)))
+    fresh = deque(indices[i : i + BATCH_LIMIT] for i in range(0, len(indices), BATCH_LIMIT))
+    waiting: list[int] = []  # ranges with more pages (or a retry) not yet asked again
+    in_flight = 0
+    done = 0
+
+    def command(index: int) -> tuple[str, dict[str, Any]]:
+        cursor, upper = ranges[index]
+        flt = {**user_filter, f">{fkey}": cursor}
+        if upper is not None:
+            flt[f"<={fkey}"] = upper
+        return method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1}
+
+    # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier). Fresh
+    # ranges go first, in full batches; ranges that need another page follow.
+    while fresh or waiting or in_flight:
+        while in_flight < max(1, parallel) and (fresh or waiting):
+            if fresh:
+                group = fresh.popleft()
+            else:
+                group, waiting = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
+            yield Spawn(tuple(group), batch_flow(settings, {f"r{index}": command(index) for index in group}))
+            in_flight += 1
+        _, outcome = yield Next()
+        in_flight -= 1
+        pause = 0.0
+        for key, error in outcome.errors.items():
+            index = int(key[1:])
+            retries[index] = retries.get(index, 0) + 1
+            # An operating block lasts at most the 10-minute window: allow a wait per basket on top.
+            budget = 2 * settings.retry.attempts + (11 if isinstance(error, OperatingLimit) else 0)
+            if not error.retryable or retries[index] > budget:
+                raise error
+            # The page is asked again from the same cursor; an operating-time block lifts as the oldest
+            # one-minute basket drops out (protocol.md §4).
+            wait = settings.retry.delay(retries[index], settings.rng)
+            pause = max(pause, 60.0 if isinstance(error, OperatingLimit) else wait)
+            waiting.append(index)
+        for key, result in outcome.results.items():
+            index = int(key[1:])
+            rows = list_items(result)
+            if rows:
+                yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
+            done += len(rows)
+            last = _row_id(rows[-1], rkey) if rows else None
+            if len(rows) >= PAGE and last is not None:
+                ranges[index][0] = last
+                waiting.append(index)
+        if progress is not None:
+            progress(done, total)
+        if pause:
+            yield Sleep(pause)
+    return None
