@@ -175,10 +175,13 @@ class EventHub:
     def _unbind(self, params: dict[str, Any], caller: Caller) -> dict[str, int]:
         query = {str(k).upper(): v for k, v in params.items()}
         event = str(query.get("EVENT") or "").upper()
-        event_type = str(query.get("EVENT_TYPE") or "online").lower()
+        event_type = str(query.get("EVENT_TYPE") or "").lower()
         handler = str(query.get("HANDLER") or "")
         if not event:
             raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty", 400)
+        if event_type and event_type not in ("online", "offline"):  # eventUnbind validates it as eventBind does
+            raise ApiError("ERROR_ARGUMENT", "Value must be one of {online|offline}", 400)
+        event_type = event_type or "online"
         if event_type == "offline":
             if not caller.is_admin:
                 raise ApiError("ACCESS_DENIED", "Access denied! Offline events unbinding requires administrator access "
@@ -186,9 +189,11 @@ class EventHub:
             handler = ""
         elif not handler:
             raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
+        user = _intval(query["AUTH_TYPE"]) if "AUTH_TYPE" in query else None  # only that user's binding, if given
         before = len(self.bindings)
         self.bindings = [b for b in self.bindings if not (b["event"] == event and b["handler"] == handler
-                                                           and b["app_id"] == caller.app_id)]
+                                                           and b["app_id"] == caller.app_id
+                                                           and (user is None or int(b.get("user_id") or 0) == user))]
         return {"count": before - len(self.bindings)}
 
     def _get_bindings(self, caller: Caller) -> list[dict[str, Any]]:

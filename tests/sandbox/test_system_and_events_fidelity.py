@@ -108,3 +108,15 @@ def test_a_served_portals_token_response_names_the_host_clients_reach(portal: Po
     with portal.serve() as server:
         tokens = portal.issue_tokens(portal.register_app())
         assert tokens["domain"] == server.url.split("://")[1] and tokens["client_endpoint"].startswith(server.url)
+
+
+def test_event_unbind_checks_event_type_and_unbinds_one_users_binding_when_auth_type_is_given(portal: Portal) -> None:
+    """lib/api/event.php eventUnbind: EVENT_TYPE must be online or offline; AUTH_TYPE narrows to that user's binding."""
+    app = _app_client(portal)
+    for user in (0, 2):
+        app.call("event.bind", {"EVENT": "ONCRMDEALADD", "HANDLER": "https://h.test/deal", "AUTH_TYPE": user})
+    with pytest.raises(BadRequest):
+        app.call("event.unbind", {"EVENT": "ONCRMDEALADD", "HANDLER": "https://h.test/deal", "EVENT_TYPE": "sometimes"})
+    one = app.call("event.unbind", {"EVENT": "ONCRMDEALADD", "HANDLER": "https://h.test/deal", "AUTH_TYPE": 2}).result
+    assert one == {"count": 1} and [b["auth_type"] for b in app.call("event.get").result] == ["0"]
+    assert app.call("event.unbind", {"EVENT": "ONCRMDEALADD", "HANDLER": "https://h.test/deal"}).result == {"count": 1}
