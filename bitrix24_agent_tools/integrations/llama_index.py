@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from llama_index.core.objects.base import ObjectRetriever
 from llama_index.core.tools import FunctionTool, ToolMetadata
 from llama_index.core.tools.tool_spec.base import BaseToolSpec
 from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
@@ -52,8 +53,15 @@ class Bitrix24ToolSpec(BaseToolSpec):
         guard = guard or Guard(policy or Policy.writer(), confirm)
         return cls(Toolbox(client, aclient, packs=packs, guard=guard))
 
-    def for_request(self, text: str) -> "Bitrix24ToolSpec":
-        return Bitrix24ToolSpec(self.toolbox.for_request(text))
+    def for_request(self, text: str, *, budget: int | None = None) -> "Bitrix24ToolSpec":
+        """The routed packs' tools, or with ``budget`` only the tools ``text`` points to and ``b24_load_pack``."""
+        return Bitrix24ToolSpec(self.toolbox.for_request(text, budget=budget))
+
+    def retriever(self, budget: int = 400) -> Any:
+        """Deferred tools for a FunctionAgent / AgentWorkflow (``FunctionAgent(tool_retriever=spec.retriever())``): each
+        user message gets the tools it points to and ``b24_load_pack`` (within ``budget`` tokens); a tool the model
+        loads is offered from the next step; a tool not offered is not found."""
+        return _DeferredTools(self, budget)
 
     def to_tool_list(self, spec_functions: Any = None, func_to_metadata_mapping: Any = None) -> list[FunctionTool]:
         return [self._tool(spec.name, spec.description, spec.args) for spec in self.toolbox.specs]
@@ -113,3 +121,33 @@ class WorkflowConfirmer:
             requirements={"waiter_id": waiter},
         )
         return Decision.coerce(getattr(event, "response", None))
+
+
+class _DeferredTools(ObjectRetriever[Any]):
+    """A tool retriever that asks the selection, not an index. LlamaIndex calls it with the user's message (the tools
+    to offer) and with a tool's name (the tool to run): only an offered or loaded tool is found."""
+
+    def __init__(self, spec: Bitrix24ToolSpec, budget: int) -> None:  # no index: the base's retriever is not used
+        self._spec = spec
+        self._budget = budget
+        self._current: Bitrix24ToolSpec | None = None
+
+    def retrieve(self, str_or_query_bundle: Any) -> list[Any]:
+        text = getattr(str_or_query_bundle, "query_str", str_or_query_bundle)
+        text = str(text or "")
+        if self._current is not None and text in self._current.toolbox._by_name:
+            found = self._current.toolbox.spec(text)
+            return [self._current._tool(found.name, found.description, found.args)]
+        if self._current is not None and any(text == s.name for p in _packs() for s in p.specs):
+            return []  # a tool that was not offered or loaded: not found, so not run
+        self._current = self._spec.for_request(text, budget=self._budget)
+        return self._current.to_tool_list()
+
+    async def aretrieve(self, str_or_query_bundle: Any) -> list[Any]:
+        return self.retrieve(str_or_query_bundle)
+
+
+def _packs() -> list[Any]:
+    from bitrix24_agent_tools.packs import PACKS
+
+    return list(PACKS.values())

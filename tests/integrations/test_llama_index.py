@@ -107,3 +107,23 @@ async def test_a_function_agent_pauses_for_confirmation_and_completes_after_the_
     assert asked == ["Approve? Create task (tasks.task.add)\n  TITLE = Agent task"]
     assert "Task created." in str(result)
     assert len([t for t in portal.entities("task") if t["title"] == "Agent task"]) == 1
+
+
+async def test_a_tool_retriever_offers_what_the_message_points_to_and_loads_more_on_demand() -> None:
+    from bitrix24_agent_tools import Bitrix24
+    from bitrix24_agent_tools.confirmers import AutoConfirmer
+    from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec
+    from bitrix24_agent_tools.packs import PACKS
+    from bitrix24_agent_tools.sandbox import Portal
+
+    portal = Portal(seed=1)
+    spec = Bitrix24ToolSpec.create(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=tuple(PACKS),
+                                   confirm=AutoConfirmer())
+    retriever = spec.retriever()
+    offered = [t.metadata.name for t in await retriever.aretrieve("Move deal 3 to WON")]
+    assert offered == ["b24_deal_move", "b24_load_pack"]
+    assert await retriever.aretrieve("b24_task_create") == []  # not offered: not found, not run
+    loader = (await retriever.aretrieve("b24_load_pack"))[0]
+    assert "loaded b24_task_create" in str(await loader.acall(pack="b24_task_create"))
+    created = (await retriever.aretrieve("b24_task_create"))[0]
+    assert "created task" in str(await created.acall(title="Kick-off"))
