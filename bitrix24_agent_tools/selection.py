@@ -91,6 +91,10 @@ TYPED: dict[str, tuple[str, ...]] = {
 }
 
 
+# Tools added, in this order, while the budget allows: the reads most everyday jobs make on the way.
+FILL = ("b24_crm_list", "b24_user_find", "b24_task_list", "b24_crm_get")
+
+
 @dataclass(frozen=True)
 class Selection:
     """The first model call's tools: what the request points to, and the loader for everything else."""
@@ -197,6 +201,9 @@ def select_tools(text: str, budget: int = DEFAULT_BUDGET) -> Selection:
     confident = bool(wanted)
     if not wanted:  # nothing points to a tool: the most general read, and the loader for the rest
         wanted = [(0, "b24_crm_list")]
+    # What is left of the budget goes to the tools most jobs use next (finding a record, a person, a task by name),
+    # so fewer jobs need a loader call.
+    wanted.extend((len(clean) + 2, name) for name in FILL)
     tools: list[str] = []
     spent = _cost("b24_load_pack")
     for name in dict.fromkeys(name for _, name in wanted):

@@ -108,7 +108,8 @@ class Toolbox:
         chosen = select_tools(text, budget)
         box = Toolbox(self.client, self.aclient, packs=chosen.packs or ("core",), guard=self.guard, context=self.context,
                       tenant=self.tenant, loader=True)
-        box.specs = [s for s in box.specs if s.name in chosen.tools]
+        every = {s.name: s for s in box.specs}
+        box.specs = [every[name] for name in chosen.tools if name in every]  # the selection's order: most wanted first
         box._by_name = {s.name: s for s in box.specs}
         box.route = decision
         return box

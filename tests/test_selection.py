@@ -52,9 +52,16 @@ def test_the_request_points_to_its_tools(text: str, expected: set[str]) -> None:
     assert expected <= set(chosen.tools), chosen
 
 
-def test_a_request_that_points_nowhere_gets_a_general_read_and_the_loader() -> None:
+def test_a_request_that_points_nowhere_gets_the_everyday_reads_and_the_loader() -> None:
     chosen = select_tools("hello there")
-    assert chosen.tools == ("b24_crm_list", "b24_load_pack") and not chosen.confident
+    assert chosen.tools == ("b24_crm_list", "b24_user_find", "b24_task_list", "b24_crm_get", "b24_load_pack")
+    assert not chosen.confident
+
+
+def test_the_tools_a_request_points_to_come_first_and_everyday_reads_fill_the_rest_of_the_budget() -> None:
+    chosen = select_tools("Move deal 3 to WON")
+    assert chosen.tools[0] == "b24_deal_move" and chosen.tools[-1] == "b24_load_pack"
+    assert "b24_crm_list" in chosen.tools and "b24_task_create" not in chosen.tools
 
 
 def test_a_toolbox_for_a_request_offers_only_the_selection_and_loads_one_tool_on_demand(client: object) -> None:
@@ -64,7 +71,8 @@ def test_a_toolbox_for_a_request_offers_only_the_selection_and_loads_one_tool_on
 
     box = Toolbox(client, guard=Guard(Policy.writer(), AutoConfirmer())).for_request(  # type: ignore[arg-type]
         "Move deal 3 to WON", budget=400)
-    assert [s.name for s in box.specs] == ["b24_deal_move", "b24_load_pack"]
+    names = [s.name for s in box.specs]
+    assert names[0] == "b24_deal_move" and names[-1] == "b24_load_pack" and "b24_task_create" not in names
     refused = box.run("b24_task_create", {"title": "x"})
     assert refused.is_error and "not in the active packs" in refused.content
     assert box.run("b24_load_pack", {"pack": "b24_task_create"}).content.startswith("loaded b24_task_create")

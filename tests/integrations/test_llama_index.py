@@ -121,7 +121,7 @@ async def test_a_tool_retriever_offers_what_the_message_points_to_and_loads_more
                                    confirm=AutoConfirmer())
     retriever = spec.retriever()
     offered = [t.metadata.name for t in await retriever.aretrieve("Move deal 3 to WON")]
-    assert offered == ["b24_deal_move", "b24_load_pack"]
+    assert offered[0] == "b24_deal_move" and offered[-1] == "b24_load_pack" and "b24_task_create" not in offered
     assert await retriever.aretrieve("b24_task_create") == []  # not offered: not found, not run
     loader = (await retriever.aretrieve("b24_load_pack"))[0]
     assert "loaded b24_task_create" in str(await loader.acall(pack="b24_task_create"))
