@@ -97,7 +97,10 @@ def export_flow(
     else:
         span = hi - lo + 1
         density = min(1.0, (total or span) / span) if span > 0 else 1.0
-        width = max(1, int(PAGE * 0.95 / max(density, 1e-9)))
+        # Contiguous IDs (every ID in the span exists): ranges of exactly one page, the fewest requests there can be.
+        # Otherwise a margin, so an uneven stretch rarely spills into a second page.
+        margin = 1.0 if total is not None and total == span else 0.95
+        width = max(1, int(PAGE * margin / max(density, 1e-9)))
         count = max(1, math.ceil(span / width))  # no cap: a cap makes every range span two pages past ~245k rows
         width = math.ceil(span / count)
         ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
@@ -148,7 +151,9 @@ def export_flow(
                 yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
             done += len(rows)
             last = _row_id(rows[-1], rkey) if rows else None
-            if len(rows) >= PAGE and last is not None:
+            upper = ranges[index][1]
+            # A full page may have more behind it, unless it ends at its range's upper bound (nothing can follow).
+            if len(rows) >= PAGE and last is not None and (upper is None or last < upper):
                 ranges[index][0] = last
                 waiting.append(index)
         if progress is not None:

@@ -211,3 +211,14 @@ def test_the_sync_driver_runs_spawned_flows_in_order() -> None:
 
     client = Bitrix24("https://example.test/rest/1/abcdefghij0123456789/")
     assert client._run(pool()) == [(1, "a"), (2, "b")]
+
+
+def test_an_export_of_contiguous_ids_takes_one_page_per_range(clock: FakeClock) -> None:
+    """Every ID in the span exists: ranges of exactly 50 rows, a full page ending at its range's bound is complete, so
+    12,345 deals take the probe and ceil(12,345 / 2,500) = 5 batch requests (the fewest possible)."""
+    portal = Portal(seed=2, deals=12_345, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    before = len(portal.requests)
+    rows = client.export("crm.deal.list", {"select": ["ID"]})
+    assert [int(r["ID"]) for r in rows] == list(range(1, 12_346))
+    assert len(portal.requests) - before == 1 + 5
