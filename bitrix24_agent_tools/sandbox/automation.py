@@ -170,9 +170,8 @@ def _robot_handler(url: Any) -> str:
     return handler
 
 
-@method("bizproc.robot.add", "bizproc")
-def robot_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    """bizproc/bizproc-robot/bizproc-robot-add.md: an application's automation rule, administrators only."""
+def _robot_call(params: dict[str, Any], caller: Caller) -> tuple[dict[str, Any], str]:
+    """What every bizproc.robot.* call checks first: an application, an administrator, a CODE."""
     app_only(caller, message="Application context required")
     if not caller.is_admin:
         raise ApiError("ACCESS_DENIED", "Access denied!", 403)
@@ -180,6 +179,13 @@ def robot_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
     code = str(query.get("CODE") or "")
     if not code:
         raise ApiError("ERROR_ACTIVITY_VALIDATION_FAILURE", "Empty activity code!", 400)
+    return query, code
+
+
+@method("bizproc.robot.add", "bizproc")
+def robot_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    """bizproc/bizproc-robot/bizproc-robot-add.md: an application's automation rule, administrators only."""
+    query, code = _robot_call(params, caller)
     if not _ROBOT_CODE.match(code):
         raise ApiError("ERROR_ACTIVITY_VALIDATION_FAILURE", "Wrong activity code!", 400)
     handler = _robot_handler(query.get("HANDLER"))
@@ -197,13 +203,7 @@ def robot_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
 @method("bizproc.robot.update", "bizproc")
 def robot_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
     """bizproc/bizproc-robot/bizproc-robot-update.md: CODE and FIELDS."""
-    app_only(caller, message="Application context required")
-    if not caller.is_admin:
-        raise ApiError("ACCESS_DENIED", "Access denied!", 403)
-    query = upper(params)
-    code = str(query.get("CODE") or "")
-    if not code:
-        raise ApiError("ERROR_ACTIVITY_VALIDATION_FAILURE", "Empty activity code!", 400)
+    query, code = _robot_call(params, caller)
     robot = next((r for r in table(portal, "bizproc_robot").values() if r["CODE"] == code and r["APP"] == caller.app_id),
                  None)
     if robot is None:

@@ -6,6 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
+from bitrix24_agent_tools.sandbox.im import add_message
 from bitrix24_agent_tools.sandbox.registry import app_only, method, now_iso, obj, positive, table, upper
 from bitrix24_agent_tools.sandbox.types import Caller
 
@@ -105,14 +106,7 @@ def imbot_command_answer(portal: Portal, params: dict[str, Any], caller: Caller)
     text = str(query.get("MESSAGE") or "").strip()
     if not text and not query.get("ATTACH"):
         raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
-    return _message(portal, source["dialogId"], text, int(command["BOT_ID"]))
-
-
-def _message(portal: Portal, dialog: str, text: str, author: int) -> int:
-    new_id = portal.next_id("message")
-    portal.state["message"][new_id] = {"id": new_id, "dialogId": dialog, "text": text, "authorId": author,
-                                       "date": now_iso(portal)}
-    return new_id
+    return add_message(portal, source["dialogId"], text, int(command["BOT_ID"]))
 
 
 @method("imbot.message.add", "imbot")
@@ -131,7 +125,7 @@ def imbot_message_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
             raise ApiError("WRONG_REQUEST", "Message isn't added", 400)
     elif positive(dialog) not in portal.state["user"]:
         raise ApiError("WRONG_REQUEST", "Message isn't added", 400)
-    return _message(portal, dialog, text, int(bot["ID"]))
+    return add_message(portal, dialog, text, int(bot["ID"]))
 
 
 _CALL_TYPES = {1: "outgoing", 2: "incoming", 3: "incoming redirected", 4: "callback"}

@@ -8,6 +8,7 @@ from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.registry import (
     _user_id,
     method,
+    now_iso,
     positive,
     upper,
 )
@@ -35,8 +36,14 @@ def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> in
         raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
     elif int(dialog) not in portal.state["user"]:
         raise ApiError("USER_NOT_FOUND", "User not found", 400)
+    return add_message(portal, str(dialog), text, caller.user_id)
+
+
+def add_message(portal: Portal, dialog: str, text: str, author: int) -> int:
+    """A message in a dialog's history (what im.dialog.messages.get reads back)."""
     new_id = portal.next_id("message")
-    portal.state["message"][new_id] = {"id": new_id, "dialogId": str(dialog), "text": text, "authorId": caller.user_id}
+    portal.state["message"][new_id] = {"id": new_id, "dialogId": dialog, "text": text, "authorId": author,
+                                       "date": now_iso(portal)}
     return new_id
 
 
