@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24
+from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, LeakyBucketLimiter, RatePlan
 from bitrix24_agent_tools.sandbox import CostModel, Portal
 
 COST = CostModel(round_trip=0.02, per_item=0.0002, count_cost=0.002, per_offset=0.001)
@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
         def ours_export() -> list[Any]:
             async def go() -> list[Any]:
-                async with AsyncBitrix24(server.webhook_url, verify=str(server.cert_path)) as client:
+                # A bucket of its own per run, as the portal's is emptied between runs: the default one is shared
+                # by every client of the process, so a second run would start where the first left the bucket.
+                limiter = LeakyBucketLimiter.for_plan(RatePlan.standard())
+                async with AsyncBitrix24(server.webhook_url, verify=str(server.cert_path), limiter=limiter) as client:
                     return await client.export("crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=4)
             return asyncio.run(go())
 
