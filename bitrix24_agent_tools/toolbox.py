@@ -18,7 +18,17 @@ from pydantic import ValidationError
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error
 from bitrix24_agent_tools.guard import AskPerson, Decision, Guard, PortalCall
 from bitrix24_agent_tools.masking import get_logger, mask_params, mask_text
-from bitrix24_agent_tools.packs import PACKS, Call, CallRefused, ToolContext, ToolOutput, ToolSpec, specs_for
+from bitrix24_agent_tools.packs import (
+    PACKS,
+    Call,
+    CallRefused,
+    ToolContext,
+    ToolOutput,
+    ToolSpec,
+    adrive,
+    drive,
+    specs_for,
+)
 from bitrix24_agent_tools.router import RouteDecision, route
 
 log = get_logger(__name__)
@@ -40,6 +50,36 @@ def register_pause(*kinds: type[BaseException]) -> None:
 
 def _is_pause(exc: BaseException) -> bool:
     return not isinstance(exc, Exception) or isinstance(exc, tuple(_PAUSES))
+
+
+def _answered(flow: Generator[Any, Any, ToolOutput]) -> Generator[Any, Any, ToolOutput]:
+    """A tool's flow with the person's answers settled, written once for both drivers (``packs.drive``/``adrive``
+    perform the steps): a confirmer that fails is a "no"; a pause its face declared closes the flow first — which
+    releases what the guard holds, the in-flight idempotency key — and reaches the framework."""
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, AskPerson):
+                try:
+                    answer = yield step
+                except BaseException as exc:
+                    if _is_pause(exc):
+                        flow.close()
+                        raise
+                    answer = _failed_confirmer(exc)
+                step = flow.send(answer)
+                continue
+            try:
+                value = yield step
+            except Exception as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(value)
+    except StopIteration as stop:
+        result: ToolOutput = stop.value
+        return result
+    finally:
+        flow.close()  # ended early (the framework's pause, a driver that stops): nothing stays claimed
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -244,30 +284,11 @@ class Toolbox:
         return ToolOutput(f"plan {plan_id} executed: {dumps(response.result)[:MAX_ERROR]}", response.result)
 
     def _drive_sync(self, flow: Generator[Any, Any, ToolOutput]) -> ToolOutput:
+        steps = _answered(flow)
         try:
-            step = next(flow)
-            while True:
-                if isinstance(step, AskPerson):
-                    # A framework pause must reach the framework: close the flow first, which releases what
-                    # the guard holds (the in-flight idempotency key). Any other failure of the confirmer is a no.
-                    try:
-                        answer = self._do_sync(step)
-                    except BaseException as exc:
-                        if _is_pause(exc):
-                            flow.close()
-                            raise
-                        answer = _failed_confirmer(exc)
-                    step = flow.send(answer)
-                    continue
-                try:
-                    value = self._do_sync(step)
-                except Exception as exc:
-                    step = flow.throw(exc)
-                else:
-                    step = flow.send(value)
-        except StopIteration as stop:
-            result: ToolOutput = stop.value
-            return result
+            return drive(steps, self._do_sync)
+        finally:
+            steps.close()
 
     def _portal_kwargs(self, step: PortalCall) -> dict[str, Any]:
         c = step.call
@@ -302,28 +323,11 @@ class Toolbox:
         raise TypeError(f"unknown step {step!r}")
 
     async def _drive_async(self, flow: Generator[Any, Any, ToolOutput]) -> ToolOutput:
+        steps = _answered(flow)
         try:
-            step = next(flow)
-            while True:
-                if isinstance(step, AskPerson):
-                    try:
-                        answer = await self._do_async(step)
-                    except BaseException as exc:
-                        if _is_pause(exc):
-                            flow.close()
-                            raise
-                        answer = _failed_confirmer(exc)
-                    step = flow.send(answer)
-                    continue
-                try:
-                    value = await self._do_async(step)
-                except Exception as exc:
-                    step = flow.throw(exc)
-                else:
-                    step = flow.send(value)
-        except StopIteration as stop:
-            result: ToolOutput = stop.value
-            return result
+            return await adrive(steps, self._do_async)
+        finally:
+            steps.close()
 
     async def _do_async(self, step: Any) -> Any:
         if isinstance(step, PortalCall):
