@@ -161,9 +161,10 @@ def answers(interrupts: Iterable[Any], decide: Callable[[dict[str, Any]], Any]) 
 def pack_routing_middleware(toolkit: Bitrix24Toolkit, budget: int | None = 400) -> Any:
     """A LangChain v1 agent middleware: each model call sees only the tools routed from the last user message.
 
-    With ``budget`` (o200k tokens, default 400) the first call carries the tools the request points to and
-    ``b24_load_pack`` (``selection.select_tools``); with ``budget=None``, every tool of the routed packs. Tools the
-    model loads are offered from the next call; a tool that was not offered is refused if called anyway."""
+    With ``budget`` (o200k tokens, default 400) the turn's first call carries the tools the request points to and
+    ``b24_load_pack`` (``selection.select_tools``), and once the turn is under way the routed packs' tools as well;
+    with ``budget=None``, every tool of the routed packs from the start. Tools the model loads are offered from the
+    next call; a tool of a pack that was neither routed nor loaded is refused if called anyway."""
     from langchain.agents.middleware import AgentMiddleware, ModelRequest
     from langchain_core.messages import HumanMessage
 
@@ -187,10 +188,12 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit, budget: int | None = 400) 
         text = str(messages[last].content) if last >= 0 else ""
         calls = [(c["name"], dict(c.get("args") or {})) for m in messages[last + 1:] if isinstance(m, AIMessage)
                  for c in m.tool_calls]
+        routed = {s.name for s in toolkit.toolbox.specs if s.pack in set(route(text).packs)}
         if budget is None:
-            packs = set(route(text).packs)
-            first = {s.name for s in toolkit.toolbox.specs if s.pack in packs}
-        else:
+            first = routed
+        elif calls:  # the turn is under way: the routed packs' tools too, so a job rarely needs a loader call
+            first = routed | set(select_tools(text, budget).tools)
+        else:  # the first model call of the turn: only what the request points to, within the budget
             first = set(select_tools(text, budget).tools)
         return {*first, *loaded_tools(calls), LOADER}
 
