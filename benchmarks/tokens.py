@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{first['demo']} tokens; labeled phrases mean {first['mean']:.0f}, worst {first['worst']} "
           f"({first['worst_phrase']!r}); every pack one b24_load_pack away")
     accuracy = router_accuracy()
-    print(f"router: labeled (tuned on) {accuracy['labeled']:.1%} of {accuracy['labeled_n']}; held-out (never tuned on) "
-          f"{accuracy['held_out']:.1%} of {accuracy['held_out_n']} phrases in six languages")
+    print(f"router: labeled (tuned on) {accuracy['labeled']:.1%} of {accuracy['labeled_n']}; held-out, never tuned on: "
+          f"A {accuracy['held_out']:.1%} of {accuracy['held_out_n']}, B (written after the last tuning) "
+          f"{accuracy['held_out_b']:.1%} of {accuracy['held_out_b_n']} phrases in six languages")
     per_row = list_tokens_per_row()
     print(f"\nlist results: {per_row:.1f} tokens per row for 20 deals with the default columns, names of the "
           f"responsible user, company and stage included (budget: 40)")
@@ -107,7 +108,7 @@ def first_call_figures() -> dict[str, object]:
 
 def router_accuracy() -> dict[str, float]:
     out: dict[str, float] = {}
-    for key, name in (("labeled", "router_phrases"), ("held_out", "router_heldout")):
+    for key, name in (("labeled", "router_phrases"), ("held_out", "router_heldout"), ("held_out_b", "router_heldout_b")):
         rows = phrases(name)
         out[key] = sum(route(p).packs == want for p, want in rows) / len(rows)
         out[f"{key}_n"] = len(rows)

@@ -124,10 +124,11 @@ def _rows(name: str) -> list[tuple[str, tuple[str, ...]]]:
 def test_held_out_phrases_in_six_languages() -> None:
     """The held-out split (tests/router_heldout.tsv) is never used to change the vocabulary; its accuracy is
     reported by benchmarks/tokens.py. A floor here catches a router change that generalizes worse."""
-    rows = _rows("router_heldout.tsv")
-    assert len(rows) >= 70
-    right = sum(route(phrase).packs == expected for phrase, expected in rows)
-    assert right / len(rows) >= 0.90, f"held-out accuracy {right}/{len(rows)}"
+    for name, floor in (("router_heldout.tsv", 0.90), ("router_heldout_b.tsv", 0.85)):
+        rows = _rows(name)
+        assert len(rows) >= 45
+        right = sum(route(phrase).packs == expected for phrase, expected in rows)
+        assert right / len(rows) >= floor, f"{name}: held-out accuracy {right}/{len(rows)}"
 
 
 def test_short_words_of_a_phrase_are_whole_words_and_nominative_endings_inflect() -> None:
