@@ -257,3 +257,23 @@ def test_python_dash_m_sandbox_prints_a_ready_webhook() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_cost_model_delay_leaves_out_the_time_the_sandbox_already_spent() -> None:
+    """The modelled processing time is the request's cost on a portal; the emulation's own work is part of it, so the
+    server sleeps only the rest (a slow emulation must not make every request cost the model plus itself)."""
+    import json as _json
+
+    from bitrix24_agent_tools.sandbox import CostModel
+
+    model = CostModel(round_trip=0.0, per_item=0.01, count_cost=0.0, per_offset=0.0)
+    portal = Portal(seed=1, deals=200, cost_model=model)
+    portal.on_request(lambda record: __import__("time").sleep(0.2))  # the emulation's own work takes 0.2 s
+    body = _json.dumps({"select": ["ID"], "start": -1}).encode()
+    url = portal.webhook_url + "crm.deal.list.json"
+    started = __import__("time").perf_counter()
+    status, _, payload, delay = portal.handle("POST", url, {"content-type": "application/json"}, body)
+    spent = __import__("time").perf_counter() - started
+    rows = len(_json.loads(payload)["result"])
+    assert status == 200 and rows == 50
+    assert rows * 0.01 - spent - 1e-6 <= delay <= rows * 0.01 - 0.19  # 0.5 s modelled, 0.2 s of it already spent
