@@ -16,6 +16,7 @@ from functools import lru_cache
 # pack → stems (a word matches a stem it starts with); phrases are space-separated stems.
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "comms": (
+        "text the", "czaci",
         "open line", "contact center", "contact centre", "line connector", "chat", "messag", "notif",
         "bot", "call", "telephon", "sms", "открыт лини", "контакт-центр", "контакт центр", "чат", "сообщен",
         "уведомл", "уведоми", "бот", "звон", "позвон", "дозвон", "перезвон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
@@ -41,6 +42,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик", "канбан",
                "product backlog", "бэклог продукт", "backlog do produto", "backlog del producto", "product-backlog"),
     "content": (
+        "subfolder", "sub-folder", "подпапк",
         "drive", "disk", "file", "folder", "document template", "document", "диск", "файл", "папк", "папок", "документ",
         "шаблон документ", "arquivo", "pasta", "archivo", "carpeta", "datei", "ordner", "dokument", "plik", "folder",
     ),
@@ -50,6 +52,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "bestellung", "zahlung", "produkt", "katalog", "zamówien", "płatnoś", "produkt", "katalog",
     ),
     "services": (
+        "meeting room", "conference room", "projector room", "my shift", "start shift", "end shift", "turno", "schicht",
         "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita", "appointment", "treffen", "vereinbar", "umów", "umow", "arrange a",
         "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman", "schedule",
         "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
@@ -65,6 +68,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "копилот", "ии", "нейросет", "промпт", "бизнес-аналит", "bi-коннектор", "bi коннектор",
     ),
     "sites": (
+        "opublikuj stron", "publish the page", "publica la página", "publique a página", "veröffentliche die seite",
         "website", "web site", "web-site", "страниц", "sitio web", "stron internet","site", "landing", "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
               "strona www", "strony www"),
     "compliance": (
