@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bitrix24_agent_tools.packs.loader import tool_packs
 from bitrix24_agent_tools.router import _root, normalize, route
 
 DEFAULT_BUDGET = 400  # o200k tokens of tool schemas in the first model call (issue: deferred packs)
@@ -212,11 +213,5 @@ def select_tools(text: str, budget: int = DEFAULT_BUDGET) -> Selection:
             spent += _cost(name)
     reason = (f"packs {', '.join(decision.packs)}; actions {', '.join(a for _, a in actions) or '-'}; "
               f"records {', '.join(e for _, e in entities) or '-'}; {spent} tokens with the loader")
-    packs = tuple(dict.fromkeys(_pack_of(t) for t in tools))
+    packs = tuple(dict.fromkeys(tool_packs()[t] for t in tools))
     return Selection((*tools, "b24_load_pack"), packs, confident, reason)
-
-
-def _pack_of(tool: str) -> str:
-    from bitrix24_agent_tools.packs import PACKS
-
-    return next(p.name for p in PACKS.values() for s in p.specs if s.name == tool)

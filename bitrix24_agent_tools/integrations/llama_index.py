@@ -16,6 +16,7 @@ from llama_index.core.tools.tool_spec.base import BaseToolSpec
 from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
+from bitrix24_agent_tools.packs.loader import tool_packs
 from bitrix24_agent_tools.toolbox import Toolbox, register_pause
 
 
@@ -138,16 +139,10 @@ class _DeferredTools(ObjectRetriever[Any]):
         if self._current is not None and text in self._current.toolbox._by_name:
             found = self._current.toolbox.spec(text)
             return [self._current._tool(found.name, found.description, found.args)]
-        if self._current is not None and any(text == s.name for p in _packs() for s in p.specs):
+        if self._current is not None and text in tool_packs():
             return []  # a tool that was not offered or loaded: not found, so not run
         self._current = self._spec.for_request(text, budget=self._budget)
         return self._current.to_tool_list()
 
     async def aretrieve(self, str_or_query_bundle: Any) -> list[Any]:
         return self.retrieve(str_or_query_bundle)
-
-
-def _packs() -> list[Any]:
-    from bitrix24_agent_tools.packs import PACKS
-
-    return list(PACKS.values())

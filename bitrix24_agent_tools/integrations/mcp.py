@@ -20,8 +20,7 @@ from mcp.server.lowlevel import Server
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
 from bitrix24_agent_tools.masking import mask_params
-from bitrix24_agent_tools.packs import PACKS
-from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec
+from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec, tool_packs
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.selection import select_tools
 from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore, state_path
@@ -186,7 +185,7 @@ class Bitrix24MCP:
         arguments = dict(params.arguments or {})
         if self.routing and params.name == LOADER:  # deferred tools: offer the loaded pack or tool from the next step
             name = str(arguments.get("pack") or "").strip().lower()
-            owner = next((p.name for p in PACKS.values() for spec in p.specs if spec.name == name), None)
+            owner = tool_packs().get(name)
             if name not in PACK_NAMES and owner is None:
                 return types.CallToolResult(content=[types.TextContent(type="text", text=f"pack must be one of {', '.join(PACK_NAMES)} (or a tool's name)")],
                                             is_error=True)
@@ -200,7 +199,7 @@ class Bitrix24MCP:
             chosen = select_tools(str(arguments.get("request") or ""))
             present = {s.name for s in self.toolbox.specs}
             for tool in chosen.tools:
-                owner = next((p.name for p in PACKS.values() for spec in p.specs if spec.name == tool), None)
+                owner = tool_packs().get(tool)
                 if owner is not None:
                     self.toolbox.load(owner, [tool])
             added = [s.name for s in self.toolbox.specs if s.name not in present]

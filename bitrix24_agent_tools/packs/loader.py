@@ -6,6 +6,8 @@ pack's tools from the next step (LangChain middleware, MCP ``tools/list_changed`
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
@@ -15,7 +17,9 @@ PACK_NAMES = ("comms", "automation", "collab", "content", "boards", "commerce", 
               "compliance", "diagnostics", "core")
 
 
-def _tool_names() -> dict[str, str]:
+@lru_cache(maxsize=1)
+def tool_packs() -> dict[str, str]:
+    """Every tool's name → the pack it belongs to (the loader's, the faces' and the selection's one lookup)."""
     from bitrix24_agent_tools.packs import PACKS
 
     return {spec.name: pack.name for pack in PACKS.values() for spec in pack.specs}
@@ -29,7 +33,7 @@ class LoadArgs(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in PACK_NAMES and value not in _tool_names():
+        if value not in PACK_NAMES and value not in tool_packs():
             raise ValueError(f"pack must be one of {', '.join(PACK_NAMES)} (or a tool's name)")
         return value
 
@@ -39,7 +43,7 @@ def load_pack(ctx: ToolContext, args: LoadArgs) -> HandlerGen:
 
     if args.pack not in PACK_NAMES:  # one tool, e.g. b24_task_create: cheaper than its whole pack
         return ToolOutput(content=f"loaded {args.pack} (usable from the next step)",
-                          artifact={"loaded_tools": [args.pack], "pack": _tool_names()[args.pack]})
+                          artifact={"loaded_tools": [args.pack], "pack": tool_packs()[args.pack]})
     names = [s.name for s in PACKS[args.pack].specs]
     return ToolOutput(content=f"loaded {args.pack}: {', '.join(names)} (usable from the next step)",
                       artifact={"loaded_pack": args.pack, "tools": names})
@@ -62,7 +66,7 @@ def loaded_tools(calls: list[tuple[str, dict[str, object]]]) -> set[str]:
     """Every tool the model loaded (one by one or with its pack), from its calls so far."""
     from bitrix24_agent_tools.packs import PACKS
 
-    names = _tool_names()
+    names = tool_packs()
     out = {str(args.get("pack", "")).strip().lower() for name, args in calls if name == LOADER} & set(names)
     for pack in loaded_packs(calls):
         out.update(s.name for s in PACKS[pack].specs)
