@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
+from bitrix24_agent_tools.sandbox.registry import wanted_scopes
 from bitrix24_agent_tools.sandbox.types import Caller
 
 if TYPE_CHECKING:
@@ -44,6 +45,28 @@ def form_encode(data: Any, prefix: str = "") -> list[tuple[str, str]]:
     else:
         pairs.append((prefix, "" if data is None else str(data)))
     return pairs
+
+
+def _binding(query: dict[str, Any], caller: Caller, doing: str) -> tuple[str, str, str]:
+    """(EVENT, EVENT_TYPE, HANDLER) checked the way eventBind and eventUnbind both check them (lib/api/event.php):
+    EVENT required, EVENT_TYPE online or offline (default online), offline for administrators only and without a
+    handler, online with one."""
+    event = str(query.get("EVENT") or "").upper()
+    event_type = str(query.get("EVENT_TYPE") or "").lower()
+    handler = str(query.get("HANDLER") or "")
+    if not event:
+        raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty", 400)
+    if event_type and event_type not in ("online", "offline"):
+        raise ApiError("ERROR_ARGUMENT", "Value must be one of {online|offline}", 400)
+    event_type = event_type or "online"
+    if event_type == "offline":
+        if not caller.is_admin:
+            raise ApiError("ACCESS_DENIED", f"Access denied! Offline events {doing} requires administrator access rights",
+                           403)
+        return event, event_type, ""
+    if not handler:
+        raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
+    return event, event_type, handler
 
 
 class EventHub:
@@ -131,37 +154,17 @@ class EventHub:
     @staticmethod
     def _events(params: dict[str, Any], caller: Caller) -> list[str]:
         """eventsList: the events of ``SCOPE``, of every scope with ``FULL``, else of the credential's scopes."""
-        query = {str(k).upper(): v for k, v in params.items()}
-        if query.get("SCOPE") not in (None, ""):
-            wanted = {str(query["SCOPE"])}
-        elif str(query.get("FULL") or "").lower() in ("1", "true", "y"):
-            wanted = set(EVENTS)
-        else:
-            wanted = set(caller.scopes) | {"basic"}
+        wanted = wanted_scopes(params, caller, EVENTS)
         return [name for scope, names in EVENTS.items() if scope in wanted for name in names]
 
     def _bind(self, params: dict[str, Any], caller: Caller) -> bool:
         """eventBind (lib/api/event.php; api-reference/events/event-bind.md), check by check."""
         query = {str(k).upper(): v for k, v in params.items()}
-        event = str(query.get("EVENT") or "").upper()
-        event_type = str(query.get("EVENT_TYPE") or "").lower()
-        handler = str(query.get("HANDLER") or "")
         user = _intval(query.get("AUTH_TYPE"))
         if user > 0 and not caller.is_admin and user != caller.user_id:
             raise ApiError("ACCESS_DENIED", "Access denied! Event binding with AUTH_TYPE requires administrator access "
                                             "rights", 403)
-        if not event:
-            raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty", 400)
-        if event_type and event_type not in ("online", "offline"):
-            raise ApiError("ERROR_ARGUMENT", "Value must be one of {online|offline}", 400)
-        event_type = event_type or "online"
-        if event_type == "offline":
-            if not caller.is_admin:
-                raise ApiError("ACCESS_DENIED", "Access denied! Offline events binding requires administrator access "
-                                                "rights", 403)
-            handler = ""
-        elif not handler:
-            raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
+        event, event_type, handler = _binding(query, caller, "binding")
         known = {name for scope in (*caller.scopes, "basic") for name in EVENTS.get(scope, ())}
         if event not in known:
             raise ApiError("ERROR_EVENT_NOT_FOUND", "Event not found", 400)
@@ -174,21 +177,7 @@ class EventHub:
 
     def _unbind(self, params: dict[str, Any], caller: Caller) -> dict[str, int]:
         query = {str(k).upper(): v for k, v in params.items()}
-        event = str(query.get("EVENT") or "").upper()
-        event_type = str(query.get("EVENT_TYPE") or "").lower()
-        handler = str(query.get("HANDLER") or "")
-        if not event:
-            raise ApiError("ERROR_ARGUMENT", "Argument 'EVENT' is null or empty", 400)
-        if event_type and event_type not in ("online", "offline"):  # eventUnbind validates it as eventBind does
-            raise ApiError("ERROR_ARGUMENT", "Value must be one of {online|offline}", 400)
-        event_type = event_type or "online"
-        if event_type == "offline":
-            if not caller.is_admin:
-                raise ApiError("ACCESS_DENIED", "Access denied! Offline events unbinding requires administrator access "
-                                                "rights", 403)
-            handler = ""
-        elif not handler:
-            raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
+        event, _, handler = _binding(query, caller, "unbinding")
         user = _intval(query["AUTH_TYPE"]) if "AUTH_TYPE" in query else None  # only that user's binding, if given
         before = len(self.bindings)
         self.bindings = [b for b in self.bindings if not (b["event"] == event and b["handler"] == handler

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,17 @@ def table(portal: Portal, kind: str) -> dict[Any, dict[str, Any]]:
 def upper(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters by upper-case name: most older methods read their parameters case-insensitively."""
     return {str(k).upper(): v for k, v in params.items()}
+
+
+def wanted_scopes(params: dict[str, Any], caller: Caller, every: Iterable[str]) -> set[str]:
+    """The scopes a listing of the rest module covers (methodsList, eventsList in rest_provider.php): ``SCOPE``, every
+    scope with ``FULL``, else the credential's own and ``basic``."""
+    query = upper(params)
+    if query.get("SCOPE") not in (None, ""):
+        return {str(query["SCOPE"])}
+    if str(query.get("FULL") or "").lower() in ("1", "true", "y"):
+        return set(every)
+    return set(caller.scopes) | {"basic"}
 
 
 def app_only(caller: Caller, code: str = "ACCESS_DENIED",

@@ -8,6 +8,7 @@ from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.registry import (
     METHODS,
     method,
+    wanted_scopes,
 )
 from bitrix24_agent_tools.sandbox.types import Caller
 
@@ -52,14 +53,8 @@ def scope(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
 @method("methods", "basic")
 def methods_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
     """methodsList: the methods of ``scope``, of every scope with ``full``, else of the credential's scopes."""
-    query = {str(k).upper(): v for k, v in params.items()}
     by_scope = _methods_by_scope()
-    if query.get("SCOPE") not in (None, ""):
-        wanted = {str(query["SCOPE"])}
-    elif str(query.get("FULL") or "").lower() in ("1", "true", "y"):
-        wanted = set(by_scope)
-    else:
-        wanted = set(caller.scopes) | {"basic"}
+    wanted = wanted_scopes(params, caller, by_scope)
     return [name for scope_name in sorted(by_scope) if scope_name in wanted for name in sorted(by_scope[scope_name])]
 
 
