@@ -75,7 +75,7 @@ def workflow_start(portal: Portal, params: dict[str, Any], caller: Caller) -> st
 @method("bizproc.workflow.instances", "bizproc")
 def workflow_instances(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
     rows = [w for w in table(portal, "workflow").values() if not w.get("TERMINATED")]
-    return paged(portal, [{k: v for k, v in w.items() if k != "TERMINATED"} for w in rows], params.get("start"))
+    return paged([{k: v for k, v in w.items() if k != "TERMINATED"} for w in rows], params.get("start"))
 
 
 def _workflow(portal: Portal, params: dict[str, Any], *, terminated_too: bool = False) -> str:
@@ -120,7 +120,7 @@ def bizproc_task_list(portal: Portal, params: dict[str, Any], caller: Caller) ->
         raise ApiError("ACCESS_DENIED", "Access denied!", 403)
     rows = [t for t in table(portal, "bizproc_task").values() if t["USER_ID"] == user
             and all(str(t.get(k)) == str(v) for k, v in flt.items() if k != "USER_ID")]
-    return paged(portal, rows, query.get("START"))
+    return paged(rows, query.get("START"))
 
 
 _TASK_STATUS = {"1": "1", "yes": "1", "2": "2", "no": "2", "3": "3", "ok": "3", "4": "4", "cancel": "4"}
@@ -255,4 +255,4 @@ def lists_element_get(portal: Portal, params: dict[str, Any], caller: Caller) ->
     rows = [{k: v for k, v in e.items() if k != "IBLOCK_ID"} for e in table(portal, "lists_element").values()]
     if query.get("ELEMENT_ID"):
         rows = [r for r in rows if r["ID"] == str(query["ELEMENT_ID"])]
-    return paged(portal, rows, query.get("START"))
+    return paged(rows, query.get("START"))

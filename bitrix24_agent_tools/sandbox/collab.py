@@ -45,7 +45,7 @@ def group_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing
                 ok = ok and str(group.get(name.lstrip("=")) or "") == str(wanted)
         if ok:
             rows.append(dict(group))
-    return paged(portal, rows, query.get("START"))
+    return paged(rows, query.get("START"))
 
 
 @method("sonet_group.user.get", "sonet_group")

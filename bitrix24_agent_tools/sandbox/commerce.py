@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
-from bitrix24_agent_tools.sandbox.registry import Listing, method, now_iso, positive, table
+from bitrix24_agent_tools.sandbox.registry import Listing, method, now_iso, paged, positive, table
 from bitrix24_agent_tools.sandbox.types import Caller
 
 if TYPE_CHECKING:
@@ -69,13 +69,10 @@ def _filtered(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[s
 
 
 def _listing(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> Listing:
-    from bitrix24_agent_tools.sandbox.query import page
-
     select = params.get("select")
     if isinstance(select, list) and select and "*" not in select:
         rows = [{k: v for k, v in r.items() if k in select} for r in rows]
-    chunk, total, nxt = page(rows, params.get("start"))
-    return Listing({key: chunk}, total, nxt)
+    return paged(rows, params.get("start"), key)
 
 
 # --- catalog ------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def _children(portal: Portal, folder_id: int, params: dict[str, Any]) -> Listing
     flt = obj(params.get("filter"))
     for key, wanted in flt.items():
         rows = [r for r in rows if str(r.get(str(key).upper())).casefold() == str(wanted).casefold()]  # ci collation
-    return paged(portal, rows, params.get("start"))
+    return paged(rows, params.get("start"))
 
 
 @method("disk.storage.getlist", "disk")
@@ -52,7 +52,7 @@ def storage_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
     """disk/storage/disk-storage-get-list.md."""
     rows = [dict(s) for s in table(portal, "disk_storage").values()
             if s["ENTITY_TYPE"] != "user" or s["ENTITY_ID"] == str(caller.user_id) or caller.is_admin]
-    return paged(portal, rows, params.get("start"))
+    return paged(rows, params.get("start"))
 
 
 @method("disk.storage.getchildren", "disk")

@@ -212,7 +212,7 @@ def entity_item_get(portal: Portal, params: dict[str, Any], caller: Caller) -> L
         if ok:
             rows.append({k: v for k, v in item.items() if k not in ("APP", "ENTITY", "PROPERTY_VALUES")}
                         | {"PROPERTY_VALUES": dict(item["PROPERTY_VALUES"])})
-    return paged(portal, rows, query.get("START"))
+    return paged(rows, query.get("START"))
 
 
 def _item(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:

@@ -103,26 +103,13 @@ def positive(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-def paged(portal: Portal, rows: list[Any], start: Any) -> Listing:
-    """A list answer of 50 rows from ``start``, with ``total`` and ``next``."""
+def paged(rows: list[Any], start: Any, key: str | None = None) -> Listing:
+    """A list answer of 50 rows from ``start``, with ``total`` and ``next``; with ``key``, the rows wrapped in an
+    object under it (``{"orders": [...]}``), as many newer methods answer."""
     from bitrix24_agent_tools.sandbox.query import page
 
     chunk, total, nxt = page(rows, start)
-    return Listing(chunk, total, nxt)
-
-
-def matches(record: dict[str, Any], flt: Any) -> bool:
-    """A plain equality filter (``{"FIELD": value}`` or a list of values), case-insensitive on field names."""
-    if not isinstance(flt, dict):
-        return True
-    lowered = {str(k).lower(): v for k, v in record.items()}
-    for key, wanted in flt.items():
-        name = str(key).lstrip("=").lower()
-        have = lowered.get(name)
-        options = wanted if isinstance(wanted, list) else [wanted]
-        if str(have) not in {str(o) for o in options}:
-            return False
-    return True
+    return Listing({key: chunk} if key else chunk, total, nxt)
 
 
 def obj(value: Any) -> dict[str, Any]:

@@ -192,8 +192,7 @@ def booking_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
         lo, hi = int(within.get("dateFrom") or 0), int(within.get("dateTo") or 2**40)
         rows = [b for b in rows if int(b["datePeriod"]["from"]["timestamp"]) < hi
                 and int(b["datePeriod"]["to"]["timestamp"]) > lo]
-    listing = paged(portal, [_booking_out(b) for b in rows], params.get("start"))
-    return Listing({"booking": listing.result}, listing.total, listing.next)
+    return paged([_booking_out(b) for b in rows], params.get("start"), "booking")
 
 
 @method("booking.v1.resource.list", "booking")
@@ -208,8 +207,7 @@ def resource_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
     for key in ("name", "typeId", "isMain"):
         if key in flt:
             rows = [r for r in rows if str(r.get(key)) == str(flt[key])]
-    listing = paged(portal, rows, params.get("start"))
-    return Listing({"resource": listing.result}, listing.total, listing.next)
+    return paged(rows, params.get("start"), "resource")
 
 
 # --- working day --------------------------------------------------------------------------------------------
