@@ -119,20 +119,37 @@ def normalize(text: str) -> str:
 _API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "połącz"}
 
 
+def stem_pattern(stem: str) -> re.Pattern[str] | None:
+    """The pattern of a vocabulary entry: each word a prefix of a word of the text (its nominative ending inflects),
+    except very short ones (бп, ии, "с" in "с сайта"), which must be whole words — "с сайта" must not match
+    "создай сайт"; the last word matches only as long as the entry, so a longer entry wins an overlap."""
+    words = [_root(w) for w in normalize(stem).split()]
+    if not words:
+        return None
+    body = r"\s+".join(re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
+                       for i, w in enumerate(words))
+    return re.compile(rf"(?<![\w-]){body}")
+
+
+def longest_matches(text: str, table: list[tuple[str, str, re.Pattern[str]]]) -> list[tuple[int, str, str]]:
+    """(position, key, stem) of every entry of ``table`` found in ``text``, leftmost-longest without overlap: a longer
+    phrase ("product backlog", "номер телефона", "called") takes its words from a shorter entry inside it. In the
+    order they were taken (longest first)."""
+    found = [(m.start(), m.end(), key, stem) for key, stem, pattern in table for m in pattern.finditer(text)]
+    found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
+    taken: list[tuple[int, int]] = []
+    out = []
+    for start, end, key, stem in found:
+        if not any(start < e and s < end for s, e in taken):
+            taken.append((start, end))
+            out.append((start, key, stem))
+    return out
+
+
 @lru_cache(maxsize=1)
 def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
-    table = []
-    for pack, stems in VOCABULARY.items():
-        for stem in stems:
-            words = [_root(w) for w in normalize(stem).split()]
-            if not words:
-                continue
-            # Each word is a prefix of a word of the text, except very short ones (бп, ии, "с" in "с сайта"),
-            # which must be whole words: "с сайта" must not match "создай сайт".
-            body = r"\s+".join(re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
-                               for i, w in enumerate(words))
-            table.append((pack, stem.strip(), re.compile(rf"(?<![\w-]){body}")))
-    return table
+    return [(pack, stem.strip(), pattern) for pack, stems in VOCABULARY.items() for stem in stems
+            if (pattern := stem_pattern(stem)) is not None]
 
 
 # A noun's nominative ending is where its inflections happen (страна/страну, strona/stronę, reunião/reuniões): a
@@ -150,16 +167,8 @@ def route(text: str) -> RouteDecision:
     if not isinstance(text, str):
         raise TypeError("route() takes the user's text")
     clean = normalize(text)
-    # Every match of every stem, then leftmost-longest without overlap: a longer phrase ("product backlog",
-    # "номер телефона", "called") takes its words from a shorter stem inside it ("product", "телефон", "call").
-    found = [(m.start(), m.end(), pack, stem) for pack, stem, pattern in _compiled() for m in pattern.finditer(clean)]
-    found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
-    taken: list[tuple[int, int]] = []
     hits: dict[str, list[str]] = {}
-    for start, end, pack, stem in found:
-        if any(start < e and s < end for s, e in taken):
-            continue
-        taken.append((start, end))
+    for _, pack, stem in longest_matches(clean, _compiled()):
         if pack:
             hits.setdefault(pack, [])
             if stem not in hits[pack]:

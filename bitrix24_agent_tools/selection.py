@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bitrix24_agent_tools.packs.loader import tool_packs
-from bitrix24_agent_tools.router import _root, normalize, route
+from bitrix24_agent_tools.router import longest_matches, normalize, route, stem_pattern
 
 DEFAULT_BUDGET = 400  # o200k tokens of tool schemas in the first model call (issue: deferred packs)
 
@@ -107,32 +107,17 @@ class Selection:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
-    def compile_all(table: dict[str, tuple[str, ...]]) -> list[tuple[str, re.Pattern[str]]]:
-        out = []
-        for key, stems in table.items():
-            for stem in stems:
-                words = [_root(w) for w in normalize(stem).split()]
-                if words:
-                    body = r"\s+".join(re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
-                                       for i, w in enumerate(words))
-                    out.append((key, re.compile(rf"(?<![\w-]){body}")))
-        return out
+def _patterns() -> dict[str, list[tuple[str, str, re.Pattern[str]]]]:
+    def compile_all(table: dict[str, tuple[str, ...]]) -> list[tuple[str, str, re.Pattern[str]]]:
+        return [(key, stem, pattern) for key, stems in table.items() for stem in stems
+                if (pattern := stem_pattern(stem)) is not None]
 
     return {"action": compile_all(ACTIONS), "entity": compile_all(ENTITIES), "typed": compile_all(TYPED)}
 
 
 def _hits(kind: str, text: str) -> list[tuple[int, str]]:
     """(position, key) of every stem of ``kind`` in ``text``, in order; a longer match hides shorter ones in it."""
-    found = sorted(((m.start(), m.end(), key) for key, pattern in _patterns()[kind] for m in pattern.finditer(text)),
-                   key=lambda f: (-(f[1] - f[0]), f[0]))
-    taken: list[tuple[int, int]] = []
-    out = []
-    for start, end, key in found:
-        if not any(start < e and s < end for s, e in taken):
-            taken.append((start, end))
-            out.append((start, key))
-    return sorted(out)
+    return sorted((at, key) for at, key, _ in longest_matches(text, _patterns()[kind]))
 
 
 def _numbered(text: str, at: int) -> bool:
