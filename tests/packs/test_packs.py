@@ -214,6 +214,7 @@ def test_crm_list_pages_past_500_rows_with_an_offset(clock: Any) -> None:
 
 
 def test_the_sandbox_pages_legacy_lists_by_page_number(client: Bitrix24) -> None:
+    """rest/classes/general/rest.php IRestService::getNavData: iNumPage = intval(start / 50) + 1."""
     page = client.call("crm.deal.list", {"order": {"ID": "ASC"}, "select": ["ID"], "start": 25})
     assert page.result[0]["ID"] == "1"  # start 25 is page 1: rows 0-49 (30 deals: no next)
 

@@ -355,6 +355,7 @@ def test_each_method_answers_the_documented_shape_and_refuses_a_bad_call(portal:
 ])
 def test_methods_that_need_an_application_refuse_a_webhook(portal: Portal, method: str, params: dict[str, Any],
                                                             code: str, status: int) -> None:
+    """Each method's page says "Application context required" (the row's comment names it)."""
     got_status, envelope = _Raw(portal, webhook=True).call(method, params)
     assert (got_status, envelope.get("error")) == (status, code)
 
@@ -371,6 +372,8 @@ def test_a_webhook_bot_names_its_client_id(portal: Portal) -> None:
 
 
 def test_an_uploaded_file_is_listed_then_moved_and_copied(portal: Portal) -> None:
+    """disk/folder/disk-folder-upload-file.md (fileContent, generateUniqueName), disk-folder-get-children.md,
+    disk/file/disk-file-move-to.md and disk-file-copy-to.md."""
     app = _Raw(portal)
     content = base64.b64encode(b"Q3 numbers").decode()
     _, up = app.call("disk.folder.uploadfile", {"id": 5, "data": {"NAME": "q3.txt"}, "fileContent": ["q3.txt", content]})
@@ -387,6 +390,7 @@ def test_an_uploaded_file_is_listed_then_moved_and_copied(portal: Portal) -> Non
 
 
 def test_a_started_workflow_is_listed_until_terminated(portal: Portal) -> None:
+    """bizproc/bizproc-workflow-start.md, bizproc-workflow-instances.md, bizproc-workflow-terminate.md."""
     app = _Raw(portal)
     _, started = app.call("bizproc.workflow.start", {"TEMPLATE_ID": 2, "DOCUMENT_ID": ["crm", "CCrmDocumentLead", "LEAD_4"]})
     ids = lambda: [w["ID"] for w in app.call("bizproc.workflow.instances", {})[1]["result"]]  # noqa: E731
@@ -396,6 +400,7 @@ def test_a_started_workflow_is_listed_until_terminated(portal: Portal) -> None:
 
 
 def test_an_order_lists_its_payments_and_is_paid_when_they_cover_it(portal: Portal) -> None:
+    """sale/order/sale-order-get.md (payments of the order, payed), sale/payment/sale-payment-add.md."""
     app = _Raw(portal)
     _, order = app.call("sale.order.get", {"id": 2})
     assert order["result"]["order"]["payed"] == "N"
@@ -406,6 +411,7 @@ def test_an_order_lists_its_payments_and_is_paid_when_they_cover_it(portal: Port
 
 
 def test_a_published_page_reports_it(portal: Portal) -> None:
+    """landing/page/methods/landing-landing-publication.md, landing-landing-get-list.md, landing/site/landing-site-get-list.md."""
     app = _Raw(portal)
     app.call("landing.landing.publication", {"lid": 2})
     _, pages = app.call("landing.landing.getList", {"params": {"filter": {"ID": 2}}})
@@ -415,6 +421,8 @@ def test_a_published_page_reports_it(portal: Portal) -> None:
 
 
 def test_a_booking_takes_the_slot_and_opening_the_day_changes_the_status(portal: Portal) -> None:
+    """booking/booking/booking-v1-booking-list.md (filter resource, within), timeman/base/timeman-open.md and
+    timeman-status.md."""
     app = _Raw(portal)
     slot = {"from": {"timestamp": 1800000000, "timezone": "UTC"}, "to": {"timestamp": 1800001800, "timezone": "UTC"}}
     app.call("booking.v1.booking.add", {"fields": {"resourceIds": [1], "name": "Board meeting", "datePeriod": slot}})
