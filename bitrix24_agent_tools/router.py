@@ -13,6 +13,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import lexicon
+
 # pack → stems (a word matches a stem it starts with); phrases are space-separated stems.
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "comms": (
@@ -53,7 +55,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "services": (
         "meeting room", "conference room", "projector room", "my shift", "start shift", "end shift", "turno", "schicht",
-        "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita", "appointment", "treffen", "vereinbar", "umów", "umow", "arrange a",
+        "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita", "appointment", "treffen", "vereinbar", "umów", "arrange a",
         "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman", "schedule",
         "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
         "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
@@ -95,7 +97,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "do site", "del sitio", "von der webseite", "ze strony",
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
-    "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector"),
+    "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant", "dostawc",
+         "supplier"),
 }
 ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
          "compliance", "diagnostics")
@@ -148,7 +151,8 @@ def longest_matches(text: str, table: list[tuple[str, str, re.Pattern[str]]]) ->
 
 @lru_cache(maxsize=1)
 def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
-    return [(pack, stem.strip(), pattern) for pack, stems in VOCABULARY.items() for stem in stems
+    words = [(pack, stem) for pack, stems in VOCABULARY.items() for stem in stems] + lexicon.entries()
+    return [(pack, stem.strip(), pattern) for pack, stem in dict.fromkeys(words)
             if (pattern := stem_pattern(stem)) is not None]
 
 
@@ -159,7 +163,7 @@ _FINAL_VOWELS = set("aoаоя")
 
 
 def _root(word: str) -> str:
-    return word[:-1] if len(word) >= 5 and word[-1] in _FINAL_VOWELS else word
+    return word[:-1] if len(word) >= 6 and word[-1] in _FINAL_VOWELS else word
 
 
 def route(text: str) -> RouteDecision:

@@ -134,3 +134,27 @@ def test_held_out_phrases_in_six_languages() -> None:
 def test_short_words_of_a_phrase_are_whole_words_and_nominative_endings_inflect() -> None:
     assert route("Создай сайт для акции").packs == ("core", "sites")  # "с сайта" (a lead's source) is not "создай сайт"
     assert route("Opublikuj stronę internetową").packs == ("core", "sites")  # strona → stronę
+
+
+@pytest.mark.parametrize(("text", "packs"), [
+    ("Покажи последние новости компании", ("core", "collab")),  # новость → новост-: новости, новостью
+    ("Pokaż powiadomienia z wczoraj", ("core", "comms")),  # Polish case endings: powiadomienie → powiadomie-
+    ("Revisa las notificaciones pendientes", ("core", "comms")),  # notificación → notif-
+    ("Alle Besprechungen dieser Woche", ("core", "services")),  # Besprechung → besprech-
+    ("Ile zamówień przyszło wczoraj?", ("core", "commerce")),  # zamówienie → zamówie- (zamówień)
+    ("Ask the AI to summarize this deal", ("core", "platform")),  # a two-letter word matches whole
+    ("Show deals from the past week", ("core",)),  # "pasta" (a folder in Portuguese) is not "past"
+    ("Vereinbare ein Treffen mit dem Lieferanten", ("core", "services")),  # a supplier is not a delivery
+])
+def test_dictionary_words_of_the_lexicon_match_their_inflections(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
+
+
+def test_lexicon_stems_by_language_and_keeps_too_short_stems_whole() -> None:
+    from bitrix24_agent_tools.lexicon import entries, stem
+
+    assert stem("новость", "ru") == "новост"
+    assert stem("почему", "ru") == "почему"  # Snowball's "поч" would match "почта"
+    assert stem("powiadomienie", "pl") == "powiadomie"
+    assert stem("reservierung", "de") == "reservier"
+    assert ("collab", "новост") in entries()

@@ -43,7 +43,7 @@ def main() -> int:
     versions = run([py, "-m", "pip", "list", "--format=freeze"])
     shown = [line for line in versions.splitlines() if line.split("==")[0].lower() in
              {"langchain-core", "langchain", "langgraph", "langgraph-checkpoint-sqlite", "llama-index-core", "mcp",
-              "httpx", "pydantic", "platformdirs", "tiktoken"}]
+              "httpx", "pydantic", "platformdirs", "tiktoken", "snowballstemmer"}]
     print("minimum versions:", ", ".join(shown), flush=True)
     out = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *FACE_TESTS])
     print(out.strip().splitlines()[-1])

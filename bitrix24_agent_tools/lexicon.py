@@ -1,0 +1,166 @@
+"""Each pack's product words as dictionary words, per language, and the stemmer that turns them into match stems.
+
+The router matches a word of the request when it starts with an entry's stem. Written here as a person would look
+them up ("новость", "Besprechungsraum", "zamówienie"), the words are cut to their stems by the Snowball stemmer of
+their language (English, Russian, Portuguese, Spanish, German), so every inflection of a word matches without
+hand-picked prefixes. Snowball has no Polish; a small table of Polish case endings does the same there (and leaves
+out a consonant that softens: zamówienie, zamówień). A stem shorter
+than four letters is too loose to match on ("подпись" → "подп" is fine, "почему" → "поч" is not): the word is
+kept whole instead.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import snowballstemmer
+
+# pack → language → comma-separated words or phrases (a phrase matches consecutive words of the request).
+LEXICON: dict[str, dict[str, str]] = {
+    "comms": {
+        "en": "chat, message, messenger, notification, notify, chatbot, telephony, phone call, text message, "
+              "open line, whatsapp, telegram, voicemail",
+        "ru": "чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, звонок, "
+              "позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм",
+        "pt": "mensagem, notificação, notificar, chamada, ligação, ligar, telefonia, linha aberta",
+        "es": "mensaje, notificación, notificar, llamada, llamar, telefonía, línea abierta",
+        "de": "Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, Sprachnachricht",
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, zadzwonić, zadzwoń, połączenie, telefonia",
+    },
+    "automation": {
+        "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
+        "ru": "бизнес-процесс, робот, триггер, автоматизация, автоматизировать, согласование, согласовать, "
+              "утверждение, утвердить",
+        "pt": "processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, aprovar",
+        "es": "proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, aprobación, "
+              "aprobar",
+        "de": "Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, Genehmigung, "
+              "genehmigen, Freigabe",
+        "pl": "proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, zatwierdzenie, "
+              "zatwierdzić",
+    },
+    "collab": {
+        "en": "workgroup, project, live feed, news feed, announcement, announce, news, company-wide, everyone",
+        "ru": "рабочая группа, группа, проект, лента, новость, объявление, объявить, "
+              "всем сотрудникам",
+        "pt": "grupo de trabalho, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
+        "es": "grupo de trabajo, proyecto, noticia, anuncio, anunciar, toda la empresa",
+        "de": "Arbeitsgruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
+        "pl": "grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
+              "wszyscy pracownicy",
+    },
+    "boards": {
+        "en": "scrum, sprint, backlog, epic, kanban, story points, user story",
+        "ru": "скрам, спринт, бэклог, эпик, канбан",
+        "pt": "sprint, backlog, épico, kanban",
+        "es": "sprint, backlog, épica, kanban",
+        "de": "Sprint, Backlog, Epic, Kanban",
+        "pl": "sprint, backlog, epik, kanban",
+    },
+    "content": {
+        "en": "drive, disk, file, folder, subfolder, document, attachment, upload, pdf",
+        "ru": "диск, файл, папка, подпапка, документ, вложение, загрузить",
+        "pt": "arquivo, documento, anexo",
+        "es": "archivo, carpeta, documento, adjunto, disco",
+        "de": "Datei, Ordner, Dokument, Anhang, Laufwerk, hochladen",
+        "pl": "plik, folder, dokument, załącznik, dysk",
+    },
+    "commerce": {
+        "en": "order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, stock, "
+              "online store",
+        "ru": "заказ, оплата, платеж, товар, каталог, доставка, отгрузка, прайс, склад, корзина, магазин",
+        "pt": "pedido, pagamento, produto, catálogo, entrega, estoque, loja",
+        "es": "pedido, pago, producto, catálogo, entrega, inventario, tienda",
+        "de": "Bestellung, Zahlung, Produkt, Katalog, Lieferung, Versand, Lager, Warenkorb",
+        "pl": "zamówienie, płatność, produkt, katalog, dostawa, wysyłka, magazyn, sklep, towar",
+    },
+    "services": {
+        "en": "calendar, meeting, booking, reservation, reserve, meeting room, conference room, "
+              "work time, working day, clock in",
+        "ru": "календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
+              "переговорка, рабочий день, рабочее время",
+        "pt": "calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, "
+              "sala de reunião, turno, expediente",
+        "es": "calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada",
+        "de": "Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, Besprechungsraum, "
+              "Konferenzraum, Arbeitszeit, Schicht, Arbeitstag",
+        "pl": "kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień pracy",
+    },
+    "platform": {
+        "en": "copilot, ai, artificial intelligence, prompt, app storage, bi connector, neural network",
+        "ru": "копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика",
+        "pt": "ia, inteligência artificial",
+        "es": "ia, inteligencia artificial",
+        "de": "ki, künstliche Intelligenz",
+        "pl": "sztuczna inteligencja",
+    },
+    "sites": {
+        "en": "website, web page",
+        "ru": "сайт, лендинг, страница",
+        "pt": "página, landing page",
+        "es": "sitio web, página",
+        "de": "Webseite, Website, Landingpage",
+        "pl": "witryna, strona internetowa, strona www",
+    },
+    "compliance": {
+        "en": "agreement, consent, privacy policy, e-signature, signature",
+        "ru": "соглашение, подписание, персональные данные",
+        "pt": "consentimento, assinatura, termo de uso",
+        "es": "consentimiento, firma electrónica, acuerdo",
+        "de": "Einwilligung, Zustimmung, Signatur, Unterschrift",
+        "pl": "zgoda, podpis, podpisanie",
+    },
+    "diagnostics": {
+        "en": "scope, permission, error, failure, access denied",
+        "ru": "ошибка, права доступа, доступ, разрешение",
+        "pt": "erro, permissão, falha",
+        "es": "error, permiso",
+        "de": "Fehler, Berechtigung",
+        "pl": "błąd, uprawnienie",
+    },
+    "core": {
+        "en": "deal, lead, contact, company, pipeline, funnel, stage, task, user, employee, crm",
+        "ru": "сделка, лид, контакт, компания, воронка, стадия, задача, пользователь, сотрудник, клиент",
+        "pt": "negócio, tarefa, empresa, etapa, funil, usuário, funcionário, cliente",
+        "es": "negocio, tarea, empresa, etapa, embudo, usuario, empleado, cliente",
+        "de": "Deal, Aufgabe, Kontakt, Unternehmen, Firma, Phase, Mitarbeiter, Benutzer, Kunde",
+        "pl": "transakcja, zadanie, kontrahent, lejek, etap, pracownik, klient",
+    },
+}
+
+_SNOWBALL = {"en": "english", "ru": "russian", "pt": "portuguese", "es": "spanish", "de": "german"}
+# Polish case endings, longest first (Snowball has no Polish stemmer).
+_POLISH_ENDINGS = ("owania", "owanie", "ami", "ach", "ów", "om", "em", "ie", "ia", "ię", "ść", "ę", "ą", "y", "i",
+                   "a", "u", "o", "e", "ć")
+_MIN_STEM = 4
+
+
+@cache
+def _stemmer(lang: str) -> Any:
+    return snowballstemmer.stemmer(_SNOWBALL[lang])
+
+
+def stem(word: str, lang: str) -> str:
+    """The match stem of one lower-case word of ``lang``: the language's stem, or the word when the stem is too short
+    to match on safely."""
+    if lang == "pl":
+        cut = next((word[: -len(e)] for e in _POLISH_ENDINGS if word.endswith(e) and len(word) - len(e) >= _MIN_STEM),
+                   word)
+        if re.search(r"ie[ncsz]$", cut):  # the consonant softens in other cases: zamówienie, zamówień
+            cut = cut[:-1]
+    else:
+        cut = _stemmer(lang).stemWord(word)
+    return cut if len(cut) >= _MIN_STEM and word.startswith(cut) else word
+
+
+def entries() -> list[tuple[str, str]]:
+    """(pack, stemmed phrase) for every word of the lexicon, in the lexicon's order."""
+    out = []
+    for pack, languages in LEXICON.items():
+        for lang, words in languages.items():
+            for phrase in words.split(","):
+                tokens = re.split(r"\s+", phrase.strip().casefold().replace("ё", "е"))
+                out.append((pack, " ".join(stem(t, lang) for t in tokens if t)))
+    return out
