@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from bitrix24_agent_tools._sqlite import open_sqlite
 from bitrix24_agent_tools.masking import mask_params, mask_text
 
 # --- audit ---------------------------------------------------------------------------------------------------
@@ -73,9 +74,7 @@ class _Sqlite:
         if db is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
+            db = open_sqlite(self.path)
             self._local.db = db
         if not self._ready:
             with self._ready_lock:

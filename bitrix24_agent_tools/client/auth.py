@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from bitrix24_agent_tools._sqlite import open_sqlite
 from bitrix24_agent_tools.client.errors import (
     ConfigError,
     InvalidResponse,
@@ -139,9 +140,7 @@ class SqliteTokenStore:
             db.execute("CREATE TABLE IF NOT EXISTS tokens (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return open_sqlite(self.path, autocommit=False)
 
     def load(self, tenant: str) -> Tokens | None:
         with self._connect() as db:

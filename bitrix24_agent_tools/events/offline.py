@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import json
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bitrix24_agent_tools._sqlite import open_sqlite
 from bitrix24_agent_tools.client import (
     AccessDenied,
     AsyncBitrix24,
@@ -65,8 +65,7 @@ class WorkerState:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = open_sqlite(self.path, any_thread=True)
         self.db.executescript("""
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE IF NOT EXISTS processes (process_id TEXT PRIMARY KEY, at REAL);

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bitrix24_agent_tools._sqlite import open_sqlite
 from bitrix24_agent_tools.masking import get_logger, register_secret
 
 log = get_logger(__name__)
@@ -89,7 +89,7 @@ class TenantRegistry:
     """Application tokens per tenant (member_id and domain), kept in sqlite; filled by ONAPPINSTALL."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_sqlite(path, any_thread=True)
         self._lock = threading.Lock()
         self._db.execute("CREATE TABLE IF NOT EXISTS tenants (member_id TEXT PRIMARY KEY, domain TEXT, app_token TEXT, auth TEXT)")
 
@@ -157,8 +157,7 @@ class Inbox:
     """Durable inbox of verified events: written before the portal gets its 200."""
 
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_sqlite(path, any_thread=True)
         self._db.execute("CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL, name TEXT, body TEXT, done INTEGER DEFAULT 0)")
         self._lock = threading.Lock()
 
