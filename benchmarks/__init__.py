@@ -1,1 +1,2 @@
-"""Benchmarks: printed figures (tokens, throughput, overhead), never timed unit tests. `make bench` runs them all."""
+"""Benchmarks: printed figures (tokens, throughput, overhead), never timed unit tests. `make bench` runs
+them all."""

@@ -1,6 +1,6 @@
-"""Peak memory of exporting N deals: ``export_stream()`` (rows handed over and dropped) against ``export()`` (a
-list). In-process sandbox; tracemalloc peak above the baseline taken after the portal is built.
-`python -m benchmarks.export_memory [--deals N] [--runs R]`"""
+"""Peak memory of exporting N deals: ``export_stream()`` (rows handed over and dropped) against ``export()``
+(a list). In-process sandbox; tracemalloc peak above the baseline taken after the portal is built. `python -m
+benchmarks.export_memory [--deals N] [--runs R]`"""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def _peak_mb(portal: Portal, stream: bool) -> tuple[float, int]:
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     if stream:
-        count = sum(1 for _ in client.export_stream("crm.deal.list", {"select": ["ID", "TITLE", "OPPORTUNITY"]}))
+        count = sum(
+            1 for _ in client.export_stream("crm.deal.list", {"select": ["ID", "TITLE", "OPPORTUNITY"]})
+        )
     else:
         count = len(client.export("crm.deal.list", {"select": ["ID", "TITLE", "OPPORTUNITY"]}))
     peak = tracemalloc.get_traced_memory()[1]
@@ -39,8 +41,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             assert count == deals, (count, deals)
             peaks.append(peak)
         name = "export_stream()" if stream else "export() list"
-        print(f"{name:16} {deals} deals: peak {statistics.median(peaks):6.1f} MB above baseline "
-              f"(min {min(peaks):.1f}, max {max(peaks):.1f}, {runs} runs)")
+        print(
+            f"{name:16} {deals} deals: peak {statistics.median(peaks):6.1f} MB above baseline "
+            f"(min {min(peaks):.1f}, max {max(peaks):.1f}, {runs} runs)"
+        )
         figures["stream_peak_mb" if stream else "list_peak_mb"] = statistics.median(peaks)
     return figures
 

@@ -13,8 +13,16 @@ from bitrix24_agent_tools import masking
 
 
 def _output(secret: str | None) -> str:
-    rows = [{"ID": str(i), "TITLE": f"Deal {i} for Northwind Foods", "STAGE_ID": "C1:NEW", "OPPORTUNITY": "1200.00",
-             "COMMENTS": "call back on Monday" + (f" token {secret}" if secret and i == 7 else "")} for i in range(12)]
+    rows = [
+        {
+            "ID": str(i),
+            "TITLE": f"Deal {i} for Northwind Foods",
+            "STAGE_ID": "C1:NEW",
+            "OPPORTUNITY": "1200.00",
+            "COMMENTS": "call back on Monday" + (f" token {secret}" if secret and i == 7 else ""),
+        }
+        for i in range(12)
+    ]
     return json.dumps({"items": rows, "count": 12})
 
 
@@ -48,10 +56,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 masking.register_secret(value)
             adds.append((time.perf_counter() - start) / len(fresh) * 1e6)
         registered += 50 * runs + 1
-        print(f"{target:>6} secrets: mask a {len(clean)}-char tool output {statistics.median(check):6.1f} µs "
-              f"({min(check):.1f}–{max(check):.1f}); with a secret in it {statistics.median(hit):6.1f} µs "
-              f"({min(hit):.1f}–{max(hit):.1f}); add a secret {statistics.median(adds):5.1f} µs "
-              f"({min(adds):.1f}–{max(adds):.1f}); {runs} runs")
+        print(
+            f"{target:>6} secrets: mask a {len(clean)}-char tool output {statistics.median(check):6.1f} µs "
+            f"({min(check):.1f}–{max(check):.1f}); with a secret in it {statistics.median(hit):6.1f} µs "
+            f"({min(hit):.1f}–{max(hit):.1f}); add a secret {statistics.median(adds):5.1f} µs "
+            f"({min(adds):.1f}–{max(adds):.1f}); {runs} runs"
+        )
         figures[f"mask_us_{target}"] = statistics.median(hit)
         figures[f"add_secret_us_{target}"] = statistics.median(adds)
     return figures

@@ -1,6 +1,7 @@
-"""What the tool wrapper and the guard add to a read and to a confirmed write (in-process transport, median µs).
+"""What the tool wrapper and the guard add to a read and to a confirmed write (in-process transport, median
+µs).
 
-    python -m benchmarks.overhead
+python -m benchmarks.overhead
 """
 
 from __future__ import annotations
@@ -29,17 +30,34 @@ def one_run(n: int) -> dict[str, float]:
     portal = Portal(seed=1)
     client = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
     lean = Toolbox(client, guard=Guard(Policy.writer(), approve_all, fetch_current=False))
-    default = Toolbox(client, guard=Guard(Policy.writer(), approve_all))  # the default: current values fetched
+    default = Toolbox(
+        client, guard=Guard(Policy.writer(), approve_all)
+    )  # the default: current values fetched
     counter = iter(range(10**9))
     raw_read = median_us(lambda: client.call("crm.deal.get", {"id": 3}), n)
     tool_read = median_us(lambda: lean.run("b24_crm_get", {"entity": "deal", "id": 3}), n)
-    raw_write = median_us(lambda: client.call("crm.deal.update", {"id": 3, "fields": {"TITLE": f"t{next(counter)}"}}), n)
-    lean_write = median_us(lambda: lean.run("b24_crm_update", {"entity": "deal", "id": 3,
-                                                               "fields": {"TITLE": f"t{next(counter)}"}}), n)
-    default_write = median_us(lambda: default.run("b24_crm_update", {"entity": "deal", "id": 3,
-                                                                     "fields": {"TITLE": f"t{next(counter)}"}}), n)
-    return {"raw_read": raw_read, "read": tool_read - raw_read, "raw_write": raw_write,
-            "write_lean": lean_write - raw_write, "write_default": default_write - raw_write}
+    raw_write = median_us(
+        lambda: client.call("crm.deal.update", {"id": 3, "fields": {"TITLE": f"t{next(counter)}"}}), n
+    )
+    lean_write = median_us(
+        lambda: lean.run(
+            "b24_crm_update", {"entity": "deal", "id": 3, "fields": {"TITLE": f"t{next(counter)}"}}
+        ),
+        n,
+    )
+    default_write = median_us(
+        lambda: default.run(
+            "b24_crm_update", {"entity": "deal", "id": 3, "fields": {"TITLE": f"t{next(counter)}"}}
+        ),
+        n,
+    )
+    return {
+        "raw_read": raw_read,
+        "read": tool_read - raw_read,
+        "raw_write": raw_write,
+        "write_lean": lean_write - raw_write,
+        "write_default": default_write - raw_write,
+    }
 
 
 def main(argv: list[str] | None = None, n: int = 400, runs: int = 3) -> dict[str, float]:
@@ -49,15 +67,20 @@ def main(argv: list[str] | None = None, n: int = 400, runs: int = 3) -> dict[str
         values = sorted(r[key] for r in results)
         return f"{statistics.median(values):7.0f}µs ({values[0]:.0f}–{values[-1]:.0f})"
 
-    print(f"median over {n} calls per run, {runs} runs (median and range), in-process sandbox; overhead = tool+guard "
-          "minus client.call of the same method")
+    print(
+        f"median over {n} calls per run, {runs} runs (median and range), in-process sandbox; overhead = "
+        "tool+guard "
+        "minus client.call of the same method"
+    )
     print(f"{'client.call read (crm.deal.get)':52} {spread('raw_read')}")
     print(f"{'overhead, read':52} {spread('read')}")
     print(f"{'client.call write (crm.deal.update)':52} {spread('raw_write')}")
     print(f"{'overhead, confirmed write (fetch_current=False)':52} {spread('write_lean')}")
     print(f"{'overhead, confirmed write (default: current values read)':52} {spread('write_default')}")
-    return {"read_overhead_us": statistics.median(r["read"] for r in results),
-            "write_overhead_us": statistics.median(r["write_default"] for r in results)}
+    return {
+        "read_overhead_us": statistics.median(r["read"] for r in results),
+        "write_overhead_us": statistics.median(r["write_default"] for r in results),
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Tool-schema token cost per pack (o200k_base and cl100k_base), next to the peers' published figures.
 
-    python -m benchmarks.tokens
+python -m benchmarks.tokens
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from bitrix24_agent_tools.router import route
 from bitrix24_agent_tools.tokens import count_tokens, tools_cost
 
 PEERS = [  # o200k tokens of the same LLM view (name + description + input schema), from issue #4 and #11
-    ("mcp-bitrix24", 11, 1393), ("bitrix24-mcp", 6, 606), ("fast-bitrix24-mcp", 28, 9369), ("mcp-b24", 43, 32690),
+    ("mcp-bitrix24", 11, 1393),
+    ("bitrix24-mcp", 6, 606),
+    ("fast-bitrix24-mcp", 28, 9369),
+    ("mcp-b24", 43, 32690),
 ]
 
 
@@ -29,7 +32,10 @@ def langchain_view_tokens(packs: list[str]) -> int | None:
         return None
     portal = Portal(seed=0, deals=1)
     toolkit = Bitrix24Toolkit.create(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=packs)
-    return sum(count_tokens(json.dumps(convert_to_openai_tool(t)["function"], separators=(",", ":"))) for t in toolkit.get_tools())
+    return sum(
+        count_tokens(json.dumps(convert_to_openai_tool(t)["function"], separators=(",", ":")))
+        for t in toolkit.get_tools()
+    )
 
 
 def rows() -> list[tuple[str, int, int, int]]:
@@ -48,11 +54,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     everything = specs_for(PACKS)
     core = specs_for(["core"])
     total = tools_cost(everything)
-    print(f"{'all 12 packs':12} {len(everything):5d} {total:6d} {tools_cost(everything, 'cl100k_base'):7d} {total / len(everything):10.0f}")
+    print(
+        f"{'all 12 packs':12} {len(everything):5d} {total:6d} {tools_cost(everything, 'cl100k_base'):7d} "
+        f"{total / len(everything):10.0f}"
+    )
     routed = route(REQUEST).packs
     routed_cost = tools_cost(specs_for(routed))
-    print(f"\nrouted request -> packs {','.join(routed)}: {routed_cost} tokens vs {total} for all packs "
-          f"({100 * (1 - routed_cost / total):.0f}% saved on every model call)")
+    print(
+        f"\nrouted request -> packs {','.join(routed)}: {routed_cost} tokens vs {total} for all packs "
+        f"({100 * (1 - routed_cost / total):.0f}% saved on every model call)"
+    )
     lc = langchain_view_tokens(["core"])
     if lc is not None:
         print(f"core as LangChain sends it (convert_to_openai_tool): {lc} tokens (ours: {tools_cost(core)})")
@@ -60,20 +71,34 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name, n, cost in PEERS:
         print(f"{name:18} {n:3d} tools {cost:6d} tokens {cost / n:6.0f}/tool")
     first = first_call_figures()
-    print(f"\nfirst model call (selection.select_tools, loader included; goal <= 400): demo request "
-          f"{first['demo']} tokens; labeled phrases mean {first['mean']:.0f}, worst {first['worst']} "
-          f"({first['worst_phrase']!r}); every pack one b24_load_pack away")
+    print(
+        f"\nfirst model call (selection.select_tools, loader included; goal <= 400): demo request "
+        f"{first['demo']} tokens; labeled phrases mean {first['mean']:.0f}, worst {first['worst']} "
+        f"({first['worst_phrase']!r}); every pack one b24_load_pack away"
+    )
     accuracy = router_accuracy()
-    print(f"router: labeled (tuned on) {accuracy['labeled']:.1%} of {accuracy['labeled_n']}; held-out, never tuned on: "
-          f"A {accuracy['held_out']:.1%} of {accuracy['held_out_n']}, B (written after the last tuning) "
-          f"{accuracy['held_out_b']:.1%} of {accuracy['held_out_b_n']} phrases in six languages")
+    print(
+        f"router: labeled (tuned on) {accuracy['labeled']:.1%} of {accuracy['labeled_n']}; held-out, never "
+        "tuned on: "
+        f"A {accuracy['held_out']:.1%} of {accuracy['held_out_n']}, B (written after the last tuning) "
+        f"{accuracy['held_out_b']:.1%} of {accuracy['held_out_b_n']} phrases in six languages"
+    )
     per_row = list_tokens_per_row()
-    print(f"\nlist results: {per_row:.1f} tokens per row for 20 deals with the default columns, names of the "
-          f"responsible user, company and stage included (budget: 40)")
-    return {"core_tokens": tools_cost(core), "core_per_tool": tools_cost(core) / len(core), "all_tokens": total,
-            "all_per_tool": total / len(everything), "routed_tokens": routed_cost, "list_tokens_per_row": per_row,
-            "first_call_demo": first["demo"], "first_call_worst": first["worst"],
-            "router_held_out": accuracy["held_out"]}
+    print(
+        f"\nlist results: {per_row:.1f} tokens per row for 20 deals with the default columns, names of the "
+        f"responsible user, company and stage included (budget: 40)"
+    )
+    return {
+        "core_tokens": tools_cost(core),
+        "core_per_tool": tools_cost(core) / len(core),
+        "all_tokens": total,
+        "all_per_tool": total / len(everything),
+        "routed_tokens": routed_cost,
+        "list_tokens_per_row": per_row,
+        "first_call_demo": first["demo"],
+        "first_call_worst": first["worst"],
+        "router_held_out": accuracy["held_out"],
+    }
 
 
 def phrases(name: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -83,7 +108,11 @@ def phrases(name: str) -> list[tuple[str, tuple[str, ...]]]:
     from bitrix24_agent_tools.router import ORDER
 
     rows = []
-    for line in (Path(__file__).resolve().parent.parent / "tests" / f"{name}.tsv").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (Path(__file__).resolve().parent.parent / "tests" / f"{name}.tsv")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ):
         if line.strip() and not line.startswith("#"):
             phrase, packs = line.split("\t")
             rows.append((phrase, tuple(p for p in ORDER if p in packs.split(","))))
@@ -103,12 +132,21 @@ def first_call_figures() -> dict[str, object]:
     texts = [p for name in ("router_phrases", "router_heldout") for p, _ in phrases(name)]
     costs = {t: cost(t) for t in texts}
     worst = max(costs, key=lambda t: costs[t])
-    return {"demo": cost(REQUEST), "mean": sum(costs.values()) / len(costs), "worst": costs[worst], "worst_phrase": worst}
+    return {
+        "demo": cost(REQUEST),
+        "mean": sum(costs.values()) / len(costs),
+        "worst": costs[worst],
+        "worst_phrase": worst,
+    }
 
 
 def router_accuracy() -> dict[str, float]:
     out: dict[str, float] = {}
-    for key, name in (("labeled", "router_phrases"), ("held_out", "router_heldout"), ("held_out_b", "router_heldout_b")):
+    for key, name in (
+        ("labeled", "router_phrases"),
+        ("held_out", "router_heldout"),
+        ("held_out_b", "router_heldout_b"),
+    ):
         rows = phrases(name)
         out[key] = sum(route(p).packs == want for p, want in rows) / len(rows)
         out[f"{key}_n"] = len(rows)
@@ -123,8 +161,9 @@ def list_tokens_per_row() -> float:
     from bitrix24_agent_tools.toolbox import Toolbox
 
     portal = Portal(seed=1, deals=40)
-    out = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport())).run("b24_crm_list",
-                                                                                  {"entity": "deal", "limit": 20})
+    out = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport())).run(
+        "b24_crm_list", {"entity": "deal", "limit": 20}
+    )
     return count_tokens(out.content) / 20
 
 

@@ -19,9 +19,19 @@ def _throughput(state: Any, events: int) -> float:
     portal = Portal(seed=1)
     app = portal.register_app()
     tokens = portal.install_app(app)
-    client = Bitrix24(OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                            oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"]),
-                      transport=portal.transport(), limiter=NoLimiter())
+    client = Bitrix24(
+        OAuth(
+            portal.domain,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            app.client_id,
+            app.client_secret,
+            oauth_server=portal.oauth_server,
+            client_endpoint=tokens["client_endpoint"],
+        ),
+        transport=portal.transport(),
+        limiter=NoLimiter(),
+    )
     client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
     writer = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
     writer.batch([("crm.deal.add", {"fields": {"TITLE": f"d{i}"}}) for i in range(events)])
@@ -38,7 +48,10 @@ def _throughput(state: Any, events: int) -> float:
 
 
 def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} events/s (min {min(values):,.0f}, max {max(values):,.0f}, {len(values)} runs)"
+    return (
+        f"{statistics.median(values):,.0f} events/s (min {min(values):,.0f}, max {max(values):,.0f}, "
+        f"{len(values)} runs)"
+    )
 
 
 def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, Any]:
@@ -46,7 +59,10 @@ def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, Any]:
     runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 3
     out: dict[str, Any] = {}
     sqlite_rates = [_throughput(Path(tempfile.mkdtemp()) / "w.sqlite3", events) for _ in range(runs)]
-    print(f"offline worker, sqlite state:     {_spread(sqlite_rates)}; {events} events, 50 per fetch, in-process portal")
+    print(
+        f"offline worker, sqlite state:     {_spread(sqlite_rates)}; {events} events, 50 per fetch, "
+        "in-process portal"
+    )
     out["worker_events_per_s"] = statistics.median(sqlite_rates)
     from tests.pgcluster import available, cluster, fresh_database
 
@@ -55,7 +71,9 @@ def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, Any]:
         dsn = server.__enter__() if server else None
         if dsn:
             pg_rates = [_throughput(fresh_database(dsn), events) for _ in range(runs)]
-            print(f"offline worker, PostgreSQL state: {_spread(pg_rates)}; same load, local server on loopback")
+            print(
+                f"offline worker, PostgreSQL state: {_spread(pg_rates)}; same load, local server on loopback"
+            )
             out["worker_pg_events_per_s"] = statistics.median(pg_rates)
         else:
             print("offline worker, PostgreSQL state: skipped (no PostgreSQL installed)")
@@ -63,14 +81,22 @@ def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, Any]:
             from tests.crash_scenarios import postgres_crash, sqlite_crash
 
             figures = sqlite_crash(Path(tempfile.mkdtemp()), kills=30)
-            print("crash, sqlite (1 worker process):  {deliveries} deliveries, {kills} SIGKILLs, {lost} lost, "
-                  "{duplicated} duplicated, {dead_lettered} poison dead-lettered, {seconds:.1f}s".format(**figures))
+            print(
+                "crash, sqlite (1 worker process):  {deliveries} deliveries, {kills} SIGKILLs, {lost} lost, "
+                "{duplicated} duplicated, {dead_lettered} poison dead-lettered, {seconds:.1f}s".format(
+                    **figures
+                )
+            )
             out["crash_sqlite"] = figures
             if dsn:
                 figures = postgres_crash(fresh_database(dsn), Path(tempfile.mkdtemp()), rounds=12)
-                print("crash, PostgreSQL (2 processes × 2 workers): {deliveries} deliveries, {kills} SIGKILLs, {lost} "
-                      "lost, {duplicated} duplicated, {dead_lettered} poison dead-lettered and replayed {replayed}× "
-                      "by two replayers, {seconds:.1f}s".format(**figures))
+                print(
+                    "crash, PostgreSQL (2 processes × 2 workers): {deliveries} deliveries, {kills} SIGKILLs, "
+                    "{lost} "
+                    "lost, {duplicated} duplicated, {dead_lettered} poison dead-lettered and replayed "
+                    "{replayed}× "
+                    "by two replayers, {seconds:.1f}s".format(**figures)
+                )
                 out["crash_postgres"] = figures
     finally:
         if server:

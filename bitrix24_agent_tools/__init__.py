@@ -1,7 +1,7 @@
 """Safe, token-lean Bitrix24 tools for LangChain, LlamaIndex and MCP agents.
 
-    from bitrix24_agent_tools import Bitrix24, Toolbox, Guard, Policy
-    from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools import Bitrix24, Toolbox, Guard, Policy
+from bitrix24_agent_tools.sandbox import Portal
 """
 
 from bitrix24_agent_tools.client import (

@@ -1,4 +1,5 @@
-"""`b24-agent-tools`: call a method through the guard, run a stored plan, list packs, route text, and the subcommands."""
+"""`b24-agent-tools`: call a method through the guard, run a stored plan, list packs, route text, and the
+subcommands."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def _confirmer(args: argparse.Namespace) -> Any:
     from bitrix24_agent_tools.guard import Decision
 
     if args.confirm_write:  # the person typing the flag is the confirmation; they see what they approve
+
         def confirm(request: Any) -> Any:
             print(f"[{request.risk}] {request.summary}\n  approved by --confirm-write", file=sys.stderr)
             return Decision.approve(by="cli --confirm-write")
@@ -97,7 +99,10 @@ def _cmd_packs(args: argparse.Namespace) -> int:
 
     for name, pack in PACKS.items():  # costs from the shipped table: no tokenizer needed
         cost = sum(_cost(spec.name) for spec in pack.specs)
-        print(f"{name:12} {len(pack.specs):2} tools {cost:5} tokens  {len(pack.catalog):3} methods  {pack.summary}")
+        print(
+            f"{name:12} {len(pack.specs):2} tools {cost:5} tokens  {len(pack.catalog):3} methods  "
+            f"{pack.summary}"
+        )
     return 0
 
 
@@ -110,7 +115,9 @@ def _cmd_route(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="b24-agent-tools", description="Safe, token-lean Bitrix24 tools for agents.")
+    parser = argparse.ArgumentParser(
+        prog="b24-agent-tools", description="Safe, token-lean Bitrix24 tools for agents."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     call = sub.add_parser("call", help="call a REST method through the guard (or run a stored plan)")
@@ -121,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--confirm-write", action="store_true", help="approve this write (you are the person)")
     call.add_argument("--allow-destructive", action="store_true", help="allow destructive calls too")
     call.add_argument("--execute-plan", metavar="ID", help="run a stored plan once")
-    call.add_argument("--plans", default=None, help="plan store (sqlite file; default: the user data directory)")
+    call.add_argument(
+        "--plans", default=None, help="plan store (sqlite file; default: the user data directory)"
+    )
     call.add_argument("--audit", help="audit store (sqlite file)")
     call.add_argument("--allow", action="append", help="extra allowed method pattern")
     call.add_argument("--insecure", action="store_true", help="skip TLS verification (sandbox only)")
@@ -139,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             # A face whose extra is missing: the command stays, and says what to install.
             # prefix_chars that no argument uses: whatever options follow are taken as-is, not refused
-            missing = sub.add_parser(command, help=f"(needs the [{extra}] extra)", add_help=False, prefix_chars="\x00")
+            missing = sub.add_parser(
+                command, help=f"(needs the [{extra}] extra)", add_help=False, prefix_chars="\x00"
+            )
             missing.add_argument("rest", nargs="*")
             missing.set_defaults(func=_needs_extra(command, extra, str(exc.name)))
             continue
@@ -149,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _needs_extra(command: str, extra: str, module: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        print(f"`{command}` needs the [{extra}] extra ({module} is not installed): "
-              f"pip install 'bitrix24-agent-tools[{extra}]'", file=sys.stderr)
+        print(
+            f"`{command}` needs the [{extra}] extra ({module} is not installed): "
+            f"pip install 'bitrix24-agent-tools[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
 
     return run

@@ -11,13 +11,21 @@ from bitrix24_agent_tools.guard import ConfirmationRequest, Decision
 
 
 class AutoConfirmer:
-    """Approve calls whose method matches ``approve`` patterns, reject ``deny`` ones, and decide the rest by ``default``.
+    """Approve calls whose method matches ``approve`` patterns, reject ``deny`` ones, and decide the rest by
+    ``default``.
 
     For tests and scripted runs. Every decision is recorded in ``seen`` so a test can assert what was asked.
     """
 
-    def __init__(self, approve: Iterable[str] = ("*",), deny: Iterable[str] = (), *, default: bool = False,
-                 destructive: bool = False, by: str = "auto") -> None:
+    def __init__(
+        self,
+        approve: Iterable[str] = ("*",),
+        deny: Iterable[str] = (),
+        *,
+        default: bool = False,
+        destructive: bool = False,
+        by: str = "auto",
+    ) -> None:
         self.approve_patterns = tuple(approve)
         self.deny_patterns = tuple(deny)
         self.default = default
@@ -34,7 +42,11 @@ class AutoConfirmer:
             return Decision.reject("destructive calls are not auto-approved", by=self.by)
         if any(fnmatch.fnmatchcase(method, p.lower()) for p in self.approve_patterns):
             return Decision.approve(by=self.by)
-        return Decision.approve(by=self.by) if self.default else Decision.reject("not on the approve list", by=self.by)
+        return (
+            Decision.approve(by=self.by)
+            if self.default
+            else Decision.reject("not on the approve list", by=self.by)
+        )
 
 
 def approve_all(request: ConfirmationRequest) -> Decision:
@@ -49,16 +61,24 @@ def deny_all(request: ConfirmationRequest) -> Decision:
 
 
 class TerminalConfirmer:
-    """Ask a person at the terminal: y = approve, n = reject (with an optional reason), e = edit fields as JSON."""
+    """Ask a person at the terminal: y = approve, n = reject (with an optional reason), e = edit fields as
+    JSON."""
 
-    def __init__(self, ask: Callable[[str], str] = input, show: Callable[[str], None] | None = None,
-                 by: str = "terminal") -> None:
+    def __init__(
+        self,
+        ask: Callable[[str], str] = input,
+        show: Callable[[str], None] | None = None,
+        by: str = "terminal",
+    ) -> None:
         self.ask = ask
         self.show = show or (lambda text: print(text, file=sys.stderr))
         self.by = by
 
     def __call__(self, request: ConfirmationRequest) -> Decision:
-        self.show(f"\n[{request.risk.upper()}] {request.summary}\n  tool {request.tool} · method {request.method} · portal {request.tenant}")
+        self.show(
+            f"\n[{request.risk.upper()}] {request.summary}\n  tool {request.tool} · method {request.method} "
+            f"· portal {request.tenant}"
+        )
         try:
             answer = self.ask("Approve? [y]es / [n]o / [e]dit: ").strip().lower()
         except EOFError:
@@ -66,7 +86,7 @@ class TerminalConfirmer:
         if answer in ("y", "yes", "да", "д"):
             return Decision.approve(by=self.by)
         if answer in ("e", "edit"):
-            raw = self.ask("New fields as JSON (e.g. {\"OPPORTUNITY\": 5000}): ")
+            raw = self.ask('New fields as JSON (e.g. {"OPPORTUNITY": 5000}): ')
             try:
                 fields = json.loads(raw)
             except ValueError:
@@ -84,7 +104,8 @@ class TerminalConfirmer:
 
 
 class NotebookConfirmer(TerminalConfirmer):
-    """The terminal prompt, rendered for Jupyter (input() works in notebooks; the summary is shown as Markdown)."""
+    """The terminal prompt, rendered for Jupyter (input() works in notebooks; the summary is shown as
+    Markdown)."""
 
     def __init__(self, ask: Callable[[str], str] = input, by: str = "notebook") -> None:
         def show(text: str) -> None:
@@ -99,7 +120,8 @@ class NotebookConfirmer(TerminalConfirmer):
 
 
 class DeferredConfirmer:
-    """Never runs a write now: the guard stores it as a plan and the model gets the plan id (two-phase mode)."""
+    """Never runs a write now: the guard stores it as a plan and the model gets the plan id (two-phase
+    mode)."""
 
     def __call__(self, request: ConfirmationRequest) -> Decision:
         return Decision.defer(by="deferred")

@@ -1,8 +1,8 @@
 """`b24-agent-tools demo`: an agent works a sandbox portal on loopback, with a person approving every write.
 
 Runs offline with no API key: a scripted chat model stands in for the LLM and decides each step from the tool
-results it reads back, so the run shows the real path — router → LangChain agent → guard (LangGraph interrupt for
-every write) → client → HTTP → sandbox portal.
+results it reads back, so the run shows the real path — router → LangChain agent → guard (LangGraph interrupt
+for every write) → client → HTTP → sandbox portal.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def _scripted_model() -> Any:
     from bitrix24_agent_tools.packs.render import rows_of
 
     class ScriptedModel(BaseChatModel):
-        """Plays the LLM: picks the next tool call from what the tools have returned so far. Like a real model with
-        deferred tools, it loads a tool it was not offered with ``b24_load_pack`` before calling it."""
+        """Plays the LLM: picks the next tool call from what the tools have returned so far. Like a real model
+        with deferred tools, it loads a tool it was not offered with ``b24_load_pack`` before calling it."""
 
         offered: list[str] = []  # noqa: RUF012 - a pydantic field (copied per bind), not a shared class list
 
@@ -38,10 +38,14 @@ def _scripted_model() -> Any:
             return "scripted-demo"
 
         def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
-            names = [getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None) for t in tools]
+            names = [
+                getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None) for t in tools
+            ]
             return self.model_copy(update={"offered": [n for n in names if n]})
 
-        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
             results = [m for m in messages if isinstance(m, ToolMessage) and m.name != "b24_load_pack"]
             step = len(results)
             deal: dict[str, Any] = {}
@@ -54,27 +58,56 @@ def _scripted_model() -> Any:
                 if rows and "TITLE" in rows[0]:
                     deal = rows[0]
             calls: list[tuple[str, dict[str, Any]]] = [
-                ("b24_crm_list", {"entity": "deals", "filter": {"%TITLE": "Acme Logistics"}}),  # a typo a model makes
+                (
+                    "b24_crm_list",
+                    {"entity": "deals", "filter": {"%TITLE": "Acme Logistics"}},
+                ),  # a typo a model makes
                 ("b24_crm_list", {"entity": "deal", "filter": {"%TITLE": "Acme Logistics"}, "limit": 3}),
                 ("b24_deal_move", {"id": int(deal.get("ID", 0) or 1), "stage_id": "WON"}),
-                ("b24_crm_comment", {"entity": "deal", "id": int(deal.get("ID", 0) or 1), "text": "Contract signed; moved to WON."}),
-                ("b24_task_create", {"title": "Kick-off call: Acme Logistics", "responsible_id": int(deal.get("ASSIGNED_BY_ID", 1) or 1),
-                                     "deadline": (date.today() + timedelta(days=3)).isoformat()}),
-                ("b24_chat_send", {"dialog_id": str(deal.get("ASSIGNED_BY_ID", 1)),
-                                   "message": f"Deal #{deal.get('ID')} is WON. Kick-off task created for you."}),
+                (
+                    "b24_crm_comment",
+                    {
+                        "entity": "deal",
+                        "id": int(deal.get("ID", 0) or 1),
+                        "text": "Contract signed; moved to WON.",
+                    },
+                ),
+                (
+                    "b24_task_create",
+                    {
+                        "title": "Kick-off call: Acme Logistics",
+                        "responsible_id": int(deal.get("ASSIGNED_BY_ID", 1) or 1),
+                        "deadline": (date.today() + timedelta(days=3)).isoformat(),
+                    },
+                ),
+                (
+                    "b24_chat_send",
+                    {
+                        "dialog_id": str(deal.get("ASSIGNED_BY_ID", 1)),
+                        "message": f"Deal #{deal.get('ID')} is WON. Kick-off task created for you.",
+                    },
+                ),
             ]
             if step < len(calls):
                 name, args = calls[step]
                 if self.offered and name not in self.offered and "b24_load_pack" in self.offered:
                     name, args = "b24_load_pack", {"pack": name}
-                message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{len(messages)}",
-                                                             "type": "tool_call"}])
+                message = AIMessage(
+                    content="",
+                    tool_calls=[
+                        {"name": name, "args": args, "id": f"call_{len(messages)}", "type": "tool_call"}
+                    ],
+                )
             else:  # report what actually happened, from the tools' answers
                 jobs = ["moved the deal to WON", "commented on it", "set a kick-off task", "told the manager"]
                 outcome = results[2:6]
-                done = [job for job, m in zip(jobs, outcome, strict=False)
-                        if getattr(m, "status", "success") != "error" and not str(m.content).startswith(("rejected", "invalid", "refused", "tool "))
-                        and "refused" not in str(m.content)]
+                done = [
+                    job
+                    for job, m in zip(jobs, outcome, strict=False)
+                    if getattr(m, "status", "success") != "error"
+                    and not str(m.content).startswith(("rejected", "invalid", "refused", "tool "))
+                    and "refused" not in str(m.content)
+                ]
                 skipped = [job for job in jobs if job not in done]
                 text = f"Deal #{deal.get('ID')}: " + (", ".join(done) or "nothing done")
                 if skipped:
@@ -85,11 +118,18 @@ def _scripted_model() -> Any:
     return ScriptedModel()
 
 
-def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = None, out: Callable[[str], None] = print,
-             model: str | None = None, portal_url: str | None = None) -> dict[str, Any]:
+def run_demo(
+    *,
+    seed: int = 7,
+    answer: Callable[[dict[str, Any]], Any] | None = None,
+    out: Callable[[str], None] = print,
+    model: str | None = None,
+    portal_url: str | None = None,
+) -> dict[str, Any]:
     """Run the whole demo; returns figures for tests. ``answer`` plays the person (default: ask on a TTY, else
-    auto-approve and say so; the chat message gets an edit so the edit path shows). ``model`` ("provider:name")
-    swaps the scripted model for a real one via ``init_chat_model`` (its API key must be in the environment)."""
+    auto-approve and say so; the chat message gets an edit so the edit path shows). ``model``
+    ("provider:name") swaps the scripted model for a real one via ``init_chat_model`` (its API key must be in
+    the environment)."""
     import contextlib
 
     from langchain.agents import create_agent
@@ -127,8 +167,10 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
         routed, everything = tools_cost([by_name[n] for n in first.tools]), tools_cost(specs_for(PACKS))
         out(f"request: {REQUEST}")
         out(f"router: packs {', '.join(decision.packs)} ({decision.reason})")
-        out(f"first model call: {routed} o200k tokens for {', '.join(first.tools)} "
-            f"(every pack one b24_load_pack away; all 12 packs at once would cost {everything})")
+        out(
+            f"first model call: {routed} o200k tokens for {', '.join(first.tools)} "
+            f"(every pack one b24_load_pack away; all 12 packs at once would cost {everything})"
+        )
         guard = Guard(Policy.writer(), InterruptConfirmer())
         toolkit = Bitrix24Toolkit.create(client, packs=tuple(PACKS), guard=guard, loader=True)
         if model:
@@ -139,14 +181,19 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
         else:
             chat = _scripted_model()
             out("model: scripted (plays the LLM offline; pass --model provider:name for a real one)")
-        agent = create_agent(chat, toolkit.get_tools(), middleware=[pack_routing_middleware(toolkit)],
-                             checkpointer=InMemorySaver())
+        agent = create_agent(
+            chat,
+            toolkit.get_tools(),
+            middleware=[pack_routing_middleware(toolkit)],
+            checkpointer=InMemorySaver(),
+        )
         config: dict[str, Any] = {"configurable": {"thread_id": "demo"}}
         person = answer or _default_person(out, real_portal=bool(portal_url))
         shown = 1  # the user's message
 
         def trace(messages: list[Any]) -> int:
-            """Print the agent's steps not printed yet, in order (before the person is asked about the next one)."""
+            """Print the agent's steps not printed yet, in order (before the person is asked about the next
+            one)."""
             for message in messages[shown:]:
                 kind = type(message).__name__
                 if kind == "AIMessage" and message.tool_calls:
@@ -170,15 +217,28 @@ def run_demo(*, seed: int = 7, answer: Callable[[dict[str, Any]], Any] | None = 
         audit = guard.audit.rows()
         out("audit trail:")
         for row in audit:
-            out(f"  {row.method:24} {row.risk:11} {row.decision:9} {row.status:7} by {row.approved_by or '-'}")
+            out(
+                f"  {row.method:24} {row.risk:11} {row.decision:9} {row.status:7} by {row.approved_by or '-'}"
+            )
         writes = [r for r in audit if r.risk != "read" and r.status == "ok"]
-        out(f"audit: {len(audit)} rows, {len(writes)} confirmed writes, {asked} confirmations asked; "
+        out(
+            f"audit: {len(audit)} rows, {len(writes)} confirmed writes, {asked} confirmations asked; "
             f"HTTP requests to the portal: {len([r for r in portal.requests if r.method])}; "
-            f"{time.perf_counter() - started:.2f}s")
-        deal_id = next((int(r.params['id']) for r in audit if r.method == "crm.deal.update" and r.status == "ok"), None)
+            f"{time.perf_counter() - started:.2f}s"
+        )
+        deal_id = next(
+            (int(r.params["id"]) for r in audit if r.method == "crm.deal.update" and r.status == "ok"), None
+        )
         deal = client.call("crm.deal.get", {"id": deal_id}).result if deal_id else None
-        return {"packs": decision.packs, "routed_tokens": routed, "all_tokens": everything, "asked": asked,
-                "writes": len(writes), "deal": deal, "final": result["messages"][-1].content}
+        return {
+            "packs": decision.packs,
+            "routed_tokens": routed,
+            "all_tokens": everything,
+            "asked": asked,
+            "writes": len(writes),
+            "deal": deal,
+            "final": result["messages"][-1].content,
+        }
 
 
 def _default_person(out: Callable[[str], None], real_portal: bool = False) -> Callable[[dict[str, Any]], Any]:
@@ -188,12 +248,25 @@ def _default_person(out: Callable[[str], None], real_portal: bool = False) -> Ca
         out(f"  person asked [{request['risk']}]: {request['summary']}")
         if sys.stdin.isatty():
             answer = input("  approve? [y]es / [n]o: ").strip().lower()
-            return {"approve": True, "by": "you"} if answer in ("y", "yes", "да") else {"reject": "declined at the demo prompt"}
+            return (
+                {"approve": True, "by": "you"}
+                if answer in ("y", "yes", "да")
+                else {"reject": "declined at the demo prompt"}
+            )
         if real_portal:  # no person at a terminal and a real portal: nobody may approve on their behalf
-            out("  person: none at a terminal — refused (a real portal is never written without a person's yes)")
-            return {"reject": "no person at a terminal to approve a write to a real portal", "by": "demo (no TTY)"}
+            out(
+                "  person: none at a terminal — refused (a real portal is never written without a person's "
+                "yes)"
+            )
+            return {
+                "reject": "no person at a terminal to approve a write to a real portal",
+                "by": "demo (no TTY)",
+            }
         if request["method"] == "im.message.add":
-            edited = {**request["params"], "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today."}
+            edited = {
+                **request["params"],
+                "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today.",
+            }
             out(f"  person: approve with an edit → MESSAGE = {edited['MESSAGE']}")
             return {"edit": edited, "by": "demo-user"}
         out("  person: approve (auto-approved: no TTY to ask at)")
@@ -206,7 +279,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run an agent against a sandbox portal (offline, no API key)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", help="provider:name of a real chat model (its API key in the environment)")
-    parser.add_argument("--portal", metavar="WEBHOOK_URL", help="a real portal instead of the sandbox (writes still confirmed)")
+    parser.add_argument(
+        "--portal",
+        metavar="WEBHOOK_URL",
+        help="a real portal instead of the sandbox (writes still confirmed)",
+    )
     parser.set_defaults(func=_cli)
 
 

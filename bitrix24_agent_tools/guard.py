@@ -57,10 +57,15 @@ class Policy:
         return cls("admin", allow_write=True, allow_destructive=True)
 
     def permits(self, risk: Risk) -> bool:
-        return risk == "read" or (risk == "write" and self.allow_write) or (risk == "destructive" and self.allow_destructive)
+        return (
+            risk == "read"
+            or (risk == "write" and self.allow_write)
+            or (risk == "destructive" and self.allow_destructive)
+        )
 
 
-# --- what a person sees and answers ----------------------------------------------------------------------------
+# --- what a person sees and answers
+# ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,16 @@ class ConfirmationRequest:
     request_id: str = ""  # stable for the same call: an answer is bound to it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": self.tool, "method": self.method, "params": self.params, "risk": self.risk,
-                "tenant": self.tenant, "summary": self.summary, "current": self.current,
-                "request_id": self.request_id}
+        return {
+            "tool": self.tool,
+            "method": self.method,
+            "params": self.params,
+            "risk": self.risk,
+            "tenant": self.tenant,
+            "summary": self.summary,
+            "current": self.current,
+            "request_id": self.request_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,8 @@ class Decision:
 
     @classmethod
     def coerce(cls, value: Any) -> Decision:
-        """Accept a Decision, a bool, or a dict like ``{"approve": true}`` / ``{"reject": "why"}`` / ``{"edit": {...}}``."""
+        """Accept a Decision, a bool, or a dict like ``{"approve": true}`` / ``{"reject": "why"}`` /
+        ``{"edit": {...}}``."""
         if isinstance(value, Decision):
             return value
         if isinstance(value, bool):
@@ -128,9 +141,13 @@ class Decision:
             if value.get("type") in ("approve", "accept") or value.get("approve") is True:
                 return cls.approve(by=value.get("by"))
             if "reject" in value or value.get("type") == "reject":
-                return cls.reject(str(value.get("reject") or value.get("reason") or "rejected by the reviewer"))
+                return cls.reject(
+                    str(value.get("reject") or value.get("reason") or "rejected by the reviewer")
+                )
             if value.get("kind") in ("approve", "reject", "edit", "defer"):
-                return cls(value["kind"], str(value.get("reason") or ""), value.get("params"), value.get("by"))
+                return cls(
+                    value["kind"], str(value.get("reason") or ""), value.get("params"), value.get("by")
+                )
         if isinstance(value, str) and value.strip().lower() in ("y", "yes", "approve", "ok", "да"):
             return cls.approve()
         return cls.reject(f"unrecognised answer {str(value)[:40]!r}; treated as no")
@@ -139,7 +156,8 @@ class Decision:
 Confirmer = Callable[[ConfirmationRequest], "Decision | Awaitable[Decision] | Any"]
 
 
-# --- the steps a flow yields ---------------------------------------------------------------------------------
+# --- the steps a flow yields
+# ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,11 @@ class AskPerson:
 GuardFlow = Generator[PortalCall | AskPerson, Any, Any]
 
 _GET_FOR: dict[str, tuple[str, str]] = {
-    **{f"crm.{e}.{v}": (f"crm.{e}.get", "id") for e in ("lead", "deal", "contact", "company") for v in ("update", "delete")},
+    **{
+        f"crm.{e}.{v}": (f"crm.{e}.get", "id")
+        for e in ("lead", "deal", "contact", "company")
+        for v in ("update", "delete")
+    },
     "crm.item.update": ("crm.item.get", "id"),
     "crm.item.delete": ("crm.item.get", "id"),
     **{f"tasks.task.{v}": ("tasks.task.get", "taskId") for v in ("update", "complete", "delete")},
@@ -171,7 +193,8 @@ _CATALOG_LOWER = {pack: frozenset(m.lower() for m in methods) for pack, methods 
 
 
 def _lenient(method: str, params: Mapping[str, Any]) -> CanonicalCall:
-    """The canonical call, or — for showing and keying a call the guard will refuse anyway — its plain form."""
+    """The canonical call, or — for showing and keying a call the guard will refuse anyway — its plain
+    form."""
     try:
         return canonical_call(method, params)
     except AmbiguousCall:
@@ -194,8 +217,11 @@ def canonical_key(tenant: str, method: str, params: Mapping[str, Any]) -> str:
 
 
 def fold(value: Any, limit: int = FOLD) -> str:
-    """A value as a person reads it: masked first, then folded with an explicit marker — never cut silently."""
-    text = value if isinstance(value, str) else json.dumps(mask_params(value), ensure_ascii=False, default=str)
+    """A value as a person reads it: masked first, then folded with an explicit marker — never cut
+    silently."""
+    text = (
+        value if isinstance(value, str) else json.dumps(mask_params(value), ensure_ascii=False, default=str)
+    )
     text = mask_text(" ".join(str(text).split()) if isinstance(value, str) else text)
     return text if len(text) <= limit else f"{text[:limit]}… (+{len(text) - limit} chars)"
 
@@ -254,25 +280,33 @@ def summarize(method: str, params: Mapping[str, Any], current: Mapping[str, Any]
 def restore_masked(edited: Any, original: Any) -> Any:
     """An edit made on the masked request, with every still-masked value put back to the real one.
 
-    A person edits what they were shown; where they left a masked value as it was, the original is meant, never
-    the mask itself. A mask with no original behind it is refused (it would write ``***`` to the portal).
+    A person edits what they were shown; where they left a masked value as it was, the original is meant,
+    never the mask itself. A mask with no original behind it is refused (it would write ``***`` to the
+    portal).
     """
     if isinstance(edited, Mapping):
         orig = original if isinstance(original, Mapping) else {}
-        return {k: restore_masked(v, _ci(orig, str(k)) if str(k) not in orig else orig[str(k)]) for k, v in edited.items()}
+        return {
+            k: restore_masked(v, _ci(orig, str(k)) if str(k) not in orig else orig[str(k)])
+            for k, v in edited.items()
+        }
     if isinstance(edited, list):
         orig_list = original if isinstance(original, list) else []
         return [restore_masked(v, orig_list[i] if i < len(orig_list) else None) for i, v in enumerate(edited)]
     if original is not None and edited == mask_params(original):
         return original
     if isinstance(edited, str) and MASK in edited:
-        raise CallRefused("the edit contains a masked value (***) that does not match the original; "
-                          "type the new value in full", code="BAD_EDIT")
+        raise CallRefused(
+            "the edit contains a masked value (***) that does not match the original; "
+            "type the new value in full",
+            code="BAD_EDIT",
+        )
     return edited
 
 
 class Guard:
-    """Wraps every call a tool makes. No confirm callback → every write is refused, with a message saying so."""
+    """Wraps every call a tool makes. No confirm callback → every write is refused, with a message saying
+    so."""
 
     def __init__(
         self,
@@ -301,12 +335,14 @@ class Guard:
                 idempotency = redis_backends.RedisIdempotencyStore.from_url(idempotency)
             if isinstance(plans, str):
                 plans = redis_backends.RedisPlanStore.from_url(plans)
-        self.idempotency: IdempotencyStore = idempotency if idempotency is not None else MemoryIdempotencyStore()
+        self.idempotency: IdempotencyStore = (
+            idempotency if idempotency is not None else MemoryIdempotencyStore()
+        )
         self.plans: PlanStore = plans if plans is not None else MemoryPlanStore()
         self.idempotency_ttl = idempotency_ttl
         self.plan_ttl = plan_ttl
-        # A claim is taken only after the person said yes and lasts while the call runs: a crash then blocks the
-        # same write for this long, not for a day.
+        # A claim is taken only after the person said yes and lasts while the call runs: a crash then blocks
+        # the same write for this long, not for a day.
         self.inflight_ttl = inflight_ttl
         self.fetch_current = fetch_current
         self.confirm_timeout = confirm_timeout  # seconds a person has to answer; silence is a "no"
@@ -314,13 +350,18 @@ class Guard:
 
     # -- checks ---------------------------------------------------------------------------------------------
     def _denied(self, method: str) -> bool:
-        if self.policy.only and not any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.only):
+        if self.policy.only and not any(
+            fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.only
+        ):
             return True
         return any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.policy.deny)
 
-    def _allowed(self, method: str, spec: ToolSpec, packs: tuple[str, ...], *, in_batch: bool = False) -> bool:
-        """Is ``method`` (canonical) reachable through ``spec``? Deny patterns win over everything. A typed tool's
-        own calls are held to its methods; a batch command to the catalogs of the tool's pack (generic) or packs."""
+    def _allowed(
+        self, method: str, spec: ToolSpec, packs: tuple[str, ...], *, in_batch: bool = False
+    ) -> bool:
+        """Is ``method`` (canonical) reachable through ``spec``? Deny patterns win over everything. A typed
+        tool's own calls are held to its methods; a batch command to the catalogs of the tool's pack (generic)
+        or packs."""
         if self._denied(method):
             return False
         if any(fnmatch.fnmatchcase(method, p.strip().lower()) for p in self.allow):
@@ -348,15 +389,20 @@ class Guard:
         if call.method == "batch":
             from bitrix24_agent_tools.risk import classify_one, riskiest
 
-            return riskiest([self._risk(c.method, c.params, classify_one(c.method, c.params)) for c in call.commands])
+            return riskiest(
+                [self._risk(c.method, c.params, classify_one(c.method, c.params)) for c in call.commands]
+            )
         return self._risk(call.method, call.params, call.risk)
 
     def canonical(self, call: Call) -> tuple[Call, CanonicalCall]:
-        """The call as the portal will read it; refuses what it could read two ways or what carries credentials."""
+        """The call as the portal will read it; refuses what it could read two ways or what carries
+        credentials."""
         if not isinstance(call.params, Mapping):
             raise CallRefused("params must be an object", code="BAD_PARAMS")
         if any(str(k).lower() == "auth" for k in call.params):
-            raise CallRefused("params must not carry 'auth'; credentials are added by the client", code="BAD_PARAMS")
+            raise CallRefused(
+                "params must not carry 'auth'; credentials are added by the client", code="BAD_PARAMS"
+            )
         try:
             canon = canonical_call(call.method, call.params)
         except AmbiguousCall as exc:
@@ -376,12 +422,16 @@ class Guard:
                 raise CallRefused("batch is not allowed for this tool", code="NOT_ALLOWED")
             for command in canon.commands:
                 if not self._allowed(command.method, spec, packs, in_batch=True):
-                    raise CallRefused(_not_allowed(command.method, spec, "batch command "), code="NOT_ALLOWED")
+                    raise CallRefused(
+                        _not_allowed(command.method, spec, "batch command "), code="NOT_ALLOWED"
+                    )
         elif not self._allowed(canon.method, spec, packs):
             raise CallRefused(_not_allowed(canon.method, spec), code="NOT_ALLOWED")
         risk = self._canonical_risk(canon)
         if not self.policy.permits(risk):
-            raise CallRefused(f"policy '{self.policy.name}' does not allow {risk} calls ({canon.method})", code="POLICY")
+            raise CallRefused(
+                f"policy '{self.policy.name}' does not allow {risk} calls ({canon.method})", code="POLICY"
+            )
         return risk, replace(call, risk=risk)
 
     # -- the flow -------------------------------------------------------------------------------------------
@@ -397,11 +447,28 @@ class Guard:
         if risk == "read":
             return (yield from self._execute(spec, call, tenant, risk, "read", None, started))
         decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs)
-        return (yield from self._once(spec, call, tenant, risk, "edited" if decision.kind == "edit" else "approved",
-                                      decision.by, started))
+        return (
+            yield from self._once(
+                spec,
+                call,
+                tenant,
+                risk,
+                "edited" if decision.kind == "edit" else "approved",
+                decision.by,
+                started,
+            )
+        )
 
-    def _once(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, decision: str, by: str | None,
-              started: float) -> GuardFlow:
+    def _once(
+        self,
+        spec: ToolSpec,
+        call: Call,
+        tenant: str,
+        risk: Risk,
+        decision: str,
+        by: str | None,
+        started: float,
+    ) -> GuardFlow:
         """Run an approved write at most once per idempotency key: a repeat gets the stored result."""
         key = call.idempotency_key or canonical_key(tenant, call.method, call.params)
         call = replace(call, idempotency_key=call.idempotency_key or key)
@@ -419,19 +486,37 @@ class Guard:
         except BaseException:
             self.idempotency.fail(tenant, key)  # our own claim only
             raise
-        self.idempotency.complete(tenant, key, {"result": response.result, "total": response.total, "next": response.next},
-                                  self.idempotency_ttl)
+        self.idempotency.complete(
+            tenant,
+            key,
+            {"result": response.result, "total": response.total, "next": response.next},
+            self.idempotency_ttl,
+        )
         return response
 
-    def request_for(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk,
-                    current: Mapping[str, Any] | None) -> ConfirmationRequest:
-        return ConfirmationRequest(spec.name, call.method, mask_params(dict(call.params)), risk, tenant,
-                                   summarize(call.method, call.params, current),
-                                   mask_params(dict(current)) if current else None,
-                                   request_id=canonical_key(tenant, call.method, call.params))
+    def request_for(
+        self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, current: Mapping[str, Any] | None
+    ) -> ConfirmationRequest:
+        return ConfirmationRequest(
+            spec.name,
+            call.method,
+            mask_params(dict(call.params)),
+            risk,
+            tenant,
+            summarize(call.method, call.params, current),
+            mask_params(dict(current)) if current else None,
+            request_id=canonical_key(tenant, call.method, call.params),
+        )
 
-    def _ask(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, packs: tuple[str, ...],
-             confirm: Confirmer | None = None) -> Generator[Any, Any, tuple[Decision, Call, Risk]]:
+    def _ask(
+        self,
+        spec: ToolSpec,
+        call: Call,
+        tenant: str,
+        risk: Risk,
+        packs: tuple[str, ...],
+        confirm: Confirmer | None = None,
+    ) -> Generator[Any, Any, tuple[Decision, Call, Risk]]:
         current = None
         if self.fetch_current and call.method in _GET_FOR:
             current = dict(call.current) if call.current is not None else (yield from self._current(call))
@@ -439,31 +524,52 @@ class Guard:
         if (confirm or self.confirm) is None:
             self._audit(tenant, spec, call, risk, "refused", "skipped", error="no confirmation callback")
             raise CallRefused(
-                f"{risk} call refused: no person can confirm it here (configure a confirmer, e.g. Guard(confirm=...); "
+                f"{risk} call refused: no person can confirm it here (configure a confirmer, e.g. "
+                "Guard(confirm=...); "
                 "on the command line add --confirm-write)",
                 code="NO_CONFIRMER",
             )
         answer = yield AskPerson(request, confirm)
         decision = bound_decision(answer, request.request_id)
         if decision.kind == "defer" and confirm is not None:
-            decision = Decision.reject("the plan's executor deferred it again; nothing was written", by=decision.by)
+            decision = Decision.reject(
+                "the plan's executor deferred it again; nothing was written", by=decision.by
+            )
         if decision.kind == "defer":
             plan = self.plan(spec, call, tenant=tenant, risk=risk, summary=request.summary)
             self._audit(tenant, spec, call, risk, "deferred", "skipped", by=decision.by)
             raise CallRefused(
                 f"not run yet: stored as plan {plan.id} for a person to execute "
-                f"(b24-agent-tools call --execute-plan {plan.id} --confirm-write)", code="DEFERRED")
+                f"(b24-agent-tools call --execute-plan {plan.id} --confirm-write)",
+                code="DEFERRED",
+            )
         if decision.kind == "reject":
-            self._audit(tenant, spec, call, risk, "rejected", "skipped", by=decision.by, error=decision.reason)
-            raise CallRefused(f"rejected by the reviewer: {decision.reason}" if decision.reason else "rejected by the reviewer",
-                              code="REJECTED")
+            self._audit(
+                tenant, spec, call, risk, "rejected", "skipped", by=decision.by, error=decision.reason
+            )
+            raise CallRefused(
+                f"rejected by the reviewer: {decision.reason}"
+                if decision.reason
+                else "rejected by the reviewer",
+                code="REJECTED",
+            )
         if decision.kind == "edit" and decision.params is not None:
             try:
-                edited = replace(call, params=restore_masked(decision.params, call.params), idempotency_key=None)
+                edited = replace(
+                    call, params=restore_masked(decision.params, call.params), idempotency_key=None
+                )
                 risk, call = self._check(spec, edited, packs)  # the edited call passes the whole guard again
             except CallRefused as refused:
-                self._audit(tenant, spec, call, risk, "refused", "skipped", by=decision.by,
-                            error=f"edit refused: {refused.reason}")
+                self._audit(
+                    tenant,
+                    spec,
+                    call,
+                    risk,
+                    "refused",
+                    "skipped",
+                    by=decision.by,
+                    error=f"edit refused: {refused.reason}",
+                )
                 raise
         return decision, call, risk
 
@@ -488,8 +594,16 @@ class Guard:
             return dict(result)
         return None
 
-    def _execute(self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, decision: str, by: str | None,
-                 started: float) -> GuardFlow:
+    def _execute(
+        self,
+        spec: ToolSpec,
+        call: Call,
+        tenant: str,
+        risk: Risk,
+        decision: str,
+        by: str | None,
+        started: float,
+    ) -> GuardFlow:
         call = replace(call, risk=risk)
         try:
             response = yield PortalCall(call)
@@ -499,47 +613,96 @@ class Guard:
         self._audit(tenant, spec, call, risk, decision, "ok", by=by, started=started)
         return response
 
-    def _audit(self, tenant: str, spec: ToolSpec, call: Call, risk: str, decision: str, status: str, *,
-               by: str | None = None, error: str | None = None, started: float | None = None) -> None:
+    def _audit(
+        self,
+        tenant: str,
+        spec: ToolSpec,
+        call: Call,
+        risk: str,
+        decision: str,
+        status: str,
+        *,
+        by: str | None = None,
+        error: str | None = None,
+        started: float | None = None,
+    ) -> None:
         duration = (self.clock() - started) * 1000 if started is not None else 0.0
         params = dict(call.params) if isinstance(call.params, Mapping) else {"params": str(call.params)[:200]}
-        self.audit.record(AuditRow(tenant, spec.name, str(call.method), risk, decision, status, by, error,
-                                   params, self.clock(), duration))
+        self.audit.record(
+            AuditRow(
+                tenant,
+                spec.name,
+                str(call.method),
+                risk,
+                decision,
+                status,
+                by,
+                error,
+                params,
+                self.clock(),
+                duration,
+            )
+        )
 
     # -- plans ----------------------------------------------------------------------------------------------
-    def plan(self, spec: ToolSpec, call: Call, *, tenant: str, risk: Risk | None = None, summary: str | None = None) -> StoredPlan:
-        """Store the exact call for later; ``execute_plan`` runs it once, for the same tenant, before it expires."""
+    def plan(
+        self, spec: ToolSpec, call: Call, *, tenant: str, risk: Risk | None = None, summary: str | None = None
+    ) -> StoredPlan:
+        """Store the exact call for later; ``execute_plan`` runs it once, for the same tenant, before it
+        expires."""
         now = self.clock()
-        plan = StoredPlan(StoredPlan.new_id(), tenant, spec.name, call.method, dict(call.params),
-                    risk or self.risk_of(call.method, call.params), summary or summarize(call.method, call.params, None),
-                    call.api, now, now + self.plan_ttl)
+        plan = StoredPlan(
+            StoredPlan.new_id(),
+            tenant,
+            spec.name,
+            call.method,
+            dict(call.params),
+            risk or self.risk_of(call.method, call.params),
+            summary or summarize(call.method, call.params, None),
+            call.api,
+            now,
+            now + self.plan_ttl,
+        )
         self.plans.save(plan)
         return plan
 
-    def plan_flow(self, plan_id: str, *, tenant: str, specs: Mapping[str, ToolSpec], packs: Iterable[str],
-                  confirm: Confirmer | None = None) -> GuardFlow:
-        """Run a stored plan once, as a fresh call: allowlist, deny patterns and policy are checked again and the
-        person running it is shown everything it does and asked (their yes is the confirmation)."""
+    def plan_flow(
+        self,
+        plan_id: str,
+        *,
+        tenant: str,
+        specs: Mapping[str, ToolSpec],
+        packs: Iterable[str],
+        confirm: Confirmer | None = None,
+    ) -> GuardFlow:
+        """Run a stored plan once, as a fresh call: allowlist, deny patterns and policy are checked again and
+        the person running it is shown everything it does and asked (their yes is the confirmation)."""
         plan = self.plans.get(plan_id)
         if plan is None or plan.tenant != tenant:
             self.plans.claim(plan_id, tenant, self.clock())  # raises the store's own "no plan" error
         assert plan is not None
         spec = specs.get(plan.tool)
         if spec is None:
-            raise CallRefused(f"plan {plan_id} was made by tool {plan.tool}, which is not active here", code="NOT_ALLOWED")
+            raise CallRefused(
+                f"plan {plan_id} was made by tool {plan.tool}, which is not active here", code="NOT_ALLOWED"
+            )
         packs = tuple(packs)
         started = self.clock()
         call = Call(plan.method, plan.params, "v3" if plan.api == "v3" else "v2")
         try:
             risk, call = self._check(spec, call, packs)
         except CallRefused as refused:
-            self._audit(tenant, spec, call, "?", "refused", "skipped", error=f"plan {plan_id}: {refused.reason}")
+            self._audit(
+                tenant, spec, call, "?", "refused", "skipped", error=f"plan {plan_id}: {refused.reason}"
+            )
             raise
         self.plans.claim(plan_id, tenant, self.clock())  # single use, before anything runs
         if risk == "read":
             return (yield from self._execute(spec, call, tenant, risk, "plan", "plan-executor", started))
         decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs, confirm or self.confirm)
-        return (yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started))
+        return (
+            yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started)
+        )
 
 
 def _not_allowed(method: str, spec: ToolSpec, what: str = "") -> str:
@@ -559,8 +722,8 @@ _ALL_METHODS = {m.lower(): m for catalog in CATALOG.values() for m in catalog}
 def bound_decision(answer: Any, request_id: str) -> Decision:
     """A person's answer, accepted only for the request it names when it names one.
 
-    Answers may be keyed by request id (``{request_id: answer}``) — several writes pending at once each get their
-    own — or carry ``request_id``; an answer naming another request is a "no" for this one.
+    Answers may be keyed by request id (``{request_id: answer}``) — several writes pending at once each get
+    their own — or carry ``request_id``; an answer naming another request is a "no" for this one.
     """
     if isinstance(answer, Mapping) and not isinstance(answer, Decision):
         if request_id in answer:
@@ -569,9 +732,15 @@ def bound_decision(answer: Any, request_id: str) -> Decision:
         if named is not None and str(named) != request_id:
             return Decision.reject("that answer was for another request; nothing was written")
         decisions = answer.get("decisions")
-        if isinstance(decisions, list) and any(isinstance(d, Mapping) and d.get("request_id") for d in decisions):
+        if isinstance(decisions, list) and any(
+            isinstance(d, Mapping) and d.get("request_id") for d in decisions
+        ):
             mine = [d for d in decisions if isinstance(d, Mapping) and str(d.get("request_id")) == request_id]
-            return Decision.coerce(mine[0]) if len(mine) == 1 else Decision.reject("no answer for this request; nothing was written")
+            return (
+                Decision.coerce(mine[0])
+                if len(mine) == 1
+                else Decision.reject("no answer for this request; nothing was written")
+            )
         if any(isinstance(k, str) and re.fullmatch(r"[a-z0-9_.]+:[0-9a-f]{32}", k) for k in answer):
             return Decision.reject("no answer for this request; nothing was written")
     return Decision.coerce(answer)
@@ -581,5 +750,14 @@ def risk_at_least(risk: Risk, floor: Risk) -> bool:
     return RISK_ORDER[risk] >= RISK_ORDER[floor]
 
 
-__all__ = ["AskPerson", "ConfirmationRequest", "Confirmer", "Decision", "Guard", "Policy", "PortalCall",
-           "bound_decision", "summarize"]
+__all__ = [
+    "AskPerson",
+    "ConfirmationRequest",
+    "Confirmer",
+    "Decision",
+    "Guard",
+    "Policy",
+    "PortalCall",
+    "bound_decision",
+    "summarize",
+]

@@ -1,12 +1,13 @@
-"""Each pack's product words as dictionary words, per language, and the stemmer that turns them into match stems.
+"""Each pack's product words as dictionary words, per language, and the stemmer that turns them into match
+stems.
 
-The router matches a word of the request when it starts with an entry's stem. Written here as a person would look
-them up ("новость", "Besprechungsraum", "zamówienie"), the words are cut to their stems by the Snowball stemmer of
-their language (English, Russian, Portuguese, Spanish, German), so every inflection of a word matches without
-hand-picked prefixes. Snowball has no Polish; a small table of Polish case endings does the same there (and leaves
-out a consonant that softens: zamówienie, zamówień). A stem shorter
-than four letters is too loose to match on ("подпись" → "подп" is fine, "почему" → "поч" is not): the word is
-kept whole instead.
+The router matches a word of the request when it starts with an entry's stem. Written here as a person would
+look them up ("новость", "Besprechungsraum", "zamówienie"), the words are cut to their stems by the Snowball
+stemmer of their language (English, Russian, Portuguese, Spanish, German), so every inflection of a word
+matches without hand-picked prefixes. Snowball has no Polish; a small table of Polish case endings does the
+same there (and leaves out a consonant that softens: zamówienie, zamówień). A stem shorter than four letters
+is too loose to match on ("подпись" → "подп" is fine, "почему" → "поч" is not): the word is kept whole
+instead.
 """
 
 from __future__ import annotations
@@ -21,35 +22,39 @@ import snowballstemmer
 LEXICON: dict[str, dict[str, str]] = {
     "comms": {
         "en": "chat, message, messenger, notification, notify, chatbot, telephony, phone call, text message, "
-              "open line, whatsapp, telegram, voicemail",
+        "open line, whatsapp, telegram, voicemail",
         "ru": "чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, звонок, "
-              "позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм",
+        "позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм",
         "pt": "mensagem, notificação, notificar, chamada, ligação, ligar, telefonia, linha aberta",
         "es": "mensaje, notificación, notificar, llamada, llamar, telefonía, línea abierta",
-        "de": "Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, Sprachnachricht",
-        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, zadzwonić, zadzwoń, połączenie, telefonia",
+        "de": "Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, "
+        "Sprachnachricht",
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, zadzwonić, zadzwoń, połączenie, "
+        "telefonia",
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
         "ru": "бизнес-процесс, робот, триггер, автоматизация, автоматизировать, согласование, согласовать, "
-              "утверждение, утвердить",
-        "pt": "processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, aprovar",
-        "es": "proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, aprobación, "
-              "aprobar",
+        "утверждение, утвердить",
+        "pt": "processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, "
+        "aprovar",
+        "es": "proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, "
+        "aprobación, "
+        "aprobar",
         "de": "Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, Genehmigung, "
-              "genehmigen, Freigabe",
+        "genehmigen, Freigabe",
         "pl": "proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, zatwierdzenie, "
-              "zatwierdzić",
+        "zatwierdzić",
     },
     "collab": {
-        "en": "workgroup, project, live feed, news feed, announcement, announce, news, company-wide, everyone",
-        "ru": "рабочая группа, группа, проект, лента, новость, объявление, объявить, "
-              "всем сотрудникам",
+        "en": "workgroup, project, live feed, news feed, announcement, announce, news, company-wide, "
+        "everyone",
+        "ru": "рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам",
         "pt": "grupo de trabalho, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
         "es": "grupo de trabajo, proyecto, noticia, anuncio, anunciar, toda la empresa",
         "de": "Arbeitsgruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
         "pl": "grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
-              "wszyscy pracownicy",
+        "wszyscy pracownicy",
     },
     "boards": {
         "en": "scrum, sprint, backlog, epic, kanban, story points, user story",
@@ -68,8 +73,9 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "plik, folder, dokument, załącznik, dysk",
     },
     "commerce": {
-        "en": "order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, stock, "
-              "online store",
+        "en": "order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, "
+        "stock, "
+        "online store",
         "ru": "заказ, оплата, платеж, товар, каталог, доставка, отгрузка, прайс, склад, корзина, магазин",
         "pt": "pedido, pagamento, produto, catálogo, entrega, estoque, loja",
         "es": "pedido, pago, producto, catálogo, entrega, inventario, tienda",
@@ -78,14 +84,14 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "services": {
         "en": "calendar, meeting, booking, reservation, reserve, meeting room, conference room, "
-              "work time, working day, clock in",
+        "work time, working day, clock in",
         "ru": "календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
-              "переговорка, рабочий день, рабочее время",
+        "переговорка, рабочий день, рабочее время",
         "pt": "calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, "
-              "sala de reunião, turno, expediente",
+        "sala de reunião, turno, expediente",
         "es": "calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada",
         "de": "Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, Besprechungsraum, "
-              "Konferenzraum, Arbeitszeit, Schicht, Arbeitstag",
+        "Konferenzraum, Arbeitszeit, Schicht, Arbeitstag",
         "pl": "kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień pracy",
     },
     "platform": {
@@ -132,8 +138,28 @@ LEXICON: dict[str, dict[str, str]] = {
 
 _SNOWBALL = {"en": "english", "ru": "russian", "pt": "portuguese", "es": "spanish", "de": "german"}
 # Polish case endings, longest first (Snowball has no Polish stemmer).
-_POLISH_ENDINGS = ("owania", "owanie", "ami", "ach", "ów", "om", "em", "ie", "ia", "ię", "ść", "ę", "ą", "y", "i",
-                   "a", "u", "o", "e", "ć")
+_POLISH_ENDINGS = (
+    "owania",
+    "owanie",
+    "ami",
+    "ach",
+    "ów",
+    "om",
+    "em",
+    "ie",
+    "ia",
+    "ię",
+    "ść",
+    "ę",
+    "ą",
+    "y",
+    "i",
+    "a",
+    "u",
+    "o",
+    "e",
+    "ć",
+)
 _MIN_STEM = 4
 
 
@@ -143,11 +169,17 @@ def _stemmer(lang: str) -> Any:
 
 
 def stem(word: str, lang: str) -> str:
-    """The match stem of one lower-case word of ``lang``: the language's stem, or the word when the stem is too short
-    to match on safely."""
+    """The match stem of one lower-case word of ``lang``: the language's stem, or the word when the stem is
+    too short to match on safely."""
     if lang == "pl":
-        cut = next((word[: -len(e)] for e in _POLISH_ENDINGS if word.endswith(e) and len(word) - len(e) >= _MIN_STEM),
-                   word)
+        cut = next(
+            (
+                word[: -len(e)]
+                for e in _POLISH_ENDINGS
+                if word.endswith(e) and len(word) - len(e) >= _MIN_STEM
+            ),
+            word,
+        )
         if re.search(r"ie[ncsz]$", cut):  # the consonant softens in other cases: zamówienie, zamówień
             cut = cut[:-1]
     else:

@@ -43,12 +43,12 @@ _MIN_SECRET_LEN = 6
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-# Registered secrets are found without a regex over all of them, so that a check costs the same with 10 or 10,000
-# secrets and registering one more is a few dict inserts. A secret of at least _GRAM + _STRIDE - 1 characters is
-# indexed by its _GRAM-character substrings at offsets 0.._STRIDE-1; wherever it occurs in a text, one of those
-# substrings starts at a multiple of _STRIDE, so sampling the text every _STRIDE characters finds every candidate
-# (then confirmed with a plain substring test). Shorter secrets (rare: real codes and tokens are longer) are tested
-# one by one.
+# Registered secrets are found without a regex over all of them, so that a check costs the same with 10 or
+# 10,000 secrets and registering one more is a few dict inserts. A secret of at least _GRAM + _STRIDE - 1
+# characters is indexed by its _GRAM-character substrings at offsets 0.._STRIDE-1; wherever it occurs in a
+# text, one of those substrings starts at a multiple of _STRIDE, so sampling the text every _STRIDE characters
+# finds every candidate (then confirmed with a plain substring test). Shorter secrets (rare: real codes and
+# tokens are longer) are tested one by one.
 _GRAM = 6
 _STRIDE = 8
 _by_gram: dict[str, tuple[str, ...]] = {}
@@ -75,7 +75,7 @@ def register_secret(value: str | None) -> None:
             _short = tuple(sorted((*_short, value), key=len, reverse=True))
             return
         for offset in range(_STRIDE):  # copy-on-write tuples: a reader never sees one change under it
-            gram = value[offset:offset + _GRAM]
+            gram = value[offset : offset + _GRAM]
             _by_gram[gram] = (*_by_gram.get(gram, ()), value)
 
 
@@ -85,7 +85,7 @@ def _mask_registered(text: str) -> str:
     index = _by_gram
     found = {s for s in _short if s in text}
     if index:
-        hits = {text[i:i + _GRAM] for i in range(0, len(text) - _GRAM + 1, _STRIDE)} & index.keys()
+        hits = {text[i : i + _GRAM] for i in range(0, len(text) - _GRAM + 1, _STRIDE)} & index.keys()
         for gram in hits:
             found.update(s for s in index[gram] if s in text)
     # Longest first, so a secret that contains another is masked whole.
@@ -172,7 +172,9 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
-def protect_third_party_loggers(names: Iterable[str] = ("httpx", "httpcore", "mcp", "uvicorn.access")) -> None:
+def protect_third_party_loggers(
+    names: Iterable[str] = ("httpx", "httpcore", "mcp", "uvicorn.access"),
+) -> None:
     """Attach the masking filter to libraries that log request URLs themselves (httpx logs every URL at INFO,
     and a webhook URL carries its secret code in the path)."""
     for name in names:

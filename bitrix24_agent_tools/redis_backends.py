@@ -25,7 +25,9 @@ def _redis(url: str) -> Any:
     try:
         import redis
     except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise ImportError("Redis backends need the 'redis' extra: pip install bitrix24-agent-tools[redis]") from exc
+        raise ImportError(
+            "Redis backends need the 'redis' extra: pip install bitrix24-agent-tools[redis]"
+        ) from exc
     return redis.Redis.from_url(url)
 
 
@@ -47,11 +49,14 @@ return tostring(wait)
 
 
 class RedisLimiter:
-    """The in-process limiter's interface (``acquire(portal, cost) -> seconds to wait``), shared by every process."""
+    """The in-process limiter's interface (``acquire(portal, cost) -> seconds to wait``), shared by every
+    process."""
 
-    def __init__(self, client: Any, plan: RatePlan | None = None, *, prefix: str = "b24:bucket:", headroom: int = 2) -> None:
-        # headroom: requests arrive a little after they are reserved (network, scheduling), and the portal's clock
-        # is not ours; keeping 2 slots free absorbs that skew without measurably lowering throughput.
+    def __init__(
+        self, client: Any, plan: RatePlan | None = None, *, prefix: str = "b24:bucket:", headroom: int = 2
+    ) -> None:
+        # headroom: requests arrive a little after they are reserved (network, scheduling), and the portal's
+        # clock is not ours; keeping 2 slots free absorbs that skew without measurably lowering throughput.
         self.redis = client
         self.plan = plan or RatePlan.standard()
         self.burst = max(1, self.plan.burst - headroom)
@@ -73,7 +78,8 @@ return 0
 
 
 class RedisTokenStore:
-    """Tokens per tenant, plus a refresh lock so exactly one process refreshes; a crashed holder's lock expires."""
+    """Tokens per tenant, plus a refresh lock so exactly one process refreshes; a crashed holder's lock
+    expires."""
 
     def __init__(self, client: Any, *, prefix: str = "b24:tokens:", lock_ttl: float = 30.0) -> None:
         self.redis = client
@@ -101,7 +107,8 @@ class RedisTokenStore:
 
     @contextmanager
     def refresh_lock(self, tenant: str, timeout: float = 60.0) -> Iterator[None]:
-        """Hold the tenant's refresh lock (SET NX PX); waiters poll, and reuse the refreshed tokens afterwards."""
+        """Hold the tenant's refresh lock (SET NX PX); waiters poll, and reuse the refreshed tokens
+        afterwards."""
         key, token = f"{self.prefix}{tenant}:lock", uuid.uuid4().hex
         deadline = time.monotonic() + timeout
         while not self.redis.set(key, token, nx=True, px=int(self.lock_ttl * 1000)):
@@ -134,7 +141,11 @@ class RedisIdempotencyStore:
             return "new"
         raw = self.redis.get(name)
         if raw is None:  # expired between the two calls: try once more
-            return "new" if self.redis.set(name, "inflight", nx=True, px=int(max(ttl, 60.0) * 1000)) else "inflight"
+            return (
+                "new"
+                if self.redis.set(name, "inflight", nx=True, px=int(max(ttl, 60.0) * 1000))
+                else "inflight"
+            )
         return "inflight" if raw == b"inflight" else dict(json.loads(raw))
 
     def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:

@@ -1,13 +1,14 @@
-"""One canonical form of a call and one risk model, fail closed — shared by the guard, the client and the audit.
+"""One canonical form of a call and one risk model, fail closed — shared by the guard, the client and the
+audit.
 
 A call is judged the way the portal will read it (protocol.md §1, §7): the method name case-insensitive, with
 surrounding whitespace and a ``.json``/``.xml`` suffix dropped; a batch's own keys upper-cased
-(``CRestProvider::methodsBatch``); each batch command's query parsed as PHP's ``parse_str`` reads it. Whatever the
-portal could read in more than one way — two case variants of one key, a key PHP would rename, a value set twice,
-unknown batch keys, an empty batch — is refused as :class:`AmbiguousCall`, never guessed.
+(``CRestProvider::methodsBatch``); each batch command's query parsed as PHP's ``parse_str`` reads it. Whatever
+the portal could read in more than one way — two case variants of one key, a key PHP would rename, a value set
+twice, unknown batch keys, an empty batch — is refused as :class:`AmbiguousCall`, never guessed.
 
-Risk: ``read`` only when a catalog says so or the method's last name part is a known read verb; destructive verbs
-are destructive; everything else — unknown verbs included — is at least ``write``.
+Risk: ``read`` only when a catalog says so or the method's last name part is a known read verb; destructive
+verbs are destructive; everything else — unknown verbs included — is at least ``write``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class AmbiguousCall(ValueError):
     """The portal could read this request in more than one way (or not as we do): refused, never guessed."""
 
 
-# --- the catalog: each pack's methods with their risk (catalog.md) ---------------------------------------------
+# --- the catalog: each pack's methods with their risk (catalog.md)
+# ---------------------------------------------
 
 
 def _parse(spec: str) -> dict[str, Risk]:
@@ -61,8 +63,8 @@ CATALOG: dict[str, dict[str, Risk]] = {
               event.offline.list crm.duplicate.findbycomm crm.currency.list;
         write: crm.lead.add crm.lead.update crm.deal.add crm.deal.update crm.contact.add crm.contact.update
                crm.company.add crm.company.update crm.item.add crm.item.update crm.activity.todo.add
-               crm.timeline.comment.add tasks.task.add tasks.task.update tasks.task.complete task.commentitem.add
-               event.bind event.offline.error event.offline.get batch;
+               crm.timeline.comment.add tasks.task.add tasks.task.update tasks.task.complete
+               task.commentitem.add event.bind event.offline.error event.offline.get batch;
         destructive: crm.lead.delete crm.deal.delete crm.contact.delete crm.company.delete crm.item.delete
                      tasks.task.delete event.unbind event.offline.clear"""),
     "comms": _parse("""
@@ -106,8 +108,8 @@ CATALOG: dict[str, dict[str, Risk]] = {
         destructive: calendar.event.delete"""),
     "platform": _parse("""
         read: ai.engine.list entity.get entity.item.get biconnector.source.list biconnector.connector.list;
-        write: ai.engine.register ai.prompt.register entity.add entity.update entity.item.add entity.item.update
-               biconnector.source.add;
+        write: ai.engine.register ai.prompt.register entity.add entity.update entity.item.add
+               entity.item.update biconnector.source.add;
         destructive: ai.engine.unregister entity.item.delete"""),
     "sites": _parse("""
         read: landing.site.getList landing.landing.getList landing.block.getList;
@@ -115,7 +117,8 @@ CATALOG: dict[str, dict[str, Risk]] = {
                landing.landing.publication landing.block.addCard;
         destructive: landing.site.delete landing.landing.delete"""),
     "compliance": _parse("""
-        read: userconsent.agreement.list userconsent.agreement.text sign.b2e.personal.tail sign.b2e.mysafe.tail;
+        read: userconsent.agreement.list userconsent.agreement.text sign.b2e.personal.tail
+              sign.b2e.mysafe.tail;
         write: userconsent.consent.add"""),
     "diagnostics": _parse("read: server.time scope methods method.get events feature.get app.info profile"),
 }
@@ -126,21 +129,70 @@ for _pack, _methods in CATALOG.items():
         _BY_METHOD.setdefault(_method.lower(), (_pack, _risk))
 
 # A method no catalog lists is read only when its last name part is one of these (exactly); see catalog.md.
-READ_VERBS = frozenset([
-    "get", "list", "fields", "search", "current", "count", "getlist", "getchildren", "getstages", "getfields",
-    "getbyid", "find", "findbycomm", "tail", "instances", "status", "info", "time", "version", "profile", "scope",
-    "methods", "events", "text", "userfields", "getall", "getfiles", "getexternallink", "history",
-])
-DESTRUCTIVE_VERBS = frozenset([
-    "delete", "remove", "unregister", "unbind", "terminate", "kill", "clear", "recyclebin", "deletetask",
-    "markdeleted", "destroy", "purge", "erase", "drop", "uninstall", "unpublic", "unpublish", "revoke", "reset",
-    "truncate", "wipe",
-])
+READ_VERBS = frozenset(
+    [
+        "get",
+        "list",
+        "fields",
+        "search",
+        "current",
+        "count",
+        "getlist",
+        "getchildren",
+        "getstages",
+        "getfields",
+        "getbyid",
+        "find",
+        "findbycomm",
+        "tail",
+        "instances",
+        "status",
+        "info",
+        "time",
+        "version",
+        "profile",
+        "scope",
+        "methods",
+        "events",
+        "text",
+        "userfields",
+        "getall",
+        "getfiles",
+        "getexternallink",
+        "history",
+    ]
+)
+DESTRUCTIVE_VERBS = frozenset(
+    [
+        "delete",
+        "remove",
+        "unregister",
+        "unbind",
+        "terminate",
+        "kill",
+        "clear",
+        "recyclebin",
+        "deletetask",
+        "markdeleted",
+        "destroy",
+        "purge",
+        "erase",
+        "drop",
+        "uninstall",
+        "unpublic",
+        "unpublish",
+        "revoke",
+        "reset",
+        "truncate",
+        "wipe",
+    ]
+)
 _METHOD_RE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 
 
 def canonical_method(raw: Any) -> str:
-    """The method as the portal resolves it: lower case, surrounding whitespace and a .json/.xml suffix dropped.
+    """The method as the portal resolves it: lower case, surrounding whitespace and a .json/.xml suffix
+    dropped.
 
     Anything that is not a plain dotted ASCII name after that (unicode look-alikes, inner spaces, slashes, a
     query or fragment) is refused: the portal would either not find it or read something else.
@@ -151,7 +203,9 @@ def canonical_method(raw: Any) -> str:
     while name.endswith((".json", ".xml")):
         name = name.rsplit(".", 1)[0]
     if not name.isascii() or not _METHOD_RE.fullmatch(name):
-        raise AmbiguousCall(f"method name {raw[:60]!r} is not a plain dotted name the portal would resolve as written")
+        raise AmbiguousCall(
+            f"method name {raw[:60]!r} is not a plain dotted name the portal would resolve as written"
+        )
     return name
 
 
@@ -159,11 +213,14 @@ def catalog_risk(method: str, params: Mapping[str, Any] | None = None) -> Risk |
     """The catalog's risk for a call, including the parameter-dependent ones; None if not in any catalog."""
     lower = method.lower()
     if lower == "event.offline.get":
-        # The server lower-cases the keys and reads clear with intval, absent (or null) = 1: it deletes what it
-        # returns unless clear is a scalar whose intval is 0 (protocol.md §7).
+        # The server lower-cases the keys and reads clear with intval, absent (or null) = 1: it deletes what
+        # it returns unless clear is a scalar whose intval is 0 (protocol.md §7).
         clear = _get_ci(params or {}, "clear")
-        return "write" if clear is not None and not isinstance(clear, (Mapping, list, tuple)) and php_intval(clear) == 0 \
+        return (
+            "write"
+            if clear is not None and not isinstance(clear, (Mapping, list, tuple)) and php_intval(clear) == 0
             else "destructive"
+        )
     found = _BY_METHOD.get(lower)
     return found[1] if found else None
 
@@ -171,7 +228,9 @@ def catalog_risk(method: str, params: Mapping[str, Any] | None = None) -> Risk |
 def name_risk(method: str) -> Risk:
     """Risk by the method's last name part, for methods no catalog lists: unknown verbs are writes."""
     last = method.lower().rsplit(".", 1)[-1]
-    if last in DESTRUCTIVE_VERBS or any(last.startswith(v) for v in ("delete", "remove", "unregister", "unbind", "clear")):
+    if last in DESTRUCTIVE_VERBS or any(
+        last.startswith(v) for v in ("delete", "remove", "unregister", "unbind", "clear")
+    ):
         return "destructive"
     if last in READ_VERBS:
         return "read"
@@ -184,7 +243,8 @@ def pack_of(method: str) -> str | None:
     return found[0] if found else None
 
 
-# --- PHP's view of values and queries -------------------------------------------------------------------------
+# --- PHP's view of values and queries
+# -------------------------------------------------------------------------
 
 
 def php_intval(value: Any) -> int:
@@ -210,7 +270,8 @@ _KEY_PART = re.compile(r"\[([^\[\]]*)\]")
 
 
 def parse_query_strict(query: str) -> dict[str, Any]:
-    """A batch command's query as PHP's ``parse_str`` reads it, refusing every form it could read another way."""
+    """A batch command's query as PHP's ``parse_str`` reads it, refusing every form it could read another
+    way."""
     out: dict[str, Any] = {}
     if "#" in query:
         raise AmbiguousCall("a batch command must not contain '#': the portal drops what follows it")
@@ -251,7 +312,9 @@ def _assign(target: dict[str, Any], path: list[str], value: Any, key: str) -> No
             raise AmbiguousCall(f"query key {key[:40]!r} mixes list and map forms")
         twins = [k for k in node if k.lower() == part.lower() and k != part]
         if twins:
-            raise AmbiguousCall(f"query keys {twins[0]!r} and {part!r} differ only by case; the portal may read either")
+            raise AmbiguousCall(
+                f"query keys {twins[0]!r} and {part!r} differ only by case; the portal may read either"
+            )
         if last:
             if part in node:
                 raise AmbiguousCall(f"query key {key[:40]!r} is set twice; the portal would keep only one")
@@ -261,7 +324,9 @@ def _assign(target: dict[str, Any], path: list[str], value: Any, key: str) -> No
         if part not in node:
             node[part] = [] if nxt == "" else {}
         elif not isinstance(node[part], (dict, list)) or isinstance(node[part], list) != (nxt == ""):
-            raise AmbiguousCall(f"query key {key[:40]!r} is both a value and a list; the portal would keep only one")
+            raise AmbiguousCall(
+                f"query key {key[:40]!r} is both a value and a list; the portal would keep only one"
+            )
         node = node[part]
 
 
@@ -274,8 +339,10 @@ def _check_case_twins(value: Any, where: str, depth: int = 0) -> None:
         for key in value:
             low = str(key).lower()
             if low in seen:
-                raise AmbiguousCall(f"{where} has keys {seen[low]!r} and {key!r} that differ only by case; "
-                                    "the portal may read either")
+                raise AmbiguousCall(
+                    f"{where} has keys {seen[low]!r} and {key!r} that differ only by case; "
+                    "the portal may read either"
+                )
             seen[low] = str(key)
             _check_case_twins(value[key], f"{where}.{key}", depth + 1)
     elif isinstance(value, (list, tuple)):
@@ -283,7 +350,8 @@ def _check_case_twins(value: Any, where: str, depth: int = 0) -> None:
             _check_case_twins(item, where, depth + 1)
 
 
-# --- the canonical call ---------------------------------------------------------------------------------------
+# --- the canonical call
+# ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -315,7 +383,8 @@ class CanonicalCall:
 
 
 def canonical_call(method: Any, params: Any) -> CanonicalCall:
-    """Judge a call the way the portal reads it; raises :class:`AmbiguousCall` if it could be read two ways."""
+    """Judge a call the way the portal reads it; raises :class:`AmbiguousCall` if it could be read two
+    ways."""
     name = canonical_method(method)
     if params is None:
         params = {}
@@ -359,7 +428,12 @@ def canonical_call(method: Any, params: Any) -> CanonicalCall:
             raise AmbiguousCall("batch commands must not carry 'auth'")
         commands.append(Command(key, sub_method, sub))
     halt = upper.get("HALT")
-    return CanonicalCall("batch", params, tuple(commands), bool(php_intval(halt)) if not isinstance(halt, (Mapping, list)) else True)
+    return CanonicalCall(
+        "batch",
+        params,
+        tuple(commands),
+        bool(php_intval(halt)) if not isinstance(halt, (Mapping, list)) else True,
+    )
 
 
 def classify_one(method: str, params: Mapping[str, Any] | None = None) -> Risk:
@@ -368,7 +442,8 @@ def classify_one(method: str, params: Mapping[str, Any] | None = None) -> Risk:
 
 
 def classify(method: str, params: Mapping[str, Any] | None = None) -> Risk:
-    """The risk of a call; a batch takes its riskiest command, and one that cannot be read unambiguously is a write."""
+    """The risk of a call; a batch takes its riskiest command, and one that cannot be read unambiguously is
+    a write."""
     try:
         call = canonical_call(method, params or {})
     except AmbiguousCall:
@@ -379,16 +454,48 @@ def classify(method: str, params: Mapping[str, Any] | None = None) -> Risk:
     return call.risk
 
 
-# The scope a method needs, by its first name part (api-reference/scopes/permissions.md); None: unknown or global.
+# The scope a method needs, by its first name part (api-reference/scopes/permissions.md); None: unknown or
+# global.
 _SCOPE_BY_PREFIX = {
-    "crm": "crm", "tasks": "task", "task": "task", "im": "im", "imbot": "imbot", "user": "user",
-    "department": "department", "disk": "disk", "calendar": "calendar", "bizproc": "bizproc", "log": "log",
-    "sonet_group": "sonet_group", "landing": "landing", "sale": "sale", "catalog": "catalog", "timeman": "timeman",
-    "booking": "booking", "entity": "entity", "biconnector": "biconnector", "userconsent": "userconsent",
-    "telephony": "telephony", "imopenlines": "imopenlines", "imconnector": "imopenlines", "sign": "sign.b2e",
-    "messageservice": "messageservice", "mailservice": "mailservice", "documentgenerator": "documentgenerator",
-    "lists": "lists", "ai": "ai_admin", "event": None, "batch": None, "server": None, "scope": None, "methods": None,
-    "method": None, "app": None, "profile": None, "feature": None, "events": None,
+    "crm": "crm",
+    "tasks": "task",
+    "task": "task",
+    "im": "im",
+    "imbot": "imbot",
+    "user": "user",
+    "department": "department",
+    "disk": "disk",
+    "calendar": "calendar",
+    "bizproc": "bizproc",
+    "log": "log",
+    "sonet_group": "sonet_group",
+    "landing": "landing",
+    "sale": "sale",
+    "catalog": "catalog",
+    "timeman": "timeman",
+    "booking": "booking",
+    "entity": "entity",
+    "biconnector": "biconnector",
+    "userconsent": "userconsent",
+    "telephony": "telephony",
+    "imopenlines": "imopenlines",
+    "imconnector": "imopenlines",
+    "sign": "sign.b2e",
+    "messageservice": "messageservice",
+    "mailservice": "mailservice",
+    "documentgenerator": "documentgenerator",
+    "lists": "lists",
+    "ai": "ai_admin",
+    "event": None,
+    "batch": None,
+    "server": None,
+    "scope": None,
+    "methods": None,
+    "method": None,
+    "app": None,
+    "profile": None,
+    "feature": None,
+    "events": None,
 }
 
 

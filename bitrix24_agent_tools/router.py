@@ -1,9 +1,9 @@
 """Map what a user says (EN, RU, PT, ES, DE, PL product words) to the minimal set of packs; ``core`` always.
 
-Matching is on word stems, so case, plural and inflection do not matter ("сделку", "Deals", "pedidos"); a phrase
-matches when its stems start consecutive words ("живой ленте", "open lines"). Of overlapping matches the longest
-wins, so a phrase can claim words a shorter stem would misread ("product backlog" is scrum, "номер телефона" is a
-CRM field, "an epic called X" names it). Deterministic and table-driven.
+Matching is on word stems, so case, plural and inflection do not matter ("сделку", "Deals", "pedidos"); a
+phrase matches when its stems start consecutive words ("живой ленте", "open lines"). Of overlapping matches
+the longest wins, so a phrase can claim words a shorter stem would misread ("product backlog" is scrum, "номер
+телефона" is a CRM field, "an epic called X" names it). Deterministic and table-driven.
 """
 
 from __future__ import annotations
@@ -16,37 +16,49 @@ from functools import lru_cache
 from . import lexicon
 
 # pack → stems (a word matches a stem it starts with); phrases are space-separated stems.
+# fmt: off
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "comms": (
         "text the", "czaci",
         "open line", "contact center", "contact centre", "line connector", "chat", "messag", "notif",
         "bot", "call", "telephon", "sms", "открыт лини", "контакт-центр", "контакт центр", "чат", "сообщен",
-        "уведомл", "уведоми", "бот", "звон", "позвон", "дозвон", "перезвон", "телефон", "смс", "linhas abert", "bate-papo", "mensag", "notifica", "ligaç",
+        "уведомл", "уведоми", "бот", "звон", "позвон", "дозвон", "перезвон", "телефон", "смс", "linhas abert",
+        "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
         "benachrichtig", "anruf", "telefonie", "otwarte kanał", "wiadomoś", "powiadom", "połącz", "czat",
     ),
     "automation": (
-        "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден", "на утвержден", "aprovaç", "aprobaci", "genehmig", "akceptacj", "zatwierdz",
+        "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден",
+        "на утвержден", "aprovaç", "aprobaci", "genehmig", "akceptacj", "zatwierdz",
         "business process", "workflow", "robot", "automation rule", "automat", "trigger", "бизнес-процесс",
         "бизнес процесс", "бп", "робот", "триггер", "автоматизац", "processo de negóc", "processos de negóc",
-        "fluxo de trabalho", "gatilho", "proceso de negoc", "procesos de negoc", "disparador", "geschäftsprozess",
+        "fluxo de trabalho", "gatilho", "proceso de negoc", "procesos de negoc", "disparador",
+        "geschäftsprozess",
         "auslöser", "proces biznes", "procesy biznes", "wyzwalacz",
     ),
     "collab": (
-        "announce", "whole company", "everyone", "all employees", "всем сотрудник", "объяв", "anunci", "neuigkeit", "allen kolleg", "ogłoś", "ogłosz", "całej firm",
-        "collab", "workgroup", "work group", "project", "social network group", "feed", "live feed", "news feed",
-        "рабоч групп", "групп", "проект", "коллаб", "живой лент", "живая лент", "живую лент", "лент новост", "лент",
+        "announce", "whole company", "everyone", "all employees", "всем сотрудник", "объяв", "anunci",
+        "neuigkeit", "allen kolleg", "ogłoś", "ogłosz", "całej firm",
+        "collab", "workgroup", "work group", "project", "social network group", "feed", "live feed",
+        "news feed",
+        "рабоч групп", "групп", "проект", "коллаб", "живой лент", "живая лент", "живую лент", "лент новост",
+        "лент",
         "пост в лент", "post in the feed", "post to the feed",
         "grupo de trabalho", "grupos de trabalho", "projeto", "feed de notíc", "grupo de trabajo", "proyect",
-        "noticias", "arbeitsgrupp", "projekt", "activity stream", "neuigkeiten", "grupa robocz", "grupy robocz",
+        "noticias", "arbeitsgrupp", "projekt", "activity stream", "neuigkeiten", "grupa robocz",
+        "grupy robocz",
         "tablica",
     ),
-    "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик", "канбан",
-               "product backlog", "бэклог продукт", "backlog do produto", "backlog del producto", "product-backlog"),
+    "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик",
+               "канбан",
+               "product backlog", "бэклог продукт", "backlog do produto", "backlog del producto",
+               "product-backlog"),
     "content": (
         "subfolder", "sub-folder", "подпапк",
-        "drive", "disk", "file", "folder", "document template", "document", "диск", "файл", "папк", "папок", "документ",
-        "шаблон документ", "arquivo", "pasta", "archivo", "carpeta", "datei", "ordner", "dokument", "plik", "folder",
+        "drive", "disk", "file", "folder", "document template", "document", "диск", "файл", "папк", "папок",
+        "документ",
+        "шаблон документ", "arquivo", "pasta", "archivo", "carpeta", "datei", "ordner", "dokument", "plik",
+        "folder",
     ),
     "commerce": (
         "order", "payment", "catalog", "product", "deliver", "заказ", "оплат", "платеж", "платёж",
@@ -54,55 +66,77 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "bestellung", "zahlung", "produkt", "katalog", "zamówien", "płatnoś", "produkt", "katalog",
     ),
     "services": (
-        "meeting room", "conference room", "projector room", "my shift", "start shift", "end shift", "turno", "schicht",
-        "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita", "appointment", "treffen", "vereinbar", "umów", "arrange a",
-        "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman", "schedule",
-        "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч", "рабочее врем", "рабочего врем",
+        "meeting room", "conference room", "projector room", "my shift", "start shift", "end shift", "turno",
+        "schicht",
+        "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita",
+        "appointment", "treffen", "vereinbar", "umów", "arrange a",
+        "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman",
+        "schedule",
+        "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч",
+        "рабочее врем", "рабочего врем",
         "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
         "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
-        "working day", "work day", "workday", "clock in", "clock out", "clock-in", "clock-out", "start my day",
+        "working day", "work day", "workday", "clock in", "clock out", "clock-in", "clock-out",
+        "start my day",
         "рабочий день", "рабочего дня", "рабочий ден", "начать рабоч", "закончить рабоч", "dia de trabalho",
         "expediente", "día laboral", "dia laboral", "arbeitstag", "einstempeln", "ausstempeln", "dzień pracy",
         "dzien pracy",
     ),
     "platform": (
-        "copilot", "co-pilot", "bitrixgpt", "ai prompt", "prompt", "app storage", "bi connector", "biconnector",
+        "copilot", "co-pilot", "bitrixgpt", "ai prompt", "prompt", "app storage", "bi connector",
+        "biconnector",
         "копилот", "ии", "нейросет", "промпт", "бизнес-аналит", "bi-коннектор", "bi коннектор",
     ),
     "sites": (
-        "opublikuj stron", "publish the page", "publica la página", "publique a página", "veröffentliche die seite",
-        "website", "web site", "web-site", "страниц", "sitio web", "stron internet","site", "landing", "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
+        "opublikuj stron", "publish the page", "publica la página", "publique a página",
+        "veröffentliche die seite",
+        "website", "web site", "web-site", "страниц", "sitio web", "stron internet","site", "landing",
+        "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
               "strona www", "strony www"),
     "compliance": (
-        "agreement", "agreed", "privacy policy", "terms", "соглашени", "termos", "acuerdo", "bedingung", "zugestimmt",
-        "consent", "e-signature", "esignature", "e-sign", "signature", "согласи", "подпис", "эцп", "consentiment",
+        "agreement", "agreed", "privacy policy", "terms", "соглашени", "termos", "acuerdo", "bedingung",
+        "zugestimmt",
+        "consent", "e-signature", "esignature", "e-sign", "signature", "согласи", "подпис", "эцп",
+        "consentiment",
         "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
     ),
     "diagnostics": (
-        "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails", "failing",
+        "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails",
+        "failing",
         "insufficient_scope", "which methods", "what methods", "methods can", "access denied", "какие метод",
-        "diagnos", "скоуп", "права", "доступ", "ошиб", "почему", "не работает", "diagnóst", "por que", "por qué",
+        "diagnos", "скоуп", "права", "доступ", "ошиб", "почему", "не работает", "diagnóst", "por que",
+        "por qué",
         "fehler", "berechtig", "warum", "błąd", "uprawnie", "dlaczego",
     ),
     "core": (
-        "deal", "lead", "contact", "compan", "pipeline", "funnel", "stage", "task", "user", "employee", "event",
-        "webhook", "crm", "сдел", "лид", "контакт", "компани", "ворон", "стади", "задач", "пользоват", "сотрудник",
-        "событи", "вебхук", "negóci", "negoci", "tarefa", "tarea", "empresa", "etapa", "funil", "embudo", "usuário",
+        "deal", "lead", "contact", "compan", "pipeline", "funnel", "stage", "task", "user", "employee",
+        "event",
+        "webhook", "crm", "сдел", "лид", "контакт", "компани", "ворон", "стади", "задач", "пользоват",
+        "сотрудник",
+        "событи", "вебхук", "negóci", "negoci", "tarefa", "tarea", "empresa", "etapa", "funil", "embudo",
+        "usuário",
         "usuario", "funcionário", "empleado", "geschäft", "aufgabe", "kontakt", "unternehm", "firma", "phase",
         "mitarbeiter", "benutzer", "transakc", "zadani", "zadań", "kontrahent", "lejek", "etap", "pracownik",
         # a phone number or a web-form request is a CRM attribute or source, not telephony or a site
         "номер телефон", "phone number", "número de telefone", "numero de telefone", "número de teléfono",
-        "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк", "с сайт", "from the site",
+        "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк", "с сайт",
+        "from the site",
         "from the website", "from our website",
         "do site", "del sitio", "von der webseite", "ze strony",
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
-    "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant", "dostawc",
+    "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant",
+         "dostawc",
          "supplier"),
 }
-ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
+# fmt: on
+# fmt: off
+ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform",
+         "sites",
          "compliance", "diagnostics")
-# Scrum words imply the workgroup pack too (catalog.md: collab, and boards when scrum/sprint/backlog/epic is said).
+# fmt: on
+# Scrum words imply the workgroup pack too (catalog.md: collab, and boards when scrum/sprint/backlog/epic is
+# said).
 IMPLIES = {"boards": ("collab",)}
 
 
@@ -123,21 +157,24 @@ _API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "p
 
 
 def stem_pattern(stem: str) -> re.Pattern[str] | None:
-    """The pattern of a vocabulary entry: each word a prefix of a word of the text (its nominative ending inflects),
-    except very short ones (бп, ии, "с" in "с сайта"), which must be whole words — "с сайта" must not match
-    "создай сайт"; the last word matches only as long as the entry, so a longer entry wins an overlap."""
+    """The pattern of a vocabulary entry: each word a prefix of a word of the text (its nominative ending
+    inflects), except very short ones (бп, ии, "с" in "с сайта"), which must be whole words — "с сайта" must
+    not match "создай сайт"; the last word matches only as long as the entry, so a longer entry wins an
+    overlap."""
     words = [_root(w) for w in normalize(stem).split()]
     if not words:
         return None
-    body = r"\s+".join(re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
-                       for i, w in enumerate(words))
+    body = r"\s+".join(
+        re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
+        for i, w in enumerate(words)
+    )
     return re.compile(rf"(?<![\w-]){body}")
 
 
 def longest_matches(text: str, table: list[tuple[str, str, re.Pattern[str]]]) -> list[tuple[int, str, str]]:
-    """(position, key, stem) of every entry of ``table`` found in ``text``, leftmost-longest without overlap: a longer
-    phrase ("product backlog", "номер телефона", "called") takes its words from a shorter entry inside it. In the
-    order they were taken (longest first)."""
+    """(position, key, stem) of every entry of ``table`` found in ``text``, leftmost-longest without overlap:
+    a longer phrase ("product backlog", "номер телефона", "called") takes its words from a shorter entry
+    inside it. In the order they were taken (longest first)."""
     found = [(m.start(), m.end(), key, stem) for key, stem, pattern in table for m in pattern.finditer(text)]
     found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
     taken: list[tuple[int, int]] = []
@@ -152,13 +189,16 @@ def longest_matches(text: str, table: list[tuple[str, str, re.Pattern[str]]]) ->
 @lru_cache(maxsize=1)
 def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
     words = [(pack, stem) for pack, stems in VOCABULARY.items() for stem in stems] + lexicon.entries()
-    return [(pack, stem.strip(), pattern) for pack, stem in dict.fromkeys(words)
-            if (pattern := stem_pattern(stem)) is not None]
+    return [
+        (pack, stem.strip(), pattern)
+        for pack, stem in dict.fromkeys(words)
+        if (pattern := stem_pattern(stem)) is not None
+    ]
 
 
-# A noun's nominative ending is where its inflections happen (страна/страну, strona/stronę, reunião/reuniões): a
-# vocabulary word of five letters or more ending in -a/-o/-я is matched without that vowel. Stems that already end
-# in another vowel were cut on purpose (согласи- is not соглас-ование) and stay as they are.
+# A noun's nominative ending is where its inflections happen (страна/страну, strona/stronę, reunião/reuniões):
+# a vocabulary word of five letters or more ending in -a/-o/-я is matched without that vowel. Stems that
+# already end in another vowel were cut on purpose (согласи- is not соглас-ование) and stay as they are.
 _FINAL_VOWELS = set("aoаоя")
 
 

@@ -1,4 +1,5 @@
-"""One configuration root: the ``B24_*`` environment read in one place, and the one factory that builds a guard.
+"""One configuration root: the ``B24_*`` environment read in one place, and the one factory that builds a
+guard.
 
 Every face and the CLI build their guard here, so a variable means the same everywhere (design.md
 "Configuration"). Explicit arguments always win over the environment.
@@ -47,10 +48,15 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         rate, burst = env.get("B24_RATE_LIMITER_RATE"), env.get("B24_RATE_LIMITER_BURST")
-        return cls(packs=_list(env.get("B24_PACKS")) or ("core",), method_allowlist=_list(env.get("B24_METHOD_ALLOWLIST")),
-                   require_plan=_truthy(env.get("B24_REQUIRE_PLAN")), audit_file=env.get("B24_AUDIT_FILE") or None,
-                   rate=float(rate) if rate else None, burst=int(burst) if burst else None,
-                   redis_url=env.get("B24_REDIS_URL") or None)
+        return cls(
+            packs=_list(env.get("B24_PACKS")) or ("core",),
+            method_allowlist=_list(env.get("B24_METHOD_ALLOWLIST")),
+            require_plan=_truthy(env.get("B24_REQUIRE_PLAN")),
+            audit_file=env.get("B24_AUDIT_FILE") or None,
+            rate=float(rate) if rate else None,
+            burst=int(burst) if burst else None,
+            redis_url=env.get("B24_REDIS_URL") or None,
+        )
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Bitrix24(...)`` / ``AsyncBitrix24(...)``."""

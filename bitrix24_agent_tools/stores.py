@@ -14,7 +14,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from bitrix24_agent_tools._sqlite import open_sqlite
 from bitrix24_agent_tools.masking import mask_params, mask_text
 
-# --- audit ---------------------------------------------------------------------------------------------------
+# --- audit
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,19 @@ class AuditRow:
     duration_ms: float = 0.0
 
     def masked(self) -> AuditRow:
-        return AuditRow(self.tenant, self.tool, self.method, self.risk, self.decision, self.status, self.approved_by,
-                        mask_text(self.error) if self.error else None, mask_params(self.params), self.at, self.duration_ms)
+        return AuditRow(
+            self.tenant,
+            self.tool,
+            self.method,
+            self.risk,
+            self.decision,
+            self.status,
+            self.approved_by,
+            mask_text(self.error) if self.error else None,
+            mask_params(self.params),
+            self.at,
+            self.duration_ms,
+        )
 
 
 @runtime_checkable
@@ -102,29 +114,49 @@ class SqliteAuditStore(_Sqlite):
         r = row.masked()
         self._db().execute(
             "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (r.at, r.tenant, r.tool, r.method, r.risk, r.decision, r.status, r.approved_by, r.error,
-             json.dumps(r.params, ensure_ascii=False, default=str), r.duration_ms),
+            (
+                r.at,
+                r.tenant,
+                r.tool,
+                r.method,
+                r.risk,
+                r.decision,
+                r.status,
+                r.approved_by,
+                r.error,
+                json.dumps(r.params, ensure_ascii=False, default=str),
+                r.duration_ms,
+            ),
         )
 
     def rows(self, tenant: str | None = None) -> list[AuditRow]:
-        query = "SELECT at, tenant, tool, method, risk, decision, status, approved_by, error, params, duration_ms FROM audit"
+        query = (
+            "SELECT at, tenant, tool, method, risk, decision, status, approved_by, error, params, "
+            "duration_ms FROM audit"
+        )
         args: tuple[Any, ...] = ()
         if tenant is not None:
             query, args = query + " WHERE tenant = ?", (tenant,)
         out = []
-        for at, ten, tool, method, risk, decision, status, by, error, params, ms in self._db().execute(query + " ORDER BY rowid", args):
-            out.append(AuditRow(ten, tool, method, risk, decision, status, by, error, json.loads(params), at, ms))
+        for at, ten, tool, method, risk, decision, status, by, error, params, ms in self._db().execute(
+            query + " ORDER BY rowid", args
+        ):
+            out.append(
+                AuditRow(ten, tool, method, risk, decision, status, by, error, json.loads(params), at, ms)
+            )
         return out
 
 
-# --- idempotency ---------------------------------------------------------------------------------------------
+# --- idempotency
+# ---------------------------------------------------------------------------------------------
 
 Begin = Literal["new", "inflight"]
 
 
 @runtime_checkable
 class IdempotencyStore(Protocol):
-    """``begin`` claims a key: "new" (run it), "inflight" (someone else is running it) or the stored result."""
+    """``begin`` claims a key: "new" (run it), "inflight" (someone else is running it) or the stored
+    result."""
 
     def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]: ...
 
@@ -170,11 +202,16 @@ class SqliteIdempotencyStore(_Sqlite):
         now = self.clock()
         db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: the claim is atomic
         try:
-            row = db.execute("SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key)).fetchone()
+            row = db.execute(
+                "SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key)
+            ).fetchone()
             if row is not None and row[1] > now:
                 db.execute("COMMIT")
                 return "inflight" if row[0] == "inflight" else dict(json.loads(row[2]))
-            db.execute("INSERT OR REPLACE INTO idem VALUES (?,?,?,?,NULL)", (tenant, key, "inflight", now + max(ttl, 60.0)))
+            db.execute(
+                "INSERT OR REPLACE INTO idem VALUES (?,?,?,?,NULL)",
+                (tenant, key, "inflight", now + max(ttl, 60.0)),
+            )
             db.execute("COMMIT")
             return "new"
         except BaseException:
@@ -182,14 +219,17 @@ class SqliteIdempotencyStore(_Sqlite):
             raise
 
     def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:
-        self._db().execute("INSERT OR REPLACE INTO idem VALUES (?,?,?,?,?)",
-                           (tenant, key, "done", self.clock() + ttl, json.dumps(result, default=str)))
+        self._db().execute(
+            "INSERT OR REPLACE INTO idem VALUES (?,?,?,?,?)",
+            (tenant, key, "done", self.clock() + ttl, json.dumps(result, default=str)),
+        )
 
     def fail(self, tenant: str, key: str) -> None:
         self._db().execute("DELETE FROM idem WHERE tenant=? AND key=?", (tenant, key))
 
 
-# --- plans ---------------------------------------------------------------------------------------------------
+# --- plans
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -213,7 +253,10 @@ class StoredPlan:
         return uuid.uuid4().hex[:12]
 
     def __repr__(self) -> str:
-        return f"StoredPlan(id={self.id!r}, tenant={self.tenant!r}, method={self.method!r}, risk={self.risk!r}, status={self.status!r})"
+        return (
+            f"StoredPlan(id={self.id!r}, tenant={self.tenant!r}, method={self.method!r}, "
+            f"risk={self.risk!r}, status={self.status!r})"
+        )
 
 
 class PlanError(Exception):
@@ -230,7 +273,9 @@ class PlanStore(Protocol):
 
 
 def _check_claim(plan: StoredPlan | None, plan_id: str, tenant: str, now: float) -> StoredPlan:
-    if plan is None or plan.tenant != tenant:  # another tenant's plan is reported as unknown: no information leak
+    if (
+        plan is None or plan.tenant != tenant
+    ):  # another tenant's plan is reported as unknown: no information leak
         raise PlanError(f"no plan {plan_id!r} for this portal")
     if plan.status != "pending":
         raise PlanError(f"plan {plan_id} was already executed")
@@ -263,7 +308,9 @@ class SqlitePlanStore(_Sqlite):
     schema = "CREATE TABLE IF NOT EXISTS plans (id TEXT PRIMARY KEY, data TEXT NOT NULL)"
 
     def save(self, plan: StoredPlan) -> None:
-        self._db().execute("INSERT OR REPLACE INTO plans VALUES (?, ?)", (plan.id, json.dumps(asdict(plan), default=str)))
+        self._db().execute(
+            "INSERT OR REPLACE INTO plans VALUES (?, ?)", (plan.id, json.dumps(asdict(plan), default=str))
+        )
 
     def get(self, plan_id: str) -> StoredPlan | None:
         row = self._db().execute("SELECT data FROM plans WHERE id=?", (plan_id,)).fetchone()
@@ -274,7 +321,10 @@ class SqlitePlanStore(_Sqlite):
         db.execute("BEGIN IMMEDIATE")
         try:
             plan = _check_claim(self.get(plan_id), plan_id, tenant, now)
-            db.execute("UPDATE plans SET data=? WHERE id=?", (json.dumps({**asdict(plan), "status": "executed"}, default=str), plan_id))
+            db.execute(
+                "UPDATE plans SET data=? WHERE id=?",
+                (json.dumps({**asdict(plan), "status": "executed"}, default=str), plan_id),
+            )
             db.execute("COMMIT")
             return plan
         except BaseException:

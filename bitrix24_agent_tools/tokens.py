@@ -30,17 +30,24 @@ def _encoding(name: str) -> Any:
     try:
         import tiktoken
     except ImportError as exc:  # the `tokens` extra
-        raise EncodingUnavailable("token counting needs the 'tokens' extra: pip install bitrix24-agent-tools[tokens]") from exc
+        raise EncodingUnavailable(
+            "token counting needs the 'tokens' extra: pip install bitrix24-agent-tools[tokens]"
+        ) from exc
     if name not in _URLS:
         raise EncodingUnavailable(f"unknown encoding {name!r}; packaged: {', '.join(_URLS)}")
-    # The encoding files ship with a clone (bitrix24_agent_tools/_static/tiktoken), not in the wheel (5 MB most
-    # installs never use): elsewhere, point TIKTOKEN_CACHE_DIR at a directory that holds them.
+    # The encoding files ship with a clone (bitrix24_agent_tools/_static/tiktoken), not in the wheel (5 MB
+    # most installs never use): elsewhere, point TIKTOKEN_CACHE_DIR at a directory that holds them.
     digest = hashlib.sha1(_URLS[name].encode()).hexdigest()
-    places = [PACKAGED, *([Path(os.environ["TIKTOKEN_CACHE_DIR"])] if os.environ.get("TIKTOKEN_CACHE_DIR") else [])]
+    places = [
+        PACKAGED,
+        *([Path(os.environ["TIKTOKEN_CACHE_DIR"])] if os.environ.get("TIKTOKEN_CACHE_DIR") else []),
+    ]
     folder = next((p for p in places if (p / digest).exists()), None)
     if folder is None:
-        raise EncodingUnavailable(f"the {name} encoding file ({digest}) is in neither {PACKAGED} nor TIKTOKEN_CACHE_DIR; "
-                                  "we never download it: copy it from a clone's bitrix24_agent_tools/_static/tiktoken")
+        raise EncodingUnavailable(
+            f"the {name} encoding file ({digest}) is in neither {PACKAGED} nor TIKTOKEN_CACHE_DIR; "
+            "we never download it: copy it from a clone's bitrix24_agent_tools/_static/tiktoken"
+        )
     # tiktoken looks for its cache in TIKTOKEN_CACHE_DIR; point it at the files for the load only.
     with _lock:
         previous = os.environ.get("TIKTOKEN_CACHE_DIR")
@@ -79,8 +86,9 @@ COSTS = Path(__file__).parent / "_static" / "tool_costs.json"
 
 
 def cost_table() -> dict[str, int]:
-    """Every tool's schema cost in o200k tokens (the loader's too), as shipped in ``_static/tool_costs.json`` so that
-    choosing tools within a budget needs no tokenizer; ``tests/test_selection.py`` keeps the file current."""
+    """Every tool's schema cost in o200k tokens (the loader's too), as shipped in ``_static/tool_costs.json``
+    so that choosing tools within a budget needs no tokenizer; ``tests/test_selection.py`` keeps the file
+    current."""
     from bitrix24_agent_tools.packs import PACKS
     from bitrix24_agent_tools.packs.loader import loader_spec
 

@@ -1,7 +1,8 @@
-"""Toolbox: the one place where a tool call from any face becomes guarded portal calls and a short, masked result.
+"""Toolbox: the one place where a tool call from any face becomes guarded portal calls and a short, masked
+result.
 
-Faces (LangChain, LlamaIndex, MCP, CLI) only ever call :meth:`Toolbox.run` / :meth:`Toolbox.arun`. Neither raises
-for bad model input, refusals or portal errors: the model gets one line it can act on.
+Faces (LangChain, LlamaIndex, MCP, CLI) only ever call :meth:`Toolbox.run` / :meth:`Toolbox.arun`. Neither
+raises for bad model input, refusals or portal errors: the model gets one line it can act on.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ MAX_ERROR = 300
 MAX_DEPTH = 32
 
 
-# Exceptions a framework uses to pause a run while a person answers (LangGraph's interrupt, a LlamaIndex workflow
-# waiting for an event, our MCP InputRequired round): they must reach the framework. Each face declares its own
-# with ``register_pause`` when it is imported; the core knows no framework. Anything else a confirmer raises — a
-# bug, a closed terminal, a timeout — counts as a "no".
+# Exceptions a framework uses to pause a run while a person answers (LangGraph's interrupt, a LlamaIndex
+# workflow waiting for an event, our MCP InputRequired round): they must reach the framework. Each face
+# declares its own with ``register_pause`` when it is imported; the core knows no framework. Anything else a
+# confirmer raises — a bug, a closed terminal, a timeout — counts as a "no".
 _PAUSES: set[type[BaseException]] = set()
 
 
@@ -53,9 +54,10 @@ def _is_pause(exc: BaseException) -> bool:
 
 
 def _answered(flow: Generator[Any, Any, ToolOutput]) -> Generator[Any, Any, ToolOutput]:
-    """A tool's flow with the person's answers settled, written once for both drivers (``packs.drive``/``adrive``
-    perform the steps): a confirmer that fails is a "no"; a pause its face declared closes the flow first — which
-    releases what the guard holds, the in-flight idempotency key — and reaches the framework."""
+    """A tool's flow with the person's answers settled, written once for both drivers
+    (``packs.drive``/``adrive`` perform the steps): a confirmer that fails is a "no"; a pause its face
+    declared closes the flow first — which releases what the guard holds, the in-flight idempotency key — and
+    reaches the framework."""
     try:
         step = next(flow)
         while True:
@@ -123,7 +125,9 @@ class Toolbox:
         from bitrix24_agent_tools.packs.preflight import MetadataCache
 
         cache = base.extra.get("metadata_cache") or MetadataCache()  # shared by toolboxes made from this one
-        self.context = replace(base, tenant=self.tenant, extra={**base.extra, "packs": self.packs, "metadata_cache": cache})
+        self.context = replace(
+            base, tenant=self.tenant, extra={**base.extra, "packs": self.packs, "metadata_cache": cache}
+        )
         self.specs: list[ToolSpec] = specs_for(self.packs)
         if loader:
             from bitrix24_agent_tools.packs.loader import loader_spec
@@ -135,21 +139,36 @@ class Toolbox:
     def for_request(self, text: str, *, budget: int | None = None) -> Toolbox:
         """A toolbox with only the packs the router picks for ``text`` (same client, guard and context).
 
-        With ``budget`` (o200k tokens, e.g. 400): below the pack level — only the tools the request points to, within
-        the budget, and ``b24_load_pack`` for every other tool or pack (``selection.select_tools``)."""
+        With ``budget`` (o200k tokens, e.g. 400): below the pack level — only the tools the request points to,
+        within the budget, and ``b24_load_pack`` for every other tool or pack (``selection.select_tools``)."""
         decision = route(text)
         if budget is None:
-            box = Toolbox(self.client, self.aclient, packs=decision.packs, guard=self.guard, context=self.context,
-                          tenant=self.tenant)
+            box = Toolbox(
+                self.client,
+                self.aclient,
+                packs=decision.packs,
+                guard=self.guard,
+                context=self.context,
+                tenant=self.tenant,
+            )
             box.route = decision
             return box
         from bitrix24_agent_tools.selection import select_tools
 
         chosen = select_tools(text, budget)
-        box = Toolbox(self.client, self.aclient, packs=chosen.packs or ("core",), guard=self.guard, context=self.context,
-                      tenant=self.tenant, loader=True)
+        box = Toolbox(
+            self.client,
+            self.aclient,
+            packs=chosen.packs or ("core",),
+            guard=self.guard,
+            context=self.context,
+            tenant=self.tenant,
+            loader=True,
+        )
         every = {s.name: s for s in box.specs}
-        box.specs = [every[name] for name in chosen.tools if name in every]  # the selection's order: most wanted first
+        box.specs = [
+            every[name] for name in chosen.tools if name in every
+        ]  # the selection's order: most wanted first
         box._by_name = {s.name: s for s in box.specs}
         box.route = decision
         return box
@@ -159,7 +178,8 @@ class Toolbox:
 
     def restrict_to_scopes(self, scopes: Iterable[str]) -> list[str]:
         """Offer no typed tool whose methods the credential's scopes cannot call (fewer tokens, no dead ends);
-        returns the names removed. Generic ``b24_<pack>_call`` tools stay: the guard and the portal judge those."""
+        returns the names removed. Generic ``b24_<pack>_call`` tools stay: the guard and the portal judge
+        those."""
         from bitrix24_agent_tools.packs.preflight import METHODS as CHECKS
         from bitrix24_agent_tools.risk import scope_of
 
@@ -186,13 +206,22 @@ class Toolbox:
         return self.restrict_to_scopes(scopes if isinstance(scopes, list) else [])
 
     def load(self, pack: str, tools: Iterable[str] | None = None) -> None:
-        """Offer one more pack's tools (or only the named ones of it) from now on (what ``b24_load_pack`` asks for)."""
+        """Offer one more pack's tools (or only the named ones of it) from now on (what ``b24_load_pack``
+        asks for)."""
         wanted = set(tools) if tools is not None else None
-        added = [s for s in specs_for([pack]) if s.name not in self._by_name and (wanted is None or s.name in wanted)]
+        added = [
+            s
+            for s in specs_for([pack])
+            if s.name not in self._by_name and (wanted is None or s.name in wanted)
+        ]
         if pack not in self.packs:
             self.packs = (*self.packs, pack)
             self.context = replace(self.context, extra={**self.context.extra, "packs": self.packs})
-        self.specs = [*[s for s in self.specs if s.pack != "loader"], *added, *[s for s in self.specs if s.pack == "loader"]]
+        self.specs = [
+            *[s for s in self.specs if s.pack != "loader"],
+            *added,
+            *[s for s in self.specs if s.pack == "loader"],
+        ]
         self._by_name.update({s.name: s for s in added})
 
     # -- the shared flow ------------------------------------------------------------------------------------
@@ -202,7 +231,9 @@ class Toolbox:
             known = ", ".join(sorted(self._by_name))
             shown = str(name)[:60]
             if any(name == s.name for p in PACKS.values() for s in p.specs):
-                return ToolOutput(_short(f"tool {shown} is not in the active packs; available: {known}"), is_error=True)
+                return ToolOutput(
+                    _short(f"tool {shown} is not in the active packs; available: {known}"), is_error=True
+                )
             return ToolOutput(_short(f"unknown tool {shown!r}; available: {known}"), is_error=True)
         if isinstance(raw_args, (str, bytes)):
             try:
@@ -212,7 +243,9 @@ class Toolbox:
         if raw_args is None:
             raw_args = {}
         if not isinstance(raw_args, Mapping):
-            return ToolOutput(f"invalid arguments: expected an object, got {type(raw_args).__name__}", is_error=True)
+            return ToolOutput(
+                f"invalid arguments: expected an object, got {type(raw_args).__name__}", is_error=True
+            )
         if _depth(raw_args) > MAX_DEPTH:
             return ToolOutput(f"invalid arguments: nested deeper than {MAX_DEPTH} levels", is_error=True)
         try:
@@ -239,7 +272,8 @@ class Toolbox:
                 self.load(str(out.artifact["loaded_pack"]))
             elif isinstance(out.artifact, Mapping) and out.artifact.get("loaded_tools"):
                 self.load(str(out.artifact["pack"]), out.artifact["loaded_tools"])
-            # Artifacts reach the client too (LangChain artifact, MCP structuredContent): masked like the text.
+            # Artifacts reach the client too (LangChain artifact, MCP structuredContent): masked like the
+            # text.
             return ToolOutput(mask_text(out.content), mask_params(out.artifact), out.is_error)
         except CallRefused as refused:
             return ToolOutput(_short(refused.reason), {"refused": refused.code}, is_error=True)
@@ -263,8 +297,8 @@ class Toolbox:
     def execute_plan(self, plan_id: str, confirm: Any = None) -> ToolOutput:
         """Run a stored plan once (a person's command, e.g. ``b24-agent-tools call --execute-plan``).
 
-        It is checked again like a new call (allowlist, deny patterns, policy) and ``confirm`` (else the guard's
-        confirmer) is shown everything it does and answers for it.
+        It is checked again like a new call (allowlist, deny patterns, policy) and ``confirm`` (else the
+        guard's confirmer) is shown everything it does and answers for it.
         """
         return self._drive_sync(self._plan_flow(plan_id, confirm))
 
@@ -273,8 +307,9 @@ class Toolbox:
         from bitrix24_agent_tools.stores import PlanError
 
         try:
-            response = yield from self.guard.plan_flow(plan_id, tenant=self.tenant, specs=self._by_name, packs=self.packs,
-                                                       confirm=confirm)
+            response = yield from self.guard.plan_flow(
+                plan_id, tenant=self.tenant, specs=self._by_name, packs=self.packs, confirm=confirm
+            )
         except PlanError as exc:
             return ToolOutput(_short(str(exc)), is_error=True)
         except CallRefused as refused:
@@ -335,7 +370,9 @@ class Toolbox:
             if self.aclient is not None:
                 return await self.aclient.call(c.method, dict(c.params), **self._portal_kwargs(step))
             assert self.client is not None
-            return await asyncio.to_thread(self.client.call, c.method, dict(c.params), **self._portal_kwargs(step))
+            return await asyncio.to_thread(
+                self.client.call, c.method, dict(c.params), **self._portal_kwargs(step)
+            )
         if isinstance(step, AskPerson):
             timeout = self.guard.confirm_timeout
             confirm = step.confirm or self.guard.confirm
@@ -357,7 +394,9 @@ def _failed_confirmer(exc: BaseException) -> Decision:
 
 
 def _is_async(confirm: Any) -> bool:
-    return inspect.iscoroutinefunction(confirm) or (callable(confirm) and inspect.iscoroutinefunction(confirm.__call__))
+    return inspect.iscoroutinefunction(confirm) or (
+        callable(confirm) and inspect.iscoroutinefunction(confirm.__call__)
+    )
 
 
 def _depth(value: Any, level: int = 0) -> int:

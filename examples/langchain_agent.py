@@ -1,7 +1,7 @@
 """A LangChain v1 agent on the sandbox with human-in-the-loop via LangGraph interrupts and pack routing.
 
-    python examples/langchain_agent.py            # offline: a scripted model plays the LLM
-    OPENAI_API_KEY=... python examples/langchain_agent.py --openai   # a real model (needs langchain-openai)
+python examples/langchain_agent.py            # offline: a scripted model plays the LLM
+OPENAI_API_KEY=... python examples/langchain_agent.py --openai   # a real model (needs langchain-openai)
 """
 
 from __future__ import annotations
@@ -26,19 +26,25 @@ from bitrix24_agent_tools.sandbox import Portal
 def main() -> int:
     portal = Portal(seed=7, deals=40)
     client = Bitrix24(portal.webhook_url, transport=portal.transport())
-    toolkit = Bitrix24Toolkit.create(client, packs=("core", "comms", "automation"),
-                                     guard=Guard(Policy.writer(), InterruptConfirmer()))
+    toolkit = Bitrix24Toolkit.create(
+        client, packs=("core", "comms", "automation"), guard=Guard(Policy.writer(), InterruptConfirmer())
+    )
     if "--openai" in sys.argv:
         from langchain.chat_models import init_chat_model
 
         model = init_chat_model("openai:gpt-4.1-mini")
     else:
         model = _scripted_model()
-    agent = create_agent(model, toolkit.get_tools(), middleware=[pack_routing_middleware(toolkit)],
-                         checkpointer=InMemorySaver())
+    agent = create_agent(
+        model,
+        toolkit.get_tools(),
+        middleware=[pack_routing_middleware(toolkit)],
+        checkpointer=InMemorySaver(),
+    )
     config = {"configurable": {"thread_id": "example"}}
     state = agent.invoke({"messages": [{"role": "user", "content": REQUEST}]}, config)
     while state.get("__interrupt__"):
+
         def approve(request: dict) -> dict:
             print(f"approve? {request['summary']}  -> yes")
             return {"type": "approve"}

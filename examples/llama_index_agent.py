@@ -1,6 +1,6 @@
 """LlamaIndex: the tool spec's FunctionTools, and a workflow that asks a person before each write.
 
-    python examples/llama_index_agent.py
+python examples/llama_index_agent.py
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class CreateTask(Workflow):
 
 async def main() -> int:
     portal = Portal(seed=1)
-    spec = Bitrix24ToolSpec.create(Bitrix24(portal.webhook_url, transport=portal.transport()), confirm=WorkflowConfirmer())
+    spec = Bitrix24ToolSpec.create(
+        Bitrix24(portal.webhook_url, transport=portal.transport()), confirm=WorkflowConfirmer()
+    )
     tools = {t.metadata.name: t for t in spec.to_tool_list()}
     print("tools:", ", ".join(tools))
     handler = CreateTask(tools, timeout=30).run(title="Send the contract to Acme")

@@ -1,6 +1,6 @@
 """React to CRM changes without losing any: the offline-queue worker against a sandbox portal.
 
-    python examples/offline_worker.py
+python examples/offline_worker.py
 """
 
 from __future__ import annotations
@@ -17,16 +17,27 @@ from bitrix24_agent_tools.sandbox import Portal
 def on_event(event: Event, db: sqlite3.Connection) -> None:
     # Runs inside the worker's transaction: this row and the "done" mark commit together.
     db.execute("CREATE TABLE IF NOT EXISTS seen (message_id TEXT, name TEXT, deal TEXT)")
-    db.execute("INSERT INTO seen VALUES (?,?,?)", (event.message_id, event.name, str(event.data["FIELDS"]["ID"])))
+    db.execute(
+        "INSERT INTO seen VALUES (?,?,?)", (event.message_id, event.name, str(event.data["FIELDS"]["ID"]))
+    )
 
 
 def main() -> int:
     portal = Portal(seed=1)
     app = portal.register_app()
     tokens = portal.install_app(app)
-    client = Bitrix24(OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id,
-                            app.client_secret, oauth_server=portal.oauth_server,
-                            client_endpoint=tokens["client_endpoint"]), transport=portal.transport())
+    client = Bitrix24(
+        OAuth(
+            portal.domain,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            app.client_id,
+            app.client_secret,
+            oauth_server=portal.oauth_server,
+            client_endpoint=tokens["client_endpoint"],
+        ),
+        transport=portal.transport(),
+    )
     client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
     someone = Bitrix24(portal.webhook_url, transport=portal.transport())
     for title in ("Warehouse audit", "Annual license", "Training"):

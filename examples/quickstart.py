@@ -1,6 +1,6 @@
 """The core in 30 lines: a client, a guarded toolbox and a person who approves writes — on a sandbox portal.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from pathlib import Path
 
 # tiktoken must never try to download encodings: point it at the files packaged with the library.
 os.environ.setdefault(
-    "TIKTOKEN_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "bitrix24_agent_tools" / "_static" / "tiktoken")
+    "TIKTOKEN_CACHE_DIR",
+    str(Path(__file__).resolve().parent.parent / "bitrix24_agent_tools" / "_static" / "tiktoken"),
 )
 
 # Stores the CLI and the MCP server keep in the user's data directory go to a throwaway one during tests.
@@ -34,5 +35,11 @@ def portal(clock: FakeClock) -> Portal:
 @pytest.fixture
 def client(portal: Portal, clock: FakeClock) -> Bitrix24:
     """A client on the in-process sandbox sharing the fake clock (sleeps cost no real time)."""
-    return Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep,
-                    retry=RetryPolicy(attempts=6, base=0.5), seed=1)
+    return Bitrix24(
+        portal.webhook_url,
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+        retry=RetryPolicy(attempts=6, base=0.5),
+        seed=1,
+    )

@@ -27,10 +27,21 @@ def test_demo_routes_confirms_and_writes(capsys: Any) -> None:
 
 
 def test_the_demo_command_exits_zero_offline() -> None:
-    env = {**os.environ, "B24_WEBHOOK_URL": "", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "NO_PROXY": "127.0.0.1,localhost"}
-    done = subprocess.run([sys.executable, "-m", "bitrix24_agent_tools.cli", "demo"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "B24_WEBHOOK_URL": "",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bitrix24_agent_tools.cli", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "confirmed writes" in done.stdout
 
@@ -41,13 +52,40 @@ def test_cli_call_reads_and_refuses_unconfirmed_writes(capsys: Any, tmp_path: An
         common = ["--webhook", server.webhook_url, "--plans", str(tmp_path / "p.sqlite3")]
         assert main(["call", "crm.deal.get", "--params", '{"id": 2}', *common]) == 0
         assert '"ID":"2"' in capsys.readouterr().out
-        assert main(["call", "crm.deal.update", "--params", '{"id": 2, "fields": {"TITLE": "cli"}}', *common]) == 1
+        assert (
+            main(["call", "crm.deal.update", "--params", '{"id": 2, "fields": {"TITLE": "cli"}}', *common])
+            == 1
+        )
         assert "no person can confirm" in capsys.readouterr().err  # errors go to stderr
-        assert main(["call", "crm.deal.update", "--params", '{"id": 2, "fields": {"TITLE": "cli"}}', "--confirm-write", *common]) == 0
+        assert (
+            main(
+                [
+                    "call",
+                    "crm.deal.update",
+                    "--params",
+                    '{"id": 2, "fields": {"TITLE": "cli"}}',
+                    "--confirm-write",
+                    *common,
+                ]
+            )
+            == 0
+        )
         assert portal.entity("deal", 2)["TITLE"] == "cli"
         assert main(["call", "crm.deal.delete", "--params", '{"id": 2}', "--confirm-write", *common]) == 1
         assert portal.entity("deal", 2) is not None
-        assert main(["call", "im.message.add", "--params", '{"DIALOG_ID": "1", "MESSAGE": "x"}', "--confirm-write", *common]) == 0
+        assert (
+            main(
+                [
+                    "call",
+                    "im.message.add",
+                    "--params",
+                    '{"DIALOG_ID": "1", "MESSAGE": "x"}',
+                    "--confirm-write",
+                    *common,
+                ]
+            )
+            == 0
+        )
         assert main(["call", "crm.deal.get", "--params", "[1]", *common]) == 1
         out = capsys.readouterr()
         assert server.webhook_url not in out.out + out.err
@@ -63,7 +101,10 @@ def test_cli_executes_a_plan_only_with_confirm_write(capsys: Any, tmp_path: Any)
     portal = Portal(seed=1)
     plans = str(tmp_path / "plans.sqlite3")
     with portal.serve() as server:
-        box = Toolbox(Bitrix24(server.webhook_url), guard=Guard(Policy.writer(), DeferredConfirmer(), plans=SqlitePlanStore(plans)))
+        box = Toolbox(
+            Bitrix24(server.webhook_url),
+            guard=Guard(Policy.writer(), DeferredConfirmer(), plans=SqlitePlanStore(plans)),
+        )
         plan_id = box.run("b24_task_create", {"title": "from a plan"}).content.split("plan ")[1].split()[0]
         common = ["--webhook", server.webhook_url, "--plans", plans]
         assert main(["call", "--execute-plan", plan_id, *common]) == 2
@@ -84,9 +125,13 @@ def test_demo_against_a_portal_url_confirms_every_write(capsys: Any) -> None:
     portal = Portal(seed=7, deals=40)
     before = portal.entities("deal")
     with portal.serve() as server:
-        figures = run_demo(portal_url=server.webhook_url, answer=lambda request: {"reject": "not on my portal"})
+        figures = run_demo(
+            portal_url=server.webhook_url, answer=lambda request: {"reject": "not on my portal"}
+        )
     assert figures["asked"] == 4 and figures["writes"] == 0
-    assert portal.entities("deal") == before and portal.entities("task") and not portal.state["timeline_comment"]
+    assert (
+        portal.entities("deal") == before and portal.entities("task") and not portal.state["timeline_comment"]
+    )
     assert not [r for r in portal.requests if r.method.endswith((".add", ".update"))]
     assert portal.webhook_code not in capsys.readouterr().out
 
@@ -98,7 +143,11 @@ def test_the_demo_prints_each_step_before_its_question_and_reports_what_happened
 
     def person(request: dict[str, Any]) -> Any:
         lines.append(f"ASKED {request['method']}")
-        return {"type": "reject", "message": "not now"} if request["method"] == "crm.timeline.comment.add" else True
+        return (
+            {"type": "reject", "message": "not now"}
+            if request["method"] == "crm.timeline.comment.add"
+            else True
+        )
 
     figures = run_demo(answer=person, out=lines.append)
     move = next(i for i, line in enumerate(lines) if "agent → b24_deal_move" in line)

@@ -1,5 +1,6 @@
-"""Faults we provoke ourselves: 5xx storms, dropped connections, token expiry and the operating limit mid-export,
-and malformed tool arguments thrown by a fuzzer. Nothing duplicated, nothing lost, no crash of the agent loop."""
+"""Faults we provoke ourselves: 5xx storms, dropped connections, token expiry and the operating limit
+mid-export, and malformed tool arguments thrown by a fuzzer. Nothing duplicated, nothing lost, no crash of the
+agent loop."""
 
 from __future__ import annotations
 
@@ -21,22 +22,34 @@ from tests.helpers import FakeClock
 def test_a_minute_long_5xx_storm_loses_no_item_and_duplicates_no_write() -> None:
     clock = FakeClock()
     portal = Portal(seed=1, deals=500, clock=clock)
-    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep,
-                      retry=RetryPolicy(attempts=12, base=0.5, cap=4), seed=3)
+    client = Bitrix24(
+        portal.webhook_url,
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+        retry=RetryPolicy(attempts=12, base=0.5, cap=4),
+        seed=3,
+    )
     box = Toolbox(client, guard=Guard(Policy.writer(), AutoConfirmer()))
     portal.faults.storm(0.3, until=clock() + 60, seed=5)  # 30% of calls fail for a minute of (simulated) time
     exported = client.export("crm.deal.list", {"select": ["ID"]})
     assert sorted(int(d["ID"]) for d in exported) == list(range(1, 501))
-    outcomes = [box.run("b24_crm_create", {"entity": "lead", "fields": {"TITLE": f"storm {i}", "ORIGIN_ID": f"s{i}"}})
-                for i in range(40)]
+    outcomes = [
+        box.run("b24_crm_create", {"entity": "lead", "fields": {"TITLE": f"storm {i}", "ORIGIN_ID": f"s{i}"}})
+        for i in range(40)
+    ]
     failed = [i for i, out in enumerate(outcomes) if out.is_error]
-    assert all("INTERNAL_SERVER_ERROR" in outcomes[i].content for i in failed)  # ambiguous writes are reported…
+    assert all(
+        "INTERNAL_SERVER_ERROR" in outcomes[i].content for i in failed
+    )  # ambiguous writes are reported…
     titles = [lead["TITLE"] for lead in portal.entities("lead")]
     assert all(titles.count(f"storm {i}") <= 1 for i in range(40))  # …never written twice
     assert portal.requests and sum(1 for r in portal.requests if r.error) > 5  # the storm really happened
     clock.sleep(60)
     for i in failed:  # after the storm, the agent retries what failed: the idempotency key was released
-        assert not box.run("b24_crm_create", {"entity": "lead", "fields": {"TITLE": f"storm {i}", "ORIGIN_ID": f"s{i}"}}).is_error
+        assert not box.run(
+            "b24_crm_create", {"entity": "lead", "fields": {"TITLE": f"storm {i}", "ORIGIN_ID": f"s{i}"}}
+        ).is_error
     titles = [lead["TITLE"] for lead in portal.entities("lead")]
     assert all(titles.count(f"storm {i}") == 1 for i in range(40))
 
@@ -55,9 +68,20 @@ def test_token_expiry_in_the_middle_of_an_export() -> None:
     portal = Portal(seed=1, deals=6000, clock=clock)
     app = portal.register_app()
     tokens = portal.install_app(app)
-    client = Bitrix24(OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                            oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"]),
-                      transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    client = Bitrix24(
+        OAuth(
+            portal.domain,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            app.client_id,
+            app.client_secret,
+            oauth_server=portal.oauth_server,
+            client_endpoint=tokens["client_endpoint"],
+        ),
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+    )
     calls = {"n": 0}
 
     def expire_on_third(record: Any) -> None:
@@ -73,7 +97,9 @@ def test_token_expiry_in_the_middle_of_an_export() -> None:
 
 def test_the_operating_limit_slows_an_export_down_and_it_completes() -> None:
     clock = FakeClock()
-    portal = Portal(seed=1, deals=5000, clock=clock, operating_limit=3.0, cost_model=CostModel(per_item=0.001))
+    portal = Portal(
+        seed=1, deals=5000, clock=clock, operating_limit=3.0, cost_model=CostModel(per_item=0.001)
+    )
     client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
     rows = client.export("crm.deal.list", {"select": ["ID"]}, parallel=1)
     assert sorted(int(r["ID"]) for r in rows) == list(range(1, 5001))
@@ -81,15 +107,45 @@ def test_the_operating_limit_slows_an_export_down_and_it_completes() -> None:
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=50)
     | st.text(alphabet=st.characters(min_codepoint=0x400, max_codepoint=0x1F9FF), max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 _ARGS = st.one_of(
-    st.dictionaries(st.sampled_from(["entity", "id", "fields", "filter", "limit", "title", "method", "params", "auth",
-                                     "stage_id", "text", "query", "type_id", "select", "order"]), _JSON, max_size=6),
-    _JSON, st.text(max_size=200), st.just("x" * 100_000), st.just('{"entity": "deal", "limit": 1e309}'),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "entity",
+                "id",
+                "fields",
+                "filter",
+                "limit",
+                "title",
+                "method",
+                "params",
+                "auth",
+                "stage_id",
+                "text",
+                "query",
+                "type_id",
+                "select",
+                "order",
+            ]
+        ),
+        _JSON,
+        max_size=6,
+    ),
+    _JSON,
+    st.text(max_size=200),
+    st.just("x" * 100_000),
+    st.just('{"entity": "deal", "limit": 1e309}'),
 )
 _PORTAL = Portal(seed=1)
 _CLIENT = Bitrix24(_PORTAL.webhook_url, transport=_PORTAL.transport(), retry=RetryPolicy(attempts=1))

@@ -1,4 +1,5 @@
-"""The guard: nothing writes without a person's yes, destructive needs policy too, plans, idempotency, audit."""
+"""The guard: nothing writes without a person's yes, destructive needs policy too, plans, idempotency,
+audit."""
 
 from __future__ import annotations
 
@@ -15,11 +16,19 @@ from bitrix24_agent_tools.stores import SqliteAuditStore, SqliteIdempotencyStore
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
-def box(client: Bitrix24, confirm: Any = None, policy: Policy | None = None, packs: tuple[str, ...] = ("core", "comms"), **kw: Any) -> Toolbox:
+def box(
+    client: Bitrix24,
+    confirm: Any = None,
+    policy: Policy | None = None,
+    packs: tuple[str, ...] = ("core", "comms"),
+    **kw: Any,
+) -> Toolbox:
     return Toolbox(client, packs=packs, guard=Guard(policy or Policy.writer(), confirm, **kw))
 
 
-def test_without_a_confirmer_every_write_is_refused_and_nothing_changes(client: Bitrix24, portal: Portal) -> None:
+def test_without_a_confirmer_every_write_is_refused_and_nothing_changes(
+    client: Bitrix24, portal: Portal
+) -> None:
     before = portal.entity("deal", 3)
     out = box(client).run("b24_deal_move", {"id": 3, "stage_id": "LOSE"})
     assert out.is_error and "no person can confirm" in out.content
@@ -30,16 +39,22 @@ def test_without_a_confirmer_every_write_is_refused_and_nothing_changes(client: 
 def test_the_person_sees_a_one_line_summary_with_current_values(client: Bitrix24, portal: Portal) -> None:
     confirm = AutoConfirmer()
     deal = portal.entity("deal", 4)
-    box(client, confirm).run("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"STAGE_ID": "WON", "OPPORTUNITY": 5000}})
+    box(client, confirm).run(
+        "b24_crm_update", {"entity": "deal", "id": 4, "fields": {"STAGE_ID": "WON", "OPPORTUNITY": 5000}}
+    )
     request = confirm.seen[0]
-    assert request.summary == (f"Update deal #4 (crm.deal.update) '{deal['TITLE']}'\n"
-                               f"  STAGE_ID: {deal['STAGE_ID']} → WON\n  OPPORTUNITY: {deal['OPPORTUNITY']} → 5000")
+    assert request.summary == (
+        f"Update deal #4 (crm.deal.update) '{deal['TITLE']}'\n"
+        f"  STAGE_ID: {deal['STAGE_ID']} → WON\n  OPPORTUNITY: {deal['OPPORTUNITY']} → 5000"
+    )
     assert request.current is not None and request.current["ID"] == "4"
     assert request.risk == "write" and request.tenant == portal.domain and request.method == "crm.deal.update"
 
 
 def test_a_rejection_reason_goes_back_to_the_model(client: Bitrix24, portal: Portal) -> None:
-    out = box(client, lambda r: Decision.reject("not before the client signs")).run("b24_task_create", {"title": "x"})
+    out = box(client, lambda r: Decision.reject("not before the client signs")).run(
+        "b24_task_create", {"title": "x"}
+    )
     assert out.is_error and out.content == "rejected by the reviewer: not before the client signs"
     assert all(t["title"] != "x" for t in portal.entities("task"))
 
@@ -56,10 +71,18 @@ def test_edited_params_are_rechecked_by_the_whole_guard(client: Bitrix24, portal
 
 def test_destructive_needs_the_policy_and_a_yes(client: Bitrix24, portal: Portal) -> None:
     args = {"method": "crm.deal.delete", "params": {"id": 5}}
-    assert "does not allow destructive" in box(client, AutoConfirmer(destructive=True)).run("b24_core_call", args).content
-    assert "destructive calls are not auto-approved" in box(client, AutoConfirmer(), Policy.admin()).run("b24_core_call", args).content
+    assert (
+        "does not allow destructive"
+        in box(client, AutoConfirmer(destructive=True)).run("b24_core_call", args).content
+    )
+    assert (
+        "destructive calls are not auto-approved"
+        in box(client, AutoConfirmer(), Policy.admin()).run("b24_core_call", args).content
+    )
     assert portal.entity("deal", 5) is not None
-    assert not box(client, AutoConfirmer(destructive=True), Policy.admin()).run("b24_core_call", args).is_error
+    assert (
+        not box(client, AutoConfirmer(destructive=True), Policy.admin()).run("b24_core_call", args).is_error
+    )
     assert portal.entity("deal", 5) is None
 
 
@@ -72,15 +95,25 @@ def test_read_only_policy_refuses_writes_before_asking(client: Bitrix24) -> None
 def test_the_generic_tool_is_limited_to_its_pack_catalog(client: Bitrix24) -> None:
     out = box(client, AutoConfirmer()).run("b24_core_call", {"method": "im.message.add", "params": {}})
     assert out.is_error and "not allowed" in out.content
-    out = box(client, AutoConfirmer(), allow=("im.*",)).run("b24_core_call", {"method": "im.message.add", "params": {"DIALOG_ID": "1", "MESSAGE": "hi"}})
+    out = box(client, AutoConfirmer(), allow=("im.*",)).run(
+        "b24_core_call", {"method": "im.message.add", "params": {"DIALOG_ID": "1", "MESSAGE": "hi"}}
+    )
     assert not out.is_error  # an explicit allow pattern widens it
 
 
-def test_batch_commands_are_checked_one_by_one_and_take_the_riskiest(client: Bitrix24, portal: Portal) -> None:
+def test_batch_commands_are_checked_one_by_one_and_take_the_riskiest(
+    client: Bitrix24, portal: Portal
+) -> None:
     confirm = AutoConfirmer(destructive=True)
-    nested = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "batch?cmd[x]=crm.deal.get"}}}
+    nested = {
+        "method": "batch",
+        "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "batch?cmd[x]=crm.deal.get"}},
+    }
     assert "batch inside a batch" in box(client, confirm, Policy.admin()).run("b24_core_call", nested).content
-    outside = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "im.message.add?DIALOG_ID=1"}}}
+    outside = {
+        "method": "batch",
+        "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "im.message.add?DIALOG_ID=1"}},
+    }
     assert "is not allowed" in box(client, confirm, Policy.admin()).run("b24_core_call", outside).content
     mixed = {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=6"}}}
     assert "does not allow destructive" in box(client, confirm).run("b24_core_call", mixed).content
@@ -102,7 +135,10 @@ def test_the_same_write_twice_runs_once(client: Bitrix24, portal: Portal) -> Non
     first, second = toolbox.run("b24_crm_create", args), toolbox.run("b24_crm_create", args)
     assert first.content == second.content
     assert len([lead for lead in portal.entities("lead") if lead["TITLE"] == "From the web form"]) == 1
-    assert [r.decision for r in toolbox.guard.audit.rows() if r.method == "crm.lead.add"] == ["approved", "replayed"]
+    assert [r.decision for r in toolbox.guard.audit.rows() if r.method == "crm.lead.add"] == [
+        "approved",
+        "replayed",
+    ]
 
 
 def test_concurrent_identical_writes_do_not_both_run(client: Bitrix24, portal: Portal, tmp_path: Any) -> None:
@@ -115,14 +151,21 @@ def test_concurrent_identical_writes_do_not_both_run(client: Bitrix24, portal: P
 
     toolbox = box(client, slow_yes, idempotency=store)
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(toolbox.run("b24_task_create", {"title": "once only"}).content)) for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(toolbox.run("b24_task_create", {"title": "once only"}).content)
+        )
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     gate.set()  # all four were asked; the write runs once, the others wait for it or get its result
     for t in threads:
         t.join()
     assert len([t for t in portal.entities("task") if t["title"] == "once only"]) == 1
-    assert len(results) == 4 and all("already running" in r or r == results[0] or "created" in r for r in results)
+    assert len(results) == 4 and all(
+        "already running" in r or r == results[0] or "created" in r for r in results
+    )
 
 
 def test_a_failed_write_releases_its_key_and_leaves_no_half_state(client: Bitrix24, portal: Portal) -> None:
@@ -134,7 +177,9 @@ def test_a_failed_write_releases_its_key_and_leaves_no_half_state(client: Bitrix
     assert not toolbox.run("b24_task_create", {"title": "retry me"}).is_error
 
 
-def test_plans_run_once_for_the_same_tenant_before_expiry(client: Bitrix24, portal: Portal, tmp_path: Any) -> None:
+def test_plans_run_once_for_the_same_tenant_before_expiry(
+    client: Bitrix24, portal: Portal, tmp_path: Any
+) -> None:
     now = [1000.0]
     plans = SqlitePlanStore(tmp_path / "plans.sqlite3")
     toolbox = box(client, DeferredConfirmer(), plans=plans, clock=lambda: now[0], plan_ttl=60)
@@ -166,19 +211,33 @@ def test_every_call_is_audited_with_masked_params(client: Bitrix24, tmp_path: An
     from bitrix24_agent_tools.packs.preflight import METHODS
 
     everything = audit.rows()
-    assert {r.method for r in everything if r.method in METHODS} <= {"user.get", "crm.company.list", "crm.status.list"}
-    assert all(r.decision == "read" for r in everything if r.method in METHODS)  # names and checks are audited reads
+    assert {r.method for r in everything if r.method in METHODS} <= {
+        "user.get",
+        "crm.company.list",
+        "crm.status.list",
+    }
+    assert all(
+        r.decision == "read" for r in everything if r.method in METHODS
+    )  # names and checks are audited reads
     rows = [r for r in everything if r.method not in METHODS]
     assert [(r.method, r.decision, r.status) for r in rows] == [
-        ("crm.deal.list", "read", "ok"), ("tasks.task.add", "approved", "ok"), ("crm.deal.delete", "refused", "skipped")]
+        ("crm.deal.list", "read", "ok"),
+        ("tasks.task.add", "approved", "ok"),
+        ("crm.deal.delete", "refused", "skipped"),
+    ]
     assert rows[1].approved_by == "alice"
     assert client.auth._code not in str(rows[1].params)  # type: ignore[union-attr]
 
 
 def test_summary_without_current_values_lists_fields() -> None:
-    assert summarize("crm.lead.add", {"fields": {"TITLE": "A"}}, None) == "Create lead (crm.lead.add)\n  TITLE = A"
-    assert summarize("tasks.task.complete", {"taskId": 7}, {"title": "Call"}) == \
-        "Complete task #7 (tasks.task.complete) 'Call'"
+    assert (
+        summarize("crm.lead.add", {"fields": {"TITLE": "A"}}, None)
+        == "Create lead (crm.lead.add)\n  TITLE = A"
+    )
+    assert (
+        summarize("tasks.task.complete", {"taskId": 7}, {"title": "Call"})
+        == "Complete task #7 (tasks.task.complete) 'Call'"
+    )
 
 
 async def test_async_confirmers_and_async_runs(portal: Portal, client: Bitrix24) -> None:
@@ -207,7 +266,9 @@ def test_a_confirmer_that_raises_or_times_out_is_a_rejection(client: Bitrix24, p
     late = box(client, slow, confirm_timeout=0.1).run("b24_task_create", {"title": "never"})
     assert late.is_error and "no answer from the reviewer in time" in late.content
     assert not any(t["title"] == "never" for t in portal.entities("task"))
-    assert box(client, AutoConfirmer()).run("b24_task_create", {"title": "never"}).is_error is False  # key was released
+    assert (
+        box(client, AutoConfirmer()).run("b24_task_create", {"title": "never"}).is_error is False
+    )  # key was released
 
 
 async def test_an_async_confirmer_timing_out_is_a_rejection(client: Bitrix24, portal: Portal) -> None:
@@ -228,14 +289,19 @@ def test_no_write_reaches_the_portal_without_a_yes_through_any_path(client: Bitr
     attempts = [
         ("b24_deal_move", {"id": 2, "stage_id": "WON"}),
         ("b24_core_call", {"method": "crm.deal.update", "params": {"id": 2, "fields": {"TITLE": "x"}}}),
-        ("b24_core_call", {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=2"}}}),
+        (
+            "b24_core_call",
+            {"method": "batch", "params": {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=2"}}},
+        ),
         ("b24_core_call", {"method": "event.offline.get", "params": {}}),
     ]
     for name, args in attempts:
         assert box(client, no, Policy.admin()).run(name, args).is_error
     # an edit that smuggles a delete into an approved batch is re-checked: the writer policy refuses it
     sneaky = lambda r: Decision.edit({"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=3"}})  # noqa: E731
-    edited = box(client, sneaky).run("b24_core_call", {"method": "batch", "params": {"cmd": {"a": "crm.deal.update?id=3&fields[TITLE]=y"}}})
+    edited = box(client, sneaky).run(
+        "b24_core_call", {"method": "batch", "params": {"cmd": {"a": "crm.deal.update?id=3&fields[TITLE]=y"}}}
+    )
     assert "does not allow destructive" in edited.content
     from bitrix24_agent_tools.risk import classify
 
@@ -245,16 +311,20 @@ def test_no_write_reaches_the_portal_without_a_yes_through_any_path(client: Bitr
     assert toolbox.guard.audit is not None
 
 
-def test_an_update_reads_the_record_once_for_both_the_checks_and_the_confirmation(client: Bitrix24, portal: Portal) -> None:
+def test_an_update_reads_the_record_once_for_both_the_checks_and_the_confirmation(
+    client: Bitrix24, portal: Portal
+) -> None:
     confirm = AutoConfirmer()
     box(client, confirm).run("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"TITLE": "once"}})
     assert len([r for r in portal.requests if r.method == "crm.deal.get"]) == 1
-    assert confirm.seen[0].current is not None and confirm.seen[0].current["ID"] == "4"  # the person still sees it
+    assert (
+        confirm.seen[0].current is not None and confirm.seen[0].current["ID"] == "4"
+    )  # the person still sees it
 
 
 def test_only_exceptions_a_face_declared_pass_through_as_pauses(client: Any) -> None:
-    """The core knows no framework: a face declares its pause exception (register_pause); a look-alike by name is a
-    failed confirmation, so a "no" (fail closed)."""
+    """The core knows no framework: a face declares its pause exception (register_pause); a look-alike by name
+    is a failed confirmation, so a "no" (fail closed)."""
     from bitrix24_agent_tools.toolbox import Toolbox, register_pause
 
     class GraphInterrupt(Exception):  # the name of LangGraph's, not LangGraph's class
@@ -266,6 +336,7 @@ def test_only_exceptions_a_face_declared_pass_through_as_pauses(client: Any) -> 
     def raising(kind: type[Exception]) -> Any:
         def confirm(request: Any) -> Any:
             raise kind("paused")
+
         return confirm
 
     look_alike = Toolbox(client, guard=Guard(Policy.writer(), raising(GraphInterrupt)))

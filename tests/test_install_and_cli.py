@@ -1,4 +1,5 @@
-"""The CLI works on any install: --version, a missing extra named with its pip line, no state in the working dir."""
+"""The CLI works on any install: --version, a missing extra named with its pip line, no state in the
+working dir."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ def test_version(capsys: Any) -> None:
     assert info.value.code == 0 and capsys.readouterr().out.startswith("b24-agent-tools ")
 
 
-def test_a_missing_extra_leaves_the_cli_working_and_names_the_install_line(monkeypatch: pytest.MonkeyPatch,
-                                                                         capsys: Any) -> None:
+def test_a_missing_extra_leaves_the_cli_working_and_names_the_install_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
     monkeypatch.delitem(sys.modules, "bitrix24_agent_tools.integrations.mcp", raising=False)
     monkeypatch.setitem(sys.modules, "mcp", None)  # as on an install without the [mcp] extra
     assert main(["route", "move", "the", "deal"]) == 0  # other commands still work
@@ -28,7 +30,9 @@ def test_a_missing_extra_leaves_the_cli_working_and_names_the_install_line(monke
     assert "pip install 'bitrix24-agent-tools[mcp]'" in capsys.readouterr().err
 
 
-def test_a_read_from_a_read_only_directory_leaves_no_state_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_from_a_read_only_directory_leaves_no_state_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     portal = Portal(seed=1)
     with portal.serve() as server:
         workdir = tmp_path / "ro"
@@ -63,9 +67,11 @@ def test_an_error_text_is_masked_before_it_is_cut() -> None:
     assert "7777" not in err.short() and "***" in err.short()
 
 
-def test_the_environment_configures_every_face_the_same_way(portal: Portal, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """design.md Configuration: B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE, B24_RATE_LIMITER_* are read."""
+def test_the_environment_configures_every_face_the_same_way(
+    portal: Portal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """design.md Configuration: B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE, B24_RATE_LIMITER_*
+    are read."""
     from bitrix24_agent_tools.confirmers import AutoConfirmer
     from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit
     from bitrix24_agent_tools.settings import Settings
@@ -79,7 +85,9 @@ def test_the_environment_configures_every_face_the_same_way(portal: Portal, tmp_
     settings = Settings.from_env()
     assert settings.client_options()["plan"].burst == 7
     guard = settings.guard(AutoConfirmer())
-    assert guard.policy.only == ("crm.deal.*", "tasks.task.list") and isinstance(guard.audit, SqliteAuditStore)
+    assert guard.policy.only == ("crm.deal.*", "tasks.task.list") and isinstance(
+        guard.audit, SqliteAuditStore
+    )
     from bitrix24_agent_tools.client import Bitrix24
     from bitrix24_agent_tools.toolbox import Toolbox
 
@@ -90,6 +98,8 @@ def test_the_environment_configures_every_face_the_same_way(portal: Portal, tmp_
     monkeypatch.setenv("B24_REQUIRE_PLAN", "1")
     planned = Settings.from_env().guard(AutoConfirmer())
     box = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core",), guard=planned)
-    out = box.run("b24_core_call", {"method": "crm.deal.update", "params": {"id": 1, "fields": {"TITLE": "x"}}})
+    out = box.run(
+        "b24_core_call", {"method": "crm.deal.update", "params": {"id": 1, "fields": {"TITLE": "x"}}}
+    )
     assert "stored as plan" in out.content and portal.entity("deal", 1)["TITLE"] != "x"
     assert Bitrix24Toolkit.from_env().toolbox.guard.policy.only == ("crm.deal.*", "tasks.task.list")

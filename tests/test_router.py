@@ -91,19 +91,22 @@ def test_routing_never_returns_an_empty_set() -> None:
         assert route(text).packs[0] == "core"
 
 
-@pytest.mark.parametrize(("text", "packs"), [
-    ("Create an epic called Mobile app", ("core", "collab", "boards")),  # "called" names it: no telephony
-    ("Опубликуй пост в ленте о новом сотруднике", ("core", "collab")),
-    ("I'm starting my working day now", ("core", "services")),
-    ("Clock in for the work day", ("core", "services")),
-    ("Which methods can this app call?", ("core", "diagnostics")),
-    ("Why do I get insufficient_scope when calling crm.deal.list?", ("core", "diagnostics")),
-    ("Найди контакт по номеру телефона", ("core",)),
-    ("Создай лид из заявки с сайта", ("core",)),
-    ("What's in the product backlog?", ("core", "collab", "boards")),
-    ("Позвони клиенту завтра", ("core", "comms")),
-    ("Call the client back", ("core", "comms")),
-])
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Create an epic called Mobile app", ("core", "collab", "boards")),  # "called" names it: no telephony
+        ("Опубликуй пост в ленте о новом сотруднике", ("core", "collab")),
+        ("I'm starting my working day now", ("core", "services")),
+        ("Clock in for the work day", ("core", "services")),
+        ("Which methods can this app call?", ("core", "diagnostics")),
+        ("Why do I get insufficient_scope when calling crm.deal.list?", ("core", "diagnostics")),
+        ("Найди контакт по номеру телефона", ("core",)),
+        ("Создай лид из заявки с сайта", ("core",)),
+        ("What's in the product backlog?", ("core", "collab", "boards")),
+        ("Позвони клиенту завтра", ("core", "comms")),
+        ("Call the client back", ("core", "comms")),
+    ],
+)
 def test_longer_phrases_claim_their_words_from_shorter_stems(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
 
@@ -132,20 +135,29 @@ def test_held_out_phrases_in_six_languages() -> None:
 
 
 def test_short_words_of_a_phrase_are_whole_words_and_nominative_endings_inflect() -> None:
-    assert route("Создай сайт для акции").packs == ("core", "sites")  # "с сайта" (a lead's source) is not "создай сайт"
+    assert route("Создай сайт для акции").packs == (
+        "core",
+        "sites",
+    )  # "с сайта" (a lead's source) is not "создай сайт"
     assert route("Opublikuj stronę internetową").packs == ("core", "sites")  # strona → stronę
 
 
-@pytest.mark.parametrize(("text", "packs"), [
-    ("Покажи последние новости компании", ("core", "collab")),  # новость → новост-: новости, новостью
-    ("Pokaż powiadomienia z wczoraj", ("core", "comms")),  # Polish case endings: powiadomienie → powiadomie-
-    ("Revisa las notificaciones pendientes", ("core", "comms")),  # notificación → notif-
-    ("Alle Besprechungen dieser Woche", ("core", "services")),  # Besprechung → besprech-
-    ("Ile zamówień przyszło wczoraj?", ("core", "commerce")),  # zamówienie → zamówie- (zamówień)
-    ("Ask the AI to summarize this deal", ("core", "platform")),  # a two-letter word matches whole
-    ("Show deals from the past week", ("core",)),  # "pasta" (a folder in Portuguese) is not "past"
-    ("Vereinbare ein Treffen mit dem Lieferanten", ("core", "services")),  # a supplier is not a delivery
-])
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Покажи последние новости компании", ("core", "collab")),  # новость → новост-: новости, новостью
+        (
+            "Pokaż powiadomienia z wczoraj",
+            ("core", "comms"),
+        ),  # Polish case endings: powiadomienie → powiadomie-
+        ("Revisa las notificaciones pendientes", ("core", "comms")),  # notificación → notif-
+        ("Alle Besprechungen dieser Woche", ("core", "services")),  # Besprechung → besprech-
+        ("Ile zamówień przyszło wczoraj?", ("core", "commerce")),  # zamówienie → zamówie- (zamówień)
+        ("Ask the AI to summarize this deal", ("core", "platform")),  # a two-letter word matches whole
+        ("Show deals from the past week", ("core",)),  # "pasta" (a folder in Portuguese) is not "past"
+        ("Vereinbare ein Treffen mit dem Lieferanten", ("core", "services")),  # a supplier is not a delivery
+    ],
+)
 def test_dictionary_words_of_the_lexicon_match_their_inflections(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
 

@@ -21,19 +21,34 @@ def _all_text(*things: Any) -> str:
     return "\n".join(str(t) + repr(t) for t in things)
 
 
-def test_nothing_shown_anywhere_contains_a_secret(caplog: pytest.LogCaptureFixture, tmp_path: Any, capsys: Any) -> None:
+def test_nothing_shown_anywhere_contains_a_secret(
+    caplog: pytest.LogCaptureFixture, tmp_path: Any, capsys: Any
+) -> None:
     portal = Portal(seed=1, webhook_code=CODE)
     app = portal.register_app()
     tokens = portal.install_app(app)
-    secrets = [CODE, tokens["access_token"], tokens["refresh_token"], app.client_secret, app.application_token]
+    secrets = [
+        CODE,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        app.client_secret,
+        app.application_token,
+    ]
     caplog.set_level(logging.DEBUG)
     shown: list[Any] = []
     webhook = Webhook(portal.webhook_url)
     client = Bitrix24(webhook, transport=portal.transport())
     shown += [webhook, client, client.auth]
-    oauth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                  oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"],
-                  token_store=SqliteTokenStore(tmp_path / "t.sqlite3"))
+    oauth = OAuth(
+        portal.domain,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        app.client_id,
+        app.client_secret,
+        oauth_server=portal.oauth_server,
+        client_endpoint=tokens["client_endpoint"],
+        token_store=SqliteTokenStore(tmp_path / "t.sqlite3"),
+    )
     oclient = Bitrix24(oauth, transport=portal.transport())
     shown += [oauth, oauth.tokens, oclient, app, portal.requests]
     # errors of every kind, with the secret quoted in what the portal or the caller said
@@ -53,7 +68,9 @@ def test_nothing_shown_anywhere_contains_a_secret(caplog: pytest.LogCaptureFixtu
     secrets += [oauth.tokens.access_token, oauth.tokens.refresh_token]
     box = Toolbox(client, guard=Guard(Policy.writer(), AutoConfirmer()))
     outputs = [
-        box.run("b24_task_create", {"title": f"see {portal.webhook_url}", "description": tokens["access_token"]}),
+        box.run(
+            "b24_task_create", {"title": f"see {portal.webhook_url}", "description": tokens["access_token"]}
+        ),
         box.run("b24_crm_list", {"entity": "deal", "filter": {"TITLE": app.client_secret}}),
         box.run("b24_core_call", {"method": "crm.deal.list", "params": {"auth": CODE}}),
         box.run("b24_crm_get", {"entity": "deal", "id": CODE}),
@@ -64,5 +81,8 @@ def test_nothing_shown_anywhere_contains_a_secret(caplog: pytest.LogCaptureFixtu
     text = _all_text(*shown) + caplog.text + capsys.readouterr().out
     for secret in secrets:
         where = text.find(secret)
-        assert where < 0, f"a secret leaked ({secret[:4]}…) near: {text[max(0, where - 120):where].replace(secret, '<S>')!r}"
+        assert where < 0, (
+            f"a secret leaked ({secret[:4]}…) near: "
+            f"{text[max(0, where - 120) : where].replace(secret, '<S>')!r}"
+        )
     assert "***" in text  # masking happened, rather than nothing being shown

@@ -1,4 +1,5 @@
-"""The first model call: the tools a request points to, below the pack level, within 400 tokens with the loader."""
+"""The first model call: the tools a request points to, below the pack level, within 400 tokens with the
+loader."""
 
 from __future__ import annotations
 
@@ -32,21 +33,26 @@ def test_every_first_call_fits_400_tokens_and_carries_the_loader() -> None:
         assert tools_cost([BY_NAME[n] for n in chosen.tools]) <= 400, (text, chosen.tools)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("The Acme Logistics deal is signed: move it to WON and tell the manager in chat.",
-     {"b24_crm_list", "b24_deal_move", "b24_chat_send"}),
-    ("Create a lead for Maria from Globex", {"b24_crm_create", "b24_user_find"}),
-    ("Mark the task about the Acme offer as done", {"b24_task_complete"}),
-    ("Convert lead 5 into a deal", {"b24_lead_convert"}),
-    ("Передвинь сделку 12 на стадию WON", {"b24_deal_move"}),
-    ("Создай задачу Ирине на завтра", {"b24_task_create", "b24_user_find"}),
-    ("Mueve el trato 5 a la etapa ganada", {"b24_deal_move"}),
-    ("Erstelle eine Aufgabe für Timur", {"b24_task_create"}),
-    ("Pokaż wszystkie transakcje z tego tygodnia", {"b24_crm_list"}),
-    ("Upload the brief to the Marketing folder on Drive", {"b24_file_upload"}),
-    ("Забронируй переговорную на пятницу", {"b24_book"}),
-    ("Why do I get ACCESS_DENIED on crm.deal.list?", {"b24_explain_error"}),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "The Acme Logistics deal is signed: move it to WON and tell the manager in chat.",
+            {"b24_crm_list", "b24_deal_move", "b24_chat_send"},
+        ),
+        ("Create a lead for Maria from Globex", {"b24_crm_create", "b24_user_find"}),
+        ("Mark the task about the Acme offer as done", {"b24_task_complete"}),
+        ("Convert lead 5 into a deal", {"b24_lead_convert"}),
+        ("Передвинь сделку 12 на стадию WON", {"b24_deal_move"}),
+        ("Создай задачу Ирине на завтра", {"b24_task_create", "b24_user_find"}),
+        ("Mueve el trato 5 a la etapa ganada", {"b24_deal_move"}),
+        ("Erstelle eine Aufgabe für Timur", {"b24_task_create"}),
+        ("Pokaż wszystkie transakcje z tego tygodnia", {"b24_crm_list"}),
+        ("Upload the brief to the Marketing folder on Drive", {"b24_file_upload"}),
+        ("Забронируй переговорную на пятницу", {"b24_book"}),
+        ("Why do I get ACCESS_DENIED on crm.deal.list?", {"b24_explain_error"}),
+    ],
+)
 def test_the_request_points_to_its_tools(text: str, expected: set[str]) -> None:
     chosen = select_tools(text)
     assert expected <= set(chosen.tools), chosen
@@ -64,13 +70,16 @@ def test_the_tools_a_request_points_to_come_first_and_everyday_reads_fill_the_re
     assert "b24_crm_list" in chosen.tools and "b24_task_create" not in chosen.tools
 
 
-def test_a_toolbox_for_a_request_offers_only_the_selection_and_loads_one_tool_on_demand(client: object) -> None:
+def test_a_toolbox_for_a_request_offers_only_the_selection_and_loads_one_tool_on_demand(
+    client: object,
+) -> None:
     from bitrix24_agent_tools.confirmers import AutoConfirmer
     from bitrix24_agent_tools.guard import Guard, Policy
     from bitrix24_agent_tools.toolbox import Toolbox
 
     box = Toolbox(client, guard=Guard(Policy.writer(), AutoConfirmer())).for_request(  # type: ignore[arg-type]
-        "Move deal 3 to WON", budget=400)
+        "Move deal 3 to WON", budget=400
+    )
     names = [s.name for s in box.specs]
     assert names[0] == "b24_deal_move" and names[-1] == "b24_load_pack" and "b24_task_create" not in names
     refused = box.run("b24_task_create", {"title": "x"})

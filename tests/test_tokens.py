@@ -1,4 +1,5 @@
-"""Token counting is offline and our tool schemas are the leanest: figures checked against the peers' budgets."""
+"""Token counting is offline and our tool schemas are the leanest: figures checked against the peers'
+budgets."""
 
 from __future__ import annotations
 
@@ -47,8 +48,11 @@ def test_the_token_budget_holds() -> None:
 def test_we_are_leaner_per_tool_than_every_peer() -> None:
     core = specs_for(["core"])
     everything = specs_for(PACKS)
-    # Peers (o200k, same view): mcp-bitrix24 127/tool, bitrix24-mcp 101/tool, fast-bitrix24-mcp 335/tool, mcp-b24 760/tool.
+    # Peers (o200k, same view): mcp-bitrix24 127/tool, bitrix24-mcp 101/tool, fast-bitrix24-mcp 335/tool,
+    # mcp-b24 760/tool.
     assert tools_cost(core) / len(core) < 101
     assert tools_cost(everything) / len(everything) < 101
-    assert tools_cost(everything) < 9369 / 3  # all 12 packs cost under a third of fast-bitrix24-mcp's 28 tools
+    assert (
+        tools_cost(everything) < 9369 / 3
+    )  # all 12 packs cost under a third of fast-bitrix24-mcp's 28 tools
     assert all(tool_cost(s) < 200 for s in everything)

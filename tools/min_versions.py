@@ -1,6 +1,6 @@
-"""The declared minimum versions, tried: a virtualenv where every direct dependency of the faces is resolved to the
-lowest version pyproject.toml allows (uv's ``--resolution lowest-direct``), then the faces' tests in it. Run by
-`make test`. The virtualenv is kept in build/min-venv and rebuilt when pyproject.toml changes.
+"""The declared minimum versions, tried: a virtualenv where every direct dependency of the faces is resolved
+to the lowest version pyproject.toml allows (uv's ``--resolution lowest-direct``), then the faces' tests in
+it. Run by `make test`. The virtualenv is kept in build/min-venv and rebuilt when pyproject.toml changes.
 
     python tools/min_versions.py
 """
@@ -17,8 +17,13 @@ VENV = ROOT / "build" / "min-venv"
 EXTRAS = "langchain,llamaindex,mcp,sandbox"
 # The test tools are not what is being tried: they come at the versions the project pins.
 TEST_TOOLS = ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "langchain-tests", "uv"]
-FACE_TESTS = ["tests/integrations/test_langchain.py", "tests/integrations/test_llama_index.py",
-              "tests/integrations/test_mcp.py", "tests/integrations/test_deferred_packs.py", "tests/test_tokens.py"]
+FACE_TESTS = [
+    "tests/integrations/test_langchain.py",
+    "tests/integrations/test_llama_index.py",
+    "tests/integrations/test_mcp.py",
+    "tests/integrations/test_deferred_packs.py",
+    "tests/test_tokens.py",
+]
 
 
 def run(cmd: list[str]) -> str:
@@ -30,20 +35,60 @@ def run(cmd: list[str]) -> str:
 
 
 def main() -> int:
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()).hexdigest()
+    key = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    ).hexdigest()
     stamp = VENV / ".requirements"
     py = str(VENV / "bin" / "python")
     if not (stamp.exists() and stamp.read_text() == key):
         run([sys.executable, "-m", "venv", "--clear", str(VENV)])
-        run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt"),
-             *TEST_TOOLS])
-        run([str(VENV / "bin" / "uv"), "pip", "install", "--quiet", "--python", py, "--resolution", "lowest-direct",
-             "-e", f"{ROOT}[{EXTRAS}]"])
+        run(
+            [
+                py,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-c",
+                str(ROOT / "constraints.txt"),
+                *TEST_TOOLS,
+            ]
+        )
+        run(
+            [
+                str(VENV / "bin" / "uv"),
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                py,
+                "--resolution",
+                "lowest-direct",
+                "-e",
+                f"{ROOT}[{EXTRAS}]",
+            ]
+        )
         stamp.write_text(key)
     versions = run([py, "-m", "pip", "list", "--format=freeze"])
-    shown = [line for line in versions.splitlines() if line.split("==")[0].lower() in
-             {"langchain-core", "langchain", "langgraph", "langgraph-checkpoint-sqlite", "llama-index-core", "mcp",
-              "httpx", "pydantic", "platformdirs", "tiktoken", "snowballstemmer"}]
+    shown = [
+        line
+        for line in versions.splitlines()
+        if line.split("==")[0].lower()
+        in {
+            "langchain-core",
+            "langchain",
+            "langgraph",
+            "langgraph-checkpoint-sqlite",
+            "llama-index-core",
+            "mcp",
+            "httpx",
+            "pydantic",
+            "platformdirs",
+            "tiktoken",
+            "snowballstemmer",
+        }
+    ]
     print("minimum versions:", ", ".join(shown), flush=True)
     out = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *FACE_TESTS])
     print(out.strip().splitlines()[-1])

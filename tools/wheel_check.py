@@ -1,7 +1,7 @@
-"""Build the wheel and try it the way a pip user would: installed alone in a fresh virtualenv per extra, with a
-smoke test of that face and of the CLI in each. Run by `make test` (the Makefile's wheel-check target, before
-pytest). Virtualenvs are kept in build/wheel-venvs and reused while the
-extra's requirements are unchanged; the wheel itself is reinstalled every run.
+"""Build the wheel and try it the way a pip user would: installed alone in a fresh virtualenv per extra, with
+a smoke test of that face and of the CLI in each. Run by `make test` (the Makefile's wheel-check target,
+before pytest). Virtualenvs are kept in build/wheel-venvs and reused while the extra's requirements are
+unchanged; the wheel itself is reinstalled every run.
 
     python tools/wheel_check.py [--only bare,mcp]
 """
@@ -20,16 +20,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "build" / "wheel-venvs"
-EXTRAS = {"bare": "", "langchain": "langchain", "langgraph": "langgraph", "llamaindex": "llamaindex", "mcp": "mcp"}
+EXTRAS = {
+    "bare": "",
+    "langchain": "langchain",
+    "langgraph": "langgraph",
+    "llamaindex": "llamaindex",
+    "mcp": "mcp",
+}
 
 SMOKE = {
-    "bare": r'''
+    "bare": r"""
 import bitrix24_agent_tools as b
 from bitrix24_agent_tools import Bitrix24, Guard, Policy, Toolbox
 from bitrix24_agent_tools.confirmers import AutoConfirmer
 from bitrix24_agent_tools.sandbox import Portal
 portal = Portal(seed=1)
-box = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), guard=Guard(Policy.writer(), AutoConfirmer()))
+client = Bitrix24(portal.webhook_url, transport=portal.transport())
+box = Toolbox(client, guard=Guard(Policy.writer(), AutoConfirmer()))
 assert '"rows"' in box.run("b24_crm_list", {"entity": "deal", "limit": 2}).content
 assert box.run("b24_deal_move", {"id": 2, "stage_id": "WON"}).content.startswith("deal #2 moved")
 assert box.for_request("tell Boris in chat", budget=400).specs[-1].name == "b24_load_pack"
@@ -39,24 +46,27 @@ try:
 except Exception as exc:
     assert "tokens" in str(exc) or "TIKTOKEN" in str(exc), exc  # a clear word, never a download
 print("bare ok", b.__version__)
-''',
-    "langchain": r'''
+""",
+    "langchain": r"""
 from bitrix24_agent_tools import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer
-from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit, InterruptConfirmer, pack_routing_middleware
+from bitrix24_agent_tools.integrations.langchain import (
+    Bitrix24Toolkit, InterruptConfirmer, pack_routing_middleware,
+)
 from bitrix24_agent_tools.sandbox import Portal
 from langchain.agents import create_agent
 from langgraph.checkpoint.sqlite import SqliteSaver
 portal = Portal(seed=1)
-toolkit = Bitrix24Toolkit(client=Bitrix24(portal.webhook_url, transport=portal.transport()), confirm=AutoConfirmer())
+client = Bitrix24(portal.webhook_url, transport=portal.transport())
+toolkit = Bitrix24Toolkit(client=client, confirm=AutoConfirmer())
 tool = {t.name: t for t in toolkit.get_tools()}["b24_crm_get"]
 assert '"ID":"2"' in tool.invoke({"entity": "deal", "id": 2})
 pack_routing_middleware(toolkit)
 with SqliteSaver.from_conn_string(":memory:") as saver:
     assert saver is not None
 print("langchain ok")
-''',
-    "llamaindex": r'''
+""",
+    "llamaindex": r"""
 from bitrix24_agent_tools import Bitrix24
 from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec
 from bitrix24_agent_tools.sandbox import Portal
@@ -65,8 +75,8 @@ spec = Bitrix24ToolSpec.create(Bitrix24(portal.webhook_url, transport=portal.tra
 tools = {t.metadata.name: t for t in spec.to_tool_list()}
 assert '"ID":"2"' in str(tools["b24_crm_get"](entity="deal", id=2))
 print("llamaindex ok")
-''',
-    "mcp": r'''
+""",
+    "mcp": r"""
 from bitrix24_agent_tools.client import AsyncBitrix24
 from bitrix24_agent_tools.integrations.mcp import Bitrix24MCP
 from bitrix24_agent_tools.sandbox import Portal
@@ -74,7 +84,7 @@ portal = Portal(seed=1)
 app = Bitrix24MCP(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), route=True)
 assert {t.name for t in app.tools()} == {"b24_route", "b24_load_pack"}
 print("mcp ok")
-''',
+""",
 }
 SMOKE["langgraph"] = SMOKE["langchain"]
 CLI = [["--version"], ["--help"], ["packs"], ["route", "move", "the", "deal", "to", "WON"]]
@@ -89,21 +99,39 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 
 def build_wheel(out: Path) -> Path:
-    """From a clean copy of the tracked files (a checkout's build/ or *.egg-info must not leak into the wheel)."""
+    """From a clean copy of the tracked files (a checkout's build/ or *.egg-info must not leak into the
+    wheel)."""
     import shutil
 
     source = out / "src"
-    tracked = run(["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"]).stdout.split()
+    tracked = run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"]
+    ).stdout.split()
     for name in tracked:
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(source),
+        ]
+    )
     wheel = next(out.glob("bitrix24_agent_tools-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     heavy = [n for n in names if "/_static/tiktoken/" in n]
     assert not heavy, f"the wheel ships the tiktoken encodings: {heavy}"
-    assert any(n.endswith("_static/tool_costs.json") for n in names) and any(n.endswith("py.typed") for n in names)
+    assert any(n.endswith("_static/tool_costs.json") for n in names) and any(
+        n.endswith("py.typed") for n in names
+    )
     return wheel
 
 
@@ -117,8 +145,19 @@ def venv_for(name: str) -> Path:
         return venv
     run([sys.executable, "-m", "venv", "--clear", str(venv)])
     py = str(venv / "bin" / "python")
-    run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt"),
-         f"{ROOT}[{extra}]" if extra else str(ROOT)])  # the dependencies as the wheel declares them
+    run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            f"{ROOT}[{extra}]" if extra else str(ROOT),
+        ]
+    )  # the dependencies as the wheel declares them
     stamp.write_text(key)
     return venv
 
@@ -127,7 +166,19 @@ def check(name: str, wheel: Path) -> float:
     started = time.perf_counter()
     venv = venv_for(name)
     py = str(venv / "bin" / "python")
-    run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--force-reinstall", str(wheel)])
+    run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+            str(wheel),
+        ]
+    )
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as cwd:
         os.chmod(cwd, 0o555)  # a read-only working directory, as MCP desktop hosts start servers from "/"
         env = {"HOME": home, "PATH": "/usr/bin:/bin"}

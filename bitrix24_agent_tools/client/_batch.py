@@ -1,4 +1,5 @@
-"""Batches as sans-I/O flows: PHP-style command strings, ``$result[...]`` references, any number of commands."""
+"""Batches as sans-I/O flows: PHP-style command strings, ``$result[...]`` references, any number of
+commands."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ _REF_RE = re.compile(r"^\$result\[([^\]]+)\]((?:\[[^\]]*\])*)$")
 
 
 def _resolve_ref(value: Any, earlier: Mapping[str, Any], local_keys: set[str]) -> Any:
-    """Substitute ``$result[key]...`` refs to commands sent in an *earlier* request (the portal only sees its own)."""
+    """Substitute ``$result[key]...`` refs to commands sent in an *earlier* request (the portal only sees
+    its own)."""
     if isinstance(value, Mapping):
         return {k: _resolve_ref(v, earlier, local_keys) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -70,7 +72,9 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]
     elif isinstance(commands, (list, tuple)):
         items = [(str(i), c) for i, c in enumerate(commands)]
     else:
-        raise ConfigError("batch commands must be a dict {key: (method, params)} or a list of (method, params)")
+        raise ConfigError(
+            "batch commands must be a dict {key: (method, params)} or a list of (method, params)"
+        )
     out: list[tuple[str, str, Mapping[str, Any]]] = []
     for key, command in items:
         params: Mapping[str, Any]
@@ -94,8 +98,8 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]
 
 
 def _section(body: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """One section of a batch reply under the command keys. PHP writes an array whose keys are 0..n-1 as a JSON
-    list (an empty section is ``[]``), anything else as an object (protocol.md §5)."""
+    """One section of a batch reply under the command keys. PHP writes an array whose keys are 0..n-1 as a
+    JSON list (an empty section is ``[]``), anything else as an object (protocol.md §5)."""
     value = body.get(name)
     if isinstance(value, list):
         return {str(i): v for i, v in enumerate(value)}
@@ -118,7 +122,8 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
         chunk = items[offset : offset + BATCH_LIMIT]
         local = {key for key, _, _ in chunk}
         cmd = {
-            key: f"{method}?{php_query(_resolve_ref(params, results, local))}" for key, method, params in chunk
+            key: f"{method}?{php_query(_resolve_ref(params, results, local))}"
+            for key, method, params in chunk
         }
         response = yield from call_flow(settings, "batch", {"halt": 1 if halt else 0, "cmd": cmd})
         body = response.result if isinstance(response.result, Mapping) else {}
@@ -127,7 +132,9 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
         for key, err in _section(body, "result_error").items():
             if isinstance(err, Mapping):
                 errors[str(key)] = error_from(
-                    str(err.get("error") if err.get("error") is not None else "ERROR"), str(err.get("error_description") or ""), None,
+                    str(err.get("error") if err.get("error") is not None else "ERROR"),
+                    str(err.get("error_description") or ""),
+                    None,
                     next((m for k, m, _ in chunk if k == str(key)), None),
                 )
         for key, val in _section(body, "result_total").items():
@@ -139,5 +146,3 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
         if halt and errors:
             break
     return BatchResult(results=results, errors=errors, totals=totals, nexts=nexts)
-
-

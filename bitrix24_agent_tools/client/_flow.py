@@ -1,9 +1,10 @@
-"""One request, as a sans-I/O generator both clients drive (sync and async): the steps a flow yields and the call flow.
+"""One request, as a sans-I/O generator both clients drive (sync and async): the steps a flow yields and the
+call flow.
 
-A flow yields what it needs done — :class:`Send` an HTTP request, :class:`Sleep`, :class:`Refresh` the OAuth token,
-start flows with :class:`Spawn` and collect each with :class:`Next` — and receives the outcome back. All decisions
-(limits, retries, envelope parsing) live in the flows — this module for one call, ``_batch`` for batches,
-``_paging`` for lists and exports; ``client.py`` only performs the I/O.
+A flow yields what it needs done — :class:`Send` an HTTP request, :class:`Sleep`, :class:`Refresh` the OAuth
+token, start flows with :class:`Spawn` and collect each with :class:`Next` — and receives the outcome back.
+All decisions (limits, retries, envelope parsing) live in the flows — this module for one call, ``_batch`` for
+batches, ``_paging`` for lists and exports; ``client.py`` only performs the I/O.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ BATCH_LIMIT = 50
 PAGE = 50
 
 
-
 @dataclass(frozen=True)
 class Response:
-    """A successful answer: the ``result`` and, for lists, ``total`` and ``next``; ``time`` is the timing block."""
+    """A successful answer: the ``result`` and, for lists, ``total`` and ``next``; ``time`` is the timing
+    block."""
 
     result: Any
     total: int | None = None
@@ -89,7 +90,8 @@ class Refresh:
 
 @dataclass(frozen=True)
 class Spawn:
-    """Start a flow without waiting for it (the async client runs it alongside the others); ``Next`` collects it."""
+    """Start a flow without waiting for it (the async client runs it alongside the others); ``Next``
+    collects it."""
 
     key: Any
     flow: Generator[Any, Any, Any]
@@ -97,13 +99,15 @@ class Spawn:
 
 @dataclass(frozen=True)
 class Next:
-    """The next spawned flow to finish, as ``(key, result)`` — whichever finishes first, not the oldest: no round
-    waits for its slowest member. Its exception, if it raised, is thrown into the asking flow instead."""
+    """The next spawned flow to finish, as ``(key, result)`` — whichever finishes first, not the oldest: no
+    round waits for its slowest member. Its exception, if it raised, is thrown into the asking flow instead.
+    """
 
 
 @dataclass(frozen=True)
 class Emit:
-    """Rows an export has ready: the driver hands them to its caller at once (constant memory), then resumes."""
+    """Rows an export has ready: the driver hands them to its caller at once (constant memory), then
+    resumes."""
 
     rows: list[Any]
 
@@ -122,13 +126,19 @@ class Settings:
     rng: random.Random = field(default_factory=random.Random)
 
 
-def safe_to_repeat(method: str, params: Mapping[str, Any], api: str, risk: str | None, idempotent: bool,
-                   idempotency_key: str | None) -> bool:
+def safe_to_repeat(
+    method: str,
+    params: Mapping[str, Any],
+    api: str,
+    risk: str | None,
+    idempotent: bool,
+    idempotency_key: str | None,
+) -> bool:
     """May this call be sent again after an ambiguous failure (the portal may have run it)?
 
     Only reads, calls the caller declared idempotent, and REST 3.0 writes carrying an ``Idempotency-Key`` (the
-    portal replays those). The risk is the guard's when it judged the call, else the same risk model's (``risk``
-    module): a write, or a batch holding one, is never re-sent on a guess.
+    portal replays those). The risk is the guard's when it judged the call, else the same risk model's
+    (``risk`` module): a write, or a batch holding one, is never re-sent on a guess.
     """
     if idempotent or (api == "v3" and idempotency_key):
         return True
@@ -168,15 +178,21 @@ def parse_response(raw: RawResponse, method: str, api: str) -> Response:
         data = json.loads(raw.body) if raw.body else None
     except ValueError:
         if raw.status >= 500:
-            raise ServerError("INTERNAL_SERVER_ERROR", f"HTTP {raw.status} with a non-JSON body", raw.status, method) from None
+            raise ServerError(
+                "INTERNAL_SERVER_ERROR", f"HTTP {raw.status} with a non-JSON body", raw.status, method
+            ) from None
         snippet = raw.body[:80].decode("utf-8", "replace").strip()
         raise InvalidResponse(
             "INVALID_RESPONSE", f"HTTP {raw.status}, not JSON (starts with {snippet!r})", raw.status, method
         ) from None
     if not isinstance(data, dict):
         if raw.status >= 500:
-            raise ServerError("INTERNAL_SERVER_ERROR", f"HTTP {raw.status} without an envelope", raw.status, method)
-        raise InvalidResponse("INVALID_RESPONSE", f"HTTP {raw.status}, JSON but not an envelope", raw.status, method)
+            raise ServerError(
+                "INTERNAL_SERVER_ERROR", f"HTTP {raw.status} without an envelope", raw.status, method
+            )
+        raise InvalidResponse(
+            "INVALID_RESPONSE", f"HTTP {raw.status}, JSON but not an envelope", raw.status, method
+        )
     legacy = data.get("error") == "" and (raw.status >= 400 or bool(data.get("error_description")))
     if "error" in data and (data["error"] not in (None, "", {}) or legacy):
         err = data["error"]
@@ -192,7 +208,9 @@ def parse_response(raw: RawResponse, method: str, api: str) -> Response:
             message = str(data.get("error_description") or "")
         if code == "OPERATION_TIME_LIMIT":
             reset = time_block.get("operating_reset_at") if isinstance(time_block, dict) else None
-            raise OperatingLimit(code, message, raw.status, method, reset_at=reset if isinstance(reset, (int, float)) else None)
+            raise OperatingLimit(
+                code, message, raw.status, method, reset_at=reset if isinstance(reset, (int, float)) else None
+            )
         raise error_from(code, message, raw.status, method)
     if raw.status >= 400:
         raise error_from(f"HTTP_{raw.status}", "error status without an error code", raw.status, method)
@@ -230,7 +248,9 @@ def call_flow(
     if any(str(k).lower() == "auth" for k in params):
         raise ConfigError("params must not carry 'auth'; the client adds credentials itself")
     portal = settings.auth.portal
-    repeatable: bool | None = None  # judged on the first failure only: a call that succeeds never parses its params
+    repeatable: bool | None = (
+        None  # judged on the first failure only: a call that succeeds never parses its params
+    )
     refreshed = False
     attempt = 0
     while True:

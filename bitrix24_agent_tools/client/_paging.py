@@ -1,4 +1,5 @@
-"""Lists as sans-I/O flows: every row of a big list exactly once (ID ranges, ``start=-1`` pages, a pool of batches)."""
+"""Lists as sans-I/O flows: every row of a big list exactly once (ID ranges, ``start=-1`` pages, a pool of
+batches)."""
 
 from __future__ import annotations
 
@@ -61,9 +62,10 @@ def export_flow(
 ) -> Flow:
     """Every row of a big list exactly once: disjoint ID ranges, ``start=-1`` pages chained in batches (§6).
 
-    Ranges are paged by ``>ID`` cursors (stable under concurrent inserts and deletes, unlike offsets); the last
-    range is open-ended so rows added while the export runs are not missed; up to 50 range pages travel in one
-    batch request and ``parallel`` batch requests are in flight at once (the async client runs them together).
+    Ranges are paged by ``>ID`` cursors (stable under concurrent inserts and deletes, unlike offsets); the
+    last range is open-ended so rows added while the export runs are not missed; up to 50 range pages travel
+    in one batch request and ``parallel`` batch requests are in flight at once (the async client runs them
+    together).
     """
     params = dict(params or {})
     if not isinstance(params.get("filter", {}), Mapping):
@@ -71,7 +73,13 @@ def export_flow(
     fkey, rkey = id_keys(method)
     user_filter = dict(params.get("filter") or {})
     select = params.get("select")
-    if isinstance(select, list) and select and "*" not in select and fkey not in select and rkey not in select:
+    if (
+        isinstance(select, list)
+        and select
+        and "*" not in select
+        and fkey not in select
+        and rkey not in select
+    ):
         params["select"] = [*select, fkey]
     base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
     id_filtered = any(re.sub(r"^[^A-Za-z_]+", "", str(k)).lower() == "id" for k in user_filter)
@@ -97,11 +105,13 @@ def export_flow(
     else:
         span = hi - lo + 1
         density = min(1.0, (total or span) / span) if span > 0 else 1.0
-        # Contiguous IDs (every ID in the span exists): ranges of exactly one page, the fewest requests there can be.
-        # Otherwise a margin, so an uneven stretch rarely spills into a second page.
+        # Contiguous IDs (every ID in the span exists): ranges of exactly one page, the fewest requests there
+        # can be. Otherwise a margin, so an uneven stretch rarely spills into a second page.
         margin = 1.0 if total is not None and total == span else 0.95
         width = max(1, int(PAGE * margin / max(density, 1e-9)))
-        count = max(1, math.ceil(span / width))  # no cap: a cap makes every range span two pages past ~245k rows
+        count = max(
+            1, math.ceil(span / width)
+        )  # no cap: a cap makes every range span two pages past ~245k rows
         width = math.ceil(span / count)
         ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
         ranges[-1][1] = None  # open-ended: rows created during the export are included
@@ -119,8 +129,8 @@ def export_flow(
             flt[f"<={fkey}"] = upper
         return method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1}
 
-    # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier). Fresh
-    # ranges go first, in full batches; ranges that need another page follow.
+    # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier).
+    # Fresh ranges go first, in full batches; ranges that need another page follow.
     while fresh or waiting or in_flight:
         while in_flight < max(1, parallel) and (fresh or waiting):
             if fresh:
@@ -152,7 +162,8 @@ def export_flow(
             done += len(rows)
             last = _row_id(rows[-1], rkey) if rows else None
             upper = ranges[index][1]
-            # A full page may have more behind it, unless it ends at its range's upper bound (nothing can follow).
+            # A full page may have more behind it, unless it ends at its range's upper bound (nothing can
+            # follow).
             if len(rows) >= PAGE and last is not None and (upper is None or last < upper):
                 ranges[index][0] = last
                 waiting.append(index)

@@ -1,4 +1,5 @@
-"""How a client proves who it is: incoming webhooks and OAuth 2.0 apps, token stores, URL building (protocol.md §1, §8)."""
+"""How a client proves who it is: incoming webhooks and OAuth 2.0 apps, token stores, URL building
+(protocol.md §1, §8)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ class Webhook:
         match = _WEBHOOK_RE.match(url.strip())
         if not match:
             raise ConfigError(
-                f"malformed webhook URL {_redact_url(url)!r}: expected https://<portal>/rest/<user_id>/<code>/"
+                f"malformed webhook URL {_redact_url(url)!r}: expected "
+                "https://<portal>/rest/<user_id>/<code>/"
             )
         scheme, host, user_id, code = match.groups()
         if len(code) < 6:
@@ -79,7 +81,10 @@ class Tokens:
     client_endpoint: str | None = None
 
     def __repr__(self) -> str:
-        return f"Tokens(access_token='***', refresh_token='***', expires_at={self.expires_at}, domain={self.domain!r})"
+        return (
+            f"Tokens(access_token='***', refresh_token='***', expires_at={self.expires_at}, "
+            f"domain={self.domain!r})"
+        )
 
     @classmethod
     def from_response(cls, data: dict[str, Any], *, now: float | None = None) -> Tokens:
@@ -87,7 +92,9 @@ class Tokens:
         try:
             access, refresh = str(data["access_token"]), str(data["refresh_token"])
         except (KeyError, TypeError) as exc:
-            raise InvalidResponse("INVALID_RESPONSE", "token response without access_token/refresh_token") from exc
+            raise InvalidResponse(
+                "INVALID_RESPONSE", "token response without access_token/refresh_token"
+            ) from exc
         register_secrets([access, refresh])
         endpoint = data.get("client_endpoint")
         return cls(
@@ -190,9 +197,11 @@ class OAuth:
         self.oauth_server = oauth_server
         self.store: TokenStore = _resolve_store(token_store)
         self._lock = threading.Lock()
-        # Tokens belong to one application (and, when given, one user) on one portal: a second app or user on the
-        # same portal must never pick up the first one's tokens from a shared store.
-        self.store_key = "|".join([self.portal, str(client_id), *([str(user_id)] if user_id is not None else [])])
+        # Tokens belong to one application (and, when given, one user) on one portal: a second app or user on
+        # the same portal must never pick up the first one's tokens from a shared store.
+        self.store_key = "|".join(
+            [self.portal, str(client_id), *([str(user_id)] if user_id is not None else [])]
+        )
         stored = self.store.load(self.store_key)
         if stored is None:
             stored = Tokens(
@@ -243,7 +252,9 @@ class OAuth:
         try:
             data = json.loads(body)
         except ValueError as exc:
-            raise InvalidResponse("INVALID_RESPONSE", f"token server answered HTTP {status} with non-JSON") from exc
+            raise InvalidResponse(
+                "INVALID_RESPONSE", f"token server answered HTTP {status} with non-JSON"
+            ) from exc
         if not isinstance(data, dict):
             raise InvalidResponse("INVALID_RESPONSE", "token server answered with a non-object")
         if "error" in data:

@@ -1,4 +1,5 @@
-"""Bitrix24 and AsyncBitrix24: the I/O shells that drive the shared pipeline (``_flow``, ``_batch``, ``_paging``) over httpx."""
+"""Bitrix24 and AsyncBitrix24: the I/O shells that drive the shared pipeline (``_flow``, ``_batch``,
+``_paging``) over httpx."""
 
 from __future__ import annotations
 
@@ -73,7 +74,9 @@ def _resolve_auth(auth: Webhook | OAuth | str) -> Webhook | OAuth:
     raise ConfigError("auth must be a Webhook, an OAuth or a webhook URL string")
 
 
-def _resolve_limiter(limiter: Limiter | str | None, plan: RatePlan, clock: Callable[[], float] | None) -> Limiter:
+def _resolve_limiter(
+    limiter: Limiter | str | None, plan: RatePlan, clock: Callable[[], float] | None
+) -> Limiter:
     if isinstance(limiter, str):
         from bitrix24_agent_tools import redis_backends  # optional extra: only imported when asked for
 
@@ -90,12 +93,15 @@ def _resolve_limiter(limiter: Limiter | str | None, plan: RatePlan, clock: Calla
         return _shared_limiters[key]
 
 
-def auth_from_env(env: Mapping[str, str] | None = None, token_store: TokenStore | str | None = None) -> Webhook | OAuth:
+def auth_from_env(
+    env: Mapping[str, str] | None = None, token_store: TokenStore | str | None = None
+) -> Webhook | OAuth:
     """Credentials from ``B24_*`` variables (design.md "Configuration"); webhook first, then OAuth."""
     env = os.environ if env is None else env
     url = env.get("B24_WEBHOOK_URL")
     if not url and env.get("B24_WEBHOOK_CODE") and env.get("B24_DOMAIN"):
-        url = f"https://{env['B24_DOMAIN']}/rest/{env.get('B24_WEBHOOK_USER_ID', '1')}/{env['B24_WEBHOOK_CODE']}/"
+        user = env.get("B24_WEBHOOK_USER_ID", "1")
+        url = f"https://{env['B24_DOMAIN']}/rest/{user}/{env['B24_WEBHOOK_CODE']}/"
     mode = env.get("B24_AUTH_MODE", "").lower()
     if url and mode != "oauth":
         return Webhook(url)
@@ -184,8 +190,9 @@ class Bitrix24(_Base):
             return stop.value
 
     def _drive(self, flow: Flow) -> Generator[Any, None, Any]:
-        """Do each I/O step a flow asks for; yield the rows it emits; return its result. A spawned flow runs to
-        its end at once (one thread: nothing runs alongside); ``Next`` hands the finished ones back in order."""
+        """Do each I/O step a flow asks for; yield the rows it emits; return its result. A spawned flow runs
+        to its end at once (one thread: nothing runs alongside); ``Next`` hands the finished ones back in
+        order."""
         finished: deque[tuple[Any, Any, BaseException | None]] = deque()
         try:
             op = next(flow)
@@ -254,8 +261,15 @@ class Bitrix24(_Base):
         risk: str | None = None,
     ) -> Response:
         """Call one method; returns its :class:`Response` or raises a :class:`Bitrix24Error`."""
-        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key,
-                         risk=risk)
+        flow = call_flow(
+            self.settings,
+            method,
+            params,
+            api=api,
+            idempotent=idempotent,
+            idempotency_key=idempotency_key,
+            risk=risk,
+        )
         result: Response = self._run(flow)
         return result
 
@@ -282,7 +296,8 @@ class Bitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
-        """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages), by ascending ID."""
+        """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages), by
+        ascending ID."""
         return by_id(method, list(self.export_stream(method, params, parallel=parallel, progress=progress)))
 
     def export_stream(
@@ -293,9 +308,11 @@ class Bitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> Iterator[Any]:
-        """``export()`` as a stream: each row once, as its page arrives (pages in the order their requests finish),
-        in constant memory (rows are not kept)."""
-        yield from self._drive(export_flow(self.settings, method, params, parallel=parallel, progress=progress))
+        """``export()`` as a stream: each row once, as its page arrives (pages in the order their requests
+        finish), in constant memory (rows are not kept)."""
+        yield from self._drive(
+            export_flow(self.settings, method, params, parallel=parallel, progress=progress)
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -342,8 +359,8 @@ class AsyncBitrix24(_Base):
         return result[0]
 
     async def _drive(self, flow: Flow, result: list[Any] | None = None) -> AsyncIterator[Any]:
-        """Do each I/O step a flow asks for; yield the rows it emits; its result goes into ``result``
-        (an async generator cannot return one). Spawned flows run as tasks alongside; ``Next`` waits for whichever
+        """Do each I/O step a flow asks for; yield the rows it emits; its result goes into ``result`` (an
+        async generator cannot return one). Spawned flows run as tasks alongside; ``Next`` waits for whichever
         finishes first."""
         running: dict[asyncio.Future[Any], Any] = {}
         ready: deque[asyncio.Future[Any]] = deque()
@@ -425,8 +442,15 @@ class AsyncBitrix24(_Base):
         idempotency_key: str | None = None,
         risk: str | None = None,
     ) -> Response:
-        flow = call_flow(self.settings, method, params, api=api, idempotent=idempotent, idempotency_key=idempotency_key,
-                         risk=risk)
+        flow = call_flow(
+            self.settings,
+            method,
+            params,
+            api=api,
+            idempotent=idempotent,
+            idempotency_key=idempotency_key,
+            risk=risk,
+        )
         result: Response = await self._run(flow)
         return result
 
@@ -452,7 +476,10 @@ class AsyncBitrix24(_Base):
         parallel: int = 4,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
-        return by_id(method, [row async for row in self.export_stream(method, params, parallel=parallel, progress=progress)])
+        return by_id(
+            method,
+            [row async for row in self.export_stream(method, params, parallel=parallel, progress=progress)],
+        )
 
     async def export_stream(
         self,
@@ -463,7 +490,9 @@ class AsyncBitrix24(_Base):
         progress: Callable[[int, int | None], None] | None = None,
     ) -> AsyncIterator[Any]:
         """``export()`` as an async stream: each row once, as its page arrives, in constant memory."""
-        async for row in self._drive(export_flow(self.settings, method, params, parallel=parallel, progress=progress)):
+        async for row in self._drive(
+            export_flow(self.settings, method, params, parallel=parallel, progress=progress)
+        ):
             yield row
 
     async def aclose(self) -> None:

@@ -1,23 +1,21 @@
 """Every failure a Bitrix24 call can end in, as one typed hierarchy keyed by error code and HTTP status.
 
-    Bitrix24Error                       .code .status .retryable .hint
-    ├── ConfigError (also ValueError)   bad local input: webhook URL, api version, params, batch shape
-    ├── AuthError                       NO_AUTH_FOUND, invalid_token, WRONG_AUTH_TYPE, invalid_client …
-    │   ├── TokenExpired                expired_token — refreshed and retried once by the client
-    │   └── ReauthorizationRequired     invalid_grant: the refresh token is dead; reinstall / re-authorize
-    ├── ScopeError                      insufficient_scope, invalid_scope
-    ├── AccessDenied                    ACCESS_DENIED, INVALID_CREDENTIALS, user_access_error, PAYMENT_REQUIRED
-    ├── RateLimited                     QUERY_LIMIT_EXCEEDED (503) — retried with backoff
-    ├── OperatingLimit                  OPERATION_TIME_LIMIT (429) — the method pauses until .reset_at
-    ├── Overloaded                      OVERLOAD_LIMIT — a manual block by support; not retried
-    ├── NotFound                        NOT_FOUND, ERROR_METHOD_NOT_FOUND, …ENTITYNOTFOUNDEXCEPTION
-    ├── BadRequest                      ERROR_ARGUMENT, ERROR_CORE, batch errors, REST 3.0 validation …
-    ├── ServerError                     5xx, INTERNAL_SERVER_ERROR, PORTAL_DELETED — retryable except a deleted portal
-    ├── NetworkError                    no answer: connect/read failures, dropped connections
-    └── InvalidResponse                 the answer is not a Bitrix24 envelope (HTML page, truncated JSON)
+    Bitrix24Error .code .status .retryable .hint ├── ConfigError (also ValueError) bad local input: webhook
+    URL, api version, params, batch shape ├── AuthError NO_AUTH_FOUND, invalid_token, WRONG_AUTH_TYPE,
+    invalid_client … │ ├── TokenExpired expired_token — refreshed and retried once by the client │ └──
+    ReauthorizationRequired invalid_grant: the refresh token is dead; reinstall / re-authorize ├── ScopeError
+    insufficient_scope, invalid_scope ├── AccessDenied ACCESS_DENIED, INVALID_CREDENTIALS, user_access_error,
+    PAYMENT_REQUIRED ├── RateLimited QUERY_LIMIT_EXCEEDED (503) — retried with backoff ├── OperatingLimit
+    OPERATION_TIME_LIMIT (429) — the method pauses until .reset_at ├── Overloaded OVERLOAD_LIMIT — a manual
+    block by support; not retried ├── NotFound NOT_FOUND, ERROR_METHOD_NOT_FOUND, …ENTITYNOTFOUNDEXCEPTION ├──
+    BadRequest ERROR_ARGUMENT, ERROR_CORE, batch errors, REST 3.0 validation … ├── ServerError 5xx,
+    INTERNAL_SERVER_ERROR, PORTAL_DELETED — retryable except a deleted portal ├── NetworkError no answer:
+    connect/read failures, dropped connections └── InvalidResponse the answer is not a Bitrix24 envelope (HTML
+    page, truncated JSON)
 
-Legacy CRM methods answer ``{"error": "", "error_description": "Not found"}`` (HTTP 400): the code is then read from
-the text (NOT_FOUND, CRM_ACCESS_DENIED, else ERROR_ARGUMENT) and the portal's text is kept as the message.
+Legacy CRM methods answer ``{"error": "", "error_description": "Not found"}`` (HTTP 400): the code is then
+read from the text (NOT_FOUND, CRM_ACCESS_DENIED, else ERROR_ARGUMENT) and the portal's text is kept as the
+message.
 
 Messages, reprs and hints are masked: no webhook code or token can appear in them (protocol.md §1).
 """
@@ -32,36 +30,46 @@ _V3_PREFIX = "BITRIX_REST_V3_EXCEPTION_"
 
 # One line of cause and fix per code in protocol.md §3 (and the method-level codes seen across the docs).
 _HINTS: dict[str, str] = {
-    "INTERNAL_SERVER_ERROR": "the portal failed internally; the call is retried with backoff, try again later",
+    "INTERNAL_SERVER_ERROR": "the portal failed internally; the call is retried with backoff, try again "
+    "later",
     "ERROR_UNEXPECTED_ANSWER": "the portal gave an unexpected answer; retried with backoff, try again later",
     "QUERY_LIMIT_EXCEEDED": "too many requests for this portal; slow down (the client queues and retries)",
     "OPERATION_TIME_LIMIT": "this method's operating-time budget is spent; wait until operating_reset_at",
-    "OVERLOAD_LIMIT": "Bitrix24 support blocked REST for this portal; contact support, retrying will not help",
+    "OVERLOAD_LIMIT": "Bitrix24 support blocked REST for this portal; contact support, retrying will not "
+    "help",
     "ERROR_BATCH_METHOD_NOT_ALLOWED": "this method cannot run inside batch (a batch cannot contain a batch)",
-    "ERROR_BATCH_LENGTH_EXCEEDED": "a batch takes at most 50 commands; split it (Bitrix24.batch splits for you)",
-    "NO_AUTH_FOUND": "the webhook code or access token is wrong; check B24_WEBHOOK_URL or re-authorize the app",
+    "ERROR_BATCH_LENGTH_EXCEEDED": "a batch takes at most 50 commands; split it (Bitrix24.batch splits for "
+    "you)",
+    "NO_AUTH_FOUND": "the webhook code or access token is wrong; check B24_WEBHOOK_URL or re-authorize the "
+    "app",
     "expired_token": "the OAuth access token expired; refresh it with the refresh token (done automatically)",
     "invalid_token": "the access token is not valid for this portal; re-authorize the application",
     "INVALID_REQUEST": "the portal requires HTTPS; use an https:// URL",
-    "ACCESS_DENIED": "REST is not available to this user or on this plan; check the plan and the user's rights",
+    "ACCESS_DENIED": "REST is not available to this user or on this plan; check the plan and the user's "
+    "rights",
     "INVALID_CREDENTIALS": "the acting user lacks permission for this; use a user with the right role",
     "insufficient_scope": "the webhook or app lacks the scope this method needs; add the scope and reinstall",
     "invalid_scope": "the requested scope is not allowed for this app; fix the app's scopes",
     "user_access_error": "the app is restricted to some users; ask the admin to grant this user access",
     "PORTAL_DELETED": "the portal is closed or deleted; nothing to retry",
-    "ERROR_METHOD_NOT_FOUND": "no such REST method on this portal (or its module is off); check the method name",
+    "ERROR_METHOD_NOT_FOUND": "no such REST method on this portal (or its module is off); check the method "
+    "name",
     "WRONG_AUTH_TYPE": "this method needs OAuth application auth; a webhook cannot call it",
     "ERROR_CORE": "the portal rejected the call; check the parameters against the method's fields",
     "ERROR_ARGUMENT": "a parameter is missing or invalid; check the method's fields (*.fields)",
     "NOT_FOUND": "the record does not exist or is not visible to this user; check the id",
-    "CRM_ACCESS_DENIED": "the acting user has no right to this record or action; use a user with that CRM permission",
-    "INVALID_ARG_VALUE": "a filter or order field or value is not allowed; check the names with crm.item.fields",
+    "CRM_ACCESS_DENIED": "the acting user has no right to this record or action; use a user with that CRM "
+    "permission",
+    "INVALID_ARG_VALUE": "a filter or order field or value is not allowed; check the names with "
+    "crm.item.fields",
     "invalid_request": "the OAuth request is malformed; check client_id, grant_type and the token server URL",
     "invalid_client": "the client id or secret is wrong; check B24_CLIENT_ID and B24_CLIENT_SECRET",
-    "invalid_grant": "the refresh token is dead or was already used; reinstall or re-authorize the application",
+    "invalid_grant": "the refresh token is dead or was already used; reinstall or re-authorize the "
+    "application",
     "PAYMENT_REQUIRED": "the app or portal subscription has lapsed; renew it in Bitrix24 Market",
     "NETWORK_ERROR": "the portal did not answer; check the URL and the network (retried when safe)",
-    "INVALID_RESPONSE": "the answer was not a Bitrix24 envelope (an HTML page or cut JSON); check the portal URL",
+    "INVALID_RESPONSE": "the answer was not a Bitrix24 envelope (an HTML page or cut JSON); check the portal "
+    "URL",
     "CONFIG_ERROR": "fix the local argument named in the message",
     _V3_PREFIX + "VALIDATIONEXCEPTION": "a field failed validation; the message names the field",
     _V3_PREFIX + "INVALIDJSONEXCEPTION": "REST 3.0 accepts JSON bodies only",
@@ -70,7 +78,8 @@ _HINTS: dict[str, str] = {
     _V3_PREFIX + "ENTITYNOTFOUNDEXCEPTION": "the record does not exist or is not visible to this user",
     _V3_PREFIX + "ACCESSDENIEDEXCEPTION": "the acting user lacks permission for this",
     _V3_PREFIX + "INSUFFICIENTSCOPEEXCEPTION": "the webhook or app lacks the scope this method needs",
-    _V3_PREFIX + "IDEMPOTENCYKEYREUSEDEXCEPTION": "this Idempotency-Key was used with a different body; use a new key",
+    _V3_PREFIX
+    + "IDEMPOTENCYKEYREUSEDEXCEPTION": "this Idempotency-Key was used with a different body; use a new key",
 }
 
 
@@ -105,15 +114,23 @@ class Bitrix24Error(Exception):
     def __str__(self) -> str:
         where = f" in {self.method}" if self.method else ""
         status = f" (HTTP {self.status})" if self.status else ""
-        text = f"{self.code}{where}{status}: {self.description}" if self.description else f"{self.code}{where}{status}"
+        text = (
+            f"{self.code}{where}{status}: {self.description}"
+            if self.description
+            else f"{self.code}{where}{status}"
+        )
         return mask_text(f"{text} — {self.hint}")
 
     def __repr__(self) -> str:
-        return mask_text(f"{type(self).__name__}(code={self.code!r}, status={self.status!r}, method={self.method!r})")
+        return mask_text(
+            f"{type(self).__name__}(code={self.code!r}, status={self.status!r}, method={self.method!r})"
+        )
 
     def short(self) -> str:
         """One line for a model or a person: the code, what the portal said, and the hint."""
-        said = mask_text(" ".join(self.description.split()))  # masked before it is cut: no part of a secret survives
+        said = mask_text(
+            " ".join(self.description.split())
+        )  # masked before it is cut: no part of a secret survives
         if len(said) > 160:
             said = said[:160] + f"… (+{len(said) - 160} chars)"
         return mask_text(f"{self.code}: {said} — {self.hint}" if said else f"{self.code}: {self.hint}")
@@ -232,7 +249,8 @@ _BY_CODE_LOWER = {k.lower(): v for k, v in _BY_CODE.items()}
 
 def legacy_code(description: str) -> str:
     """Legacy CRM methods answer ``{"error": "", "error_description": "Not found"}`` with HTTP 400 (e.g.
-    api-reference/crm/deals/crm-deal-get.md, Error Handling): the text is all there is, so the code is read from it."""
+    api-reference/crm/deals/crm-deal-get.md, Error Handling): the text is all there is, so the code is read
+    from it."""
     text = description.strip().lower()
     if "not found" in text:
         return "NOT_FOUND"

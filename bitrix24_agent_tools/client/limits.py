@@ -1,9 +1,11 @@
-"""Staying under the portal's limits before it complains: leaky-bucket rate limiter, operating-time tracker, backoff.
+"""Staying under the portal's limits before it complains: leaky-bucket rate limiter, operating-time tracker,
+backoff.
 
-Rate (protocol.md §4): each HTTP request adds 1 to a per-portal counter that drains at ``rate`` per second; above
-``burst`` the portal answers 503 QUERY_LIMIT_EXCEEDED. The limiter keeps the same bucket on our side and tells the
-caller how long to wait *before* sending, so a well-behaved client never sees the 503. The caller sleeps (sync or
-async); the limiter only does arithmetic, so one implementation serves threads, tasks and shared backends.
+Rate (protocol.md §4): each HTTP request adds 1 to a per-portal counter that drains at ``rate`` per second;
+above ``burst`` the portal answers 503 QUERY_LIMIT_EXCEEDED. The limiter keeps the same bucket on our side and
+tells the caller how long to wait *before* sending, so a well-behaved client never sees the 503. The caller
+sleeps (sync or async); the limiter only does arithmetic, so one implementation serves threads, tasks and
+shared backends.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ class RatePlan:
             return cls.enterprise()
         from bitrix24_agent_tools.client.errors import ConfigError
 
-        raise ConfigError(f"unknown plan {name!r}: use 'standard', 'enterprise' or RatePlan.custom(rate, burst)")
+        raise ConfigError(
+            f"unknown plan {name!r}: use 'standard', 'enterprise' or RatePlan.custom(rate, burst)"
+        )
 
 
 @runtime_checkable
@@ -61,7 +65,8 @@ class Limiter(Protocol):
 
 
 class LeakyBucketLimiter:
-    """An in-process leaky bucket per portal, thread-safe. Reservations queue: each caller gets its own slot."""
+    """An in-process leaky bucket per portal, thread-safe. Reservations queue: each caller gets its own
+    slot."""
 
     def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = float(rate)
@@ -72,7 +77,9 @@ class LeakyBucketLimiter:
         self._stamp: dict[str, float] = {}
 
     @classmethod
-    def for_plan(cls, plan: RatePlan, *, clock: Callable[[], float] = time.monotonic, headroom: int = 0) -> LeakyBucketLimiter:
+    def for_plan(
+        cls, plan: RatePlan, *, clock: Callable[[], float] = time.monotonic, headroom: int = 0
+    ) -> LeakyBucketLimiter:
         return cls(plan.rate, max(1, plan.burst - headroom), clock=clock)
 
     def acquire(self, portal: str, cost: int = 1) -> float:
@@ -116,9 +123,12 @@ class RetryPolicy:
 
 
 class OperatingTracker:
-    """Per-method operating time from each answer's ``time`` block; pauses a method before the portal blocks it."""
+    """Per-method operating time from each answer's ``time`` block; pauses a method before the portal
+    blocks it."""
 
-    def __init__(self, limit: float = 480.0, soft: float = 0.9, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, limit: float = 480.0, soft: float = 0.9, clock: Callable[[], float] = time.time
+    ) -> None:
         self.limit = limit
         self.soft = soft
         self.clock = clock
@@ -139,7 +149,8 @@ class OperatingTracker:
             self._state[(portal, method.lower())] = (self.limit, reset_at or self.clock() + 60.0)
 
     def delay(self, portal: str, method: str) -> float:
-        """Seconds to hold this method back: none until the soft threshold, then until the oldest basket drops."""
+        """Seconds to hold this method back: none until the soft threshold, then until the oldest basket
+        drops."""
         with self._lock:
             state = self._state.get((portal, method.lower()))
         if state is None:

@@ -17,5 +17,17 @@ from bitrix24_agent_tools.events.online import (
     parse_event,
 )
 
-__all__ = ["AsyncOfflineWorker", "Event", "EventRejected", "EventVerifier", "Inbox", "OfflineWorker", "Stats",
-           "TenantRegistry", "WorkerState", "WorkerStopped", "asgi_app", "parse_event"]
+__all__ = [
+    "AsyncOfflineWorker",
+    "Event",
+    "EventRejected",
+    "EventVerifier",
+    "Inbox",
+    "OfflineWorker",
+    "Stats",
+    "TenantRegistry",
+    "WorkerState",
+    "WorkerStopped",
+    "asgi_app",
+    "parse_event",
+]

@@ -18,19 +18,34 @@ def _load(spec: str) -> Any:
 def register(subparsers: Any) -> None:
     worker = subparsers.add_parser("worker", help="run the offline-queue worker")
     worker.add_argument("--handler", required=True, help="module:function called for each event")
-    worker.add_argument("--state", default=".b24-worker.sqlite3",
-                        help="durable worker state: a sqlite file, or postgresql://… shared by workers on many machines")
-    worker.add_argument("--worker-id", help="stable name of this worker (default: host name); distinct per worker")
+    worker.add_argument(
+        "--state",
+        default=".b24-worker.sqlite3",
+        help="durable worker state: a sqlite file, or postgresql://… shared by workers on many machines",
+    )
+    worker.add_argument(
+        "--worker-id", help="stable name of this worker (default: host name); distinct per worker"
+    )
     worker.add_argument("--budget", type=int, default=5, help="failures before an event is dead-lettered")
-    worker.add_argument("--recover-after", type=float, default=900.0,
-                        help="seconds before reservations nobody holds are adopted (0 to adopt at once)")
-    worker.add_argument("--adopt", metavar="PROCESS_ID", help="handle the rows a lost worker reserved under this id, then exit")
+    worker.add_argument(
+        "--recover-after",
+        type=float,
+        default=900.0,
+        help="seconds before reservations nobody holds are adopted (0 to adopt at once)",
+    )
+    worker.add_argument(
+        "--adopt",
+        metavar="PROCESS_ID",
+        help="handle the rows a lost worker reserved under this id, then exit",
+    )
     worker.add_argument("--once", action="store_true", help="drain the queue, then exit")
     worker.add_argument("--idle", type=float, default=5.0, help="seconds to wait when the queue is empty")
     worker.set_defaults(func=_worker)
     dlq = subparsers.add_parser("dlq", help="inspect, replay or purge dead-lettered events")
     dlq.add_argument("action", choices=["list", "replay", "purge"])
-    dlq.add_argument("--state", default=".b24-worker.sqlite3", help="the worker's state (sqlite file or postgresql://…)")
+    dlq.add_argument(
+        "--state", default=".b24-worker.sqlite3", help="the worker's state (sqlite file or postgresql://…)"
+    )
     dlq.add_argument("--handler", help="module:function (for replay)")
     dlq.add_argument("--row-id", help="purge only this dead letter")
     dlq.set_defaults(func=_dlq)
@@ -40,8 +55,14 @@ def _worker(args: argparse.Namespace) -> int:
     from bitrix24_agent_tools.client import Bitrix24
     from bitrix24_agent_tools.events.offline import OfflineWorker
 
-    worker = OfflineWorker(Bitrix24.from_env(), _load(args.handler), args.state, budget=args.budget,
-                           worker_id=args.worker_id, recover_after=args.recover_after)
+    worker = OfflineWorker(
+        Bitrix24.from_env(),
+        _load(args.handler),
+        args.state,
+        budget=args.budget,
+        worker_id=args.worker_id,
+        recover_after=args.recover_after,
+    )
     if args.adopt:
         print(json.dumps(worker.adopt(args.adopt).__dict__))
         return 0
@@ -60,7 +81,9 @@ def _dlq(args: argparse.Namespace) -> int:
     from bitrix24_agent_tools.events.offline import OfflineWorker, WorkerState
 
     if str(args.state).startswith(("postgresql://", "postgres://")):
-        state = OfflineWorker(Bitrix24.from_env(), print, args.state).state  # rows are scoped by portal and app
+        state = OfflineWorker(
+            Bitrix24.from_env(), print, args.state
+        ).state  # rows are scoped by portal and app
     else:
         state = WorkerState(args.state)
     if args.action == "list":

@@ -1,16 +1,19 @@
-"""The offline-queue worker: reserve with ``event.offline.get(clear=0)`` → handle → clear by row id (protocol.md §7).
+"""The offline-queue worker: reserve with ``event.offline.get(clear=0)`` → handle → clear by row id
+(protocol.md §7).
 
-As the server implements the queue (Bitrix core ``rest`` module, ``lib/api/event.php``, ``lib/eventoffline.php``):
-new rows are reserved only by a ``get`` *without* ``process_id``; the portal answers with a fresh id, which the
-worker stores at once and uses only to fetch again what it reserved before a crash. A delivery is a row ``ID``:
-``MESSAGE_ID`` is the same for every change of one record, so it identifies nothing.
+As the server implements the queue (Bitrix core ``rest`` module, ``lib/api/event.php``,
+``lib/eventoffline.php``): new rows are reserved only by a ``get`` *without* ``process_id``; the portal
+answers with a fresh id, which the worker stores at once and uses only to fetch again what it reserved before
+a crash. A delivery is a row ``ID``: ``MESSAGE_ID`` is the same for every change of one record, so it
+identifies nothing.
 
-Exactly once per delivery: the handler runs inside a transaction of the worker's state database, the done mark for
-that row id is written in the *same* transaction, and the done check sits inside it too (two workers on one state
-file cannot both run a handler); the portal's rows are cleared only after that commit. A poison row goes to the
-local dead-letter queue after ``budget`` failures and is then cleared (``event.offline.error`` would delete other
-pending changes of the same record on the server, so it is not used). The portal code path is written once as a
-generator flow, driven by :class:`OfflineWorker` (sync) and :class:`AsyncOfflineWorker` (asyncio).
+Exactly once per delivery: the handler runs inside a transaction of the worker's state database, the done mark
+for that row id is written in the *same* transaction, and the done check sits inside it too (two workers on
+one state file cannot both run a handler); the portal's rows are cleared only after that commit. A poison row
+goes to the local dead-letter queue after ``budget`` failures and is then cleared (``event.offline.error``
+would delete other pending changes of the same record on the server, so it is not used). The portal code path
+is written once as a generator flow, driven by :class:`OfflineWorker` (sync) and :class:`AsyncOfflineWorker`
+(asyncio).
 """
 
 from __future__ import annotations
@@ -80,11 +83,17 @@ class WorkerState:
         ours = set(self.open_processes())
         foreign = [p for p in dict.fromkeys(seen) if p and p not in ours]
         marks = ",".join("?" * len(foreign))
-        self.db.execute(f"DELETE FROM foreign_processes WHERE process_id NOT IN ({marks})" if foreign
-                        else "DELETE FROM foreign_processes", foreign)
+        self.db.execute(
+            f"DELETE FROM foreign_processes WHERE process_id NOT IN ({marks})"
+            if foreign
+            else "DELETE FROM foreign_processes",
+            foreign,
+        )
         for process_id in foreign:
             self.db.execute("INSERT OR IGNORE INTO foreign_processes VALUES (?,?)", (process_id, now))
-        rows = self.db.execute("SELECT process_id FROM foreign_processes WHERE first_seen <= ?", (now - lease,)).fetchall()
+        rows = self.db.execute(
+            "SELECT process_id FROM foreign_processes WHERE first_seen <= ?", (now - lease,)
+        ).fetchall()
         return [r[0] for r in rows]
 
     def get(self, key: str) -> str | None:
@@ -114,22 +123,39 @@ class WorkerState:
         self.db.execute("DELETE FROM row_failures WHERE row_id=?", (row_id,))
 
     def fail(self, row_id: str, error: str) -> int:
-        self.db.execute("INSERT INTO row_failures VALUES (?,1,?) ON CONFLICT(row_id) DO UPDATE SET count=count+1, "
-                        "last_error=?", (row_id, error, error))
+        self.db.execute(
+            "INSERT INTO row_failures VALUES (?,1,?) ON CONFLICT(row_id) DO UPDATE SET count=count+1, "
+            "last_error=?",
+            (row_id, error, error),
+        )
         return int(self.db.execute("SELECT count FROM row_failures WHERE row_id=?", (row_id,)).fetchone()[0])
 
     def dead_letter(self, row_id: str, event: Event, error: str) -> None:
-        body = json.dumps({"name": event.name, "data": event.data, "message_id": event.message_id, "row_id": row_id})
-        self.db.execute("INSERT OR REPLACE INTO dead_rows VALUES (?,?,?,?)", (row_id, body, mask_text(error), time.time()))
+        body = json.dumps(
+            {"name": event.name, "data": event.data, "message_id": event.message_id, "row_id": row_id}
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO dead_rows VALUES (?,?,?,?)", (row_id, body, mask_text(error), time.time())
+        )
         self.db.execute("DELETE FROM row_failures WHERE row_id=?", (row_id,))
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT row_id, event, error, at FROM dead_rows ORDER BY at").fetchall()
-        return [{"row_id": r, "message_id": json.loads(e).get("message_id"), "event": json.loads(e), "error": err, "at": at}
-                for r, e, err, at in rows]
+        return [
+            {
+                "row_id": r,
+                "message_id": json.loads(e).get("message_id"),
+                "event": json.loads(e),
+                "error": err,
+                "at": at,
+            }
+            for r, e, err, at in rows
+        ]
 
     def purge(self, row_id: str | None = None) -> int:
-        cur = self.db.execute("DELETE FROM dead_rows" + (" WHERE row_id=?" if row_id else ""), (row_id,) if row_id else ())
+        cur = self.db.execute(
+            "DELETE FROM dead_rows" + (" WHERE row_id=?" if row_id else ""), (row_id,) if row_id else ()
+        )
         return cur.rowcount
 
     def undead(self, row_id: str) -> None:
@@ -152,8 +178,11 @@ Handler = Callable[..., Any]
 
 def _wants_db(handler: Handler) -> bool:
     try:
-        params = [p for p in inspect.signature(handler).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(handler).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         return False
     return len(params) >= 2
@@ -171,25 +200,36 @@ def open_state(state: Any, *, scope: str, owner: str, lease: float | None) -> An
 
 
 class _Core:
-    def __init__(self, handler: Handler, state_path: str | Path | Any, *, budget: int = 5, limit: int = 50,
-                 auth_connector: str | None = None, recover_after: float | None = 900.0, scope: str = "default",
-                 worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        state_path: str | Path | Any,
+        *,
+        budget: int = 5,
+        limit: int = 50,
+        auth_connector: str | None = None,
+        recover_after: float | None = 900.0,
+        scope: str = "default",
+        worker_id: str | None = None,
+    ) -> None:
         import socket
 
         self.handler = handler
-        # worker_id: stable across restarts (so a restarted worker takes its reservations back at once); workers
-        # sharing one PostgreSQL state need distinct ids (default: this host's name).
+        # worker_id: stable across restarts (so a restarted worker takes its reservations back at once);
+        # workers sharing one PostgreSQL state need distinct ids (default: this host's name).
         self.worker_id = worker_id or socket.gethostname()
-        self.state = open_state(state_path, scope=f"{scope}|{auth_connector or ''}", owner=self.worker_id,
-                                lease=recover_after)
+        self.state = open_state(
+            state_path, scope=f"{scope}|{auth_connector or ''}", owner=self.worker_id, lease=recover_after
+        )
         self.budget = budget
         self.limit = limit
         self.auth_connector = auth_connector
         self._wants_db = _wants_db(handler)
-        # Rows reserved under a process id nobody holds (a worker killed between the portal's answer and storing
-        # the id, or a lost state file) are adopted once they have stayed reserved this long. UNVERIFIED: no doc
-        # says how long a live worker may hold a reservation; keep this above your longest handling time when
-        # several workers with separate state files share one application (None turns adoption off).
+        # Rows reserved under a process id nobody holds (a worker killed between the portal's answer and
+        # storing the id, or a lost state file) are adopted once they have stayed reserved this long.
+        # UNVERIFIED: no doc says how long a live worker may hold a reservation; keep this above your longest
+        # handling time when several workers with separate state files share one application (None turns
+        # adoption off).
         self.recover_after = recover_after
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
@@ -235,7 +275,9 @@ class _Core:
             params["auth_connector"] = self.auth_connector
         return params
 
-    def _process(self, process_id: str | None, stats: Stats, *, refetch: bool) -> Generator[tuple[str, Any], Any, None]:
+    def _process(
+        self, process_id: str | None, stats: Stats, *, refetch: bool
+    ) -> Generator[tuple[str, Any], Any, None]:
         # Without a process_id the portal reserves new rows under a fresh id; with one it returns only rows
         # already reserved under it (lib/api/event.php eventOfflineGet).
         response = yield ("call", ("event.offline.get", self._get_params(process_id)))
@@ -247,7 +289,9 @@ class _Core:
             process_id = str(result.get("process_id") or "")
             if not events or not process_id:
                 return
-            self.state.open_process(process_id)  # stored before anything is handled: a crash can re-fetch them
+            self.state.open_process(
+                process_id
+            )  # stored before anything is handled: a crash can re-fetch them
         if not events:
             self.state.close_process(process_id)
             return
@@ -256,8 +300,12 @@ class _Core:
         for row in events:
             stats.fetched += 1
             row_id = str(row.get("ID"))
-            event = Event(str(row.get("EVENT_NAME", "")).upper(), dict(row.get("EVENT_DATA") or {}),
-                          message_id=str(row.get("MESSAGE_ID")), row_id=row_id)
+            event = Event(
+                str(row.get("EVENT_NAME", "")).upper(),
+                dict(row.get("EVENT_DATA") or {}),
+                message_id=str(row.get("MESSAGE_ID")),
+                row_id=row_id,
+            )
             outcome = yield from self._handle_row(row_id, event, stats)
             if outcome == "pending":
                 pending += 1
@@ -328,7 +376,8 @@ class _Core:
         return replayed
 
     def adopt_flow(self, process_id: str) -> Generator[tuple[str, Any], Any, Stats]:
-        """Take over rows reserved under ``process_id`` by a worker whose state was lost (see README: events)."""
+        """Take over rows reserved under ``process_id`` by a worker whose state was lost (see README:
+        events)."""
         self.state.open_process(process_id)
         stats = Stats()
         yield from self._process(process_id, stats, refetch=True)
@@ -344,7 +393,9 @@ def _scope_of(client: Any) -> str:
 class OfflineWorker(_Core):
     """Synchronous offline-queue worker."""
 
-    def __init__(self, client: Bitrix24, handler: Handler, state_path: str | Path | Any, **kwargs: Any) -> None:
+    def __init__(
+        self, client: Bitrix24, handler: Handler, state_path: str | Path | Any, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("scope", _scope_of(client))
         super().__init__(handler, state_path, **kwargs)
         self.client = client
@@ -390,7 +441,9 @@ class OfflineWorker(_Core):
         stats: Stats = self._drive(self.adopt_flow(process_id))
         return stats
 
-    def run_forever(self, *, idle: float = 5.0, max_backoff: float = 60.0, install_signals: bool = True) -> None:
+    def run_forever(
+        self, *, idle: float = 5.0, max_backoff: float = 60.0, install_signals: bool = True
+    ) -> None:
         """Loop until SIGTERM/SIGINT or :meth:`stop`; sleeps when idle, backs off when the portal errs."""
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -415,7 +468,9 @@ class OfflineWorker(_Core):
 class AsyncOfflineWorker(_Core):
     """The asyncio twin: the same flow, awaited; the handler may be sync or async."""
 
-    def __init__(self, client: AsyncBitrix24, handler: Handler, state_path: str | Path | Any, **kwargs: Any) -> None:
+    def __init__(
+        self, client: AsyncBitrix24, handler: Handler, state_path: str | Path | Any, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("scope", _scope_of(client))
         super().__init__(handler, state_path, **kwargs)
         self.client = client
@@ -435,7 +490,9 @@ class AsyncOfflineWorker(_Core):
                     value = await self.client.call(*payload)
                 else:
                     try:
-                        result = self.handler(payload, self.state.db) if self._wants_db else self.handler(payload)
+                        result = (
+                            self.handler(payload, self.state.db) if self._wants_db else self.handler(payload)
+                        )
                         if inspect.isawaitable(result):
                             await result
                     except Exception as exc:

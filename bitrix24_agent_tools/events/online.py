@@ -1,7 +1,9 @@
-"""Online events: parse the portal's POST, verify ``application_token`` in constant time, persist, then handle.
+"""Online events: parse the portal's POST, verify ``application_token`` in constant time, persist, then
+handle.
 
-Online events are delivered once with no retry (protocol.md §7), so the ASGI app writes each verified event to a
-durable inbox *before* it answers 200, and only then hands it to your handler; a crash in between loses nothing.
+Online events are delivered once with no retry (protocol.md §7), so the ASGI app writes each verified event to
+a durable inbox *before* it answers 200, and only then hands it to your handler; a crash in between loses
+nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         head = key.split("[", 1)[0]
-        parts = [head] + [p.rstrip("]") for p in key[len(head):].split("[")[1:]]
+        parts = [head] + [p.rstrip("]") for p in key[len(head) :].split("[")[1:]]
         node = out
         for part in parts[:-1]:
             nxt = node.get(part)
@@ -81,8 +83,13 @@ def parse_event(body: bytes, content_type: str = "application/x-www-form-urlenco
     # Nothing is registered as a secret here: an unverified request must not be able to make us mask (and slow
     # down on) strings of its choosing. The verifier registers the tokens of an event it accepted.
     ts = str(raw.get("ts") or "")
-    return Event(name=str(raw["event"]).upper(), data=dict(data), auth={str(k): v for k, v in auth.items()},
-                 ts=int(ts) if ts.isdigit() else None, handler_id=str(raw.get("event_handler_id") or "") or None)
+    return Event(
+        name=str(raw["event"]).upper(),
+        data=dict(data),
+        auth={str(k): v for k, v in auth.items()},
+        ts=int(ts) if ts.isdigit() else None,
+        handler_id=str(raw.get("event_handler_id") or "") or None,
+    )
 
 
 class TenantRegistry:
@@ -91,13 +98,20 @@ class TenantRegistry:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self._db = open_sqlite(path, any_thread=True)
         self._lock = threading.Lock()
-        self._db.execute("CREATE TABLE IF NOT EXISTS tenants (member_id TEXT PRIMARY KEY, domain TEXT, app_token TEXT, auth TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tenants (member_id TEXT PRIMARY KEY, domain TEXT, app_token TEXT, "
+            "auth TEXT)"
+        )
 
-    def install(self, member_id: str, domain: str, application_token: str, auth: Mapping[str, Any] | None = None) -> None:
+    def install(
+        self, member_id: str, domain: str, application_token: str, auth: Mapping[str, Any] | None = None
+    ) -> None:
         register_secret(application_token)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO tenants VALUES (?,?,?,?)",
-                             (member_id, domain, application_token, json.dumps(dict(auth or {}))))
+            self._db.execute(
+                "INSERT OR REPLACE INTO tenants VALUES (?,?,?,?)",
+                (member_id, domain, application_token, json.dumps(dict(auth or {}))),
+            )
 
     def uninstall(self, member_id: str) -> None:
         with self._lock:
@@ -108,17 +122,21 @@ class TenantRegistry:
         return found[1] if found else None
 
     def tenant(self, member_id: str | None, domain: str | None) -> tuple[str, str] | None:
-        """(domain, application_token) of an installed tenant, by member_id (or by domain when none is given)."""
+        """(domain, application_token) of an installed tenant, by member_id (or by domain when none is
+        given)."""
         with self._lock:
-            row = self._db.execute("SELECT domain, app_token FROM tenants WHERE member_id=? OR (? IS NULL AND domain=?)",
-                                   (member_id, member_id, domain)).fetchone()
+            row = self._db.execute(
+                "SELECT domain, app_token FROM tenants WHERE member_id=? OR (? IS NULL AND domain=?)",
+                (member_id, member_id, domain),
+            ).fetchone()
         if row:
             register_secret(row[1])
         return (str(row[0] or ""), str(row[1])) if row else None
 
 
 class EventVerifier:
-    """Checks that an event comes from a portal that installed us: its application_token must match (constant time)."""
+    """Checks that an event comes from a portal that installed us: its application_token must match
+    (constant time)."""
 
     def __init__(self, tenants: TenantRegistry) -> None:
         self.tenants = tenants
@@ -133,9 +151,9 @@ class EventVerifier:
             self.tenants.install(str(event.member_id), str(event.domain or ""), given, event.auth)
             self._accepted(event)
             return event
-        # Everything else — a repeated ONAPPINSTALL included — must carry the token we hold: anyone could send an
-        # ONAPPINSTALL for a member_id they know and take its events over otherwise. To change a tenant's token,
-        # uninstall it (ONAPPUNINSTALL with the old token, or TenantRegistry.uninstall) first.
+        # Everything else — a repeated ONAPPINSTALL included — must carry the token we hold: anyone could send
+        # an ONAPPINSTALL for a member_id they know and take its events over otherwise. To change a tenant's
+        # token, uninstall it (ONAPPUNINSTALL with the old token, or TenantRegistry.uninstall) first.
         if known is None or not hmac.compare_digest(known[1].encode(), given.encode()):
             log.warning("rejected %s: unknown tenant or wrong application_token", event.name)
             raise EventRejected("unknown tenant or wrong application_token")
@@ -158,15 +176,27 @@ class Inbox:
 
     def __init__(self, path: str | Path) -> None:
         self._db = open_sqlite(path, any_thread=True)
-        self._db.execute("CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL, name TEXT, body TEXT, done INTEGER DEFAULT 0)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL, name TEXT, body TEXT, done "
+            "INTEGER DEFAULT 0)"
+        )
         self._lock = threading.Lock()
 
     def put(self, event: Event) -> int:
-        safe = {"event": event.name, "data": event.data, "ts": event.ts,
-                "auth": {k: event.auth.get(k) for k in ("domain", "member_id", "user_id")}}  # no tokens at rest
+        safe = {
+            "event": event.name,
+            "data": event.data,
+            "ts": event.ts,
+            "auth": {k: event.auth.get(k) for k in ("domain", "member_id", "user_id")},
+        }  # no tokens at rest
         with self._lock:
-            return int(self._db.execute("INSERT INTO inbox (at, name, body) VALUES (?,?,?)",
-                                        (time.time(), event.name, json.dumps(safe))).lastrowid or 0)
+            return int(
+                self._db.execute(
+                    "INSERT INTO inbox (at, name, body) VALUES (?,?,?)",
+                    (time.time(), event.name, json.dumps(safe)),
+                ).lastrowid
+                or 0
+            )
 
     def done(self, row_id: int) -> None:
         with self._lock:
@@ -188,14 +218,18 @@ Handler = Callable[[Event], Any | Awaitable[Any]]
 MAX_BODY = 1 << 20  # an event POST is a few KB; anything near a megabyte is not a portal's
 
 
-def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox, *,
-             max_body: int = MAX_BODY) -> Callable[..., Awaitable[None]]:
+def asgi_app(
+    verifier: EventVerifier, handler: Handler, inbox: Inbox, *, max_body: int = MAX_BODY
+) -> Callable[..., Awaitable[None]]:
     """A minimal ASGI app: POST an event → verify → persist → 200 → handle. 403 for anything unverified,
     413 for a body over ``max_body``; no request body or header can make it answer 500."""
     import inspect
 
-    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                  send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def app(
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             return
         body = b""
@@ -207,7 +241,10 @@ def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox, *,
                 too_big = len(body) > max_body
             if not message.get("more_body"):
                 break
-        headers = {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {
+            bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+            for k, v in scope.get("headers", [])
+        }
         status, row_id, event = 200, 0, None
         if scope.get("method") != "POST":
             status = 405
@@ -222,7 +259,9 @@ def asgi_app(verifier: EventVerifier, handler: Handler, inbox: Inbox, *,
             except Exception:  # an odd body must never become a 500 with a traceback
                 log.warning("rejected an event body that could not be read")
                 status, event = 403, None
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
+        )
         await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"rejected"})
         if event is not None and status == 200:
             try:

@@ -1,1 +1,2 @@
-"""Framework faces over the Toolbox: LangChain (``langchain``), LlamaIndex (``llama_index``) and MCP (``mcp``)."""
+"""Framework faces over the Toolbox: LangChain (``langchain``), LlamaIndex (``llama_index``) and MCP
+(``mcp``)."""

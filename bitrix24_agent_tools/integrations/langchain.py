@@ -1,4 +1,5 @@
-"""LangChain face: Bitrix24Toolkit, tools with args_schema (sync + async, content_and_artifact), LangGraph HITL, routing middleware.
+"""LangChain face: Bitrix24Toolkit, tools with args_schema (sync + async, content_and_artifact), LangGraph
+HITL, routing middleware.
 
 No logic lives here: every call goes through :class:`~bitrix24_agent_tools.toolbox.Toolbox`.
 """
@@ -66,11 +67,15 @@ class Bitrix24Toolkit(BaseToolkit):
     @model_validator(mode="before")
     @classmethod
     def _from_client(cls, data: Any) -> Any:
-        """``Bitrix24Toolkit(client=..., packs=..., confirm=...)`` works like ``create()`` (LangChain convention)."""
+        """``Bitrix24Toolkit(client=..., packs=..., confirm=...)`` works like ``create()`` (LangChain
+        convention)."""
         if isinstance(data, dict) and "toolbox" not in data and ("client" in data or "aclient" in data):
             guard = data.get("guard") or Guard(data.get("policy") or Policy.writer(), data.get("confirm"))
-            return {"toolbox": Toolbox(data.get("client"), data.get("aclient"), packs=data.get("packs", ("core",)),
-                                       guard=guard)}
+            return {
+                "toolbox": Toolbox(
+                    data.get("client"), data.get("aclient"), packs=data.get("packs", ("core",)), guard=guard
+                )
+            }
         return data
 
     @classmethod
@@ -86,9 +91,10 @@ class Bitrix24Toolkit(BaseToolkit):
         loader: bool = False,
         scope_aware: bool = False,
     ) -> Bitrix24Toolkit:
-        """``loader=True`` adds ``b24_load_pack``: give the agent every pack's tools and ``pack_routing_middleware``
-        offers each model call only the routed packs, the loader, and the packs the model loaded since.
-        ``scope_aware=True`` asks the portal for the credential's scopes and leaves out tools it cannot call."""
+        """``loader=True`` adds ``b24_load_pack``: give the agent every pack's tools and
+        ``pack_routing_middleware`` offers each model call only the routed packs, the loader, and the packs
+        the model loaded since. ``scope_aware=True`` asks the portal for the credential's scopes and leaves
+        out tools it cannot call."""
         guard = guard or Guard(policy or Policy.writer(), confirm)
         toolbox = Toolbox(client, aclient, packs=packs, guard=guard, loader=loader)
         if scope_aware:
@@ -103,7 +109,9 @@ class Bitrix24Toolkit(BaseToolkit):
 
         settings = Settings.from_env()
         packs = kwargs.pop("packs", None) or settings.packs
-        guard = kwargs.pop("guard", None) or settings.guard(kwargs.pop("confirm", None), kwargs.pop("policy", None))
+        guard = kwargs.pop("guard", None) or settings.guard(
+            kwargs.pop("confirm", None), kwargs.pop("policy", None)
+        )
         return cls.create(Bitrix24.from_env(**settings.client_options()), packs=packs, guard=guard, **kwargs)
 
     def for_request(self, text: str) -> Bitrix24Toolkit:
@@ -117,12 +125,13 @@ class InterruptConfirmer:
     """LangGraph human-in-the-loop: pause the graph with the request, resume with ``Command(resume=...)``.
 
     The interrupt value carries the request (``bitrix24_confirmation``, with its ``request_id``) and the same
-    request in LangChain v1 ``HumanInTheLoopMiddleware`` form (``action_requests`` / ``review_configs``), so its
-    UIs can show it. Answer each request by its id — ``{request_id: decision}`` (several writes pending at once
-    each get their own) — where a decision is ``{"type": "approve"}``, ``{"type": "reject", "message": ...}``,
-    ``{"type": "edit", "edited_action": {"args": {...params}}}``, ``{"decisions": [one of those]}``, a bool or
-    ``{"approve": True}``. An answer keyed to another request is a "no". LangGraph re-runs the tool on resume; the
-    guard asks again before it replays a write that already ran, so answers never shift to another write.
+    request in LangChain v1 ``HumanInTheLoopMiddleware`` form (``action_requests`` / ``review_configs``), so
+    its UIs can show it. Answer each request by its id — ``{request_id: decision}`` (several writes pending at
+    once each get their own) — where a decision is ``{"type": "approve"}``, ``{"type": "reject", "message":
+    ...}``, ``{"type": "edit", "edited_action": {"args": {...params}}}``, ``{"decisions": [one of those]}``, a
+    bool or ``{"approve": True}``. An answer keyed to another request is a "no". LangGraph re-runs the tool on
+    resume; the guard asks again before it replays a write that already ran, so answers never shift to another
+    write.
     """
 
     def __call__(self, request: ConfirmationRequest) -> Any:
@@ -136,14 +145,21 @@ def confirmation_payload(request: ConfirmationRequest) -> dict[str, Any]:
     return {
         "bitrix24_confirmation": request.to_dict(),
         "request_id": request.request_id,
-        "action_requests": [{"name": request.tool, "args": request.params, "description": request.summary,
-                             "id": request.request_id}],
+        "action_requests": [
+            {
+                "name": request.tool,
+                "args": request.params,
+                "description": request.summary,
+                "id": request.request_id,
+            }
+        ],
         "review_configs": [{"action_name": request.tool, "allowed_decisions": ["approve", "edit", "reject"]}],
     }
 
 
 def answers(interrupts: Iterable[Any], decide: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    """A ``Command(resume=...)`` value for every pending confirmation, ``decide(request_dict)`` answering each.
+    """A ``Command(resume=...)`` value for every pending confirmation, ``decide(request_dict)`` answering
+    each.
 
     Each answer is keyed by LangGraph's interrupt id (so the graph hands it to the right pause) and wrapped in
     ``{request_id: answer}`` (so the guard accepts it only for the request it was given for).
@@ -161,17 +177,20 @@ def answers(interrupts: Iterable[Any], decide: Callable[[dict[str, Any]], Any]) 
 def pack_routing_middleware(toolkit: Bitrix24Toolkit, budget: int | None = 400) -> Any:
     """A LangChain v1 agent middleware: each model call sees only the tools routed from the last user message.
 
-    With ``budget`` (o200k tokens, default 400) the turn's first call carries the tools the request points to and
-    ``b24_load_pack`` (``selection.select_tools``), and once the turn is under way the routed packs' tools as well;
-    with ``budget=None``, every tool of the routed packs from the start. Tools the model loads are offered from the
-    next call; a tool of a pack that was neither routed nor loaded is refused if called anyway."""
+    With ``budget`` (o200k tokens, default 400) the turn's first call carries the tools the request points to
+    and ``b24_load_pack`` (``selection.select_tools``), and once the turn is under way the routed packs' tools
+    as well; with ``budget=None``, every tool of the routed packs from the start. Tools the model loads are
+    offered from the next call; a tool of a pack that was neither routed nor loaded is refused if called
+    anyway."""
     from langchain.agents.middleware import AgentMiddleware, ModelRequest
     from langchain_core.messages import HumanMessage
 
     from bitrix24_agent_tools.packs.loader import LOADER, loader_spec
 
     extra: list[BaseTool] = []
-    if LOADER not in toolkit.toolbox._by_name:  # the toolkit was made without loader=True: the middleware brings it
+    if (
+        LOADER not in toolkit.toolbox._by_name
+    ):  # the toolkit was made without loader=True: the middleware brings it
         spec = loader_spec()
         toolkit.toolbox.specs.append(spec)
         toolkit.toolbox._by_name[spec.name] = spec
@@ -186,8 +205,12 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit, budget: int | None = 400) 
 
         last = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
         text = str(messages[last].content) if last >= 0 else ""
-        calls = [(c["name"], dict(c.get("args") or {})) for m in messages[last + 1:] if isinstance(m, AIMessage)
-                 for c in m.tool_calls]
+        calls = [
+            (c["name"], dict(c.get("args") or {}))
+            for m in messages[last + 1 :]
+            if isinstance(m, AIMessage)
+            for c in m.tool_calls
+        ]
         routed = {s.name for s in toolkit.toolbox.specs if s.pack in set(route(text).packs)}
         if budget is None:
             first = routed
@@ -210,18 +233,30 @@ def pack_routing_middleware(toolkit: Bitrix24Toolkit, budget: int | None = 400) 
         spec = toolkit.toolbox._by_name.get(name)
         if spec is None:
             return None
-        messages = request.state.get("messages", []) if isinstance(request.state, dict) else getattr(request.state, "messages", [])
+        messages = (
+            request.state.get("messages", [])
+            if isinstance(request.state, dict)
+            else getattr(request.state, "messages", [])
+        )
         if name in offered(list(messages)):
             return None
-        return ToolMessage(content=f"tool {name} is not available yet: call b24_load_pack with {name} or pack {spec.pack} first",
-                           tool_call_id=request.tool_call.get("id") or "", name=name, status="error")
+        return ToolMessage(
+            content=f"tool {name} is not available yet: call b24_load_pack with {name} or pack {spec.pack} "
+            "first",
+            tool_call_id=request.tool_call.get("id") or "",
+            name=name,
+            status="error",
+        )
 
     class PackRouting(AgentMiddleware):
         tools = extra  # the loader, when the toolkit's own tools do not include it
+
         def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
             return handler(narrowed(request))
 
-        async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:
+        async def awrap_model_call(
+            self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]
+        ) -> Any:
             return await handler(narrowed(request))
 
         def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:

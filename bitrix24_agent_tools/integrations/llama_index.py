@@ -1,7 +1,7 @@
 """LlamaIndex face: Bitrix24ToolSpec (FunctionTools with our schemas and async functions) and workflow HITL.
 
-No logic lives here: every call goes through :class:`~bitrix24_agent_tools.toolbox.Toolbox`.
-(No ``from __future__ import annotations``: LlamaIndex detects the workflow ``Context`` parameter by its annotation.)
+No logic lives here: every call goes through :class:`~bitrix24_agent_tools.toolbox.Toolbox`. (No ``from
+__future__ import annotations``: LlamaIndex detects the workflow ``Context`` parameter by its annotation.)
 """
 
 import contextvars
@@ -21,7 +21,8 @@ from bitrix24_agent_tools.toolbox import Toolbox, register_pause
 
 
 def _register_waiting() -> None:
-    """A workflow waiting for the person's HumanResponseEvent raises WaitingForEvent: the guard lets it through."""
+    """A workflow waiting for the person's HumanResponseEvent raises WaitingForEvent: the guard lets it
+    through."""
     import importlib
 
     for module in ("workflows.runtime.types.results", "workflows.errors", "llama_index.core.workflow.errors"):
@@ -33,7 +34,9 @@ def _register_waiting() -> None:
 
 _register_waiting()
 
-_workflow_ctx: contextvars.ContextVar[Context | None] = contextvars.ContextVar("b24_workflow_ctx", default=None)
+_workflow_ctx: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "b24_workflow_ctx", default=None
+)
 
 
 class Bitrix24ToolSpec(BaseToolSpec):
@@ -41,37 +44,60 @@ class Bitrix24ToolSpec(BaseToolSpec):
 
     spec_functions: list[Any] = []  # noqa: RUF012 — the base declares it; our tools come from the packs
 
-    def __init__(self, toolbox: Any = None, *, packs: Iterable[str] = ("core",), guard: Guard | None = None,
-                 confirm: Any = None, policy: Policy | None = None, aclient: Any = None) -> None:
+    def __init__(
+        self,
+        toolbox: Any = None,
+        *,
+        packs: Iterable[str] = ("core",),
+        guard: Guard | None = None,
+        confirm: Any = None,
+        policy: Policy | None = None,
+        aclient: Any = None,
+    ) -> None:
         """``Bitrix24ToolSpec(client, packs=..., confirm=...)`` or ``Bitrix24ToolSpec(toolbox)``."""
         if not isinstance(toolbox, Toolbox):
-            toolbox = Toolbox(toolbox, aclient, packs=packs, guard=guard or Guard(policy or Policy.writer(), confirm))
+            toolbox = Toolbox(
+                toolbox, aclient, packs=packs, guard=guard or Guard(policy or Policy.writer(), confirm)
+            )
         self.toolbox: Toolbox = toolbox
 
     @classmethod
-    def create(cls, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",),
-               guard: Guard | None = None, confirm: Any = None, policy: Policy | None = None) -> "Bitrix24ToolSpec":
+    def create(
+        cls,
+        client: Any = None,
+        *,
+        aclient: Any = None,
+        packs: Iterable[str] = ("core",),
+        guard: Guard | None = None,
+        confirm: Any = None,
+        policy: Policy | None = None,
+    ) -> "Bitrix24ToolSpec":
         guard = guard or Guard(policy or Policy.writer(), confirm)
         return cls(Toolbox(client, aclient, packs=packs, guard=guard))
 
     def for_request(self, text: str, *, budget: int | None = None) -> "Bitrix24ToolSpec":
-        """The routed packs' tools, or with ``budget`` only the tools ``text`` points to and ``b24_load_pack``."""
+        """The routed packs' tools, or with ``budget`` only the tools ``text`` points to and
+        ``b24_load_pack``."""
         return Bitrix24ToolSpec(self.toolbox.for_request(text, budget=budget))
 
     def retriever(self, budget: int = 400) -> Any:
-        """Deferred tools for a FunctionAgent / AgentWorkflow (``FunctionAgent(tool_retriever=spec.retriever())``): each
-        user message gets the tools it points to and ``b24_load_pack`` (within ``budget`` tokens); a tool the model
-        loads is offered from the next step; a tool not offered is not found."""
+        """Deferred tools for a FunctionAgent / AgentWorkflow
+        (``FunctionAgent(tool_retriever=spec.retriever())``): each user message gets the tools it points to
+        and ``b24_load_pack`` (within ``budget`` tokens); a tool the model loads is offered from the next
+        step; a tool not offered is not found."""
         return _DeferredTools(self, budget)
 
-    def to_tool_list(self, spec_functions: Any = None, func_to_metadata_mapping: Any = None) -> list[FunctionTool]:
+    def to_tool_list(
+        self, spec_functions: Any = None, func_to_metadata_mapping: Any = None
+    ) -> list[FunctionTool]:
         return [self._tool(spec.name, spec.description, spec.args) for spec in self.toolbox.specs]
 
     def _tool(self, name: str, description: str, schema: Any) -> FunctionTool:
         toolbox = self.toolbox
 
         if isinstance(toolbox.guard.confirm, WorkflowConfirmer):
-            # The agent hands its workflow Context to tools that declare it; the confirmer asks the person there.
+            # The agent hands its workflow Context to tools that declare it; the confirmer asks the person
+            # there.
             def run(ctx: Context = None, **kwargs: Any) -> str:  # type: ignore[assignment]
                 return toolbox.run(name, kwargs).content
 
@@ -82,6 +108,7 @@ class Bitrix24ToolSpec(BaseToolSpec):
                 finally:
                     _workflow_ctx.reset(token)
         else:
+
             def run(**kwargs: Any) -> str:  # type: ignore[misc]
                 return toolbox.run(name, kwargs).content
 
@@ -103,8 +130,9 @@ class _CompactMetadata(ToolMetadata):
 
 
 class WorkflowConfirmer:
-    """Ask a person from inside a LlamaIndex workflow/agent: emit ``InputRequiredEvent`` with the request, wait for
-    the ``HumanResponseEvent`` whose ``response`` is the answer ("yes", a bool, or a dict like ``{"edit": {...}}``).
+    """Ask a person from inside a LlamaIndex workflow/agent: emit ``InputRequiredEvent`` with the request,
+    wait for the ``HumanResponseEvent`` whose ``response`` is the answer ("yes", a bool, or a dict like
+    ``{"edit": {...}}``).
 
     The workflow replays the tool when the answer arrives; the guard's work before asking is read-only, so a
     replay is safe.
@@ -114,10 +142,14 @@ class WorkflowConfirmer:
         ctx = _workflow_ctx.get()
         if ctx is None:
             return Decision.reject("no workflow context to ask a person in; use arun() inside an agent")
-        waiter = hashlib.sha256(json.dumps(request.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        waiter = hashlib.sha256(
+            json.dumps(request.to_dict(), sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
         event = await ctx.wait_for_event(
             HumanResponseEvent,
-            waiter_event=InputRequiredEvent(prefix=f"Approve? {request.summary}", request=request.to_dict(), waiter_id=waiter),
+            waiter_event=InputRequiredEvent(
+                prefix=f"Approve? {request.summary}", request=request.to_dict(), waiter_id=waiter
+            ),
             waiter_id=waiter,
             requirements={"waiter_id": waiter},
         )
@@ -125,10 +157,12 @@ class WorkflowConfirmer:
 
 
 class _DeferredTools(ObjectRetriever[Any]):
-    """A tool retriever that asks the selection, not an index. LlamaIndex calls it with the user's message (the tools
-    to offer) and with a tool's name (the tool to run): only an offered or loaded tool is found."""
+    """A tool retriever that asks the selection, not an index. LlamaIndex calls it with the user's message
+    (the tools to offer) and with a tool's name (the tool to run): only an offered or loaded tool is found."""
 
-    def __init__(self, spec: Bitrix24ToolSpec, budget: int) -> None:  # no index: the base's retriever is not used
+    def __init__(
+        self, spec: Bitrix24ToolSpec, budget: int
+    ) -> None:  # no index: the base's retriever is not used
         self._spec = spec
         self._budget = budget
         self._current: Bitrix24ToolSpec | None = None

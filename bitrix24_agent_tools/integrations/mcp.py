@@ -31,16 +31,24 @@ ROUTE_TOOL = "b24_route"
 _ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "decision": {"type": "string", "enum": ["approve", "reject"], "description": "approve or reject this change"},
+        "decision": {
+            "type": "string",
+            "enum": ["approve", "reject"],
+            "description": "approve or reject this change",
+        },
         "reason": {"type": "string", "description": "why (shown to the agent when rejecting)"},
-        "fields": {"type": "string", "description": "optional: edited fields as JSON, e.g. {\"OPPORTUNITY\": 5000}"},
+        "fields": {
+            "type": "string",
+            "description": 'optional: edited fields as JSON, e.g. {"OPPORTUNITY": 5000}',
+        },
     },
     "required": ["decision"],
 }
 
 
 class NeedsInput(Exception):
-    """Raised inside a tool call on the modern protocol era: answer with InputRequiredResult and ask the client."""
+    """Raised inside a tool call on the modern protocol era: answer with InputRequiredResult and ask the
+    client."""
 
     def __init__(self, key: str, request: ConfirmationRequest) -> None:
         super().__init__(key)
@@ -52,10 +60,12 @@ register_pause(NeedsInput)  # the InputRequired round: the guard lets it through
 
 
 class Elicitations:
-    """The confirmations this server asked for on modern sessions: a random single-use nonce per request, expiring.
+    """The confirmations this server asked for on modern sessions: a random single-use nonce per request,
+    expiring.
 
-    An ``input_responses`` entry counts only under a nonce this server issued, for the very request it was issued
-    for, before it expires, and once: a client cannot answer a prompt it was never shown, guess a key, or replay one.
+    An ``input_responses`` entry counts only under a nonce this server issued, for the very request it was
+    issued for, before it expires, and once: a client cannot answer a prompt it was never shown, guess a key,
+    or replay one.
     """
 
     def __init__(self, ttl: float = 600.0, clock: Any = None) -> None:
@@ -74,8 +84,11 @@ class Elicitations:
         self._issued[nonce] = (request.request_id, now + self.ttl)
         return nonce
 
-    def redeem(self, answers: dict[str, types.ElicitResult], request: ConfirmationRequest) -> types.ElicitResult | None:
-        """The answer to ``request`` among ``answers``, if its nonce was issued for it and is still valid (used up)."""
+    def redeem(
+        self, answers: dict[str, types.ElicitResult], request: ConfirmationRequest
+    ) -> types.ElicitResult | None:
+        """The answer to ``request`` among ``answers``, if its nonce was issued for it and is still valid
+        (used up)."""
         now = self.clock()
         for nonce in list(answers):
             issued = self._issued.get(nonce)
@@ -133,49 +146,91 @@ class ElicitationConfirmer:
             return decision_from(answer, request)
         if not ctx.session.can_send_request:
             raise NeedsInput(self.elicitations.issue(request), request)
-        answer = await ctx.session.elicit_form(_message(request), _ANSWER_SCHEMA, related_request_id=ctx.request_id)
+        answer = await ctx.session.elicit_form(
+            _message(request), _ANSWER_SCHEMA, related_request_id=ctx.request_id
+        )
         return decision_from(answer, request)
 
 
 def _annotations(risk: str) -> types.ToolAnnotations:
-    return types.ToolAnnotations(read_only_hint=risk == "read", destructive_hint=risk == "destructive",
-                                 idempotent_hint=risk == "read", open_world_hint=True)
+    return types.ToolAnnotations(
+        read_only_hint=risk == "read",
+        destructive_hint=risk == "destructive",
+        idempotent_hint=risk == "read",
+        open_world_hint=True,
+    )
 
 
 class Bitrix24MCP:
-    """An MCP server over one portal. ``route=True`` starts with ``core`` plus a tool that adds routed packs."""
+    """An MCP server over one portal. ``route=True`` starts with ``core`` plus a tool that adds routed
+    packs."""
 
-    def __init__(self, client: Any = None, *, aclient: Any = None, packs: Iterable[str] = ("core",), route: bool = False,
-                 policy: Policy | None = None, plans: PlanStore | None = None, writes: bool = True,
-                 structured: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        aclient: Any = None,
+        packs: Iterable[str] = ("core",),
+        route: bool = False,
+        policy: Policy | None = None,
+        plans: PlanStore | None = None,
+        writes: bool = True,
+        structured: bool = False,
+    ) -> None:
         # writes=False (HTTP without a bearer token): any local process could both call and answer the prompt.
         policy = policy or Policy.writer()
         if not writes:
-            policy = replace(policy, name=f"{policy.name} (read-only: no bearer token)", allow_write=False,
-                             allow_destructive=False)
-        guard = Guard(policy,
-                      ElicitationConfirmer() if writes else None, plans=plans)
+            policy = replace(
+                policy,
+                name=f"{policy.name} (read-only: no bearer token)",
+                allow_write=False,
+                allow_destructive=False,
+            )
+        guard = Guard(policy, ElicitationConfirmer() if writes else None, plans=plans)
         self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
         if route:  # the first list is the routing tool and the loader: the request decides what comes next
             self.toolbox.specs, self.toolbox._by_name = [], {}
         self.routing = route
-        # A result goes to the model once: as compact text (default), or with structured=True as structuredContent
-        # (every field, for hosts that read it) beside a one-line text pointer, never both in full (a host that
-        # passes both would pay for the data twice).
+        # A result goes to the model once: as compact text (default), or with structured=True as
+        # structuredContent (every field, for hosts that read it) beside a one-line text pointer, never both
+        # in full (a host that passes both would pay for the data twice).
         self.structured = structured
-        self.server: Server[Any] = Server("bitrix24-agent-tools", on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        self.server: Server[Any] = Server(
+            "bitrix24-agent-tools", on_list_tools=self._list_tools, on_call_tool=self._call_tool
+        )
 
     def tools(self) -> list[types.Tool]:
-        out = [types.Tool(name=s.name, description=s.description, input_schema=compact_schema(s.args),
-                          annotations=_annotations(s.risk)) for s in self.toolbox.specs]
+        out = [
+            types.Tool(
+                name=s.name,
+                description=s.description,
+                input_schema=compact_schema(s.args),
+                annotations=_annotations(s.risk),
+            )
+            for s in self.toolbox.specs
+        ]
         if self.routing:
             spec = loader_spec()
-            out.append(types.Tool(name=LOADER, description=spec.description, input_schema=compact_schema(spec.args),
-                                  annotations=_annotations("read")))
-            out.append(types.Tool(name=ROUTE_TOOL, description="First step: add the tools a request needs.",
-                                  input_schema={"type": "object", "properties": {"request": {"type": "string"}},
-                                                "required": ["request"]},
-                                  annotations=_annotations("read")))
+            out.append(
+                types.Tool(
+                    name=LOADER,
+                    description=spec.description,
+                    input_schema=compact_schema(spec.args),
+                    annotations=_annotations("read"),
+                )
+            )
+            out.append(
+                types.Tool(
+                    name=ROUTE_TOOL,
+                    description="First step: add the tools a request needs.",
+                    input_schema={
+                        "type": "object",
+                        "properties": {"request": {"type": "string"}},
+                        "required": ["request"],
+                    },
+                    annotations=_annotations("read"),
+                )
+            )
         return out
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
@@ -183,18 +238,29 @@ class Bitrix24MCP:
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         arguments = dict(params.arguments or {})
-        if self.routing and params.name == LOADER:  # deferred tools: offer the loaded pack or tool from the next step
+        if (
+            self.routing and params.name == LOADER
+        ):  # deferred tools: offer the loaded pack or tool from the next step
             name = str(arguments.get("pack") or "").strip().lower()
             owner = tool_packs().get(name)
             if name not in PACK_NAMES and owner is None:
-                return types.CallToolResult(content=[types.TextContent(type="text", text=f"pack must be one of {', '.join(PACK_NAMES)} (or a tool's name)")],
-                                            is_error=True)
+                return types.CallToolResult(
+                    content=[
+                        types.TextContent(
+                            type="text",
+                            text=f"pack must be one of {', '.join(PACK_NAMES)} (or a tool's name)",
+                        )
+                    ],
+                    is_error=True,
+                )
             count = len(self.toolbox.specs)
             self.toolbox.load(owner or name, [name] if owner else None)
             if len(self.toolbox.specs) != count:
                 await ctx.session.send_tool_list_changed()
             names = [name] if owner else [s.name for s in self.toolbox.specs if s.pack == name]
-            return types.CallToolResult(content=[types.TextContent(type="text", text=f"loaded {', '.join(names)}")])
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=f"loaded {', '.join(names)}")]
+            )
         if self.routing and params.name == ROUTE_TOOL:
             chosen = select_tools(str(arguments.get("request") or ""))
             present = {s.name for s in self.toolbox.specs}
@@ -205,8 +271,11 @@ class Bitrix24MCP:
             added = [s.name for s in self.toolbox.specs if s.name not in present]
             if added:
                 await ctx.session.send_tool_list_changed()
-            text = (f"added tools: {', '.join(added)} (more with {LOADER})" if added
-                    else f"no new tools needed ({chosen.reason})")
+            text = (
+                f"added tools: {', '.join(added)} (more with {LOADER})"
+                if added
+                else f"no new tools needed ({chosen.reason})"
+            )
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
         answers: dict[str, types.ElicitResult] = {}
         for key, value in (params.input_responses or {}).items():
@@ -216,32 +285,45 @@ class Bitrix24MCP:
         try:
             out = await self.toolbox.arun(params.name, arguments)
         except NeedsInput as needed:
-            ask = types.ElicitRequest(params=types.ElicitRequestFormParams(message=_message(needed.request),
-                                                                          requested_schema=_ANSWER_SCHEMA))
+            ask = types.ElicitRequest(
+                params=types.ElicitRequestFormParams(
+                    message=_message(needed.request), requested_schema=_ANSWER_SCHEMA
+                )
+            )
             return types.InputRequiredResult(input_requests={needed.key: ask})
         finally:
             _request.reset(token)
         if not self.structured or out.artifact is None or out.is_error:
-            return types.CallToolResult(content=[types.TextContent(type="text", text=out.content)], is_error=out.is_error)
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=out.content)], is_error=out.is_error
+            )
         data = json.loads(json.dumps(mask_params(out.artifact), default=str))
         size = f"{len(data)} rows" if isinstance(data, list) else "one object"
-        return types.CallToolResult(content=[types.TextContent(type="text", text=f"result in structuredContent.data ({size})")],
-                                    structured_content={"data": data})
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=f"result in structuredContent.data ({size})")],
+            structured_content={"data": data},
+        )
 
 
-# --- CLI -----------------------------------------------------------------------------------------------------
+# --- CLI
+# -----------------------------------------------------------------------------------------------------
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     parser.add_argument("--packs", default="core")
     parser.add_argument("--route", action="store_true", help="start with core plus a routing tool")
-    parser.add_argument("--structured", action="store_true",
-                        help="send results as structuredContent (every field) with a one-line text, not as text")
+    parser.add_argument(
+        "--structured",
+        action="store_true",
+        help="send results as structuredContent (every field) with a one-line text, not as text",
+    )
     parser.add_argument("--sandbox", action="store_true", help="serve a seeded in-process sandbox portal")
     parser.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP instead of stdio")
     parser.add_argument("--token", help="bearer token clients must send (required beyond loopback)")
-    parser.add_argument("--plans", default=None, help="plan store (sqlite file; default: the user data directory)")
+    parser.add_argument(
+        "--plans", default=None, help="plan store (sqlite file; default: the user data directory)"
+    )
     parser.set_defaults(func=_cli)
 
 
@@ -263,8 +345,14 @@ def _cli(args: argparse.Namespace) -> int:
 
     packs = [p.strip() for p in args.packs.split(",") if p.strip()]
     policy = Settings.from_env().guard().policy  # B24_METHOD_ALLOWLIST and friends apply here too
-    app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, policy=policy,
-                      plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")), structured=args.structured)
+    app = Bitrix24MCP(
+        aclient=_client(args),
+        packs=packs,
+        route=args.route,
+        policy=policy,
+        plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")),
+        structured=args.structured,
+    )
     if not args.http:
         from mcp.server.stdio import stdio_server
 
@@ -280,16 +368,27 @@ def _cli(args: argparse.Namespace) -> int:
         print("refusing to serve beyond loopback without --token (a bearer token clients must send)")
         return 2
     if not args.token:
-        # Any local process can reach a loopback port: without a token it could call a write and answer its own
-        # confirmation prompt. Serve reads only.
-        print("no --token: serving read-only tools; writes need a bearer token, loopback included", file=sys.stderr)
-        app = Bitrix24MCP(aclient=_client(args), packs=packs, route=args.route, writes=False,
-                          policy=replace(policy, allow_write=False, allow_destructive=False),
-                          plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")), structured=args.structured)
+        # Any local process can reach a loopback port: without a token it could call a write and answer its
+        # own confirmation prompt. Serve reads only.
+        print(
+            "no --token: serving read-only tools; writes need a bearer token, loopback included",
+            file=sys.stderr,
+        )
+        app = Bitrix24MCP(
+            aclient=_client(args),
+            packs=packs,
+            route=args.route,
+            writes=False,
+            policy=replace(policy, allow_write=False, allow_destructive=False),
+            plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")),
+            structured=args.structured,
+        )
     import uvicorn
 
     asgi = app.server.streamable_http_app(host=host)
-    uvicorn.run(_bearer(asgi, args.token) if args.token else asgi, host=host, port=int(port), log_level="warning")
+    uvicorn.run(
+        _bearer(asgi, args.token) if args.token else asgi, host=host, port=int(port), log_level="warning"
+    )
     return 0
 
 
@@ -305,7 +404,13 @@ def _bearer(app: Any, token: str) -> Any:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, expected):
-                await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"text/plain")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b"missing or wrong bearer token"})
                 return
         await app(scope, receive, send)

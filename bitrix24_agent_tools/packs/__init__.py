@@ -1,4 +1,5 @@
-"""The registry of packs: what an agent can do, as framework-neutral ToolSpecs with risk-classified catalogs."""
+"""The registry of packs: what an agent can do, as framework-neutral ToolSpecs with risk-classified
+catalogs."""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ _SUMMARIES = {
     "diagnostics": "what this portal and credential can do",
 }
 # Each pack's typed tools, one module per pack; every pack also has its allowlisted generic call (generic.py).
-_TYPED = {module.__name__.rsplit(".", 1)[1]: module.specs()
-          for module in (core, comms, automation, collab, content, boards, commerce, services, sites, diagnostics)}
+_TYPED = {
+    module.__name__.rsplit(".", 1)[1]: module.specs()
+    for module in (core, comms, automation, collab, content, boards, commerce, services, sites, diagnostics)
+}
 
 PACKS: dict[str, Pack] = {
     name: Pack(name, _SUMMARIES[name], CATALOG[name], (*_TYPED.get(name, []), generic.call_spec(name)))
@@ -77,6 +80,23 @@ def specs_for(packs: Iterable[str]) -> list[ToolSpec]:
 
 
 __all__ = [
-    "CATALOG", "PACKS", "Call", "CallRefused", "Handler", "HandlerGen", "Pack", "Risk", "ToolContext", "ToolOutput",
-    "ToolSpec", "adrive", "catalog_risk", "classify", "drive", "name_risk", "pack_of", "riskiest", "specs_for",
+    "CATALOG",
+    "PACKS",
+    "Call",
+    "CallRefused",
+    "Handler",
+    "HandlerGen",
+    "Pack",
+    "Risk",
+    "ToolContext",
+    "ToolOutput",
+    "ToolSpec",
+    "adrive",
+    "catalog_risk",
+    "classify",
+    "drive",
+    "name_risk",
+    "pack_of",
+    "riskiest",
+    "specs_for",
 ]

@@ -22,11 +22,24 @@ def workflow_start(ctx: ToolContext, args: StartArgs) -> HandlerGen:
     if args.entity not in _DOCUMENTS:
         raise ValueError("entity must be deal or lead")
     cls, prefix = _DOCUMENTS[args.entity]
-    response = yield Call("bizproc.workflow.start",
-                          {"TEMPLATE_ID": args.template_id, "DOCUMENT_ID": ["crm", cls, f"{prefix}_{args.id}"]})
-    return done_output(f"workflow {response.result} started on {args.entity} #{args.id}", {"id": response.result})
+    response = yield Call(
+        "bizproc.workflow.start",
+        {"TEMPLATE_ID": args.template_id, "DOCUMENT_ID": ["crm", cls, f"{prefix}_{args.id}"]},
+    )
+    return done_output(
+        f"workflow {response.result} started on {args.entity} #{args.id}", {"id": response.result}
+    )
 
 
 def specs() -> list[ToolSpec]:
-    return [ToolSpec("b24_workflow_start", "Start a business process on a deal or lead.", StartArgs, "write",
-                     ("bizproc.workflow.start",), workflow_start, "automation")]
+    return [
+        ToolSpec(
+            "b24_workflow_start",
+            "Start a business process on a deal or lead.",
+            StartArgs,
+            "write",
+            ("bizproc.workflow.start",),
+            workflow_start,
+            "automation",
+        )
+    ]

@@ -26,8 +26,21 @@ from pydantic import BaseModel
 from bitrix24_agent_tools.risk import RISK_ORDER, Risk, riskiest
 
 ApiVersion = Literal["v2", "v3"]
-__all__ = ["RISK_ORDER", "ApiVersion", "Call", "CallRefused", "Handler", "HandlerGen", "Risk", "ToolContext",
-           "ToolOutput", "ToolSpec", "adrive", "drive", "riskiest"]
+__all__ = [
+    "RISK_ORDER",
+    "ApiVersion",
+    "Call",
+    "CallRefused",
+    "Handler",
+    "HandlerGen",
+    "Risk",
+    "ToolContext",
+    "ToolOutput",
+    "ToolSpec",
+    "adrive",
+    "drive",
+    "riskiest",
+]
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ class SprintTaskArgs(BaseModel):
 
 
 def sprint_task(ctx: ToolContext, args: SprintTaskArgs) -> HandlerGen:
-    """tasks.api.scrum.kanban.addTask (tasks-api-scrum-kanban-add-task.md) at the sprint's first stage, after checking
-    what the portal would refuse: the task must belong to the sprint's scrum group."""
+    """tasks.api.scrum.kanban.addTask (tasks-api-scrum-kanban-add-task.md) at the sprint's first stage, after
+    checking what the portal would refuse: the task must belong to the sprint's scrum group."""
     try:
         task = (yield Call("tasks.task.get", {"taskId": args.task_id})).result.get("task") or {}
     except Bitrix24Error:
@@ -43,13 +43,30 @@ def sprint_task(ctx: ToolContext, args: SprintTaskArgs) -> HandlerGen:
     first = min(stages, key=lambda s: int(s.get("sort") or 0)) if stages else None
     if first is None:
         raise ValueError(f"sprint #{sprint['id']} has no kanban stages")
-    yield Call("tasks.api.scrum.kanban.addTask", {"sprintId": sprint["id"], "taskId": args.task_id,
-                                                  "stageId": int(first["id"])})
-    return done_output(f"task #{args.task_id} added to sprint #{sprint['id']} '{sprint['name']}', stage {first['name']}",
-                       {"task": args.task_id, "sprint": sprint["id"], "stage": first["id"]})
+    yield Call(
+        "tasks.api.scrum.kanban.addTask",
+        {"sprintId": sprint["id"], "taskId": args.task_id, "stageId": int(first["id"])},
+    )
+    return done_output(
+        f"task #{args.task_id} added to sprint #{sprint['id']} '{sprint['name']}', stage {first['name']}",
+        {"task": args.task_id, "sprint": sprint["id"], "stage": first["id"]},
+    )
 
 
 def specs() -> list[ToolSpec]:
-    return [ToolSpec("b24_sprint_add_task", "Add a task to a scrum sprint.", SprintTaskArgs, "write",
-                     ("tasks.api.scrum.kanban.addTask", "tasks.api.scrum.sprint.list",
-                      "tasks.api.scrum.kanban.getStages", "tasks.task.get"), sprint_task, "boards")]
+    return [
+        ToolSpec(
+            "b24_sprint_add_task",
+            "Add a task to a scrum sprint.",
+            SprintTaskArgs,
+            "write",
+            (
+                "tasks.api.scrum.kanban.addTask",
+                "tasks.api.scrum.sprint.list",
+                "tasks.api.scrum.kanban.getStages",
+                "tasks.task.get",
+            ),
+            sprint_task,
+            "boards",
+        )
+    ]

@@ -1,4 +1,5 @@
-"""Each pack's allowlist with the risk of every method (catalog.md); the data and the risk model live in ``risk``."""
+"""Each pack's allowlist with the risk of every method (catalog.md); the data and the risk model live in
+``risk``."""
 
 from __future__ import annotations
 

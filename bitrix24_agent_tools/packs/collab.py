@@ -25,4 +25,14 @@ def feed_post(ctx: ToolContext, args: PostArgs) -> HandlerGen:
 
 
 def specs() -> list[ToolSpec]:
-    return [ToolSpec("b24_feed_post", "Post to the live feed.", PostArgs, "write", ("log.blogpost.add",), feed_post, "collab")]
+    return [
+        ToolSpec(
+            "b24_feed_post",
+            "Post to the live feed.",
+            PostArgs,
+            "write",
+            ("log.blogpost.add",),
+            feed_post,
+            "collab",
+        )
+    ]

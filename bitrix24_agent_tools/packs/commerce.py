@@ -19,8 +19,8 @@ class ProductArgs(BaseModel):
 
 
 def product_add(ctx: ToolContext, args: ProductArgs) -> HandlerGen:
-    """catalog.product.add then catalog.price.add (base price type 1) in one batch, so the person approves both at
-    once and the price cannot be lost if the product is created: ``halt`` stops at the first error."""
+    """catalog.product.add then catalog.price.add (base price type 1) in one batch, so the person approves
+    both at once and the price cannot be lost if the product is created: ``halt`` stops at the first error."""
     catalogs = yield from preflight.cached(ctx, "catalog.catalog.list", {})
     rows = list((catalogs or {}).get("catalogs") or []) if isinstance(catalogs, dict) else []
     products = [c for c in rows if not c.get("productIblockId")]
@@ -32,21 +32,40 @@ def product_add(ctx: ToolContext, args: ProductArgs) -> HandlerGen:
     known = [str(c.get("CURRENCY")) for c in currencies or [] if isinstance(c, dict)]
     if known and currency not in known:
         raise ValueError(f"unknown currency {args.currency!r}; this portal has {', '.join(known)}")
-    cmd = {"product": "catalog.product.add?" + urlencode({"fields[iblockId]": iblock, "fields[name]": args.name}),
-           "price": "catalog.price.add?" + urlencode({"fields[catalogGroupId]": 1, "fields[price]": args.price,
-                                                      "fields[currency]": currency})
-           + "&fields[productId]=$result[product][element][id]"}
+    cmd = {
+        "product": "catalog.product.add?"
+        + urlencode({"fields[iblockId]": iblock, "fields[name]": args.name}),
+        "price": "catalog.price.add?"
+        + urlencode({"fields[catalogGroupId]": 1, "fields[price]": args.price, "fields[currency]": currency})
+        + "&fields[productId]=$result[product][element][id]",
+    }
     response = yield Call("batch", {"halt": 1, "cmd": cmd})
     result = response.result or {}
     errors = result.get("result_error") or {}
     if errors:
         raise ValueError(f"the portal refused: {errors}")
     product = ((result.get("result") or {}).get("product") or {}).get("element") or {}
-    return done_output(f"product #{product.get('id')} '{args.name}' added at {args.price:g} {currency}",
-                       {"id": product.get("id"), "price": args.price, "currency": currency})
+    return done_output(
+        f"product #{product.get('id')} '{args.name}' added at {args.price:g} {currency}",
+        {"id": product.get("id"), "price": args.price, "currency": currency},
+    )
 
 
 def specs() -> list[ToolSpec]:
-    return [ToolSpec("b24_product_add", "Add a catalog product with its price.", ProductArgs, "write",
-                     ("batch", "catalog.product.add", "catalog.price.add", "catalog.catalog.list", "crm.currency.list"),
-                     product_add, "commerce")]
+    return [
+        ToolSpec(
+            "b24_product_add",
+            "Add a catalog product with its price.",
+            ProductArgs,
+            "write",
+            (
+                "batch",
+                "catalog.product.add",
+                "catalog.price.add",
+                "catalog.catalog.list",
+                "crm.currency.list",
+            ),
+            product_add,
+            "commerce",
+        )
+    ]

@@ -45,13 +45,29 @@ class NotifyArgs(BaseModel):
 def notify(ctx: ToolContext, args: NotifyArgs) -> HandlerGen:
     yield from _user_exists(ctx, args.user_id)
     response = yield Call("im.notify.system.add", {"USER_ID": args.user_id, "MESSAGE": args.message})
-    return done_output(f"notification #{response.result} sent to user {args.user_id}", {"id": response.result})
+    return done_output(
+        f"notification #{response.result} sent to user {args.user_id}", {"id": response.result}
+    )
 
 
 def specs() -> list[ToolSpec]:
     return [
-        ToolSpec("b24_chat_send", "Send a chat message.", SendArgs, "write", ("im.message.add", "user.get"), chat_send,
-                 "comms"),
-        ToolSpec("b24_notify", "Send a system notification to a user.", NotifyArgs, "write",
-                 ("im.notify.system.add", "user.get"), notify, "comms"),
+        ToolSpec(
+            "b24_chat_send",
+            "Send a chat message.",
+            SendArgs,
+            "write",
+            ("im.message.add", "user.get"),
+            chat_send,
+            "comms",
+        ),
+        ToolSpec(
+            "b24_notify",
+            "Send a system notification to a user.",
+            NotifyArgs,
+            "write",
+            ("im.notify.system.add", "user.get"),
+            notify,
+            "comms",
+        ),
     ]

@@ -15,7 +15,16 @@ from bitrix24_agent_tools.packs.render import done_output, dumps, record_output,
 
 ENTITY_TYPE_ID = {"lead": 1, "deal": 2, "contact": 3, "company": 4}
 DEFAULT_FIELDS = {
-    "deal": ["ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "OPPORTUNITY", "CURRENCY_ID", "ASSIGNED_BY_ID", "COMPANY_ID"],
+    "deal": [
+        "ID",
+        "TITLE",
+        "STAGE_ID",
+        "CATEGORY_ID",
+        "OPPORTUNITY",
+        "CURRENCY_ID",
+        "ASSIGNED_BY_ID",
+        "COMPANY_ID",
+    ],
     "lead": ["ID", "TITLE", "NAME", "STATUS_ID", "OPPORTUNITY", "ASSIGNED_BY_ID"],
     "contact": ["ID", "NAME", "LAST_NAME", "EMAIL", "PHONE", "COMPANY_ID"],
     "company": ["ID", "TITLE", "COMPANY_TYPE", "PHONE", "ASSIGNED_BY_ID"],
@@ -33,7 +42,8 @@ _ENTITY_HELP = "lead, deal, contact, company, item:<typeId>"
 
 
 class _EntityArgs(_Args):
-    # One field instead of an enum plus a type id: smart processes (entityTypeId ≥ 1030) cost no extra schema tokens.
+    # One field instead of an enum plus a type id: smart processes (entityTypeId ≥ 1030) cost no extra schema
+    # tokens.
     entity: str = Field(description=_ENTITY_HELP)
 
     @field_validator("entity")
@@ -59,7 +69,9 @@ def _prefix(args: _EntityArgs) -> tuple[str, dict[str, Any]]:
 
 
 class ListArgs(_EntityArgs):
-    filter: dict[str, Any] = Field(default_factory=dict, description='e.g. {">OPPORTUNITY":1000,"%TITLE":"x"}')
+    filter: dict[str, Any] = Field(
+        default_factory=dict, description='e.g. {">OPPORTUNITY":1000,"%TITLE":"x"}'
+    )
     select: list[str] = Field(default_factory=list)
     order: dict[str, Any] = Field(default_factory=dict)  # values ASC or DESC: checked below, not shown
 
@@ -70,6 +82,7 @@ class ListArgs(_EntityArgs):
         if bad:
             raise ValueError(f"order direction of {bad[0]} must be ASC or DESC")
         return {k: str(v).upper() for k, v in value.items()}
+
     limit: int = Field(20, ge=1, le=500)
     offset: int = Field(0, ge=0)
 
@@ -85,24 +98,41 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
         ids: set[int] | None = None
         for key, value in comms.items():
             kind = str(key).lstrip("=%").upper()
-            found = yield Call("crm.duplicate.findbycomm", {"type": kind, "values": value if isinstance(value, list)
-                                                            else [value], "entity_type": args.kind.upper()})
-            hit = set((found.result or {}).get(args.kind.upper(), [])) if isinstance(found.result, dict) else set()
+            found = yield Call(
+                "crm.duplicate.findbycomm",
+                {
+                    "type": kind,
+                    "values": value if isinstance(value, list) else [value],
+                    "entity_type": args.kind.upper(),
+                },
+            )
+            hit = (
+                set((found.result or {}).get(args.kind.upper(), []))
+                if isinstance(found.result, dict)
+                else set()
+            )
             ids = hit if ids is None else ids & hit
             flt.pop(key)
         if not ids:
             return rows_output(ctx, [], fields=fields, total=0)
         flt["@ID"] = sorted(ids)
-    if args.kind in preflight.LEGACY and flt:  # an unknown field would match nothing: the model would answer "none"
+    if (
+        args.kind in preflight.LEGACY and flt
+    ):  # an unknown field would match nothing: the model would answer "none"
         flt = yield from preflight.check_filter(ctx, args.kind, flt)
     params: dict[str, Any] = {**extra, "filter": flt, "select": fields, "order": args.order or {"ID": "DESC"}}
     rows: list[Any] = []
     total: int | None = None
-    # Legacy lists page by page number (start 75 answers rows 50-99): ask from the page boundary, skip the rest.
+    # Legacy lists page by page number (start 75 answers rows 50-99): ask from the page boundary, skip the
+    # rest.
     start, skip = args.offset - args.offset % 50, args.offset % 50
     while len(rows) < args.limit:
         response = yield Call(f"{prefix}.list", {**params, "start": start})
-        page = response.result.get("items", []) if isinstance(response.result, dict) else list(response.result or [])
+        page = (
+            response.result.get("items", [])
+            if isinstance(response.result, dict)
+            else list(response.result or [])
+        )
         rows.extend(page[skip:])
         skip = 0
         total = response.total if response.total is not None else total
@@ -122,29 +152,55 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
                 if value not in (None, "", "0") and str(value) in lookup:
                     row[label] = lookup[str(value)]
         shown_fields += [label for column, (label, _) in names.items() if column in fields]
-    return rows_output(ctx, rows, fields=shown_fields, total=total, more=more,
-                       hint=f"more rows: call again with offset={following}" if more else "")
+    return rows_output(
+        ctx,
+        rows,
+        fields=shown_fields,
+        total=total,
+        more=more,
+        hint=f"more rows: call again with offset={following}" if more else "",
+    )
 
 
 def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, tuple[str, dict[str, str]]]]:
-    """Names beside the IDs a list shows (responsible user, company, stage), read in one call each (cached)."""
+    """Names beside the IDs a list shows (responsible user, company, stage), read in one call each
+    (cached)."""
+
     def ids(column: str) -> list[int]:
-        return sorted({int(r[column]) for r in rows if isinstance(r, dict) and str(r.get(column) or "").isdigit()
-                       and int(r[column]) > 0})
+        return sorted(
+            {
+                int(r[column])
+                for r in rows
+                if isinstance(r, dict) and str(r.get(column) or "").isdigit() and int(r[column]) > 0
+            }
+        )
 
     out: dict[str, tuple[str, dict[str, str]]] = {}
     users = ids("ASSIGNED_BY_ID")
     if users:
         found = yield from preflight.cached(ctx, "user.get", {"filter": {"ID": users}})
-        out["ASSIGNED_BY_ID"] = ("ASSIGNED_BY", {str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
-                                                 for u in found or [] if isinstance(u, dict)})
+        out["ASSIGNED_BY_ID"] = (
+            "ASSIGNED_BY",
+            {
+                str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
+                for u in found or []
+                if isinstance(u, dict)
+            },
+        )
     companies = ids("COMPANY_ID")
     if companies:
-        found = yield from preflight.cached(ctx, "crm.company.list", {"filter": {"@ID": companies}, "select": ["ID", "TITLE"]})
-        out["COMPANY_ID"] = ("COMPANY", {str(c.get("ID")): str(c.get("TITLE")) for c in found or [] if isinstance(c, dict)})
+        found = yield from preflight.cached(
+            ctx, "crm.company.list", {"filter": {"@ID": companies}, "select": ["ID", "TITLE"]}
+        )
+        out["COMPANY_ID"] = (
+            "COMPANY",
+            {str(c.get("ID")): str(c.get("TITLE")) for c in found or [] if isinstance(c, dict)},
+        )
     if any(isinstance(r, dict) and r.get("STAGE_ID") for r in rows):
         stage_names: dict[str, str] = {}
-        for category in sorted({preflight.as_id(r.get("CATEGORY_ID")) or 0 for r in rows if isinstance(r, dict)}):
+        for category in sorted(
+            {preflight.as_id(r.get("CATEGORY_ID")) or 0 for r in rows if isinstance(r, dict)}
+        ):
             stages = yield from preflight.stages_of(ctx, category)
             stage_names.update({k: str(v.get("NAME")) for k, v in stages.items()})
         out["STAGE_ID"] = ("STAGE", stage_names)
@@ -179,7 +235,9 @@ def _existing(entity: str, record_id: int) -> Generator[Call, Any, dict[str, Any
         response = yield Call(f"crm.{entity}.get", {"id": record_id})
     except (Bitrix24Error, CallRefused) as exc:
         if isinstance(exc, Bitrix24Error) and exc.code == "NOT_FOUND":
-            raise ValueError(f"{entity} #{record_id} does not exist (find it with b24_crm_list {entity})") from None
+            raise ValueError(
+                f"{entity} #{record_id} does not exist (find it with b24_crm_list {entity})"
+            ) from None
         raise
     return response.result if isinstance(response.result, dict) else {}
 
@@ -187,10 +245,14 @@ def _existing(entity: str, record_id: int) -> Generator[Call, Any, dict[str, Any
 def crm_create(ctx: ToolContext, args: CreateArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
     fields = args.fields
-    if args.kind in preflight.LEGACY:  # checked before anyone is asked: nothing dropped, nothing that would fail
+    if (
+        args.kind in preflight.LEGACY
+    ):  # checked before anyone is asked: nothing dropped, nothing that would fail
         fields = yield from preflight.check_crm_fields(ctx, args.kind, fields, creating=True)
     response = yield Call(f"{prefix}.add", {**extra, "fields": fields})
-    new_id = response.result.get("item", {}).get("id") if isinstance(response.result, dict) else response.result
+    new_id = (
+        response.result.get("item", {}).get("id") if isinstance(response.result, dict) else response.result
+    )
     return done_output(f"created {args.entity} #{new_id}", {"id": new_id})
 
 
@@ -259,20 +321,33 @@ def _copy(lead: dict[str, Any], keys: tuple[str, ...], **extra: Any) -> dict[str
 
 def lead_convert(ctx: ToolContext, args: ConvertArgs) -> HandlerGen:
     """A lead becomes a deal with its contact (and company): the docs say REST has no conversion method
-    (crm/leads/index.md), so it is the records created by crm.contact.add / crm.company.add / crm.deal.add and the
-    lead moved to its converted status by crm.lead.update — one batch, one approval, stopping at the first error."""
+    (crm/leads/index.md), so it is the records created by crm.contact.add / crm.company.add / crm.deal.add and
+    the lead moved to its converted status by crm.lead.update — one batch, one approval, stopping at the first
+    error."""
     lead = yield from _existing("lead", args.id)
     if lead.get("STATUS_ID") == "CONVERTED":
         raise ValueError(f"lead #{args.id} is already converted")
-    common = {"ASSIGNED_BY_ID": lead.get("ASSIGNED_BY_ID"), "SOURCE_ID": lead.get("SOURCE_ID"), "LEAD_ID": args.id}
+    common = {
+        "ASSIGNED_BY_ID": lead.get("ASSIGNED_BY_ID"),
+        "SOURCE_ID": lead.get("SOURCE_ID"),
+        "LEAD_ID": args.id,
+    }
     cmd: dict[str, str] = {}
-    deal = _copy(lead, ("OPPORTUNITY", "CURRENCY_ID", "COMMENTS"), TITLE=lead.get("TITLE") or f"Lead #{args.id}",
-                 **common)
+    deal = _copy(
+        lead,
+        ("OPPORTUNITY", "CURRENCY_ID", "COMMENTS"),
+        TITLE=lead.get("TITLE") or f"Lead #{args.id}",
+        **common,
+    )
     if any(lead.get(k) for k in _PERSON):
         cmd["contact"] = "crm.contact.add?" + php_query({"fields": _copy(lead, _PERSON, **common)})
     if lead.get("COMPANY_TITLE"):
-        cmd["company"] = "crm.company.add?" + php_query({"fields": {"TITLE": lead["COMPANY_TITLE"], **common}})
-    refs = "".join(f"&fields[{key.upper()}_ID]=$result[{key}]" for key in ("contact", "company") if key in cmd)
+        cmd["company"] = "crm.company.add?" + php_query(
+            {"fields": {"TITLE": lead["COMPANY_TITLE"], **common}}
+        )
+    refs = "".join(
+        f"&fields[{key.upper()}_ID]=$result[{key}]" for key in ("contact", "company") if key in cmd
+    )
     cmd["deal"] = "crm.deal.add?" + php_query({"fields": deal}) + refs
     cmd["lead"] = "crm.lead.update?" + php_query({"id": args.id, "fields": {"STATUS_ID": "CONVERTED"}})
     response = yield Call("batch", {"halt": 1, "cmd": cmd})
@@ -282,8 +357,10 @@ def lead_convert(ctx: ToolContext, args: ConvertArgs) -> HandlerGen:
         done = ", ".join(f"{k} #{v}" for k, v in made.items() if k != "lead") or "nothing"
         raise ValueError(f"conversion stopped: {result['result_error']}; created before the error: {done}")
     parts = [f"{k} #{made[k]}" for k in ("deal", "contact", "company") if k in made]
-    return done_output(f"lead #{args.id} converted: {', '.join(parts)}", {k: made.get(k) for k in ("deal", "contact",
-                                                                                                  "company")})
+    return done_output(
+        f"lead #{args.id} converted: {', '.join(parts)}",
+        {k: made.get(k) for k in ("deal", "contact", "company")},
+    )
 
 
 class MoveArgs(_Args):
@@ -295,10 +372,15 @@ def deal_move(ctx: ToolContext, args: MoveArgs) -> HandlerGen:
     deal = yield from _existing("deal", args.id)
     category = preflight.as_id(deal.get("CATEGORY_ID")) or 0
     stages = yield from preflight.stages_of(ctx, category)
-    stage = preflight.fix_stage(stages, args.stage_id, category, f"deal #{args.id}") if stages else args.stage_id
+    stage = (
+        preflight.fix_stage(stages, args.stage_id, category, f"deal #{args.id}") if stages else args.stage_id
+    )
     yield Call("crm.deal.update", {"id": args.id, "fields": {"STAGE_ID": stage}}, current=deal)
     name = (stages.get(stage) or {}).get("NAME") if stages else None
-    return done_output(f"deal #{args.id} moved to {stage}" + (f" ({name})" if name else ""), {"id": args.id, "stage_id": stage})
+    return done_output(
+        f"deal #{args.id} moved to {stage}" + (f" ({name})" if name else ""),
+        {"id": args.id, "stage_id": stage},
+    )
 
 
 class CommentArgs(_Args):
@@ -308,17 +390,25 @@ class CommentArgs(_Args):
 
 
 def crm_comment(ctx: ToolContext, args: CommentArgs) -> HandlerGen:
-    if args.entity == "task":  # a task's comments live in the task (task.commentitem.add takes [taskId, fields])
+    if (
+        args.entity == "task"
+    ):  # a task's comments live in the task (task.commentitem.add takes [taskId, fields])
         try:
             yield Call("tasks.task.get", {"taskId": args.id})
         except Bitrix24Error:
             raise ValueError(f"task #{args.id} does not exist (find it with b24_task_list)") from None
-        response = yield Call("task.commentitem.add", {"TASKID": args.id, "FIELDS": {"POST_MESSAGE": args.text}})
+        response = yield Call(
+            "task.commentitem.add", {"TASKID": args.id, "FIELDS": {"POST_MESSAGE": args.text}}
+        )
         return done_output(f"comment #{response.result} added to task #{args.id}", {"id": response.result})
     yield from _existing(args.entity, args.id)
-    response = yield Call("crm.timeline.comment.add",
-                          {"fields": {"ENTITY_TYPE": args.entity, "ENTITY_ID": args.id, "COMMENT": args.text}})
-    return done_output(f"comment #{response.result} added to {args.entity} #{args.id}", {"id": response.result})
+    response = yield Call(
+        "crm.timeline.comment.add",
+        {"fields": {"ENTITY_TYPE": args.entity, "ENTITY_ID": args.id, "COMMENT": args.text}},
+    )
+    return done_output(
+        f"comment #{response.result} added to {args.entity} #{args.id}", {"id": response.result}
+    )
 
 
 class TaskListArgs(_Args):
@@ -327,11 +417,22 @@ class TaskListArgs(_Args):
 
 
 def task_list(ctx: ToolContext, args: TaskListArgs) -> HandlerGen:
-    response = yield Call("tasks.task.list", {"filter": args.filter, "select": ["ID", "TITLE", "STATUS", "RESPONSIBLE_ID", "DEADLINE"],
-                                              "order": {"ID": "desc"}})
+    response = yield Call(
+        "tasks.task.list",
+        {
+            "filter": args.filter,
+            "select": ["ID", "TITLE", "STATUS", "RESPONSIBLE_ID", "DEADLINE"],
+            "order": {"ID": "desc"},
+        },
+    )
     rows = (response.result or {}).get("tasks", []) if isinstance(response.result, dict) else []
-    return rows_output(ctx, rows[: args.limit], fields=TASK_FIELDS, total=response.total,
-                       more=bool(response.total and response.total > args.limit))
+    return rows_output(
+        ctx,
+        rows[: args.limit],
+        fields=TASK_FIELDS,
+        total=response.total,
+        more=bool(response.total and response.total > args.limit),
+    )
 
 
 class TaskCreateArgs(_Args):
@@ -351,7 +452,9 @@ def _crm_links(links: list[str]) -> Generator[Call, Any, list[str]]:
     for link in links:
         prefix, _, raw = link.strip().upper().partition("_")
         if prefix not in _LINK_PREFIX or not raw.isdigit():
-            raise ValueError(f"crm link {link!r} must look like D_12 (deal), L_3 (lead), C_7 (contact) or CO_2 (company)")
+            raise ValueError(
+                f"crm link {link!r} must look like D_12 (deal), L_3 (lead), C_7 (contact) or CO_2 (company)"
+            )
         yield from _existing(_LINK_PREFIX[prefix], int(raw))
         out.append(f"{prefix}_{int(raw)}")
     return out
@@ -363,7 +466,9 @@ def _check_task(ctx: ToolContext, responsible: Any, deadline: Any) -> Generator[
         if not users:
             raise ValueError(f"user #{responsible} does not exist (find it with b24_user_find)")
     if deadline is not None and not preflight.parse_date(deadline):
-        raise ValueError(f"deadline must be an ISO 8601 date (e.g. 2026-12-04T18:00:00+03:00), got {deadline!r}")
+        raise ValueError(
+            f"deadline must be an ISO 8601 date (e.g. 2026-12-04T18:00:00+03:00), got {deadline!r}"
+        )
 
 
 def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
@@ -402,8 +507,20 @@ def task_update(ctx: ToolContext, args: TaskUpdateArgs) -> HandlerGen:
     return done_output(f"updated task #{args.id}: {', '.join(args.fields)}", {"id": args.id})
 
 
-_TASK_WRITABLE = {"TITLE", "DESCRIPTION", "RESPONSIBLE_ID", "DEADLINE", "PRIORITY", "STATUS", "GROUP_ID",
-                  "UF_CRM_TASK", "ACCOMPLICES", "AUDITORS", "START_DATE_PLAN", "END_DATE_PLAN"}
+_TASK_WRITABLE = {
+    "TITLE",
+    "DESCRIPTION",
+    "RESPONSIBLE_ID",
+    "DEADLINE",
+    "PRIORITY",
+    "STATUS",
+    "GROUP_ID",
+    "UF_CRM_TASK",
+    "ACCOMPLICES",
+    "AUDITORS",
+    "START_DATE_PLAN",
+    "END_DATE_PLAN",
+}
 
 
 class IdArgs(_Args):
@@ -444,8 +561,12 @@ def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
                     found.append(user)
             start = page.next
     departments = yield from _departments(query)
-    return rows_output(ctx, [*found, *departments], fields=[*USER_FIELDS, "DEPARTMENT", "HEAD"],
-                       total=len(found) + len(departments))
+    return rows_output(
+        ctx,
+        [*found, *departments],
+        fields=[*USER_FIELDS, "DEPARTMENT", "HEAD"],
+        total=len(found) + len(departments),
+    )
 
 
 def _departments(query: str) -> Generator[Call, Any, list[dict[str, Any]]]:
@@ -464,40 +585,142 @@ def _departments(query: str) -> Generator[Call, Any, list[dict[str, Any]]]:
             try:
                 users = yield Call("user.get", {"filter": {"ID": int(dept["UF_HEAD"])}})
                 first = (users.result or [None])[0]
-                head = f"{first.get('NAME', '')} {first.get('LAST_NAME', '')}".strip() if isinstance(first, dict) else None
+                head = (
+                    f"{first.get('NAME', '')} {first.get('LAST_NAME', '')}".strip()
+                    if isinstance(first, dict)
+                    else None
+                )
             except (Bitrix24Error, CallRefused):
                 head = None
-        out.append({"ID": dept.get("ID"), "DEPARTMENT": dept.get("NAME"),
-                    "HEAD": f"{head} (#{dept.get('UF_HEAD')})" if head else dept.get("UF_HEAD")})
+        out.append(
+            {
+                "ID": dept.get("ID"),
+                "DEPARTMENT": dept.get("NAME"),
+                "HEAD": f"{head} (#{dept.get('UF_HEAD')})" if head else dept.get("UF_HEAD"),
+            }
+        )
     return out
 
 
 def specs() -> list[ToolSpec]:
     crm = ("crm.lead", "crm.deal", "crm.contact", "crm.company", "crm.item")
     return [
-        ToolSpec("b24_crm_list", "List/search CRM records.", ListArgs, "read",
-                 (*(f"{p}.list" for p in crm), "crm.duplicate.findbycomm", *preflight.METHODS), crm_list, "core"),
-        ToolSpec("b24_crm_get", "Get one CRM record.", GetArgs, "read", tuple(f"{p}.get" for p in crm), crm_get, "core"),
-        ToolSpec("b24_crm_create", "Create a CRM record.", CreateArgs, "write",
-                 (*(f"{p}.add" for p in crm), *preflight.METHODS), crm_create, "core"),
-        ToolSpec("b24_crm_update", "Update a CRM record.", UpdateArgs, "write",
-                 (*(f"{p}.update" for p in crm), *preflight.METHODS), crm_update, "core"),
-        ToolSpec("b24_crm_fields", "CRM entity fields, enum values, deal pipelines.", _EntityArgs,
-                 "read", (*(f"{p}.fields" for p in crm), "crm.category.list", "crm.status.list"), crm_fields, "core"),
-        ToolSpec("b24_lead_convert", "Convert a lead to a deal (+contact, company).", ConvertArgs, "write",
-                 ("batch", "crm.lead.get", "crm.contact.add", "crm.company.add", "crm.deal.add", "crm.lead.update"),
-                 lead_convert, "core"),
-        ToolSpec("b24_deal_move", "Move a deal to a stage.", MoveArgs, "write", ("crm.deal.update", *preflight.METHODS),
-                 deal_move, "core"),
-        ToolSpec("b24_crm_comment", "Comment on a CRM record or a task.", CommentArgs, "write",
-                 ("crm.timeline.comment.add", "task.commentitem.add", "tasks.task.get", *preflight.METHODS),
-                 crm_comment, "core"),
-        ToolSpec("b24_task_list", "List tasks.", TaskListArgs, "read", ("tasks.task.list",), task_list, "core"),
-        ToolSpec("b24_task_create", "Create a task.", TaskCreateArgs, "write", ("tasks.task.add", *preflight.METHODS),
-                 task_create, "core"),
-        ToolSpec("b24_task_update", "Update a task.", TaskUpdateArgs, "write", ("tasks.task.update", *preflight.METHODS),
-                 task_update, "core"),
-        ToolSpec("b24_task_complete", "Complete a task.", IdArgs, "write", ("tasks.task.complete",), task_complete, "core"),
-        ToolSpec("b24_user_find", "Find users or a department (and its head).", UserFindArgs, "read",
-                 ("user.search", "user.get", "department.get"), user_find, "core"),
+        ToolSpec(
+            "b24_crm_list",
+            "List/search CRM records.",
+            ListArgs,
+            "read",
+            (*(f"{p}.list" for p in crm), "crm.duplicate.findbycomm", *preflight.METHODS),
+            crm_list,
+            "core",
+        ),
+        ToolSpec(
+            "b24_crm_get",
+            "Get one CRM record.",
+            GetArgs,
+            "read",
+            tuple(f"{p}.get" for p in crm),
+            crm_get,
+            "core",
+        ),
+        ToolSpec(
+            "b24_crm_create",
+            "Create a CRM record.",
+            CreateArgs,
+            "write",
+            (*(f"{p}.add" for p in crm), *preflight.METHODS),
+            crm_create,
+            "core",
+        ),
+        ToolSpec(
+            "b24_crm_update",
+            "Update a CRM record.",
+            UpdateArgs,
+            "write",
+            (*(f"{p}.update" for p in crm), *preflight.METHODS),
+            crm_update,
+            "core",
+        ),
+        ToolSpec(
+            "b24_crm_fields",
+            "CRM entity fields, enum values, deal pipelines.",
+            _EntityArgs,
+            "read",
+            (*(f"{p}.fields" for p in crm), "crm.category.list", "crm.status.list"),
+            crm_fields,
+            "core",
+        ),
+        ToolSpec(
+            "b24_lead_convert",
+            "Convert a lead to a deal (+contact, company).",
+            ConvertArgs,
+            "write",
+            (
+                "batch",
+                "crm.lead.get",
+                "crm.contact.add",
+                "crm.company.add",
+                "crm.deal.add",
+                "crm.lead.update",
+            ),
+            lead_convert,
+            "core",
+        ),
+        ToolSpec(
+            "b24_deal_move",
+            "Move a deal to a stage.",
+            MoveArgs,
+            "write",
+            ("crm.deal.update", *preflight.METHODS),
+            deal_move,
+            "core",
+        ),
+        ToolSpec(
+            "b24_crm_comment",
+            "Comment on a CRM record or a task.",
+            CommentArgs,
+            "write",
+            ("crm.timeline.comment.add", "task.commentitem.add", "tasks.task.get", *preflight.METHODS),
+            crm_comment,
+            "core",
+        ),
+        ToolSpec(
+            "b24_task_list", "List tasks.", TaskListArgs, "read", ("tasks.task.list",), task_list, "core"
+        ),
+        ToolSpec(
+            "b24_task_create",
+            "Create a task.",
+            TaskCreateArgs,
+            "write",
+            ("tasks.task.add", *preflight.METHODS),
+            task_create,
+            "core",
+        ),
+        ToolSpec(
+            "b24_task_update",
+            "Update a task.",
+            TaskUpdateArgs,
+            "write",
+            ("tasks.task.update", *preflight.METHODS),
+            task_update,
+            "core",
+        ),
+        ToolSpec(
+            "b24_task_complete",
+            "Complete a task.",
+            IdArgs,
+            "write",
+            ("tasks.task.complete",),
+            task_complete,
+            "core",
+        ),
+        ToolSpec(
+            "b24_user_find",
+            "Find users or a department (and its head).",
+            UserFindArgs,
+            "read",
+            ("user.search", "user.get", "department.get"),
+            user_find,
+            "core",
+        ),
     ]

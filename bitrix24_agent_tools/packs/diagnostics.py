@@ -18,7 +18,9 @@ def explain_error(ctx: ToolContext, args: CodeArgs) -> HandlerGen:
 
     err = error_from(args.code.strip())
     text = f"{args.code}: {err.hint} (retryable: {'yes' if err.retryable else 'no'})"
-    return ToolOutput(content=text, artifact={"code": args.code, "hint": err.hint, "retryable": err.retryable})
+    return ToolOutput(
+        content=text, artifact={"code": args.code, "hint": err.hint, "retryable": err.retryable}
+    )
     yield  # pragma: no cover — a generator that makes no calls
 
 
@@ -33,24 +35,45 @@ def check_method(ctx: ToolContext, args: MethodArgs) -> HandlerGen:
         groups: dict[str, list[str]] = {}
         for method, level in CATALOG[name].items():
             groups.setdefault(level, []).append(method)
-        listing = "; ".join(f"{level}: {' '.join(groups[level])}" for level in ("read", "write", "destructive")
-                            if level in groups)
-        return ToolOutput(content=f"{name} (b24_{name}_call) — {listing}", artifact={"pack": name, "methods": groups})
+        listing = "; ".join(
+            f"{level}: {' '.join(groups[level])}"
+            for level in ("read", "write", "destructive")
+            if level in groups
+        )
+        return ToolOutput(
+            content=f"{name} (b24_{name}_call) — {listing}", artifact={"pack": name, "methods": groups}
+        )
     pack = pack_of(args.method)
     risk = classify(args.method)
     known = catalog_risk(args.method) is not None
     active = ctx.extra.get("packs", ())
     where = f"pack {pack}" if pack else "no pack (add it to the allowlist explicitly)"
     status = "active" if pack in active else "not active: route or enable that pack"
-    text = f"{args.method}: {where}, risk {risk}{'' if known else ' (by name)'}" + (f", {status}" if pack else "")
+    text = f"{args.method}: {where}, risk {risk}{'' if known else ' (by name)'}" + (
+        f", {status}" if pack else ""
+    )
     return ToolOutput(content=text, artifact={"method": args.method, "pack": pack, "risk": risk})
     yield  # pragma: no cover
 
 
 def specs() -> list[ToolSpec]:
     return [
-        ToolSpec("b24_explain_error", "Explain a Bitrix24 error code: cause and fix.", CodeArgs, "read", (),
-                 explain_error, "diagnostics"),
-        ToolSpec("b24_check_method", "Which pack allows a method, its risk; or a pack's methods.", MethodArgs, "read", (),
-                 check_method, "diagnostics"),
+        ToolSpec(
+            "b24_explain_error",
+            "Explain a Bitrix24 error code: cause and fix.",
+            CodeArgs,
+            "read",
+            (),
+            explain_error,
+            "diagnostics",
+        ),
+        ToolSpec(
+            "b24_check_method",
+            "Which pack allows a method, its risk; or a pack's methods.",
+            MethodArgs,
+            "read",
+            (),
+            check_method,
+            "diagnostics",
+        ),
     ]

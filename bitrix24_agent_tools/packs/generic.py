@@ -24,14 +24,21 @@ def _call_handler(pack: str) -> Any:
         rows = result if isinstance(result, list) else None
         if isinstance(result, dict):
             lists = [key for key, value in result.items() if isinstance(value, list)]
-            if len(result) == 1 and lists:  # {"orders": [...]}, {"prices": [...]}, {"booking": [...]}: the rows
+            if (
+                len(result) == 1 and lists
+            ):  # {"orders": [...]}, {"prices": [...]}, {"booking": [...]}: the rows
                 rows = result[lists[0]]
             for key in ("items", "tasks"):
                 if isinstance(result.get(key), list):
                     rows = result[key]
         if rows is not None:
-            return rows_output(ctx, rows, total=response.total, more=response.next is not None,
-                               hint=f"more rows: call again with params.start={response.next}" if response.next else "")
+            return rows_output(
+                ctx,
+                rows,
+                total=response.total,
+                more=response.next is not None,
+                hint=f"more rows: call again with params.start={response.next}" if response.next else "",
+            )
         return ToolOutput(content=dumps(result), artifact=result)
 
     handler.__name__ = f"{pack}_call"
@@ -41,8 +48,16 @@ def _call_handler(pack: str) -> Any:
 def call_spec(pack: str) -> ToolSpec:
     methods = tuple(CATALOG[pack])
     risk = riskiest([r for r in CATALOG[pack].values()])
-    return ToolSpec(f"b24_{pack}_call", f"Call a {pack} REST method: {_families(pack)}.", CallArgs, risk,
-                    methods, _call_handler(pack), pack, generic=True)
+    return ToolSpec(
+        f"b24_{pack}_call",
+        f"Call a {pack} REST method: {_families(pack)}.",
+        CallArgs,
+        risk,
+        methods,
+        _call_handler(pack),
+        pack,
+        generic=True,
+    )
 
 
 def _families(pack: str) -> str:

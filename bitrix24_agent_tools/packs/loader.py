@@ -13,13 +13,26 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
 
 LOADER = "b24_load_pack"
-PACK_NAMES = ("comms", "automation", "collab", "content", "boards", "commerce", "services", "platform", "sites",
-              "compliance", "diagnostics", "core")
+PACK_NAMES = (
+    "comms",
+    "automation",
+    "collab",
+    "content",
+    "boards",
+    "commerce",
+    "services",
+    "platform",
+    "sites",
+    "compliance",
+    "diagnostics",
+    "core",
+)
 
 
 @lru_cache(maxsize=1)
 def tool_packs() -> dict[str, str]:
-    """Every tool's name → the pack it belongs to (the loader's, the faces' and the selection's one lookup)."""
+    """Every tool's name → the pack it belongs to (the loader's, the faces' and the selection's one
+    lookup)."""
     from bitrix24_agent_tools.packs import PACKS
 
     return {spec.name: pack.name for pack in PACKS.values() for spec in pack.specs}
@@ -42,24 +55,39 @@ def load_pack(ctx: ToolContext, args: LoadArgs) -> HandlerGen:
     from bitrix24_agent_tools.packs import PACKS
 
     if args.pack not in PACK_NAMES:  # one tool, e.g. b24_task_create: cheaper than its whole pack
-        return ToolOutput(content=f"loaded {args.pack} (usable from the next step)",
-                          artifact={"loaded_tools": [args.pack], "pack": tool_packs()[args.pack]})
+        return ToolOutput(
+            content=f"loaded {args.pack} (usable from the next step)",
+            artifact={"loaded_tools": [args.pack], "pack": tool_packs()[args.pack]},
+        )
     names = [s.name for s in PACKS[args.pack].specs]
-    return ToolOutput(content=f"loaded {args.pack}: {', '.join(names)} (usable from the next step)",
-                      artifact={"loaded_pack": args.pack, "tools": names})
+    return ToolOutput(
+        content=f"loaded {args.pack}: {', '.join(names)} (usable from the next step)",
+        artifact={"loaded_pack": args.pack, "tools": names},
+    )
     yield  # pragma: no cover - makes no call
 
 
 def loader_spec() -> ToolSpec:
-    return ToolSpec(LOADER, "Load a tool, or a pack's tools: core (CRM, tasks), comms (chat, calls), automation, collab (feed), "
-                    "content (Drive), boards (scrum), commerce, services (calendar, booking), platform (AI), sites, "
-                    "compliance, diagnostics.", LoadArgs, "read", (), load_pack, "loader")
+    return ToolSpec(
+        LOADER,
+        "Load a tool, or a pack's tools: core (CRM, tasks), comms (chat, calls), automation, collab (feed), "
+        "content (Drive), boards (scrum), commerce, services (calendar, booking), platform (AI), sites, "
+        "compliance, diagnostics.",
+        LoadArgs,
+        "read",
+        (),
+        load_pack,
+        "loader",
+    )
 
 
 def loaded_packs(calls: list[tuple[str, dict[str, object]]]) -> set[str]:
     """Packs the model loaded, from its (tool name, arguments) calls so far."""
-    return {str(args.get("pack", "")).strip().lower() for name, args in calls
-            if name == LOADER and str(args.get("pack", "")).strip().lower() in PACK_NAMES}
+    return {
+        str(args.get("pack", "")).strip().lower()
+        for name, args in calls
+        if name == LOADER and str(args.get("pack", "")).strip().lower() in PACK_NAMES
+    }
 
 
 def loaded_tools(calls: list[tuple[str, dict[str, object]]]) -> set[str]:

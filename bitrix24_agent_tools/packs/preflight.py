@@ -1,9 +1,10 @@
 """Checks a write before anyone is asked to approve it, against the portal's own metadata.
 
-A model that sends an unknown field, a stage of another pipeline, a name where an ID belongs, a record that does
-not exist or "next friday" as a date gets one line naming the fix — and the person is never asked to approve a call
-that would fail or silently drop data. Metadata (``crm.*.fields``, ``crm.status.list``, ``crm.category.list``,
-``crm.currency.list``) is read through the guard like any read and cached per tenant for a short time.
+A model that sends an unknown field, a stage of another pipeline, a name where an ID belongs, a record that
+does not exist or "next friday" as a date gets one line naming the fix — and the person is never asked to
+approve a call that would fail or silently drop data. Metadata (``crm.*.fields``, ``crm.status.list``,
+``crm.category.list``, ``crm.currency.list``) is read through the guard like any read and cached per tenant
+for a short time.
 """
 
 from __future__ import annotations
@@ -22,16 +23,31 @@ from bitrix24_agent_tools.packs.base import Call, CallRefused, ToolContext
 
 Check = Generator[Call, Any, Any]
 TTL = 60.0
-REFERENCE_TYPES = {"crm_company": ("crm.company.get", "company"), "crm_contact": ("crm.contact.get", "contact"),
-                   "crm_lead": ("crm.lead.get", "lead")}
+REFERENCE_TYPES = {
+    "crm_company": ("crm.company.get", "company"),
+    "crm_contact": ("crm.contact.get", "contact"),
+    "crm_lead": ("crm.lead.get", "lead"),
+}
 ID_TYPES = {"integer", "user", "crm_company", "crm_contact", "crm_lead", "crm_category", "employee"}
 READ_ONLY_HINT = "read-only"
 LEGACY = ("lead", "deal", "contact", "company")
 MULTIFIELDS = ("PHONE", "EMAIL", "WEB", "IM")
 # The metadata reads a write's checks may make (each typed tool allows them).
-METHODS = ("crm.deal.fields", "crm.lead.fields", "crm.contact.fields", "crm.company.fields", "crm.status.list",
-           "crm.category.list", "crm.currency.list", "crm.deal.get", "crm.lead.get", "crm.contact.get",
-           "crm.company.get", "user.get", "crm.company.list")
+METHODS = (
+    "crm.deal.fields",
+    "crm.lead.fields",
+    "crm.contact.fields",
+    "crm.company.fields",
+    "crm.status.list",
+    "crm.category.list",
+    "crm.currency.list",
+    "crm.deal.get",
+    "crm.lead.get",
+    "crm.contact.get",
+    "crm.company.get",
+    "user.get",
+    "crm.company.list",
+)
 
 
 class MetadataCache:
@@ -75,20 +91,45 @@ def cached(ctx: ToolContext, method: str, params: Mapping[str, Any]) -> Check:
 
 
 # Words a model uses for a CRM field, and the field it means (checked against the entity's real fields).
-SYNONYMS = {"AMOUNT": "OPPORTUNITY", "SUM": "OPPORTUNITY", "VALUE": "OPPORTUNITY", "PRICE": "OPPORTUNITY",
-            "STAGE": "STAGE_ID", "STATUS": "STATUS_ID", "RESPONSIBLE": "ASSIGNED_BY_ID", "OWNER": "ASSIGNED_BY_ID",
-            "ASSIGNED": "ASSIGNED_BY_ID", "RESPONSIBLE_ID": "ASSIGNED_BY_ID", "COMPANY": "COMPANY_ID",
-            "CONTACT": "CONTACT_ID", "CURRENCY": "CURRENCY_ID", "COMMENT": "COMMENTS", "DESCRIPTION": "COMMENTS",
-            "FIRST_NAME": "NAME", "SURNAME": "LAST_NAME", "MAIL": "EMAIL", "E_MAIL": "EMAIL", "TELEPHONE": "PHONE",
-            "MOBILE": "PHONE", "WEBSITE": "WEB", "SOURCE": "SOURCE_ID", "PIPELINE": "CATEGORY_ID",
-            "CATEGORY": "CATEGORY_ID", "TYPE": "TYPE_ID"}
+SYNONYMS = {
+    "AMOUNT": "OPPORTUNITY",
+    "SUM": "OPPORTUNITY",
+    "VALUE": "OPPORTUNITY",
+    "PRICE": "OPPORTUNITY",
+    "STAGE": "STAGE_ID",
+    "STATUS": "STATUS_ID",
+    "RESPONSIBLE": "ASSIGNED_BY_ID",
+    "OWNER": "ASSIGNED_BY_ID",
+    "ASSIGNED": "ASSIGNED_BY_ID",
+    "RESPONSIBLE_ID": "ASSIGNED_BY_ID",
+    "COMPANY": "COMPANY_ID",
+    "CONTACT": "CONTACT_ID",
+    "CURRENCY": "CURRENCY_ID",
+    "COMMENT": "COMMENTS",
+    "DESCRIPTION": "COMMENTS",
+    "FIRST_NAME": "NAME",
+    "SURNAME": "LAST_NAME",
+    "MAIL": "EMAIL",
+    "E_MAIL": "EMAIL",
+    "TELEPHONE": "PHONE",
+    "MOBILE": "PHONE",
+    "WEBSITE": "WEB",
+    "SOURCE": "SOURCE_ID",
+    "PIPELINE": "CATEGORY_ID",
+    "CATEGORY": "CATEGORY_ID",
+    "TYPE": "TYPE_ID",
+}
 
 
 def closest(name: str, known: list[str], n: int = 3) -> str:
     lookup = {k.upper(): k for k in known}
     upper = name.upper().lstrip("!=<>%@")
     found = [lookup[SYNONYMS[upper]]] if upper in SYNONYMS and SYNONYMS[upper] in lookup else []
-    found += [lookup[m] for m in difflib.get_close_matches(upper, list(lookup), n=n, cutoff=0.5) if lookup[m] not in found]
+    found += [
+        lookup[m]
+        for m in difflib.get_close_matches(upper, list(lookup), n=n, cutoff=0.5)
+        if lookup[m] not in found
+    ]
     return ", ".join(found[:n])
 
 
@@ -130,7 +171,8 @@ def stages_of(ctx: ToolContext, category: int) -> Check:
 def fix_stage(stages: Mapping[str, Any], wanted: str, category: int, subject: str) -> str:
     """The stage id to write, or ValueError naming the right one (a stage of another pipeline, a name).
 
-    "WON" / "LOSE" (or "lost") close the deal by its own pipeline's semantics: the stage whose SEMANTICS is S or F.
+    "WON" / "LOSE" (or "lost") close the deal by its own pipeline's semantics: the stage whose SEMANTICS is S
+    or F.
     """
     if wanted in stages:
         return wanted
@@ -138,24 +180,39 @@ def fix_stage(stages: Mapping[str, Any], wanted: str, category: int, subject: st
     bare = wanted.split(":", 1)[-1].upper()
     by_semantics = {"WON": "S", "LOSE": "F", "LOST": "F"}
     if wanted.upper() in by_semantics:
-        closing = next((s for s, r in stages.items() if str(r.get("SEMANTICS") or "") == by_semantics[wanted.upper()]), None)
+        closing = next(
+            (s for s, r in stages.items() if str(r.get("SEMANTICS") or "") == by_semantics[wanted.upper()]),
+            None,
+        )
         if closing:
             return closing
     guess = None
     if prefix + bare in stages:
         guess = prefix + bare
     elif bare in by_semantics:
-        guess = next((s for s, r in stages.items() if str(r.get("SEMANTICS") or "") == by_semantics[bare]), None)
+        guess = next(
+            (s for s, r in stages.items() if str(r.get("SEMANTICS") or "") == by_semantics[bare]), None
+        )
     else:
-        guess = next((s for s, r in stages.items() if str(r.get("NAME", "")).casefold() == wanted.casefold()), None)
+        guess = next(
+            (s for s, r in stages.items() if str(r.get("NAME", "")).casefold() == wanted.casefold()), None
+        )
     listed = ", ".join(f"{s}={r.get('NAME')}" for s, r in stages.items())
     if guess:
-        raise ValueError(f"{subject} is in pipeline {category}: use stage_id {guess} (not {wanted}); stages: {listed}")
+        raise ValueError(
+            f"{subject} is in pipeline {category}: use stage_id {guess} (not {wanted}); stages: {listed}"
+        )
     raise ValueError(f"unknown stage {wanted!r} for pipeline {category}; stages: {listed}")
 
 
-def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *, creating: bool,
-                     record: Mapping[str, Any] | None = None) -> Check:
+def check_crm_fields(
+    ctx: ToolContext,
+    entity: str,
+    fields: Mapping[str, Any],
+    *,
+    creating: bool,
+    record: Mapping[str, Any] | None = None,
+) -> Check:
     """The fields of a legacy CRM write, checked and normalised (multifields given as text become values)."""
     meta = yield from cached(ctx, f"crm.{entity}.fields", {})
     if not isinstance(meta, Mapping) or not meta:
@@ -166,8 +223,11 @@ def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *
         name = str(raw_name).upper()
         if name not in known:
             hint = closest(name, [k for k, _ in known.values()])
-            raise ValueError(f"unknown field {raw_name} for {entity}" + (f"; closest: {hint}" if hint else "")
-                             + f" (see b24_crm_fields {entity})")
+            raise ValueError(
+                f"unknown field {raw_name} for {entity}"
+                + (f"; closest: {hint}" if hint else "")
+                + f" (see b24_crm_fields {entity})"
+            )
         real, info = known[name]
         ftype = str(info.get("type") or "")
         if info.get("isReadOnly"):
@@ -177,7 +237,9 @@ def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *
         if ftype == "crm_multifield":
             value = _multifield(value)
         elif ftype in ID_TYPES and value not in (None, "") and as_id(value) is None:
-            what = "a user ID (find it with b24_user_find)" if ftype in ("user", "employee") else "a numeric ID"
+            what = (
+                "a user ID (find it with b24_user_find)" if ftype in ("user", "employee") else "a numeric ID"
+            )
             raise ValueError(f"{real} expects {what}, got {value!r}")
         elif ftype == "double" and value not in (None, ""):
             try:
@@ -185,7 +247,10 @@ def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *
             except ValueError:
                 raise ValueError(f"{real} expects a number, got {value!r}") from None
         elif ftype in ("date", "datetime") and value not in (None, "") and not parse_date(value):
-            raise ValueError(f"{real} expects an ISO 8601 date (e.g. 2026-12-04 or 2026-12-04T10:00:00+03:00), got {value!r}")
+            raise ValueError(
+                f"{real} expects an ISO 8601 date (e.g. 2026-12-04 or 2026-12-04T10:00:00+03:00), got "
+                f"{value!r}"
+            )
         elif ftype == "enumeration" and value not in (None, "") and info.get("items"):
             ids = {str(i.get("ID")): i.get("VALUE") for i in info["items"] if isinstance(i, Mapping)}
             by_label = {str(v).casefold(): k for k, v in ids.items()}
@@ -196,8 +261,11 @@ def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *
                     raise ValueError(f"{real} must be one of {', '.join(f'{k}={v}' for k, v in ids.items())}")
         out[real] = value
     if creating:
-        missing = [k for k, info in ((k, i) for k, i in known.values()) if info.get("isRequired") and k not in out
-                   and k.upper() not in {n.upper() for n in out}]
+        missing = [
+            k
+            for k, info in ((k, i) for k, i in known.values())
+            if info.get("isRequired") and k not in out and k.upper() not in {n.upper() for n in out}
+        ]
         if missing and entity != "contact":
             raise ValueError(f"{entity} needs {', '.join(missing)}")
         if entity == "contact" and not any(out.get(k) for k in ("NAME", "LAST_NAME", "SECOND_NAME")):
@@ -207,7 +275,8 @@ def check_crm_fields(ctx: ToolContext, entity: str, fields: Mapping[str, Any], *
 
 
 def _multifield(value: Any) -> Any:
-    """PHONE/EMAIL/WEB/IM as the portal stores them: a list of {VALUE, VALUE_TYPE} (a bare string becomes one)."""
+    """PHONE/EMAIL/WEB/IM as the portal stores them: a list of {VALUE, VALUE_TYPE} (a bare string becomes
+    one)."""
     if isinstance(value, str):
         return [{"VALUE": value, "VALUE_TYPE": "WORK"}] if value.strip() else []
     if isinstance(value, list):
@@ -215,8 +284,13 @@ def _multifield(value: Any) -> Any:
     return value
 
 
-def _check_values(ctx: ToolContext, entity: str, fields: dict[str, Any], known: Mapping[str, tuple[str, Any]],
-                  record: Mapping[str, Any] | None) -> Check:
+def _check_values(
+    ctx: ToolContext,
+    entity: str,
+    fields: dict[str, Any],
+    known: Mapping[str, tuple[str, Any]],
+    record: Mapping[str, Any] | None,
+) -> Check:
     for name, value in list(fields.items()):
         if value in (None, "", 0, "0"):
             continue
@@ -249,7 +323,8 @@ _OP = re.compile(r"^(!=%|!%=|!%|!=|!@|>=|<=|=%|%=|!|>|<|%|@|=)?(.*)$")
 
 
 def check_filter(ctx: ToolContext, entity: str, flt: Mapping[str, Any]) -> Check:
-    """A list filter whose fields the portal knows, operators in front: else one line naming the right form."""
+    """A list filter whose fields the portal knows, operators in front: else one line naming the right
+    form."""
     meta = yield from cached(ctx, f"crm.{entity}.fields", {})
     if not isinstance(meta, Mapping) or not meta:
         return dict(flt)
@@ -261,22 +336,30 @@ def check_filter(ctx: ToolContext, entity: str, flt: Mapping[str, Any]) -> Check
         op, field = match.group(1) or "", match.group(2)
         trailing = re.match(r"^([A-Za-z0-9_]+)(>=|<=|>|<|!=|!|%|=)$", str(key))
         if trailing and trailing.group(1).upper() in known:
-            raise ValueError(f"put the operator before the field: {trailing.group(2)}{trailing.group(1)} (not {key})")
+            raise ValueError(
+                f"put the operator before the field: {trailing.group(2)}{trailing.group(1)} (not {key})"
+            )
         if field.upper() not in known:
             hint = closest(field, list(known.values()))
-            raise ValueError(f"unknown filter field {field} for {entity}" + (f"; closest: {hint}" if hint else "")
-                             + " — filter by ID fields (e.g. COMPANY_ID) after finding the record")
+            raise ValueError(
+                f"unknown filter field {field} for {entity}"
+                + (f"; closest: {hint}" if hint else "")
+                + " — filter by ID fields (e.g. COMPANY_ID) after finding the record"
+            )
         out[op + known[field.upper()]] = value
     return out
 
 
 def timestamp(ctx: ToolContext, value: str, label: str) -> Generator[Call, Any, int]:
-    """A Unix time for an ISO 8601 moment; one without an offset is read in the portal's time zone (server.time)."""
+    """A Unix time for an ISO 8601 moment; one without an offset is read in the portal's time zone
+    (server.time)."""
     if not parse_date(value):
         raise ValueError(f"{label} must be an ISO 8601 date-time like 2026-12-01T10:00, got {value!r}")
     moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         now = yield from cached(ctx, "server.time", {})
-        offset = datetime.fromisoformat(str(now)).utcoffset() if isinstance(now, str) and parse_date(now) else None
+        offset = (
+            datetime.fromisoformat(str(now)).utcoffset() if isinstance(now, str) and parse_date(now) else None
+        )
         moment = moment.replace(tzinfo=timezone(offset or timedelta(0)))
     return int(moment.timestamp())

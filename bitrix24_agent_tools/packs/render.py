@@ -47,20 +47,25 @@ def rows_output(
 ) -> ToolOutput:
     """A list result: at most ``ctx.max_items`` rows with the chosen fields, plus how to get more.
 
-    Rows of records go out as a table — the column names once, each row as an array (about half the tokens of a
-    list of objects); the full rows stay in the artifact.
+    Rows of records go out as a table — the column names once, each row as an array (about half the tokens of
+    a list of objects); the full rows stay in the artifact.
     """
     shown = [cut(pick(r, fields), ctx.max_chars) for r in rows[: ctx.max_items]]
-    body: dict[str, Any] = table(shown) if shown and all(isinstance(r, Mapping) for r in shown) else {"items": shown}
+    body: dict[str, Any] = (
+        table(shown) if shown and all(isinstance(r, Mapping) for r in shown) else {"items": shown}
+    )
     count = total if total is not None else len(rows)
     body["count"] = count
     if len(rows) > ctx.max_items or more:
-        body["more"] = hint or f"showing {len(shown)} of {count if total is not None else 'more'}; narrow the filter"
+        body["more"] = (
+            hint or f"showing {len(shown)} of {count if total is not None else 'more'}; narrow the filter"
+        )
     return ToolOutput(content=dumps(body), artifact=rows)
 
 
 def table(rows: list[Any]) -> dict[str, Any]:
-    """``{"columns": [...], "rows": [[...], ...]}``: every key once, in first-seen order; a missing value is null."""
+    """``{"columns": [...], "rows": [[...], ...]}``: every key once, in first-seen order; a missing value
+    is null."""
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)

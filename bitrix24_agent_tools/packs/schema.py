@@ -6,10 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-# Titles and examples repeat the name; length and pattern limits rarely change what a model sends and are still
-# enforced when the Toolbox validates the arguments, so the model is told about them only through the error.
-_DROP = {"title", "examples", "maxLength", "minLength", "pattern", "maxItems", "minItems", "exclusiveMinimum", "minimum",
-         "maximum"}
+# Titles and examples repeat the name; length and pattern limits rarely change what a model sends and are
+# still enforced when the Toolbox validates the arguments, so the model is told about them only through the
+# error.
+_DROP = {
+    "title",
+    "examples",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "exclusiveMinimum",
+    "minimum",
+    "maximum",
+}
 
 
 def compact_schema(model: type[BaseModel]) -> dict[str, Any]:

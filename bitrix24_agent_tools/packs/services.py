@@ -19,11 +19,15 @@ class MeetingArgs(BaseModel):
 
 def calendar_add(ctx: ToolContext, args: MeetingArgs) -> HandlerGen:
     owner = args.user_id
-    if owner is None:  # calendar.event.add needs type and ownerId (calendar-event-add.md): the caller's own calendar
+    if (
+        owner is None
+    ):  # calendar.event.add needs type and ownerId (calendar-event-add.md): the caller's own calendar
         me = yield Call("user.current", {})
         owner = int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
-    response = yield Call("calendar.event.add", {"type": "user", "ownerId": owner, "name": args.name,
-                                                 "from": args.start, "to": args.end})
+    response = yield Call(
+        "calendar.event.add",
+        {"type": "user", "ownerId": owner, "name": args.name, "from": args.start, "to": args.end},
+    )
     return done_output(f"event #{response.result} '{args.name}' added", {"id": response.result})
 
 
@@ -36,8 +40,9 @@ class BookArgs(BaseModel):
 
 
 def book(ctx: ToolContext, args: BookArgs) -> HandlerGen:
-    """booking.v1.booking.add (booking-v1-booking-add.md) for a resource found by ID or name. The portal accepts an
-    overlapping booking and marks it overbooked; this tool refuses one instead and names the booking in the way."""
+    """booking.v1.booking.add (booking-v1-booking-add.md) for a resource found by ID or name. The portal
+    accepts an overlapping booking and marks it overbooked; this tool refuses one instead and names the
+    booking in the way."""
     start = yield from preflight.timestamp(ctx, args.start, "start")
     end = yield from preflight.timestamp(ctx, args.end, "end")
     if end <= start:
@@ -45,30 +50,68 @@ def book(ctx: ToolContext, args: BookArgs) -> HandlerGen:
     resources = yield from preflight.cached(ctx, "booking.v1.resource.list", {})
     rows = list((resources or {}).get("resource") or []) if isinstance(resources, dict) else []
     wanted = args.resource.strip()
-    match = [r for r in rows if str(r.get("id")) == wanted or str(r.get("name", "")).casefold() == wanted.casefold()]
+    match = [
+        r
+        for r in rows
+        if str(r.get("id")) == wanted or str(r.get("name", "")).casefold() == wanted.casefold()
+    ]
     if not match:
         match = [r for r in rows if wanted.casefold() in str(r.get("name", "")).casefold()]
     if len(match) != 1:
         names = ", ".join(f"#{r.get('id')} {r.get('name')}" for r in (match or rows)[:8])
-        raise ValueError(f"{'several' if match else 'no'} resources match {wanted!r}: {names or 'none exist'}")
+        raise ValueError(
+            f"{'several' if match else 'no'} resources match {wanted!r}: {names or 'none exist'}"
+        )
     resource = match[0]
-    busy = yield Call("booking.v1.booking.list", {"filter": {"resource": [resource["id"]],
-                                                             "within": {"dateFrom": start, "dateTo": end}}})
-    clash = [b for b in ((busy.result or {}).get("booking") or [])
-             if int(b["datePeriod"]["from"]["timestamp"]) < end and int(b["datePeriod"]["to"]["timestamp"]) > start]
+    busy = yield Call(
+        "booking.v1.booking.list",
+        {"filter": {"resource": [resource["id"]], "within": {"dateFrom": start, "dateTo": end}}},
+    )
+    clash = [
+        b
+        for b in ((busy.result or {}).get("booking") or [])
+        if int(b["datePeriod"]["from"]["timestamp"]) < end and int(b["datePeriod"]["to"]["timestamp"]) > start
+    ]
     if clash:
-        raise ValueError(f"{resource['name']} is already booked then by #{clash[0]['id']} '{clash[0].get('name')}'")
+        raise ValueError(
+            f"{resource['name']} is already booked then by #{clash[0]['id']} '{clash[0].get('name')}'"
+        )
     period = {"from": {"timestamp": start, "timezone": "UTC"}, "to": {"timestamp": end, "timezone": "UTC"}}
-    response = yield Call("booking.v1.booking.add", {"fields": {"resourceIds": [resource["id"]], "datePeriod": period,
-                                                                "name": args.name or resource["name"]}})
+    response = yield Call(
+        "booking.v1.booking.add",
+        {
+            "fields": {
+                "resourceIds": [resource["id"]],
+                "datePeriod": period,
+                "name": args.name or resource["name"],
+            }
+        },
+    )
     booking_id = (response.result or {}).get("id")
-    return done_output(f"booking #{booking_id}: {resource['name']} from {args.start} to {args.end}",
-                       {"id": booking_id, "resource": resource["id"]})
+    return done_output(
+        f"booking #{booking_id}: {resource['name']} from {args.start} to {args.end}",
+        {"id": booking_id, "resource": resource["id"]},
+    )
 
 
 def specs() -> list[ToolSpec]:
-    return [ToolSpec("b24_calendar_add", "Add a calendar event.", MeetingArgs, "write", ("calendar.event.add", "user.current"),
-                     calendar_add, "services"),
-            ToolSpec("b24_book", "Book a resource (room, car...) for a time.", BookArgs, "write",
-                     ("booking.v1.booking.add", "booking.v1.booking.list", "booking.v1.resource.list", "server.time"),
-                     book, "services")]
+    return [
+        ToolSpec(
+            "b24_calendar_add",
+            "Add a calendar event.",
+            MeetingArgs,
+            "write",
+            ("calendar.event.add", "user.current"),
+            calendar_add,
+            "services",
+        ),
+        ToolSpec(
+            "b24_book",
+            "Book a resource (room, car...) for a time.",
+            BookArgs,
+            "write",
+            ("booking.v1.booking.add", "booking.v1.booking.list", "booking.v1.resource.list", "server.time"),
+            book,
+            "services",
+        ),
+    ]

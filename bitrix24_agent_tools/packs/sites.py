@@ -15,16 +15,33 @@ class PublishArgs(BaseModel):
 
 def page_publish(ctx: ToolContext, args: PublishArgs) -> HandlerGen:
     """landing.landing.publication (landing-landing-publication.md), after checking the page exists."""
-    pages = (yield Call("landing.landing.getList", {"params": {"filter": {"ID": args.page_id},
-                                                               "select": ["ID", "TITLE", "SITE_ID"]}})).result or []
+    pages = (
+        yield Call(
+            "landing.landing.getList",
+            {"params": {"filter": {"ID": args.page_id}, "select": ["ID", "TITLE", "SITE_ID"]}},
+        )
+    ).result or []
     if not pages:
-        raise ValueError(f"page #{args.page_id} does not exist (list pages with b24_sites_call landing.landing.getList)")
+        raise ValueError(
+            f"page #{args.page_id} does not exist (list pages with b24_sites_call landing.landing.getList)"
+        )
     yield Call("landing.landing.publication", {"lid": args.page_id})
     page = pages[0]
-    return done_output(f"page #{args.page_id} '{page.get('TITLE')}' of site #{page.get('SITE_ID')} published",
-                       {"id": args.page_id, "site": page.get("SITE_ID")})
+    return done_output(
+        f"page #{args.page_id} '{page.get('TITLE')}' of site #{page.get('SITE_ID')} published",
+        {"id": args.page_id, "site": page.get("SITE_ID")},
+    )
 
 
 def specs() -> list[ToolSpec]:
-    return [ToolSpec("b24_page_publish", "Publish a landing page.", PublishArgs, "write",
-                     ("landing.landing.publication", "landing.landing.getList"), page_publish, "sites")]
+    return [
+        ToolSpec(
+            "b24_page_publish",
+            "Publish a landing page.",
+            PublishArgs,
+            "write",
+            ("landing.landing.publication", "landing.landing.getList"),
+            page_publish,
+            "sites",
+        )
+    ]

@@ -1,9 +1,10 @@
-"""A local Bitrix24 portal for tests, demos and notebooks: seeded data, real URL shapes, errors, limits, faults.
+"""A local Bitrix24 portal for tests, demos and notebooks: seeded data, real URL shapes, errors, limits,
+faults.
 
-    from bitrix24_agent_tools.sandbox import Portal
-    portal = Portal(seed=1)
-    client = Bitrix24(portal.webhook_url, transport=portal.transport())   # in-process, no sockets
-    with portal.serve(https=True) as server: ...                          # loopback, for other clients
+from bitrix24_agent_tools.sandbox import Portal
+portal = Portal(seed=1)
+client = Bitrix24(portal.webhook_url, transport=portal.transport())   # in-process, no sockets
+with portal.serve(https=True) as server: ...                          # loopback, for other clients
 """
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
@@ -11,4 +12,13 @@ from bitrix24_agent_tools.sandbox.portal import CostModel, Faults, Portal
 from bitrix24_agent_tools.sandbox.server import ServerHandle
 from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
 
-__all__ = ["ApiError", "Caller", "CostModel", "Faults", "Portal", "RequestRecord", "SandboxApp", "ServerHandle"]
+__all__ = [
+    "ApiError",
+    "Caller",
+    "CostModel",
+    "Faults",
+    "Portal",
+    "RequestRecord",
+    "SandboxApp",
+    "ServerHandle",
+]

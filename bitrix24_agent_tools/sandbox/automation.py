@@ -21,8 +21,12 @@ from bitrix24_agent_tools.sandbox.types import Caller
 if TYPE_CHECKING:
     from bitrix24_agent_tools.sandbox.portal import Portal
 
-_DOCUMENT_ENTITY = {"DEAL": "CCrmDocumentDeal", "LEAD": "CCrmDocumentLead", "CONTACT": "CCrmDocumentContact",
-                    "COMPANY": "CCrmDocumentCompany"}
+_DOCUMENT_ENTITY = {
+    "DEAL": "CCrmDocumentDeal",
+    "LEAD": "CCrmDocumentLead",
+    "CONTACT": "CCrmDocumentContact",
+    "COMPANY": "CCrmDocumentCompany",
+}
 
 
 @method("bizproc.workflow.template.list", "bizproc")
@@ -39,7 +43,9 @@ def workflow_template_update(portal: Portal, params: dict[str, Any], caller: Cal
     if template is None:
         raise ApiError("ERROR_TEMPLATE_NOT_FOUND", "Workflow template not found.", 400)
     if template.get("APP") != caller.app_id:
-        raise ApiError("ERROR_TEMPLATE_NOT_OWNER", "You can update ONLY templates created by current application", 400)
+        raise ApiError(
+            "ERROR_TEMPLATE_NOT_OWNER", "You can update ONLY templates created by current application", 400
+        )
     fields = upper(query.get("FIELDS") or {}) if isinstance(query.get("FIELDS"), dict) else {}
     if not fields:
         raise ApiError("ERROR_TEMPLATE_VALIDATION_FAILURE", "No fields to update.", 400)
@@ -66,9 +72,16 @@ def workflow_start(portal: Portal, params: dict[str, Any], caller: Caller) -> st
         workflow_id = f"{portal.next_id('workflow'):08x}.sbx"
         if workflow_id not in workflows:
             break
-    workflows[workflow_id] = {"ID": workflow_id, "MODULE_ID": str(document[0]), "ENTITY": str(document[1]),
-                              "DOCUMENT_ID": str(document[2]), "STARTED": now_iso(portal),
-                              "STARTED_BY": str(caller.user_id), "TEMPLATE_ID": template, "OWNED_UNTIL": None}
+    workflows[workflow_id] = {
+        "ID": workflow_id,
+        "MODULE_ID": str(document[0]),
+        "ENTITY": str(document[1]),
+        "DOCUMENT_ID": str(document[2]),
+        "STARTED": now_iso(portal),
+        "STARTED_BY": str(caller.user_id),
+        "TEMPLATE_ID": template,
+        "OWNED_UNTIL": None,
+    }
     return workflow_id
 
 
@@ -84,14 +97,16 @@ def _workflow(portal: Portal, params: dict[str, Any], *, terminated_too: bool = 
         raise ApiError("ERROR_WRONG_WORKFLOW_ID", "Empty workflow instance ID", 400)
     workflow = table(portal, "workflow").get(workflow_id)
     if workflow is None or (workflow.get("TERMINATED") and not terminated_too):
-        # UNVERIFIED: the docs give no separate code for an unknown instance; the server's terminate fails with this
+        # UNVERIFIED: the docs give no separate code for an unknown instance; the server's terminate fails
+        # with this
         raise ApiError("ERROR_WRONG_WORKFLOW_ID", "Workflow instance not found", 400)
     return workflow_id
 
 
 @method("bizproc.workflow.terminate", "bizproc")
 def workflow_terminate(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    """bizproc/bizproc-workflow-terminate.md: the instance leaves bizproc.workflow.instances; its tasks close."""
+    """bizproc/bizproc-workflow-terminate.md: the instance leaves bizproc.workflow.instances; its tasks
+    close."""
     workflow_id = _workflow(portal, params)
     table(portal, "workflow")[workflow_id]["TERMINATED"] = True
     for task in table(portal, "bizproc_task").values():
@@ -118,8 +133,11 @@ def bizproc_task_list(portal: Portal, params: dict[str, Any], caller: Caller) ->
     user = str(flt.get("USER_ID") or caller.user_id)
     if user != str(caller.user_id) and not caller.is_admin:
         raise ApiError("ACCESS_DENIED", "Access denied!", 403)
-    rows = [t for t in table(portal, "bizproc_task").values() if t["USER_ID"] == user
-            and all(str(t.get(k)) == str(v) for k, v in flt.items() if k != "USER_ID")]
+    rows = [
+        t
+        for t in table(portal, "bizproc_task").values()
+        if t["USER_ID"] == user and all(str(t.get(k)) == str(v) for k, v in flt.items() if k != "USER_ID")
+    ]
     return paged(rows, query.get("START"))
 
 
@@ -140,8 +158,14 @@ def bizproc_task_complete(portal: Portal, params: dict[str, Any], caller: Caller
         raise ApiError("ERROR_TASK_NOT_FOUND", "Task not found", 400)
     if task["STATUS"] != "0":
         raise ApiError("ERROR_TASK_COMPLETED", "Task already completed", 400)
-    task.update({"STATUS": status, "USER_STATUS": status, "MODIFIED": now_iso(portal),
-                 "COMMENT": str(query.get("COMMENT") or "")})
+    task.update(
+        {
+            "STATUS": status,
+            "USER_STATUS": status,
+            "MODIFIED": now_iso(portal),
+            "COMMENT": str(query.get("COMMENT") or ""),
+        }
+    )
     return True
 
 
@@ -165,8 +189,11 @@ def _robot_properties(fields: dict[str, Any]) -> None:
 def _robot_handler(url: Any) -> str:
     handler = str(url or "")
     if not handler.startswith(("http://", "https://")):
-        raise ApiError("ERROR_WRONG_HANDLER_URL" if handler else "ERROR_ACTIVITY_VALIDATION_FAILURE",
-                       "Wrong handler URL" if handler else "Empty data!", 400)
+        raise ApiError(
+            "ERROR_WRONG_HANDLER_URL" if handler else "ERROR_ACTIVITY_VALIDATION_FAILURE",
+            "Wrong handler URL" if handler else "Empty data!",
+            400,
+        )
     return handler
 
 
@@ -194,9 +221,16 @@ def robot_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
     _robot_properties(query)
     robots = table(portal, "bizproc_robot")
     if any(r["CODE"] == code and r["APP"] == caller.app_id for r in robots.values()):
-        raise ApiError("ERROR_ACTIVITY_ALREADY_INSTALLED", "Activity or Automation rule already installed!", 400)
-    robots[portal.next_id("bizproc_robot")] = {"CODE": code, "APP": caller.app_id, "HANDLER": handler,
-                                               "NAME": query["NAME"], "PROPERTIES": query.get("PROPERTIES") or {}}
+        raise ApiError(
+            "ERROR_ACTIVITY_ALREADY_INSTALLED", "Activity or Automation rule already installed!", 400
+        )
+    robots[portal.next_id("bizproc_robot")] = {
+        "CODE": code,
+        "APP": caller.app_id,
+        "HANDLER": handler,
+        "NAME": query["NAME"],
+        "PROPERTIES": query.get("PROPERTIES") or {},
+    }
     return True
 
 
@@ -204,8 +238,14 @@ def robot_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
 def robot_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
     """bizproc/bizproc-robot/bizproc-robot-update.md: CODE and FIELDS."""
     query, code = _robot_call(params, caller)
-    robot = next((r for r in table(portal, "bizproc_robot").values() if r["CODE"] == code and r["APP"] == caller.app_id),
-                 None)
+    robot = next(
+        (
+            r
+            for r in table(portal, "bizproc_robot").values()
+            if r["CODE"] == code and r["APP"] == caller.app_id
+        ),
+        None,
+    )
     if robot is None:
         raise ApiError("ERROR_ACTIVITY_NOT_FOUND", "Activity or Automation Rule not found!", 400)
     fields = upper(query.get("FIELDS") or {}) if isinstance(query.get("FIELDS"), dict) else {}
@@ -234,11 +274,18 @@ def automation_trigger(portal: Portal, params: dict[str, Any], caller: Caller) -
     if not target:
         raise ApiError("", "Target is not set.", 400)
     kind, _, raw_id = target.rpartition("_")
-    record = portal.state.get(kind.lower(), {}).get(positive(raw_id) or 0) if kind.upper() in _DOCUMENT_ENTITY else None
+    record = (
+        portal.state.get(kind.lower(), {}).get(positive(raw_id) or 0)
+        if kind.upper() in _DOCUMENT_ENTITY
+        else None
+    )
     if record is None:
         raise ApiError("", "Target is not found.", 400)  # UNVERIFIED: the docs list only "Target is not set."
     table(portal, "automation_trigger")[portal.next_id("automation_trigger")] = {
-        "TARGET": target, "CODE": str(params.get("code") or ""), "AT": now_iso(portal)}
+        "TARGET": target,
+        "CODE": str(params.get("code") or ""),
+        "AT": now_iso(portal),
+    }
     return True
 
 
@@ -249,8 +296,10 @@ def lists_element_get(portal: Portal, params: dict[str, Any], caller: Caller) ->
     for key in ("IBLOCK_TYPE_ID", "IBLOCK_ID"):
         if not query.get(key) and not (key == "IBLOCK_ID" and query.get("IBLOCK_CODE")):
             raise ApiError("ERROR_REQUIRED_PARAMETERS_MISSING", f"Required parameter `{key}` is missing", 400)
-    if str(query.get("IBLOCK_TYPE_ID")) not in ("lists", "bitrix_processes", "lists_socnet") \
-            or str(query.get("IBLOCK_ID")) != "1":
+    if (
+        str(query.get("IBLOCK_TYPE_ID")) not in ("lists", "bitrix_processes", "lists_socnet")
+        or str(query.get("IBLOCK_ID")) != "1"
+    ):
         raise ApiError("ERROR_IBLOCK_NOT_FOUND", "Iblock not found", 400)
     rows = [{k: v for k, v in e.items() if k != "IBLOCK_ID"} for e in table(portal, "lists_element").values()]
     if query.get("ELEMENT_ID"):

@@ -15,12 +15,16 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--https", action="store_true", help="serve HTTPS with a generated self-signed certificate")
+    parser.add_argument(
+        "--https", action="store_true", help="serve HTTPS with a generated self-signed certificate"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deals", type=int, default=30)
     parser.add_argument("--rate-limit", choices=["standard", "enterprise"], default=None)
     parser.add_argument("--persist", help="keep the portal's state in this file between runs")
-    parser.add_argument("--for-seconds", type=float, default=0.0, help="stop after this long (0: until Ctrl-C)")
+    parser.add_argument(
+        "--for-seconds", type=float, default=0.0, help="stop after this long (0: until Ctrl-C)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

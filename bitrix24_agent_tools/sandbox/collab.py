@@ -11,13 +11,27 @@ from bitrix24_agent_tools.sandbox.types import Caller
 if TYPE_CHECKING:
     from bitrix24_agent_tools.sandbox.portal import Portal
 
-_GROUP_FIELDS = ("NAME", "DESCRIPTION", "VISIBLE", "OPENED", "CLOSED", "KEYWORDS", "INITIATE_PERMS", "PROJECT",
-                 "PROJECT_DATE_START", "PROJECT_DATE_FINISH", "OWNER_ID", "SCRUM_MASTER_ID", "SUBJECT_ID")
+_GROUP_FIELDS = (
+    "NAME",
+    "DESCRIPTION",
+    "VISIBLE",
+    "OPENED",
+    "CLOSED",
+    "KEYWORDS",
+    "INITIATE_PERMS",
+    "PROJECT",
+    "PROJECT_DATE_START",
+    "PROJECT_DATE_FINISH",
+    "OWNER_ID",
+    "SCRUM_MASTER_ID",
+    "SUBJECT_ID",
+)
 
 
 def _members(portal: Portal, group_id: int) -> list[dict[str, Any]]:
     members: list[dict[str, Any]] = table(portal, "sonet_member").setdefault(
-        group_id, {"GROUP_ID": str(group_id), "MEMBERS": []})["MEMBERS"]
+        group_id, {"GROUP_ID": str(group_id), "MEMBERS": []}
+    )["MEMBERS"]
     return members
 
 
@@ -29,7 +43,8 @@ def _visible(portal: Portal, group: dict[str, Any], caller: Caller) -> bool:
 
 @method("sonet_group.get", "sonet_group")
 def group_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    """sonet-group/sonet-group-get.md: the groups the caller can see, FILTER by field (``%NAME`` is a substring)."""
+    """sonet-group/sonet-group-get.md: the groups the caller can see, FILTER by field (``%NAME`` is a
+    substring)."""
     query = upper(params)
     flt = obj(query.get("FILTER"))
     rows = []
@@ -71,10 +86,24 @@ def group_create(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
         raise ApiError("", "Incorrect input data", 400)
     group_id = portal.next_id("sonet_group")
     when = now_iso(portal)
-    record = {"ID": str(group_id), "SITE_ID": "s1", "DATE_CREATE": when, "DATE_UPDATE": when, "ACTIVE": "Y",
-              "VISIBLE": "Y", "OPENED": "N", "CLOSED": "N", "SUBJECT_ID": "1", "KEYWORDS": None, "DESCRIPTION": None,
-              "NUMBER_OF_MEMBERS": "1", "DATE_ACTIVITY": when, "SUBJECT_NAME": "Workgroups", "PROJECT": "N",
-              "IS_EXTRANET": "N"}
+    record = {
+        "ID": str(group_id),
+        "SITE_ID": "s1",
+        "DATE_CREATE": when,
+        "DATE_UPDATE": when,
+        "ACTIVE": "Y",
+        "VISIBLE": "Y",
+        "OPENED": "N",
+        "CLOSED": "N",
+        "SUBJECT_ID": "1",
+        "KEYWORDS": None,
+        "DESCRIPTION": None,
+        "NUMBER_OF_MEMBERS": "1",
+        "DATE_ACTIVITY": when,
+        "SUBJECT_NAME": "Workgroups",
+        "PROJECT": "N",
+        "IS_EXTRANET": "N",
+    }
     record.update({k: str(query[k]) for k in _GROUP_FIELDS if query.get(k) not in (None, "")})
     record["OWNER_ID"] = str(owner)
     table(portal, "sonet_group")[group_id] = record
@@ -126,8 +155,13 @@ def blogpost_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
         raise ApiError("SONET_CONTROLLER_LIVEFEED_BLOGPOST_ADD_ERROR", "Blog post hasn't been added", 400)
     new_id = portal.next_id("blogpost")
     table(portal, "blogpost")[new_id] = {
-        "ID": str(new_id), "TITLE": str(params.get("POST_TITLE") or ""), "DETAIL_TEXT": message,
-        "AUTHOR_ID": str(caller.user_id), "DEST": params.get("DEST") or ["UA"], "DATE_PUBLISH": now_iso(portal)}
+        "ID": str(new_id),
+        "TITLE": str(params.get("POST_TITLE") or ""),
+        "DETAIL_TEXT": message,
+        "AUTHOR_ID": str(caller.user_id),
+        "DEST": params.get("DEST") or ["UA"],
+        "DATE_PUBLISH": now_iso(portal),
+    }
     return new_id
 
 
@@ -156,7 +190,9 @@ def blogpost_update(portal: Portal, params: dict[str, Any], caller: Caller) -> i
     post = _own_post(portal, params, caller, "SONET_CONTROLLER_LIVEFEED_BLOGPOST_UPDATE_ERROR")
     if "POST_MESSAGE" in params:
         if not str(params["POST_MESSAGE"] or "").strip():
-            raise ApiError("SONET_CONTROLLER_LIVEFEED_BLOGPOST_UPDATE_ERROR", "Blog post hasn't been updated", 400)
+            raise ApiError(
+                "SONET_CONTROLLER_LIVEFEED_BLOGPOST_UPDATE_ERROR", "Blog post hasn't been updated", 400
+            )
         post["DETAIL_TEXT"] = str(params["POST_MESSAGE"])
     if "POST_TITLE" in params:
         post["TITLE"] = str(params["POST_TITLE"] or "")
@@ -173,8 +209,11 @@ def blogpost_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> b
     if post is None:
         raise ApiError("100", "Wrong post ID", 400)
     if post["AUTHOR_ID"] != str(caller.user_id) and not caller.is_admin:
-        raise ApiError("You do not have permission to delete this message",
-                       "You do not have permission to delete this message", 403)
+        raise ApiError(
+            "You do not have permission to delete this message",
+            "You do not have permission to delete this message",
+            403,
+        )
     del table(portal, "blogpost")[int(post["ID"])]
     for comment_id in [k for k, c in table(portal, "blogcomment").items() if c["POST_ID"] == post["ID"]]:
         del table(portal, "blogcomment")[comment_id]
@@ -192,12 +231,22 @@ def blogcomment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> i
     if not text:
         raise ApiError("", "Blog comment hasn't been added", 400)
     comments = table(portal, "blogcomment")
-    author = str(positive(query.get("USER_ID")) if caller.is_admin and query.get("USER_ID") else caller.user_id)
-    if any(c["POST_ID"] == post["ID"] and c["TEXT"] == text and c["AUTHOR_ID"] == author for c in comments.values()):
+    author = str(
+        positive(query.get("USER_ID")) if caller.is_admin and query.get("USER_ID") else caller.user_id
+    )
+    if any(
+        c["POST_ID"] == post["ID"] and c["TEXT"] == text and c["AUTHOR_ID"] == author
+        for c in comments.values()
+    ):
         raise ApiError("", "Duplicate comment", 400)
     comment_id = portal.next_id("blogcomment")
-    comments[comment_id] = {"ID": str(comment_id), "POST_ID": post["ID"], "TEXT": text, "AUTHOR_ID": author,
-                            "DATE_CREATE": now_iso(portal)}
+    comments[comment_id] = {
+        "ID": str(comment_id),
+        "POST_ID": post["ID"],
+        "TEXT": text,
+        "AUTHOR_ID": author,
+        "DATE_CREATE": now_iso(portal),
+    }
     return comment_id
 
 

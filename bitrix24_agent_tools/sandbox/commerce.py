@@ -1,4 +1,5 @@
-"""Trade catalog (catalog.product.*, catalog.price.*) and orders (sale.order.*, sale.payment.*, sale.delivery.*).
+"""Trade catalog (catalog.product.*, catalog.price.*) and orders (sale.order.*, sale.payment.*,
+sale.delivery.*).
 
 These methods answer errors with numeric codes (the sandbox sends them as strings) and wrap results in a named
 object: ``{"orders": [...]}``, ``{"order": {...}}``, ``{"product": {...}}``, ``{"price": {...}}``."""
@@ -44,7 +45,7 @@ def _filtered(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[s
             name = str(key)
             for op in (">=", "<=", ">", "<", "%", "="):
                 if name.startswith(op):
-                    name = name[len(op):]
+                    name = name[len(op) :]
                     break
             else:
                 op = "="
@@ -80,12 +81,32 @@ def _listing(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> Li
 
 @method("catalog.catalog.list", "catalog")
 def catalog_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    """catalog/catalog/catalog-catalog-list.md: the product catalog (iblock 23) and its offers catalog (24)."""
-    rows = [{"iblockId": _CATALOG_IBLOCK, "iblockTypeId": "CRM_PRODUCT_CATALOG", "id": _CATALOG_IBLOCK, "lid": "s1",
-             "name": "Product catalog", "productIblockId": None, "skuPropertyId": None, "subscription": "N", "vatId": 1},
-            {"iblockId": _CATALOG_IBLOCK + 1, "iblockTypeId": "CRM_PRODUCT_CATALOG", "id": _CATALOG_IBLOCK + 1,
-             "lid": "s1", "name": "Product catalog (offers)", "productIblockId": _CATALOG_IBLOCK, "skuPropertyId": 97,
-             "subscription": "N", "vatId": 1}]
+    """catalog/catalog/catalog-catalog-list.md: the product catalog (iblock 23) and its offers catalog
+    (24)."""
+    rows = [
+        {
+            "iblockId": _CATALOG_IBLOCK,
+            "iblockTypeId": "CRM_PRODUCT_CATALOG",
+            "id": _CATALOG_IBLOCK,
+            "lid": "s1",
+            "name": "Product catalog",
+            "productIblockId": None,
+            "skuPropertyId": None,
+            "subscription": "N",
+            "vatId": 1,
+        },
+        {
+            "iblockId": _CATALOG_IBLOCK + 1,
+            "iblockTypeId": "CRM_PRODUCT_CATALOG",
+            "id": _CATALOG_IBLOCK + 1,
+            "lid": "s1",
+            "name": "Product catalog (offers)",
+            "productIblockId": _CATALOG_IBLOCK,
+            "skuPropertyId": 97,
+            "subscription": "N",
+            "vatId": 1,
+        },
+    ]
     return _listing(_filtered(rows, params), params, "catalogs")
 
 
@@ -114,9 +135,30 @@ def product_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
     return {"product": dict(_product(portal, _id_param(params)))}
 
 
-_PRODUCT_FIELDS = {"name", "active", "code", "xmlId", "previewText", "detailText", "sort", "quantity", "vatIncluded",
-                   "purchasingPrice", "purchasingCurrency", "iblockSectionId", "weight", "height", "length", "width",
-                   "canBuyZero", "dateActiveFrom", "dateActiveTo", "previewTextType", "detailTextType", "subscribe"}
+_PRODUCT_FIELDS = {
+    "name",
+    "active",
+    "code",
+    "xmlId",
+    "previewText",
+    "detailText",
+    "sort",
+    "quantity",
+    "vatIncluded",
+    "purchasingPrice",
+    "purchasingCurrency",
+    "iblockSectionId",
+    "weight",
+    "height",
+    "length",
+    "width",
+    "canBuyZero",
+    "dateActiveFrom",
+    "dateActiveTo",
+    "previewTextType",
+    "detailTextType",
+    "subscribe",
+}
 
 
 def _product_fields(portal: Portal, fields: dict[str, Any]) -> dict[str, Any]:
@@ -139,9 +181,22 @@ def product_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
     if not str(fields.get("name") or "").strip():
         raise ApiError("0", "Required fields: name", 400)
     product_id = portal.next_id("catalog_product")
-    product = {"id": product_id, "iblockId": _CATALOG_IBLOCK, "active": "Y", "available": "Y", "code": None,
-               "xmlId": str(product_id), "createdBy": caller.user_id, "dateCreate": now_iso(portal), "sort": 500,
-               "quantity": 0, "vatIncluded": "Y", "previewText": None, "detailText": None, "iblockSectionId": None}
+    product = {
+        "id": product_id,
+        "iblockId": _CATALOG_IBLOCK,
+        "active": "Y",
+        "available": "Y",
+        "code": None,
+        "xmlId": str(product_id),
+        "createdBy": caller.user_id,
+        "dateCreate": now_iso(portal),
+        "sort": 500,
+        "quantity": 0,
+        "vatIncluded": "Y",
+        "previewText": None,
+        "detailText": None,
+        "iblockSectionId": None,
+    }
     product.update(_product_fields(portal, fields))
     table(portal, "catalog_product")[product_id] = product
     return {"element": dict(product)}
@@ -160,12 +215,15 @@ def product_update(portal: Portal, params: dict[str, Any], caller: Caller) -> di
 @method("catalog.price.list", "catalog")
 def price_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
     """catalog/price/catalog-price-list.md: ``{prices: [...]}``."""
-    return _listing(_filtered([dict(p) for p in table(portal, "catalog_price").values()], params), params, "prices")
+    return _listing(
+        _filtered([dict(p) for p in table(portal, "catalog_price").values()], params), params, "prices"
+    )
 
 
 @method("catalog.price.add", "catalog")
 def price_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """catalog/price/catalog-price-add.md: productId, catalogGroupId, price, currency; one price per price type."""
+    """catalog/price/catalog-price-add.md: productId, catalogGroupId, price, currency; one price per price
+    type."""
     fields = _fields(params)
     missing = [k for k in ("productId", "catalogGroupId", "price", "currency") if fields.get(k) in (None, "")]
     if missing:
@@ -183,17 +241,45 @@ def price_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[st
     if any(p["productId"] == product["id"] and p["catalogGroupId"] == 1 for p in prices.values()):
         raise ApiError("0", "Validate price error. Catalog product is allowed has only single price", 400)
     price_id = portal.next_id("catalog_price")
-    price = {"id": price_id, "productId": product["id"], "catalogGroupId": 1, "currency": str(fields["currency"]),
-             "price": amount, "extraId": None, "quantityFrom": None, "quantityTo": None, "timestampX": now_iso(portal)}
+    price = {
+        "id": price_id,
+        "productId": product["id"],
+        "catalogGroupId": 1,
+        "currency": str(fields["currency"]),
+        "price": amount,
+        "extraId": None,
+        "quantityFrom": None,
+        "quantityTo": None,
+        "timestampX": now_iso(portal),
+    }
     prices[price_id] = price
     return {"price": dict(price)}
 
 
 # --- orders -------------------------------------------------------------------------------------------------
 
-_ORDER_FIELDS = {"lid", "personTypeId", "currency", "price", "discountValue", "userId", "comments", "userDescription",
-                 "additionalInfo", "statusId", "canceled", "reasonCanceled", "marked", "reasonMarked",
-                 "responsibleId", "companyId", "orderTopic", "xmlId", "externalOrder", "recountFlag"}
+_ORDER_FIELDS = {
+    "lid",
+    "personTypeId",
+    "currency",
+    "price",
+    "discountValue",
+    "userId",
+    "comments",
+    "userDescription",
+    "additionalInfo",
+    "statusId",
+    "canceled",
+    "reasonCanceled",
+    "marked",
+    "reasonMarked",
+    "responsibleId",
+    "companyId",
+    "orderTopic",
+    "xmlId",
+    "externalOrder",
+    "recountFlag",
+}
 
 
 def _order(portal: Portal, order_id: int, code: str = "201240400001") -> dict[str, Any]:
@@ -219,8 +305,10 @@ def _with_payments(portal: Portal, order: dict[str, Any]) -> dict[str, Any]:
 
 @method("sale.order.list", "sale")
 def order_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    rows = _filtered([{k: v for k, v in o.items() if k != "basketItems"} for o in table(portal, "sale_order").values()],
-                     params)
+    rows = _filtered(
+        [{k: v for k, v in o.items() if k != "basketItems"} for o in table(portal, "sale_order").values()],
+        params,
+    )
     return _listing(rows, params, "orders")
 
 
@@ -239,10 +327,26 @@ def order_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[st
         raise ApiError("0", f"Required fields are not provided: {', '.join(missing)}", 400)
     order_id = portal.next_id("sale_order")
     when = now_iso(portal)
-    order = {"id": order_id, "accountNumber": str(order_id), "lid": "s1", "personTypeId": 1, "currency": "USD",
-             "price": 0.0, "payed": "N", "canceled": "N", "statusId": "N", "userId": caller.user_id, "companyId": None,
-             "responsibleId": caller.user_id, "comments": "", "dateInsert": when, "dateUpdate": when,
-             "discountValue": 0, "marked": "N", "basketItems": []}
+    order = {
+        "id": order_id,
+        "accountNumber": str(order_id),
+        "lid": "s1",
+        "personTypeId": 1,
+        "currency": "USD",
+        "price": 0.0,
+        "payed": "N",
+        "canceled": "N",
+        "statusId": "N",
+        "userId": caller.user_id,
+        "companyId": None,
+        "responsibleId": caller.user_id,
+        "comments": "",
+        "dateInsert": when,
+        "dateUpdate": when,
+        "discountValue": 0,
+        "marked": "N",
+        "basketItems": [],
+    }
     order.update(_order_fields(fields))
     table(portal, "sale_order")[order_id] = order
     return {"order": _with_payments(portal, order)}
@@ -260,13 +364,15 @@ def order_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
 
 @method("sale.payment.list", "sale")
 def payment_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    return _listing(_filtered([dict(p) for p in table(portal, "sale_payment").values()], params), params, "payments")
+    return _listing(
+        _filtered([dict(p) for p in table(portal, "sale_payment").values()], params), params, "payments"
+    )
 
 
 @method("sale.payment.add", "sale")
 def payment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """sale/payment/sale-payment-add.md: orderId and paySystemId are required; a paid payment that covers the order
-    marks it paid."""
+    """sale/payment/sale-payment-add.md: orderId and paySystemId are required; a paid payment that covers the
+    order marks it paid."""
     fields = _fields(params)
     missing = [k for k in ("orderId", "paySystemId") if fields.get(k) in (None, "")]
     if missing:
@@ -279,23 +385,55 @@ def payment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
     payment_id = portal.next_id("sale_payment")
     paid = "Y" if str(fields.get("paid") or "N") == "Y" else "N"
     count = sum(1 for p in payments.values() if p["orderId"] == order["id"]) + 1
-    payment = {"id": payment_id, "orderId": order["id"], "accountNumber": f"{order['accountNumber']}/{count}",
-               "paid": paid, "sum": float(fields.get("sum") or order["price"]), "currency": order["currency"],
-               "paySystemId": system, "paySystemName": _PAY_SYSTEMS[system or 1],
-               "datePaid": now_iso(portal) if paid == "Y" else None, "dateBill": now_iso(portal), "isReturn": "N",
-               "comments": str(fields.get("comments") or "")}
+    payment = {
+        "id": payment_id,
+        "orderId": order["id"],
+        "accountNumber": f"{order['accountNumber']}/{count}",
+        "paid": paid,
+        "sum": float(fields.get("sum") or order["price"]),
+        "currency": order["currency"],
+        "paySystemId": system,
+        "paySystemName": _PAY_SYSTEMS[system or 1],
+        "datePaid": now_iso(portal) if paid == "Y" else None,
+        "dateBill": now_iso(portal),
+        "isReturn": "N",
+        "comments": str(fields.get("comments") or ""),
+    }
     payments[payment_id] = payment
     paid_total = sum(p["sum"] for p in payments.values() if p["orderId"] == order["id"] and p["paid"] == "Y")
     order["payed"] = "Y" if paid_total >= float(order["price"]) > 0 else "N"
     return {"payment": dict(payment)}
 
 
-_DELIVERIES = [{"ID": 1, "PARENT_ID": None, "NAME": "No delivery", "ACTIVE": "Y", "DESCRIPTION": "", "CURRENCY": "USD",
-                "SORT": 100},
-               {"ID": 2, "PARENT_ID": None, "NAME": "Courier", "ACTIVE": "Y", "DESCRIPTION": "Courier delivery",
-                "CURRENCY": "USD", "SORT": 200},
-               {"ID": 3, "PARENT_ID": None, "NAME": "Pickup", "ACTIVE": "Y", "DESCRIPTION": "Pickup point",
-                "CURRENCY": "USD", "SORT": 300}]
+_DELIVERIES = [
+    {
+        "ID": 1,
+        "PARENT_ID": None,
+        "NAME": "No delivery",
+        "ACTIVE": "Y",
+        "DESCRIPTION": "",
+        "CURRENCY": "USD",
+        "SORT": 100,
+    },
+    {
+        "ID": 2,
+        "PARENT_ID": None,
+        "NAME": "Courier",
+        "ACTIVE": "Y",
+        "DESCRIPTION": "Courier delivery",
+        "CURRENCY": "USD",
+        "SORT": 200,
+    },
+    {
+        "ID": 3,
+        "PARENT_ID": None,
+        "NAME": "Pickup",
+        "ACTIVE": "Y",
+        "DESCRIPTION": "Pickup point",
+        "CURRENCY": "USD",
+        "SORT": 300,
+    },
+]
 
 
 @method("sale.delivery.getlist", "sale")

@@ -1,4 +1,5 @@
-"""Chat bots, telephony, SMS providers, open lines, connectors and mail services (the comms pack beyond im.*)."""
+"""Chat bots, telephony, SMS providers, open lines, connectors and mail services (the comms pack beyond
+im.*)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,13 @@ def imbot_register(portal: Portal, params: dict[str, Any], caller: Caller) -> in
     code = str(query.get("CODE") or "").strip()
     if not code:
         raise ApiError("CODE_ERROR", "Bot code isn't specified", 400)
-    handlers = {"add": _handler(query, "EVENT_MESSAGE_ADD", "EVENT_MESSAGE_ADD", "Message add"),
-                "update": _handler(query, "EVENT_MESSAGE_UPDATE", "EVENT_MESSAGE_UPDATE", None),
-                "delete": _handler(query, "EVENT_MESSAGE_DELETE", "EVENT_MESSAGE_DELETE", None),
-                "welcome": _handler(query, "EVENT_WELCOME_MESSAGE", "EVENT_WELCOME_MESSAGE", "Welcome message"),
-                "bot_delete": _handler(query, "EVENT_BOT_DELETE", "EVENT_BOT_DELETE", "Bot delete")}
+    handlers = {
+        "add": _handler(query, "EVENT_MESSAGE_ADD", "EVENT_MESSAGE_ADD", "Message add"),
+        "update": _handler(query, "EVENT_MESSAGE_UPDATE", "EVENT_MESSAGE_UPDATE", None),
+        "delete": _handler(query, "EVENT_MESSAGE_DELETE", "EVENT_MESSAGE_DELETE", None),
+        "welcome": _handler(query, "EVENT_WELCOME_MESSAGE", "EVENT_WELCOME_MESSAGE", "Welcome message"),
+        "bot_delete": _handler(query, "EVENT_BOT_DELETE", "EVENT_BOT_DELETE", "Bot delete"),
+    }
     props = upper(obj(query.get("PROPERTIES")))
     if not str(props.get("NAME") or "").strip() and not str(props.get("LAST_NAME") or "").strip():
         raise ApiError("NAME_ERROR", "Bot name isn't specified", 400)
@@ -56,9 +59,15 @@ def imbot_register(portal: Portal, params: dict[str, Any], caller: Caller) -> in
         if bot["CODE"] == code and bot["APP"] == app:
             return int(bot["ID"])
     bot_id = 1000 + portal.next_id("imbot")
-    bots[bot_id] = {"ID": str(bot_id), "CODE": code, "APP": app, "TYPE": str(query.get("TYPE") or "B"),
-                    "NAME": str(props.get("NAME") or ""), "LAST_NAME": str(props.get("LAST_NAME") or ""),
-                    "HANDLERS": handlers}
+    bots[bot_id] = {
+        "ID": str(bot_id),
+        "CODE": code,
+        "APP": app,
+        "TYPE": str(query.get("TYPE") or "B"),
+        "NAME": str(props.get("NAME") or ""),
+        "LAST_NAME": str(props.get("LAST_NAME") or ""),
+        "HANDLERS": handlers,
+    }
     return bot_id
 
 
@@ -85,14 +94,21 @@ def imbot_command_register(portal: Portal, params: dict[str, Any], caller: Calle
     if not isinstance(lang, list) or not lang:
         raise ApiError("LANG_ERROR", "Lang set can't be empty", 400)
     command_id = portal.next_id("imbot_command")
-    table(portal, "imbot_command")[command_id] = {"ID": str(command_id), "BOT_ID": bot["ID"], "COMMAND": command,
-                                                  "APP": bot["APP"], "HANDLER": handler, "LANG": lang}
+    table(portal, "imbot_command")[command_id] = {
+        "ID": str(command_id),
+        "BOT_ID": bot["ID"],
+        "COMMAND": command,
+        "APP": bot["APP"],
+        "HANDLER": handler,
+        "LANG": lang,
+    }
     return command_id
 
 
 @method("imbot.command.answer", "imbot")
 def imbot_command_answer(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    """chat-bots/outdated/commands/imbot-command-answer.md: the answer is a message in the command's dialog."""
+    """chat-bots/outdated/commands/imbot-command-answer.md: the answer is a message in the command's
+    dialog."""
     query = upper(params)
     command_id = positive(query.get("COMMAND_ID"))
     command = table(portal, "imbot_command").get(command_id) if command_id else None
@@ -155,19 +171,33 @@ def external_call_register(portal: Portal, params: dict[str, Any], caller: Calle
     entity_type, entity_id = None, None
     for kind in ("contact", "company", "lead"):
         for record in portal.state.get(kind, {}).values():
-            if any("".join(c for c in str(p.get("VALUE", "")) if c.isdigit()) == digits for p in record.get("PHONE") or []):
+            if any(
+                "".join(c for c in str(p.get("VALUE", "")) if c.isdigit()) == digits
+                for p in record.get("PHONE") or []
+            ):
                 entity_type, entity_id = kind.upper(), int(record["ID"])
                 break
         if entity_type:
             break
     serial = str(portal.next_id("telephony_call"))
     call_id = f"externalCall.{hashlib.md5(serial.encode()).hexdigest()}.sbx"
-    table(portal, "telephony_call")[call_id] = {"CALL_ID": call_id, "PHONE_NUMBER": digits, "PORTAL_USER_ID": user_id,
-                                                "INCOMING": str(query.get("TYPE")), "CRM_ENTITY_TYPE": entity_type,
-                                                "CRM_ENTITY_ID": entity_id, "CALL_START_DATE": now_iso(portal),
-                                                "FINISHED": False}
-    return {"CALL_ID": call_id, "CRM_CREATED_LEAD": None, "CRM_CREATED_ENTITIES": [], "CRM_ENTITY_TYPE": entity_type,
-            "CRM_ENTITY_ID": entity_id}
+    table(portal, "telephony_call")[call_id] = {
+        "CALL_ID": call_id,
+        "PHONE_NUMBER": digits,
+        "PORTAL_USER_ID": user_id,
+        "INCOMING": str(query.get("TYPE")),
+        "CRM_ENTITY_TYPE": entity_type,
+        "CRM_ENTITY_ID": entity_id,
+        "CALL_START_DATE": now_iso(portal),
+        "FINISHED": False,
+    }
+    return {
+        "CALL_ID": call_id,
+        "CRM_CREATED_LEAD": None,
+        "CRM_CREATED_ENTITIES": [],
+        "CRM_ENTITY_TYPE": entity_type,
+        "CRM_ENTITY_ID": entity_id,
+    }
 
 
 @method("telephony.externalCall.finish", "telephony")
@@ -183,14 +213,28 @@ def external_call_finish(portal: Portal, params: dict[str, Any], caller: Caller)
         raise ApiError("ERROR_CORE", "Call is not found (call should be registered prior to finishing)", 400)
     duration = positive(query.get("DURATION")) or 0
     call.update({"FINISHED": True, "CALL_DURATION": duration, "PORTAL_USER_ID": user_id})
-    return {"CALL_ID": call_id, "EXTERNAL_CALL_ID": None, "PORTAL_USER_ID": user_id, "PHONE_NUMBER": call["PHONE_NUMBER"],
-            "PORTAL_NUMBER": "", "INCOMING": call["INCOMING"], "CALL_DURATION": duration,
-            "CALL_START_DATE": call["CALL_START_DATE"], "CALL_STATUS": 1, "CALL_VOTE": positive(query.get("VOTE")),
-            "COST": float(query.get("COST") or 0), "COST_CURRENCY": str(query.get("COST_CURRENCY") or ""),
-            "CALL_FAILED_CODE": str(query.get("STATUS_CODE") or "200"),
-            "CALL_FAILED_REASON": str(query.get("FAILED_REASON") or ""), "REST_APP_ID": caller.app_id,
-            "CRM_ACTIVITY_ID": None, "COMMENT": None, "CRM_ENTITY_TYPE": call["CRM_ENTITY_TYPE"],
-            "CRM_ENTITY_ID": call["CRM_ENTITY_ID"], "ID": len(table(portal, "telephony_call"))}
+    return {
+        "CALL_ID": call_id,
+        "EXTERNAL_CALL_ID": None,
+        "PORTAL_USER_ID": user_id,
+        "PHONE_NUMBER": call["PHONE_NUMBER"],
+        "PORTAL_NUMBER": "",
+        "INCOMING": call["INCOMING"],
+        "CALL_DURATION": duration,
+        "CALL_START_DATE": call["CALL_START_DATE"],
+        "CALL_STATUS": 1,
+        "CALL_VOTE": positive(query.get("VOTE")),
+        "COST": float(query.get("COST") or 0),
+        "COST_CURRENCY": str(query.get("COST_CURRENCY") or ""),
+        "CALL_FAILED_CODE": str(query.get("STATUS_CODE") or "200"),
+        "CALL_FAILED_REASON": str(query.get("FAILED_REASON") or ""),
+        "REST_APP_ID": caller.app_id,
+        "CRM_ACTIVITY_ID": None,
+        "COMMENT": None,
+        "CRM_ENTITY_TYPE": call["CRM_ENTITY_TYPE"],
+        "CRM_ENTITY_ID": call["CRM_ENTITY_ID"],
+        "ID": len(table(portal, "telephony_call")),
+    }
 
 
 @method("messageservice.sender.list", "messageservice")
@@ -199,7 +243,9 @@ def sender_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[
     app_only(caller, message="Application context required")
     if not caller.is_admin:
         raise ApiError("ACCESS_DENIED", "Access denied!", 403)
-    return sorted(str(s["CODE"]) for s in table(portal, "sms_sender").values() if s.get("APP") == caller.app_id)
+    return sorted(
+        str(s["CODE"]) for s in table(portal, "sms_sender").values() if s.get("APP") == caller.app_id
+    )
 
 
 @method("imopenlines.config.list.get", "imopenlines")
@@ -211,17 +257,30 @@ def openlines_config_list(portal: Portal, params: dict[str, Any], caller: Caller
         raise ApiError("INVALID_FORMAT", "A wrong format for the PARAMS field is passed", 400)
     unknown = set(options) - {"select", "order", "filter", "limit", "offset"}
     if unknown:
-        raise ApiError("INVALID_FORMAT", f"Unsupported PARAMS fields are passed: {', '.join(sorted(unknown))}", 400)
+        raise ApiError(
+            "INVALID_FORMAT", f"Unsupported PARAMS fields are passed: {', '.join(sorted(unknown))}", 400
+        )
     flt = options.get("filter") or {}
     if not isinstance(flt, dict):
         raise ApiError("INVALID_FORMAT", "A wrong format for the PARAMS field 'filter' is passed", 400)
     rows = []
     for line in table(portal, "openline").values():
         if all(str(line.get(str(k).upper())) == str(v) for k, v in flt.items()):
-            users = {str(u): {"USER_NAME": " ".join(filter(None, (portal.state["user"].get(u, {}).get("NAME"),
-                                                                  portal.state["user"].get(u, {}).get("LAST_NAME")))),
-                              "USER_WORK_POSITION": portal.state["user"].get(u, {}).get("WORK_POSITION")}
-                     for u in line["QUEUE"]}
+            users = {
+                str(u): {
+                    "USER_NAME": " ".join(
+                        filter(
+                            None,
+                            (
+                                portal.state["user"].get(u, {}).get("NAME"),
+                                portal.state["user"].get(u, {}).get("LAST_NAME"),
+                            ),
+                        )
+                    ),
+                    "USER_WORK_POSITION": portal.state["user"].get(u, {}).get("WORK_POSITION"),
+                }
+                for u in line["QUEUE"]
+            }
             rows.append({**line, "QUEUE_USERS_FIELDS": users})
     return rows
 
@@ -229,19 +288,46 @@ def openlines_config_list(portal: Portal, params: dict[str, Any], caller: Caller
 @method("imconnector.list", "imopenlines")
 def connector_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, str]:
     """imopenlines/imconnector/imconnector-list.md: application context only."""
-    app_only(caller, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method. Application context required")
-    return {"livechat": "Live Chat", "telegrambot": "Telegram", "network": "Bitrix24.Network",
-            "whatsappbyedna": "WhatsApp"}
+    app_only(
+        caller,
+        "WRONG_AUTH_TYPE",
+        "Current authorization type is denied for this method. Application context required",
+    )
+    return {
+        "livechat": "Live Chat",
+        "telegrambot": "Telegram",
+        "network": "Bitrix24.Network",
+        "whatsappbyedna": "WhatsApp",
+    }
 
 
-_MAIL_SERVICES = [("gmail", "imap.gmail.com", "smtp.gmail.com"), ("outlook.com", "outlook.office365.com",
-                                                                    "smtp.office365.com")]
+_MAIL_SERVICES = [
+    ("gmail", "imap.gmail.com", "smtp.gmail.com"),
+    ("outlook.com", "outlook.office365.com", "smtp.office365.com"),
+]
 
 
 @method("mailservice.list", "mailservice")
 def mailservice_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """mailservice/mailservice-list.md."""
-    return [{"ID": str(i), "SITE_ID": "s1", "ACTIVE": "Y", "SORT": str(100 * i), "NAME": name, "SERVER": imap,
-             "PORT": "993", "ENCRYPTION": "Y", "LINK": "", "ICON": "", "SMTP_SERVER": smtp, "SMTP_PORT": "465",
-             "SMTP_LOGIN_AS_IMAP": "Y", "SMTP_PASSWORD_AS_IMAP": "Y", "SMTP_ENCRYPTION": "Y", "UPLOAD_OUTGOING": "N"}
-            for i, (name, imap, smtp) in enumerate(_MAIL_SERVICES, start=1)]
+    return [
+        {
+            "ID": str(i),
+            "SITE_ID": "s1",
+            "ACTIVE": "Y",
+            "SORT": str(100 * i),
+            "NAME": name,
+            "SERVER": imap,
+            "PORT": "993",
+            "ENCRYPTION": "Y",
+            "LINK": "",
+            "ICON": "",
+            "SMTP_SERVER": smtp,
+            "SMTP_PORT": "465",
+            "SMTP_LOGIN_AS_IMAP": "Y",
+            "SMTP_PASSWORD_AS_IMAP": "Y",
+            "SMTP_ENCRYPTION": "Y",
+            "UPLOAD_OUTGOING": "N",
+        }
+        for i, (name, imap, smtp) in enumerate(_MAIL_SERVICES, start=1)
+    ]

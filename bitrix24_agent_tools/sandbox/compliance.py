@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 @method("userconsent.agreement.list", "userconsent")
 def agreement_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """user-consent/user-consent-agreement-list.md: ID, NAME, ACTIVE, LANGUAGE_ID."""
-    return [{k: a[k] for k in ("ID", "NAME", "ACTIVE", "LANGUAGE_ID")} for a in table(portal, "consent_agreement").values()]
+    return [
+        {k: a[k] for k in ("ID", "NAME", "ACTIVE", "LANGUAGE_ID")}
+        for a in table(portal, "consent_agreement").values()
+    ]
 
 
 def _agreement(portal: Portal, value: Any) -> dict[str, Any]:
@@ -36,7 +39,8 @@ def agreement_text(portal: Portal, params: dict[str, Any], caller: Caller) -> di
 
 @method("userconsent.consent.add", "userconsent")
 def consent_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    """user-consent/user-consent-consent-add.md: AGREEMENT_ID and IP are required; the result is the consent's ID."""
+    """user-consent/user-consent-consent-add.md: AGREEMENT_ID and IP are required; the result is the
+    consent's ID."""
     query = upper(params)
     agreement = _agreement(portal, query.get("AGREEMENT_ID"))
     try:
@@ -44,20 +48,37 @@ def consent_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
     except ValueError:
         raise ApiError("ERROR_ARGUMENT", "Parameter `IP` required.", 400) from None  # UNVERIFIED text
     consent_id = portal.next_id("consent")
-    table(portal, "consent")[consent_id] = {"ID": str(consent_id), "AGREEMENT_ID": agreement["ID"], "IP": ip,
-                                            "USER_ID": str(positive(query.get("USER_ID")) or ""),
-                                            "URL": str(query.get("URL") or ""), "ORIGIN_ID": query.get("ORIGIN_ID"),
-                                            "ORIGINATOR_ID": query.get("ORIGINATOR_ID"), "DATE_INSERT": now_iso(portal)}
+    table(portal, "consent")[consent_id] = {
+        "ID": str(consent_id),
+        "AGREEMENT_ID": agreement["ID"],
+        "IP": ip,
+        "USER_ID": str(positive(query.get("USER_ID")) or ""),
+        "URL": str(query.get("URL") or ""),
+        "ORIGIN_ID": query.get("ORIGIN_ID"),
+        "ORIGINATOR_ID": query.get("ORIGINATOR_ID"),
+        "DATE_INSERT": now_iso(portal),
+    }
     return consent_id
 
 
-def _tail(portal: Portal, params: dict[str, Any], caller: Caller, keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    app_only(caller, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method Application context required")
+def _tail(
+    portal: Portal, params: dict[str, Any], caller: Caller, keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    app_only(
+        caller,
+        "WRONG_AUTH_TYPE",
+        "Current authorization type is denied for this method Application context required",
+    )
     limit = positive(params.get("limit")) or 20
     offset = max(0, int(positive(params.get("offset")) or 0))
     docs = [d for d in table(portal, "sign_document").values() if d["member_id"] == caller.user_id]
-    return [{**{k: d[k] for k in keys}, "file_url": f"{portal.base_url}/rest/download.json?token=sign.b2e|{d['id']}"}
-            for d in docs[offset:offset + limit]]
+    return [
+        {
+            **{k: d[k] for k in keys},
+            "file_url": f"{portal.base_url}/rest/download.json?token=sign.b2e|{d['id']}",
+        }
+        for d in docs[offset : offset + limit]
+    ]
 
 
 @method("sign.b2e.personal.tail", "sign.b2e")
@@ -69,4 +90,9 @@ def personal_tail(portal: Portal, params: dict[str, Any], caller: Caller) -> lis
 @method("sign.b2e.mysafe.tail", "sign.b2e")
 def mysafe_tail(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """sign/sign-b2e-mysafe-tail.md: the documents in the caller's company safe."""
-    return _tail(portal, params, caller, ("id", "title", "create_date", "signed_date", "creator_id", "member_id", "role"))
+    return _tail(
+        portal,
+        params,
+        caller,
+        ("id", "title", "create_date", "signed_date", "creator_id", "member_id", "role"),
+    )

@@ -1,4 +1,5 @@
-"""Legacy CRM methods (crm.lead/deal/contact/company.*), pipelines and stages, currencies, activities, timeline."""
+"""Legacy CRM methods (crm.lead/deal/contact/company.*), pipelines and stages, currencies, activities,
+timeline."""
 
 from __future__ import annotations
 
@@ -30,65 +31,134 @@ if TYPE_CHECKING:
 
 ENTITY_TYPES = {1: "lead", 2: "deal", 3: "contact", 4: "company"}
 FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
-    "deal": {"ID": ("integer", "ID"), "TITLE": ("string", "Name"), "CATEGORY_ID": ("crm_category", "Pipeline"),
-             "STAGE_ID": ("crm_status", "Stage"), "OPPORTUNITY": ("double", "Amount"),
-             "CURRENCY_ID": ("crm_currency", "Currency"), "CONTACT_ID": ("crm_contact", "Contact"),
-             "COMPANY_ID": ("crm_company", "Company"), "ASSIGNED_BY_ID": ("user", "Responsible"),
-             "SOURCE_ID": ("crm_status", "Source"), "CLOSED": ("char", "Closed"), "COMMENTS": ("string", "Comment"),
-             "ORIGIN_ID": ("string", "External ID"), "DATE_CREATE": ("datetime", "Created"),
-             "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by"),
-             "TYPE_ID": ("crm_status", "Type"), "BEGINDATE": ("date", "Start date"), "CLOSEDATE": ("date", "End date"),
-             "PROBABILITY": ("integer", "Probability"), "ORIGINATOR_ID": ("string", "External source"),
-             "SOURCE_DESCRIPTION": ("string", "Source information"), "ADDITIONAL_INFO": ("string", "Additional"),
-             "OPENED": ("char", "Available to everyone"), "LEAD_ID": ("crm_lead", "Lead"),
-             "UF_CRM_SOURCE_CHANNEL": ("enumeration", "Source channel")},
-    "lead": {"ID": ("integer", "ID"), "TITLE": ("string", "Lead name"), "NAME": ("string", "First name"),
-             "LAST_NAME": ("string", "Last name"), "SECOND_NAME": ("string", "Second name"),
-             "COMPANY_TITLE": ("string", "Company name"), "POST": ("string", "Position"),
-             "ADDRESS": ("string", "Address"), "SOURCE_DESCRIPTION": ("string", "Source information"),
-             "STATUS_DESCRIPTION": ("string", "Status information"), "ORIGIN_ID": ("string", "External ID"),
-             "ORIGINATOR_ID": ("string", "External source"), "BIRTHDATE": ("date", "Date of birth"),
-             "OPENED": ("char", "Available to everyone"), "PHONE": ("crm_multifield", "Phone"),
-             "EMAIL": ("crm_multifield", "E-mail"), "WEB": ("crm_multifield", "Website"),
-             "IM": ("crm_multifield", "Messenger"),
-             "STATUS_ID": ("crm_status", "Status"), "SOURCE_ID": ("crm_status", "Source"),
-             "OPPORTUNITY": ("double", "Amount"), "CURRENCY_ID": ("crm_currency", "Currency"),
-             "ASSIGNED_BY_ID": ("user", "Responsible"), "COMMENTS": ("string", "Comment"),
-             "DATE_CREATE": ("datetime", "Created"), "DATE_MODIFY": ("datetime", "Modified"),
-             "CREATED_BY_ID": ("user", "Created by")},
-    "contact": {"ID": ("integer", "ID"), "NAME": ("string", "First name"), "LAST_NAME": ("string", "Last name"),
-                "EMAIL": ("crm_multifield", "E-mail"), "PHONE": ("crm_multifield", "Phone"),
-                "WEB": ("crm_multifield", "Website"), "IM": ("crm_multifield", "Messenger"),
-                "SECOND_NAME": ("string", "Second name"), "POST": ("string", "Position"),
-                "ADDRESS": ("string", "Address"), "COMMENTS": ("string", "Comment"), "BIRTHDATE": ("date", "Date of birth"),
-                "TYPE_ID": ("crm_status", "Contact type"), "SOURCE_ID": ("crm_status", "Source"),
-                "ORIGIN_ID": ("string", "External ID"), "OPENED": ("char", "Available to everyone"),
-                "COMPANY_ID": ("crm_company", "Company"), "ASSIGNED_BY_ID": ("user", "Responsible"),
-                "DATE_CREATE": ("datetime", "Created"), "DATE_MODIFY": ("datetime", "Modified"),
-                "CREATED_BY_ID": ("user", "Created by")},
-    "company": {"ID": ("integer", "ID"), "TITLE": ("string", "Company name"), "COMPANY_TYPE": ("crm_status", "Type"),
-                "INDUSTRY": ("crm_status", "Industry"), "PHONE": ("crm_multifield", "Phone"),
-                "EMAIL": ("crm_multifield", "E-mail"), "WEB": ("crm_multifield", "Website"),
-                "IM": ("crm_multifield", "Messenger"), "COMMENTS": ("string", "Comment"), "ADDRESS": ("string", "Address"),
-                "REVENUE": ("double", "Annual revenue"), "CURRENCY_ID": ("crm_currency", "Currency"),
-                "EMPLOYEES": ("crm_status", "Employees"), "ORIGIN_ID": ("string", "External ID"),
-                "OPENED": ("char", "Available to everyone"),
-                "ASSIGNED_BY_ID": ("user", "Responsible"), "DATE_CREATE": ("datetime", "Created"),
-                "DATE_MODIFY": ("datetime", "Modified"), "CREATED_BY_ID": ("user", "Created by")},
+    "deal": {
+        "ID": ("integer", "ID"),
+        "TITLE": ("string", "Name"),
+        "CATEGORY_ID": ("crm_category", "Pipeline"),
+        "STAGE_ID": ("crm_status", "Stage"),
+        "OPPORTUNITY": ("double", "Amount"),
+        "CURRENCY_ID": ("crm_currency", "Currency"),
+        "CONTACT_ID": ("crm_contact", "Contact"),
+        "COMPANY_ID": ("crm_company", "Company"),
+        "ASSIGNED_BY_ID": ("user", "Responsible"),
+        "SOURCE_ID": ("crm_status", "Source"),
+        "CLOSED": ("char", "Closed"),
+        "COMMENTS": ("string", "Comment"),
+        "ORIGIN_ID": ("string", "External ID"),
+        "DATE_CREATE": ("datetime", "Created"),
+        "DATE_MODIFY": ("datetime", "Modified"),
+        "CREATED_BY_ID": ("user", "Created by"),
+        "TYPE_ID": ("crm_status", "Type"),
+        "BEGINDATE": ("date", "Start date"),
+        "CLOSEDATE": ("date", "End date"),
+        "PROBABILITY": ("integer", "Probability"),
+        "ORIGINATOR_ID": ("string", "External source"),
+        "SOURCE_DESCRIPTION": ("string", "Source information"),
+        "ADDITIONAL_INFO": ("string", "Additional"),
+        "OPENED": ("char", "Available to everyone"),
+        "LEAD_ID": ("crm_lead", "Lead"),
+        "UF_CRM_SOURCE_CHANNEL": ("enumeration", "Source channel"),
+    },
+    "lead": {
+        "ID": ("integer", "ID"),
+        "TITLE": ("string", "Lead name"),
+        "NAME": ("string", "First name"),
+        "LAST_NAME": ("string", "Last name"),
+        "SECOND_NAME": ("string", "Second name"),
+        "COMPANY_TITLE": ("string", "Company name"),
+        "POST": ("string", "Position"),
+        "ADDRESS": ("string", "Address"),
+        "SOURCE_DESCRIPTION": ("string", "Source information"),
+        "STATUS_DESCRIPTION": ("string", "Status information"),
+        "ORIGIN_ID": ("string", "External ID"),
+        "ORIGINATOR_ID": ("string", "External source"),
+        "BIRTHDATE": ("date", "Date of birth"),
+        "OPENED": ("char", "Available to everyone"),
+        "PHONE": ("crm_multifield", "Phone"),
+        "EMAIL": ("crm_multifield", "E-mail"),
+        "WEB": ("crm_multifield", "Website"),
+        "IM": ("crm_multifield", "Messenger"),
+        "STATUS_ID": ("crm_status", "Status"),
+        "SOURCE_ID": ("crm_status", "Source"),
+        "OPPORTUNITY": ("double", "Amount"),
+        "CURRENCY_ID": ("crm_currency", "Currency"),
+        "ASSIGNED_BY_ID": ("user", "Responsible"),
+        "COMMENTS": ("string", "Comment"),
+        "DATE_CREATE": ("datetime", "Created"),
+        "DATE_MODIFY": ("datetime", "Modified"),
+        "CREATED_BY_ID": ("user", "Created by"),
+    },
+    "contact": {
+        "ID": ("integer", "ID"),
+        "NAME": ("string", "First name"),
+        "LAST_NAME": ("string", "Last name"),
+        "EMAIL": ("crm_multifield", "E-mail"),
+        "PHONE": ("crm_multifield", "Phone"),
+        "WEB": ("crm_multifield", "Website"),
+        "IM": ("crm_multifield", "Messenger"),
+        "SECOND_NAME": ("string", "Second name"),
+        "POST": ("string", "Position"),
+        "ADDRESS": ("string", "Address"),
+        "COMMENTS": ("string", "Comment"),
+        "BIRTHDATE": ("date", "Date of birth"),
+        "TYPE_ID": ("crm_status", "Contact type"),
+        "SOURCE_ID": ("crm_status", "Source"),
+        "ORIGIN_ID": ("string", "External ID"),
+        "OPENED": ("char", "Available to everyone"),
+        "COMPANY_ID": ("crm_company", "Company"),
+        "ASSIGNED_BY_ID": ("user", "Responsible"),
+        "DATE_CREATE": ("datetime", "Created"),
+        "DATE_MODIFY": ("datetime", "Modified"),
+        "CREATED_BY_ID": ("user", "Created by"),
+    },
+    "company": {
+        "ID": ("integer", "ID"),
+        "TITLE": ("string", "Company name"),
+        "COMPANY_TYPE": ("crm_status", "Type"),
+        "INDUSTRY": ("crm_status", "Industry"),
+        "PHONE": ("crm_multifield", "Phone"),
+        "EMAIL": ("crm_multifield", "E-mail"),
+        "WEB": ("crm_multifield", "Website"),
+        "IM": ("crm_multifield", "Messenger"),
+        "COMMENTS": ("string", "Comment"),
+        "ADDRESS": ("string", "Address"),
+        "REVENUE": ("double", "Annual revenue"),
+        "CURRENCY_ID": ("crm_currency", "Currency"),
+        "EMPLOYEES": ("crm_status", "Employees"),
+        "ORIGIN_ID": ("string", "External ID"),
+        "OPENED": ("char", "Available to everyone"),
+        "ASSIGNED_BY_ID": ("user", "Responsible"),
+        "DATE_CREATE": ("datetime", "Created"),
+        "DATE_MODIFY": ("datetime", "Modified"),
+        "CREATED_BY_ID": ("user", "Created by"),
+    },
 }
 # crm.*.fields (api-reference/crm/*/crm-*-fields.md): a deal's and a lead's TITLE are optional (a deal gets
-# "Deal #<id>"); a company needs TITLE; a contact lists NAME, SECOND_NAME and LAST_NAME as required — one of them
-# must be given (UNVERIFIED which combination the portal accepts; the sandbox takes any one).
-REQUIRED: dict[str, set[str]] = {"deal": set(), "lead": set(), "contact": {"NAME", "LAST_NAME"}, "company": {"TITLE"}}
+# "Deal #<id>"); a company needs TITLE; a contact lists NAME, SECOND_NAME and LAST_NAME as required — one of
+# them must be given (UNVERIFIED which combination the portal accepts; the sandbox takes any one).
+REQUIRED: dict[str, set[str]] = {
+    "deal": set(),
+    "lead": set(),
+    "contact": {"NAME", "LAST_NAME"},
+    "company": {"TITLE"},
+}
 READ_ONLY = {"ID", "DATE_CREATE", "DATE_MODIFY", "CREATED_BY_ID"}
 IMMUTABLE = {"deal": {"CATEGORY_ID"}}
 MULTIFIELDS = ("PHONE", "EMAIL", "WEB", "IM")
-STATUS_TYPES = {"SOURCE_ID": "SOURCE", "STATUS_ID": "STATUS", "COMPANY_TYPE": "COMPANY_TYPE", "INDUSTRY": "INDUSTRY",
-                "TYPE_ID": "DEAL_TYPE", "STAGE_ID": "DEAL_STAGE", "EMPLOYEES": "EMPLOYEES"}
+STATUS_TYPES = {
+    "SOURCE_ID": "SOURCE",
+    "STATUS_ID": "STATUS",
+    "COMPANY_TYPE": "COMPANY_TYPE",
+    "INDUSTRY": "INDUSTRY",
+    "TYPE_ID": "DEAL_TYPE",
+    "STAGE_ID": "DEAL_STAGE",
+    "EMPLOYEES": "EMPLOYEES",
+}
 
 
 def crm_error(text: str) -> ApiError:
-    """Legacy CRM methods answer HTTP 400 with an empty code and a text (e.g. crm-deal-get.md, Error Handling)."""
+    """Legacy CRM methods answer HTTP 400 with an empty code and a text (e.g. crm-deal-get.md, Error
+    Handling)."""
     return ApiError("", text, 400)
 
 
@@ -128,14 +198,22 @@ def _multifield_values(portal: Portal, type_id: str, value: Any) -> list[dict[st
         entry = item if isinstance(item, dict) else {"VALUE": item}
         text = str(entry.get("VALUE") or "").strip()
         if text:
-            out.append({"ID": _next_multifield_id(portal), "VALUE_TYPE": str(entry.get("VALUE_TYPE") or "WORK"),
-                        "VALUE": text, "TYPE_ID": type_id})
+            out.append(
+                {
+                    "ID": _next_multifield_id(portal),
+                    "VALUE_TYPE": str(entry.get("VALUE_TYPE") or "WORK"),
+                    "VALUE": text,
+                    "TYPE_ID": type_id,
+                }
+            )
     return out
 
 
-def _merge_multifield(portal: Portal, current: list[dict[str, Any]], type_id: str, value: Any) -> list[dict[str, Any]]:
-    """An update of a multifield (crm-contact-update.md, "Working with Multiple Fields"): a value without ID is
-    added; with an ID it replaces that value; an ID with ``DELETE: "Y"`` or an empty VALUE removes it."""
+def _merge_multifield(
+    portal: Portal, current: list[dict[str, Any]], type_id: str, value: Any
+) -> list[dict[str, Any]]:
+    """An update of a multifield (crm-contact-update.md, "Working with Multiple Fields"): a value without ID
+    is added; with an ID it replaces that value; an ID with ``DELETE: "Y"`` or an empty VALUE removes it."""
     result = [dict(v) for v in current]
     items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
     for item in items:
@@ -150,14 +228,18 @@ def _merge_multifield(portal: Portal, current: list[dict[str, Any]], type_id: st
         if str(entry.get("DELETE") or "").upper() == "Y" or not str(entry.get("VALUE") or "").strip():
             del result[index]
         else:
-            result[index] = {**result[index], "VALUE": str(entry["VALUE"]).strip(),
-                             "VALUE_TYPE": str(entry.get("VALUE_TYPE") or result[index]["VALUE_TYPE"])}
+            result[index] = {
+                **result[index],
+                "VALUE": str(entry["VALUE"]).strip(),
+                "VALUE_TYPE": str(entry.get("VALUE_TYPE") or result[index]["VALUE_TYPE"]),
+            }
     return result
 
 
 def _legacy_start(start: Any) -> Any:
-    """Legacy CRM lists page by page number, not by offset: IRestService::getNavData (rest/classes/general/rest.php)
-    turns ``start`` into ``iNumPage = intval(start / 50) + 1``, so start=75 answers rows 50-99."""
+    """Legacy CRM lists page by page number, not by offset: IRestService::getNavData
+    (rest/classes/general/rest.php) turns ``start`` into ``iNumPage = intval(start / 50) + 1``, so start=75
+    answers rows 50-99."""
     try:
         value = int(start or 0)
     except (TypeError, ValueError):
@@ -225,7 +307,11 @@ def _crm(kind: str) -> None:
         flt = {str(k).upper(): v for k, v in flt.items()}
         candidates, rest = id_window(portal.state[kind], flt)
         rows = [normalize_multifields(portal, r) for r in candidates]
-        rows = [r for r in rows if matches(r, rest) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))]
+        rows = [
+            r
+            for r in rows
+            if matches(r, rest) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))
+        ]
         order = {str(k).upper(): v for k, v in order.items()}
         by_id = is_id_order(order)
         if by_id == "DESC":
@@ -251,12 +337,21 @@ def _crm(kind: str) -> None:
         fields = _check_fields(kind, raw, creating=True)
         new_id = portal.next_id(kind)
         stamp = now_iso(portal)
-        record: dict[str, Any] = {f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_") and f not in MULTIFIELDS}
+        record: dict[str, Any] = {
+            f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_") and f not in MULTIFIELDS
+        }
         record.update(fields)
         for name, value in ((str(k).upper(), v) for k, v in raw.items()):
             if name in MULTIFIELDS and name in FIELD_TYPES[kind]:
                 record[name] = _multifield_values(portal, name, value)
-        record.update({"ID": str(new_id), "DATE_CREATE": stamp, "DATE_MODIFY": stamp, "CREATED_BY_ID": str(caller.user_id)})
+        record.update(
+            {
+                "ID": str(new_id),
+                "DATE_CREATE": stamp,
+                "DATE_MODIFY": stamp,
+                "CREATED_BY_ID": str(caller.user_id),
+            }
+        )
         record.setdefault("ASSIGNED_BY_ID", str(caller.user_id))
         if not record.get("ASSIGNED_BY_ID"):
             record["ASSIGNED_BY_ID"] = str(caller.user_id)
@@ -264,7 +359,12 @@ def _crm(kind: str) -> None:
             if not record.get("TITLE"):
                 record["TITLE"] = f"Deal #{new_id}"  # crm-deal-add.md: the default title
             record["CATEGORY_ID"] = str(record.get("CATEGORY_ID") or "0")
-            record["STAGE_ID"] = record.get("STAGE_ID") or data.DEAL_STAGES[int(record["CATEGORY_ID"]) if int(record["CATEGORY_ID"]) in data.DEAL_STAGES else 0][0][0]
+            record["STAGE_ID"] = (
+                record.get("STAGE_ID")
+                or data.DEAL_STAGES[
+                    int(record["CATEGORY_ID"]) if int(record["CATEGORY_ID"]) in data.DEAL_STAGES else 0
+                ][0][0]
+            )
             record["CLOSED"] = "Y" if str(record["STAGE_ID"]).endswith(("WON", "LOSE")) else "N"
         portal.state[kind][new_id] = record
         portal.emit(f"ONCRM{kind.upper()}ADD", {"FIELDS": {"ID": new_id}}, params)
@@ -305,10 +405,15 @@ def _crm(kind: str) -> None:
     def _fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, (ftype, title) in FIELD_TYPES[kind].items():
-            info: dict[str, Any] = {"type": ftype, "isRequired": name in REQUIRED[kind], "isReadOnly": name in READ_ONLY,
-                                    "isImmutable": name in IMMUTABLE.get(kind, set()),
-                                    "isMultiple": ftype == "crm_multifield", "isDynamic": name.startswith("UF_"),
-                                    "title": title}
+            info: dict[str, Any] = {
+                "type": ftype,
+                "isRequired": name in REQUIRED[kind],
+                "isReadOnly": name in READ_ONLY,
+                "isImmutable": name in IMMUTABLE.get(kind, set()),
+                "isMultiple": ftype == "crm_multifield",
+                "isDynamic": name.startswith("UF_"),
+                "title": title,
+            }
             if ftype == "crm_status" and name in STATUS_TYPES:
                 info["statusType"] = STATUS_TYPES[name]
             if name.startswith("UF_"):
@@ -320,8 +425,8 @@ def _crm(kind: str) -> None:
 
 
 def _crm_select(record: dict[str, Any], select: Any) -> dict[str, Any]:
-    """``select`` of legacy CRM lists (crm-deal-list.md): by default ``*`` + ``UF_*``; ``*`` is every standard field
-    but multifields; ``UF_*`` every user field; a multifield comes back only when named."""
+    """``select`` of legacy CRM lists (crm-deal-list.md): by default ``*`` + ``UF_*``; ``*`` is every standard
+    field but multifields; ``UF_*`` every user field; a multifield comes back only when named."""
     names = [str(n) for n in select] if isinstance(select, list) and select else ["*", "UF_*"]
     out: dict[str, Any] = {}
     for name in names:
@@ -350,12 +455,30 @@ def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
     originatorId) and ``total``."""
     etid = _id(params, "entityTypeId")
     if etid != 2:
-        cats = [{"id": 0, "name": "General", "sort": 500, "entityTypeId": etid, "isDefault": "Y", "originId": "",
-                 "originatorId": ""}]
+        cats = [
+            {
+                "id": 0,
+                "name": "General",
+                "sort": 500,
+                "entityTypeId": etid,
+                "isDefault": "Y",
+                "originId": "",
+                "originatorId": "",
+            }
+        ]
     else:
-        cats = [{"id": cid, "name": name, "sort": 100 * (cid + 1), "entityTypeId": 2,
-                 "isDefault": "Y" if cid == 0 else "N", "originId": "", "originatorId": ""}
-                for cid, name in data.CATEGORIES.items()]
+        cats = [
+            {
+                "id": cid,
+                "name": name,
+                "sort": 100 * (cid + 1),
+                "entityTypeId": 2,
+                "isDefault": "Y" if cid == 0 else "N",
+                "originId": "",
+                "originatorId": "",
+            }
+            for cid, name in data.CATEGORIES.items()
+        ]
     return Listing({"categories": cats}, len(cats), None)
 
 
@@ -364,18 +487,35 @@ _STAGE_COLORS = ("#39A8EF", "#2FC6F6", "#55D0E0", "#47E4C2", "#FFA900", "#7BD500
 
 @method("crm.status.list", "crm")
 def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    """crm-status-list.md: ID, ENTITY_ID, STATUS_ID, NAME, NAME_INIT, SORT, SYSTEM, CATEGORY_ID, COLOR, SEMANTICS,
-    EXTRA; filter and order on those; ``total``."""
+    """crm-status-list.md: ID, ENTITY_ID, STATUS_ID, NAME, NAME_INIT, SORT, SYSTEM, CATEGORY_ID, COLOR,
+    SEMANTICS, EXTRA; filter and order on those; ``total``."""
     rows: list[dict[str, Any]] = []
     next_id = 101
 
-    def add(entity: str, status_id: str, name: str, sort: int, category: str | None, semantics: str | None) -> None:
+    def add(
+        entity: str, status_id: str, name: str, sort: int, category: str | None, semantics: str | None
+    ) -> None:
         nonlocal next_id
         color = _STAGE_COLORS[(sort // 10 - 1) % len(_STAGE_COLORS)]
-        extra = {"SEMANTICS": {"S": "success", "F": "failure"}.get(semantics or "", "process"), "COLOR": color}
-        rows.append({"ID": str(next_id), "ENTITY_ID": entity, "STATUS_ID": status_id, "NAME": name, "NAME_INIT": name,
-                     "SORT": str(sort), "SYSTEM": "Y" if sort == 10 or semantics else "N", "CATEGORY_ID": category,
-                     "COLOR": color, "SEMANTICS": semantics, "EXTRA": extra})
+        extra = {
+            "SEMANTICS": {"S": "success", "F": "failure"}.get(semantics or "", "process"),
+            "COLOR": color,
+        }
+        rows.append(
+            {
+                "ID": str(next_id),
+                "ENTITY_ID": entity,
+                "STATUS_ID": status_id,
+                "NAME": name,
+                "NAME_INIT": name,
+                "SORT": str(sort),
+                "SYSTEM": "Y" if sort == 10 or semantics else "N",
+                "CATEGORY_ID": category,
+                "COLOR": color,
+                "SEMANTICS": semantics,
+                "EXTRA": extra,
+            }
+        )
         next_id += 2
 
     for cat, stages in data.DEAL_STAGES.items():
@@ -384,8 +524,14 @@ def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listi
             semantics = "S" if status_id.endswith("WON") else "F" if status_id.endswith("LOSE") else None
             add(entity, status_id, name, sort * 10, None if cat == 0 else str(cat), semantics)
     for sort, (status_id, name) in enumerate(data.LEAD_STATUSES, 1):
-        add("STATUS", status_id, name, sort * 10, None,
-            "S" if status_id == "CONVERTED" else "F" if status_id == "JUNK" else None)
+        add(
+            "STATUS",
+            status_id,
+            name,
+            sort * 10,
+            None,
+            "S" if status_id == "CONVERTED" else "F" if status_id == "JUNK" else None,
+        )
     for sort, source in enumerate(data.SOURCES, 1):
         add("SOURCE", source, source.title(), sort * 10, None, None)
     query = {str(k).lower(): v for k, v in params.items()}
@@ -399,16 +545,34 @@ def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listi
     return Listing(rows, len(rows), None)
 
 
-_CURRENCIES = (("USD", "US Dollar", "1.0000", "Y"), ("EUR", "Euro", "0.9200", "N"), ("RUB", "Russian Ruble", "92.0000", "N"),
-               ("BRL", "Brazilian Real", "5.0000", "N"), ("PLN", "Polish Zloty", "4.0000", "N"))
+_CURRENCIES = (
+    ("USD", "US Dollar", "1.0000", "Y"),
+    ("EUR", "Euro", "0.9200", "N"),
+    ("RUB", "Russian Ruble", "92.0000", "N"),
+    ("BRL", "Brazilian Real", "5.0000", "N"),
+    ("PLN", "Polish Zloty", "4.0000", "N"),
+)
 
 
 @method("crm.currency.list", "crm")
 def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """crm-currency-list.md: CURRENCY, AMOUNT_CNT, AMOUNT, SORT, BASE, FULL_NAME, ..."""
-    return [{"CURRENCY": code, "AMOUNT_CNT": "1", "AMOUNT": amount, "SORT": str(100 * (i + 1)), "BASE": base,
-             "FULL_NAME": name, "LID": "en", "FORMAT_STRING": f"# {code}", "DEC_POINT": ".", "THOUSANDS_SEP": " ",
-             "DECIMALS": "2"} for i, (code, name, amount, base) in enumerate(_CURRENCIES)]
+    return [
+        {
+            "CURRENCY": code,
+            "AMOUNT_CNT": "1",
+            "AMOUNT": amount,
+            "SORT": str(100 * (i + 1)),
+            "BASE": base,
+            "FULL_NAME": name,
+            "LID": "en",
+            "FORMAT_STRING": f"# {code}",
+            "DEC_POINT": ".",
+            "THOUSANDS_SEP": " ",
+            "DECIMALS": "2",
+        }
+        for i, (code, name, amount, base) in enumerate(_CURRENCIES)
+    ]
 
 
 @method("crm.timeline.comment.add", "crm")
@@ -422,9 +586,14 @@ def timeline_comment_add(portal: Portal, params: dict[str, Any], caller: Caller)
     if not str(fields.get("COMMENT") or "").strip():
         raise ApiError("ERROR_ARGUMENT", "COMMENT is required")
     new_id = portal.next_id("timeline_comment")
-    portal.state["timeline_comment"][new_id] = {"ID": str(new_id), "ENTITY_TYPE": etype, "ENTITY_ID": str(fields["ENTITY_ID"]),
-                                                "COMMENT": str(fields["COMMENT"]), "AUTHOR_ID": str(caller.user_id),
-                                                "CREATED": now_iso(portal)}
+    portal.state["timeline_comment"][new_id] = {
+        "ID": str(new_id),
+        "ENTITY_TYPE": etype,
+        "ENTITY_ID": str(fields["ENTITY_ID"]),
+        "COMMENT": str(fields["COMMENT"]),
+        "AUTHOR_ID": str(caller.user_id),
+        "CREATED": now_iso(portal),
+    }
     return new_id
 
 
@@ -444,7 +613,8 @@ def activity_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
 
 @method("crm.activity.todo.add", "crm")
 def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    # crm-activity-todo-add.md: ownerTypeId, ownerId and deadline are required (100); a missing owner NOT_FOUND
+    # crm-activity-todo-add.md: ownerTypeId, ownerId and deadline are required (100); a missing owner
+    # NOT_FOUND
     if any(params.get(k) in (None, "") for k in ("ownerTypeId", "ownerId", "deadline")):
         raise ApiError("100", "Required fields are missing", 400)
     deadline = str(params["deadline"])
@@ -455,10 +625,17 @@ def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
     if kind is None or owner_id not in portal.state[kind]:
         raise ApiError("NOT_FOUND", "CRM object not found")
     new_id = portal.next_id("activity")
-    portal.state["activity"][new_id] = {"ID": str(new_id), "OWNER_TYPE_ID": str(owner_type), "OWNER_ID": str(owner_id),
-                                        "SUBJECT": str(params.get("title") or "To-do"), "DESCRIPTION": str(params.get("description") or ""),
-                                        "DEADLINE": str(params.get("deadline") or ""), "RESPONSIBLE_ID": str(params.get("responsibleId") or caller.user_id),
-                                        "COMPLETED": "N", "PROVIDER_ID": "CRM_TODO"}
+    portal.state["activity"][new_id] = {
+        "ID": str(new_id),
+        "OWNER_TYPE_ID": str(owner_type),
+        "OWNER_ID": str(owner_id),
+        "SUBJECT": str(params.get("title") or "To-do"),
+        "DESCRIPTION": str(params.get("description") or ""),
+        "DEADLINE": str(params.get("deadline") or ""),
+        "RESPONSIBLE_ID": str(params.get("responsibleId") or caller.user_id),
+        "COMPLETED": "N",
+        "PROVIDER_ID": "CRM_TODO",
+    }
     return {"id": new_id}
 
 
@@ -470,23 +647,34 @@ def _comm_key(type_id: str, value: Any) -> str:
 
 @method("crm.duplicate.findbycomm", "crm")
 def duplicate_findbycomm(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
-    """crm-duplicate-find-by-comm.md: ``type`` PHONE|EMAIL, up to 20 ``values``, optional ``entity_type``; the IDs
-    per entity type that have one of those values (an empty PHP array, ``[]``, when none)."""
+    """crm-duplicate-find-by-comm.md: ``type`` PHONE|EMAIL, up to 20 ``values``, optional ``entity_type``; the
+    IDs per entity type that have one of those values (an empty PHP array, ``[]``, when none)."""
     query = {str(k).lower(): v for k, v in params.items()}
     type_id = str(query.get("type") or "").upper()
     values = query.get("values")
     if type_id not in ("PHONE", "EMAIL") or not isinstance(values, list) or not values:
-        raise ApiError("ERROR_ARGUMENT", "type (PHONE or EMAIL) and values are required", 400)  # UNVERIFIED code
+        raise ApiError(
+            "ERROR_ARGUMENT", "type (PHONE or EMAIL) and values are required", 400
+        )  # UNVERIFIED code
     if len(values) > 20:
         raise ApiError("ERROR_ARGUMENT", "Too many values (20 at most)", 400)  # UNVERIFIED text
     wanted = {_comm_key(type_id, v) for v in values} - {""}
-    kinds = [str(query["entity_type"]).lower()] if query.get("entity_type") else ["lead", "contact", "company"]
+    kinds = (
+        [str(query["entity_type"]).lower()] if query.get("entity_type") else ["lead", "contact", "company"]
+    )
     out: dict[str, list[int]] = {}
     for kind in kinds:
         if kind not in ("lead", "contact", "company"):
             continue
-        found = [int(r["ID"]) for r in portal.state[kind].values()
-                 if any(_comm_key(type_id, e.get("VALUE")) in wanted for e in r.get(type_id) or [] if isinstance(e, dict))]
+        found = [
+            int(r["ID"])
+            for r in portal.state[kind].values()
+            if any(
+                _comm_key(type_id, e.get("VALUE")) in wanted
+                for e in r.get(type_id) or []
+                if isinstance(e, dict)
+            )
+        ]
         if found:
             out[kind.upper()] = sorted(found)[:20]
     return out or []

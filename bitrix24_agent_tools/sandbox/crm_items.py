@@ -34,7 +34,8 @@ from bitrix24_agent_tools.sandbox.crm import (
     normalize_multifields,
 )
 
-# --- crm.item.* (camelCase, result.item / result.items) ------------------------------------------------------
+# --- crm.item.* (camelCase, result.item / result.items)
+# ------------------------------------------------------
 
 
 def camel(name: str) -> str:
@@ -64,17 +65,45 @@ def _store(portal: Portal, kind: str) -> dict[int, dict[str, Any]]:
 
 
 # The universal names of crm.item.* (api-reference/crm/universal/object-fields.md) for the legacy columns.
-_ITEM_NAMES = {"DATE_CREATE": "createdTime", "DATE_MODIFY": "updatedTime", "CREATED_BY_ID": "createdBy",
-               "MODIFY_BY_ID": "updatedBy", "ASSIGNED_BY_ID": "assignedById", "CREATED_TIME": "createdTime",
-               "UPDATED_TIME": "updatedTime"}
-_ITEM_INTS = {"id", "createdBy", "updatedBy", "assignedById", "companyId", "contactId", "categoryId", "leadId"}
+_ITEM_NAMES = {
+    "DATE_CREATE": "createdTime",
+    "DATE_MODIFY": "updatedTime",
+    "CREATED_BY_ID": "createdBy",
+    "MODIFY_BY_ID": "updatedBy",
+    "ASSIGNED_BY_ID": "assignedById",
+    "CREATED_TIME": "createdTime",
+    "UPDATED_TIME": "updatedTime",
+}
+_ITEM_INTS = {
+    "id",
+    "createdBy",
+    "updatedBy",
+    "assignedById",
+    "companyId",
+    "contactId",
+    "categoryId",
+    "leadId",
+}
 _ITEM_FLOATS = {"opportunity"}
-_SMART_FIELDS = {"ID", "TITLE", "CREATED_TIME", "UPDATED_TIME", "STAGE_ID", "CATEGORY_ID", "ASSIGNED_BY_ID",
-                 "OPPORTUNITY", "CURRENCY_ID", "COMPANY_ID", "CONTACT_ID", "CREATED_BY_ID"}
+_SMART_FIELDS = {
+    "ID",
+    "TITLE",
+    "CREATED_TIME",
+    "UPDATED_TIME",
+    "STAGE_ID",
+    "CATEGORY_ID",
+    "ASSIGNED_BY_ID",
+    "OPPORTUNITY",
+    "CURRENCY_ID",
+    "COMPANY_ID",
+    "CONTACT_ID",
+    "CREATED_BY_ID",
+}
 
 
 def item_name(legacy: str) -> str:
-    """``DATE_CREATE`` → ``createdTime``, ``UF_CRM_1720019876534`` → ``ufCrm_1720019876534``, ``STAGE_ID`` → ``stageId``."""
+    """``DATE_CREATE`` → ``createdTime``, ``UF_CRM_1720019876534`` → ``ufCrm_1720019876534``, ``STAGE_ID``
+    → ``stageId``."""
     if legacy in _ITEM_NAMES:
         return _ITEM_NAMES[legacy]
     parts = legacy.lower().split("_")
@@ -115,8 +144,14 @@ def _to_item(record: dict[str, Any], etid: int) -> dict[str, Any]:
         if key in MULTIFIELDS:
             for entry in value or []:
                 if isinstance(entry, dict):
-                    fm.append({"id": int(entry.get("ID") or 0), "valueType": entry.get("VALUE_TYPE"),
-                               "value": entry.get("VALUE"), "typeId": entry.get("TYPE_ID") or key})
+                    fm.append(
+                        {
+                            "id": int(entry.get("ID") or 0),
+                            "valueType": entry.get("VALUE_TYPE"),
+                            "value": entry.get("VALUE"),
+                            "typeId": entry.get("TYPE_ID") or key,
+                        }
+                    )
             continue
         name = item_name(key)
         item[name] = _item_value(name, value)
@@ -144,7 +179,7 @@ def _item_filter(flt: Any, columns: dict[str, str]) -> Any:
             out[key] = _item_filter(value, columns)
             continue
         prefix = re.match(r"^[^A-Za-z_]*", key).group(0)  # type: ignore[union-attr]
-        field = key[len(prefix):]
+        field = key[len(prefix) :]
         column = columns.get(field)
         if column is None:
             raise ApiError("INVALID_ARG_VALUE", f"Invalid filter: field '{field}' is not allowed in filter")
@@ -175,8 +210,11 @@ def _item_order(order: Any, columns: dict[str, str]) -> dict[str, str]:
         if column is None:
             raise ApiError("INVALID_ARG_VALUE", f"Invalid order: field '{field}' is not allowed in order")
         if str(direction).upper() not in ("ASC", "DESC"):
-            raise ApiError("INVALID_ARG_VALUE", "Invalid order: allowed sort directions are ASC, DESC. "
-                                                f"But got '{direction}' for field '{field}'")
+            raise ApiError(
+                "INVALID_ARG_VALUE",
+                "Invalid order: allowed sort directions are ASC, DESC. "
+                f"But got '{direction}' for field '{field}'",
+            )
         out[column] = str(direction).upper()
     return out
 
@@ -218,8 +256,13 @@ def _item_fields_in(portal: Portal, kind: str, fields: dict[str, Any]) -> dict[s
             for entry in value:
                 if isinstance(entry, dict):
                     type_id = str(entry.get("typeId") or "PHONE").upper()
-                    out.setdefault(type_id, []).append({"ID": entry.get("id"), "VALUE": entry.get("value"),
-                                                        "VALUE_TYPE": entry.get("valueType") or "WORK"})
+                    out.setdefault(type_id, []).append(
+                        {
+                            "ID": entry.get("id"),
+                            "VALUE": entry.get("value"),
+                            "VALUE_TYPE": entry.get("valueType") or "WORK",
+                        }
+                    )
             continue
         out[columns.get(key) or upper(key)] = value
     return out
@@ -232,8 +275,14 @@ def item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
     if kind.startswith("smart:"):
         new_id = portal.next_id(kind)
         stamp = now_iso(portal)
-        record = {"ID": str(new_id), "TITLE": fields.get("TITLE") or f"Item #{new_id}", **fields,
-                  "CREATED_TIME": stamp, "UPDATED_TIME": stamp, "CREATED_BY_ID": str(caller.user_id)}
+        record = {
+            "ID": str(new_id),
+            "TITLE": fields.get("TITLE") or f"Item #{new_id}",
+            **fields,
+            "CREATED_TIME": stamp,
+            "UPDATED_TIME": stamp,
+            "CREATED_BY_ID": str(caller.user_id),
+        }
         record.setdefault("ASSIGNED_BY_ID", str(caller.user_id))
         _store(portal, kind)[new_id] = record
         return {"item": _to_item(record, etid)}
@@ -283,14 +332,32 @@ def item_fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
     for legacy, (ftype, title) in base.items():
         if legacy in MULTIFIELDS:
             continue
-        out[item_name(legacy)] = {"type": ftype, "isRequired": legacy in REQUIRED.get(kind, set()),
-                                  "isReadOnly": legacy in READ_ONLY, "isImmutable": legacy in IMMUTABLE.get(kind, set()),
-                                  "isMultiple": False, "isDynamic": legacy.startswith("UF_"), "title": title,
-                                  "upperName": legacy, **({"statusType": STATUS_TYPES[legacy]}
-                                                          if ftype == "crm_status" and legacy in STATUS_TYPES else {})}
+        out[item_name(legacy)] = {
+            "type": ftype,
+            "isRequired": legacy in REQUIRED.get(kind, set()),
+            "isReadOnly": legacy in READ_ONLY,
+            "isImmutable": legacy in IMMUTABLE.get(kind, set()),
+            "isMultiple": False,
+            "isDynamic": legacy.startswith("UF_"),
+            "title": title,
+            "upperName": legacy,
+            **(
+                {"statusType": STATUS_TYPES[legacy]}
+                if ftype == "crm_status" and legacy in STATUS_TYPES
+                else {}
+            ),
+        }
     if kind in ("lead", "contact", "company"):
-        out["fm"] = {"type": "crm_multifield", "isRequired": False, "isReadOnly": False, "isImmutable": False,
-                     "isMultiple": True, "isDynamic": False, "title": "Multifields", "upperName": "FM"}
+        out["fm"] = {
+            "type": "crm_multifield",
+            "isRequired": False,
+            "isReadOnly": False,
+            "isImmutable": False,
+            "isMultiple": True,
+            "isDynamic": False,
+            "title": "Multifields",
+            "upperName": "FM",
+        }
     return {"fields": out}
 
 

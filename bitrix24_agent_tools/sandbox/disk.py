@@ -40,18 +40,25 @@ def _public(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _children(portal: Portal, folder_id: int, params: dict[str, Any]) -> Listing:
-    rows = [_public(portal, o) for o in table(portal, "disk_object").values() if o["PARENT_ID"] == str(folder_id)]
+    rows = [
+        _public(portal, o) for o in table(portal, "disk_object").values() if o["PARENT_ID"] == str(folder_id)
+    ]
     flt = obj(params.get("filter"))
     for key, wanted in flt.items():
-        rows = [r for r in rows if str(r.get(str(key).upper())).casefold() == str(wanted).casefold()]  # ci collation
+        rows = [
+            r for r in rows if str(r.get(str(key).upper())).casefold() == str(wanted).casefold()
+        ]  # ci collation
     return paged(rows, params.get("start"))
 
 
 @method("disk.storage.getlist", "disk")
 def storage_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
     """disk/storage/disk-storage-get-list.md."""
-    rows = [dict(s) for s in table(portal, "disk_storage").values()
-            if s["ENTITY_TYPE"] != "user" or s["ENTITY_ID"] == str(caller.user_id) or caller.is_admin]
+    rows = [
+        dict(s)
+        for s in table(portal, "disk_storage").values()
+        if s["ENTITY_TYPE"] != "user" or s["ENTITY_ID"] == str(caller.user_id) or caller.is_admin
+    ]
     return paged(rows, params.get("start"))
 
 
@@ -79,8 +86,10 @@ def file_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
 
 
 def _name_taken(portal: Portal, folder_id: int, name: str, skip: int | None = None) -> bool:
-    return any(o["PARENT_ID"] == str(folder_id) and o["NAME"].lower() == name.lower() and int(o["ID"]) != skip
-               for o in table(portal, "disk_object").values())
+    return any(
+        o["PARENT_ID"] == str(folder_id) and o["NAME"].lower() == name.lower() and int(o["ID"]) != skip
+        for o in table(portal, "disk_object").values()
+    )
 
 
 def _unique(portal: Portal, folder_id: int, name: str) -> str:
@@ -92,17 +101,35 @@ def _unique(portal: Portal, folder_id: int, name: str) -> str:
     return candidate
 
 
-def _new_object(portal: Portal, parent: dict[str, Any], name: str, kind: str, caller: Caller,
-                content: bytes = b"") -> dict[str, Any]:
+def _new_object(
+    portal: Portal, parent: dict[str, Any], name: str, kind: str, caller: Caller, content: bytes = b""
+) -> dict[str, Any]:
     object_id = portal.next_id("disk_object")
     when = now_iso(portal)
-    record: dict[str, Any] = {"ID": str(object_id), "NAME": name, "CODE": None, "STORAGE_ID": parent["STORAGE_ID"],
-                              "TYPE": kind, "PARENT_ID": parent["ID"], "DELETED_TYPE": "0", "CREATE_TIME": when,
-                              "UPDATE_TIME": when, "DELETE_TIME": None, "CREATED_BY": str(caller.user_id),
-                              "UPDATED_BY": str(caller.user_id), "DELETED_BY": "0"}
+    record: dict[str, Any] = {
+        "ID": str(object_id),
+        "NAME": name,
+        "CODE": None,
+        "STORAGE_ID": parent["STORAGE_ID"],
+        "TYPE": kind,
+        "PARENT_ID": parent["ID"],
+        "DELETED_TYPE": "0",
+        "CREATE_TIME": when,
+        "UPDATE_TIME": when,
+        "DELETE_TIME": None,
+        "CREATED_BY": str(caller.user_id),
+        "UPDATED_BY": str(caller.user_id),
+        "DELETED_BY": "0",
+    }
     if kind == "file":
-        record.update({"FILE_ID": str(10000 + object_id), "SIZE": str(len(content)), "GLOBAL_CONTENT_VERSION": "1",
-                       "CONTENT": base64.b64encode(content).decode()})
+        record.update(
+            {
+                "FILE_ID": str(10000 + object_id),
+                "SIZE": str(len(content)),
+                "GLOBAL_CONTENT_VERSION": "1",
+                "CONTENT": base64.b64encode(content).decode(),
+            }
+        )
     table(portal, "disk_object")[object_id] = record
     return record
 
@@ -127,7 +154,9 @@ def folder_upload_file(portal: Portal, params: dict[str, Any], caller: Caller) -
     data = obj(params.get("data"))
     name = str(data.get("NAME") or "").strip()
     if not name:
-        raise ApiError("DISK_BASE_SERVICE_22001", "Error: required parameter NAME (DISK_BASE_SERVICE_22001)", 400)
+        raise ApiError(
+            "DISK_BASE_SERVICE_22001", "Error: required parameter NAME (DISK_BASE_SERVICE_22001)", 400
+        )
     content = params.get("fileContent")
     if content is None:  # the two-step upload: the portal answers where to POST the file
         return {"field": "file", "uploadUrl": f"{portal.base_url}/rest/upload.json?folder={parent['ID']}"}
@@ -158,7 +187,9 @@ def file_copy_to(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
     record, target = _target(portal, params)
     if _name_taken(portal, int(target["ID"]), record["NAME"]):
         raise ApiError("DISK_OBJ_22000", "A file with this name already exists", 400)
-    copy = _new_object(portal, target, record["NAME"], "file", caller, base64.b64decode(record.get("CONTENT") or ""))
+    copy = _new_object(
+        portal, target, record["NAME"], "file", caller, base64.b64decode(record.get("CONTENT") or "")
+    )
     return _public(portal, copy)
 
 
@@ -168,8 +199,14 @@ def file_move_to(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
     record, target = _target(portal, params)
     if _name_taken(portal, int(target["ID"]), record["NAME"], skip=int(record["ID"])):
         raise ApiError("DISK_OBJ_22000", "A file with this name already exists", 400)
-    record.update({"PARENT_ID": target["ID"], "STORAGE_ID": target["STORAGE_ID"], "UPDATE_TIME": now_iso(portal),
-                   "UPDATED_BY": str(caller.user_id)})
+    record.update(
+        {
+            "PARENT_ID": target["ID"],
+            "STORAGE_ID": target["STORAGE_ID"],
+            "UPDATE_TIME": now_iso(portal),
+            "UPDATED_BY": str(caller.user_id),
+        }
+    )
     return _public(portal, record)
 
 
@@ -183,8 +220,9 @@ def file_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
 
 @method("documentgenerator.document.add", "documentgenerator")
 def document_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """UNVERIFIED for this name: the docs describe crm.documentgenerator.document.add (templateId, entityTypeId,
-    entityId, values → {document}); the sandbox answers that shape, with one template (ID 1) for CRM records."""
+    """UNVERIFIED for this name: the docs describe crm.documentgenerator.document.add (templateId,
+    entityTypeId, entityId, values → {document}); the sandbox answers that shape, with one template (ID 1) for
+    CRM records."""
     template = positive(params.get("templateId"))
     if template != 1:
         raise ApiError("0", "Template not found", 400)
@@ -199,11 +237,19 @@ def document_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
     doc_id = portal.next_id("document")
     number = f"2026-{doc_id:03d}"
     values = obj(params.get("values"))
-    document = {"id": doc_id, "title": f"Quote {number} — {record.get('TITLE') or record.get('NAME')}", "number": number,
-                "createTime": now_iso(portal), "createdBy": caller.user_id, "templateId": "1",
-                "entityId": str(entity_id), "entityTypeId": str(entity_type), "values": {**values,
-                                                                                         "DocumentNumber": number},
-                "downloadUrl": f"{portal.base_url}/rest/documentgenerator.document.download.json?id={doc_id}",
-                "stampsEnabled": str(params.get("stampsEnabled")) == "1", "publicUrl": None}
+    document = {
+        "id": doc_id,
+        "title": f"Quote {number} — {record.get('TITLE') or record.get('NAME')}",
+        "number": number,
+        "createTime": now_iso(portal),
+        "createdBy": caller.user_id,
+        "templateId": "1",
+        "entityId": str(entity_id),
+        "entityTypeId": str(entity_type),
+        "values": {**values, "DocumentNumber": number},
+        "downloadUrl": f"{portal.base_url}/rest/documentgenerator.document.download.json?id={doc_id}",
+        "stampsEnabled": str(params.get("stampsEnabled")) == "1",
+        "publicUrl": None,
+    }
     table(portal, "document")[doc_id] = document
     return {"document": document}

@@ -19,12 +19,22 @@ if TYPE_CHECKING:
 
 Deliverer = Callable[[str, bytes], None]
 
-# The events each scope describes (api-reference/events/events.md lists the portal's); `basic` is the global scope.
+# The events each scope describes (api-reference/events/events.md lists the portal's); `basic` is the global
+# scope.
 EVENTS: dict[str, tuple[str, ...]] = {
-    "basic": ("ONAPPUNINSTALL", "ONAPPINSTALL", "ONAPPUPDATE", "ONAPPPAYMENT", "ONAPPTEST", "ONAPPMETHODCONFIRM",
-              "ONOFFLINEEVENT"),
+    "basic": (
+        "ONAPPUNINSTALL",
+        "ONAPPINSTALL",
+        "ONAPPUPDATE",
+        "ONAPPPAYMENT",
+        "ONAPPTEST",
+        "ONAPPMETHODCONFIRM",
+        "ONOFFLINEEVENT",
+    ),
     "user": ("ONUSERADD",),
-    "crm": tuple(f"ONCRM{e}{a}" for e in ("LEAD", "DEAL", "CONTACT", "COMPANY") for a in ("ADD", "UPDATE", "DELETE")),
+    "crm": tuple(
+        f"ONCRM{e}{a}" for e in ("LEAD", "DEAL", "CONTACT", "COMPANY") for a in ("ADD", "UPDATE", "DELETE")
+    ),
     "task": ("ONTASKADD", "ONTASKUPDATE", "ONTASKDELETE", "ONTASKCOMMENTADD"),
     "im": ("ONIMMESSAGEADD",),
     "imbot": ("ONIMBOTMESSAGEADD", "ONIMBOTJOINCHAT", "ONIMBOTDELETE"),
@@ -48,9 +58,9 @@ def form_encode(data: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _binding(query: dict[str, Any], caller: Caller, doing: str) -> tuple[str, str, str]:
-    """(EVENT, EVENT_TYPE, HANDLER) checked the way eventBind and eventUnbind both check them (lib/api/event.php):
-    EVENT required, EVENT_TYPE online or offline (default online), offline for administrators only and without a
-    handler, online with one."""
+    """(EVENT, EVENT_TYPE, HANDLER) checked the way eventBind and eventUnbind both check them
+    (lib/api/event.php): EVENT required, EVENT_TYPE online or offline (default online), offline for
+    administrators only and without a handler, online with one."""
     event = str(query.get("EVENT") or "").upper()
     event_type = str(query.get("EVENT_TYPE") or "").lower()
     handler = str(query.get("HANDLER") or "")
@@ -61,8 +71,11 @@ def _binding(query: dict[str, Any], caller: Caller, doing: str) -> tuple[str, st
     event_type = event_type or "online"
     if event_type == "offline":
         if not caller.is_admin:
-            raise ApiError("ACCESS_DENIED", f"Access denied! Offline events {doing} requires administrator access rights",
-                           403)
+            raise ApiError(
+                "ACCESS_DENIED",
+                f"Access denied! Offline events {doing} requires administrator access rights",
+                403,
+            )
         return event, event_type, ""
     if not handler:
         raise ApiError("ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", 400)
@@ -87,8 +100,15 @@ class EventHub:
         return method.startswith("event.") or method == "events"
 
     # -- producing ------------------------------------------------------------------------------------------
-    def emit(self, event: str, data: dict[str, Any], *, caller: Caller | None = None, auth_connector: Any = None,
-             app_id: str | None = None) -> None:
+    def emit(
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        caller: Caller | None = None,
+        auth_connector: Any = None,
+        app_id: str | None = None,
+    ) -> None:
         event = event.upper()
         with self.lock:
             for binding in list(self.bindings):
@@ -102,41 +122,83 @@ class EventHub:
                     self._deliver_online(event, data, binding)
 
     def _enqueue(self, event: str, data: dict[str, Any], binding: dict[str, Any]) -> None:
-        """``EventOfflineTable::callEvent`` (lib/eventoffline.php): MESSAGE_ID = md5(name|JSON(data)); a change is merged
-        into the row with the same (MESSAGE_ID, APP_ID, CONNECTOR_ID, PROCESS_ID='') — only while no process has
-        reserved it; after that the next change is a new row with the same MESSAGE_ID."""
+        """``EventOfflineTable::callEvent`` (lib/eventoffline.php): MESSAGE_ID = md5(name|JSON(data)); a
+        change is merged into the row with the same (MESSAGE_ID, APP_ID, CONNECTOR_ID, PROCESS_ID='') — only
+        while no process has reserved it; after that the next change is a new row with the same MESSAGE_ID."""
         connector = str(binding.get("auth_connector") or "")
-        message_id = hashlib.md5(f"{event}|{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}".encode()).hexdigest()
+        message_id = hashlib.md5(
+            f"{event}|{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}".encode()
+        ).hexdigest()
         for row in self.queue.values():
-            if (row["MESSAGE_ID"] == message_id and row["app_id"] == binding["app_id"] and row["connector"] == connector
-                    and row["process_id"] == ""):
+            if (
+                row["MESSAGE_ID"] == message_id
+                and row["app_id"] == binding["app_id"]
+                and row["connector"] == connector
+                and row["process_id"] == ""
+            ):
                 row["EVENT_DATA"] = data
                 row["TIMESTAMP_X"] = self.portal.wall()
                 return
         self._next += 1
-        self.queue[self._next] = {"ID": self._next, "TIMESTAMP_X": self.portal.wall(), "EVENT_NAME": event,
-                                  "EVENT_DATA": data, "EVENT_ADDITIONAL": {"user_id": "1"}, "MESSAGE_ID": message_id,
-                                  "process_id": "", "error": 0, "app_id": binding["app_id"], "connector": connector}
+        self.queue[self._next] = {
+            "ID": self._next,
+            "TIMESTAMP_X": self.portal.wall(),
+            "EVENT_NAME": event,
+            "EVENT_DATA": data,
+            "EVENT_ADDITIONAL": {"user_id": "1"},
+            "MESSAGE_ID": message_id,
+            "process_id": "",
+            "error": 0,
+            "app_id": binding["app_id"],
+            "connector": connector,
+        }
         self.produced.append(message_id)
         self.produced_rows.append(self._next)
 
     def _deliver_online(self, event: str, data: dict[str, Any], binding: dict[str, Any]) -> None:
         app = self.portal.apps.get(binding["app_id"] or "")
-        auth: dict[str, Any] = {"domain": self.portal.domain, "member_id": self.portal.member_id,
-                                "application_token": app.application_token if app else ""}
+        auth: dict[str, Any] = {
+            "domain": self.portal.domain,
+            "member_id": self.portal.member_id,
+            "application_token": app.application_token if app else "",
+        }
         if app and event != "ONAPPUNINSTALL":
             tokens = self.portal.issue_tokens(app)
-            auth.update({k: tokens[k] for k in ("access_token", "refresh_token", "expires_in", "scope",
-                                                "client_endpoint", "server_endpoint", "status", "user_id")})
-        body = urlencode(form_encode({"event": event, "event_handler_id": binding["id"], "data": data,
-                                      "ts": int(self.portal.wall()), "auth": auth})).encode()
+            auth.update(
+                {
+                    k: tokens[k]
+                    for k in (
+                        "access_token",
+                        "refresh_token",
+                        "expires_in",
+                        "scope",
+                        "client_endpoint",
+                        "server_endpoint",
+                        "status",
+                        "user_id",
+                    )
+                }
+            )
+        body = urlencode(
+            form_encode(
+                {
+                    "event": event,
+                    "event_handler_id": binding["id"],
+                    "data": data,
+                    "ts": int(self.portal.wall()),
+                    "auth": auth,
+                }
+            )
+        ).encode()
         self.deliver(binding["handler"], body)
 
     # -- the REST methods -----------------------------------------------------------------------------------
     def call(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
         if "event" not in caller.scopes and method != "events":
             raise ApiError("insufficient_scope", "The request requires higher privileges", 403)
-        if caller.kind != "oauth":  # every event.* method and `events` need an application (lib/api/event.php)
+        if (
+            caller.kind != "oauth"
+        ):  # every event.* method and `events` need an application (lib/api/event.php)
             raise ApiError("WRONG_AUTH_TYPE", "Current authorization type is denied for this method", 401)
         with self.lock:
             if method == "events":
@@ -153,7 +215,8 @@ class EventHub:
 
     @staticmethod
     def _events(params: dict[str, Any], caller: Caller) -> list[str]:
-        """eventsList: the events of ``SCOPE``, of every scope with ``FULL``, else of the credential's scopes."""
+        """eventsList: the events of ``SCOPE``, of every scope with ``FULL``, else of the credential's
+        scopes."""
         wanted = wanted_scopes(params, caller, EVENTS)
         return [name for scope, names in EVENTS.items() if scope in wanted for name in names]
 
@@ -162,46 +225,79 @@ class EventHub:
         query = {str(k).upper(): v for k, v in params.items()}
         user = _intval(query.get("AUTH_TYPE"))
         if user > 0 and not caller.is_admin and user != caller.user_id:
-            raise ApiError("ACCESS_DENIED", "Access denied! Event binding with AUTH_TYPE requires administrator access "
-                                            "rights", 403)
+            raise ApiError(
+                "ACCESS_DENIED",
+                "Access denied! Event binding with AUTH_TYPE requires administrator access rights",
+                403,
+            )
         event, event_type, handler = _binding(query, caller, "binding")
         known = {name for scope in (*caller.scopes, "basic") for name in EVENTS.get(scope, ())}
         if event not in known:
             raise ApiError("ERROR_EVENT_NOT_FOUND", "Event not found", 400)
         if not handler and event in NO_OFFLINE:
             raise ApiError("ERROR_ARGUMENT", "Offline event cannot be registered for this event.", 400)
-        self.bindings.append({"id": len(self.bindings) + 1, "event": event, "handler": handler, "event_type": event_type,
-                              "auth_connector": params.get("auth_connector"), "app_id": caller.app_id,
-                              "user_id": 0 if event_type == "offline" else (user or (0 if caller.is_admin else caller.user_id))})
+        self.bindings.append(
+            {
+                "id": len(self.bindings) + 1,
+                "event": event,
+                "handler": handler,
+                "event_type": event_type,
+                "auth_connector": params.get("auth_connector"),
+                "app_id": caller.app_id,
+                "user_id": 0
+                if event_type == "offline"
+                else (user or (0 if caller.is_admin else caller.user_id)),
+            }
+        )
         return True
 
     def _unbind(self, params: dict[str, Any], caller: Caller) -> dict[str, int]:
         query = {str(k).upper(): v for k, v in params.items()}
         event, _, handler = _binding(query, caller, "unbinding")
-        user = _intval(query["AUTH_TYPE"]) if "AUTH_TYPE" in query else None  # only that user's binding, if given
+        user = (
+            _intval(query["AUTH_TYPE"]) if "AUTH_TYPE" in query else None
+        )  # only that user's binding, if given
         before = len(self.bindings)
-        self.bindings = [b for b in self.bindings if not (b["event"] == event and b["handler"] == handler
-                                                           and b["app_id"] == caller.app_id
-                                                           and (user is None or int(b.get("user_id") or 0) == user))]
+        self.bindings = [
+            b
+            for b in self.bindings
+            if not (
+                b["event"] == event
+                and b["handler"] == handler
+                and b["app_id"] == caller.app_id
+                and (user is None or int(b.get("user_id") or 0) == user)
+            )
+        ]
         return {"count": before - len(self.bindings)}
 
     def _get_bindings(self, caller: Caller) -> list[dict[str, Any]]:
         """eventGet: online bindings with handler and auth_type, offline ones with connector_id."""
         out = []
         for b in self.bindings:
-            if b["app_id"] != caller.app_id or (not caller.is_admin and b.get("user_id") not in (0, caller.user_id)):
+            if b["app_id"] != caller.app_id or (
+                not caller.is_admin and b.get("user_id") not in (0, caller.user_id)
+            ):
                 continue
             if b["handler"]:
-                out.append({"event": b["event"], "handler": b["handler"], "auth_type": str(b.get("user_id") or 0),
-                            "offline": 0})
+                out.append(
+                    {
+                        "event": b["event"],
+                        "handler": b["handler"],
+                        "auth_type": str(b.get("user_id") or 0),
+                        "offline": 0,
+                    }
+                )
             else:
-                out.append({"event": b["event"], "connector_id": str(b.get("auth_connector") or ""), "offline": 1})
+                out.append(
+                    {"event": b["event"], "connector_id": str(b.get("auth_connector") or ""), "offline": 1}
+                )
         return out
 
     def _offline(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
-        """``event.offline.*`` as ``Bitrix\\Rest\\Api\\Event`` implements them (lib/api/event.php, lib/eventoffline.php;
-        protocol.md §7): keys lower-cased; ``clear``/``limit``/``error`` read with intval; new rows reserved only
-        when no ``process_id`` is sent; with one, only rows already reserved under it come back."""
+        """``event.offline.*`` as ``Bitrix\\Rest\\Api\\Event`` implements them (lib/api/event.php,
+        lib/eventoffline.php; protocol.md §7): keys lower-cased; ``clear``/``limit``/``error`` read with
+        intval; new rows reserved only when no ``process_id`` is sent; with one, only rows already reserved
+        under it come back."""
         # The server checks these three in this order (protocol.md §7).
         if caller.kind != "oauth":
             raise ApiError("WRONG_AUTH_TYPE", "Application context required", 401)
@@ -209,13 +305,18 @@ class EventHub:
             raise ApiError("ACCESS_DENIED", "Access denied! Admin permissions required", 403)
         query = {str(k).lower(): v for k, v in params.items()}
         connector = str(query.get("auth_connector") or "")
-        mine = [r for r in self.queue.values() if r["app_id"] == caller.app_id and r["connector"] == connector]
+        mine = [
+            r for r in self.queue.values() if r["app_id"] == caller.app_id and r["connector"] == connector
+        ]
         if method == "event.offline.list":
             from bitrix24_agent_tools.sandbox.methods import Listing
 
             rows = [r for r in sorted(mine, key=lambda r: r["ID"]) if _matches(r, query.get("filter"))]
             start = max(0, _intval(query.get("start")))
-            page = [{**self._public(r), "PROCESS_ID": r["process_id"], "ERROR": r["error"]} for r in rows[start:start + 50]]
+            page = [
+                {**self._public(r), "PROCESS_ID": r["process_id"], "ERROR": r["error"]}
+                for r in rows[start : start + 50]
+            ]
             return Listing(page, len(rows), start + 50 if start + 50 < len(rows) else None)
         if method == "event.offline.get":
             return self._get(query, mine)
@@ -246,9 +347,15 @@ class EventHub:
                 raise ApiError("ERROR_ARGUMENT", "Value must be array of MESSAGE_ID values", 400)
             wanted = {str(m) for m in _list(ids)}
             if wanted:  # EventOfflineTable::markError, statement by statement
-                for row in [r for r in mine if r["MESSAGE_ID"] in wanted and r["error"] == 0 and r["process_id"] != process_id]:
+                for row in [
+                    r
+                    for r in mine
+                    if r["MESSAGE_ID"] in wanted and r["error"] == 0 and r["process_id"] != process_id
+                ]:
                     del self.queue[row["ID"]]
-                for row in [r for r in mine if r["ID"] in self.queue and r["MESSAGE_ID"] in wanted and r["error"] == 0]:
+                for row in [
+                    r for r in mine if r["ID"] in self.queue and r["MESSAGE_ID"] in wanted and r["error"] == 0
+                ]:
                     row["error"], row["process_id"] = 1, ""
             return True
         raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
@@ -257,13 +364,17 @@ class EventHub:
         clear = 1 if "clear" not in query or query["clear"] is None else _intval(query["clear"])
         process_id = _trimmed(query.get("process_id"))
         if not clear and not self.portal.extended_offline_mode:
-            raise ApiError("ERROR_OFFLINE_EVENTS_LICENSE", "clear=0 needs the extended offline events mode", 400)
+            raise ApiError(
+                "ERROR_OFFLINE_EVENTS_LICENSE", "clear=0 needs the extended offline events mode", 400
+            )
         limit = _intval(query["limit"]) if "limit" in query else 50
         if limit <= 0:
             raise ApiError("ERROR_ARGUMENT", "Value must be positive integer", 400)
         error = 1 if _intval(query.get("error")) == 1 else 0
         return_process_id = not clear
-        candidates = sorted((r for r in mine if r["error"] == error), key=lambda r: (r["TIMESTAMP_X"], r["ID"]))
+        candidates = sorted(
+            (r for r in mine if r["error"] == error), key=lambda r: (r["TIMESTAMP_X"], r["ID"])
+        )
         if process_id is None:  # markEvents: reserve up to `limit` unreserved rows under a new random id
             process_id = uuid.uuid4().hex
             for row in [r for r in candidates if r["process_id"] == ""][:limit]:
@@ -279,15 +390,24 @@ class EventHub:
 
     @staticmethod
     def _public(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: row[k] for k in ("ID", "TIMESTAMP_X", "EVENT_NAME", "EVENT_DATA", "EVENT_ADDITIONAL", "MESSAGE_ID")}
+        return {
+            k: row[k]
+            for k in ("ID", "TIMESTAMP_X", "EVENT_NAME", "EVENT_DATA", "EVENT_ADDITIONAL", "MESSAGE_ID")
+        }
 
 
 def _matches(row: dict[str, Any], flt: Any) -> bool:
-    """The filter event.offline.list allows (ID, TIMESTAMP_X, EVENT_NAME, MESSAGE_ID, PROCESS_ID, ERROR; = and !)."""
+    """The filter event.offline.list allows (ID, TIMESTAMP_X, EVENT_NAME, MESSAGE_ID, PROCESS_ID, ERROR; =
+    and !)."""
     if not isinstance(flt, dict):
         return True
-    columns = {"ID": row["ID"], "EVENT_NAME": row["EVENT_NAME"], "MESSAGE_ID": row["MESSAGE_ID"],
-               "PROCESS_ID": row["process_id"], "ERROR": row["error"]}
+    columns = {
+        "ID": row["ID"],
+        "EVENT_NAME": row["EVENT_NAME"],
+        "MESSAGE_ID": row["MESSAGE_ID"],
+        "PROCESS_ID": row["process_id"],
+        "ERROR": row["error"],
+    }
     for key, value in flt.items():
         negate = str(key).startswith("!")
         name = str(key).lstrip("!=").upper()

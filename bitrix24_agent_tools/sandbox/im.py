@@ -42,8 +42,13 @@ def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> in
 def add_message(portal: Portal, dialog: str, text: str, author: int) -> int:
     """A message in a dialog's history (what im.dialog.messages.get reads back)."""
     new_id = portal.next_id("message")
-    portal.state["message"][new_id] = {"id": new_id, "dialogId": dialog, "text": text, "authorId": author,
-                                       "date": now_iso(portal)}
+    portal.state["message"][new_id] = {
+        "id": new_id,
+        "dialogId": dialog,
+        "text": text,
+        "authorId": author,
+        "date": now_iso(portal),
+    }
     return new_id
 
 
@@ -109,5 +114,10 @@ def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
     if user_id not in portal.state["user"]:  # UNVERIFIED: the docs name no code for an unknown user here
         raise ApiError("USER_NOT_FOUND", "User not found", 400)
     new_id = portal.next_id("notification")
-    portal.state["notification"][new_id] = {"id": new_id, "userId": int(user_id), "message": message, "kind": kind}
+    portal.state["notification"][new_id] = {
+        "id": new_id,
+        "userId": int(user_id),
+        "message": message,
+        "kind": kind,
+    }
     return new_id

@@ -2,8 +2,8 @@
 
 ``registry`` (the ``@method`` decorator, ``Listing``), ``crm`` (legacy CRM, pipelines, activities, timeline),
 ``crm_items`` (crm.item.*), ``users``, ``tasks``, ``im``, ``system``, and one module per pack beyond them:
-``comms``, ``automation``, ``collab``, ``disk``, ``scrum``, ``commerce``, ``services``, ``platform``, ``sites``,
-``compliance``.
+``comms``, ``automation``, ``collab``, ``disk``, ``scrum``, ``commerce``, ``services``, ``platform``,
+``sites``, ``compliance``.
 """
 
 from __future__ import annotations

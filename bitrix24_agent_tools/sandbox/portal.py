@@ -1,4 +1,5 @@
-"""The sandbox portal: state, auth, limits, faults and the request router that answers like a real Bitrix24."""
+"""The sandbox portal: state, auth, limits, faults and the request router that answers like a real
+Bitrix24."""
 
 from __future__ import annotations
 
@@ -21,10 +22,40 @@ from bitrix24_agent_tools.sandbox.methods import METHODS, Listing
 from bitrix24_agent_tools.sandbox.query import decode_body, parse_php_query
 from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
 
-ALL_SCOPES = frozenset({"crm", "task", "user", "department", "im", "imbot", "event", "basic", "disk", "bizproc",
-                        "sonet_group", "log", "telephony", "sale", "catalog", "landing", "calendar", "placement",
-                        "messageservice", "imopenlines", "mailservice", "lists", "booking", "timeman", "entity",
-                        "biconnector", "ai_admin", "userconsent", "sign.b2e", "documentgenerator"})
+ALL_SCOPES = frozenset(
+    {
+        "crm",
+        "task",
+        "user",
+        "department",
+        "im",
+        "imbot",
+        "event",
+        "basic",
+        "disk",
+        "bizproc",
+        "sonet_group",
+        "log",
+        "telephony",
+        "sale",
+        "catalog",
+        "landing",
+        "calendar",
+        "placement",
+        "messageservice",
+        "imopenlines",
+        "mailservice",
+        "lists",
+        "booking",
+        "timeman",
+        "entity",
+        "biconnector",
+        "ai_admin",
+        "userconsent",
+        "sign.b2e",
+        "documentgenerator",
+    }
+)
 PLANS = {"standard": (2.0, 50), "enterprise": (5.0, 250)}
 V3_PREFIX = "BITRIX_REST_V3_EXCEPTION_"
 
@@ -39,7 +70,11 @@ class CostModel:
     per_offset: float = 0.0
 
     def seconds(self, items: int, counted: bool, offset: int) -> float:
-        return self.per_item * min(items, 50) + (self.count_cost * items / 1000 if counted else 0.0) + self.per_offset * offset / 1000
+        return (
+            self.per_item * min(items, 50)
+            + (self.count_cost * items / 1000 if counted else 0.0)
+            + self.per_offset * offset / 1000
+        )
 
 
 @dataclass
@@ -56,13 +91,27 @@ class Faults:
     delay: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
-    def fail_next(self, n: int, code: str = "INTERNAL_SERVER_ERROR", status: int = 500, method: str | None = None) -> None:
+    def fail_next(
+        self, n: int, code: str = "INTERNAL_SERVER_ERROR", status: int = 500, method: str | None = None
+    ) -> None:
         for _ in range(n):
             self._queue.append((code, status, method.lower() if method else None))
 
-    def storm(self, probability: float, *, code: str = "INTERNAL_SERVER_ERROR", status: int = 500,
-              until: float | None = None, seed: int = 7) -> None:
-        self.storm_probability, self.storm_code, self.storm_status, self.storm_until = probability, code, status, until
+    def storm(
+        self,
+        probability: float,
+        *,
+        code: str = "INTERNAL_SERVER_ERROR",
+        status: int = 500,
+        until: float | None = None,
+        seed: int = 7,
+    ) -> None:
+        self.storm_probability, self.storm_code, self.storm_status, self.storm_until = (
+            probability,
+            code,
+            status,
+            until,
+        )
         self.rng = random.Random(seed)
 
     def drop_next(self, n: int, *, after_processing: bool = False) -> None:
@@ -114,7 +163,8 @@ class Portal:
         self.domain = domain
         self.clock = clock
         self.started_at = clock()
-        # Envelopes carry wall-clock (unix) times like a real portal; a test's fake clock is taken as wall time.
+        # Envelopes carry wall-clock (unix) times like a real portal; a test's fake clock is taken as wall
+        # time.
         self._wall_offset = time.time() - clock() if clock is time.monotonic else 0.0
         self.lock = threading.RLock()
         self.member_id = f"sbx{random.Random(seed).getrandbits(64):016x}"
@@ -122,12 +172,28 @@ class Portal:
         if self.persist and self.persist.exists():
             self.state, self._ids = self._load(self.persist)
         else:
-            self.state = data.seed_state(seed, users=max(1, users), deals=deals, leads=leads, contacts=contacts,
-                                         companies=companies, tasks=tasks)
-            self._ids = {k: max(v) if v else 0 for k, v in self.state.items() if isinstance(v, dict) and all(isinstance(i, int) for i in v)}
+            self.state = data.seed_state(
+                seed,
+                users=max(1, users),
+                deals=deals,
+                leads=leads,
+                contacts=contacts,
+                companies=companies,
+                tasks=tasks,
+            )
+            self._ids = {
+                k: max(v) if v else 0
+                for k, v in self.state.items()
+                if isinstance(v, dict) and all(isinstance(i, int) for i in v)
+            }
         from bitrix24_agent_tools.sandbox.methods import normalize_multifields
 
-        for kind in ("lead", "contact", "company", "deal"):  # stored in the portal's shape from the start: a read
+        for kind in (
+            "lead",
+            "contact",
+            "company",
+            "deal",
+        ):  # stored in the portal's shape from the start: a read
             for record in self.state.get(kind, {}).values():  # never changes state
                 normalize_multifields(self, record)
         self.smart_types: dict[int, str] = {1030: "Projects"}
@@ -162,7 +228,8 @@ class Portal:
         else:
             self.events = EventHub(self)
 
-    # --- state helpers ---------------------------------------------------------------------------------------
+    # --- state helpers
+    # ---------------------------------------------------------------------------------------
     def next_id(self, kind: str) -> int:
         self._ids[kind] = self._ids.get(kind, 0) + 1
         return self._ids[kind]
@@ -178,7 +245,12 @@ class Portal:
         target = Path(path) if path else self.persist
         if target is None:
             raise ValueError("no persistence path given")
-        payload = {"ids": self._ids, "state": {k: {str(i): r for i, r in v.items()} for k, v in self.state.items() if k != "smart_item"}}
+        payload = {
+            "ids": self._ids,
+            "state": {
+                k: {str(i): r for i, r in v.items()} for k, v in self.state.items() if k != "smart_item"
+            },
+        }
         tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, ensure_ascii=False))
         tmp.replace(target)
@@ -186,19 +258,25 @@ class Portal:
     @staticmethod
     def _load(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         payload = json.loads(path.read_text())
-        state = {k: {(int(i) if i.isdigit() else i): r for i, r in v.items()} for k, v in payload["state"].items()}
+        state = {
+            k: {(int(i) if i.isdigit() else i): r for i, r in v.items()} for k, v in payload["state"].items()
+        }
         state.setdefault("smart_item", {})
         return state, {k: int(v) for k, v in payload["ids"].items()}
 
     def emit(self, event: str, data_: dict[str, Any], params: dict[str, Any] | None = None) -> None:
         if self.events is not None:
             connector = (params or {}).get("auth_connector")
-            self.events.emit(event, data_, caller=getattr(self._charge, "caller", None), auth_connector=connector)
+            self.events.emit(
+                event, data_, caller=getattr(self._charge, "caller", None), auth_connector=connector
+            )
 
-    # --- credentials -----------------------------------------------------------------------------------------
+    # --- credentials
+    # -----------------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        """Where clients reach this portal: the loopback server's URL while served, else ``https://<domain>``."""
+        """Where clients reach this portal: the loopback server's URL while served, else
+        ``https://<domain>``."""
         return self.public_url or f"https://{self.domain}"
 
     @property
@@ -216,9 +294,13 @@ class Portal:
         return f"{self.base_url}/rest/{user_id}/{code}/"
 
     def register_app(self, scopes: set[str] | None = None, access_lifetime: float = 3600.0) -> SandboxApp:
-        app = SandboxApp(client_id=f"local.{secrets.token_hex(6)}", client_secret=secrets.token_hex(16),
-                         application_token=secrets.token_hex(16),
-                         scopes=frozenset(scopes) if scopes else ALL_SCOPES, access_lifetime=access_lifetime)
+        app = SandboxApp(
+            client_id=f"local.{secrets.token_hex(6)}",
+            client_secret=secrets.token_hex(16),
+            application_token=secrets.token_hex(16),
+            scopes=frozenset(scopes) if scopes else ALL_SCOPES,
+            access_lifetime=access_lifetime,
+        )
         register_secrets([app.client_secret, app.application_token])
         self.apps[app.client_id] = app
         return app
@@ -229,12 +311,21 @@ class Portal:
         with self.lock:
             self.tokens[access] = (app.client_id, user_id, self.clock() + app.access_lifetime)
             self.refresh_tokens[refresh] = (app.client_id, user_id)
-        return {"access_token": access, "refresh_token": refresh, "expires_in": int(app.access_lifetime),
-                "expires": int(time.time() + app.access_lifetime), "scope": ",".join(sorted(app.scopes)),
-                # the domain clients reach this portal at (the loopback server's host:port while served)
-                "domain": urlsplit(self.base_url).netloc, "server_endpoint": f"{self.base_url}/oauth/rest/",
-                "client_endpoint": f"{self.base_url}/rest/", "member_id": self.member_id, "user_id": user_id,
-                "status": "L", "application_token": app.application_token}
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": int(app.access_lifetime),
+            "expires": int(time.time() + app.access_lifetime),
+            "scope": ",".join(sorted(app.scopes)),
+            # the domain clients reach this portal at (the loopback server's host:port while served)
+            "domain": urlsplit(self.base_url).netloc,
+            "server_endpoint": f"{self.base_url}/oauth/rest/",
+            "client_endpoint": f"{self.base_url}/rest/",
+            "member_id": self.member_id,
+            "user_id": user_id,
+            "status": "L",
+            "application_token": app.application_token,
+        }
 
     def install_app(self, app: SandboxApp, user_id: int = 1) -> dict[str, Any]:
         tokens = self.issue_tokens(app, user_id)
@@ -253,7 +344,8 @@ class Portal:
     def on_request(self, hook: Callable[[RequestRecord], None]) -> None:
         self._hooks.append(hook)
 
-    # --- limits ----------------------------------------------------------------------------------------------
+    # --- limits
+    # ----------------------------------------------------------------------------------------------
     def _rate_ok(self, source: str) -> bool:
         if self.rate is None:
             return True
@@ -280,7 +372,9 @@ class Portal:
         total = self._operating_total.get(key, 0.0)
         while window and window[0][0] <= now - 600:
             total -= window.popleft()[1]
-        total = max(total, 0.0) if window else 0.0  # a running total: no re-summing the window on every command
+        total = (
+            max(total, 0.0) if window else 0.0
+        )  # a running total: no re-summing the window on every command
         self._operating_total[key] = total
         reset_at = window[0][0] + 600 if window else None
         return total, reset_at
@@ -292,10 +386,15 @@ class Portal:
         except (TypeError, ValueError):
             off = 0
         if self.cost_model is not None:
-            self._charge.seconds = getattr(self._charge, "seconds", 0.0) + self.cost_model.seconds(items, counted, off)
+            self._charge.seconds = getattr(self._charge, "seconds", 0.0) + self.cost_model.seconds(
+                items, counted, off
+            )
 
-    # --- request handling ------------------------------------------------------------------------------------
-    def handle(self, http_method: str, url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes, float]:
+    # --- request handling
+    # ------------------------------------------------------------------------------------
+    def handle(
+        self, http_method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes, float]:
         """Answer one HTTP request: (status, headers, body, seconds to delay the answer)."""
         parts = urlsplit(url)
         path = unquote(parts.path)
@@ -304,7 +403,7 @@ class Portal:
         if path.startswith("/oauth/authorize"):
             return self._oauth_authorize(parts.query)
         api = "v3" if path.startswith("/rest/api/") else "v2"
-        segs = [s for s in path.split("/") if s][2 if api == "v3" else 1:]
+        segs = [s for s in path.split("/") if s][2 if api == "v3" else 1 :]
         content_type = headers.get("content-type", "")
         record = RequestRecord(method="", api=api, auth_kind="none", at=self.clock(), path=_mask_path(path))
         self._charge.seconds = 0.0
@@ -355,22 +454,38 @@ class Portal:
         except ApiError as err:
             record.status, record.error = err.status, err.code
             self._log(record)
-            body_out: dict[str, Any] = ({"error": {"code": err.code, "message": err.description,
-                                                    **({"validation": err.validation} if err.validation else {})}}
-                                         if api == "v3" and err.code.startswith(V3_PREFIX)
-                                         else {"error": err.code, "error_description": err.description})
+            body_out: dict[str, Any] = (
+                {
+                    "error": {
+                        "code": err.code,
+                        "message": err.description,
+                        **({"validation": err.validation} if err.validation else {}),
+                    }
+                }
+                if api == "v3" and err.code.startswith(V3_PREFIX)
+                else {"error": err.code, "error_description": err.description}
+            )
             if err.time is not None:
                 body_out["time"] = err.time
-            return err.status, {"content-type": "application/json"}, json.dumps(body_out).encode(), self.faults.delay
+            return (
+                err.status,
+                {"content-type": "application/json"},
+                json.dumps(body_out).encode(),
+                self.faults.delay,
+            )
         record.status = status
         self._log(record)
         encoded = json.dumps(payload, ensure_ascii=False).encode()
-        # The cost model's processing time is what the request costs a portal; the sandbox's own work on it (CPU, its
-        # lock) already took part of that time, so only the rest is slept — the client sees the modelled time, not
-        # the model plus the emulation.
+        # The cost model's processing time is what the request costs a portal; the sandbox's own work on it
+        # (CPU, its lock) already took part of that time, so only the rest is slept — the client sees the
+        # modelled time, not the model plus the emulation.
         modelled = getattr(self._charge, "seconds", 0.0)
         spent = time.perf_counter() - getattr(self._charge, "began", time.perf_counter())
-        delay = self.faults.delay + (self.cost_model.round_trip if self.cost_model else 0.0) + max(0.0, modelled - spent)
+        delay = (
+            self.faults.delay
+            + (self.cost_model.round_trip if self.cost_model else 0.0)
+            + max(0.0, modelled - spent)
+        )
         return status, {"content-type": "application/json; charset=utf-8", **extra}, encoded, delay
 
     def _log(self, record: RequestRecord) -> None:
@@ -408,9 +523,16 @@ class Portal:
         finish = self.clock()
         used, reset_at = self._operating_check((caller.credential, method))
         processing = finish - started + getattr(self._charge, "seconds", 0.0)
-        return {"start": self.wall(started), "finish": self.wall(finish), "duration": processing,
-                "processing": processing, "date_start": _iso(self.wall(started)), "date_finish": _iso(self.wall(finish)),
-                "operating_reset_at": self.wall(reset_at if reset_at is not None else finish), "operating": used}
+        return {
+            "start": self.wall(started),
+            "finish": self.wall(finish),
+            "duration": processing,
+            "processing": processing,
+            "date_start": _iso(self.wall(started)),
+            "date_finish": _iso(self.wall(finish)),
+            "operating_reset_at": self.wall(reset_at if reset_at is not None else finish),
+            "operating": used,
+        }
 
     def _run_method(self, method: str, params: dict[str, Any], caller: Caller) -> Any:
         if self.events is not None and self.events.handles(method):
@@ -420,13 +542,22 @@ class Portal:
             raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
         scope, handler = entry
         if scope != "basic" and scope not in caller.scopes:
-            raise ApiError("insufficient_scope", "The request requires higher privileges than provided by the webhook token", 403)
+            raise ApiError(
+                "insufficient_scope",
+                "The request requires higher privileges than provided by the webhook token",
+                403,
+            )
         if self.operating_limit is not None:
             used, reset_at = self._operating_check((caller.credential, method))
             if used >= self.operating_limit:
-                # UNVERIFIED: whether the 429 envelope carries `time`; we send operating_reset_at so clients can wait.
-                raise ApiError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429,
-                               time={"operating": used, "operating_reset_at": self.wall(reset_at or self.clock() + 60)})
+                # UNVERIFIED: whether the 429 envelope carries `time`; we send operating_reset_at so clients
+                # can wait.
+                raise ApiError(
+                    "OPERATION_TIME_LIMIT",
+                    "Method is blocked due to operation time limit.",
+                    429,
+                    time={"operating": used, "operating_reset_at": self.wall(reset_at or self.clock() + 60)},
+                )
         before = getattr(self._charge, "seconds", 0.0)
         result = handler(self, params, caller)
         cost = getattr(self._charge, "seconds", 0.0) - before
@@ -438,7 +569,10 @@ class Portal:
     def _v2(self, method: str, params: dict[str, Any], caller: Caller, credential: str) -> dict[str, Any]:
         started = self.clock()
         if method == "batch":
-            return {"result": self._batch(params, caller), "time": self._envelope_time(started, method, caller)}
+            return {
+                "result": self._batch(params, caller),
+                "time": self._envelope_time(started, method, caller),
+            }
         result = self._run_method(method, params, caller)
         envelope: dict[str, Any] = {}
         if isinstance(result, Listing):
@@ -456,8 +590,9 @@ class Portal:
         """``batch`` as ``CRestProvider::methodsBatch`` runs it (rest_provider.php; protocol.md §5, §7).
 
         The batch's own keys are upper-cased (of two case variants the later wins); each command's method and
-        query come from its string (``parse_url``); the method is tried lower-cased, then as written; the caller's
-        auth replaces any in the command; sections are PHP arrays: a list while their keys are 0..n-1, else a map.
+        query come from its string (``parse_url``); the method is tried lower-cased, then as written; the
+        caller's auth replaces any in the command; sections are PHP arrays: a list while their keys are
+        0..n-1, else a map.
         """
         upper: dict[str, Any] = {}
         for key, value in params.items():
@@ -484,7 +619,9 @@ class Portal:
                 method, _, query = text.partition("?")
                 method = method.lower()
                 if method == "batch":
-                    raise ApiError("ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405)
+                    raise ApiError(
+                        "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405
+                    )
                 sub = _substitute(parse_php_query(query), results)
                 for auth_key in [k for k in sub if k.lower() == "auth"]:
                     sub.pop(auth_key)
@@ -503,37 +640,63 @@ class Portal:
             else:
                 results[key] = out
             times[key] = self._envelope_time(started, method, caller)
-        return {"result": _php_array(results), "result_error": _php_array(errors), "result_total": _php_array(totals),
-                "result_next": _php_array(nexts), "result_time": _php_array(times)}
+        return {
+            "result": _php_array(results),
+            "result_error": _php_array(errors),
+            "result_total": _php_array(totals),
+            "result_next": _php_array(nexts),
+            "result_time": _php_array(times),
+        }
 
     def envelope_time(self, started: float, method: str, caller: Caller) -> dict[str, Any]:
         return self._envelope_time(started, method, caller)
 
-    # --- OAuth server ----------------------------------------------------------------------------------------
+    # --- OAuth server
+    # ----------------------------------------------------------------------------------------
     def _oauth_authorize(self, query: str) -> tuple[int, dict[str, str], bytes, float]:
         args = dict(parse_qsl(query))
         app = self.apps.get(args.get("client_id", ""))
         if app is None:
-            return 400, {"content-type": "application/json"}, b'{"error":"invalid_client","error_description":"unknown client"}', 0.0
+            return (
+                400,
+                {"content-type": "application/json"},
+                b'{"error":"invalid_client","error_description":"unknown client"}',
+                0.0,
+            )
         code = secrets.token_hex(12)
         self.auth_codes[code] = (app.client_id, int(args.get("user_id", 1)), self.clock() + 30)
-        # settings/oauth/index.md: the redirect carries code, state, domain, member_id, scope and server_domain
+        # settings/oauth/index.md: the redirect carries code, state, domain, member_id, scope and
+        # server_domain
         server_domain = urlsplit(self.oauth_server).netloc or "oauth.bitrix.info"
-        location = (f"https://app.example/callback?code={code}&state={args.get('state', '')}&domain={self.domain}"
-                    f"&member_id={self.member_id}&scope={','.join(sorted(app.scopes))}&server_domain={server_domain}")
+        location = (
+            f"https://app.example/callback?code={code}&state={args.get('state', '')}&domain={self.domain}"
+            f"&member_id={self.member_id}&scope={','.join(sorted(app.scopes))}&server_domain={server_domain}"
+        )
         return 302, {"location": location, "content-type": "text/plain"}, b"", 0.0
 
-    def _oauth_token(self, query: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, float]:
+    def _oauth_token(
+        self, query: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes, float]:
         args = {**dict(parse_qsl(query)), **dict(parse_qsl(body.decode("utf-8", "replace")))}
-        record = RequestRecord(method="oauth.token", api="oauth", auth_kind="oauth", at=self.clock(),
-                               params={"grant_type": args.get("grant_type")})
+        record = RequestRecord(
+            method="oauth.token",
+            api="oauth",
+            auth_kind="oauth",
+            at=self.clock(),
+            params={"grant_type": args.get("grant_type")},
+        )
         for hook in self._hooks:
             hook(record)
 
         def fail(code: str, text: str, status: int = 400) -> tuple[int, dict[str, str], bytes, float]:
             record.status, record.error = status, code
             self._log(record)
-            return status, {"content-type": "application/json"}, json.dumps({"error": code, "error_description": text}).encode(), 0.0
+            return (
+                status,
+                {"content-type": "application/json"},
+                json.dumps({"error": code, "error_description": text}).encode(),
+                0.0,
+            )
 
         app = self.apps.get(args.get("client_id", ""))
         if app is None or not secrets.compare_digest(app.client_secret, args.get("client_secret", "")):
@@ -556,7 +719,8 @@ class Portal:
         self._log(record)
         return 200, {"content-type": "application/json"}, json.dumps(tokens).encode(), 0.0
 
-    # --- serving ---------------------------------------------------------------------------------------------
+    # --- serving
+    # ---------------------------------------------------------------------------------------------
     def transport(self) -> Any:
         from bitrix24_agent_tools.sandbox.server import SandboxTransport
 
@@ -590,7 +754,8 @@ def _php_bool(value: Any) -> bool:
 
 
 def _php_array(section: dict[str, Any]) -> Any:
-    """How PHP's json_encode writes an array: a JSON list when its keys are 0..n-1 in order, else an object."""
+    """How PHP's json_encode writes an array: a JSON list when its keys are 0..n-1 in order, else an
+    object."""
     if list(section) == [str(i) for i in range(len(section))]:
         return list(section.values())
     return section

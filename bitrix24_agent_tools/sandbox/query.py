@@ -1,4 +1,5 @@
-"""Request decoding and list semantics the way a portal does them: PHP-style keys, filters, select, order, pages."""
+"""Request decoding and list semantics the way a portal does them: PHP-style keys, filters, select, order,
+pages."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ _OPS = ("!=%", "!%=", "!%", "!=", "!@", ">=", "<=", "=%", "%=", "!", ">", "<", "
 
 
 def parse_php_query(text: str) -> dict[str, Any]:
-    """Decode ``a[b][]=1&c=2`` into nested dicts/lists, like PHP's parse_str (lists for numeric/empty keys)."""
+    """Decode ``a[b][]=1&c=2`` into nested dicts/lists, like PHP's parse_str (lists for numeric/empty
+    keys)."""
     out: dict[str, Any] = {}
     for raw_key, value in parse_qsl(text, keep_blank_values=True):
         parts = _split_key(raw_key)
@@ -51,7 +53,7 @@ def parse_php_query(text: str) -> dict[str, Any]:
 
 def _split_key(key: str) -> list[str]:
     head = key.split("[", 1)[0]
-    rest = re.findall(r"\[([^\]]*)\]", key[len(head):])
+    rest = re.findall(r"\[([^\]]*)\]", key[len(head) :])
     return [head, *rest]
 
 
@@ -98,12 +100,13 @@ def _cmp_key(value: Any) -> Any:
 def _split_op(key: str) -> tuple[str, str]:
     for op in _OPS:
         if key.startswith(op):
-            return op, key[len(op):]
+            return op, key[len(op) :]
     return "=", key
 
 
 def matches(record: Mapping[str, Any], flt: Mapping[str, Any], resolve: Any = None) -> bool:
-    """CRM filter semantics: ``=`` ``!`` ``>`` ``>=`` ``<`` ``<=`` ``%`` ``=%`` ``%=`` ``@`` ``!@`` (protocol.md §6)."""
+    """CRM filter semantics: ``=`` ``!`` ``>`` ``>=`` ``<`` ``<=`` ``%`` ``=%`` ``%=`` ``@`` ``!@``
+    (protocol.md §6)."""
     for raw_key, expected in flt.items():
         op, field = _split_op(str(raw_key))
         name = resolve(field) if resolve else field
@@ -190,16 +193,18 @@ def page(rows: list[Any], start: Any) -> tuple[list[Any], int | None, int | None
     if offset == -1:
         return rows[:PAGE], None, None
     offset = max(0, offset)
-    chunk = rows[offset:offset + PAGE]
+    chunk = rows[offset : offset + PAGE]
     nxt = offset + PAGE if offset + PAGE < len(rows) else None
     return chunk, len(rows), nxt
 
 
-def id_window(store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = "ID") -> tuple[list[Any], dict[str, Any]]:
+def id_window(
+    store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = "ID"
+) -> tuple[list[Any], dict[str, Any]]:
     """Rows whose integer key satisfies the filter's ID bounds (by bisection), and the rest of the filter.
 
-    A portal answers ``>ID`` range pages from an index; scanning every row per page would make the sandbox, not
-    the client under test, the bottleneck of an export benchmark. Keys are kept in ascending id order.
+    A portal answers ``>ID`` range pages from an index; scanning every row per page would make the sandbox,
+    not the client under test, the bottleneck of an export benchmark. Keys are kept in ascending id order.
     """
     import bisect
 
@@ -228,7 +233,7 @@ def id_window(store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = 
 def is_id_order(order: Any) -> str | None:
     """'ASC'/'DESC' when the order is by ID alone (rows are stored in id order: no sort needed)."""
     if isinstance(order, Mapping) and len(order) == 1:
-        (field, direction), = order.items()
+        ((field, direction),) = order.items()
         if str(field).upper() == "ID":
             return "DESC" if str(direction).upper() == "DESC" else "ASC"
     return None

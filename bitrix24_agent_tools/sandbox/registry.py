@@ -1,4 +1,5 @@
-"""The sandbox's method registry and the helpers every area shares: ``@method``, ``Listing``, ids and times."""
+"""The sandbox's method registry and the helpers every area shares: ``@method``, ``Listing``, ids and
+times."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def method(name: str, scope: str) -> Callable[[Method], Method]:
 
 
 def now_iso(portal: Portal) -> str:
-    return (data.EPOCH + timedelta(seconds=portal.clock() - portal.started_at) + timedelta(days=300)).isoformat()
+    return (
+        data.EPOCH + timedelta(seconds=portal.clock() - portal.started_at) + timedelta(days=300)
+    ).isoformat()
 
 
 def _id(params: dict[str, Any], key: str = "id") -> int:
@@ -77,8 +80,8 @@ def upper(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def wanted_scopes(params: dict[str, Any], caller: Caller, every: Iterable[str]) -> set[str]:
-    """The scopes a listing of the rest module covers (methodsList, eventsList in rest_provider.php): ``SCOPE``, every
-    scope with ``FULL``, else the credential's own and ``basic``."""
+    """The scopes a listing of the rest module covers (methodsList, eventsList in rest_provider.php):
+    ``SCOPE``, every scope with ``FULL``, else the credential's own and ``basic``."""
     query = upper(params)
     if query.get("SCOPE") not in (None, ""):
         return {str(query["SCOPE"])}
@@ -87,8 +90,9 @@ def wanted_scopes(params: dict[str, Any], caller: Caller, every: Iterable[str]) 
     return set(caller.scopes) | {"basic"}
 
 
-def app_only(caller: Caller, code: str = "ACCESS_DENIED",
-             message: str = "Access denied! Application context required") -> None:
+def app_only(
+    caller: Caller, code: str = "ACCESS_DENIED", message: str = "Access denied! Application context required"
+) -> None:
     """Methods the docs mark "Application context required" refuse webhooks."""
     if caller.kind != "oauth" or not caller.app_id:
         raise ApiError(code, message, 401 if code == "WRONG_AUTH_TYPE" else 403)
@@ -104,8 +108,8 @@ def positive(value: Any) -> int | None:
 
 
 def paged(rows: list[Any], start: Any, key: str | None = None) -> Listing:
-    """A list answer of 50 rows from ``start``, with ``total`` and ``next``; with ``key``, the rows wrapped in an
-    object under it (``{"orders": [...]}``), as many newer methods answer."""
+    """A list answer of 50 rows from ``start``, with ``total`` and ``next``; with ``key``, the rows wrapped in
+    an object under it (``{"orders": [...]}``), as many newer methods answer."""
     from bitrix24_agent_tools.sandbox.query import page
 
     chunk, total, nxt = page(rows, start)

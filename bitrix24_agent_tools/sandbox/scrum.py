@@ -1,7 +1,7 @@
 """Scrum (tasks.api.scrum.*): sprints, backlogs, epics and the sprint's kanban, over the portal's tasks.
 
-Sprints and backlogs share one entity-ID space, as on the portal (a task's ``entityId`` is a sprint or a backlog).
-The docs answer errors with code 0 and a text; the sandbox sends the code as the string "0"."""
+Sprints and backlogs share one entity-ID space, as on the portal (a task's ``entityId`` is a sprint or a
+backlog). The docs answer errors with code 0 and a text; the sandbox sends the code as the string "0"."""
 
 from __future__ import annotations
 
@@ -24,12 +24,18 @@ def _need(params: dict[str, Any], key: str, kind: str = "int") -> Any:
     if kind == "int":
         value = positive(params[key])
         if value is None:
-            raise ApiError("100", f"Invalid value {params[key]} to match with parameter {{{key}}}. "
-                                  "Should be value of type int", 400)
+            raise ApiError(
+                "100",
+                f"Invalid value {params[key]} to match with parameter {{{key}}}. Should be value of type int",
+                400,
+            )
         return value
     if not isinstance(params[key], dict):
-        raise ApiError("100", f"Invalid value {params[key]} to match with parameter {{{key}}}. "
-                              "Should be value of type array", 400)
+        raise ApiError(
+            "100",
+            f"Invalid value {params[key]} to match with parameter {{{key}}}. Should be value of type array",
+            400,
+        )
     return params[key]
 
 
@@ -77,29 +83,47 @@ def sprint_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[s
     if status not in _STATUSES:
         raise ApiError("0", "Sprint not created", 400)
     sprint_id = _entity_id(portal)
-    sprint = {"id": sprint_id, "groupId": int(group["ID"]), "entityType": "sprint", "name": str(fields["name"]),
-              "goal": str(fields.get("goal") or ""), "sort": positive(fields.get("sort")) or 1,
-              "createdBy": _user(portal, fields.get("createdBy"), "createdBy", caller.user_id),
-              "modifiedBy": _user(portal, fields.get("modifiedBy"), "modifiedBy", caller.user_id),
-              "dateStart": _date(fields.get("dateStart"), "dateStart"),
-              "dateEnd": _date(fields.get("dateEnd"), "dateEnd"), "status": status}
+    sprint = {
+        "id": sprint_id,
+        "groupId": int(group["ID"]),
+        "entityType": "sprint",
+        "name": str(fields["name"]),
+        "goal": str(fields.get("goal") or ""),
+        "sort": positive(fields.get("sort")) or 1,
+        "createdBy": _user(portal, fields.get("createdBy"), "createdBy", caller.user_id),
+        "modifiedBy": _user(portal, fields.get("modifiedBy"), "modifiedBy", caller.user_id),
+        "dateStart": _date(fields.get("dateStart"), "dateStart"),
+        "dateEnd": _date(fields.get("dateEnd"), "dateEnd"),
+        "status": status,
+    }
     table(portal, "scrum_sprint")[sprint_id] = sprint
-    for offset, (name, kind, color) in enumerate((("New", "NEW", "00C4FB"), ("In Progress", "WORK", "47D1E2"),
-                                                  ("Done", "FINISH", "75D900"))):
+    for offset, (name, kind, color) in enumerate(
+        (("New", "NEW", "00C4FB"), ("In Progress", "WORK", "47D1E2"), ("Done", "FINISH", "75D900"))
+    ):
         stage_id = portal.next_id("scrum_stage")
-        table(portal, "scrum_stage")[stage_id] = {"id": str(stage_id), "name": name, "sort": str((offset + 1) * 100),
-                                                  "type": kind, "sprintId": str(sprint_id), "color": color}
+        table(portal, "scrum_stage")[stage_id] = {
+            "id": str(stage_id),
+            "name": name,
+            "sort": str((offset + 1) * 100),
+            "type": kind,
+            "sprintId": str(sprint_id),
+            "color": color,
+        }
     return dict(sprint)
 
 
 @method("tasks.api.scrum.sprint.list", "task")
 def sprint_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
-    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-list.md: filter by the sprint's fields (groupId, status...)."""
+    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-list.md: filter by the sprint's fields (groupId,
+    status...)."""
     flt = params.get("filter") or {}
     if not isinstance(flt, dict):
         raise ApiError("0", "Could not load list", 400)
-    return [dict(s) for s in table(portal, "scrum_sprint").values()
-            if all(str(s.get(k)) == str(v) for k, v in flt.items())]
+    return [
+        dict(s)
+        for s in table(portal, "scrum_sprint").values()
+        if all(str(s.get(k)) == str(v) for k, v in flt.items())
+    ]
 
 
 def _sprint(portal: Portal, params: dict[str, Any], key: str = "id") -> dict[str, Any]:
@@ -112,30 +136,48 @@ def _sprint(portal: Portal, params: dict[str, Any], key: str = "id") -> dict[str
 
 @method("tasks.api.scrum.sprint.start", "task")
 def sprint_start(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-start.md: only a planned sprint; one active per group."""
+    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-start.md: only a planned sprint; one active per
+    group."""
     sprint = _sprint(portal, params)
     _scrum_group(portal, sprint["groupId"], caller)
     if sprint["status"] != "planned":
         raise ApiError("0", "Sprint must be planned", 400)
-    if any(s["groupId"] == sprint["groupId"] and s["status"] == "active" for s in table(portal, "scrum_sprint").values()):
-        raise ApiError("0", "It is not possible to start a sprint while another one is active", 400)  # UNVERIFIED text
+    if any(
+        s["groupId"] == sprint["groupId"] and s["status"] == "active"
+        for s in table(portal, "scrum_sprint").values()
+    ):
+        raise ApiError(
+            "0", "It is not possible to start a sprint while another one is active", 400
+        )  # UNVERIFIED text
     sprint["status"] = "active"
     return dict(sprint)
 
 
 @method("tasks.api.scrum.sprint.complete", "task")
 def sprint_complete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-complete.md: unfinished tasks go back to the backlog."""
+    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-complete.md: unfinished tasks go back to the
+    backlog."""
     sprint = _sprint(portal, params)
     _scrum_group(portal, sprint["groupId"], caller)
     if sprint["status"] != "active":
-        raise ApiError("0", "Sprint not found", 400)  # UNVERIFIED: the docs list no code for a non-active sprint
+        raise ApiError(
+            "0", "Sprint not found", 400
+        )  # UNVERIFIED: the docs list no code for a non-active sprint
     sprint["status"] = "completed"
-    backlog = next((b for b in table(portal, "scrum_backlog").values() if b["groupId"] == sprint["groupId"]), None)
+    backlog = next(
+        (b for b in table(portal, "scrum_backlog").values() if b["groupId"] == sprint["groupId"]), None
+    )
     for task_id, item in list(table(portal, "scrum_item").items()):
-        if item["sprintId"] == sprint["id"] and str(portal.state["task"].get(task_id, {}).get("status")) != "5":
-            table(portal, "scrum_item")[task_id] = {"taskId": task_id, "sprintId": None, "stageId": None,
-                                                    "backlogId": backlog["id"] if backlog else None}
+        if (
+            item["sprintId"] == sprint["id"]
+            and str(portal.state["task"].get(task_id, {}).get("status")) != "5"
+        ):
+            table(portal, "scrum_item")[task_id] = {
+                "taskId": task_id,
+                "sprintId": None,
+                "stageId": None,
+                "backlogId": backlog["id"] if backlog else None,
+            }
     return dict(sprint)
 
 
@@ -171,7 +213,11 @@ def kanban_add_task(portal: Portal, params: dict[str, Any], caller: Caller) -> b
     stage = table(portal, "scrum_stage").get(positive(params["stageId"]) or 0)
     if stage is None or stage["sprintId"] != str(sprint["id"]):
         raise ApiError("0", "Stage not found", 400)
-    table(portal, "scrum_item")[task_id] = {"taskId": task_id, "sprintId": sprint["id"], "stageId": int(stage["id"])}
+    table(portal, "scrum_item")[task_id] = {
+        "taskId": task_id,
+        "sprintId": sprint["id"],
+        "stageId": int(stage["id"]),
+    }
     return True
 
 
@@ -182,9 +228,15 @@ def kanban_delete_task(portal: Portal, params: dict[str, Any], caller: Caller) -
     item = table(portal, "scrum_item").get(task_id)
     if item is None or item.get("sprintId") != sprint["id"]:
         raise ApiError("0", "Task not found. The task must be with GROUP_ID", 400)
-    backlog = next((b for b in table(portal, "scrum_backlog").values() if b["groupId"] == sprint["groupId"]), None)
-    table(portal, "scrum_item")[task_id] = {"taskId": task_id, "sprintId": None, "stageId": None,
-                                            "backlogId": backlog["id"] if backlog else None}
+    backlog = next(
+        (b for b in table(portal, "scrum_backlog").values() if b["groupId"] == sprint["groupId"]), None
+    )
+    table(portal, "scrum_item")[task_id] = {
+        "taskId": task_id,
+        "sprintId": None,
+        "stageId": None,
+        "backlogId": backlog["id"] if backlog else None,
+    }
     return True
 
 
@@ -196,9 +248,14 @@ def scrum_task_get(portal: Portal, params: dict[str, Any], caller: Caller) -> di
     task = portal.state["task"].get(task_id)
     if task is None or item is None:
         raise ApiError("0", "Task not found", 400)
-    return {"entityId": item.get("sprintId") or item.get("backlogId"), "storyPoints": str(item.get("storyPoints") or ""),
-            "epicId": item.get("epicId") or 0, "sort": 1, "createdBy": int(task.get("createdBy") or 1),
-            "modifiedBy": int(task.get("createdBy") or 1)}
+    return {
+        "entityId": item.get("sprintId") or item.get("backlogId"),
+        "storyPoints": str(item.get("storyPoints") or ""),
+        "epicId": item.get("epicId") or 0,
+        "sort": 1,
+        "createdBy": int(task.get("createdBy") or 1),
+        "modifiedBy": int(task.get("createdBy") or 1),
+    }
 
 
 @method("tasks.api.scrum.epic.add", "task")
@@ -209,11 +266,15 @@ def epic_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
         raise ApiError("0", "Name is not found", 400)
     group = _scrum_group(portal, fields.get("groupId"), caller)
     epic_id = portal.next_id("scrum_epic")
-    epic = {"id": epic_id, "groupId": int(group["ID"]), "name": str(fields["name"]),
-            "description": str(fields.get("description") or ""),
-            "createdBy": _user(portal, fields.get("createdBy"), "createdBy", caller.user_id),
-            "modifiedBy": _user(portal, fields.get("modifiedBy"), "modifiedBy", caller.user_id),
-            "color": str(fields.get("color") or "#69dafc")}
+    epic = {
+        "id": epic_id,
+        "groupId": int(group["ID"]),
+        "name": str(fields["name"]),
+        "description": str(fields.get("description") or ""),
+        "createdBy": _user(portal, fields.get("createdBy"), "createdBy", caller.user_id),
+        "modifiedBy": _user(portal, fields.get("modifiedBy"), "modifiedBy", caller.user_id),
+        "color": str(fields.get("color") or "#69dafc"),
+    }
     table(portal, "scrum_epic")[epic_id] = epic
     return dict(epic)
 
@@ -223,7 +284,11 @@ def epic_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[di
     flt = params.get("filter") or {}
     if not isinstance(flt, dict):
         raise ApiError("0", "Could not load list", 400)
-    return [dict(e) for e in table(portal, "scrum_epic").values() if all(str(e.get(k)) == str(v) for k, v in flt.items())]
+    return [
+        dict(e)
+        for e in table(portal, "scrum_epic").values()
+        if all(str(e.get(k)) == str(v) for k, v in flt.items())
+    ]
 
 
 @method("tasks.api.scrum.backlog.add", "task")
@@ -236,8 +301,11 @@ def backlog_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
     if any(b["groupId"] == int(group["ID"]) for b in table(portal, "scrum_backlog").values()):
         raise ApiError("0", "Backlog already added", 400)
     backlog_id = _entity_id(portal)
-    backlog = {"id": backlog_id, "groupId": int(group["ID"]),
-               "createdBy": _user(portal, fields.get("createdBy"), "createdBy", caller.user_id),
-               "modifiedBy": positive(fields.get("modifiedBy")) or 0}
+    backlog = {
+        "id": backlog_id,
+        "groupId": int(group["ID"]),
+        "createdBy": _user(portal, fields.get("createdBy"), "createdBy", caller.user_id),
+        "modifiedBy": positive(fields.get("modifiedBy")) or 0,
+    }
     table(portal, "scrum_backlog")[backlog_id] = backlog
     return dict(backlog)

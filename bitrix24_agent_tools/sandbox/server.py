@@ -39,7 +39,9 @@ class SandboxTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response, delay = _answer(self.portal, request, request.read())
         if response is None:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
         if delay > 0:
             time.sleep(delay)
         return response
@@ -54,7 +56,9 @@ class AsyncSandboxTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response, delay = _answer(self.portal, request, await request.aread())
         if response is None:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
         if delay > 0:
             await asyncio.sleep(delay)
         return response
@@ -122,7 +126,8 @@ def _make_handler(portal: Portal, scheme: str) -> type[BaseHTTPRequestHandler]:
 
 
 def self_signed_cert(directory: Path) -> tuple[str, str]:
-    """A throwaway certificate for 127.0.0.1/localhost, generated at start (cryptography is the sandbox extra)."""
+    """A throwaway certificate for 127.0.0.1/localhost, generated at start (cryptography is the sandbox
+    extra)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -132,18 +137,29 @@ def self_signed_cert(directory: Path) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bitrix24-sandbox")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "sandbox-cert.pem", directory / "sandbox-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return str(cert_path), str(key_path)
 
 
@@ -152,7 +168,8 @@ class _QuietServer(ThreadingHTTPServer):
 
     daemon_threads = True
     # A portal takes many connections at once; the socketserver default of 5 pending connections would drop a
-    # client's sixth request in flight and make it retry a second later (benchmarks would measure that, not us).
+    # client's sixth request in flight and make it retry a second later (benchmarks would measure that, not
+    # us).
     request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,4 +1,5 @@
-"""Calendars (calendar.*), resource booking (booking.v1.*) and the working day (timeman.*): the services pack."""
+"""Calendars (calendar.*), resource booking (booking.v1.*) and the working day (timeman.*): the services
+pack."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ def _required(params: dict[str, Any], method_name: str, *keys: str) -> None:
     # calendar-*.md, Error Handling: HTTP 400, empty code, one text per missing parameter
     for key in keys:
         if params.get(key) in (None, "") and not (key in ("from", "to") and params.get(f"{key}_ts")):
-            raise ApiError("", f'The required parameter "{key}" for the method "{method_name}" is not set', 400)
+            raise ApiError(
+                "", f'The required parameter "{key}" for the method "{method_name}" is not set', 400
+            )
 
 
 def _owner(portal: Portal, params: dict[str, Any]) -> str:
@@ -37,11 +40,19 @@ def calendar_event_add(portal: Portal, params: dict[str, Any], caller: Caller) -
     owner = _owner(portal, params)
     new_id = portal.next_id("calendar_event")
     table(portal, "calendar_event")[new_id] = {
-        "ID": str(new_id), "NAME": str(params["name"]), "DATE_FROM": str(params["from"]), "DATE_TO": str(params["to"]),
-        "OWNER_ID": owner, "CAL_TYPE": str(params.get("type") or "user"),
-        "SECTION_ID": str(params.get("section") or owner), "DESCRIPTION": str(params.get("description") or ""),
-        "ACCESSIBILITY": str(params.get("accessibility") or "busy"), "IMPORTANCE": str(params.get("importance") or "normal"),
-        "ATTENDEES": [str(a) for a in params.get("attendees") or []], "LOCATION": str(params.get("location") or "")}
+        "ID": str(new_id),
+        "NAME": str(params["name"]),
+        "DATE_FROM": str(params["from"]),
+        "DATE_TO": str(params["to"]),
+        "OWNER_ID": owner,
+        "CAL_TYPE": str(params.get("type") or "user"),
+        "SECTION_ID": str(params.get("section") or owner),
+        "DESCRIPTION": str(params.get("description") or ""),
+        "ACCESSIBILITY": str(params.get("accessibility") or "busy"),
+        "IMPORTANCE": str(params.get("importance") or "normal"),
+        "ATTENDEES": [str(a) for a in params.get("attendees") or []],
+        "LOCATION": str(params.get("location") or ""),
+    }
     return new_id
 
 
@@ -51,8 +62,13 @@ def calendar_event_get(portal: Portal, params: dict[str, Any], caller: Caller) -
     events = table(portal, "calendar_event").values()
     owner = str(params.get("ownerId") or "")
     start, end = str(params.get("from") or ""), str(params.get("to") or "9999")
-    return [dict(e) for e in events if (not owner or e["OWNER_ID"] == owner)
-            and start <= e["DATE_FROM"][: max(len(start), 10)] and e["DATE_FROM"][:len(end)] <= end]
+    return [
+        dict(e)
+        for e in events
+        if (not owner or e["OWNER_ID"] == owner)
+        and start <= e["DATE_FROM"][: max(len(start), 10)]
+        and e["DATE_FROM"][: len(end)] <= end
+    ]
 
 
 def _event(portal: Portal, params: dict[str, Any], message: str) -> dict[str, Any]:
@@ -70,8 +86,16 @@ def calendar_event_update(portal: Portal, params: dict[str, Any], caller: Caller
     """calendar-event-update.md: id, type and ownerId are required; the result is the event's ID."""
     _required(params, "calendar.event.update", "id", "type", "ownerId")
     event = _event(portal, params, "Event id not specified")
-    changes = {"name": "NAME", "from": "DATE_FROM", "to": "DATE_TO", "description": "DESCRIPTION", "section": "SECTION_ID",
-               "accessibility": "ACCESSIBILITY", "importance": "IMPORTANCE", "location": "LOCATION"}
+    changes = {
+        "name": "NAME",
+        "from": "DATE_FROM",
+        "to": "DATE_TO",
+        "description": "DESCRIPTION",
+        "section": "SECTION_ID",
+        "accessibility": "ACCESSIBILITY",
+        "importance": "IMPORTANCE",
+        "location": "LOCATION",
+    }
     updated = dict(event)
     for key, field in changes.items():
         if key in params:
@@ -94,23 +118,36 @@ def calendar_event_delete(portal: Portal, params: dict[str, Any], caller: Caller
 @method("calendar.section.get", "calendar")
 def calendar_section_get(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     _required(params, "calendar.section.get", "type", "ownerId")
-    return [dict(s) for s in table(portal, "calendar_section").values()
-            if s["CAL_TYPE"] == str(params["type"]) and s["OWNER_ID"] == str(params["ownerId"])]
+    return [
+        dict(s)
+        for s in table(portal, "calendar_section").values()
+        if s["CAL_TYPE"] == str(params["type"]) and s["OWNER_ID"] == str(params["ownerId"])
+    ]
 
 
 @method("calendar.accessibility.get", "calendar")
-def calendar_accessibility(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, list[dict[str, Any]]]:
+def calendar_accessibility(
+    portal: Portal, params: dict[str, Any], caller: Caller
+) -> dict[str, list[dict[str, Any]]]:
     """calendar-accessibility-get.md: per user, the busy events between ``from`` and ``to`` (dates)."""
     _required(params, "calendar.accessibility.get", "users", "from", "to")
     users = params["users"] if isinstance(params["users"], list) else [params["users"]]
     start, end = str(params["from"])[:10], str(params["to"])[:10]
     out: dict[str, list[dict[str, Any]]] = {}
     for user in users:
-        out[str(user)] = [{"ID": e["ID"], "NAME": e["NAME"], "DATE_FROM": e["DATE_FROM"], "DATE_TO": e["DATE_TO"],
-                           "ACCESSIBILITY": e.get("ACCESSIBILITY", "busy"), "IMPORTANCE": e.get("IMPORTANCE", "normal")}
-                          for e in table(portal, "calendar_event").values()
-                          if (e["OWNER_ID"] == str(user) or str(user) in e.get("ATTENDEES", []))
-                          and start <= e["DATE_FROM"][:10] <= end]
+        out[str(user)] = [
+            {
+                "ID": e["ID"],
+                "NAME": e["NAME"],
+                "DATE_FROM": e["DATE_FROM"],
+                "DATE_TO": e["DATE_TO"],
+                "ACCESSIBILITY": e.get("ACCESSIBILITY", "busy"),
+                "IMPORTANCE": e.get("IMPORTANCE", "normal"),
+            }
+            for e in table(portal, "calendar_event").values()
+            if (e["OWNER_ID"] == str(user) or str(user) in e.get("ATTENDEES", []))
+            and start <= e["DATE_FROM"][:10] <= end
+        ]
     return out
 
 
@@ -128,7 +165,11 @@ def _period(value: Any) -> tuple[int, int]:
 
 
 def _resources(portal: Portal, ids: Any) -> list[int]:
-    known = [r for r in (positive(i) for i in (ids if isinstance(ids, list) else [])) if r and r in table(portal, "booking_resource")]
+    known = [
+        r
+        for r in (positive(i) for i in (ids if isinstance(ids, list) else []))
+        if r and r in table(portal, "booking_resource")
+    ]
     if not known:
         raise ApiError("1018", "Empty resource collection", 400)
     return known
@@ -140,8 +181,8 @@ def _booking_out(booking: dict[str, Any]) -> dict[str, Any]:
 
 @method("booking.v1.booking.add", "booking")
 def booking_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, int]:
-    """booking/booking/booking-v1-booking-add.md: ``{id}``. The portal accepts bookings that overlap (it marks them
-    overbooked); a client that must not double-book checks booking.v1.booking.list ``within`` first."""
+    """booking/booking/booking-v1-booking-add.md: ``{id}``. The portal accepts bookings that overlap (it marks
+    them overbooked); a client that must not double-book checks booking.v1.booking.list ``within`` first."""
     fields = params.get("fields")
     if not isinstance(fields, dict):
         raise ApiError("100", "Could not find value for parameter {fields}", 400)
@@ -149,9 +190,14 @@ def booking_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
     period = fields.get("datePeriod")
     _period(period)
     booking_id = portal.next_id("booking")
-    table(portal, "booking")[booking_id] = {"id": booking_id, "name": fields.get("name"),
-                                            "description": fields.get("description"), "resourceIds": resources,
-                                            "datePeriod": period, "createdBy": caller.user_id}
+    table(portal, "booking")[booking_id] = {
+        "id": booking_id,
+        "name": fields.get("name"),
+        "description": fields.get("description"),
+        "resourceIds": resources,
+        "datePeriod": period,
+        "createdBy": caller.user_id,
+    }
     return {"id": booking_id}
 
 
@@ -178,10 +224,13 @@ def booking_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bo
 
 @method("booking.v1.booking.list", "booking")
 def booking_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    """booking/booking/booking-v1-booking-list.md: FILTER{resource, within{dateFrom, dateTo}}; ``{booking: [...]}``."""
+    """booking/booking/booking-v1-booking-list.md: FILTER{resource, within{dateFrom, dateTo}}; ``{booking:
+    [...]}``."""
     flt = params.get("filter", params.get("FILTER")) or {}
     if not isinstance(flt, dict):
-        raise ApiError("100", "Invalid value to match with parameter {filter}. Should be value of type array", 400)
+        raise ApiError(
+            "100", "Invalid value to match with parameter {filter}. Should be value of type array", 400
+        )
     rows = list(table(portal, "booking").values())
     resources = flt.get("resource") or flt.get("resourceId")
     if resources:
@@ -190,17 +239,23 @@ def booking_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
     within = flt.get("within")
     if isinstance(within, dict):
         lo, hi = int(within.get("dateFrom") or 0), int(within.get("dateTo") or 2**40)
-        rows = [b for b in rows if int(b["datePeriod"]["from"]["timestamp"]) < hi
-                and int(b["datePeriod"]["to"]["timestamp"]) > lo]
+        rows = [
+            b
+            for b in rows
+            if int(b["datePeriod"]["from"]["timestamp"]) < hi and int(b["datePeriod"]["to"]["timestamp"]) > lo
+        ]
     return paged([_booking_out(b) for b in rows], params.get("start"), "booking")
 
 
 @method("booking.v1.resource.list", "booking")
 def resource_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    """booking/resource/booking-v1-resource-list.md: ``{resource: [...]}``; FILTER searchQuery, name, typeId."""
+    """booking/resource/booking-v1-resource-list.md: ``{resource: [...]}``; FILTER searchQuery, name,
+    typeId."""
     flt = params.get("filter", params.get("FILTER")) or {}
     if not isinstance(flt, dict):
-        raise ApiError("100", "Invalid value to match with parameter {filter}. Should be value of type array", 400)
+        raise ApiError(
+            "100", "Invalid value to match with parameter {filter}. Should be value of type array", 400
+        )
     rows = [dict(r) for r in table(portal, "booking_resource").values()]
     if flt.get("searchQuery"):
         rows = [r for r in rows if str(flt["searchQuery"]).lower() in r["name"].lower()]
@@ -223,10 +278,24 @@ def _timeman_user(portal: Portal, params: dict[str, Any], caller: Caller) -> int
 
 
 def _day(portal: Portal, user: int) -> dict[str, Any]:
-    return table(portal, "timeman").setdefault(user, {
-        "STATUS": "CLOSED", "TIME_START": None, "TIME_FINISH": None, "DURATION": "00:00:00", "TIME_LEAKS": "00:00:00",
-        "ACTIVE": False, "IP_OPEN": "", "IP_CLOSE": "", "LAT_OPEN": 0, "LON_OPEN": 0, "LAT_CLOSE": 0, "LON_CLOSE": 0,
-        "TZ_OFFSET": 10800})
+    return table(portal, "timeman").setdefault(
+        user,
+        {
+            "STATUS": "CLOSED",
+            "TIME_START": None,
+            "TIME_FINISH": None,
+            "DURATION": "00:00:00",
+            "TIME_LEAKS": "00:00:00",
+            "ACTIVE": False,
+            "IP_OPEN": "",
+            "IP_CLOSE": "",
+            "LAT_OPEN": 0,
+            "LON_OPEN": 0,
+            "LAT_CLOSE": 0,
+            "LON_CLOSE": 0,
+            "TZ_OFFSET": 10800,
+        },
+    )
 
 
 def _moment(portal: Portal, params: dict[str, Any], label: str) -> str:
@@ -254,8 +323,14 @@ def timeman_open(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
     day = _day(portal, _timeman_user(portal, params, caller))
     started = _moment(portal, params, "Day open")
     if day["STATUS"] != "OPENED":
-        day.update({"STATUS": "OPENED", "ACTIVE": True, "TIME_FINISH": None,
-                    "TIME_START": day["TIME_START"] if day["STATUS"] == "PAUSED" else started})
+        day.update(
+            {
+                "STATUS": "OPENED",
+                "ACTIVE": True,
+                "TIME_FINISH": None,
+                "TIME_START": day["TIME_START"] if day["STATUS"] == "PAUSED" else started,
+            }
+        )
         day["LAT_OPEN"], day["LON_OPEN"] = upper(params).get("LAT", 0), upper(params).get("LON", 0)
     return dict(day)
 
@@ -265,12 +340,20 @@ def timeman_close(portal: Portal, params: dict[str, Any], caller: Caller) -> dic
     """timeman/base/timeman-close.md: an open or paused day becomes CLOSED."""
     day = _day(portal, _timeman_user(portal, params, caller))
     if day["STATUS"] not in ("OPENED", "PAUSED"):
-        raise ApiError("WRONG_DATETIME", "Day close date should correspond to the day open date", 400)  # UNVERIFIED
+        raise ApiError(
+            "WRONG_DATETIME", "Day close date should correspond to the day open date", 400
+        )  # UNVERIFIED
     finished = _moment(portal, params, "Day close")
     if finished < str(day["TIME_START"]):
         raise ApiError("WRONG_DATETIME", "Day close date should correspond to the day open date", 400)
     start = datetime.fromisoformat(str(day["TIME_START"]))
     seconds = max(0, int((datetime.fromisoformat(finished) - start).total_seconds()))
-    day.update({"STATUS": "CLOSED", "ACTIVE": False, "TIME_FINISH": finished,
-                "DURATION": f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"})
+    day.update(
+        {
+            "STATUS": "CLOSED",
+            "ACTIVE": False,
+            "TIME_FINISH": finished,
+            "DURATION": f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
+        }
+    )
     return dict(day)

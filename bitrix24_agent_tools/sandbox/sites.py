@@ -23,9 +23,15 @@ def _list(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, 
     flt = options.get("filter") or {}
     if not isinstance(flt, dict):
         raise ApiError("TYPE_ERROR", "Data type error in method call parameters.", 400)
-    out = [r for r in rows if all(str(r.get(str(k).lstrip("=").upper())) in
-                                  {str(v) for v in (want if isinstance(want, list) else [want])}
-                                  for k, want in flt.items())]
+    out = [
+        r
+        for r in rows
+        if all(
+            str(r.get(str(k).lstrip("=").upper()))
+            in {str(v) for v in (want if isinstance(want, list) else [want])}
+            for k, want in flt.items()
+        )
+    ]
     select = options.get("select")
     if isinstance(select, list) and select and "*" not in select:
         out = [{k: v for k, v in r.items() if k in {str(s).upper() for s in select}} for r in out]
@@ -70,9 +76,16 @@ def site_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
         raise ApiError("CODE_IS_NOT_UNIQUE", "The site code is not unique within the domain", 400)
     site_id = portal.next_id("landing_site")
     when = now_iso(portal)
-    sites[site_id] = {"ID": str(site_id), "TITLE": str(fields["TITLE"]), "CODE": str(fields["CODE"]),
-                      "TYPE": str(fields.get("TYPE") or "PAGE"), "ACTIVE": "N", "DATE_CREATE": when, "DATE_MODIFY": when,
-                      "DESCRIPTION": str(fields.get("DESCRIPTION") or "")}
+    sites[site_id] = {
+        "ID": str(site_id),
+        "TITLE": str(fields["TITLE"]),
+        "CODE": str(fields["CODE"]),
+        "TYPE": str(fields.get("TYPE") or "PAGE"),
+        "ACTIVE": "N",
+        "DATE_CREATE": when,
+        "DATE_MODIFY": when,
+        "DESCRIPTION": str(fields.get("DESCRIPTION") or ""),
+    }
     return site_id
 
 
@@ -82,8 +95,9 @@ def site_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
         raise ApiError("MISSING_PARAMS", "Not enough parameters provided, missing: id", 400)
     site = _site(portal, params["id"])
     fields = _fields(params, _SITE_FIELDS)
-    if "CODE" in fields and any(s["CODE"] == str(fields["CODE"]) and s is not site
-                                for s in table(portal, "landing_site").values()):
+    if "CODE" in fields and any(
+        s["CODE"] == str(fields["CODE"]) and s is not site for s in table(portal, "landing_site").values()
+    ):
         raise ApiError("CODE_IS_NOT_UNIQUE", "The site code is not unique within the domain", 400)
     site.update({k: str(v) for k, v in fields.items()})
     site["DATE_MODIFY"] = now_iso(portal)
@@ -125,9 +139,16 @@ def page_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
     site = _site(portal, fields.get("SITE_ID"))
     page_id = portal.next_id("landing_page")
     table(portal, "landing_page")[page_id] = {
-        "ID": str(page_id), "TITLE": str(fields["TITLE"]), "CODE": str(fields.get("CODE") or f"page{page_id}"),
-        "SITE_ID": site["ID"], "ACTIVE": "N", "PUBLIC": "N", "DATE_MODIFY": now_iso(portal), "DATE_PUBLIC": None,
-        "DESCRIPTION": str(fields.get("DESCRIPTION") or "")}
+        "ID": str(page_id),
+        "TITLE": str(fields["TITLE"]),
+        "CODE": str(fields.get("CODE") or f"page{page_id}"),
+        "SITE_ID": site["ID"],
+        "ACTIVE": "N",
+        "PUBLIC": "N",
+        "DATE_MODIFY": now_iso(portal),
+        "DATE_PUBLIC": None,
+        "DESCRIPTION": str(fields.get("DESCRIPTION") or ""),
+    }
     return page_id
 
 
@@ -144,7 +165,8 @@ def page_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
 
 @method("landing.landing.publication", "landing")
 def page_publication(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    """landing/page/methods/landing-landing-publication.md: the page (and its site) become active and public."""
+    """landing/page/methods/landing-landing-publication.md: the page (and its site) become active and
+    public."""
     page = _page(portal, params)
     when = now_iso(portal)
     page.update({"ACTIVE": "Y", "PUBLIC": "Y", "DATE_PUBLIC": when})
@@ -162,10 +184,22 @@ def page_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
 
 
 def _block_out(block: dict[str, Any]) -> dict[str, Any]:
-    cards = "".join(f'<div class="{selector.lstrip(".")}">card {n + 1}</div>'
-                    for selector, count in block["cards"].items() for n in range(count))
-    return {"id": block["id"], "lid": block["lid"], "code": block["code"], "name": block["name"], "active": block["active"],
-            "meta": {"LID": str(block["lid"])}, "content": f'<div id="b{block["id"]}">{cards}</div>', "css": [], "js": []}
+    cards = "".join(
+        f'<div class="{selector.lstrip(".")}">card {n + 1}</div>'
+        for selector, count in block["cards"].items()
+        for n in range(count)
+    )
+    return {
+        "id": block["id"],
+        "lid": block["lid"],
+        "code": block["code"],
+        "name": block["name"],
+        "active": block["active"],
+        "meta": {"LID": str(block["lid"])},
+        "content": f'<div id="b{block["id"]}">{cards}</div>',
+        "css": [],
+        "js": [],
+    }
 
 
 @method("landing.block.getList", "landing")

@@ -16,10 +16,18 @@ if TYPE_CHECKING:
     from bitrix24_agent_tools.sandbox.portal import Portal
 
 
-# --- system methods, as CRestProvider implements them (modules/rest/classes/general/rest_provider.php) --------
+# --- system methods, as CRestProvider implements them (modules/rest/classes/general/rest_provider.php)
+# --------
 
-_EVENT_METHODS = ("event.bind", "event.unbind", "event.get", "event.offline.get", "event.offline.clear",
-                  "event.offline.error", "event.offline.list")
+_EVENT_METHODS = (
+    "event.bind",
+    "event.unbind",
+    "event.get",
+    "event.offline.get",
+    "event.offline.clear",
+    "event.offline.error",
+    "event.offline.list",
+)
 
 
 def _methods_by_scope() -> dict[str, list[str]]:
@@ -33,12 +41,20 @@ def _methods_by_scope() -> dict[str, list[str]]:
 
 @method("profile", "basic")
 def profile(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """common/users/profile.md; getProfile: ID, ADMIN, NAME, LAST_NAME, PERSONAL_GENDER, TIME_ZONE, TIME_ZONE_OFFSET."""
+    """common/users/profile.md; getProfile: ID, ADMIN, NAME, LAST_NAME, PERSONAL_GENDER, TIME_ZONE,
+    TIME_ZONE_OFFSET."""
     user = portal.state["user"][caller.user_id]
     if str(user.get("ACTIVE", True)).lower() in ("false", "n"):
         return {}
-    return {"ID": str(user["ID"]), "ADMIN": caller.is_admin, "NAME": user["NAME"], "LAST_NAME": user["LAST_NAME"],
-            "PERSONAL_GENDER": str(user.get("PERSONAL_GENDER") or ""), "TIME_ZONE": "", "TIME_ZONE_OFFSET": 10800}
+    return {
+        "ID": str(user["ID"]),
+        "ADMIN": caller.is_admin,
+        "NAME": user["NAME"],
+        "LAST_NAME": user["LAST_NAME"],
+        "PERSONAL_GENDER": str(user.get("PERSONAL_GENDER") or ""),
+        "TIME_ZONE": "",
+        "TIME_ZONE_OFFSET": 10800,
+    }
 
 
 @method("scope", "basic")
@@ -52,16 +68,22 @@ def scope(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
 
 @method("methods", "basic")
 def methods_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
-    """methodsList: the methods of ``scope``, of every scope with ``full``, else of the credential's scopes."""
+    """methodsList: the methods of ``scope``, of every scope with ``full``, else of the credential's
+    scopes."""
     by_scope = _methods_by_scope()
     wanted = wanted_scopes(params, caller, by_scope)
-    return [name for scope_name in sorted(by_scope) if scope_name in wanted for name in sorted(by_scope[scope_name])]
+    return [
+        name
+        for scope_name in sorted(by_scope)
+        if scope_name in wanted
+        for name in sorted(by_scope[scope_name])
+    ]
 
 
 @method("method.get", "basic")
 def method_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, bool]:
-    """common/system/method-get.md: ``isExisting`` on this portal, ``isAvailable`` with this credential's scopes.
-    The name is matched as given against the lower-case method list (rest_provider.php getMethod)."""
+    """common/system/method-get.md: ``isExisting`` on this portal, ``isAvailable`` with this credential's
+    scopes. The name is matched as given against the lower-case method list (rest_provider.php getMethod)."""
     name = str(params.get("name") or "")
     result = {"isExisting": False, "isAvailable": False}
     for scope_name, names in _methods_by_scope().items():
@@ -74,11 +96,22 @@ def method_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[s
 
 @method("app.info", "basic")
 def app_info(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """common/system/app-info.md; appInfo: an application's record, a webhook's scopes, else an access error."""
+    """common/system/app-info.md; appInfo: an application's record, a webhook's scopes, else an access
+    error."""
     if caller.kind == "oauth" and caller.app_id:
-        return {"ID": sorted(portal.apps).index(caller.app_id) + 1 if caller.app_id in portal.apps else 1, "CODE": f"local.{caller.app_id}", "VERSION": 1, "STATUS": "L",
-                "INSTALLED": True, "PAYMENT_EXPIRED": "N", "DAYS": None, "LANGUAGE_ID": "en", "LICENSE": "en_pro",
-                "LICENSE_TYPE": "pro", "LICENSE_FAMILY": "pro"}
+        return {
+            "ID": sorted(portal.apps).index(caller.app_id) + 1 if caller.app_id in portal.apps else 1,
+            "CODE": f"local.{caller.app_id}",
+            "VERSION": 1,
+            "STATUS": "L",
+            "INSTALLED": True,
+            "PAYMENT_EXPIRED": "N",
+            "DAYS": None,
+            "LANGUAGE_ID": "en",
+            "LICENSE": "en_pro",
+            "LICENSE_TYPE": "pro",
+            "LICENSE_FAMILY": "pro",
+        }
     if caller.kind == "webhook":
         return {"SCOPE": sorted(s for s in caller.scopes if s != "basic"), "LICENSE": "en_pro"}
     raise ApiError("ACCESS_DENIED", "Application context required", 403)

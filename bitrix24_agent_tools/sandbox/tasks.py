@@ -25,9 +25,20 @@ if TYPE_CHECKING:
 
 # --- tasks (camelCase, result.tasks / result.task) ---------------------------------------------------------
 
-TASK_FIELDS = {"TITLE": "title", "DESCRIPTION": "description", "RESPONSIBLE_ID": "responsibleId", "DEADLINE": "deadline",
-               "STATUS": "status", "PRIORITY": "priority", "GROUP_ID": "groupId", "CREATED_BY": "createdBy", "ID": "id",
-               "CREATED_DATE": "createdDate", "CHANGED_DATE": "changedDate", "UF_CRM_TASK": "ufCrmTask"}
+TASK_FIELDS = {
+    "TITLE": "title",
+    "DESCRIPTION": "description",
+    "RESPONSIBLE_ID": "responsibleId",
+    "DEADLINE": "deadline",
+    "STATUS": "status",
+    "PRIORITY": "priority",
+    "GROUP_ID": "groupId",
+    "CREATED_BY": "createdBy",
+    "ID": "id",
+    "CREATED_DATE": "createdDate",
+    "CHANGED_DATE": "changedDate",
+    "UF_CRM_TASK": "ufCrmTask",
+}
 
 
 def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +46,9 @@ def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
     for key, value in fields.items():
         name = TASK_FIELDS.get(str(key).upper(), str(key))
         if name in TASK_FIELDS.values() and name not in ("id", "createdDate", "changedDate"):
-            out[name] = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            out[name] = (
+                str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            )
     return out
 
 
@@ -43,7 +56,11 @@ def _task_or_404(portal: Portal, params: dict[str, Any], key: str = "taskId") ->
     """tasks-task-get.md / -update.md, Error Handling: no taskId → 100, a wrong one → 0."""
     raw = next((params[k] for k in (key, key.upper(), key.lower(), "id") if k in params), None)
     if raw is None:
-        raise ApiError("100", "CTaskItem All parameters in the constructor must have real class type (internal error)", 400)
+        raise ApiError(
+            "100",
+            "CTaskItem All parameters in the constructor must have real class type (internal error)",
+            400,
+        )
     try:
         task_id = int(str(raw))
     except ValueError:
@@ -65,13 +82,16 @@ def _task_fields_arg(params: dict[str, Any]) -> dict[str, Any]:
 def task_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
     flt = params.get("filter") or {}
     task_flt = {}
-    for key, value in (flt.items() if isinstance(flt, dict) else []):
+    for key, value in flt.items() if isinstance(flt, dict) else []:
         prefix = re.match(r"^[^A-Za-z_]*", key).group(0)  # type: ignore[union-attr]
-        name = key[len(prefix):]
+        name = key[len(prefix) :]
         task_flt[prefix + TASK_FIELDS.get(name.upper(), name)] = value
     rows = [t for t in portal.state["task"].values() if matches(t, task_flt)]
     order = params.get("order") or {"ID": "ASC"}
-    rows = order_rows(rows, {TASK_FIELDS.get(str(k).upper(), k): v for k, v in order.items()} if isinstance(order, dict) else {})
+    rows = order_rows(
+        rows,
+        {TASK_FIELDS.get(str(k).upper(), k): v for k, v in order.items()} if isinstance(order, dict) else {},
+    )
     portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
     chunk, total, nxt = page(rows, params.get("start"))
     select = params.get("select")
@@ -95,9 +115,20 @@ def task_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
         raise ApiError("ERROR_CORE", 'User specified in the "Responsible" field not found', 400)
     new_id = portal.next_id("task")
     stamp = now_iso(portal)
-    task = {"id": str(new_id), "title": "", "description": "", "status": "2", "responsibleId": str(caller.user_id),
-            "createdBy": str(caller.user_id), "deadline": None, "createdDate": stamp, "changedDate": stamp,
-            "priority": "1", "groupId": "0", **fields}
+    task = {
+        "id": str(new_id),
+        "title": "",
+        "description": "",
+        "status": "2",
+        "responsibleId": str(caller.user_id),
+        "createdBy": str(caller.user_id),
+        "deadline": None,
+        "createdDate": stamp,
+        "changedDate": stamp,
+        "priority": "1",
+        "groupId": "0",
+        **fields,
+    }
     portal.state["task"][new_id] = task
     portal.emit("ONTASKADD", {"FIELDS_AFTER": {"ID": new_id}}, params)
     return {"task": dict(task)}
@@ -135,7 +166,9 @@ def task_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
 @method("task.commentitem.add", "task")
 def task_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
     positional = params.get("0")  # the documented call passes [TASKID, FIELDS] positionally
-    task_id = params.get("TASKID", params.get("taskId", positional if isinstance(positional, (int, str)) else None))
+    task_id = params.get(
+        "TASKID", params.get("taskId", positional if isinstance(positional, (int, str)) else None)
+    )
     if task_id is None or int(task_id) not in portal.state["task"]:
         raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
     fields = params.get("FIELDS") or params.get("fields") or {}
@@ -143,6 +176,10 @@ def task_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> 
     if not text:
         raise ApiError("ERROR_CORE", "POST_MESSAGE is required", 400)
     new_id = portal.next_id("task_comment")
-    portal.state["task_comment"][new_id] = {"ID": str(new_id), "TASK_ID": str(task_id), "POST_MESSAGE": text,
-                                            "AUTHOR_ID": str(caller.user_id)}
+    portal.state["task_comment"][new_id] = {
+        "ID": str(new_id),
+        "TASK_ID": str(task_id),
+        "POST_MESSAGE": text,
+        "AUTHOR_ID": str(caller.user_id),
+    }
     return new_id

@@ -43,5 +43,7 @@ class RequestRecord:
     def __repr__(self) -> str:
         from bitrix24_agent_tools.masking import mask_text
 
-        return mask_text(f"RequestRecord(method={self.method!r}, api={self.api!r}, auth_kind={self.auth_kind!r}, "
-                         f"status={self.status}, error={self.error!r}, params={self.params!r}, at={self.at})")
+        return mask_text(
+            f"RequestRecord(method={self.method!r}, api={self.api!r}, auth_kind={self.auth_kind!r}, "
+            f"status={self.status}, error={self.error!r}, params={self.params!r}, at={self.at})"
+        )

@@ -32,7 +32,11 @@ def user_current(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
 
 @method("user.get", "user")
 def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    flt = params.get("filter") if isinstance(params.get("filter"), dict) else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER")}
+    flt = (
+        params.get("filter")
+        if isinstance(params.get("filter"), dict)
+        else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER")}
+    )
     rows = [u for u in portal.state["user"].values() if matches(u, flt or {})]
     chunk, total, nxt = page(rows, params.get("start"))
     return Listing([_public_user(u) for u in chunk], total, nxt)
@@ -45,7 +49,9 @@ def user_search(portal: Portal, params: dict[str, Any], caller: Caller) -> Listi
     rest = {k: v for k, v in flt.items() if k != "FIND"} if isinstance(flt, dict) else {}
     rows = []
     for user in portal.state["user"].values():
-        text = " ".join(str(user.get(f) or "") for f in ("NAME", "LAST_NAME", "EMAIL", "WORK_POSITION")).casefold()
+        text = " ".join(
+            str(user.get(f) or "") for f in ("NAME", "LAST_NAME", "EMAIL", "WORK_POSITION")
+        ).casefold()
         if (not needle or all(part in text for part in needle.split())) and matches(user, rest):
             rows.append(user)
     chunk, total, nxt = page(rows, params.get("start"))

@@ -13,7 +13,9 @@ from bitrix24_agent_tools.sandbox.query import parse_php_query
 from tests.helpers import FakeClock
 
 
-def test_a_120_command_batch_goes_out_as_3_requests_with_every_result_under_its_key(client: Bitrix24, portal: Portal) -> None:
+def test_a_120_command_batch_goes_out_as_3_requests_with_every_result_under_its_key(
+    client: Bitrix24, portal: Portal
+) -> None:
     commands = {f"get{i}": ("crm.deal.get", {"id": i}) for i in range(1, 121)}
     result = client.batch(commands)
     assert len([r for r in portal.requests if r.method == "batch"]) == 3
@@ -24,8 +26,12 @@ def test_a_120_command_batch_goes_out_as_3_requests_with_every_result_under_its_
 
 
 def test_result_references_work_within_and_across_requests(client: Bitrix24) -> None:
-    commands: dict[str, tuple[str, dict[str, object]]] = {"list": ("crm.deal.list", {"filter": {"ID": 5}, "select": ["ID", "TITLE"]})}
-    commands.update({f"pad{i}": ("crm.deal.get", {"id": 1}) for i in range(60)})  # pushes the last one into request 2
+    commands: dict[str, tuple[str, dict[str, object]]] = {
+        "list": ("crm.deal.list", {"filter": {"ID": 5}, "select": ["ID", "TITLE"]})
+    }
+    commands.update(
+        {f"pad{i}": ("crm.deal.get", {"id": 1}) for i in range(60)}
+    )  # pushes the last one into request 2
     commands["again"] = ("crm.deal.get", {"id": "$result[list][0][ID]"})
     commands["same_request"] = ("crm.deal.get", {"id": "$result[pad59][ID]"})
     result = client.batch(commands)
@@ -34,14 +40,22 @@ def test_result_references_work_within_and_across_requests(client: Bitrix24) -> 
 
 
 def test_list_commands_and_totals_come_back(client: Bitrix24) -> None:
-    result = client.batch([("crm.deal.list", {"select": ["ID"]}), ("crm.lead.list", {"select": ["ID"], "start": -1})])
+    result = client.batch(
+        [("crm.deal.list", {"select": ["ID"]}), ("crm.lead.list", {"select": ["ID"], "start": -1})]
+    )
     assert result.totals["0"] == 30 and "1" not in result.totals
     assert len(result.results["1"]) == 12
 
 
 def test_halt_stops_at_the_first_error(client: Bitrix24) -> None:
-    result = client.batch({"a": ("crm.deal.get", {"id": 1}), "b": ("crm.deal.get", {"id": 999}),
-                           "c": ("crm.deal.get", {"id": 2})}, halt=True)
+    result = client.batch(
+        {
+            "a": ("crm.deal.get", {"id": 1}),
+            "b": ("crm.deal.get", {"id": 999}),
+            "c": ("crm.deal.get", {"id": 2}),
+        },
+        halt=True,
+    )
     assert set(result.results) == {"a"} and set(result.errors) == {"b"}
 
 
@@ -60,7 +74,10 @@ def test_the_portal_refuses_a_nested_batch_and_a_51st_command_itself(client: Bit
     cmd["nested"] = "batch?cmd[a]=crm.deal.get%3Fid%3D1"
     body = client.call("batch", {"cmd": cmd}).result
     assert body["result_error"]["c50"]["error"] == "ERROR_BATCH_LENGTH_EXCEEDED"
-    assert body["result_error"]["nested"]["error"] in ("ERROR_BATCH_LENGTH_EXCEEDED", "ERROR_BATCH_METHOD_NOT_ALLOWED")
+    assert body["result_error"]["nested"]["error"] in (
+        "ERROR_BATCH_LENGTH_EXCEEDED",
+        "ERROR_BATCH_METHOD_NOT_ALLOWED",
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,7 +115,8 @@ def test_export_returns_every_item_exactly_once_while_items_are_added_and_delete
     added: list[int] = []
 
     def churn(record: object) -> None:
-        # Between requests, other users create and delete deals (protocol.md §6: offsets would skip or repeat).
+        # Between requests, other users create and delete deals (protocol.md §6: offsets would skip or
+        # repeat).
         for _ in range(3):
             victim = rng.randint(1, 10_000)
             if victim in portal.state["deal"]:
@@ -120,9 +138,13 @@ def test_export_returns_every_item_exactly_once_while_items_are_added_and_delete
 
 async def test_async_export_runs_ranges_in_parallel_and_matches(clock: FakeClock) -> None:
     portal = Portal(seed=4, deals=3_000, clock=clock)
-    client = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    client = AsyncBitrix24(
+        portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep
+    )
     progress: list[int] = []
-    rows = await client.export("crm.deal.list", {"filter": {"CATEGORY_ID": 0}}, progress=lambda done, total: progress.append(done))
+    rows = await client.export(
+        "crm.deal.list", {"filter": {"CATEGORY_ID": 0}}, progress=lambda done, total: progress.append(done)
+    )
     expected = {int(d["ID"]) for d in portal.entities("deal") if d["CATEGORY_ID"] == "0"}
     assert [int(r["ID"]) for r in rows] == sorted(expected)
     assert progress and progress[-1] == len(expected)
@@ -135,7 +157,9 @@ def test_export_of_an_empty_list_and_of_tasks(client: Bitrix24) -> None:
 
 
 def test_export_surfaces_errors(portal: Portal, clock: FakeClock, client: Bitrix24) -> None:
-    limited = Bitrix24(portal.add_webhook(1, scopes={"task"}), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    limited = Bitrix24(
+        portal.add_webhook(1, scopes={"task"}), transport=portal.transport(), clock=clock, sleep=clock.sleep
+    )
     with pytest.raises(ScopeError):
         limited.export("crm.deal.list")
     with pytest.raises(ConfigError):
@@ -161,15 +185,17 @@ async def test_async_export_stream(clock: FakeClock) -> None:
     from bitrix24_agent_tools.sandbox import Portal
 
     portal = Portal(seed=3, deals=700, clock=clock)
-    client = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    client = AsyncBitrix24(
+        portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep
+    )
     ids = [int(r["ID"]) async for r in client.export_stream("crm.deal.list", {"select": ["ID"]})]
     assert sorted(ids) == list(range(1, 701)) and len(ids) == len(set(ids))
     await client.aclose()
 
 
 async def test_the_async_pool_hands_back_whichever_request_finishes_first_with_no_round_barrier() -> None:
-    """export_flow keeps `parallel` requests in flight and starts the next as soon as any one finishes: the driver's
-    Next answers the first to finish, not the oldest (a slow request does not hold up the others)."""
+    """export_flow keeps `parallel` requests in flight and starts the next as soon as any one finishes: the
+    driver's Next answers the first to finish, not the oldest (a slow request does not hold up the others)."""
     import asyncio
 
     from bitrix24_agent_tools.client import AsyncBitrix24
@@ -214,8 +240,9 @@ def test_the_sync_driver_runs_spawned_flows_in_order() -> None:
 
 
 def test_an_export_of_contiguous_ids_takes_one_page_per_range(clock: FakeClock) -> None:
-    """Every ID in the span exists: ranges of exactly 50 rows, a full page ending at its range's bound is complete, so
-    12,345 deals take the probe and ceil(12,345 / 2,500) = 5 batch requests (the fewest possible)."""
+    """Every ID in the span exists: ranges of exactly 50 rows, a full page ending at its range's bound is
+    complete, so 12,345 deals take the probe and ceil(12,345 / 2,500) = 5 batch requests (the fewest
+    possible)."""
     portal = Portal(seed=2, deals=12_345, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
     client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
     before = len(portal.requests)

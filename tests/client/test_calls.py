@@ -30,7 +30,9 @@ def test_list_call_returns_result_total_and_next(client: Bitrix24) -> None:
 
 
 def test_add_then_get_round_trips_non_ascii(client: Bitrix24) -> None:
-    new_id = client.call("crm.deal.add", {"fields": {"TITLE": "Сделка «Ромашка» & co", "OPPORTUNITY": 1500}}).result
+    new_id = client.call(
+        "crm.deal.add", {"fields": {"TITLE": "Сделка «Ромашка» & co", "OPPORTUNITY": 1500}}
+    ).result
     got = client.call("crm.deal.get", {"id": new_id}).result
     assert got["TITLE"] == "Сделка «Ромашка» & co" and got["OPPORTUNITY"] == "1500.00"
 
@@ -43,7 +45,9 @@ def test_missing_record_is_a_typed_not_found_with_a_hint(client: Bitrix24) -> No
 
 
 def test_unknown_method_and_scope_errors_are_typed(portal: Portal, clock: FakeClock) -> None:
-    limited = Bitrix24(portal.add_webhook(1, scopes={"task"}), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    limited = Bitrix24(
+        portal.add_webhook(1, scopes={"task"}), transport=portal.transport(), clock=clock, sleep=clock.sleep
+    )
     with pytest.raises(ScopeError) as scope:
         limited.call("crm.deal.list")
     assert scope.value.status == 403 and "scope" in scope.value.hint
@@ -53,10 +57,26 @@ def test_unknown_method_and_scope_errors_are_typed(portal: Portal, clock: FakeCl
 
 
 def test_every_protocol_code_has_a_specific_hint() -> None:
-    codes = ["INTERNAL_SERVER_ERROR", "QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT",
-             "ERROR_BATCH_METHOD_NOT_ALLOWED", "ERROR_BATCH_LENGTH_EXCEEDED", "NO_AUTH_FOUND", "expired_token",
-             "INVALID_REQUEST", "ACCESS_DENIED", "INVALID_CREDENTIALS", "insufficient_scope", "user_access_error",
-             "PORTAL_DELETED", "ERROR_METHOD_NOT_FOUND", "WRONG_AUTH_TYPE", "invalid_token", "invalid_grant"]
+    codes = [
+        "INTERNAL_SERVER_ERROR",
+        "QUERY_LIMIT_EXCEEDED",
+        "OPERATION_TIME_LIMIT",
+        "OVERLOAD_LIMIT",
+        "ERROR_BATCH_METHOD_NOT_ALLOWED",
+        "ERROR_BATCH_LENGTH_EXCEEDED",
+        "NO_AUTH_FOUND",
+        "expired_token",
+        "INVALID_REQUEST",
+        "ACCESS_DENIED",
+        "INVALID_CREDENTIALS",
+        "insufficient_scope",
+        "user_access_error",
+        "PORTAL_DELETED",
+        "ERROR_METHOD_NOT_FOUND",
+        "WRONG_AUTH_TYPE",
+        "invalid_token",
+        "invalid_grant",
+    ]
     generic = hint_for("SOMETHING_ELSE")
     for code in codes:
         assert hint_for(code) != generic, code
@@ -65,8 +85,14 @@ def test_every_protocol_code_has_a_specific_hint() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["", "not a url", "https://portal.bitrix24.com/", "https://portal.bitrix24.com/rest/abc/code123456/",
-     "ftp://portal/rest/1/code123456/", "https://portal.bitrix24.com/rest/1/"],
+    [
+        "",
+        "not a url",
+        "https://portal.bitrix24.com/",
+        "https://portal.bitrix24.com/rest/abc/code123456/",
+        "ftp://portal/rest/1/code123456/",
+        "https://portal.bitrix24.com/rest/1/",
+    ],
 )
 def test_malformed_webhook_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError):
@@ -87,12 +113,19 @@ def test_bad_local_input_is_refused_before_anything_is_sent(client: Bitrix24, po
 
 def _client_on(handler: object) -> Bitrix24:
     clock = FakeClock()
-    return Bitrix24("https://p.bitrix24.com/rest/1/abcdef123456/", transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
-                    clock=clock, sleep=clock.sleep, seed=1)
+    return Bitrix24(
+        "https://p.bitrix24.com/rest/1/abcdef123456/",
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        clock=clock,
+        sleep=clock.sleep,
+        seed=1,
+    )
 
 
 def test_html_error_page_and_truncated_json_are_typed() -> None:
-    html = _client_on(lambda request: httpx.Response(200, text="<html><body>Portal maintenance</body></html>"))
+    html = _client_on(
+        lambda request: httpx.Response(200, text="<html><body>Portal maintenance</body></html>")
+    )
     with pytest.raises(InvalidResponse, match="not JSON"):
         html.call("crm.deal.list")
     cut = _client_on(lambda request: httpx.Response(200, text='{"result": [{"ID": "1"'))
@@ -107,7 +140,12 @@ def test_reads_are_retried_through_5xx_and_rate_limit(client: Bitrix24, portal: 
     portal.faults.fail_next(2, "INTERNAL_SERVER_ERROR", 500)
     portal.faults.fail_next(1, "QUERY_LIMIT_EXCEEDED", 503)
     assert client.call("crm.deal.get", {"id": 1}).result["ID"] == "1"
-    assert [r.error for r in portal.requests] == ["INTERNAL_SERVER_ERROR", "INTERNAL_SERVER_ERROR", "QUERY_LIMIT_EXCEEDED", None]
+    assert [r.error for r in portal.requests] == [
+        "INTERNAL_SERVER_ERROR",
+        "INTERNAL_SERVER_ERROR",
+        "QUERY_LIMIT_EXCEEDED",
+        None,
+    ]
 
 
 def test_a_write_is_not_retried_after_an_ambiguous_failure(client: Bitrix24, portal: Portal) -> None:
@@ -127,7 +165,9 @@ def test_a_write_marked_idempotent_is_retried(client: Bitrix24, portal: Portal) 
     assert client.call("crm.deal.update", {"id": 2, "fields": {"TITLE": "x"}}, idempotent=True).result is True
 
 
-def test_rate_limited_writes_are_retried_because_the_portal_refused_them_unprocessed(client: Bitrix24, portal: Portal) -> None:
+def test_rate_limited_writes_are_retried_because_the_portal_refused_them_unprocessed(
+    client: Bitrix24, portal: Portal
+) -> None:
     portal.faults.fail_next(2, "QUERY_LIMIT_EXCEEDED", 503)
     new_id = client.call("crm.lead.add", {"fields": {"TITLE": "after 503s"}}).result
     assert portal.entity("lead", new_id)["TITLE"] == "after 503s"
@@ -161,7 +201,9 @@ def test_iterate_walks_every_page_in_order(portal: Portal, clock: FakeClock) -> 
 
 
 async def test_async_client_shares_the_pipeline(portal: Portal, clock: FakeClock) -> None:
-    client = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    client = AsyncBitrix24(
+        portal.webhook_url, transport=portal.async_transport(), clock=clock, sleep=clock.asleep
+    )
     portal.faults.fail_next(1, "INTERNAL_SERVER_ERROR", 500)
     assert (await client.call("crm.deal.get", {"id": 3})).result["ID"] == "3"
     rows = [row async for row in client.iterate("crm.lead.list")]

@@ -40,8 +40,14 @@ def test_a_500_call_burst_never_sees_query_limit_exceeded(clock: FakeClock) -> N
 
 def test_without_the_limiter_the_portal_refuses_and_retries_recover(clock: FakeClock) -> None:
     portal = Portal(seed=1, rate_limit="standard", clock=clock)
-    client = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter(), clock=clock,
-                      sleep=clock.sleep, retry=RetryPolicy(attempts=20, base=0.5, cap=5))
+    client = Bitrix24(
+        portal.webhook_url,
+        transport=portal.transport(),
+        limiter=NoLimiter(),
+        clock=clock,
+        sleep=clock.sleep,
+        retry=RetryPolicy(attempts=20, base=0.5, cap=5),
+    )
     for _ in range(80):
         client.call("crm.deal.get", {"id": 1})
     assert portal.rejected["QUERY_LIMIT_EXCEEDED"] > 0  # the portal really enforces the plan…
@@ -73,15 +79,24 @@ def _oauth_portal(clock: FakeClock, lifetime: float = 3600) -> tuple[Portal, dic
 
 
 def _oauth(portal: Portal, tokens: dict[str, object], app: object, store: object = None) -> OAuth:
-    return OAuth(portal.domain, str(tokens["access_token"]), str(tokens["refresh_token"]), app.client_id,  # type: ignore[attr-defined]
-                 app.client_secret, oauth_server=portal.oauth_server, token_store=store,  # type: ignore[attr-defined,arg-type]
-                 client_endpoint=str(tokens["client_endpoint"]))
+    return OAuth(
+        portal.domain,
+        str(tokens["access_token"]),
+        str(tokens["refresh_token"]),
+        app.client_id,  # type: ignore[attr-defined]
+        app.client_secret,
+        oauth_server=portal.oauth_server,
+        token_store=store,  # type: ignore[attr-defined,arg-type]
+        client_endpoint=str(tokens["client_endpoint"]),
+    )
 
 
 def test_fifty_threads_on_an_expired_token_cause_exactly_one_refresh(clock: FakeClock) -> None:
     portal, tokens, app = _oauth_portal(clock)
     store = MemoryTokenStore()
-    client = Bitrix24(_oauth(portal, tokens, app, store), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    client = Bitrix24(
+        _oauth(portal, tokens, app, store), transport=portal.transport(), clock=clock, sleep=clock.sleep
+    )
     client.call("profile")
     portal.expire_all_tokens()
     barrier = threading.Barrier(50)
@@ -100,7 +115,9 @@ def test_fifty_threads_on_an_expired_token_cause_exactly_one_refresh(clock: Fake
 
 async def test_fifty_tasks_on_an_expired_token_cause_exactly_one_refresh(clock: FakeClock) -> None:
     portal, tokens, app = _oauth_portal(clock)
-    client = AsyncBitrix24(_oauth(portal, tokens, app), transport=portal.async_transport(), clock=clock, sleep=clock.asleep)
+    client = AsyncBitrix24(
+        _oauth(portal, tokens, app), transport=portal.async_transport(), clock=clock, sleep=clock.asleep
+    )
     portal.expire_all_tokens()
     results = await asyncio.gather(*(client.call("crm.deal.get", {"id": 1 + i % 30}) for i in range(50)))
     assert len(results) == 50
@@ -110,11 +127,21 @@ async def test_fifty_tasks_on_an_expired_token_cause_exactly_one_refresh(clock: 
 def test_tokens_survive_a_restart_in_sqlite(tmp_path: object, clock: FakeClock) -> None:
     portal, tokens, app = _oauth_portal(clock)
     path = f"{tmp_path}/tokens.sqlite3"
-    first = Bitrix24(_oauth(portal, tokens, app, SqliteTokenStore(path)), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    first = Bitrix24(
+        _oauth(portal, tokens, app, SqliteTokenStore(path)),
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+    )
     portal.expire_all_tokens()
     first.call("profile")
     # A new process starts with the old (now dead) tokens in its config; the store has the fresh ones.
-    second = Bitrix24(_oauth(portal, tokens, app, SqliteTokenStore(path)), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    second = Bitrix24(
+        _oauth(portal, tokens, app, SqliteTokenStore(path)),
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+    )
     assert second.call("profile").result["ID"] == "1"
     assert len([r for r in portal.requests if r.method == "oauth.token"]) == 1
 
@@ -122,7 +149,9 @@ def test_tokens_survive_a_restart_in_sqlite(tmp_path: object, clock: FakeClock) 
 def test_a_dead_refresh_token_asks_to_reauthorize(clock: FakeClock) -> None:
     portal, tokens, app = _oauth_portal(clock)
     portal.refresh_tokens.clear()  # revoked
-    client = Bitrix24(_oauth(portal, tokens, app), transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    client = Bitrix24(
+        _oauth(portal, tokens, app), transport=portal.transport(), clock=clock, sleep=clock.sleep
+    )
     portal.expire_all_tokens()
     with pytest.raises(ReauthorizationRequired) as info:
         client.call("profile")
@@ -146,8 +175,21 @@ def test_two_applications_on_one_portal_never_share_tokens(portal: Portal, tmp_p
     store = SqliteTokenStore(tmp_path / "tokens.sqlite3")
     first, second = portal.register_app(), portal.register_app()
     t1, t2 = portal.install_app(first), portal.install_app(second)
-    a = OAuth(portal.domain, t1["access_token"], t1["refresh_token"], first.client_id, first.client_secret, token_store=store)
-    b = OAuth(portal.domain, t2["access_token"], t2["refresh_token"], second.client_id, second.client_secret,
-              token_store=store)
+    a = OAuth(
+        portal.domain,
+        t1["access_token"],
+        t1["refresh_token"],
+        first.client_id,
+        first.client_secret,
+        token_store=store,
+    )
+    b = OAuth(
+        portal.domain,
+        t2["access_token"],
+        t2["refresh_token"],
+        second.client_id,
+        second.client_secret,
+        token_store=store,
+    )
     assert a.access_token == t1["access_token"] and b.access_token == t2["access_token"]
     assert a.store_key != b.store_key

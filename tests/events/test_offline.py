@@ -1,4 +1,5 @@
-"""Offline events: reserve → handle → clear; failures to the DLQ after the budget; nothing lost under SIGKILL."""
+"""Offline events: reserve → handle → clear; failures to the DLQ after the budget; nothing lost under
+SIGKILL."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def _setup(portal: Portal, transport: Any = None) -> tuple[Bitrix24, dict[str, Any], Any]:
     app = portal.register_app()
     tokens = portal.install_app(app)
-    auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                 oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"])
+    auth = OAuth(
+        portal.domain,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        app.client_id,
+        app.client_secret,
+        oauth_server=portal.oauth_server,
+        client_endpoint=tokens["client_endpoint"],
+    )
     client = Bitrix24(auth, transport=transport or portal.transport())
     client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
     client.call("event.bind", {"event": "ONCRMDEALUPDATE", "event_type": "offline"})
@@ -35,7 +43,9 @@ def _produce(portal: Portal, n: int) -> None:
 def _update_some(portal: Portal, round_: int) -> None:
     writer = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
     for i in range(3):
-        writer.call("crm.deal.update", {"id": 1 + (round_ + i) % 5, "fields": {"OPPORTUNITY": round_ * 10 + i}})
+        writer.call(
+            "crm.deal.update", {"id": 1 + (round_ + i) % 5, "fields": {"OPPORTUNITY": round_ * 10 + i}}
+        )
 
 
 def test_worker_handles_then_clears_and_skips_what_is_done(tmp_path: Path) -> None:
@@ -43,7 +53,9 @@ def test_worker_handles_then_clears_and_skips_what_is_done(tmp_path: Path) -> No
     client, _, _ = _setup(portal)
     _produce(portal, 12)
     seen: list[str] = []
-    worker = OfflineWorker(client, lambda event: seen.append(event.data["FIELDS"]["ID"]), tmp_path / "w.sqlite3", limit=5)
+    worker = OfflineWorker(
+        client, lambda event: seen.append(event.data["FIELDS"]["ID"]), tmp_path / "w.sqlite3", limit=5
+    )
     totals = [worker.run_once() for _ in range(4)]
     assert [s.fetched for s in totals] == [5, 5, 2, 0]
     assert sorted(map(int, seen)) == list(range(31, 43))
@@ -82,7 +94,9 @@ def test_failing_events_are_retried_then_dead_lettered_and_replayable(tmp_path: 
 
 def test_a_webhook_gets_wrong_auth_type_and_the_worker_stops_clearly(tmp_path: Path) -> None:
     portal = Portal(seed=1)
-    worker = OfflineWorker(Bitrix24(portal.webhook_url, transport=portal.transport()), print, tmp_path / "w.sqlite3")
+    worker = OfflineWorker(
+        Bitrix24(portal.webhook_url, transport=portal.transport()), print, tmp_path / "w.sqlite3"
+    )
     with pytest.raises(WorkerStopped, match="OAuth application auth"):
         worker.run_once()
 
@@ -105,14 +119,23 @@ async def test_async_worker_with_an_async_handler(tmp_path: Path) -> None:
     portal = Portal(seed=1)
     _client, tokens, app = _setup(portal)
     _produce(portal, 6)
-    auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                 oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"])
+    auth = OAuth(
+        portal.domain,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        app.client_id,
+        app.client_secret,
+        oauth_server=portal.oauth_server,
+        client_endpoint=tokens["client_endpoint"],
+    )
     seen: list[str] = []
 
     async def handler(event: Event) -> None:
         seen.append(event.message_id or "")
 
-    worker = AsyncOfflineWorker(AsyncBitrix24(auth, transport=portal.async_transport()), handler, tmp_path / "a.sqlite3")
+    worker = AsyncOfflineWorker(
+        AsyncBitrix24(auth, transport=portal.async_transport()), handler, tmp_path / "a.sqlite3"
+    )
     assert (await worker.run_once()).handled == 6 and len(set(seen)) == 6
 
 

@@ -1,8 +1,9 @@
 """The offline queue as the server implements it, and the worker on top of it.
 
 Sources: Bitrix core rest module (public mirror avshatalov48/bitrix-core-business), ``lib/api/event.php``
-(``eventOfflineGet``/``Clear``/``Error``/``List``) and ``lib/eventoffline.php`` (``callEvent``, ``markEvents``,
-``clearEvents``, ``markError``); docs ``api-reference/events/offline-events.md``. protocol.md §7.
+(``eventOfflineGet``/``Clear``/``Error``/``List``) and ``lib/eventoffline.php`` (``callEvent``,
+``markEvents``, ``clearEvents``, ``markError``); docs ``api-reference/events/offline-events.md``. protocol.md
+§7.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from tests.events.test_offline import _produce, _setup
 
 def _update(portal: Portal, deal_id: int, amount: int) -> None:
     Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter()).call(
-        "crm.deal.update", {"id": deal_id, "fields": {"OPPORTUNITY": amount}})
+        "crm.deal.update", {"id": deal_id, "fields": {"OPPORTUNITY": amount}}
+    )
 
 
 def test_get_with_a_process_id_returns_only_rows_reserved_under_it(tmp_path: Path) -> None:
@@ -60,7 +62,9 @@ def test_message_id_is_the_same_for_every_change_and_a_reserved_row_is_not_merge
     assert len(first) == 1
     _update(portal, 4, 3)  # the row is reserved now: a new row, same MESSAGE_ID
     rows = list(portal.events.queue.values())
-    assert len(rows) == 2 and rows[0]["MESSAGE_ID"] == rows[1]["MESSAGE_ID"] and rows[0]["ID"] != rows[1]["ID"]
+    assert (
+        len(rows) == 2 and rows[0]["MESSAGE_ID"] == rows[1]["MESSAGE_ID"] and rows[0]["ID"] != rows[1]["ID"]
+    )
 
 
 def test_clear_needs_a_process_id_and_takes_ids() -> None:
@@ -154,15 +158,24 @@ async def test_a_cancelled_async_run_leaves_no_transaction_open(tmp_path: Path) 
     portal = Portal(seed=1)
     _client, tokens, app = _setup(portal)
     _produce(portal, 2)
-    auth = OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                 oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"])
+    auth = OAuth(
+        portal.domain,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        app.client_id,
+        app.client_secret,
+        oauth_server=portal.oauth_server,
+        client_endpoint=tokens["client_endpoint"],
+    )
     hang = [True]
 
     async def handler(event: Event) -> None:
         if hang[0]:
             await asyncio.sleep(30)
 
-    worker = AsyncOfflineWorker(AsyncBitrix24(auth, transport=portal.async_transport()), handler, tmp_path / "a.sqlite3")
+    worker = AsyncOfflineWorker(
+        AsyncBitrix24(auth, transport=portal.async_transport()), handler, tmp_path / "a.sqlite3"
+    )
     task = asyncio.create_task(worker.run_once())
     await asyncio.sleep(0.2)
     task.cancel()
@@ -179,8 +192,9 @@ def test_rows_reserved_under_a_lost_process_id_are_adopted(tmp_path: Path) -> No
     _produce(portal, 3)
     client.call("event.offline.get", {"clear": 0})  # a worker reserved these and died before storing the id
     seen: list[Any] = []
-    worker = OfflineWorker(client, lambda e: seen.append(e.data["FIELDS"]["ID"]), tmp_path / "new.sqlite3",
-                           recover_after=0.0)
+    worker = OfflineWorker(
+        client, lambda e: seen.append(e.data["FIELDS"]["ID"]), tmp_path / "new.sqlite3", recover_after=0.0
+    )
     worker.run_once()  # first sighting
     worker.run_once()  # still reserved: adopted
     assert sorted(seen) == [31, 32, 33] and portal.events.queue == {}

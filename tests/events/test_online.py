@@ -26,9 +26,18 @@ def _app_portal() -> tuple[Portal, Any, Bitrix24]:
     portal = Portal(seed=1)
     app = portal.register_app()
     tokens = portal.install_app(app)
-    client = Bitrix24(OAuth(portal.domain, tokens["access_token"], tokens["refresh_token"], app.client_id, app.client_secret,
-                            oauth_server=portal.oauth_server, client_endpoint=tokens["client_endpoint"]),
-                      transport=portal.transport())
+    client = Bitrix24(
+        OAuth(
+            portal.domain,
+            tokens["access_token"],
+            tokens["refresh_token"],
+            app.client_id,
+            app.client_secret,
+            oauth_server=portal.oauth_server,
+            client_endpoint=tokens["client_endpoint"],
+        ),
+        transport=portal.transport(),
+    )
     client.call("event.bind", {"event": "ONCRMDEALUPDATE", "handler": "https://app.example/hook"})
     return portal, app, client
 
@@ -38,14 +47,20 @@ def _install_body(portal: Portal, app: Any) -> bytes:
 
     from bitrix24_agent_tools.sandbox.events import form_encode
 
-    auth = {"domain": portal.domain, "member_id": portal.member_id, "application_token": app.application_token,
-            "access_token": "install-access-token-1"}
+    auth = {
+        "domain": portal.domain,
+        "member_id": portal.member_id,
+        "application_token": app.application_token,
+        "access_token": "install-access-token-1",
+    }
     return urlencode(form_encode({"event": "ONAPPINSTALL", "data": {"VERSION": "1"}, "auth": auth})).encode()
 
 
 def test_the_portal_posts_form_encoded_nested_keys_that_parse_into_an_event() -> None:
     portal, app, _ = _app_portal()
-    Bitrix24(portal.webhook_url, transport=portal.transport()).call("crm.deal.update", {"id": 3, "fields": {"TITLE": "x"}})
+    Bitrix24(portal.webhook_url, transport=portal.transport()).call(
+        "crm.deal.update", {"id": 3, "fields": {"TITLE": "x"}}
+    )
     url, body = portal.events.deliveries[-1]
     event = parse_event(body)
     assert url == "https://app.example/hook" and b"data%5BFIELDS%5D%5BID%5D=3" in body
@@ -55,22 +70,35 @@ def test_the_portal_posts_form_encoded_nested_keys_that_parse_into_an_event() ->
 
 
 def test_json_bodies_parse_too_and_garbage_is_rejected() -> None:
-    assert parse_event(b'{"event": "onTaskAdd", "data": {"FIELDS_AFTER": {"ID": 5}}}', "application/json").name == "ONTASKADD"
+    assert (
+        parse_event(b'{"event": "onTaskAdd", "data": {"FIELDS_AFTER": {"ID": 5}}}', "application/json").name
+        == "ONTASKADD"
+    )
     for bad in (b"", b"%%%", b"event=", b'{"x": 1}'):
         with pytest.raises(EventRejected):
-            parse_event(bad, "application/json" if bad.startswith(b"{") else "application/x-www-form-urlencoded")
+            parse_event(
+                bad, "application/json" if bad.startswith(b"{") else "application/x-www-form-urlencoded"
+            )
 
 
-async def test_asgi_app_verifies_persists_then_handles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_asgi_app_verifies_persists_then_handles(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     portal, app, _client = _app_portal()
     handled: list[Event] = []
     tenants = TenantRegistry(tmp_path / "tenants.sqlite3")
     inbox = Inbox(tmp_path / "inbox.sqlite3")
     asgi = asgi_app(EventVerifier(tenants), handled.append, inbox)
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
-        assert (await http.post("/hook", content=_install_body(portal, app), headers=headers)).status_code == 200
-        Bitrix24(portal.webhook_url, transport=portal.transport()).call("crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
+        assert (
+            await http.post("/hook", content=_install_body(portal, app), headers=headers)
+        ).status_code == 200
+        Bitrix24(portal.webhook_url, transport=portal.transport()).call(
+            "crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}}
+        )
         good = portal.events.deliveries[-1][1]
         assert (await http.post("/hook", content=good, headers=headers)).status_code == 200
         forged = good.replace(app.application_token.encode(), b"f" * len(app.application_token))
@@ -93,9 +121,14 @@ async def test_a_failing_handler_leaves_the_event_in_the_inbox(tmp_path: Path) -
         raise RuntimeError("downstream down")
 
     asgi = asgi_app(EventVerifier(tenants), boom, inbox)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
-        response = await http.post("/hook", content=_install_body(portal, app),
-                                   headers={"content-type": "application/x-www-form-urlencoded"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
+        response = await http.post(
+            "/hook",
+            content=_install_body(portal, app),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
     assert response.status_code == 200  # the portal never retries; we keep the event instead
     assert [e.name for _, e in inbox.pending()] == ["ONAPPINSTALL"]
 
@@ -105,7 +138,11 @@ def test_uninstall_removes_the_tenant() -> None:
     tenants = TenantRegistry()
     verifier = EventVerifier(tenants)
     verifier.verify(parse_event(_install_body(portal, app)))
-    auth = {"member_id": portal.member_id, "domain": portal.domain, "application_token": app.application_token}
+    auth = {
+        "member_id": portal.member_id,
+        "domain": portal.domain,
+        "application_token": app.application_token,
+    }
     verifier.verify(Event("ONAPPUNINSTALL", {}, auth))
     with pytest.raises(EventRejected):
         verifier.verify(Event("ONCRMDEALADD", {}, auth))
@@ -116,9 +153,15 @@ async def test_a_second_onappinstall_cannot_take_a_tenant_over(tmp_path: Path) -
     tenants = TenantRegistry()
     asgi = asgi_app(EventVerifier(tenants), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    takeover = _install_body(portal, app).replace(app.application_token.encode(), b"a" * len(app.application_token))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
-        assert (await http.post("/hook", content=_install_body(portal, app), headers=headers)).status_code == 200
+    takeover = _install_body(portal, app).replace(
+        app.application_token.encode(), b"a" * len(app.application_token)
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
+        assert (
+            await http.post("/hook", content=_install_body(portal, app), headers=headers)
+        ).status_code == 200
         assert (await http.post("/hook", content=takeover, headers=headers)).status_code == 403
     assert tenants.token_for(portal.member_id, None) == app.application_token
 
@@ -134,26 +177,54 @@ def test_a_rejected_request_registers_no_secret_and_a_foreign_domain_is_refused(
     from urllib.parse import urlencode
 
     chosen = "attacker-chosen-string-123"
-    forged = urlencode(form_encode({"event": "ONCRMDEALUPDATE", "data": {}, "auth": {
-        "member_id": portal.member_id, "domain": portal.domain, "application_token": "wrong", "access_token": chosen}}))
+    forged = urlencode(
+        form_encode(
+            {
+                "event": "ONCRMDEALUPDATE",
+                "data": {},
+                "auth": {
+                    "member_id": portal.member_id,
+                    "domain": portal.domain,
+                    "application_token": "wrong",
+                    "access_token": chosen,
+                },
+            }
+        )
+    )
     with pytest.raises(EventRejected):
         verifier.verify(parse_event(forged.encode()))
     assert mask_text(chosen) == chosen  # not registered as a secret by an unverified request
-    other = urlencode(form_encode({"event": "ONCRMDEALUPDATE", "data": {}, "auth": {
-        "member_id": portal.member_id, "domain": "evil.bitrix24.com", "application_token": app.application_token}}))
+    other = urlencode(
+        form_encode(
+            {
+                "event": "ONCRMDEALUPDATE",
+                "data": {},
+                "auth": {
+                    "member_id": portal.member_id,
+                    "domain": "evil.bitrix24.com",
+                    "application_token": app.application_token,
+                },
+            }
+        )
+    )
     with pytest.raises(EventRejected, match="domain"):
         verifier.verify(parse_event(other.encode()))
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b"event=X&data=notamap&auth[application_token]=t", "application/x-www-form-urlencoded"),
-    (b"\xff\xfe\x00", "application/x-www-form-urlencoded"),
-    (b'{"event": "X", "data": [1, 2]}', "application/json"),
-    (b"x" * (2 << 20), "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b"event=X&data=notamap&auth[application_token]=t", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe\x00", "application/x-www-form-urlencoded"),
+        (b'{"event": "X", "data": [1, 2]}', "application/json"),
+        (b"x" * (2 << 20), "application/x-www-form-urlencoded"),
+    ],
+)
 async def test_odd_or_huge_bodies_never_answer_500(tmp_path: Path, body: bytes, content_type: str) -> None:
     asgi = asgi_app(EventVerifier(TenantRegistry()), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://app.example") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
         status = (await http.post("/hook", content=body, headers={"content-type": content_type})).status_code
     assert status in (403, 413)
     assert status == 413 if len(body) > (1 << 20) else status == 403

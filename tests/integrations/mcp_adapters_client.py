@@ -10,8 +10,9 @@ from langchain_mcp_adapters.client import MultiServerMCPClient
 
 
 async def main(server_command: list[str]) -> None:
-    client = MultiServerMCPClient({"bitrix24": {"command": server_command[0], "args": server_command[1:],
-                                                "transport": "stdio"}})
+    client = MultiServerMCPClient(
+        {"bitrix24": {"command": server_command[0], "args": server_command[1:], "transport": "stdio"}}
+    )
     tools = {tool.name: tool for tool in await client.get_tools()}
     result = await tools["b24_crm_get"].ainvoke({"entity": "deal", "id": 2})
     if isinstance(result, list):  # content blocks

@@ -1,4 +1,5 @@
-"""Deferred packs: the first model call carries the routed packs and b24_load_pack; a loaded pack is offered next."""
+"""Deferred packs: the first model call carries the routed packs and b24_load_pack; a loaded pack is
+offered next."""
 
 from __future__ import annotations
 
@@ -30,14 +31,25 @@ def test_langchain_offers_a_pack_from_the_step_after_the_model_loads_it(client: 
     first = [HumanMessage("list my deals")]
     names = {t.name for t in middleware.wrap_model_call(_Request(first, tools), lambda r: r).tools}
     assert "b24_crm_list" in names and "b24_load_pack" in names and "b24_chat_send" not in names
-    loaded = [*first, AIMessage(content="", tool_calls=[{"name": "b24_load_pack", "args": {"pack": "comms"},
-                                                         "id": "c1", "type": "tool_call"}])]
+    loaded = [
+        *first,
+        AIMessage(
+            content="",
+            tool_calls=[
+                {"name": "b24_load_pack", "args": {"pack": "comms"}, "id": "c1", "type": "tool_call"}
+            ],
+        ),
+    ]
     names = {t.name for t in middleware.wrap_model_call(_Request(loaded, tools), lambda r: r).tools}
     assert "b24_chat_send" in names
     call = {"name": "b24_chat_send", "args": {"dialog_id": "1", "message": "hi"}, "id": "c2"}
-    before = middleware.wrap_tool_call(SimpleNamespace(tool_call=call, state={"messages": first}), lambda r: "ran")
+    before = middleware.wrap_tool_call(
+        SimpleNamespace(tool_call=call, state={"messages": first}), lambda r: "ran"
+    )
     assert before != "ran" and "b24_load_pack" in before.content
-    after = middleware.wrap_tool_call(SimpleNamespace(tool_call=call, state={"messages": loaded}), lambda r: "ran")
+    after = middleware.wrap_tool_call(
+        SimpleNamespace(tool_call=call, state={"messages": loaded}), lambda r: "ran"
+    )
     assert after == "ran"
 
 
@@ -50,7 +62,9 @@ def test_the_loader_tool_answers_with_the_packs_tools_and_refuses_unknown_packs(
 
 async def test_mcp_loads_a_pack_and_lists_its_tools() -> None:
     portal = Portal(seed=1)
-    app = Bitrix24MCP(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), route=True)
+    app = Bitrix24MCP(
+        aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), route=True
+    )
     assert {t.name for t in app.tools()} == {"b24_load_pack", "b24_route"}
     changed: list[bool] = []
 
@@ -60,13 +74,17 @@ async def test_mcp_loads_a_pack_and_lists_its_tools() -> None:
     ctx = SimpleNamespace(session=SimpleNamespace(send_tool_list_changed=notify), request_id="r")
     import mcp.types as types
 
-    result = await app._call_tool(ctx, types.CallToolRequestParams(name="b24_load_pack", arguments={"pack": "comms"}))
+    result = await app._call_tool(
+        ctx, types.CallToolRequestParams(name="b24_load_pack", arguments={"pack": "comms"})
+    )
     assert not result.is_error and changed == [True] and "b24_chat_send" in {t.name for t in app.tools()}
 
 
 def test_a_scope_aware_toolkit_leaves_out_tools_the_credential_cannot_call(portal: Portal) -> None:
     only_tasks = Bitrix24(portal.add_webhook(1, scopes={"task", "user"}), transport=portal.transport())
-    toolkit = Bitrix24Toolkit.create(only_tasks, packs=("core", "comms"), confirm=AutoConfirmer(), scope_aware=True)
+    toolkit = Bitrix24Toolkit.create(
+        only_tasks, packs=("core", "comms"), confirm=AutoConfirmer(), scope_aware=True
+    )
     names = {t.name for t in toolkit.get_tools()}
     assert {"b24_task_create", "b24_task_list", "b24_user_find", "b24_core_call"} <= names
     assert not {"b24_crm_list", "b24_deal_move", "b24_chat_send"} & names

@@ -1,4 +1,5 @@
-"""LangChain face: standard tool tests, content+artifact, bad model input, LangGraph interrupts, pack routing."""
+"""LangChain face: standard tool tests, content+artifact, bad model input, LangGraph interrupts, pack
+routing."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from bitrix24_agent_tools.integrations.langchain import (
 from bitrix24_agent_tools.sandbox import Portal
 
 
-def _toolkit(packs: tuple[str, ...] = ("core",), confirm: Any = approve_all) -> tuple[Portal, Bitrix24Toolkit]:
+def _toolkit(
+    packs: tuple[str, ...] = ("core",), confirm: Any = approve_all
+) -> tuple[Portal, Bitrix24Toolkit]:
     portal = Portal(seed=1)
     client = Bitrix24(portal.webhook_url, transport=portal.transport())
     return portal, Bitrix24Toolkit.create(client, packs=packs, confirm=confirm)
@@ -64,7 +67,9 @@ class TestCreateTaskToolIntegration(ToolsIntegrationTests):
 
 def test_a_tool_call_gives_content_for_the_model_and_data_as_artifact() -> None:
     tool = _tool("b24_crm_get")
-    message = tool.invoke({"type": "tool_call", "id": "c1", "name": tool.name, "args": {"entity": "deal", "id": 2}})
+    message = tool.invoke(
+        {"type": "tool_call", "id": "c1", "name": tool.name, "args": {"entity": "deal", "id": 2}}
+    )
     assert isinstance(message, ToolMessage) and message.tool_call_id == "c1"
     assert '"ID":"2"' in message.content and message.artifact["ID"] == "2"
 
@@ -76,7 +81,9 @@ async def test_async_invoke_goes_through_the_same_guard() -> None:
     assert all(t["title"] != "x" for t in portal.entities("task"))
 
 
-@pytest.mark.parametrize("args", [{"entity": "dealz"}, {"entity": "deal", "limit": -5}, {}, {"entity": "deal", "junk": 1}])
+@pytest.mark.parametrize(
+    "args", [{"entity": "dealz"}, {"entity": "deal", "limit": -5}, {}, {"entity": "deal", "junk": 1}]
+)
 def test_malformed_model_arguments_come_back_as_one_line(args: dict[str, Any]) -> None:
     result = _tool("b24_crm_list").invoke(args)
     assert isinstance(result, str) and result.startswith("invalid arguments:") and "\n" not in result
@@ -95,7 +102,9 @@ def test_langgraph_agent_pauses_at_each_write_and_resumes_across_a_new_process_s
     config: dict[str, Any] = {"configurable": {"thread_id": "t1"}}
 
     def agent_for(saver: Any) -> Any:
-        toolkit = Bitrix24Toolkit.create(client, packs=("core", "comms"), guard=Guard(Policy.writer(), InterruptConfirmer()))
+        toolkit = Bitrix24Toolkit.create(
+            client, packs=("core", "comms"), guard=Guard(Policy.writer(), InterruptConfirmer())
+        )
         return create_agent(_scripted_model(), toolkit.get_tools(), checkpointer=saver)
 
     with SqliteSaver.from_conn_string(db) as saver:
@@ -115,7 +124,12 @@ def test_langgraph_agent_pauses_at_each_write_and_resumes_across_a_new_process_s
             if asked_for["method"] == "im.message.add":
                 answer = {"reject": "not now"}
             elif asked_for["method"] == "crm.timeline.comment.add":
-                answer = {"edit": {**asked_for["params"], "fields": {**asked_for["params"]["fields"], "COMMENT": "Edited by a person"}}}
+                answer = {
+                    "edit": {
+                        **asked_for["params"],
+                        "fields": {**asked_for["params"]["fields"], "COMMENT": "Edited by a person"},
+                    }
+                }
             state = agent.invoke(Command(resume=answer), config)
     assert asked == 4
     assert portal.entity("deal", deal_id)["STAGE_ID"] == "WON"
@@ -138,10 +152,22 @@ def test_routing_middleware_sends_only_the_routed_packs_tools() -> None:
         seen.append([t.name for t in request.tools])  # type: ignore[union-attr]
         return AIMessage("ok")
 
-    request = ModelRequest(model=None, messages=[HumanMessage("send the deal to the chat")], tools=tools,  # type: ignore[arg-type]
-                           system_prompt=None, tool_choice=None, response_format=None, state={}, runtime=None)  # type: ignore[arg-type]
+    request = ModelRequest(
+        model=None,
+        messages=[HumanMessage("send the deal to the chat")],
+        tools=tools,  # type: ignore[arg-type]
+        system_prompt=None,
+        tool_choice=None,
+        response_format=None,
+        state={},
+        runtime=None,
+    )  # type: ignore[arg-type]
     middleware.wrap_model_call(request, handler)
-    assert "b24_chat_send" in seen[0] and "b24_automation_call" not in seen[0] and "b24_collab_call" not in seen[0]
+    assert (
+        "b24_chat_send" in seen[0]
+        and "b24_automation_call" not in seen[0]
+        and "b24_collab_call" not in seen[0]
+    )
     assert len(seen[0]) < len(tools)
 
 

@@ -1,4 +1,5 @@
-"""LlamaIndex face: FunctionTools with our compact schemas, and a workflow that pauses for a person at each write."""
+"""LlamaIndex face: FunctionTools with our compact schemas, and a workflow that pauses for a person at each
+write."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from bitrix24_agent_tools.sandbox import Portal
 
 def _spec(confirm: Any = None) -> tuple[Portal, Bitrix24ToolSpec]:
     portal = Portal(seed=1)
-    return portal, Bitrix24ToolSpec.create(Bitrix24(portal.webhook_url, transport=portal.transport()),
-                                           packs=("core",), confirm=confirm)
+    return portal, Bitrix24ToolSpec.create(
+        Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core",), confirm=confirm
+    )
 
 
 def test_tool_list_matches_the_pack_with_our_compact_schemas() -> None:
@@ -64,7 +66,9 @@ async def _run(answer: Any) -> tuple[Portal, str, list[str]]:
     async for event in handler.stream_events():
         if isinstance(event, InputRequiredEvent):
             asked.append(event.prefix)
-            assert not any(t["title"] == "Call the client" for t in portal.entities("task"))  # not yet written
+            assert not any(
+                t["title"] == "Call the client" for t in portal.entities("task")
+            )  # not yet written
             handler.ctx.send_event(HumanResponseEvent(response=answer, waiter_id=event.waiter_id))  # type: ignore[union-attr,attr-defined]
     return portal, str(await handler), asked
 
@@ -117,11 +121,16 @@ async def test_a_tool_retriever_offers_what_the_message_points_to_and_loads_more
     from bitrix24_agent_tools.sandbox import Portal
 
     portal = Portal(seed=1)
-    spec = Bitrix24ToolSpec.create(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=tuple(PACKS),
-                                   confirm=AutoConfirmer())
+    spec = Bitrix24ToolSpec.create(
+        Bitrix24(portal.webhook_url, transport=portal.transport()),
+        packs=tuple(PACKS),
+        confirm=AutoConfirmer(),
+    )
     retriever = spec.retriever()
     offered = [t.metadata.name for t in await retriever.aretrieve("Move deal 3 to WON")]
-    assert offered[0] == "b24_deal_move" and offered[-1] == "b24_load_pack" and "b24_task_create" not in offered
+    assert (
+        offered[0] == "b24_deal_move" and offered[-1] == "b24_load_pack" and "b24_task_create" not in offered
+    )
     assert await retriever.aretrieve("b24_task_create") == []  # not offered: not found, not run
     loader = (await retriever.aretrieve("b24_load_pack"))[0]
     assert "loaded b24_task_create" in str(await loader.acall(pack="b24_task_create"))

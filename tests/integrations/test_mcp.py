@@ -1,4 +1,5 @@
-"""MCP face: tools/list with compact schemas and risk annotations; writes confirmed by the person via elicitation."""
+"""MCP face: tools/list with compact schemas and risk annotations; writes confirmed by the person via
+elicitation."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from bitrix24_agent_tools.toolbox import Toolbox
 
 def _server(**kwargs: Any) -> tuple[Portal, Bitrix24MCP]:
     portal = Portal(seed=1)
-    return portal, Bitrix24MCP(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), **kwargs)
+    return portal, Bitrix24MCP(
+        aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), **kwargs
+    )
 
 
 def _elicit(answer: dict[str, Any] | None, asked: list[str]) -> Any:
@@ -41,12 +44,24 @@ async def test_tools_list_has_compact_schemas_annotations_and_the_langchain_toke
     assert by_name["b24_crm_list"].annotations.read_only_hint is True
     assert by_name["b24_crm_update"].annotations.read_only_hint is False
     assert by_name["b24_core_call"].annotations.destructive_hint is True
-    mcp_view = sum(count_tokens(json.dumps({"name": t.name, "description": t.description, "inputSchema": t.input_schema},
-                                           separators=(",", ":"))) for t in tools)
+    mcp_view = sum(
+        count_tokens(
+            json.dumps(
+                {"name": t.name, "description": t.description, "inputSchema": t.input_schema},
+                separators=(",", ":"),
+            )
+        )
+        for t in tools
+    )
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    toolkit = Bitrix24Toolkit.create(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core", "comms"))
-    lc_view = sum(count_tokens(json.dumps(convert_to_openai_tool(t)["function"], separators=(",", ":"))) for t in toolkit.get_tools())
+    toolkit = Bitrix24Toolkit.create(
+        Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core", "comms")
+    )
+    lc_view = sum(
+        count_tokens(json.dumps(convert_to_openai_tool(t)["function"], separators=(",", ":")))
+        for t in toolkit.get_tools()
+    )
     assert abs(mcp_view - lc_view) / lc_view < 0.10
     assert mcp_view / len(tools) < 760 / 5  # a fifth of the strongest public MCP server's per-tool cost
 
@@ -84,11 +99,17 @@ async def test_declines_and_edits_come_from_the_person_and_edits_are_rechecked()
     assert declined.is_error and "declined" in declined.content[0].text
     edit = {"decision": "approve", "fields": json.dumps({"OPPORTUNITY": 777})}
     async with Client(app.server, elicitation_callback=_elicit(edit, asked)) as client:
-        edited = await client.call_tool("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"OPPORTUNITY": 5}})
+        edited = await client.call_tool(
+            "b24_crm_update", {"entity": "deal", "id": 4, "fields": {"OPPORTUNITY": 5}}
+        )
     assert not edited.is_error and portal.entity("deal", 4)["OPPORTUNITY"] == "777.00"
     bad = {"decision": "approve", "fields": "not json"}
     async with Client(app.server, elicitation_callback=_elicit(bad, asked)) as client:
-        assert (await client.call_tool("b24_crm_update", {"entity": "deal", "id": 4, "fields": {"OPPORTUNITY": 6}})).is_error
+        assert (
+            await client.call_tool(
+                "b24_crm_update", {"entity": "deal", "id": 4, "fields": {"OPPORTUNITY": 6}}
+            )
+        ).is_error
 
 
 async def test_no_model_argument_can_approve_and_without_elicitation_only_a_plan_is_stored() -> None:
@@ -101,7 +122,8 @@ async def test_no_model_argument_can_approve_and_without_elicitation_only_a_plan
     assert deferred.is_error and "--execute-plan" in deferred.content[0].text
     assert not any(t["title"] in ("sneaky", "later") for t in portal.entities("task"))
     plan_id = deferred.content[0].text.split("plan ")[1].split()[0]
-    # Only a person runs it (the CLI's --execute-plan does exactly this), through the same guard and plan store.
+    # Only a person runs it (the CLI's --execute-plan does exactly this), through the same guard and plan
+    # store.
     person = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), guard=app.toolbox.guard)
     shown: list[str] = []
 
@@ -128,7 +150,11 @@ async def test_route_mode_starts_small_adds_the_tools_a_request_needs_and_notifi
         loaded = await client.call_tool("b24_load_pack", {"pack": "b24_task_create"})
         last = {t.name for t in (await client.list_tools()).tools}
     assert before == {"b24_route", "b24_load_pack"}  # the first list costs two small tools
-    assert "b24_feed_post" in result.content[0].text and "b24_feed_post" in after and "b24_task_create" not in after
+    assert (
+        "b24_feed_post" in result.content[0].text
+        and "b24_feed_post" in after
+        and "b24_task_create" not in after
+    )
     assert not loaded.is_error and "b24_task_create" in last
     assert sum("list_changed" in repr(m) for m in changed) == 2
 
@@ -136,7 +162,9 @@ async def test_route_mode_starts_small_adds_the_tools_a_request_needs_and_notifi
 async def test_legacy_sessions_get_an_elicitation_request_mid_call() -> None:
     portal, app = _server()
     asked: list[str] = []
-    async with Client(app.server, elicitation_callback=_elicit({"decision": "approve"}, asked), mode="legacy") as client:
+    async with Client(
+        app.server, elicitation_callback=_elicit({"decision": "approve"}, asked), mode="legacy"
+    ) as client:
         result = await client.call_tool("b24_task_complete", {"id": 2})
     assert not result.is_error and portal.entity("task", 2)["status"] == "5"
     assert asked and "Complete task #2" in asked[0]
@@ -147,7 +175,10 @@ async def test_the_cli_serves_mcp_over_stdio_with_a_sandbox() -> None:
 
     from mcp import StdioServerParameters
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "bitrix24_agent_tools.cli", "mcp", "--sandbox", "--packs", "core,comms"])
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "bitrix24_agent_tools.cli", "mcp", "--sandbox", "--packs", "core,comms"],
+    )
     async with Client(params) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("b24_crm_get", {"entity": "deal", "id": 1})
@@ -171,7 +202,9 @@ async def test_http_mode_refuses_requests_without_the_bearer_token() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mcp.test") as http:
         assert (await http.post("/mcp")).status_code == 401
         assert (await http.post("/mcp", headers={"Authorization": "Bearer wrong"})).status_code == 401
-        assert (await http.post("/mcp", headers={"Authorization": "Bearer s3cret-token-value"})).status_code == 200
+        assert (
+            await http.post("/mcp", headers={"Authorization": "Bearer s3cret-token-value"})
+        ).status_code == 200
     assert reached == ["/mcp"]
 
 

@@ -26,23 +26,51 @@ def _box(client: Bitrix24) -> tuple[Toolbox, Person]:
     return Toolbox(client, packs=("core", "comms"), guard=Guard(Policy.writer(), person)), person
 
 
-@pytest.mark.parametrize(("tool", "args", "says"), [
-    ("b24_crm_create", {"entity": "deal", "fields": {"BOGUS": "x", "AMOUNT": 5}}, "unknown field BOGUS"),
-    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "AMOUNT": 5}}, "closest: OPPORTUNITY"),
-    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "ASSIGNED_BY_ID": "Farid Ivanova"}}, "expects a user ID"),
-    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "COMPANY_ID": 999}}, "company #999 does not exist"),
-    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "CURRENCY_ID": "EURO"}}, "CURRENCY_ID must be one of"),
-    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "ASSIGNED_BY_ID": 999}}, "user #999 does not exist"),
-    ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "CLOSEDATE": "next friday"}}, "ISO 8601"),
-    ("b24_crm_create", {"entity": "company", "fields": {"COMMENTS": "no title"}}, "company needs TITLE"),
-    ("b24_crm_update", {"entity": "deal", "id": 9999, "fields": {"TITLE": "x"}}, "deal #9999 does not exist"),
-    ("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"ID": 5}}, "read-only"),
-    ("b24_crm_comment", {"entity": "deal", "id": 9999, "text": "hi"}, "deal #9999 does not exist"),
-    ("b24_task_create", {"title": "x", "deadline": "next friday"}, "deadline must be an ISO 8601 date"),
-    ("b24_task_create", {"title": "x", "responsible_id": 999}, "user #999 does not exist"),
-])
+@pytest.mark.parametrize(
+    ("tool", "args", "says"),
+    [
+        ("b24_crm_create", {"entity": "deal", "fields": {"BOGUS": "x", "AMOUNT": 5}}, "unknown field BOGUS"),
+        ("b24_crm_create", {"entity": "deal", "fields": {"TITLE": "x", "AMOUNT": 5}}, "closest: OPPORTUNITY"),
+        (
+            "b24_crm_create",
+            {"entity": "deal", "fields": {"TITLE": "x", "ASSIGNED_BY_ID": "Farid Ivanova"}},
+            "expects a user ID",
+        ),
+        (
+            "b24_crm_create",
+            {"entity": "deal", "fields": {"TITLE": "x", "COMPANY_ID": 999}},
+            "company #999 does not exist",
+        ),
+        (
+            "b24_crm_create",
+            {"entity": "deal", "fields": {"TITLE": "x", "CURRENCY_ID": "EURO"}},
+            "CURRENCY_ID must be one of",
+        ),
+        (
+            "b24_crm_create",
+            {"entity": "deal", "fields": {"TITLE": "x", "ASSIGNED_BY_ID": 999}},
+            "user #999 does not exist",
+        ),
+        (
+            "b24_crm_create",
+            {"entity": "deal", "fields": {"TITLE": "x", "CLOSEDATE": "next friday"}},
+            "ISO 8601",
+        ),
+        ("b24_crm_create", {"entity": "company", "fields": {"COMMENTS": "no title"}}, "company needs TITLE"),
+        (
+            "b24_crm_update",
+            {"entity": "deal", "id": 9999, "fields": {"TITLE": "x"}},
+            "deal #9999 does not exist",
+        ),
+        ("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"ID": 5}}, "read-only"),
+        ("b24_crm_comment", {"entity": "deal", "id": 9999, "text": "hi"}, "deal #9999 does not exist"),
+        ("b24_task_create", {"title": "x", "deadline": "next friday"}, "deadline must be an ISO 8601 date"),
+        ("b24_task_create", {"title": "x", "responsible_id": 999}, "user #999 does not exist"),
+    ],
+)
 def test_a_write_that_would_fail_or_drop_data_is_refused_before_the_person_is_asked(
-        client: Bitrix24, portal: Portal, tool: str, args: dict[str, Any], says: str) -> None:
+    client: Bitrix24, portal: Portal, tool: str, args: dict[str, Any], says: str
+) -> None:
     box, person = _box(client)
     before = {k: dict(v) for k, v in portal.state.items() if isinstance(v, dict)}
     out = box.run(tool, args)
@@ -66,13 +94,17 @@ def test_won_and_lost_close_a_deal_by_its_pipelines_semantics(client: Bitrix24, 
     assert portal.entity("deal", deal_id)["STAGE_ID"] == "C1:WON"
 
 
-@pytest.mark.parametrize(("tool", "args", "says"), [
-    ("b24_chat_send", {"dialog_id": "Boris Smith", "message": "hi"}, "dialog_id must be a user ID"),
-    ("b24_chat_send", {"dialog_id": "999", "message": "hi"}, "user #999 does not exist"),
-    ("b24_notify", {"user_id": 99, "message": "hi"}, "user #99 does not exist"),
-])
-def test_messages_to_nobody_are_refused_before_the_person_is_asked(client: Bitrix24, tool: str, args: dict[str, Any],
-                                                                   says: str) -> None:
+@pytest.mark.parametrize(
+    ("tool", "args", "says"),
+    [
+        ("b24_chat_send", {"dialog_id": "Boris Smith", "message": "hi"}, "dialog_id must be a user ID"),
+        ("b24_chat_send", {"dialog_id": "999", "message": "hi"}, "user #999 does not exist"),
+        ("b24_notify", {"user_id": 99, "message": "hi"}, "user #99 does not exist"),
+    ],
+)
+def test_messages_to_nobody_are_refused_before_the_person_is_asked(
+    client: Bitrix24, tool: str, args: dict[str, Any], says: str
+) -> None:
     box, person = _box(client)
     out = box.run(tool, args)
     assert out.is_error and says in out.content and person.asked == []
@@ -80,21 +112,36 @@ def test_messages_to_nobody_are_refused_before_the_person_is_asked(client: Bitri
 
 def test_a_lead_with_name_phone_and_email_keeps_them_all(client: Bitrix24, portal: Portal) -> None:
     box, person = _box(client)
-    out = box.run("b24_crm_create", {"entity": "lead", "fields": {"TITLE": "Web form", "NAME": "Ann",
-                                                                 "LAST_NAME": "Lee", "PHONE": "+1 555 0100",
-                                                                 "EMAIL": "ann@example.com"}})
+    out = box.run(
+        "b24_crm_create",
+        {
+            "entity": "lead",
+            "fields": {
+                "TITLE": "Web form",
+                "NAME": "Ann",
+                "LAST_NAME": "Lee",
+                "PHONE": "+1 555 0100",
+                "EMAIL": "ann@example.com",
+            },
+        },
+    )
     assert not out.is_error, out.content
     lead = client.call("crm.lead.get", {"id": out.artifact["id"]}).result
     assert lead["LAST_NAME"] == "Lee" and lead["PHONE"][0]["VALUE"] == "+1 555 0100"
     assert lead["EMAIL"][0]["VALUE"] == "ann@example.com" and len(person.asked) == 1
 
 
-@pytest.mark.parametrize(("flt", "says"), [
-    ({"OPPORTUNITY>": 20000}, "put the operator before the field: >OPPORTUNITY"),
-    ({"COMPANY": "Northwind Foods"}, "closest: COMPANY_ID"),
-    ({"status": "open"}, "unknown filter field status"),
-])
-def test_a_wrong_filter_fails_loudly_instead_of_returning_nothing(client: Bitrix24, flt: dict[str, Any], says: str) -> None:
+@pytest.mark.parametrize(
+    ("flt", "says"),
+    [
+        ({"OPPORTUNITY>": 20000}, "put the operator before the field: >OPPORTUNITY"),
+        ({"COMPANY": "Northwind Foods"}, "closest: COMPANY_ID"),
+        ({"status": "open"}, "unknown filter field status"),
+    ],
+)
+def test_a_wrong_filter_fails_loudly_instead_of_returning_nothing(
+    client: Bitrix24, flt: dict[str, Any], says: str
+) -> None:
     box, _ = _box(client)
     out = box.run("b24_crm_list", {"entity": "deal", "filter": flt})
     assert out.is_error and says in out.content, out.content
@@ -123,7 +170,9 @@ def test_lists_show_names_beside_ids_within_the_token_budget(client: Bitrix24, p
     assert rows[0]["STAGE"] and count_tokens(out.content) / len(rows) <= 40
 
 
-def test_everyday_jobs_link_a_task_to_crm_comment_on_a_task_and_find_users(client: Bitrix24, portal: Portal) -> None:
+def test_everyday_jobs_link_a_task_to_crm_comment_on_a_task_and_find_users(
+    client: Bitrix24, portal: Portal
+) -> None:
     import json
 
     from bitrix24_agent_tools.packs.render import rows_of
@@ -133,10 +182,15 @@ def test_everyday_jobs_link_a_task_to_crm_comment_on_a_task_and_find_users(clien
     assert not created.is_error, created.content
     task = portal.entity("task", int(created.artifact["id"]))
     assert task is not None and task["ufCrmTask"] == ["D_3", "C_2"]  # tasks-task-get.md: ufCrmTask
-    assert "deal #9999 does not exist" in box.run("b24_task_create", {"title": "x", "crm": ["D_9999"]}).content
-    commented = box.run("b24_crm_comment", {"entity": "task", "id": int(created.artifact["id"]), "text": "Called"})
+    assert (
+        "deal #9999 does not exist" in box.run("b24_task_create", {"title": "x", "crm": ["D_9999"]}).content
+    )
+    commented = box.run(
+        "b24_crm_comment", {"entity": "task", "id": int(created.artifact["id"]), "text": "Called"}
+    )
     assert commented.content.startswith("comment #") and any(
-        c["POST_MESSAGE"] == "Called" for c in portal.state["task_comment"].values())
+        c["POST_MESSAGE"] == "Called" for c in portal.state["task_comment"].values()
+    )
     muller = portal.state["user"][2]
     muller["LAST_NAME"] = "Müller"
     by_name = rows_of(json.loads(box.run("b24_user_find", {"query": f"{muller['NAME']} Muller"}).content))

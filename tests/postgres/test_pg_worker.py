@@ -1,4 +1,5 @@
-"""The offline worker on a shared PostgreSQL state: exactly once per delivery across workers, processes and kills."""
+"""The offline worker on a shared PostgreSQL state: exactly once per delivery across workers, processes and
+kills."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
 
 
-
-
 def test_the_handler_shares_the_transaction_with_the_done_mark(pg_dsn: str) -> None:
     portal = Portal(seed=1)
     client, _, _ = _setup(portal)
@@ -41,7 +40,9 @@ def test_the_handler_shares_the_transaction_with_the_done_mark(pg_dsn: str) -> N
     worker = OfflineWorker(client, handler, pg_dsn, worker_id="a")
     assert (worker.run_once().handled, worker.run_once().handled) == (2, 1)
     with psycopg.connect(pg_dsn) as db:
-        rows = db.execute("SELECT deal_id, COUNT(*) FROM effects GROUP BY deal_id ORDER BY deal_id").fetchall()
+        rows = db.execute(
+            "SELECT deal_id, COUNT(*) FROM effects GROUP BY deal_id ORDER BY deal_id"
+        ).fetchall()
     assert rows == [("31", 1), ("32", 1), ("33", 1)] and portal.events.queue == {}
 
 
@@ -53,8 +54,12 @@ def test_two_workers_on_one_database_handle_each_delivery_once(pg_dsn: str) -> N
     for amount in range(6):
         writer.call("crm.deal.update", {"id": 1 + amount % 3, "fields": {"OPPORTUNITY": amount}})
         if amount == 2:
-            OfflineWorker(client, lambda e, db: db.execute("INSERT INTO effects VALUES (%s, %s)", (e.row_id, "x")),
-                          pg_dsn, worker_id="early").run_once()
+            OfflineWorker(
+                client,
+                lambda e, db: db.execute("INSERT INTO effects VALUES (%s, %s)", (e.row_id, "x")),
+                pg_dsn,
+                worker_id="early",
+            ).run_once()
     calls: list[str] = []
     lock = threading.Lock()
 
@@ -73,7 +78,9 @@ def test_two_workers_on_one_database_handle_each_delivery_once(pg_dsn: str) -> N
     with psycopg.connect(pg_dsn) as db:
         counts = db.execute("SELECT row_id, COUNT(*) FROM effects GROUP BY row_id").fetchall()
     assert portal.events.queue == {}
-    assert {r for r, _ in counts} == {str(r) for r in portal.events.produced_rows}  # every delivery, the repeats too
+    assert {r for r, _ in counts} == {
+        str(r) for r in portal.events.produced_rows
+    }  # every delivery, the repeats too
     assert all(c == 1 for _, c in counts) and len(calls) == len(set(calls))
 
 

@@ -1,4 +1,5 @@
-"""A real redis-server on a free loopback port for these tests; skipped (with how to run) when absent, except in CI."""
+"""A real redis-server on a free loopback port for these tests; skipped (with how to run) when absent,
+except in CI."""
 
 from __future__ import annotations
 
@@ -22,14 +23,31 @@ def _free_port() -> int:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        message = "redis-server not found: install it (apt-get install redis-server) to run the Redis backend tests"
+        message = (
+            "redis-server not found: install it (apt-get install redis-server) to run the Redis backend tests"
+        )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message + " — CI must run them (.ci/run installs it)")
         pytest.skip(message)
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import redis
 
     client = redis.Redis(port=port)

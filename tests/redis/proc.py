@@ -21,16 +21,31 @@ def main() -> None:
             client.call("profile")
         print("ok")
     elif mode == "refresh":
-        auth = OAuth(args["domain"], args["access"], args["refresh"], args["client_id"], args["secret"],
-                     oauth_server=args["oauth_server"], client_endpoint=args["endpoint"], token_store=redis_url)
+        auth = OAuth(
+            args["domain"],
+            args["access"],
+            args["refresh"],
+            args["client_id"],
+            args["secret"],
+            oauth_server=args["oauth_server"],
+            client_endpoint=args["endpoint"],
+            token_store=redis_url,
+        )
         print(Bitrix24(auth).call("profile").result["ID"])
     elif mode == "write":
         from bitrix24_agent_tools.confirmers import approve_all
         from bitrix24_agent_tools.guard import Guard, Policy
         from bitrix24_agent_tools.toolbox import Toolbox
 
-        box = Toolbox(Bitrix24(args["webhook"]), guard=Guard(Policy.writer(), approve_all, idempotency=redis_url))
-        print(box.run("b24_crm_create", {"entity": "lead", "fields": {"TITLE": "Web form 991", "ORIGIN_ID": "form-991"}}).content)
+        box = Toolbox(
+            Bitrix24(args["webhook"]), guard=Guard(Policy.writer(), approve_all, idempotency=redis_url)
+        )
+        print(
+            box.run(
+                "b24_crm_create",
+                {"entity": "lead", "fields": {"TITLE": "Web form 991", "ORIGIN_ID": "form-991"}},
+            ).content
+        )
 
 
 if __name__ == "__main__":

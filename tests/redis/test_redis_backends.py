@@ -26,9 +26,23 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(mode: str, redis_url: str, n: int, args: dict[str, Any]) -> list[str]:
     start_at = time.time() + 1.5
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "redis" / "proc.py"), mode, redis_url, str(start_at),
-                               json.dumps(args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "redis" / "proc.py"),
+                mode,
+                redis_url,
+                str(start_at),
+                json.dumps(args),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     outputs = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -50,7 +64,12 @@ def test_four_processes_share_one_bucket_and_never_exceed_the_plan(redis_db: str
     rate, burst = 60.0, 50
     portal = Portal(seed=1, rate_limit=(rate, burst))
     with portal.serve() as server:
-        _run("limiter", redis_db, 4, {"webhook": server.webhook_url, "calls": 200, "rate": rate, "burst": burst})
+        _run(
+            "limiter",
+            redis_db,
+            4,
+            {"webhook": server.webhook_url, "calls": 200, "rate": rate, "burst": burst},
+        )
     calls = [r for r in portal.requests if r.method == "profile"]
     assert len(calls) == 800 and portal.rejected["QUERY_LIMIT_EXCEEDED"] == 0
     times = sorted(r.at for r in calls)
@@ -66,12 +85,20 @@ def test_eight_processes_on_an_expired_token_refresh_exactly_once(redis_db: str)
     tokens = portal.install_app(app)
     with portal.serve() as server:
         store = RedisTokenStore.from_url(redis_db)
-        store.save(server.url.split("://")[1] + "|" + app.client_id, Tokens(tokens["access_token"], tokens["refresh_token"],
-                                                      client_endpoint=f"{server.url}/rest/"))
+        store.save(
+            server.url.split("://")[1] + "|" + app.client_id,
+            Tokens(tokens["access_token"], tokens["refresh_token"], client_endpoint=f"{server.url}/rest/"),
+        )
         portal.expire_all_tokens()
-        args = {"domain": server.url.split("://")[1], "access": tokens["access_token"], "refresh": tokens["refresh_token"],
-                "client_id": app.client_id, "secret": app.client_secret, "oauth_server": f"{server.url}/oauth/token/",
-                "endpoint": f"{server.url}/rest/"}
+        args = {
+            "domain": server.url.split("://")[1],
+            "access": tokens["access_token"],
+            "refresh": tokens["refresh_token"],
+            "client_id": app.client_id,
+            "secret": app.client_secret,
+            "oauth_server": f"{server.url}/oauth/token/",
+            "endpoint": f"{server.url}/rest/",
+        }
         outputs = _run("refresh", redis_db, 8, args)
     assert outputs == ["1"] * 8
     assert len([r for r in portal.requests if r.method == "oauth.token"]) == 1
@@ -100,8 +127,16 @@ def test_token_store_lock_and_idempotency_and_plans(redis_db: str) -> None:
     idem.complete("t", "k", {"result": 5}, 60)
     assert idem.begin("t", "k", 60) == {"result": 5} and idem.begin("other", "k", 60) == "new"
     plans = RedisPlanStore.from_url(redis_db)
-    plan = StoredPlan("p1", "t", "tool", "crm.deal.update", {"id": 1}, "write", "Update deal #1",
-                      expires_at=time.time() + 60)
+    plan = StoredPlan(
+        "p1",
+        "t",
+        "tool",
+        "crm.deal.update",
+        {"id": 1},
+        "write",
+        "Update deal #1",
+        expires_at=time.time() + 60,
+    )
     plans.save(plan)
     try:
         plans.claim("p1", "other-tenant", time.time())

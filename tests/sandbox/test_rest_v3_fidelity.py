@@ -17,35 +17,48 @@ def _post(portal: Portal, method: str, body: Any, headers: dict[str, str] | None
 
 
 def test_select_picks_fields_and_related_objects(portal: Portal) -> None:
-    """rest-v3.md, Connections: related fields by dot; an unknown own field is left out; an unknown related one is
-    UNKNOWNDTOPROPERTYEXCEPTION."""
-    item = _post(portal, "tasks.task.get", {"id": 1, "select": ["id", "title", "stageId", "responsible.name"]}).json()
-    assert set(item["result"]["item"]) == {"id", "title", "responsible"} and "name" in item["result"]["item"]["responsible"]
+    """rest-v3.md, Connections: related fields by dot; an unknown own field is left out; an unknown related
+    one is UNKNOWNDTOPROPERTYEXCEPTION."""
+    item = _post(
+        portal, "tasks.task.get", {"id": 1, "select": ["id", "title", "stageId", "responsible.name"]}
+    ).json()
+    assert (
+        set(item["result"]["item"]) == {"id", "title", "responsible"}
+        and "name" in item["result"]["item"]["responsible"]
+    )
     bad = _post(portal, "tasks.task.get", {"id": 1, "select": ["responsible.stageId"]})
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "BITRIX_REST_V3_EXCEPTION_UNKNOWNDTOPROPERTYEXCEPTION"
 
 
 def test_filter_triples_logic_or_and_pagination(portal: Portal) -> None:
-    """rest-v3.md, Filtering; tasks-task-list-rest-v3.md: pagination {page, limit, offset}; only id is returned
-    without select."""
-    body = {"filter": [["id", ">", 1], {"logic": "or", "conditions": [["id", [2, 3]], ["id", "in", [5]]]}],
-            "order": {"id": "DESC"}, "pagination": {"page": 1, "limit": 2}}
+    """rest-v3.md, Filtering; tasks-task-list-rest-v3.md: pagination {page, limit, offset}; only id is
+    returned without select."""
+    body = {
+        "filter": [["id", ">", 1], {"logic": "or", "conditions": [["id", [2, 3]], ["id", "in", [5]]]}],
+        "order": {"id": "DESC"},
+        "pagination": {"page": 1, "limit": 2},
+    }
     items = _post(portal, "tasks.task.list", body).json()["result"]["items"]
     assert items == [{"id": 5}, {"id": 3}]
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"filter": [["nope", "=", 1]]}, "UNKNOWNDTOPROPERTYEXCEPTION"),
-    ({"filter": [["id", "like", 1]]}, "UNKNOWNFILTEROPERATOREXCEPTION"),
-    ({"filter": [["id", "=", "abc"]]}, "VALIDATION_REQUESTVALIDATIONEXCEPTION"),
-    ({"filter": [["title", "=", "x"]]}, "VALIDATION_REQUESTVALIDATIONEXCEPTION"),  # not Filterable
-    ({"order": {"id": "UP"}}, "INVALIDORDEREXCEPTION"),
-    ({"pagination": {"limit": "abc"}}, "INVALIDPAGINATIONEXCEPTION"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"filter": [["nope", "=", 1]]}, "UNKNOWNDTOPROPERTYEXCEPTION"),
+        ({"filter": [["id", "like", 1]]}, "UNKNOWNFILTEROPERATOREXCEPTION"),
+        ({"filter": [["id", "=", "abc"]]}, "VALIDATION_REQUESTVALIDATIONEXCEPTION"),
+        ({"filter": [["title", "=", "x"]]}, "VALIDATION_REQUESTVALIDATIONEXCEPTION"),  # not Filterable
+        ({"order": {"id": "UP"}}, "INVALIDORDEREXCEPTION"),
+        ({"pagination": {"limit": "abc"}}, "INVALIDPAGINATIONEXCEPTION"),
+    ],
+)
 def test_list_errors_carry_the_documented_codes(portal: Portal, body: dict[str, Any], code: str) -> None:
     response = _post(portal, "tasks.task.list", body)
-    assert response.status_code == 400 and response.json()["error"]["code"] == "BITRIX_REST_V3_EXCEPTION_" + code
+    assert (
+        response.status_code == 400 and response.json()["error"]["code"] == "BITRIX_REST_V3_EXCEPTION_" + code
+    )
 
 
 def test_a_missing_id_is_a_validation_error_naming_the_field(portal: Portal) -> None:
@@ -63,7 +76,12 @@ def test_idempotency_key_is_echoed_and_a_replay_is_marked(portal: Portal) -> Non
     assert first.headers["idempotency-key"] == "abc-1" and "idempotent-replayed" not in first.headers
     assert again.headers["idempotent-replayed"] == "true" and again.json()["result"] == first.json()["result"]
     assert [t["title"] for t in portal.entities("task")].count("Once") == 1
-    reused = _post(portal, "tasks.task.add", {"fields": {**body["fields"], "title": "Other"}}, {"Idempotency-Key": "abc-1"})
+    reused = _post(
+        portal,
+        "tasks.task.add",
+        {"fields": {**body["fields"], "title": "Other"}},
+        {"Idempotency-Key": "abc-1"},
+    )
     assert reused.status_code == 422
     invalid = _post(portal, "tasks.task.add", body, {"Idempotency-Key": "k" * 300})  # over 255 characters
     assert invalid.status_code == 400
@@ -71,8 +89,14 @@ def test_idempotency_key_is_echoed_and_a_replay_is_marked(portal: Portal) -> Non
 
 def test_batch_is_a_json_array_and_the_old_format_is_refused(portal: Portal) -> None:
     """rest-v3.md, Batch call."""
-    ok = _post(portal, "batch", [{"method": "tasks.task.get", "query": {"id": 1, "select": ["id"]}},
-                                 {"method": "tasks.task.get", "query": {"id": 2, "select": ["id"]}}]).json()
+    ok = _post(
+        portal,
+        "batch",
+        [
+            {"method": "tasks.task.get", "query": {"id": 1, "select": ["id"]}},
+            {"method": "tasks.task.get", "query": {"id": 2, "select": ["id"]}},
+        ],
+    ).json()
     assert ok["result"] == [{"item": {"id": 1}}, {"item": {"id": 2}}]
     old = _post(portal, "batch", {"cmd": {"a": "tasks.task.get?id=1"}})
     assert old.json()["error"]["code"] == "BITRIX_REST_V3_EXCEPTION_INVALIDSELECTEXCEPTION"
@@ -81,5 +105,9 @@ def test_batch_is_a_json_array_and_the_old_format_is_refused(portal: Portal) -> 
 def test_openapi_document_has_paths_and_component_schemas(portal: Portal) -> None:
     """rest-v3.md, OpenAPI documentation: `paths` and `components.schemas`; `documentation` is a synonym."""
     doc = _post(portal, "rest.documentation.openapi", {}).json()["result"]
-    assert doc["openapi"].startswith("3.") and "/tasks.task.get" in doc["paths"] and "TaskDto" in doc["components"]["schemas"]
+    assert (
+        doc["openapi"].startswith("3.")
+        and "/tasks.task.get" in doc["paths"]
+        and "TaskDto" in doc["components"]["schemas"]
+    )
     assert _post(portal, "documentation", {}).json()["result"] == doc

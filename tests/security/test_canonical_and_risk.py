@@ -1,8 +1,9 @@
-"""Security: one canonical form of a call and one fail-closed risk model (issue: no write without a person's yes).
+"""Security: one canonical form of a call and one fail-closed risk model (issue: no write without a person's
+yes).
 
 Facts from the Bitrix core's rest module (public mirror avshatalov48/bitrix-core-business):
-``classes/general/rest_provider.php`` ``CRestProvider::methodsBatch`` upper-cases the batch's keys, parses each
-command with ``parse_url`` and tries the method lower-cased; ``lib/api/event.php`` ``eventOfflineGet``
+``classes/general/rest_provider.php`` ``CRestProvider::methodsBatch`` upper-cases the batch's keys, parses
+each command with ``parse_url`` and tries the method lower-cased; ``lib/api/event.php`` ``eventOfflineGet``
 lower-cases keys and reads ``clear`` with intval (absent = 1).
 """
 
@@ -34,14 +35,19 @@ class Recorder:
         return Decision.reject("no")
 
 
-def _box(client: Bitrix24, confirm: Any = None, policy: Policy | None = None, allow: tuple[str, ...] = ()) -> Toolbox:
+def _box(
+    client: Bitrix24, confirm: Any = None, policy: Policy | None = None, allow: tuple[str, ...] = ()
+) -> Toolbox:
     return Toolbox(client, packs=("core",), guard=Guard(policy or Policy.writer(), confirm, allow=allow))
 
 
-def test_a_second_case_variant_of_cmd_cannot_smuggle_deletes_past_a_read_only_policy(client: Bitrix24, portal: Portal) -> None:
+def test_a_second_case_variant_of_cmd_cannot_smuggle_deletes_past_a_read_only_policy(
+    client: Bitrix24, portal: Portal
+) -> None:
     before = copy.deepcopy(portal.state["deal"])
     out = _box(client, AutoConfirmer(), Policy.read_only()).run(
-        "b24_core_call", {"method": "batch", "params": {"cmd": {}, "CMD": {"a": "crm.deal.delete?id=1"}}})
+        "b24_core_call", {"method": "batch", "params": {"cmd": {}, "CMD": {"a": "crm.deal.delete?id=1"}}}
+    )
     assert out.is_error and "ambiguous" in out.content
     assert portal.state["deal"] == before
 
@@ -52,35 +58,49 @@ def test_the_sandbox_runs_an_upper_case_cmd_as_the_portal_does(client: Bitrix24,
     assert response.result["result"]["a"]["ID"] == "1"
 
 
-@pytest.mark.parametrize("params", [
-    {"cmd": {"a": "crm.deal.list"}, "extra": 1},                       # unknown top-level key
-    {"cmd": {}},                                                       # empty batch
-    {"cmd": []},
-    {"cmd": {"a": "crm.deal.update?id=1&fields[TITLE]=x&FIELDS[TITLE]=y"}},  # case twins inside a command
-    {"cmd": {"a": "crm.deal.update?id=1&id=2"}},                        # a value set twice
-    {"cmd": {"a": "event.offline.get?clear=0&clear[]=1"}},              # scalar and list: PHP keeps the list
-    {"cmd": {"a": "crm.deal.list#?x=1"}},                               # parse_url drops the fragment
-    {"cmd": {"a": "crm.deal.update?fields.TITLE=x"}},                    # PHP renames '.' in a key
-    {"cmd": {"a": "crm.deal.list?filter[ID=1"}},                        # unbalanced bracket
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cmd": {"a": "crm.deal.list"}, "extra": 1},  # unknown top-level key
+        {"cmd": {}},  # empty batch
+        {"cmd": []},
+        {"cmd": {"a": "crm.deal.update?id=1&fields[TITLE]=x&FIELDS[TITLE]=y"}},  # case twins inside a command
+        {"cmd": {"a": "crm.deal.update?id=1&id=2"}},  # a value set twice
+        {"cmd": {"a": "event.offline.get?clear=0&clear[]=1"}},  # scalar and list: PHP keeps the list
+        {"cmd": {"a": "crm.deal.list#?x=1"}},  # parse_url drops the fragment
+        {"cmd": {"a": "crm.deal.update?fields.TITLE=x"}},  # PHP renames '.' in a key
+        {"cmd": {"a": "crm.deal.list?filter[ID=1"}},  # unbalanced bracket
+    ],
+)
 def test_ambiguous_batches_are_refused_not_guessed(client: Bitrix24, params: dict[str, Any]) -> None:
-    out = _box(client, AutoConfirmer(), Policy.admin()).run("b24_core_call", {"method": "batch", "params": params})
+    out = _box(client, AutoConfirmer(), Policy.admin()).run(
+        "b24_core_call", {"method": "batch", "params": params}
+    )
     assert out.is_error and out.artifact == {"refused": "AMBIGUOUS"}
 
 
 def test_case_twins_at_the_top_level_are_refused(client: Bitrix24, portal: Portal) -> None:
     out = _box(client, AutoConfirmer(), Policy.admin()).run(
-        "b24_core_call", {"method": "crm.deal.update", "params": {"id": 1, "fields": {"TITLE": "a"}, "FIELDS": {"TITLE": "b"}}})
+        "b24_core_call",
+        {
+            "method": "crm.deal.update",
+            "params": {"id": 1, "fields": {"TITLE": "a"}, "FIELDS": {"TITLE": "b"}},
+        },
+    )
     assert out.is_error and "differ only by case" in out.content
 
 
-@pytest.mark.parametrize("name", ["crm.deal.delete.json", " CRM.Deal.Delete ", "crm.deal.delete.xml", "Crm.Deal.DELETE.JSON"])
+@pytest.mark.parametrize(
+    "name", ["crm.deal.delete.json", " CRM.Deal.Delete ", "crm.deal.delete.xml", "Crm.Deal.DELETE.JSON"]
+)
 def test_suffixes_case_and_whitespace_do_not_change_the_risk(name: str) -> None:
     assert Guard(Policy.admin(), None, allow=("crm.deal.*",)).risk_of(name, {"id": 1}) == "destructive"
     assert classify(name, {"id": 1}) == "destructive"
 
 
-def test_a_json_suffixed_delete_allowed_by_a_pattern_still_asks_a_person(portal: Portal, client: Bitrix24) -> None:
+def test_a_json_suffixed_delete_allowed_by_a_pattern_still_asks_a_person(
+    portal: Portal, client: Bitrix24
+) -> None:
     confirm = Recorder()
     box = Toolbox(client, packs=("core",), guard=Guard(Policy.admin(), confirm, allow=("crm.deal.*",)))
     out = box.run("b24_core_call", {"method": "crm.deal.delete.json", "params": {"id": 2}})
@@ -89,21 +109,45 @@ def test_a_json_suffixed_delete_allowed_by_a_pattern_still_asks_a_person(portal:
     assert portal.entity("deal", 2) is not None
 
 
-@pytest.mark.parametrize("method", [
-    "tasks.task.delegate", "tasks.task.approve", "tasks.task.defer", "im.chat.leave", "disk.file.markdeleted",
-    "landing.landing.unpublic", "imconnector.send.messages", "log.blogpost.share", "timeman.pause",
-    "crm.deal.recyclebin.restore", "user.update", "crm.lead.convert", "sonet_group.user.invite",
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "tasks.task.delegate",
+        "tasks.task.approve",
+        "tasks.task.defer",
+        "im.chat.leave",
+        "disk.file.markdeleted",
+        "landing.landing.unpublic",
+        "imconnector.send.messages",
+        "log.blogpost.share",
+        "timeman.pause",
+        "crm.deal.recyclebin.restore",
+        "user.update",
+        "crm.lead.convert",
+        "sonet_group.user.invite",
+    ],
+)
 def test_unknown_verbs_are_at_least_writes(method: str) -> None:
     assert classify(method) in ("write", "destructive")
 
 
-@pytest.mark.parametrize(("params", "risk"), [
-    ({"clear": 0}, "write"), ({"CLEAR": "0"}, "write"), ({"clear": "no"}, "write"),  # intval("no") == 0
-    ({}, "destructive"), ({"clear": None}, "destructive"), ({"clear": [0]}, "destructive"),
-    ({"clear": "1"}, "destructive"), ({"clear": " 1"}, "destructive"), ({"clear": True}, "destructive"),
-])
-def test_event_offline_get_is_destructive_unless_clear_reads_as_zero(params: dict[str, Any], risk: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "risk"),
+    [
+        ({"clear": 0}, "write"),
+        ({"CLEAR": "0"}, "write"),
+        ({"clear": "no"}, "write"),  # intval("no") == 0
+        ({}, "destructive"),
+        ({"clear": None}, "destructive"),
+        ({"clear": [0]}, "destructive"),
+        ({"clear": "1"}, "destructive"),
+        ({"clear": " 1"}, "destructive"),
+        ({"clear": True}, "destructive"),
+    ],
+)
+def test_event_offline_get_is_destructive_unless_clear_reads_as_zero(
+    params: dict[str, Any], risk: str
+) -> None:
     assert classify("event.offline.get", params) == risk
 
 
@@ -130,8 +174,8 @@ def _method_variants(draw: Any) -> str:
 @given(method=_method_variants(), as_batch=st.booleans(), upper_cmd=st.booleans())
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_no_write_reaches_the_portal_without_a_yes(method: str, as_batch: bool, upper_cmd: bool) -> None:
-    """Property: whatever the spelling, a method the portal would run as a write gets a person's decision first,
-    and the risk the client retries on is the guard's."""
+    """Property: whatever the spelling, a method the portal would run as a write gets a person's decision
+    first, and the risk the client retries on is the guard's."""
     portal = Portal(seed=3, deals=5)
     client = Bitrix24(portal.webhook_url, transport=portal.transport())
     confirm = Recorder()
@@ -142,7 +186,10 @@ def test_no_write_reaches_the_portal_without_a_yes(method: str, as_batch: bool, 
         params = {("CMD" if upper_cmd else "cmd"): {"x": f"{method}?id=1"}}
         out = box.run("b24_core_call", {"method": "batch", "params": params})
     else:
-        out = box.run("b24_core_call", {"method": method.strip() if method.strip().isascii() else method, "params": {"id": 1}})
+        out = box.run(
+            "b24_core_call",
+            {"method": method.strip() if method.strip().isascii() else method, "params": {"id": 1}},
+        )
     assert out.is_error
     assert portal.state == before  # nothing changed on the portal
     try:

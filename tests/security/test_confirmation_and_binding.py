@@ -27,7 +27,9 @@ def test_every_field_is_shown_long_values_fold_with_a_marker_and_upper_case_fiel
 
 
 def test_a_batch_shows_each_command_on_its_own_line() -> None:
-    text = summarize("batch", {"cmd": {"a": "crm.deal.add?fields[TITLE]=One", "b": "crm.deal.delete?id=7"}}, None)
+    text = summarize(
+        "batch", {"cmd": {"a": "crm.deal.add?fields[TITLE]=One", "b": "crm.deal.delete?id=7"}}, None
+    )
     lines = text.splitlines()
     assert lines[0].startswith("Batch of 2 command(s)")
     assert any(line.startswith("[a] Create deal") for line in lines) and "TITLE = One" in text
@@ -48,7 +50,9 @@ def test_an_artifact_is_masked_like_the_text(client: Bitrix24, portal: Portal) -
     assert portal.webhook_code not in out.content and portal.webhook_code not in str(out.artifact)
 
 
-def test_an_edit_made_on_masked_params_writes_the_real_value_not_the_mask(client: Bitrix24, portal: Portal) -> None:
+def test_an_edit_made_on_masked_params_writes_the_real_value_not_the_mask(
+    client: Bitrix24, portal: Portal
+) -> None:
     secret = "link-secret-" + "7" * 30
     register_secret(secret)
 
@@ -65,8 +69,11 @@ def test_an_edit_made_on_masked_params_writes_the_real_value_not_the_mask(client
 
 
 def test_an_answer_for_another_request_is_a_no(client: Bitrix24, portal: Portal) -> None:
-    box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), lambda r: {"request_id": "crm.deal.add:" + "0" * 32,
-                                                                                     "type": "approve"}))
+    box = Toolbox(
+        client,
+        packs=("core",),
+        guard=Guard(Policy.writer(), lambda r: {"request_id": "crm.deal.add:" + "0" * 32, "type": "approve"}),
+    )
     out = box.run("b24_task_create", {"title": "not mine"})
     assert out.is_error and "another request" in out.content
     assert not any(t["title"] == "not mine" for t in portal.entities("task"))
@@ -86,18 +93,29 @@ def _two_calls_model() -> Any:
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
             return self
 
-        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
             if any(isinstance(m, ToolMessage) for m in messages):
                 return ChatResult(generations=[ChatGeneration(message=AIMessage(content="done"))])
-            calls = [{"name": "b24_task_create", "args": {"title": "Harmless"}, "id": "c1", "type": "tool_call"},
-                     {"name": "b24_deal_move", "args": {"id": 3, "stage_id": "LOSE"}, "id": "c2", "type": "tool_call"}]
+            calls = [
+                {"name": "b24_task_create", "args": {"title": "Harmless"}, "id": "c1", "type": "tool_call"},
+                {
+                    "name": "b24_deal_move",
+                    "args": {"id": 3, "stage_id": "LOSE"},
+                    "id": "c2",
+                    "type": "tool_call",
+                },
+            ]
             return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=calls))])
 
     return TwoCalls()
 
 
 def _decide(request: dict[str, Any]) -> Any:
-    return {"tasks.task.add": {"type": "approve"}, "crm.deal.update": {"type": "reject", "message": "no"}}[request["method"]]
+    return {"tasks.task.add": {"type": "approve"}, "crm.deal.update": {"type": "reject", "message": "no"}}[
+        request["method"]
+    ]
 
 
 def test_langgraph_two_writes_in_one_message_each_get_their_own_decision() -> None:
@@ -125,13 +143,23 @@ def test_langgraph_two_writes_in_one_message_each_get_their_own_decision() -> No
 def test_the_interrupt_speaks_the_human_in_the_loop_middleware_format() -> None:
     from bitrix24_agent_tools.integrations.langchain import confirmation_payload
 
-    request = ConfirmationRequest("b24_task_create", "tasks.task.add", {"fields": {"TITLE": "x"}}, "write", "p",
-                                  "Create task", None, "tasks.task.add:" + "a" * 32)
+    request = ConfirmationRequest(
+        "b24_task_create",
+        "tasks.task.add",
+        {"fields": {"TITLE": "x"}},
+        "write",
+        "p",
+        "Create task",
+        None,
+        "tasks.task.add:" + "a" * 32,
+    )
     payload = confirmation_payload(request)
     assert payload["action_requests"][0]["name"] == "b24_task_create"
     assert payload["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
     assert Decision.coerce({"decisions": [{"type": "reject", "message": "why"}]}).reason == "why"
-    assert Decision.coerce({"type": "edit", "edited_action": {"name": "t", "args": {"a": 1}}}).params == {"a": 1}
+    assert Decision.coerce({"type": "edit", "edited_action": {"name": "t", "args": {"a": 1}}}).params == {
+        "a": 1
+    }
 
 
 class _ModernSession:
@@ -148,7 +176,9 @@ async def test_mcp_accepts_only_the_nonce_it_issued_once() -> None:
     yes = types.ElicitResult(action="accept", content={"decision": "approve"})
 
     def params(responses: dict[str, Any] | None) -> types.CallToolRequestParams:
-        return types.CallToolRequestParams(name="b24_task_create", arguments={"title": "nonce"}, input_responses=responses)
+        return types.CallToolRequestParams(
+            name="b24_task_create", arguments={"title": "nonce"}, input_responses=responses
+        )
 
     first = await app._call_tool(ctx, params(None))
     assert isinstance(first, types.InputRequiredResult)
@@ -165,9 +195,13 @@ async def test_mcp_accepts_only_the_nonce_it_issued_once() -> None:
 
 async def test_mcp_without_a_bearer_token_serves_no_writes() -> None:
     portal = Portal(seed=1)
-    app = Bitrix24MCP(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), writes=False)
+    app = Bitrix24MCP(
+        aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()), writes=False
+    )
     ctx = SimpleNamespace(session=_ModernSession(), request_id="r1")
-    out = await app._call_tool(ctx, types.CallToolRequestParams(name="b24_task_create", arguments={"title": "local"}))
+    out = await app._call_tool(
+        ctx, types.CallToolRequestParams(name="b24_task_create", arguments={"title": "local"})
+    )
     assert out.is_error and "policy" in out.content[0].text
     assert not any(t["title"] == "local" for t in portal.entities("task"))
 
@@ -177,8 +211,9 @@ def test_demo_against_a_real_portal_refuses_writes_without_a_terminal(monkeypatc
 
     monkeypatch.setattr("sys.stdin", SimpleNamespace(isatty=lambda: False))
     said: list[str] = []
-    answer = _default_person(said.append, real_portal=True)({"risk": "write", "summary": "x", "method": "tasks.task.add",
-                                                             "params": {}})
+    answer = _default_person(said.append, real_portal=True)(
+        {"risk": "write", "summary": "x", "method": "tasks.task.add", "params": {}}
+    )
     assert Decision.coerce(answer).kind == "reject"
 
 
@@ -192,5 +227,9 @@ def test_routing_middleware_refuses_a_hidden_tool_the_model_calls_anyway(client:
     ran: list[Any] = []
     result = middleware.wrap_tool_call(request, lambda r: ran.append(r) or "ran")
     assert not ran and result.status == "error" and "not available" in result.content
-    assert middleware.wrap_tool_call(SimpleNamespace(tool_call={**call, "name": "b24_crm_list"}, state=request.state),
-                                     lambda r: "ran") == "ran"
+    assert (
+        middleware.wrap_tool_call(
+            SimpleNamespace(tool_call={**call, "name": "b24_crm_list"}, state=request.state), lambda r: "ran"
+        )
+        == "ran"
+    )

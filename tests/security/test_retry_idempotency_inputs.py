@@ -1,4 +1,5 @@
-"""Security: writes are never re-sent on a guess, idempotency is per whole call, bad input never crashes a run."""
+"""Security: writes are never re-sent on a guess, idempotency is per whole call, bad input never crashes a
+run."""
 
 from __future__ import annotations
 
@@ -15,18 +16,34 @@ from bitrix24_agent_tools.stores import MemoryIdempotencyStore
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
-def test_an_approved_batch_of_two_adds_is_not_resent_after_a_dropped_connection(client: Bitrix24, portal: Portal) -> None:
+def test_an_approved_batch_of_two_adds_is_not_resent_after_a_dropped_connection(
+    client: Bitrix24, portal: Portal
+) -> None:
     before = len(portal.entities("deal"))
     box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer()))
     portal.faults.drop_next(1, after_processing=True)  # the portal ran it, then the connection dropped
-    out = box.run("b24_core_call", {"method": "batch", "params": {
-        "cmd": {"a": "crm.deal.add?fields[TITLE]=One", "b": "crm.deal.add?fields[TITLE]=Two"}}})
+    out = box.run(
+        "b24_core_call",
+        {
+            "method": "batch",
+            "params": {"cmd": {"a": "crm.deal.add?fields[TITLE]=One", "b": "crm.deal.add?fields[TITLE]=Two"}},
+        },
+    )
     assert out.is_error
     assert len(portal.entities("deal")) == before + 2  # ran once; not a second time
 
 
-@pytest.mark.parametrize("method", ["timeman.open", "telephony.externalCall.finish", "landing.landing.publication",
-                                    "crm.automation.trigger", "tasks.task.delegate", "im.chat.leave"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "timeman.open",
+        "telephony.externalCall.finish",
+        "landing.landing.publication",
+        "crm.automation.trigger",
+        "tasks.task.delegate",
+        "im.chat.leave",
+    ],
+)
 def test_catalog_and_unknown_writes_are_not_retried_like_reads(method: str) -> None:
     assert not safe_to_repeat(method, {}, "v2", None, False, None)
     assert not safe_to_repeat(method, {}, "v2", "write", False, "key-only-v3-honours")
@@ -34,20 +51,30 @@ def test_catalog_and_unknown_writes_are_not_retried_like_reads(method: str) -> N
 
 
 def test_a_batch_holding_a_write_is_not_retried_but_a_read_batch_is() -> None:
-    assert not safe_to_repeat("batch", {"cmd": {"a": "crm.deal.list", "b": "crm.deal.add?fields[TITLE]=x"}}, "v2", None,
-                              False, None)
-    assert safe_to_repeat("batch", {"cmd": {"a": "crm.deal.list", "b": "crm.deal.get?id=1"}}, "v2", None, False, None)
+    assert not safe_to_repeat(
+        "batch", {"cmd": {"a": "crm.deal.list", "b": "crm.deal.add?fields[TITLE]=x"}}, "v2", None, False, None
+    )
+    assert safe_to_repeat(
+        "batch", {"cmd": {"a": "crm.deal.list", "b": "crm.deal.get?id=1"}}, "v2", None, False, None
+    )
 
 
-def test_later_different_updates_with_the_same_origin_id_are_all_sent(client: Bitrix24, portal: Portal) -> None:
+def test_later_different_updates_with_the_same_origin_id_are_all_sent(
+    client: Bitrix24, portal: Portal
+) -> None:
     box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer()))
     for amount in (100, 200):
-        out = box.run("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"ORIGIN_ID": "ext-1", "OPPORTUNITY": amount}})
+        out = box.run(
+            "b24_crm_update",
+            {"entity": "deal", "id": 1, "fields": {"ORIGIN_ID": "ext-1", "OPPORTUNITY": amount}},
+        )
         assert not out.is_error, out.content
         assert float(portal.entity("deal", 1)["OPPORTUNITY"]) == amount
 
 
-def test_a_refused_edit_keeps_another_writes_record_and_leaves_an_audit_row(client: Bitrix24, portal: Portal) -> None:
+def test_a_refused_edit_keeps_another_writes_record_and_leaves_an_audit_row(
+    client: Bitrix24, portal: Portal
+) -> None:
     store = MemoryIdempotencyStore()
     box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer(), idempotency=store))
     assert not box.run("b24_task_create", {"title": "First"}).is_error
@@ -55,17 +82,24 @@ def test_a_refused_edit_keeps_another_writes_record_and_leaves_an_audit_row(clie
     def edit_into_a_delete(request: ConfirmationRequest) -> Decision:
         return Decision.edit({"fields": {"TITLE": "First"}, "taskId": 1, "extra": {"a": 1, "A": 2}})
 
-    box2 = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), edit_into_a_delete, idempotency=store,
-                                                         audit=box.guard.audit))
+    box2 = Toolbox(
+        client,
+        packs=("core",),
+        guard=Guard(Policy.writer(), edit_into_a_delete, idempotency=store, audit=box.guard.audit),
+    )
     out = box2.run("b24_task_create", {"title": "Second"})
     assert out.is_error
     assert any(r.decision == "refused" and "edit refused" in (r.error or "") for r in box.guard.audit.rows())
-    again = box.run("b24_task_create", {"title": "First"})  # the first write's record is intact: replayed, not re-run
+    again = box.run(
+        "b24_task_create", {"title": "First"}
+    )  # the first write's record is intact: replayed, not re-run
     assert not again.is_error
     assert [t["title"] for t in portal.entities("task")].count("First") == 1
 
 
-def test_a_run_that_dies_while_the_person_thinks_does_not_block_the_write(client: Bitrix24, portal: Portal) -> None:
+def test_a_run_that_dies_while_the_person_thinks_does_not_block_the_write(
+    client: Bitrix24, portal: Portal
+) -> None:
     class Crash(BaseException):
         pass
 
@@ -75,13 +109,17 @@ def test_a_run_that_dies_while_the_person_thinks_does_not_block_the_write(client
     store = MemoryIdempotencyStore()
     with pytest.raises(Crash):
         Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), crash, idempotency=store)).run(
-            "b24_task_create", {"title": "Later"})
-    out = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer(), idempotency=store)).run(
-        "b24_task_create", {"title": "Later"})
+            "b24_task_create", {"title": "Later"}
+        )
+    out = Toolbox(
+        client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer(), idempotency=store)
+    ).run("b24_task_create", {"title": "Later"})
     assert not out.is_error and "already running" not in out.content
 
 
-async def test_confirm_timeout_holds_for_async_confirmers_under_run_and_sync_ones_under_arun(client: Bitrix24) -> None:
+async def test_confirm_timeout_holds_for_async_confirmers_under_run_and_sync_ones_under_arun(
+    client: Bitrix24,
+) -> None:
     import asyncio
     import threading
 
@@ -97,10 +135,13 @@ async def test_confirm_timeout_holds_for_async_confirmers_under_run_and_sync_one
 
     out = await asyncio.to_thread(
         Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), slow_async, confirm_timeout=0.2)).run,
-        "b24_task_create", {"title": "t1"})
+        "b24_task_create",
+        {"title": "t1"},
+    )
     assert out.is_error and "in time" in out.content
-    out = await Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), slow_sync, confirm_timeout=0.2)).arun(
-        "b24_task_create", {"title": "t2"})
+    out = await Toolbox(
+        client, packs=("core",), guard=Guard(Policy.writer(), slow_sync, confirm_timeout=0.2)
+    ).arun("b24_task_create", {"title": "t2"})
     release.set()
     assert out.is_error and "in time" in out.content
 
@@ -125,8 +166,10 @@ def test_deeply_nested_json_gets_a_line_not_a_recursion_error(client: Bitrix24) 
     assert out.is_error and "nested" in out.content
 
 
-@pytest.mark.parametrize("url", ["https://p.bitrix24.com/rest/abc/secretcode123456/",
-                                 "https://p.bitrix24.com/rest//secretcode123456/"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://p.bitrix24.com/rest/abc/secretcode123456/", "https://p.bitrix24.com/rest//secretcode123456/"],
+)
 def test_a_malformed_webhook_url_never_prints_the_code(url: str) -> None:
     with pytest.raises(ConfigError) as info:
         Bitrix24(url)
@@ -134,6 +177,10 @@ def test_a_malformed_webhook_url_never_prints_the_code(url: str) -> None:
 
 
 def test_a_refused_cli_write_names_the_cli_flag(portal: Portal, capsys: Any) -> None:
-    box = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core",), guard=Guard(Policy.writer()))
+    box = Toolbox(
+        Bitrix24(portal.webhook_url, transport=portal.transport()),
+        packs=("core",),
+        guard=Guard(Policy.writer()),
+    )
     out = box.run("b24_task_create", {"title": "x"})
     assert "--confirm-write" in out.content and "pass confirm=" not in out.content
