@@ -55,7 +55,7 @@ def _is_pause(exc: BaseException) -> bool:
 
 def _answered(flow: Generator[Any, Any, ToolOutput]) -> Generator[Any, Any, ToolOutput]:
     """A tool's flow with the person's answers settled, written once for both drivers
-    (``packs.drive``/``adrive`` perform the steps): a confirmer that fails is a "no"; a pause its face
+    (``_steps.drive``/``adrive`` perform the steps): a confirmer that fails is a "no"; a pause its face
     declared closes the flow first — which releases what the guard holds, the in-flight idempotency key — and
     reaches the framework."""
     try:

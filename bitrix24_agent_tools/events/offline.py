@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bitrix24_agent_tools._sqlite import open_sqlite
+from bitrix24_agent_tools._steps import adrive, drive
 from bitrix24_agent_tools.client import (
     AccessDenied,
     AsyncBitrix24,
@@ -402,27 +403,17 @@ class OfflineWorker(_Core):
 
     def _drive(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
         try:
-            return self._drive_inner(flow)
+            return drive(flow, self._step)
         except BaseException:
             flow.close()
             raise
 
-    def _drive_inner(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
-        try:
-            kind, payload = next(flow)
-            while True:
-                if kind == "call":
-                    value = self.client.call(*payload)
-                else:
-                    try:
-                        self._handle_sync(payload)
-                    except Exception as exc:
-                        kind, payload = flow.throw(exc)
-                        continue
-                    value = None
-                kind, payload = flow.send(value)
-        except StopIteration as stop:
-            return stop.value
+    def _step(self, step: tuple[str, Any]) -> Any:
+        kind, payload = step
+        if kind == "call":
+            return self.client.call(*payload)
+        self._handle_sync(payload)
+        return None
 
     def run_once(self) -> Stats:
         """One fetch–handle–clear cycle."""
@@ -477,31 +468,19 @@ class AsyncOfflineWorker(_Core):
 
     async def _drive(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
         try:
-            return await self._drive_inner(flow)
+            return await adrive(flow, self._step)
         except BaseException:
             flow.close()  # a cancelled run rolls back its open transaction instead of wedging the state file
             raise
 
-    async def _drive_inner(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
-        try:
-            kind, payload = next(flow)
-            while True:
-                if kind == "call":
-                    value = await self.client.call(*payload)
-                else:
-                    try:
-                        result = (
-                            self.handler(payload, self.state.db) if self._wants_db else self.handler(payload)
-                        )
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception as exc:
-                        kind, payload = flow.throw(exc)
-                        continue
-                    value = None
-                kind, payload = flow.send(value)
-        except StopIteration as stop:
-            return stop.value
+    async def _step(self, step: tuple[str, Any]) -> Any:
+        kind, payload = step
+        if kind == "call":
+            return await self.client.call(*payload)
+        result = self.handler(payload, self.state.db) if self._wants_db else self.handler(payload)
+        if inspect.isawaitable(result):
+            await result
+        return None
 
     async def replay(self) -> int:
         result: int = await self._drive(self.replay_flow())

@@ -17,12 +17,13 @@ tool's result for the model.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from bitrix24_agent_tools._steps import adrive, drive
 from bitrix24_agent_tools.risk import RISK_ORDER, Risk, riskiest
 
 ApiVersion = Literal["v2", "v3"]
@@ -105,35 +106,3 @@ class ToolSpec:
     handler: Handler
     pack: str
     generic: bool = False
-
-
-def drive(gen: HandlerGen, execute: Callable[[Call], Any]) -> ToolOutput:
-    """Run a handler generator to completion, making each call with ``execute`` (synchronously)."""
-    try:
-        call = next(gen)
-        while True:
-            try:
-                value = execute(call)
-            except Exception as exc:  # handed to the handler, which may recover or let it propagate
-                call = gen.throw(exc)
-            else:
-                call = gen.send(value)
-    except StopIteration as stop:
-        result: ToolOutput = stop.value
-        return result
-
-
-async def adrive(gen: HandlerGen, execute: Callable[[Call], Awaitable[Any]]) -> ToolOutput:
-    """Run a handler generator to completion, awaiting ``execute`` for each call."""
-    try:
-        call = next(gen)
-        while True:
-            try:
-                value = await execute(call)
-            except Exception as exc:
-                call = gen.throw(exc)
-            else:
-                call = gen.send(value)
-    except StopIteration as stop:
-        result: ToolOutput = stop.value
-        return result
