@@ -330,3 +330,14 @@ class SqlitePlanStore(_Sqlite):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def dead_letter_rows(rows: Any) -> list[dict[str, Any]]:
+    """Dead-letter rows (row_id, event JSON, error, at) as both worker states return them."""
+    out = []
+    for row_id, event, error, at in rows:
+        data = json.loads(event)
+        out.append(
+            {"row_id": row_id, "message_id": data.get("message_id"), "event": data, "error": error, "at": at}
+        )
+    return out

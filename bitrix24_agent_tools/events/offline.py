@@ -40,6 +40,7 @@ from bitrix24_agent_tools.client import (
 )
 from bitrix24_agent_tools.events.online import Event
 from bitrix24_agent_tools.masking import get_logger, mask_text
+from bitrix24_agent_tools.stores import dead_letter_rows
 
 log = get_logger(__name__)
 FATAL = (AuthError, ScopeError, AccessDenied)
@@ -142,16 +143,7 @@ class WorkerState:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT row_id, event, error, at FROM dead_rows ORDER BY at").fetchall()
-        return [
-            {
-                "row_id": r,
-                "message_id": json.loads(e).get("message_id"),
-                "event": json.loads(e),
-                "error": err,
-                "at": at,
-            }
-            for r, e, err, at in rows
-        ]
+        return dead_letter_rows(rows)
 
     def purge(self, row_id: str | None = None) -> int:
         cur = self.db.execute(

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from bitrix24_agent_tools.masking import mask_text
+from bitrix24_agent_tools.stores import dead_letter_rows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS b24_worker_processes (scope TEXT, process_id TEXT, owner TEXT, at DOUBLE PRECISION,
@@ -154,16 +155,7 @@ class PostgresWorkerState:
         rows = self.db.execute(
             "SELECT row_id, event, error, at FROM b24_worker_dead WHERE scope=%s ORDER BY at", (self.scope,)
         ).fetchall()
-        return [
-            {
-                "row_id": r,
-                "message_id": json.loads(e).get("message_id"),
-                "event": json.loads(e),
-                "error": err,
-                "at": at,
-            }
-            for r, e, err, at in rows
-        ]
+        return dead_letter_rows(rows)
 
     def undead(self, row_id: str) -> None:
         self.db.execute("DELETE FROM b24_worker_dead WHERE scope=%s AND row_id=%s", (self.scope, row_id))
