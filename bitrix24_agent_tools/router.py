@@ -77,6 +77,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "reserva", "agendament", "calendário", "calendario", "horário", "jornada", "buchung", "kalender",
         "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
         "working day", "work day", "workday", "clock in", "clock out", "clock-in", "clock-out",
+        "clock me in", "clock me out", "punch in", "punch out", "отметил на работ", "отметить на работ",
+        "отмет приход", "отмет уход",
         "start my day",
         "рабочий день", "рабочего дня", "рабочий ден", "начать рабоч", "закончить рабоч", "dia de trabalho",
         "expediente", "día laboral", "dia laboral", "arbeitstag", "einstempeln", "ausstempeln", "dzień pracy",
@@ -101,6 +103,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
     ),
     "diagnostics": (
+        "server time", "portal time", "server", "сервер", "servidor", "serwer", "serverzeit",
+        "the method", "this method", "a method", "метод", "método", "methode", "metoda",
         "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails",
         "failing",
         "insufficient_scope", "which methods", "what methods", "methods can", "access denied", "какие метод",
@@ -126,8 +130,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
     "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant",
-         "dostawc",
-         "supplier"),
+         "dostawc", "supplier", "método de pag", "metoda płatn", "zahlungsmethod", "способ оплат",
+         # a signed contract is a document, not an e-signature request
+         "signed contract", "signed document", "подписанн договор", "подписанн документ", "podpisan umow",
+         "podpisan dokument", "unterschrieben vertrag", "unterschrieben dokument"),
 }
 # fmt: on
 # fmt: off
@@ -147,8 +153,13 @@ class RouteDecision:
     reason: str
 
 
+# A name in double quotes (an epic «Оплата картой», a task "Call Anna") is a name, not words of the request.
+_QUOTED = re.compile(r'«[^»]{1,80}»|"[^"]{1,80}"|“[^”]{1,80}”|„[^“”]{1,80}[“”]')
+
+
 def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    text = _QUOTED.sub(" ", unicodedata.normalize("NFKC", text))
+    text = text.casefold().replace("ё", "е")
     return re.sub(r"[^\w\s:-]+", " ", text)
 
 
