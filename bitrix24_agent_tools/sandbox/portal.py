@@ -3,13 +3,14 @@ Bitrix24."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,8 @@ class Portal:
         # Envelopes carry wall-clock (unix) times like a real portal; a test's fake clock is taken as wall
         # time.
         self._wall_offset = time.time() - clock() if clock is time.monotonic else 0.0
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the portal's bookkeeping: admission, logs, counters, tokens
+        self.state_lock = ReadWriteLock()  # the data: reads share it, writes hold it alone
         self.member_id = f"sbx{random.Random(seed).getrandbits(64):016x}"
         self.persist = Path(persist) if persist else None
         if self.persist and self.persist.exists():
@@ -367,6 +369,10 @@ class Portal:
 
     def _operating_check(self, key: tuple[str, str]) -> tuple[float, float | None]:
         """(operating seconds in the last 10 minutes, reset_at) for one method and credential."""
+        with self.lock:
+            return self._operating_window(key)
+
+    def _operating_window(self, key: tuple[str, str]) -> tuple[float, float | None]:
         window = self._operating[key]
         now = self.clock()
         total = self._operating_total.get(key, 0.0)
@@ -423,14 +429,15 @@ class Portal:
             if api == "v2" and "__array__" in params:
                 raise ApiError("INVALID_REQUEST", "the JSON body must be an object", 400)
             record.params = {k: v for k, v in params.items() if k != "auth"}
-            with self.lock:
+            drop_after = False
+            with self.lock:  # admission: hooks, injected drops, auth, the rate limit, injected faults
                 for hook in self._hooks:
                     hook(record)
                 if self.faults.drops:
                     self.faults.drops -= 1
                     if not self.faults.drop_after_processing:
                         raise DroppedConnection()
-                    self._drop_after = True
+                    drop_after = True
                 caller = self._authenticate(segs, params, record)
                 credential = caller.credential
                 if not self._rate_ok(self.domain):
@@ -439,7 +446,11 @@ class Portal:
                 fault = self.faults.take(record.method, self.clock())
                 if fault:
                     raise ApiError(fault[0], "injected fault", fault[1])
-                self._charge.caller = caller
+            self._charge.caller = caller
+            # Reads run side by side, as on a portal; a write (or anything not known to be a read) runs alone.
+            keyed = api == "v3" and "idempotency-key" in {k.lower() for k in headers}
+            shared = not keyed and _reads_only(record.method, params)
+            with self.state_lock.reading() if shared else self.state_lock.writing():
                 if api == "v3":
                     from bitrix24_agent_tools.sandbox import v3
 
@@ -448,9 +459,8 @@ class Portal:
                 else:
                     payload = self._v2(record.method, params, caller, credential)
                     status, extra = 200, {}
-                if getattr(self, "_drop_after", False):
-                    self._drop_after = False
-                    raise DroppedConnection()
+            if drop_after:
+                raise DroppedConnection()
         except ApiError as err:
             record.status, record.error = err.status, err.code
             self._log(record)
@@ -562,8 +572,9 @@ class Portal:
         result = handler(self, params, caller)
         cost = getattr(self._charge, "seconds", 0.0) - before
         key = (caller.credential, method)
-        self._operating[key].append((self.clock(), max(cost, 0.001)))
-        self._operating_total[key] = self._operating_total.get(key, 0.0) + max(cost, 0.001)
+        with self.lock:
+            self._operating[key].append((self.clock(), max(cost, 0.001)))
+            self._operating_total[key] = self._operating_total.get(key, 0.0) + max(cost, 0.001)
         return result
 
     def _v2(self, method: str, params: dict[str, Any], caller: Caller, credential: str) -> dict[str, Any]:
@@ -792,3 +803,63 @@ def _substitute(value: Any, results: dict[str, Any]) -> Any:
                 return ""
         return current
     return value
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds back new readers (no writer starves)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer: int | None = None
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer == me:  # a writer's own nested read
+            yield
+            return
+        with self._cond:
+            while self._writer is not None or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        with self._cond:
+            self._waiting += 1
+            while self._writer is not None or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = me
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = None
+                self._cond.notify_all()
+
+
+def _reads_only(method: str, params: dict[str, Any]) -> bool:
+    """Whether a request only reads: a catalog read, or a batch whose riskiest command is one. Anything
+    unknown or unreadable counts as a write."""
+    from bitrix24_agent_tools.risk import catalog_risk, classify
+
+    try:
+        if method == "batch":
+            return classify(method, params) == "read"
+        return catalog_risk(method, params) == "read"
+    except Exception:
+        return False
