@@ -103,3 +103,7 @@ def test_the_environment_configures_every_face_the_same_way(
     )
     assert "stored as plan" in out.content and portal.entity("deal", 1)["TITLE"] != "x"
     assert Bitrix24Toolkit.from_env().toolbox.guard.policy.only == ("crm.deal.*", "tasks.task.list")
+    from bitrix24_agent_tools.client import AsyncBitrix24
+
+    for client in (Bitrix24.from_env(), AsyncBitrix24.from_env()):  # the clients read the same settings
+        assert (client.plan.rate, client.plan.burst) == (3.0, 7)

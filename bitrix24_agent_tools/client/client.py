@@ -40,6 +40,7 @@ from bitrix24_agent_tools.client.limits import (
     RetryPolicy,
 )
 from bitrix24_agent_tools.masking import get_logger, mask_text
+from bitrix24_agent_tools.settings import Settings as EnvSettings
 
 log = get_logger(__name__)
 
@@ -176,7 +177,10 @@ class Bitrix24(_Base):
     @classmethod
     def from_env(cls, **overrides: Any) -> Bitrix24:
         """Credentials from B24_*; B24_REDIS_URL shares the rate bucket (and tokens) across processes."""
-        overrides.setdefault("limiter", os.environ.get("B24_REDIS_URL") or None)
+        for key, value in (
+            EnvSettings.from_env().client_options().items()
+        ):  # B24_REDIS_URL, B24_RATE_LIMITER_*
+            overrides.setdefault(key, value)
         return cls(auth_from_env(), **overrides)
 
     # -- I/O ----------------------------------------------------------------------------------------------
@@ -348,7 +352,10 @@ class AsyncBitrix24(_Base):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> AsyncBitrix24:
-        overrides.setdefault("limiter", os.environ.get("B24_REDIS_URL") or None)
+        for key, value in (
+            EnvSettings.from_env().client_options().items()
+        ):  # B24_REDIS_URL, B24_RATE_LIMITER_*
+            overrides.setdefault(key, value)
         return cls(auth_from_env(), **overrides)
 
     async def _run(self, flow: Flow) -> Any:
