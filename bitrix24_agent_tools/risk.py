@@ -248,7 +248,10 @@ def pack_of(method: str) -> str | None:
 
 
 def php_intval(value: Any) -> int:
-    """``intval`` as PHP computes it for a scalar (leading integer of a string, 0 when there is none)."""
+    """``intval`` as PHP computes it: the leading integer of a string (0 when there is none); an array is 1
+    when it is not empty."""
+    if isinstance(value, (list, dict)):
+        return 1 if value else 0
     if value is None or value is False:
         return 0
     if value is True:

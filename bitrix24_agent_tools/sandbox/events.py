@@ -421,18 +421,9 @@ def _matches(row: dict[str, Any], flt: Any) -> bool:
 
 def _intval(value: Any) -> int:
     """PHP's intval of a request value (arrays: 1 when not empty)."""
-    if isinstance(value, (list, dict)):
-        return 1 if value else 0
-    if value is None or value is False:
-        return 0
-    if value is True:
-        return 1
-    if isinstance(value, (int, float)):
-        return int(value)
-    import re
+    from bitrix24_agent_tools.risk import php_intval
 
-    match = re.match(r"\s*([+-]?\d+)", str(value))
-    return int(match.group(1)) if match else 0
+    return php_intval(value)
 
 
 def _trimmed(value: Any) -> str | None:
