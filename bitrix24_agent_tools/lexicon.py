@@ -19,42 +19,42 @@ from typing import Any
 import snowballstemmer
 
 # pack → language → comma-separated words or phrases (a phrase matches consecutive words of the request).
+# fmt: off
 LEXICON: dict[str, dict[str, str]] = {
     "comms": {
-        "en": "chat, message, messenger, notification, notify, chatbot, telephony, phone call, text message, "
-        "open line, whatsapp, telegram, voicemail",
-        "ru": "чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, звонок, "
-        "позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм",
+        "en": ("chat, message, messenger, notification, notify, chatbot, telephony, phone call, text "
+               "message, open line, open channel, group chat, whatsapp, telegram, voicemail"),
+        "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, звонок, "
+               "позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм"),
         "pt": "mensagem, notificação, notificar, chamada, ligação, ligar, telefonia, linha aberta",
         "es": "mensaje, notificación, notificar, llamada, llamar, telefonía, línea abierta",
-        "de": "Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, "
-        "Sprachnachricht",
-        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, zadzwonić, zadzwoń, połączenie, "
-        "telefonia",
+        "de": ("Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, "
+               "Sprachnachricht"),
+        "pl": ("wiadomość, powiadomienie, powiadomić, czat, rozmowa, zadzwonić, zadzwoń, połączenie, "
+               "telefonia"),
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
-        "ru": "бизнес-процесс, робот, триггер, автоматизация, автоматизировать, согласование, согласовать, "
-        "утверждение, утвердить",
-        "pt": "processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, "
-        "aprovar",
-        "es": "proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, "
-        "aprobación, "
-        "aprobar",
-        "de": "Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, Genehmigung, "
-        "genehmigen, Freigabe",
-        "pl": "proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, zatwierdzenie, "
-        "zatwierdzić",
+        "ru": ("бизнес-процесс, робот, триггер, автоматизация, автоматизировать, согласование, согласовать, "
+               "утверждение, утвердить"),
+        "pt": ("processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, "
+               "aprovar"),
+        "es": ("proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, "
+               "aprobación, aprobar"),
+        "de": ("Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, Genehmigung, "
+               "genehmigen, Freigabe"),
+        "pl": ("proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, "
+               "zatwierdzenie, zatwierdzić"),
     },
     "collab": {
-        "en": "workgroup, project, live feed, news feed, announcement, announce, news, company-wide, "
-        "everyone",
+        "en": ("workgroup, project, live feed, news feed, announcement, announce, news, company-wide, "
+               "everyone, group, group members, the post, a post, s post, my post"),
         "ru": "рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам",
         "pt": "grupo de trabalho, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
         "es": "grupo de trabajo, proyecto, noticia, anuncio, anunciar, toda la empresa",
         "de": "Arbeitsgruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
-        "pl": "grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
-        "wszyscy pracownicy",
+        "pl": ("grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, wszyscy "
+               "pracownicy"),
     },
     "boards": {
         "en": "scrum, sprint, backlog, epic, kanban, story points, user story",
@@ -73,9 +73,8 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "plik, folder, dokument, załącznik, dysk",
     },
     "commerce": {
-        "en": "order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, "
-        "stock, "
-        "online store",
+        "en": ("order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, "
+               "stock, online store"),
         "ru": "заказ, оплата, платеж, товар, каталог, доставка, отгрузка, прайс, склад, корзина, магазин",
         "pt": "pedido, pagamento, produto, catálogo, entrega, estoque, loja",
         "es": "pedido, pago, producto, catálogo, entrega, inventario, tienda",
@@ -83,19 +82,23 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "zamówienie, płatność, produkt, katalog, dostawa, wysyłka, magazyn, sklep, towar",
     },
     "services": {
-        "en": "calendar, meeting, booking, reservation, reserve, meeting room, conference room, "
-        "work time, working day, clock in",
-        "ru": "календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
-        "переговорка, рабочий день, рабочее время",
-        "pt": "calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, "
-        "sala de reunião, turno, expediente",
-        "es": "calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada",
-        "de": "Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, Besprechungsraum, "
-        "Konferenzraum, Arbeitszeit, Schicht, Arbeitstag",
-        "pl": "kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień pracy",
+        "en": ("calendar, meeting, booking, reservation, reserve, meeting room, conference room, work time, "
+               "working day, clock in, free on, free at, busy on, busy at, on a break"),
+        "ru": ("календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
+               "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
+               "перерыв"),
+        "pt": ("calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, sala de "
+               "reunião, turno, expediente, livre na, livre no, ocupado na"),
+        "es": ("calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada, "
+               "libre el, ocupado el"),
+        "de": ("Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, Besprechungsraum, "
+               "Konferenzraum, Arbeitszeit, Schicht, Arbeitstag, frei am, frei um, in der Pause"),
+        "pl": ("kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień pracy, "
+               "wolny w, wolna w, zajęty w, przerwa"),
     },
     "platform": {
-        "en": "copilot, ai, artificial intelligence, prompt, app storage, bi connector, neural network",
+        "en": ("copilot, ai, artificial intelligence, prompt, app storage, bi connector, neural network, bi, "
+               "power bi, looker studio"),
         "ru": "копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика",
         "pt": "ia, inteligência artificial",
         "es": "ia, inteligencia artificial",
@@ -111,7 +114,8 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "witryna, strona internetowa, strona www",
     },
     "compliance": {
-        "en": "agreement, consent, privacy policy, e-signature, signature",
+        "en": ("agreement, consent, privacy policy, e-signature, signature, e-signature document, signature "
+               "document"),
         "ru": "соглашение, подписание, персональные данные",
         "pt": "consentimento, assinatura, termo de uso",
         "es": "consentimiento, firma electrónica, acuerdo",
@@ -121,7 +125,7 @@ LEXICON: dict[str, dict[str, str]] = {
     "diagnostics": {
         "en": "scope, permission, error, failure, access denied",
         "ru": "ошибка, права доступа, доступ, разрешение",
-        "pt": "erro, permissão, falha",
+        "pt": "erro, permissão, falha, escopo",
         "es": "error, permiso",
         "de": "Fehler, Berechtigung",
         "pl": "błąd, uprawnienie",
@@ -135,6 +139,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "transakcja, zadanie, kontrahent, lejek, etap, pracownik, klient",
     },
 }
+# fmt: on
 
 _SNOWBALL = {"en": "english", "ru": "russian", "pt": "portuguese", "es": "spanish", "de": "german"}
 # Polish case endings, longest first (Snowball has no Polish stemmer).
