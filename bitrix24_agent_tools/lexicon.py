@@ -24,8 +24,8 @@ LEXICON: dict[str, dict[str, str]] = {
     "comms": {
         "en": ("chat, message, messenger, notification, notify, chatbot, telephony, phone call, text "
                "message, open line, open channel, group chat, whatsapp, telegram, voicemail"),
-        "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, звонок, "
-               "позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм"),
+        "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
+               "звонок, позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм"),
         "pt": "mensagem, notificação, notificar, chamada, ligação, ligar, telefonia, linha aberta",
         "es": "mensaje, notificación, notificar, llamada, llamar, telefonía, línea abierta",
         "de": ("Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, "
@@ -41,8 +41,8 @@ LEXICON: dict[str, dict[str, str]] = {
                "aprovar"),
         "es": ("proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, "
                "aprobación, aprobar"),
-        "de": ("Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, Genehmigung, "
-               "genehmigen, Freigabe"),
+        "de": ("Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, "
+               "Genehmigung, genehmigen, Freigabe"),
         "pl": ("proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, "
                "zatwierdzenie, zatwierdzić"),
     },
@@ -53,8 +53,8 @@ LEXICON: dict[str, dict[str, str]] = {
         "pt": "grupo de trabalho, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
         "es": "grupo de trabajo, proyecto, noticia, anuncio, anunciar, toda la empresa",
         "de": "Arbeitsgruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
-        "pl": ("grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, wszyscy "
-               "pracownicy"),
+        "pl": ("grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
+               "wszyscy pracownicy"),
     },
     "boards": {
         "en": "scrum, sprint, backlog, epic, kanban, story points, user story",
@@ -83,22 +83,24 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "services": {
         "en": ("calendar, meeting, booking, reservation, reserve, meeting room, conference room, work time, "
-               "working day, clock in, free on, free at, busy on, busy at, on a break"),
+               "working day, clock in, free on, free at, busy on, busy at, on a break, video call, "
+               "videocall, video meeting"),
         "ru": ("календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
                "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
-               "перерыв"),
+               "перерыв, созвон, видеозвонок, видеоконференция"),
         "pt": ("calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, sala de "
-               "reunião, turno, expediente, livre na, livre no, ocupado na"),
+               "reunião, turno, expediente, livre na, livre no, ocupado na, videochamada"),
         "es": ("calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada, "
-               "libre el, ocupado el"),
-        "de": ("Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, Besprechungsraum, "
-               "Konferenzraum, Arbeitszeit, Schicht, Arbeitstag, frei am, frei um, in der Pause"),
-        "pl": ("kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień pracy, "
-               "wolny w, wolna w, zajęty w, przerwa"),
+               "libre el, ocupado el, videollamada"),
+        "de": ("Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, "
+               "Besprechungsraum, Konferenzraum, Arbeitszeit, Schicht, Arbeitstag, frei am, frei um, in der "
+               "Pause, Videocall, Videokonferenz"),
+        "pl": ("kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień "
+               "pracy, wolny w, wolna w, zajęty w, przerwa, wideorozmowa, wideokonferencja"),
     },
     "platform": {
-        "en": ("copilot, ai, artificial intelligence, prompt, app storage, bi connector, neural network, bi, "
-               "power bi, looker studio"),
+        "en": ("copilot, ai, artificial intelligence, prompt, app storage, bi connector, neural network, "
+               "bi, power bi, looker studio"),
         "ru": "копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика",
         "pt": "ia, inteligência artificial",
         "es": "ia, inteligencia artificial",
@@ -192,12 +194,23 @@ def stem(word: str, lang: str) -> str:
     return cut if len(cut) >= _MIN_STEM and word.startswith(cut) else word
 
 
+def _variants(word: str, lang: str) -> list[str]:
+    """A Polish word's stem and, where its final consonant softens in the locative, that form's stem too
+    (sprint → sprincie, projekt → projekcie, ogród → ogrodzie)."""
+    stems = [stem(word, lang)]
+    if lang == "pl" and word[-1:] in ("t", "d") and len(word) >= _MIN_STEM:
+        stems.append(word[:-1] + ("ci" if word[-1] == "t" else "dzi"))
+    return stems
+
+
 def entries() -> list[tuple[str, str]]:
     """(pack, stemmed phrase) for every word of the lexicon, in the lexicon's order."""
     out = []
     for pack, languages in LEXICON.items():
         for lang, words in languages.items():
             for phrase in words.split(","):
-                tokens = re.split(r"\s+", phrase.strip().casefold().replace("ё", "е"))
-                out.append((pack, " ".join(stem(t, lang) for t in tokens if t)))
+                tokens = [t for t in re.split(r"\s+", phrase.strip().casefold().replace("ё", "е")) if t]
+                head = " ".join(stem(t, lang) for t in tokens[:-1])
+                for last in _variants(tokens[-1], lang) if tokens else []:
+                    out.append((pack, f"{head} {last}".strip()))
     return out
