@@ -65,7 +65,8 @@ def export_flow(
     Ranges are paged by ``>ID`` cursors (stable under concurrent inserts and deletes, unlike offsets); the
     last range is open-ended so rows added while the export runs are not missed; up to 50 range pages travel
     in one batch request and ``parallel`` batch requests are in flight at once (the async client runs them
-    together).
+    together). ``progress(done, total)``: ``total`` is estimated from how densely ids sit at both ends of the
+    list (exact for contiguous ids, never below ``done``) — nothing is counted.
     """
     params = dict(params or {})
     if not isinstance(params.get("filter", {}), Mapping):
@@ -84,13 +85,14 @@ def export_flow(
     base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
     id_filtered = any(re.sub(r"^[^A-Za-z_]+", "", str(k)).lower() == "id" for k in user_filter)
 
-    # Bounds and size in one request: lowest id, highest id, and one counted page for the density.
+    # The bounds in one request, with no COUNT (``start=-1``: counting a big table is what a portal's lists
+    # spend most on): the first page by ascending id (its rows are the export's first rows) and the first by
+    # descending id. How densely ids sit at both ends sizes the ranges.
     probe = yield from batch_flow(
         settings,
         {
             "lo": (method, {**base, "filter": user_filter, "order": {fkey: "ASC"}, "start": -1}),
             "hi": (method, {**base, "filter": user_filter, "order": {fkey: "DESC"}, "start": -1}),
-            "n": (method, {**base, "filter": user_filter, "order": {fkey: "ASC"}, "start": 0}),
         },
     )
     if probe.errors:
@@ -98,29 +100,40 @@ def export_flow(
     lo_rows, hi_rows = list_items(probe.results.get("lo")), list_items(probe.results.get("hi"))
     if not lo_rows:
         return None
-    lo, hi = _row_id(lo_rows[0], rkey), _row_id(hi_rows[0], rkey) if hi_rows else None
-    total = probe.totals.get("n")
-    if lo is None or hi is None or id_filtered:
-        ranges = [[0, None]]  # unknown id shape or the caller filters on id: one open range
+    lo_ids = [_row_id(row, rkey) for row in lo_rows]
+    hi_ids = [_row_id(row, rkey) for row in hi_rows]
+    if None in lo_ids or None in hi_ids or not hi_ids or id_filtered:
+        ranges = [[0, None]]  # unknown id shape or the caller filters on id: one open range from the start
+        total: int | None = None
+        done = 0
     else:
-        span = hi - lo + 1
-        density = min(1.0, (total or span) / span) if span > 0 else 1.0
-        # Contiguous IDs (every ID in the span exists): ranges of exactly one page, the fewest requests there
-        # can be. Otherwise a margin, so an uneven stretch rarely spills into a second page.
-        margin = 1.0 if total is not None and total == span else 0.95
-        width = max(1, int(PAGE * margin / max(density, 1e-9)))
-        count = max(
-            1, math.ceil(span / width)
-        )  # no cap: a cap makes every range span two pages past ~245k rows
-        width = math.ceil(span / count)
-        ranges = [[lo - 1 + i * width, lo - 1 + (i + 1) * width] for i in range(count)]
-        ranges[-1][1] = None  # open-ended: rows created during the export are included
+        yield Emit(lo_rows)  # the lowest ids: the first rows of the export, not asked again
+        done = len(lo_rows)
+        first, last, top = lo_ids[0], lo_ids[-1], hi_ids[0]
+        assert first is not None and last is not None and top is not None
+        if len(lo_rows) < PAGE:
+            ranges = [[last, None]]  # the whole list was one page: only rows created since can follow
+            total = done
+        else:
+            bottom = hi_ids[-1]
+            assert bottom is not None
+            seen = len(lo_rows) + len(hi_rows)
+            density = min(1.0, seen / max(1, (last - first + 1) + (top - bottom + 1)))
+            total = done + round(density * max(0, top - last))  # estimated: exact for contiguous ids
+            span = max(1, top - last)
+            # Contiguous ids at both ends: ranges of exactly one page, the fewest requests there can be.
+            # Otherwise a margin, so an uneven stretch rarely spills into a second page.
+            margin = 1.0 if density >= 1.0 else 0.95
+            width = max(1, int(PAGE * margin / max(density, 1e-9)))
+            count = max(1, math.ceil(span / width))  # no cap: a cap makes ranges span two pages past ~245k
+            width = math.ceil(span / count)
+            ranges = [[last + i * width, last + (i + 1) * width] for i in range(count)]
+            ranges[-1][1] = None  # open-ended: rows created during the export are included
     retries: dict[int, int] = {}
     indices = list(range(len(ranges)))
     fresh = deque(indices[i : i + BATCH_LIMIT] for i in range(0, len(indices), BATCH_LIMIT))
     waiting: list[int] = []  # ranges with more pages (or a retry) not yet asked again
     in_flight = 0
-    done = 0
 
     def command(index: int) -> tuple[str, dict[str, Any]]:
         cursor, upper = ranges[index]
@@ -168,7 +181,7 @@ def export_flow(
                 ranges[index][0] = last
                 waiting.append(index)
         if progress is not None:
-            progress(done, total)
+            progress(done, max(total, done) if total is not None else None)
         if pause:
             yield Sleep(pause)
     return None

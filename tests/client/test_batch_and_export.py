@@ -249,3 +249,27 @@ def test_an_export_of_contiguous_ids_takes_one_page_per_range(clock: FakeClock) 
     rows = client.export("crm.deal.list", {"select": ["ID"]})
     assert [int(r["ID"]) for r in rows] == list(range(1, 12_346))
     assert len(portal.requests) - before == 1 + 5
+
+
+def test_an_export_counts_nothing(clock: FakeClock) -> None:
+    """``start=-1`` on every list command (settings/performance/huge-data.md: it disables the total count
+    calculation, the expensive part on big tables); a list of
+    one page is all in the probe; the progress total, sized from the ids, is exact for contiguous ones."""
+    small = Portal(seed=2, deals=30, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(small.webhook_url, transport=small.transport(), clock=clock, sleep=clock.sleep)
+    before = len(small.requests)
+    assert [int(r["ID"]) for r in client.export("crm.deal.list", {"select": ["ID"]})] == list(range(1, 31))
+    assert len(small.requests) - before == 2  # the probe, then the open end (rows created since)
+
+    big = Portal(seed=2, deals=7_000, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(big.webhook_url, transport=big.transport(), clock=clock, sleep=clock.sleep)
+    seen: list[tuple[int, int | None]] = []
+    rows = client.export("crm.deal.list", {"select": ["ID"]}, progress=lambda d, t: seen.append((d, t)))
+    assert len(rows) == 7_000 and seen[-1] == (7_000, 7_000)
+    commands = [
+        str(command)
+        for record in big.requests
+        if record.method == "batch"
+        for command in dict(record.params.get("cmd") or {}).values()
+    ]
+    assert commands and all("start=-1" in c for c in commands)
