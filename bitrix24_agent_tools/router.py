@@ -140,8 +140,18 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "dostawc", "supplier", "método de pag", "metoda płatn", "zahlungsmethod", "способ оплат",
          # a signed contract is a document, not an e-signature request
          "signed contract", "signed document", "подписанн договор", "подписанн документ", "podpisan umow",
-         "podpisan dokument", "unterschrieben vertrag", "unterschrieben dokument"),
+         "podpisan dokument", "unterschrieben vertrag", "unterschrieben dokument",
+         # sorting and paging are not orders and sites
+         "descending order", "ascending order", "in order", "sort order", "order by", "order of", "next page",
+         "previous page", "следующ страниц", "предыдущ страниц", "próxima página", "página seguinte",
+         "siguiente página", "página siguiente", "página anterior", "nächste seite", "vorherige seite",
+         "następn stron", "poprzedni stron",
+         # to file, to schedule a task: a task, not a file or a calendar
+         "file a", "schedule a task", "schedule the task", "schedule a follow-up", "schedule a to-do"),
 }
+# A call logged in the CRM is an activity of the deal, not telephony; events an app binds to are diagnostics.
+VOCABULARY["core"] += ("log a call", "запиш звонок", "записа звонок")
+VOCABULARY["diagnostics"] += ("bind to", "can my app", "can this app", "can the app")
 # fmt: on
 # fmt: off
 ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform",
@@ -172,6 +182,8 @@ def normalize(text: str) -> str:
 
 # Words that mean an API call, not a phone call, once the request is about methods, scopes or errors.
 _API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "połącz"}
+_METHOD_NAME = re.compile(r"\b[a-z]+(?:\.[a-z_]+){2,}\b")  # crm.deal.list, tasks.task.add
+_SORTING = re.compile(r"\border\b(?:\s+[\w-]+){1,4}\s+by\b")
 
 
 def stem_pattern(stem: str) -> re.Pattern[str] | None:
@@ -235,8 +247,11 @@ def route(text: str) -> RouteDecision:
             hits.setdefault(pack, [])
             if stem not in hits[pack]:
                 hits[pack].append(stem)
-    if "diagnostics" in hits and "comms" in hits and set(hits["comms"]) <= _API_CALL:
-        del hits["comms"]  # "which methods can this app call", "when calling crm.deal.list"
+    api_talk = "diagnostics" in hits or _METHOD_NAME.search(text.casefold()) is not None
+    if api_talk and "comms" in hits and set(hits["comms"]) <= _API_CALL:
+        del hits["comms"]  # "which methods can this app call", "call crm.deal.list with a filter"
+    if "commerce" in hits and set(hits["commerce"]) <= {"order"} and _SORTING.search(clean):
+        del hits["commerce"]  # "order the tasks by deadline" sorts them
     chosen = {"core", *hits}
     for pack in list(chosen):
         chosen.update(IMPLIES.get(pack, ()))
