@@ -145,28 +145,10 @@ LEXICON: dict[str, dict[str, str]] = {
 
 _SNOWBALL = {"en": "english", "ru": "russian", "pt": "portuguese", "es": "spanish", "de": "german"}
 # Polish case endings, longest first (Snowball has no Polish stemmer).
-_POLISH_ENDINGS = (
-    "owania",
-    "owanie",
-    "ami",
-    "ach",
-    "ów",
-    "om",
-    "em",
-    "ie",
-    "ia",
-    "ię",
-    "ść",
-    "ę",
-    "ą",
-    "y",
-    "i",
-    "a",
-    "u",
-    "o",
-    "e",
-    "ć",
-)
+# fmt: off
+_POLISH_ENDINGS = ("owania", "owanie", "ami", "ach", "ów", "om", "em", "ie", "ia", "ię", "ść", "ę", "ą", "y", "i",
+                   "a", "u", "o", "e", "ć")
+# fmt: on
 _MIN_STEM = 4
 
 
@@ -196,7 +178,7 @@ def stem(word: str, lang: str) -> str:
 
 def _variants(word: str, lang: str) -> list[str]:
     """A Polish word's stem and, where its final consonant softens in the locative, that form's stem too
-    (sprint → sprincie, projekt → projekcie, ogród → ogrodzie)."""
+    (t → ci: sprint → sprincie, projekt → projekcie; d → dzi: zarząd → zarządzie)."""
     stems = [stem(word, lang)]
     if lang == "pl" and word[-1:] in ("t", "d") and len(word) >= _MIN_STEM:
         stems.append(word[:-1] + ("ci" if word[-1] == "t" else "dzi"))
