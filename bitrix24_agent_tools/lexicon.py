@@ -146,8 +146,8 @@ LEXICON: dict[str, dict[str, str]] = {
 _SNOWBALL = {"en": "english", "ru": "russian", "pt": "portuguese", "es": "spanish", "de": "german"}
 # Polish case endings, longest first (Snowball has no Polish stemmer).
 # fmt: off
-_POLISH_ENDINGS = ("owania", "owanie", "ami", "ach", "ów", "om", "em", "ie", "ia", "ię", "ść", "ę", "ą", "y", "i",
-                   "a", "u", "o", "e", "ć")
+_POLISH_ENDINGS = ("owania", "owanie", "ami", "ach", "ów", "om", "em", "ie", "ia", "ię", "ść", "ę", "ą",
+                   "y", "i", "a", "u", "o", "e", "ć")
 # fmt: on
 _MIN_STEM = 4
 
