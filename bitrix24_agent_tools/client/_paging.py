@@ -84,6 +84,15 @@ def export_flow(
         params["select"] = [*select, fkey]
     base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
     id_filtered = any(re.sub(r"^[^A-Za-z_]+", "", str(k)).lower() == "id" for k in user_filter)
+    # The caller's own ">ID" bound and the range cursor are one key: the cursor never goes below the bound.
+    after = [k for k in user_filter if str(k).lower() == f">{fkey.lower()}"]
+    floor = 0
+    for key in after:
+        try:
+            floor = max(floor, int(user_filter[key]))
+        except (TypeError, ValueError):
+            raise ConfigError(f"export: filter {key} must be a number") from None
+    range_filter = {k: v for k, v in user_filter.items() if k not in after}
 
     # The bounds in one request, with no COUNT (``start=-1``: counting a big table is what a portal's lists
     # spend most on): the first page by ascending id (its rows are the export's first rows) and the first by
@@ -137,7 +146,7 @@ def export_flow(
 
     def command(index: int) -> tuple[str, dict[str, Any]]:
         cursor, upper = ranges[index]
-        flt = {**user_filter, f">{fkey}": cursor}
+        flt = {**range_filter, f">{fkey}": max(cursor, floor)}
         if upper is not None:
             flt[f"<={fkey}"] = upper
         return method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1}

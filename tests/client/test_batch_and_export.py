@@ -273,3 +273,14 @@ def test_an_export_counts_nothing(clock: FakeClock) -> None:
         for command in dict(record.params.get("cmd") or {}).values()
     ]
     assert commands and all("start=-1" in c for c in commands)
+
+
+def test_an_export_keeps_the_callers_own_id_bounds(client: Bitrix24) -> None:
+    """A ``>ID`` in the caller's filter is the same key as the export's range cursor: it must not be lost."""
+    after = [int(r["ID"]) for r in client.export("crm.deal.list", {"filter": {">ID": 12}, "select": ["ID"]})]
+    everything = sorted(int(d["ID"]) for d in client.export("crm.deal.list", {"select": ["ID"]}))
+    assert after == [i for i in everything if i > 12] and len(after) < len(everything)
+    upto = [int(r["ID"]) for r in client.export("crm.deal.list", {"filter": {"<=ID": 7}, "select": ["ID"]})]
+    assert upto == [i for i in everything if i <= 7]
+    with pytest.raises(ConfigError):
+        client.export("crm.deal.list", {"filter": {">ID": "many"}})
