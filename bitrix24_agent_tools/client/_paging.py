@@ -146,7 +146,7 @@ def export_flow(
 
     def command(index: int) -> tuple[str, dict[str, Any]]:
         cursor, upper = ranges[index]
-        flt = {**range_filter, f">{fkey}": max(cursor, floor)}
+        flt = {**range_filter, f">{fkey}": max(cursor or 0, floor)}
         if upper is not None:
             flt[f"<={fkey}"] = upper
         return method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1}

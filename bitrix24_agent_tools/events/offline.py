@@ -42,6 +42,24 @@ from bitrix24_agent_tools.events.online import Event
 from bitrix24_agent_tools.masking import get_logger, mask_text
 from bitrix24_agent_tools.stores import dead_letter_rows
 
+
+@dataclass(frozen=True)
+class PortalStep:
+    """A worker flow's step: call this portal method (the driver's client does)."""
+
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HandleStep:
+    """A worker flow's step: run the handler on this event (its error is thrown back into the flow)."""
+
+    event: Event
+
+
+Step = PortalStep | HandleStep
+
 log = get_logger(__name__)
 FATAL = (AuthError, ScopeError, AccessDenied)
 
@@ -235,7 +253,7 @@ class _Core:
         self.stop_event.set()
         self.wake_event.set()
 
-    def _cycle(self) -> Generator[tuple[str, Any], Any, Stats]:
+    def _cycle(self) -> Generator[Step, Any, Stats]:
         stats = Stats()
         # Rows this state reserved earlier (a crash, or failures waiting for another try) come back first.
         for process_id in self.state.open_processes():
@@ -245,14 +263,14 @@ class _Core:
             yield from self._recover(stats)
         return stats
 
-    def _recover(self, stats: Stats) -> Generator[tuple[str, Any], Any, None]:
+    def _recover(self, stats: Stats) -> Generator[Step, Any, None]:
         """Find reservations no worker of this state holds (``event.offline.list`` shows PROCESS_ID) and adopt
         the ones that stayed reserved longer than ``recover_after``."""
         assert self.recover_after is not None
         params: dict[str, Any] = {"filter": {"!PROCESS_ID": ""}}
         if self.auth_connector:
             params["auth_connector"] = self.auth_connector
-        response = yield ("call", ("event.offline.list", params))
+        response = yield PortalStep("event.offline.list", params)
         rows = response.result if isinstance(response.result, list) else []
         seen = [str(r.get("PROCESS_ID") or "") for r in rows if isinstance(r, dict)]
         for process_id in self.state.stranded(seen, self.recover_after, time.time()):
@@ -268,12 +286,10 @@ class _Core:
             params["auth_connector"] = self.auth_connector
         return params
 
-    def _process(
-        self, process_id: str | None, stats: Stats, *, refetch: bool
-    ) -> Generator[tuple[str, Any], Any, None]:
+    def _process(self, process_id: str | None, stats: Stats, *, refetch: bool) -> Generator[Step, Any, None]:
         # Without a process_id the portal reserves new rows under a fresh id; with one it returns only rows
         # already reserved under it (lib/api/event.php eventOfflineGet).
-        response = yield ("call", ("event.offline.get", self._get_params(process_id)))
+        response = yield PortalStep("event.offline.get", self._get_params(process_id))
         result = response.result if isinstance(response.result, dict) else {}
         events = result.get("events") or []
         if isinstance(events, dict):
@@ -305,12 +321,12 @@ class _Core:
             elif str(row_id).isdigit():
                 finished.append(int(row_id))
         if finished:
-            yield ("call", ("event.offline.clear", {"process_id": process_id, "id": finished}))
+            yield PortalStep("event.offline.clear", {"process_id": process_id, "id": finished})
             stats.cleared += len(finished)
         if not pending:
             self.state.close_process(process_id)
 
-    def _handle_row(self, row_id: str, event: Event, stats: Stats) -> Generator[tuple[str, Any], Any, str]:
+    def _handle_row(self, row_id: str, event: Event, stats: Stats) -> Generator[Step, Any, str]:
         """Run the handler for one delivery, at most once: "done", "pending" (retry later) or "dead"."""
         state = self.state
         state.begin(row_id)
@@ -319,7 +335,7 @@ class _Core:
                 state.commit()
                 stats.skipped += 1
                 return "done"
-            yield ("handle", event)
+            yield HandleStep(event)
             state.mark_done(row_id, str(event.message_id))
             state.commit()
         except Exception as exc:  # the handler's own writes roll back with it
@@ -343,7 +359,7 @@ class _Core:
         if inspect.isawaitable(result):
             raise TypeError("an async handler needs AsyncOfflineWorker")
 
-    def replay_flow(self) -> Generator[tuple[str, Any], Any, int]:
+    def replay_flow(self) -> Generator[Step, Any, int]:
         """Run the handler again for every dead letter; a success marks it done and removes it — once, however
         many times replay runs (the dead-letter check and the removal share one transaction)."""
         replayed = 0
@@ -356,7 +372,7 @@ class _Core:
                 if not state.is_dead(item["row_id"]):
                     state.commit()
                     continue
-                yield ("handle", event)
+                yield HandleStep(event)
                 state.mark_done(item["row_id"], str(event.message_id))
                 state.undead(item["row_id"])
                 state.commit()
@@ -368,7 +384,7 @@ class _Core:
                 raise
         return replayed
 
-    def adopt_flow(self, process_id: str) -> Generator[tuple[str, Any], Any, Stats]:
+    def adopt_flow(self, process_id: str) -> Generator[Step, Any, Stats]:
         """Take over rows reserved under ``process_id`` by a worker whose state was lost (see README:
         events)."""
         self.state.open_process(process_id)
@@ -393,18 +409,17 @@ class OfflineWorker(_Core):
         super().__init__(handler, state_path, **kwargs)
         self.client = client
 
-    def _drive(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
+    def _drive(self, flow: Generator[Step, Any, Any]) -> Any:
         try:
             return drive(flow, self._step)
         except BaseException:
             flow.close()
             raise
 
-    def _step(self, step: tuple[str, Any]) -> Any:
-        kind, payload = step
-        if kind == "call":
-            return self.client.call(*payload)
-        self._handle_sync(payload)
+    def _step(self, step: Step) -> Any:
+        if isinstance(step, PortalStep):
+            return self.client.call(step.method, step.params)
+        self._handle_sync(step.event)
         return None
 
     def run_once(self) -> Stats:
@@ -458,18 +473,18 @@ class AsyncOfflineWorker(_Core):
         super().__init__(handler, state_path, **kwargs)
         self.client = client
 
-    async def _drive(self, flow: Generator[tuple[str, Any], Any, Any]) -> Any:
+    async def _drive(self, flow: Generator[Step, Any, Any]) -> Any:
         try:
             return await adrive(flow, self._step)
         except BaseException:
             flow.close()  # a cancelled run rolls back its open transaction instead of wedging the state file
             raise
 
-    async def _step(self, step: tuple[str, Any]) -> Any:
-        kind, payload = step
-        if kind == "call":
-            return await self.client.call(*payload)
-        result = self.handler(payload, self.state.db) if self._wants_db else self.handler(payload)
+    async def _step(self, step: Step) -> Any:
+        if isinstance(step, PortalStep):
+            return await self.client.call(step.method, step.params)
+        event = step.event
+        result = self.handler(event, self.state.db) if self._wants_db else self.handler(event)
         if inspect.isawaitable(result):
             await result
         return None
