@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -146,8 +148,15 @@ class SqliteTokenStore:
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS tokens (tenant TEXT PRIMARY KEY, data TEXT NOT NULL)")
 
-    def _connect(self) -> sqlite3.Connection:
-        return open_sqlite(self.path, autocommit=False)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """One transaction on a connection of its own, closed after (sqlite3's ``with`` only commits)."""
+        db = open_sqlite(self.path, autocommit=False)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
 
     def load(self, tenant: str) -> Tokens | None:
         with self._connect() as db:

@@ -193,3 +193,31 @@ def test_two_applications_on_one_portal_never_share_tokens(portal: Portal, tmp_p
     )
     assert a.access_token == t1["access_token"] and b.access_token == t2["access_token"]
     assert a.store_key != b.store_key
+
+
+def test_the_sqlite_token_store_closes_every_connection(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from bitrix24_agent_tools.client import auth as auth_module
+    from bitrix24_agent_tools.client.auth import SqliteTokenStore, Tokens
+
+    opened: list[sqlite3.Connection] = []
+    real = auth_module.open_sqlite
+
+    def recording(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(auth_module, "open_sqlite", recording)
+    store = SqliteTokenStore(tmp_path / "tokens.sqlite3")
+    tokens = Tokens(access_token="a" * 32, refresh_token="r" * 32, expires_at=1.0)
+    store.save("acme.bitrix24.com", tokens)
+    assert store.load("acme.bitrix24.com") == tokens
+    store.delete("acme.bitrix24.com")
+    assert store.load("acme.bitrix24.com") is None
+    assert len(opened) == 5
+    for db in opened:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            db.execute("SELECT 1")
