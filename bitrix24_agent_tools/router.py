@@ -147,7 +147,13 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "siguiente página", "página siguiente", "página anterior", "nächste seite", "vorherige seite",
          "następn stron", "poprzedni stron",
          # to file, to schedule a task: a task, not a file or a calendar
-         "file a", "schedule a task", "schedule the task", "schedule a follow-up", "schedule a to-do"),
+         "file a", "schedule a task", "schedule the task", "schedule a follow-up", "schedule a to-do",
+         # "pedido de …" asking for something is a request, not a sales order
+         "pedido de orçament", "pedido de cotaç", "pedido de féri", "pedido de informaç", "pedido de ajud",
+         "pedido de suport", "pedido de desconto", "pedido de reembols",
+         # Polish "termin" is a deadline (German "Termin" is an appointment)
+         "mają termin", "ma termin", "o termin", "w termin", "po termin", "przed termin", "termin realizacj",
+         "termin zadani", "termin płatnoś"),
 }
 # A call logged in the CRM is an activity of the deal, not telephony; events an app binds to are diagnostics.
 VOCABULARY["core"] += ("log a call", "запиш звонок", "записа звонок")
