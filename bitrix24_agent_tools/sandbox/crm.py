@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.query import (
+    PAGE,
     id_window,
     is_id_order,
     matches,
@@ -305,20 +306,32 @@ def _crm(kind: str) -> None:
         if not isinstance(order, dict):
             raise crm_error("Parameter 'order' must be array.")
         flt = {str(k).upper(): v for k, v in flt.items()}
-        candidates, rest = id_window(portal.state[kind], flt)
-        rows = [normalize_multifields(portal, r) for r in candidates]
-        rows = [
-            r
-            for r in rows
-            if matches(r, rest) and (caller.is_admin or str(r.get("ASSIGNED_BY_ID")) == str(caller.user_id))
-        ]
+        candidates, rest = id_window(portal.state[kind], flt, cache=portal.key_cache)
         order = {str(k).upper(): v for k, v in order.items()}
         by_id = is_id_order(order)
+        start = params.get("START")
+
+        def visible(row: dict[str, Any]) -> bool:
+            mine = caller.is_admin or str(row.get("ASSIGNED_BY_ID")) == str(caller.user_id)
+            return mine and matches(row, rest)
+
+        if by_id is not None and _legacy_start(start) == -1:
+            # One page in id order and no count: an index answers it from the first matching rows, so the
+            # sandbox stops there too (an export's probe would otherwise touch every row twice).
+            chunk: list[dict[str, Any]] = []
+            for raw in reversed(candidates) if by_id == "DESC" else candidates:
+                row = normalize_multifields(portal, raw)
+                if visible(row):
+                    chunk.append(row)
+                    if len(chunk) == PAGE:
+                        break
+            portal.charge(items=len(chunk), counted=False, offset=-1)
+            return Listing([_crm_select(r, params.get("SELECT")) for r in chunk], None, None)
+        rows = [r for r in (normalize_multifields(portal, raw) for raw in candidates) if visible(r)]
         if by_id == "DESC":
             rows.reverse()
         elif by_id is None:
             rows = order_rows(rows, order)
-        start = params.get("START")
         portal.charge(items=len(rows), counted=str(start if start is not None else 0) != "-1", offset=start)
         chunk, total, nxt = page(rows, _legacy_start(start))
         return Listing([_crm_select(r, params.get("SELECT")) for r in chunk], total, nxt)

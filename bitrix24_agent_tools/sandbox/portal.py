@@ -20,7 +20,7 @@ from bitrix24_agent_tools.masking import register_secret, register_secrets
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.methods import METHODS, Listing
-from bitrix24_agent_tools.sandbox.query import decode_body, parse_php_query
+from bitrix24_agent_tools.sandbox.query import KeyCache, decode_body, parse_php_query
 from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
 
 ALL_SCOPES = frozenset(
@@ -169,6 +169,7 @@ class Portal:
         self._wall_offset = time.time() - clock() if clock is time.monotonic else 0.0
         self.lock = threading.RLock()  # the portal's bookkeeping: admission, logs, counters, tokens
         self.state_lock = ReadWriteLock()  # the data: reads share it, writes hold it alone
+        self.key_cache: KeyCache = {}  # each store's ids, listed once per change (query.id_window)
         self.member_id = f"sbx{random.Random(seed).getrandbits(64):016x}"
         self.persist = Path(persist) if persist else None
         if self.persist and self.persist.exists():

@@ -198,8 +198,24 @@ def page(rows: list[Any], start: Any) -> tuple[list[Any], int | None, int | None
     return chunk, len(rows), nxt
 
 
+KeyCache = dict[int, tuple[tuple[int, Any, Any], list[Any]]]
+
+
+def _sorted_keys(store: Mapping[int, Any], cache: KeyCache | None) -> list[Any]:
+    """A store's keys, listed once per change when the caller keeps a cache (a portal does, for its own
+    stores): (len, first, last) changes with every add or delete, as ids only grow."""
+    if not store or cache is None:
+        return list(store)
+    signature = (len(store), next(iter(store)), next(reversed(store)))
+    cached = cache.get(id(store))
+    if cached is None or cached[0] != signature:
+        cached = (signature, list(store))
+        cache[id(store)] = cached
+    return cached[1]
+
+
 def id_window(
-    store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = "ID"
+    store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = "ID", cache: KeyCache | None = None
 ) -> tuple[list[Any], dict[str, Any]]:
     """Rows whose integer key satisfies the filter's ID bounds (by bisection), and the rest of the filter.
 
@@ -224,7 +240,7 @@ def id_window(
                 hi = min(hi, number) if hi is not None else number
         else:
             rest[key] = value
-    keys = list(store)
+    keys = _sorted_keys(store, cache)
     start = bisect.bisect_left(keys, lo) if lo is not None else 0
     end = bisect.bisect_right(keys, hi) if hi is not None else len(keys)
     return [store[k] for k in keys[start:end]], rest
