@@ -117,8 +117,18 @@ class Bitrix24Toolkit(BaseToolkit):
     def for_request(self, text: str) -> Bitrix24Toolkit:
         return Bitrix24Toolkit(toolbox=self.toolbox.for_request(text))
 
-    def get_tools(self) -> list[BaseTool]:
-        return [Bitrix24Tool.from_spec(spec, self.toolbox) for spec in self.toolbox.specs]
+    def get_tools(self, *, defer: bool = False) -> list[BaseTool]:
+        """The tools. ``defer=True`` marks every tool outside ``core`` (and the loader) for the provider's
+        own deferred loading (``extras["defer_loading"]``, which LangChain's ``ProviderToolSearchMiddleware``
+        and ``ChatAnthropic`` read): the model sees core and finds the rest through the provider's tool
+        search."""
+        tools: list[BaseTool] = []
+        for spec in self.toolbox.specs:
+            tool = Bitrix24Tool.from_spec(spec, self.toolbox)
+            if defer and spec.pack not in ("core", "loader") and "extras" in type(tool).model_fields:
+                tool.extras = {**(getattr(tool, "extras", None) or {}), "defer_loading": True}
+            tools.append(tool)
+        return tools
 
 
 class InterruptConfirmer:

@@ -179,3 +179,16 @@ def test_toolkit_from_env_and_for_request(monkeypatch: pytest.MonkeyPatch) -> No
     names = {t.name for t in toolkit.get_tools()}
     assert {"b24_crm_list", "b24_sites_call"} <= names
     assert {t.name for t in toolkit.for_request("опубликуй в живой ленте").get_tools()} >= {"b24_collab_call"}
+
+
+def test_tools_outside_core_can_be_deferred_to_the_providers_tool_search() -> None:
+    """``get_tools(defer=True)`` marks every non-core tool ``extras["defer_loading"]`` — what LangChain's
+    ``ProviderToolSearchMiddleware`` and ChatAnthropic's tool search read; core stays loaded."""
+    from bitrix24_agent_tools.packs import PACKS
+
+    _, toolkit = _toolkit(packs=tuple(PACKS))
+    tools = toolkit.get_tools(defer=True)
+    packs = {s.name: s.pack for s in toolkit.toolbox.specs}
+    deferred = {t.name for t in tools if (t.extras or {}).get("defer_loading")}
+    assert deferred == {name for name, pack in packs.items() if pack != "core"} and deferred
+    assert all(not t.extras for t in toolkit.get_tools())  # not unless asked
