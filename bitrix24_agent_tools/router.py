@@ -81,6 +81,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
         "working day", "work day", "workday", "clock in", "clock out", "clock-in", "clock-out",
         "clock me in", "clock me out", "punch in", "punch out", "отметил на работ", "отметить на работ",
+        "откр смен", "закр смен", "начн смен", "начать смен", "заверш смен",
         "отмет приход", "отмет уход",
         "start my day",
         "рабочий день", "рабочего дня", "рабочий ден", "начать рабоч", "закончить рабоч", "dia de trabalho",
@@ -159,6 +160,13 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
 VOCABULARY["core"] += ("log a call", "запиш звонок", "записа звонок")
 VOCABULARY["diagnostics"] += ("bind to", "can my app", "can this app", "can the app")
 # fmt: on
+# German compound tails (long and distinctive enough to appear in no other word of the six languages).
+COMPOUND_TAILS = {
+    "content": ("datei", "ordner"),
+    "services": ("kalender", "besprechung"),
+    "commerce": ("bestellung", "zahlung"),
+    "comms": ("nachricht",),
+}
 # fmt: off
 ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform",
          "sites",
@@ -225,11 +233,18 @@ def longest_matches(text: str, table: list[tuple[str, str, re.Pattern[str]]]) ->
 @lru_cache(maxsize=1)
 def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
     words = [(pack, stem) for pack, stems in VOCABULARY.items() for stem in stems] + lexicon.entries()
-    return [
+    table = [
         (pack, stem.strip(), pattern)
         for pack, stem in dict.fromkeys(words)
         if (pattern := stem_pattern(stem)) is not None
     ]
+    # German compounds end in the word that names the thing: Vertragsdatei, Projektordner, Teamkalender.
+    table += [
+        (pack, tail, re.compile(rf"(?<![\w-])\w+?{tail}\w*"))
+        for pack, tails in COMPOUND_TAILS.items()
+        for tail in tails
+    ]
+    return table
 
 
 # A noun's nominative ending is where its inflections happen (страна/страну, strona/stronę, reunião/reuniões):
