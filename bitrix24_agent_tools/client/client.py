@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -123,6 +123,9 @@ def auth_from_env(
     )
 
 
+_C = TypeVar("_C", bound="_Base")
+
+
 class _Base:
     def __init__(
         self,
@@ -143,6 +146,14 @@ class _Base:
             retry=retry or RetryPolicy(),
             rng=random.Random(seed),
         )
+
+    @classmethod
+    def from_env(cls: type[_C], **overrides: Any) -> _C:
+        """Credentials from ``B24_*``; the options of ``settings.Settings`` (``B24_REDIS_URL`` shares the rate
+        bucket and tokens across processes, ``B24_RATE_LIMITER_RATE``/``BURST`` set the plan) unless given."""
+        for key, value in EnvSettings.from_env().client_options().items():
+            overrides.setdefault(key, value)
+        return cls(auth_from_env(), **overrides)
 
     @property
     def portal(self) -> str:
@@ -173,15 +184,6 @@ class Bitrix24(_Base):
         super().__init__(auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed)
         self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify)
         self._sleep = sleep
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> Bitrix24:
-        """Credentials from B24_*; B24_REDIS_URL shares the rate bucket (and tokens) across processes."""
-        for key, value in (
-            EnvSettings.from_env().client_options().items()
-        ):  # B24_REDIS_URL, B24_RATE_LIMITER_*
-            overrides.setdefault(key, value)
-        return cls(auth_from_env(), **overrides)
 
     # -- I/O ----------------------------------------------------------------------------------------------
     def _run(self, flow: Flow) -> Any:
@@ -349,14 +351,6 @@ class AsyncBitrix24(_Base):
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify)
         self._sleep = sleep
         self._refresh_locks: dict[int, asyncio.Lock] = {}
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> AsyncBitrix24:
-        for key, value in (
-            EnvSettings.from_env().client_options().items()
-        ):  # B24_REDIS_URL, B24_RATE_LIMITER_*
-            overrides.setdefault(key, value)
-        return cls(auth_from_env(), **overrides)
 
     async def _run(self, flow: Flow) -> Any:
         """Run a flow to its end and return its result (only an export emits rows, through ``_drive``)."""
