@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from bitrix24_agent_tools.risk import php_intval
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.registry import wanted_scopes
 from bitrix24_agent_tools.sandbox.types import Caller
@@ -223,7 +224,7 @@ class EventHub:
     def _bind(self, params: dict[str, Any], caller: Caller) -> bool:
         """eventBind (lib/api/event.php; api-reference/events/event-bind.md), check by check."""
         query = {str(k).upper(): v for k, v in params.items()}
-        user = _intval(query.get("AUTH_TYPE"))
+        user = php_intval(query.get("AUTH_TYPE"))
         if user > 0 and not caller.is_admin and user != caller.user_id:
             raise ApiError(
                 "ACCESS_DENIED",
@@ -255,7 +256,7 @@ class EventHub:
         query = {str(k).upper(): v for k, v in params.items()}
         event, _, handler = _binding(query, caller, "unbinding")
         user = (
-            _intval(query["AUTH_TYPE"]) if "AUTH_TYPE" in query else None
+            php_intval(query["AUTH_TYPE"]) if "AUTH_TYPE" in query else None
         )  # only that user's binding, if given
         before = len(self.bindings)
         self.bindings = [
@@ -312,7 +313,7 @@ class EventHub:
             from bitrix24_agent_tools.sandbox.methods import Listing
 
             rows = [r for r in sorted(mine, key=lambda r: r["ID"]) if _matches(r, query.get("filter"))]
-            start = max(0, _intval(query.get("start")))
+            start = max(0, php_intval(query.get("start")))
             page = [
                 {**self._public(r), "PROCESS_ID": r["process_id"], "ERROR": r["error"]}
                 for r in rows[start : start + 50]
@@ -332,9 +333,9 @@ class EventHub:
                 targets = [r for r in mine if r["process_id"] == process_id and r["MESSAGE_ID"] in wanted]
             elif "id" in query:
                 ids = query["id"]
-                if not isinstance(ids, (list, dict)) or any(_intval(i) <= 0 for i in _list(ids)):
+                if not isinstance(ids, (list, dict)) or any(php_intval(i) <= 0 for i in _list(ids)):
                     raise ApiError("ERROR_ARGUMENT", "Value must be array of integers", 400)
-                wanted_ids = {_intval(i) for i in _list(ids)}
+                wanted_ids = {php_intval(i) for i in _list(ids)}
                 targets = [r for r in mine if r["process_id"] == process_id and r["ID"] in wanted_ids]
             else:
                 targets = [r for r in mine if r["process_id"] == process_id]
@@ -361,16 +362,16 @@ class EventHub:
         raise ApiError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
 
     def _get(self, query: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any]:
-        clear = 1 if "clear" not in query or query["clear"] is None else _intval(query["clear"])
+        clear = 1 if "clear" not in query or query["clear"] is None else php_intval(query["clear"])
         process_id = _trimmed(query.get("process_id"))
         if not clear and not self.portal.extended_offline_mode:
             raise ApiError(
                 "ERROR_OFFLINE_EVENTS_LICENSE", "clear=0 needs the extended offline events mode", 400
             )
-        limit = _intval(query["limit"]) if "limit" in query else 50
+        limit = php_intval(query["limit"]) if "limit" in query else 50
         if limit <= 0:
             raise ApiError("ERROR_ARGUMENT", "Value must be positive integer", 400)
-        error = 1 if _intval(query.get("error")) == 1 else 0
+        error = 1 if php_intval(query.get("error")) == 1 else 0
         return_process_id = not clear
         candidates = sorted(
             (r for r in mine if r["error"] == error), key=lambda r: (r["TIMESTAMP_X"], r["ID"])
@@ -417,13 +418,6 @@ def _matches(row: dict[str, Any], flt: Any) -> bool:
         if equal == negate:
             return False
     return True
-
-
-def _intval(value: Any) -> int:
-    """PHP's intval of a request value (arrays: 1 when not empty)."""
-    from bitrix24_agent_tools.risk import php_intval
-
-    return php_intval(value)
 
 
 def _trimmed(value: Any) -> str | None:
