@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import lexicon
+from .risk import CATALOG
 
 # pack → stems (a word matches a stem it starts with); phrases are space-separated stems.
 # fmt: off
@@ -108,6 +109,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "diagnostics": (
         "server time", "portal time", "server", "сервер", "servidor", "serwer", "serverzeit",
+        "bind to", "can my app", "can this app", "can the app",  # what an app can call or bind to
         "the method", "this method", "a method", "метод", "método", "methode", "metoda",
         "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails",
         "failing",
@@ -125,6 +127,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "usuário",
         "usuario", "funcionário", "empleado", "geschäft", "aufgabe", "kontakt", "unternehm", "firma", "phase",
         "mitarbeiter", "benutzer", "transakc", "zadani", "zadań", "kontrahent", "lejek", "etap", "pracownik",
+        # a call logged in the CRM is an activity of the deal, not telephony
+        "log a call", "запиш звонок", "записа звонок",
         # a phone number or a web-form request is a CRM attribute or source, not telephony or a site
         "телефон контакт", "телефон клиент", "telefone do contato", "telefone do cliente",
         "teléfono del contacto", "teléfono del cliente", "telefon kontakt", "telefon klient",
@@ -156,9 +160,6 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "mają termin", "ma termin", "o termin", "w termin", "po termin", "przed termin", "termin realizacj",
          "termin zadani", "termin płatnoś"),
 }
-# A call logged in the CRM is an activity of the deal, not telephony; events an app binds to are diagnostics.
-VOCABULARY["core"] += ("log a call", "запиш звонок", "записа звонок")
-VOCABULARY["diagnostics"] += ("bind to", "can my app", "can this app", "can the app")
 # fmt: on
 # German compound tails (long and distinctive enough to appear in no other word of the six languages).
 COMPOUND_TAILS = {
@@ -167,11 +168,7 @@ COMPOUND_TAILS = {
     "commerce": ("bestellung", "zahlung"),
     "comms": ("nachricht",),
 }
-# fmt: off
-ORDER = ("core", "comms", "automation", "collab", "content", "boards", "commerce", "services", "platform",
-         "sites",
-         "compliance", "diagnostics")
-# fmt: on
+ORDER = tuple(CATALOG)  # the packs, core first, as the catalog lists them
 # Scrum words imply the workgroup pack too (catalog.md: collab, and boards when scrum/sprint/backlog/epic is
 # said).
 IMPLIES = {"boards": ("collab",)}

@@ -11,22 +11,10 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
+from bitrix24_agent_tools.risk import CATALOG
 
 LOADER = "b24_load_pack"
-PACK_NAMES = (
-    "comms",
-    "automation",
-    "collab",
-    "content",
-    "boards",
-    "commerce",
-    "services",
-    "platform",
-    "sites",
-    "compliance",
-    "diagnostics",
-    "core",
-)
+PACK_NAMES = (*(p for p in CATALOG if p != "core"), "core")  # core last: the others are what one loads
 
 
 @lru_cache(maxsize=1)
