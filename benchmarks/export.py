@@ -25,26 +25,23 @@ from bitrix24_agent_tools.sandbox import CostModel, Portal
 COST = CostModel(round_trip=0.02, per_item=0.0002, count_cost=0.002, per_offset=0.001)
 
 
-def lower_bound(n: int, rate: float, burst: int, cost: CostModel, concurrency: float = math.inf) -> float:
-    """The best any client can do with ``concurrency`` requests in flight: one probe, then 50 pages of 50 rows
-    per batch request, no COUNT, no offsets; never faster than the plan lets that many requests through."""
-    requests = math.ceil(n / 2500)
-    rate_wait = max(0.0, (requests + 1 - burst) / rate)
-    one_request = cost.round_trip + 50 * cost.per_item * 50
-    rounds = 1 if math.isinf(concurrency) else math.ceil(requests / concurrency)
-    # The plan admits the last request after ``rate_wait``; it still has to be processed.
-    return cost.round_trip + max(rate_wait + one_request, rounds * one_request)
+def _one_request(cost: CostModel) -> float:
+    """One batch request of 50 pages of 50 rows: its round trip and its rows."""
+    return cost.round_trip + 50 * cost.per_item * 50
 
 
 def rate_bound(n: int, rate: float, burst: int, cost: CostModel) -> float:
     """What the plan alone allows: the probe, the last batch request admitted by the bucket, then
     processed."""
-    return (
-        cost.round_trip
-        + max(0.0, (math.ceil(n / 2500) + 1 - burst) / rate)
-        + cost.round_trip
-        + 50 * cost.per_item * 50
-    )
+    rate_wait = max(0.0, (math.ceil(n / 2500) + 1 - burst) / rate)
+    return cost.round_trip + rate_wait + _one_request(cost)
+
+
+def lower_bound(n: int, rate: float, burst: int, cost: CostModel, concurrency: float = math.inf) -> float:
+    """The best any client can do with ``concurrency`` requests in flight: one probe, then 50 pages of 50 rows
+    per batch request, no COUNT, no offsets; never faster than the plan lets that many requests through."""
+    rounds = 1 if math.isinf(concurrency) else math.ceil(math.ceil(n / 2500) / concurrency)
+    return max(rate_bound(n, rate, burst, cost), cost.round_trip + rounds * _one_request(cost))
 
 
 def measure(
