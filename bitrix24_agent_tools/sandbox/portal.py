@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bitrix24_agent_tools.masking import register_secret, register_secrets
+from bitrix24_agent_tools.risk import canonical_call, catalog_risk
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.methods import METHODS, Listing
@@ -854,13 +855,12 @@ class ReadWriteLock:
 
 
 def _reads_only(method: str, params: dict[str, Any]) -> bool:
-    """Whether a request only reads: a catalog read, or a batch whose riskiest command is one. Anything
-    unknown or unreadable counts as a write."""
-    from bitrix24_agent_tools.risk import catalog_risk, classify
-
+    """Whether a request only reads: a catalog read, or a batch whose every command is one. Anything unknown
+    or unreadable counts as a write (a method outside the catalog is never shared, whatever its name)."""
     try:
         if method == "batch":
-            return classify(method, params) == "read"
+            commands = canonical_call(method, params).commands
+            return bool(commands) and all(catalog_risk(c.method, c.params) == "read" for c in commands)
         return catalog_risk(method, params) == "read"
     except Exception:
         return False

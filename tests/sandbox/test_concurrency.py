@@ -134,6 +134,7 @@ def test_a_waiting_writer_holds_back_new_readers() -> None:
         ("batch", {"cmd": {"a": "crm.deal.list?start=-1", "b": "crm.contact.list"}}, True),
         ("batch", {"cmd": {"a": "crm.deal.list", "b": "crm.deal.add?fields[TITLE]=x"}}, False),
         ("vendor.unknown.get", {}, False),  # not in the catalog: runs alone
+        ("batch", {"cmd": {"a": "crm.deal.list", "b": "vendor.unknown.get"}}, False),  # whatever its name
     ],
 )
 def test_what_counts_as_a_read(method: str, params: dict[str, Any], shared: bool) -> None:
