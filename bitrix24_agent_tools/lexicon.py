@@ -22,16 +22,14 @@ import snowballstemmer
 # fmt: off
 LEXICON: dict[str, dict[str, str]] = {
     "comms": {
-        "en": ("chat, message, messenger, notification, notify, chatbot, telephony, phone call, text "
-               "message, open line, open channel, group chat, whatsapp, telegram, voicemail"),
+        "en": ("chat, message, messenger, notification, notify, chatbot, telephony, text message, open line, "
+               "open channel, channel, group chat, ping, whatsapp, telegram, voicemail"),
         "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
-               "звонок, позвонить, телефония, эсэмэска, открытая линия, переписка, диалог, ватсап, телеграм"),
-        "pt": "mensagem, notificação, notificar, chamada, ligação, ligar, telefonia, linha aberta",
-        "es": "mensaje, notificación, notificar, llamada, llamar, telefonía, línea abierta",
-        "de": ("Nachricht, Benachrichtigung, benachrichtigen, Anruf, anrufen, Telefonie, Chatbot, "
-               "Sprachnachricht"),
-        "pl": ("wiadomość, powiadomienie, powiadomić, czat, rozmowa, zadzwonić, zadzwoń, połączenie, "
-               "telefonia"),
+               "телефония, эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм"),
+        "pt": "mensagem, notificação, notificar, telefonia, linha aberta, canal",
+        "es": "mensaje, notificación, notificar, telefonía, línea abierta, canal",
+        "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal"),
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, telefonia, kanał",
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
@@ -82,9 +80,9 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "zamówienie, płatność, produkt, katalog, dostawa, wysyłka, magazyn, sklep, towar",
     },
     "services": {
-        "en": ("calendar, meeting, booking, reservation, reserve, meeting room, conference room, work time, "
-               "working day, clock in, free on, free at, busy on, busy at, on a break, video call, "
-               "videocall, video meeting"),
+        "en": ("calendar, meeting, booking, bookable, reservation, reserve, meeting room, conference room, "
+               "work time, working day, clock in, free on, free at, busy on, busy at, on a break, "
+               "video call, videocall, video meeting"),
         "ru": ("календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
                "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
                "перерыв, созвон, видеозвонок, видеоконференция"),
@@ -99,13 +97,16 @@ LEXICON: dict[str, dict[str, str]] = {
                "pracy, wolny w, wolna w, zajęty w, przerwa, wideorozmowa, wideokonferencja"),
     },
     "platform": {
-        "en": ("copilot, ai, artificial intelligence, prompt, app storage, bi connector, neural network, "
-               "bi, power bi, looker studio"),
-        "ru": "копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика",
-        "pt": "ia, inteligência artificial",
-        "es": "ia, inteligencia artificial",
-        "de": "ki, künstliche Intelligenz",
-        "pl": "sztuczna inteligencja",
+        "en": ("copilot, ai, artificial intelligence, prompt, app storage, application storage, "
+               "bi connector, neural network, bi, power bi, looker studio"),
+        "ru": ("копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика, хранилище приложения, "
+               "хранилище данных приложения"),
+        "pt": ("ia, inteligência artificial, armazenamento do aplicativo, armazenamento da aplicação, "
+               "armazenamento do app"),
+        "es": ("ia, inteligencia artificial, almacenamiento de la aplicación, almacenamiento de la app, "
+               "almacenamiento del app"),
+        "de": "ki, künstliche Intelligenz, App-Speicher, Anwendungsspeicher, Speicher der App",
+        "pl": "sztuczna inteligencja, magazyn aplikacji, pamięć aplikacji, dane aplikacji",
     },
     "sites": {
         "en": "website, web page",
@@ -119,18 +120,21 @@ LEXICON: dict[str, dict[str, str]] = {
         "en": ("agreement, consent, privacy policy, e-signature, signature, e-signature document, signature "
                "document"),
         "ru": "соглашение, подписание, персональные данные",
-        "pt": "consentimento, assinatura, termo de uso",
+        "pt": "consentimento, assinatura, assinar, termo de uso",
         "es": "consentimiento, firma electrónica, acuerdo",
-        "de": "Einwilligung, Zustimmung, Signatur, Unterschrift",
+        "de": "Einwilligung, Zustimmung, Signatur, Unterschrift, unterschreiben, unterzeichnen",
         "pl": "zgoda, podpis, podpisanie",
     },
     "diagnostics": {
-        "en": "scope, permission, error, failure, access denied",
-        "ru": "ошибка, права доступа, доступ, разрешение",
-        "pt": "erro, permissão, falha, escopo",
-        "es": "error, permiso",
-        "de": "Fehler, Berechtigung",
-        "pl": "błąd, uprawnienie",
+        "en": ("scope, permission, access rights, error, failure, access denied, rate limit, request "
+               "limit, query limit, api limit, throttling"),
+        "ru": "ошибка, права доступа, доступ, разрешение, лимит запросов, ограничение запросов, лимит api",
+        "pt": ("erro, permissão, falha, escopo, direitos de acesso, limite de requisições, limite de "
+               "solicitações, limite da api"),
+        "es": ("error, permiso, alcance, ámbito, derechos de acceso, límite de solicitudes, límite de "
+               "peticiones, límite de la api"),
+        "de": "Fehler, Berechtigung, Zugriffsrechte, Ratenlimit, Anfragelimit, Rate-Limit, API-Limit",
+        "pl": "błąd, uprawnienie, prawa dostępu, zakres uprawnień, limit zapytań, limit żądań, limit api",
     },
     "core": {
         "en": "deal, lead, contact, company, pipeline, funnel, stage, task, user, employee, crm",
@@ -140,6 +144,16 @@ LEXICON: dict[str, dict[str, str]] = {
         "de": "Deal, Aufgabe, Kontakt, Unternehmen, Firma, Phase, Mitarbeiter, Benutzer, Kunde",
         "pl": "transakcja, zadanie, kontrahent, lejek, etap, pracownik, klient",
     },
+}
+# Words for a phone call, per language: telephony (comms), unless the request is about the API, where a call
+# is a REST call ("why does the call return an error", "which methods can this app call").
+CALLS: dict[str, str] = {
+    "en": "call, phone call",
+    "ru": "звонок, позвонить",
+    "pt": "chamada, ligação, ligar",
+    "es": "llamada, llamar",
+    "de": "Anruf, anrufen",
+    "pl": "zadzwonić, zadzwoń, połączenie",
 }
 # fmt: on
 
@@ -185,14 +199,28 @@ def _variants(word: str, lang: str) -> list[str]:
     return stems
 
 
-def entries() -> list[tuple[str, str]]:
-    """(pack, stemmed phrase) for every word of the lexicon, in the lexicon's order."""
+def _stems(words: str, lang: str) -> list[str]:
+    """The stemmed phrases of a comma-separated list of words or phrases of ``lang``."""
     out = []
-    for pack, languages in LEXICON.items():
-        for lang, words in languages.items():
-            for phrase in words.split(","):
-                tokens = [t for t in re.split(r"\s+", phrase.strip().casefold().replace("ё", "е")) if t]
-                head = " ".join(stem(t, lang) for t in tokens[:-1])
-                for last in _variants(tokens[-1], lang) if tokens else []:
-                    out.append((pack, f"{head} {last}".strip()))
+    for phrase in words.split(","):
+        tokens = [t for t in re.split(r"\s+", phrase.strip().casefold().replace("ё", "е")) if t]
+        head = " ".join(stem(t, lang) for t in tokens[:-1])
+        out += [f"{head} {last}".strip() for last in (_variants(tokens[-1], lang) if tokens else [])]
     return out
+
+
+def call_stems() -> set[str]:
+    """The stems of the phone-call words of every language."""
+    return {s for lang, words in CALLS.items() for s in _stems(words, lang)}
+
+
+def entries() -> list[tuple[str, str]]:
+    """(pack, stemmed phrase) for every word of the lexicon, in the lexicon's order (the call words are
+    comms')."""
+    tables = [*LEXICON.items(), ("comms", CALLS)]
+    return [
+        (pack, s)
+        for pack, languages in tables
+        for lang, words in languages.items()
+        for s in _stems(words, lang)
+    ]

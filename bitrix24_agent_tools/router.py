@@ -106,6 +106,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "consent", "e-signature", "esignature", "e-sign", "signature", "согласи", "подпис", "эцп",
         "consentiment",
         "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
+        # Spanish "firma" is a signature (German and Polish "Firma" is a company): by its article or verb
+        "la firma", "una firma", "firma del", "firma de", "firmar", "firmad",
     ),
     "diagnostics": (
         "server time", "portal time", "server", "сервер", "servidor", "serwer", "serverzeit",
@@ -116,7 +118,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "insufficient_scope", "which methods", "what methods", "methods can", "access denied", "какие метод",
         "diagnos", "скоуп", "права", "доступ", "ошиб", "почему", "не работает", "diagnóst", "por que",
         "por qué",
-        "fehler", "berechtig", "warum", "błąd", "uprawnie", "dlaczego",
+        "fehler", "berechtig", "warum", "błąd", "uprawnie", "dlaczego", "rechte",
     ),
     "core": (
         "deal", "lead", "contact", "compan", "pipeline", "funnel", "stage", "task", "user", "employee",
@@ -145,7 +147,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "dostawc", "supplier", "método de pag", "metoda płatn", "zahlungsmethod", "способ оплат",
          # a signed contract is a document, not an e-signature request
          "signed contract", "signed document", "подписанн договор", "подписанн документ", "podpisan umow",
-         "podpisan dokument", "unterschrieben vertrag", "unterschrieben dokument",
+         "podpisan dokument", "unterschrieben vertrag", "unterschrieben dokument", "contrato assinado",
+         "documento assinado", "contrato firmado", "documento firmado",
          # sorting and paging are not orders and sites
          "descending order", "ascending order", "in order", "sort order", "order by", "order of", "next page",
          "previous page", "следующ страниц", "предыдущ страниц", "próxima página", "página seguinte",
@@ -192,23 +195,48 @@ def normalize(text: str) -> str:
 
 
 # Words that mean an API call, not a phone call, once the request is about methods, scopes or errors.
-_API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "połącz"}
+_API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "połącz", *lexicon.call_stems()}
 _METHOD_NAME = re.compile(r"\b[a-z]+(?:\.[a-z_]+){2,}\b")  # crm.deal.list, tasks.task.add
+_API_WORD = re.compile(r"(?<![\w-])(?:api|rest|endpoint)(?![\w-])")
+_CODE_LIKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # ACCESS_DENIED, insufficient_scope
+# A document kind that a file or folder request names is the file, not the pack of the records it lists ("copy
+# the price list file to the folder", "загрузи прайс в папку").
+_DOCUMENT_KINDS = {"commerce": {"price list", "прайс"}}
+
+
+@lru_cache(maxsize=1)
+def _error_codes() -> frozenset[str]:
+    from .client.errors import known_codes
+
+    return known_codes()
+
+
 _SORTING = re.compile(r"\border\b(?:\s+[\w-]+){1,4}\s+by\b")
+
+
+# A stem of three or four letters takes at most this many more letters ("disc" is not "discount", "feed" is
+# not "feedback"); a hyphen ends the word (смс-провайдер).
+_SHORT_TAIL = 3
+
+
+def _word_pattern(word: str, last: bool) -> str:
+    """One word of a vocabulary entry: a very short one (бп, ии, "с" in "с сайта") whole — "с сайта" must not
+    match "создай сайт"; a short one with at most ``_SHORT_TAIL`` more letters; a longer one as a prefix. The
+    last word of an entry matches only as long as it is, so a longer entry wins an overlap."""
+    if len(word) <= 2:
+        return re.escape(word) + r"\b"
+    if len(word) <= 4:
+        return re.escape(word) + (rf"(?!\w{{{_SHORT_TAIL + 1}}})" if last else rf"\w{{0,{_SHORT_TAIL}}}")
+    return re.escape(word) + ("" if last else r"[\w-]*")
 
 
 def stem_pattern(stem: str) -> re.Pattern[str] | None:
     """The pattern of a vocabulary entry: each word a prefix of a word of the text (its nominative ending
-    inflects), except very short ones (бп, ии, "с" in "с сайта"), which must be whole words — "с сайта" must
-    not match "создай сайт"; the last word matches only as long as the entry, so a longer entry wins an
-    overlap."""
+    inflects), within the limits of ``_word_pattern``."""
     words = [_root(w) for w in normalize(stem).split()]
     if not words:
         return None
-    body = r"\s+".join(
-        re.escape(w) + (r"\b" if len(w) <= 2 else r"[\w-]*" if i < len(words) - 1 else "")
-        for i, w in enumerate(words)
-    )
+    body = r"\s+".join(_word_pattern(w, i == len(words) - 1) for i, w in enumerate(words))
     return re.compile(rf"(?<![\w-]){body}")
 
 
@@ -265,11 +293,18 @@ def route(text: str) -> RouteDecision:
             hits.setdefault(pack, [])
             if stem not in hits[pack]:
                 hits[pack].append(stem)
-    api_talk = "diagnostics" in hits or _METHOD_NAME.search(text.casefold()) is not None
+    lower = text.casefold()
+    if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
+        hits.setdefault("diagnostics", []).append("error code")  # "what does ACCESS_DENIED mean"
+    api_talk = "diagnostics" in hits or _METHOD_NAME.search(lower) is not None or _API_WORD.search(clean)
     if api_talk and "comms" in hits and set(hits["comms"]) <= _API_CALL:
         del hits["comms"]  # "which methods can this app call", "call crm.deal.list with a filter"
     if "commerce" in hits and set(hits["commerce"]) <= {"order"} and _SORTING.search(clean):
         del hits["commerce"]  # "order the tasks by deadline" sorts them
+    if "content" in hits:
+        for pack, kinds in _DOCUMENT_KINDS.items():
+            if pack in hits and set(hits[pack]) <= kinds:
+                del hits[pack]
     chosen = {"core", *hits}
     for pack in list(chosen):
         chosen.update(IMPLIES.get(pack, ()))

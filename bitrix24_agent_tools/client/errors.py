@@ -247,6 +247,11 @@ _BY_CODE: dict[str, type[Bitrix24Error]] = {
 _BY_CODE_LOWER = {k.lower(): v for k, v in _BY_CODE.items()}
 
 
+def known_codes() -> frozenset[str]:
+    """Every error code this library knows, in lower case (the portal's codes and its own)."""
+    return frozenset(_BY_CODE_LOWER) | {k.lower() for k in _HINTS}
+
+
 def legacy_code(description: str) -> str:
     """Legacy CRM methods answer ``{"error": "", "error_description": "Not found"}`` with HTTP 400 (e.g.
     api-reference/crm/deals/crm-deal-get.md, Error Handling): the text is all there is, so the code is read
