@@ -82,19 +82,19 @@ LEXICON: dict[str, dict[str, str]] = {
     "services": {
         "en": ("calendar, meeting, booking, bookable, reservation, reserve, meeting room, conference room, "
                "work time, working day, clock in, free on, free at, busy on, busy at, on a break, "
-               "video call, videocall, video meeting"),
+               "video call, videocall, video meeting, lunch break, lunch, coffee break"),
         "ru": ("календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
                "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
-               "перерыв, созвон, видеозвонок, видеоконференция"),
+               "перерыв, обед, обеденный перерыв, созвон, видеозвонок, видеоконференция"),
         "pt": ("calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, sala de "
-               "reunião, turno, expediente, livre na, livre no, ocupado na, videochamada"),
+               "reunião, turno, expediente, livre na, livre no, ocupado na, videochamada, almoço, intervalo"),
         "es": ("calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada, "
-               "libre el, ocupado el, videollamada"),
+               "libre el, ocupado el, videollamada, almuerzo, descanso"),
         "de": ("Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, "
                "Besprechungsraum, Konferenzraum, Arbeitszeit, Schicht, Arbeitstag, frei am, frei um, in der "
-               "Pause, Videocall, Videokonferenz"),
+               "Pause, Mittagspause, Videocall, Videokonferenz"),
         "pl": ("kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień "
-               "pracy, wolny w, wolna w, zajęty w, przerwa, wideorozmowa, wideokonferencja"),
+               "pracy, wolny w, wolna w, zajęty w, przerwa, obiad, wideorozmowa, wideokonferencja"),
     },
     "platform": {
         "en": ("copilot, ai, artificial intelligence, prompt, app storage, application storage, "
@@ -110,11 +110,11 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "sites": {
         "en": "website, web page",
-        "ru": "сайт, лендинг, страница",
-        "pt": "página, landing page",
-        "es": "sitio web, página",
-        "de": "Webseite, Website, Landingpage",
-        "pl": "witryna, strona internetowa, strona www",
+        "ru": "сайт, лендинг, страница, целевая страница",
+        "pt": "página, landing page, página de destino",
+        "es": "sitio web, página, página de destino",
+        "de": "Webseite, Website, Landingpage, Zielseite",
+        "pl": "witryna, strona internetowa, strona www, strona docelowa",
     },
     "compliance": {
         "en": ("agreement, consent, privacy policy, e-signature, signature, e-signature document, signature "

@@ -112,6 +112,12 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "diagnostics": (
         "server time", "portal time", "server", "сервер", "servidor", "serwer", "serverzeit",
         "bind to", "can my app", "can this app", "can the app",  # what an app can call or bind to
+        # what a credential may do: "can my webhook read calendars", "darf mein Webhook …"
+        "can my webhook", "can the webhook", "can this webhook", "can our webhook", "is my webhook allowed",
+        "может ли вебхук", "может ли мой вебхук", "вебхук может", "хватает ли прав", "не хватает прав",
+        "прав у", "meu webhook pode", "o webhook pode", "este webhook pode", "mi webhook puede",
+        "el webhook puede", "este webhook puede", "darf mein webhook", "darf der webhook",
+        "kann mein webhook", "kann der webhook", "mój webhook może", "webhook może",
         "the method", "this method", "a method", "метод", "método", "methode", "metoda",
         "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails",
         "failing",
@@ -143,6 +149,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "do site", "del sitio", "von der webseite", "ze strony",
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
+    # They are the very forms that mislead, so their endings do not inflect.
     "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant",
          "dostawc", "supplier", "método de pag", "metoda płatn", "zahlungsmethod", "способ оплат",
          # a signed contract is a document, not an e-signature request
@@ -161,7 +168,9 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "pedido de suport", "pedido de desconto", "pedido de reembols",
          # Polish "termin" is a deadline (German "Termin" is an appointment)
          "mają termin", "ma termin", "o termin", "w termin", "po termin", "przed termin", "termin realizacj",
-         "termin zadani", "termin płatnoś"),
+         "termin zadani", "termin płatnoś",
+         # Spanish and Portuguese "terminar" is to finish (German "Termin" is an appointment)
+         "termina", "terminad", "terminó", "terminou", "terminam", "terminen"),
 }
 # fmt: on
 # German compound tails (long and distinctive enough to appear in no other word of the six languages).
@@ -230,14 +239,15 @@ def _word_pattern(word: str, last: bool) -> str:
     return re.escape(word) + ("" if last else r"[\w-]*")
 
 
-def stem_pattern(stem: str) -> re.Pattern[str] | None:
+def stem_pattern(stem: str, inflect: bool = True) -> re.Pattern[str] | None:
     """The pattern of a vocabulary entry: each word a prefix of a word of the text (its nominative ending
-    inflects), within the limits of ``_word_pattern``."""
-    words = [_root(w) for w in normalize(stem).split()]
+    inflects unless ``inflect`` is false), within the limits of ``_word_pattern``. An entry may start after a
+    hyphen, where compounds join their words (Support-Chat, Team-Kalender, бизнес-процесс)."""
+    words = [_root(w) if inflect else w for w in normalize(stem).split()]
     if not words:
         return None
     body = r"\s+".join(_word_pattern(w, i == len(words) - 1) for i, w in enumerate(words))
-    return re.compile(rf"(?<![\w-]){body}")
+    return re.compile(rf"(?<!\w){body}")
 
 
 def longest_matches(text: str, table: list[tuple[str, str, re.Pattern[str]]]) -> list[tuple[int, str, str]]:
@@ -261,7 +271,7 @@ def _compiled() -> list[tuple[str, str, re.Pattern[str]]]:
     table = [
         (pack, stem.strip(), pattern)
         for pack, stem in dict.fromkeys(words)
-        if (pattern := stem_pattern(stem)) is not None
+        if (pattern := stem_pattern(stem, inflect=bool(pack))) is not None
     ]
     # German compounds end in the word that names the thing: Vertragsdatei, Projektordner, Teamkalender.
     table += [

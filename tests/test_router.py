@@ -211,3 +211,20 @@ def test_lexicon_stems_by_language_and_keeps_too_short_stems_whole() -> None:
 )
 def test_general_rules_found_by_held_out_rounds(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Termina el flujo de trabajo atascado", ("core", "automation")),  # terminar is to finish
+        ("Verschiebe den Termin auf Freitag", ("core", "services")),  # der Termin is an appointment
+        ("Hat jemand im Support-Chat geantwortet?", ("core", "comms")),  # compounds join at a hyphen
+        ("Can my webhook read calendars?", ("core", "services", "diagnostics")),  # what a credential may do
+        ("Darf mein Webhook Kalender lesen?", ("core", "services", "diagnostics")),
+        ("Хватает ли прав у вебхука на создание сделок?", ("core", "diagnostics")),
+        ("Я ушёл на обед", ("core", "services")),  # a break in the working day
+        ("Zdejmij stronę docelową z publikacji", ("core", "sites")),  # a landing page by its Polish name
+    ],
+)
+def test_everyday_phrasings(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
