@@ -66,9 +66,9 @@ LEXICON: dict[str, dict[str, str]] = {
         "en": "drive, disk, file, folder, subfolder, document, attachment, upload, pdf",
         "ru": "диск, файл, папка, подпапка, документ, вложение, загрузить",
         "pt": "arquivo, documento, anexo",
-        "es": "archivo, carpeta, documento, adjunto, disco",
+        "es": "archivo, carpeta, documento, adjunto, disco, subir, sube, súbelo",
         "de": "Datei, Ordner, Dokument, Anhang, Laufwerk, hochladen",
-        "pl": "plik, folder, dokument, załącznik, dysk",
+        "pl": "plik, folder, dokument, załącznik, dysk, wgraj, wgrać",
     },
     "commerce": {
         "en": ("order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, "

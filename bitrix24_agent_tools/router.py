@@ -147,10 +147,18 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "from the site",
         "from the website", "from our website",
         "do site", "del sitio", "von der webseite", "ze strony",
+        "телефон у контакт", "телефон у клиент",
+        # the website as a lead's source: "leads whose source is the website", "пришли через сайт"
+        "source is the website", "source is the site", "source website", "via the website",
+        "through the website",
+        "источник сайт", "через сайт", "pelo site", "origem site", "por el sitio", "fuente sitio",
+        "über die webseite", "über die website", "przez stron", "źródło stron",
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
     # They are the very forms that mislead, so their endings do not inflect.
     "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant",
+         # to archive is not a Spanish archivo (a file)
+         "archive", "archiving", "archivier",
          "dostawc", "supplier", "método de pag", "metoda płatn", "zahlungsmethod", "способ оплат",
          # a signed contract is a document, not an e-signature request
          "signed contract", "signed document", "подписанн договор", "подписанн документ", "podpisan umow",

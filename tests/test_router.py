@@ -228,3 +228,19 @@ def test_general_rules_found_by_held_out_rounds(text: str, packs: tuple[str, ...
 )
 def test_everyday_phrasings(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Show leads whose source is the website", ("core",)),  # a lead's source, not a site to edit
+        ("Покажи лиды, которые пришли через сайт", ("core",)),
+        ("Zeig Leads, die über die Webseite kamen", ("core",)),
+        ("Archive the old deals of the Partners pipeline", ("core",)),  # to archive is not archivo (a file)
+        ("Busca el archivo del contrato", ("core", "content")),
+        ("Sube el contrato y pide la firma electrónica", ("core", "content", "compliance")),  # subir uploads
+        ("Измени телефон у контакта Петров", ("core",)),  # a contact's phone is a CRM field
+    ],
+)
+def test_tempting_words_of_core_requests(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
