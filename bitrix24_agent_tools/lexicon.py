@@ -119,11 +119,12 @@ LEXICON: dict[str, dict[str, str]] = {
     "compliance": {
         "en": ("agreement, consent, privacy policy, e-signature, signature, e-signature document, signature "
                "document"),
-        "ru": "соглашение, подписание, персональные данные",
-        "pt": "consentimento, assinatura, assinar, termo de uso",
-        "es": "consentimiento, firma electrónica, acuerdo",
-        "de": "Einwilligung, Zustimmung, Signatur, Unterschrift, unterschreiben, unterzeichnen",
-        "pl": "zgoda, podpis, podpisanie",
+        "ru": "соглашение, подписание, персональные данные, политика конфиденциальности",
+        "pt": "consentimento, assinatura, assinar, termo de uso, política de privacidade",
+        "es": "consentimiento, firma electrónica, acuerdo, política de privacidad",
+        "de": ("Einwilligung, Zustimmung, Signatur, Unterschrift, unterschreiben, unterzeichnen, "
+               "Datenschutzerklärung, Nutzungsbedingungen"),
+        "pl": "zgoda, podpis, podpisanie, polityka prywatności, regulamin",
     },
     "diagnostics": {
         "en": ("scope, permission, access rights, error, failure, access denied, rate limit, request "

@@ -82,7 +82,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "arbeitszeit", "termin", "rezerwacj", "kalendarz", "czas pracy", "spotkan",
         "working day", "work day", "workday", "clock in", "clock out", "clock-in", "clock-out",
         "clock me in", "clock me out", "punch in", "punch out", "отметил на работ", "отметить на работ",
-        "откр смен", "закр смен", "начн смен", "начать смен", "заверш смен",
+        "откр смен", "закр смен", "начн смен", "начать смен", "заверш смен", "мою смен", "моя смен",
+        "моей смен", "moją zmianę", "moja zmiana", "mojej zmiany", "rozpocznij zmian", "zakończ zmianę",
         "отмет приход", "отмет уход",
         "start my day",
         "рабочий день", "рабочего дня", "рабочий ден", "начать рабоч", "закончить рабоч", "dia de trabalho",
@@ -117,7 +118,13 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "может ли вебхук", "может ли мой вебхук", "вебхук может", "хватает ли прав", "не хватает прав",
         "прав у", "meu webhook pode", "o webhook pode", "este webhook pode", "mi webhook puede",
         "el webhook puede", "este webhook puede", "darf mein webhook", "darf der webhook",
-        "kann mein webhook", "kann der webhook", "mój webhook może", "webhook może",
+        "kann mein webhook", "kann der webhook", "mój webhook może", "webhook może", "my app can",
+        "meu aplicativo pode", "o aplicativo pode", "mi aplicación puede", "la aplicación puede",
+        # which features the portal has switched on (feature.get)
+        "features are enabled", "feature is enabled", "features enabled", "enabled features",
+        "features available", "available features", "функции включены", "включенные функции",
+        "recursos habilitados", "funcionalidades ativas", "funciones habilitadas", "funciones activas",
+        "aktivierte funktionen", "funktionen aktiviert", "włączone funkcje", "funkcje włączone",
         "the method", "this method", "a method", "метод", "método", "methode", "metoda",
         "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails",
         "failing",
@@ -140,8 +147,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         # a phone number or a web-form request is a CRM attribute or source, not telephony or a site
         "телефон контакт", "телефон клиент", "telefone do contato", "telefone do cliente",
         "teléfono del contacto", "teléfono del cliente", "telefon kontakt", "telefon klient",
-        "contact s phone",
-        "phone of the contact", "client s phone",
+        "contact phone", "phone of the contact", "client phone",
         "номер телефон", "phone number", "número de telefone", "numero de telefone", "número de teléfono",
         "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк", "с сайт",
         "from the site",
@@ -216,9 +222,13 @@ _API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "p
 _METHOD_NAME = re.compile(r"\b[a-z]+(?:\.[a-z_]+){2,}\b")  # crm.deal.list, tasks.task.add
 _API_WORD = re.compile(r"(?<![\w-])(?:api|rest|endpoint)(?![\w-])")
 _CODE_LIKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # ACCESS_DENIED, insufficient_scope
-# A document kind that a file or folder request names is the file, not the pack of the records it lists ("copy
-# the price list file to the folder", "загрузи прайс в папку").
-_DOCUMENT_KINDS = {"commerce": {"price list", "прайс"}}
+# A pack named only by these words yields to the pack in the key when that one is named too: a price list
+# beside a file or a folder is the file ("загрузи прайс в папку"); a document waiting for a signature is an
+# e-signature document ("which documents are waiting for my signature").
+_YIELDS = {
+    "content": {"commerce": {"price list", "прайс"}},
+    "compliance": {"content": {"document", "документ", "dokument"}},
+}
 
 
 @lru_cache(maxsize=1)
@@ -254,7 +264,8 @@ def stem_pattern(stem: str, inflect: bool = True) -> re.Pattern[str] | None:
     words = [_root(w) if inflect else w for w in normalize(stem).split()]
     if not words:
         return None
-    body = r"\s+".join(_word_pattern(w, i == len(words) - 1) for i, w in enumerate(words))
+    # an English possessive may sit between the words of an entry: "the app's storage", "the contact's phone"
+    body = r"\s+(?:s\s+)?".join(_word_pattern(w, i == len(words) - 1) for i, w in enumerate(words))
     return re.compile(rf"(?<!\w){body}")
 
 
@@ -319,9 +330,9 @@ def route(text: str) -> RouteDecision:
         del hits["comms"]  # "which methods can this app call", "call crm.deal.list with a filter"
     if "commerce" in hits and set(hits["commerce"]) <= {"order"} and _SORTING.search(clean):
         del hits["commerce"]  # "order the tasks by deadline" sorts them
-    if "content" in hits:
-        for pack, kinds in _DOCUMENT_KINDS.items():
-            if pack in hits and set(hits[pack]) <= kinds:
+    for named, yielding in _YIELDS.items():
+        for pack, words in yielding.items():
+            if named in hits and pack in hits and set(hits[pack]) <= words:
                 del hits[pack]
     chosen = {"core", *hits}
     for pack in list(chosen):

@@ -244,3 +244,20 @@ def test_everyday_phrasings(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_tempting_words_of_core_requests(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Which of my documents are waiting for my signature?", ("core", "compliance")),
+        ("Какие документы ждут моей подписи?", ("core", "compliance")),
+        ("Upload the document and send it for e-signature", ("core", "content", "compliance")),
+        ("Store the sync cursor in the app's storage", ("core", "platform")),  # a possessive inside a phrase
+        ("Change the client's phone number", ("core",)),
+        ("Which features are enabled on this portal?", ("core", "diagnostics")),
+        ("Rozpocznij moją zmianę", ("core", "services")),  # a shift
+        ("Hat der Kunde die Datenschutzerklärung akzeptiert?", ("core", "compliance")),
+    ],
+)
+def test_signatures_possessives_and_shifts(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
