@@ -73,7 +73,9 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "meeting room", "conference room", "projector room", "my shift", "start shift", "end shift", "turno",
         "schicht",
         "reserve", "reserv", "zarezerw", "rezerwuj", "зарезервир", "резерв", "agende", "agenda", "cita",
-        "appointment", "treffen", "vereinbar", "umów", "arrange a",
+        "appointment", "treffen", "vereinbar", "arrange a",
+        # Polish umów (arrange) by its object: umowa, umowy is a contract
+        "umów spotkanie", "umów się", "umów mnie", "umówić", "umów wizyt",
         "booking", "book a", "calendar", "meeting", "work time", "worktime", "time tracking", "timeman",
         "schedule",
         "календар", "бронирован", "брониру", "заброниру", "бронь", "встреч", "учет рабоч", "учёт рабоч",
@@ -212,9 +214,23 @@ _QUOTED = re.compile(r'«[^»]{1,80}»|"[^"]{1,80}"|“[^”]{1,80}”|„[^“�
 
 
 def normalize(text: str) -> str:
+    """Lower case, quoted names out, punctuation out, and Latin letters without their accents (people type
+    "reuniao", "zamowienie", "catalogo"; the vocabulary goes through the same function)."""
     text = _QUOTED.sub(" ", unicodedata.normalize("NFKC", text))
-    text = text.casefold().replace("ё", "е")
+    text = _fold_latin(text.casefold().replace("ё", "е"))
     return re.sub(r"[^\w\s:-]+", " ", text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if ch.isascii() or "LATIN" not in unicodedata.name(ch, ""):
+        return ch  # Cyrillic keeps its letters (й is not и)
+    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    return {"ł": "l"}.get(base, base)
+
+
+def _fold_latin(text: str) -> str:
+    return "".join(_fold_char(ch) for ch in text) if not text.isascii() else text
 
 
 # Words that mean an API call, not a phone call, once the request is about methods, scopes or errors.

@@ -261,3 +261,23 @@ def test_tempting_words_of_core_requests(text: str, packs: tuple[str, ...]) -> N
 )
 def test_signatures_possessives_and_shifts(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        # people type without accents; the vocabulary and the request fold Latin letters the same way
+        ("Marque uma reuniao com a Ana na quarta", ("core", "services")),
+        ("Crie uma notificacao para o gerente", ("core", "comms")),
+        ("Agrega un producto al catalogo", ("core", "commerce")),
+        ("Cual es el error de la aplicacion?", ("core", "diagnostics")),
+        ("Ile zamowien przyszlo wczoraj?", ("core", "commerce")),
+        ("Wyslij wiadomosc do Marka", ("core", "comms")),
+        ("Gdzie jest plik umowy?", ("core", "content")),  # umowa (a contract), not umów (arrange)
+        ("Umow spotkanie z Anna", ("core", "services")),
+        ("Zeig die Bestellungen fur heute", ("core", "commerce")),
+        ("Пошли уведомление менеджеру", ("core", "comms")),  # Cyrillic keeps its letters
+    ],
+)
+def test_requests_typed_without_accents(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
