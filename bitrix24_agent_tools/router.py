@@ -38,6 +38,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "fluxo de trabalho", "gatilho", "proceso de negoc", "procesos de negoc", "disparador",
         "geschäftsprozess",
         "auslöser", "proces biznes", "procesy biznes", "wyzwalacz",
+        # a process to start or stop is a business process (a smart process is a CRM record type, below)
+        "process", "процесс", "processo", "proceso", "prozess", "proces", "procesu", "procesy",
     ),
     "collab": (
         "announce", "whole company", "everyone", "all employees", "всем сотрудник", "объяв", "anunci",
@@ -155,6 +157,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "from the site",
         "from the website", "from our website",
         "do site", "del sitio", "von der webseite", "ze strony",
+        # a smart process is a CRM record type (crm.item); a sales or marketing channel is a lead source
+        "smart process", "смарт-процесс", "смарт процесс", "processo inteligente", "proceso inteligente",
+        "smart-prozess", "inteligentny proces", "sales channel", "marketing channel", "канал продаж",
+        "канал привлечения", "canal de venda", "canal de vendas", "canal de ventas", "canal de marketing",
+        "vertriebskanal", "marketingkanal", "kanał sprzedaży", "kanał marketingow",
         "телефон у контакт", "телефон у клиент",
         # the website as a lead's source: "leads whose source is the website", "пришли через сайт"
         "source is the website", "source is the site", "source website", "via the website",
@@ -176,7 +183,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "descending order", "ascending order", "in order", "sort order", "order by", "order of", "next page",
          "previous page", "следующ страниц", "предыдущ страниц", "próxima página", "página seguinte",
          "siguiente página", "página siguiente", "página anterior", "nächste seite", "vorherige seite",
-         "następn stron", "poprzedni stron",
+         "następn stron", "poprzedni stron", "page of results", "results page", "страниц результат",
+         "página de resultad", "página dos resultad", "strona wynik", "stronie wynik",
+         # processing data, a processed lead: not a process
+         "processed", "processing", "processamento", "procesamiento", "processar", "procesar", "processor",
          # to file, to schedule a task: a task, not a file or a calendar
          "file a", "schedule a task", "schedule the task", "schedule a follow-up", "schedule a to-do",
          # "pedido de …" asking for something is a request, not a sales order
@@ -191,6 +201,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
 # fmt: on
 # German compound tails (long and distinctive enough to appear in no other word of the six languages).
 COMPOUND_TAILS = {
+    "automation": ("prozess",),
     "content": ("datei", "ordner"),
     "services": ("kalender", "besprechung"),
     "commerce": ("bestellung", "zahlung"),

@@ -281,3 +281,20 @@ def test_signatures_possessives_and_shifts(text: str, packs: tuple[str, ...]) ->
 )
 def test_requests_typed_without_accents(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Start the onboarding process for the new employee", ("core", "automation")),
+        ("Starte den Onboarding-Prozess", ("core", "automation")),
+        ("Starte den Verkaufsprozess", ("core", "automation")),  # a German compound ending in -prozess
+        ("Update the lead status to processed", ("core",)),  # processed, processing: not a process
+        ('Add an item to the smart process "Vendors"', ("core",)),  # a smart process is a CRM record type
+        ("Which sales channel brings most leads?", ("core",)),  # a lead source, not a chat channel
+        ("Post it in the support channel", ("core", "comms")),
+        ("Qual página dos resultados é esta?", ("core",)),  # paging, not a site page
+    ],
+)
+def test_homonyms(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
