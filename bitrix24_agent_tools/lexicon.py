@@ -25,11 +25,11 @@ LEXICON: dict[str, dict[str, str]] = {
         "en": ("chat, message, messenger, notification, notify, chatbot, telephony, text message, open line, "
                "open channel, channel, group chat, ping, whatsapp, telegram, voicemail"),
         "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
-               "телефония, эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм"),
-        "pt": "mensagem, notificação, notificar, telefonia, linha aberta, canal",
-        "es": "mensaje, notificación, notificar, telefonía, línea abierta, canal",
+               "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм"),
+        "pt": "mensagem, notificação, notificar, linha aberta, canal",
+        "es": "mensaje, notificación, notificar, línea abierta, canal",
         "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal"),
-        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, telefonia, kanał",
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, kanał",
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",

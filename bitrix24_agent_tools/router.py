@@ -24,10 +24,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "open line", "contact center", "contact centre", "line connector", "chat", "messag", "notif",
         "bot", "call", "telephon", "sms", "открыт лини", "контакт-центр", "контакт центр", "чат", "сообщен",
         "личк", "в личн сообщен", "личн сообщен", "уведомл", "уведоми", "бот", "звон", "позвон", "дозвон",
-        "перезвон", "телефон", "смс", "linhas abert",
+        "перезвон", "телефони", "смс", "linhas abert",
         "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
-        "benachrichtig", "anruf", "telefonie", "otwarte kanał", "wiadomoś", "powiadom", "połącz", "czat",
+        "benachrichtig", "anruf", "telefonie", "telefonia", "telefonía", "otwarte kanał", "wiadomoś",
+        "powiadom", "połącz", "czat",
     ),
     "automation": (
         "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден",
@@ -153,10 +154,16 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "teléfono del contacto", "teléfono del cliente", "telefon kontakt", "telefon klient",
         "contact phone", "phone of the contact", "client phone",
         "номер телефон", "phone number", "número de telefone", "numero de telefone", "número de teléfono",
-        "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк", "с сайт",
-        "from the site",
-        "from the website", "from our website",
-        "do site", "del sitio", "von der webseite", "ze strony",
+        "numero de telefono", "telefonnummer", "numer telefonu", "заявк с сайт", "заявк",
+        # the website as where a lead came from (not a site to change: "remove the banner from the site")
+        "лид с сайт", "лиды с сайт", "пришл с сайт", "пришел с сайт", "обращени с сайт", "клиент с сайт",
+        "lead from the site", "leads from the site", "lead from the website", "leads from the website",
+        "leads from our website", "came from the site", "came from the website", "come from the website",
+        "requests from the website", "inquiries from the website", "vieram do site", "veio do site",
+        "vindo do site", "vem do site", "leads do site", "lead do site", "formulário do site",
+        "vinieron del sitio", "vino del sitio", "viene del sitio", "leads del sitio", "lead del sitio",
+        "formulario del sitio", "von der webseite kam", "leads von der webseite", "przyszły ze strony",
+        "przyszedł ze strony", "leady ze strony", "lead ze strony",
         # a smart process is a CRM record type (crm.item); a sales or marketing channel is a lead source
         "smart process", "смарт-процесс", "смарт процесс", "processo inteligente", "proceso inteligente",
         "smart-prozess", "inteligentny proces", "sales channel", "marketing channel", "канал продаж",
@@ -224,10 +231,16 @@ class RouteDecision:
 _QUOTED = re.compile(r'«[^»]{1,80}»|"[^"]{1,80}"|“[^”]{1,80}”|„[^“”]{1,80}[“”]')
 
 
+# Portuguese and Spanish "called" is the word for a call: "um épico chamado Aplicativo", "una tarea llamada
+# Revisión". Before a capitalised name or a quoted one it names the thing and reads as "called".
+_CALLED = re.compile(r"\b(?:chamad|llamad)[oa]s?\s+(?=[A-ZÀ-ÖØ-Þ\"«“„])")
+
+
 def normalize(text: str) -> str:
     """Lower case, quoted names out, punctuation out, and Latin letters without their accents (people type
     "reuniao", "zamowienie", "catalogo"; the vocabulary goes through the same function)."""
-    text = _QUOTED.sub(" ", unicodedata.normalize("NFKC", text))
+    text = _CALLED.sub("called ", unicodedata.normalize("NFKC", text))
+    text = _QUOTED.sub(" ", text)
     text = _fold_latin(text.casefold().replace("ё", "е"))
     return re.sub(r"[^\w\s:-]+", " ", text)
 

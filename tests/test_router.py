@@ -298,3 +298,20 @@ def test_requests_typed_without_accents(text: str, packs: tuple[str, ...]) -> No
 )
 def test_homonyms(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Crie um épico chamado Aplicativo", ("core", "collab", "boards")),  # chamado names it
+        ("Crea una épica llamada Aplicación", ("core", "collab", "boards")),
+        ("Programa una llamada con el cliente", ("core", "comms")),  # and una llamada is a call
+        ("Altere o rodapé do site", ("core", "sites")),  # the site to change
+        ("Mostre os leads que vieram do site", ("core",)),  # the site a lead came from
+        ("Remove the banner from the website", ("core", "sites")),
+        ("Поменяй телефон на главной странице сайта", ("core", "sites")),  # a phone number is not telephony
+        ("Настрой телефонию для отдела продаж", ("core", "comms")),
+    ],
+)
+def test_names_sources_and_phones(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
