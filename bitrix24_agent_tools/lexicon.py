@@ -13,7 +13,8 @@ instead.
 from __future__ import annotations
 
 import re
-from functools import cache
+import unicodedata
+from functools import cache, lru_cache
 from typing import Any
 
 import snowballstemmer
@@ -67,7 +68,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "ru": "диск, файл, папка, подпапка, документ, вложение, загрузить",
         "pt": "arquivo, documento, anexo",
         "es": "archivo, carpeta, documento, adjunto, disco, subir, sube, súbelo",
-        "de": "Datei, Ordner, Dokument, Anhang, Laufwerk, hochladen",
+        "de": "Datei, Ordner, Dokument, Anhang, Laufwerk, hochladen, hochgeladen",
         "pl": "plik, folder, dokument, załącznik, dysk, wgraj, wgrać",
     },
     "commerce": {
@@ -172,6 +173,19 @@ def _stemmer(lang: str) -> Any:
     return snowballstemmer.stemmer(_SNOWBALL[lang])
 
 
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if ch.isascii() or "LATIN" not in unicodedata.name(ch, ""):
+        return ch  # Cyrillic keeps its letters (й is not и)
+    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    return {"ł": "l"}.get(base, base)
+
+
+def fold_latin(text: str) -> str:
+    """``text`` with its Latin letters stripped of accents (reunião → reuniao, zamówień → zamowien, ł → l)."""
+    return text if text.isascii() else "".join(_fold_char(ch) for ch in text)
+
+
 def stem(word: str, lang: str) -> str:
     """The match stem of one lower-case word of ``lang``: the language's stem, or the word when the stem is
     too short to match on safely."""
@@ -188,7 +202,8 @@ def stem(word: str, lang: str) -> str:
             cut = cut[:-1]
     else:
         cut = _stemmer(lang).stemWord(word)
-    return cut if len(cut) >= _MIN_STEM and word.startswith(cut) else word
+    # Snowball may drop an umlaut or an accent (ankündigen → ankund); the router folds them in the request too
+    return cut if len(cut) >= _MIN_STEM and fold_latin(word).startswith(fold_latin(cut)) else word
 
 
 def _variants(word: str, lang: str) -> list[str]:

@@ -59,6 +59,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик",
                "канбан",
                "product backlog", "бэклог продукт", "backlog do produto", "backlog del producto",
+               "backlog produkt",
                "product-backlog"),
     "content": (
         "subfolder", "sub-folder", "подпапк",
@@ -92,7 +93,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "отмет приход", "отмет уход",
         "start my day",
         "рабочий день", "рабочего дня", "рабочий ден", "начать рабоч", "закончить рабоч", "dia de trabalho",
-        "expediente", "día laboral", "dia laboral", "arbeitstag", "einstempeln", "ausstempeln", "dzień pracy",
+        "expediente", "día laboral", "dia laboral", "arbeitstag", "einstempel", "ausstempel", "eingestempelt",
+        "ausgestempelt", "dzień pracy",
         "dzien pracy",
     ),
     "platform": (
@@ -164,6 +166,14 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "vinieron del sitio", "vino del sitio", "viene del sitio", "leads del sitio", "lead del sitio",
         "formulario del sitio", "von der webseite kam", "leads von der webseite", "przyszły ze strony",
         "przyszedł ze strony", "leady ze strony", "lead ze strony",
+        # an invoice and its payment are CRM records (invoices are CRM items), not a shop's order payments
+        "invoice payment", "payment of the invoice", "payment for the invoice", "invoice is paid",
+        "paid invoice",
+        "invoice paid", "оплат счет", "оплачен счет", "счет оплачен", "pagamento da fatura",
+        "pagamento de fatura",
+        "fatura paga", "pago de la factura", "pago de factura", "factura pagada", "zahlung der rechnung",
+        "rechnung bezahlt", "bezahlte rechnung", "płatność faktury", "płatność za faktur", "opłacon faktur",
+        "faktura opłacon",
         # a smart process is a CRM record type (crm.item); a sales or marketing channel is a lead source
         "smart process", "смарт-процесс", "смарт процесс", "processo inteligente", "proceso inteligente",
         "smart-prozess", "inteligentny proces", "sales channel", "marketing channel", "канал продаж",
@@ -192,6 +202,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "siguiente página", "página siguiente", "página anterior", "nächste seite", "vorherige seite",
          "następn stron", "poprzedni stron", "page of results", "results page", "страниц результат",
          "página de resultad", "página dos resultad", "strona wynik", "stronie wynik",
+         # notes of a meeting are a document, not a calendar entry
+         "meeting notes", "meeting minutes", "протокол встреч", "notas da reuniã", "ata da reuniã",
+         "notas de la reunión", "acta de la reunión", "besprechungsnotiz", "besprechungsprotokoll",
+         "notatki ze spotkania", "protokół ze spotkania",
          # processing data, a processed lead: not a process
          "processed", "processing", "processamento", "procesamiento", "processar", "procesar", "processor",
          # to file, to schedule a task: a task, not a file or a calendar
@@ -241,20 +255,23 @@ def normalize(text: str) -> str:
     "reuniao", "zamowienie", "catalogo"; the vocabulary goes through the same function)."""
     text = _CALLED.sub("called ", unicodedata.normalize("NFKC", text))
     text = _QUOTED.sub(" ", text)
-    text = _fold_latin(text.casefold().replace("ё", "е"))
-    return re.sub(r"[^\w\s:-]+", " ", text)
+    text = lexicon.fold_latin(text.casefold().replace("ё", "е"))
+    return re.sub(r"[^\w\s:-]+", " ", _join_separable(text))
 
 
-@lru_cache(maxsize=4096)
-def _fold_char(ch: str) -> str:
-    if ch.isascii() or "LATIN" not in unicodedata.name(ch, ""):
-        return ch  # Cyrillic keeps its letters (й is not и)
-    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
-    return {"ł": "l"}.get(base, base)
+# German separable verbs put their prefix at the end of the clause: "Ruf den Kunden an" (anrufen), "Lade die
+# Datei hoch" (hochladen), "Kündige die Richtlinie an" (ankündigen). The joined verb is added to the text.
+_SEPARABLE = {"an", "ab", "auf", "aus", "ein", "hoch", "mit", "vor", "zu", "zuruck", "los", "fest", "weiter"}
+_CLAUSE = re.compile(r"[,;.!?]|\b(?:und|oder|dann)\b")
 
 
-def _fold_latin(text: str) -> str:
-    return "".join(_fold_char(ch) for ch in text) if not text.isascii() else text
+def _join_separable(text: str) -> str:
+    joined = []
+    for clause in _CLAUSE.split(text):
+        words = re.findall(r"[\w-]+", clause)
+        if len(words) >= 3 and words[-1] in _SEPARABLE:
+            joined.append(words[-1] + words[0])
+    return " ".join([text, *joined])
 
 
 # Words that mean an API call, not a phone call, once the request is about methods, scopes or errors.

@@ -315,3 +315,27 @@ def test_homonyms(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_names_sources_and_phones(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        # German separable verbs put their prefix at the end of the clause
+        ("Kündige die neue Richtlinie allen an", ("core", "collab")),  # ankündigen
+        ("Ruf den Kunden Schmidt an", ("core", "comms")),  # anrufen
+        (
+            "Lade die Datei hoch und schick dem Kunden eine Nachricht",
+            ("core", "comms", "content"),
+        ),  # hochladen
+        ("Stempel mich ein", ("core", "services")),  # einstempeln
+        ("Zeig die Kunden an", ("core",)),  # anzeigen: no pack verb, nothing added
+        # an invoice and its payment are CRM records, in every language
+        ("Добавь триггер на оплату счёта", ("core", "automation")),
+        ("Añade un disparador para el pago de la factura", ("core", "automation")),
+        ("Show the payments of order 12", ("core", "commerce")),
+        ("Put the meeting notes into the shared Drive", ("core", "content")),  # a document, not a meeting
+        ("Co jest w backlogu produktu?", ("core", "collab", "boards")),
+    ],
+)
+def test_separable_verbs_and_invoices(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
