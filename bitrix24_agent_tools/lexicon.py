@@ -24,13 +24,14 @@ import snowballstemmer
 LEXICON: dict[str, dict[str, str]] = {
     "comms": {
         "en": ("chat, message, messenger, notification, notify, chatbot, telephony, text message, open line, "
-               "open channel, channel, group chat, ping, whatsapp, telegram, voicemail"),
+               "open channel, channel, group chat, ping, whatsapp, telegram, voicemail, dm, direct message, "
+               "private message"),
         "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
                "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм"),
-        "pt": "mensagem, notificação, notificar, linha aberta, canal",
-        "es": "mensaje, notificación, notificar, línea abierta, canal",
+        "pt": "mensagem, notificação, notificar, linha aberta, canal, no privado, pelo privado",
+        "es": "mensaje, notificación, notificar, línea abierta, canal, por privado, al privado, en privado",
         "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal"),
-        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, kanał",
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, kanał, na priv, na priva, na privie",
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
@@ -49,10 +50,10 @@ LEXICON: dict[str, dict[str, str]] = {
         "en": ("workgroup, project, live feed, news feed, announcement, announce, news, company-wide, "
                "everyone, group, group members, the post, a post, s post, my post"),
         "ru": "рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам",
-        "pt": "grupo de trabalho, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
-        "es": "grupo de trabajo, proyecto, noticia, anuncio, anunciar, toda la empresa",
-        "de": "Arbeitsgruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
-        "pl": ("grupa robocza, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
+        "pt": "grupo de trabalho, grupo, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
+        "es": "grupo de trabajo, grupo, proyecto, noticia, anuncio, anunciar, toda la empresa",
+        "de": "Arbeitsgruppe, Gruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
+        "pl": ("grupa robocza, grupa, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
                "wszyscy pracownicy"),
     },
     "boards": {
@@ -88,8 +89,8 @@ LEXICON: dict[str, dict[str, str]] = {
                "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
                "перерыв, обед, обеденный перерыв, созвон, видеозвонок, видеоконференция"),
         "pt": ("calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, sala de "
-               "reunião, turno, expediente, livre na, livre no, ocupado na, videochamada, almoço, intervalo"),
-        "es": ("calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, turno, jornada, "
+               "reunião, expediente, livre na, livre no, ocupado na, videochamada, almoço, intervalo"),
+        "es": ("calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, jornada, "
                "libre el, ocupado el, videollamada, almuerzo, descanso"),
         "de": ("Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, "
                "Besprechungsraum, Konferenzraum, Arbeitszeit, Schicht, Arbeitstag, frei am, frei um, in der "

@@ -368,6 +368,35 @@ def _root(word: str) -> str:
     return word[:-1] if len(word) >= 6 and word[-1] in _FINAL_VOWELS else word
 
 
+# fmt: off
+# A question whether someone is free at a time is about the calendar: "am I free Thursday at 2", "bin ich
+# Donnerstag um 14 Uhr frei", "estou livre quinta às 14h".
+_FREE = re.compile(
+    r"(?<!\w)(?:free|busy|available|свобод\w*|занят\w*|livre|ocupad[oa]|libre|frei|besetzt|wolny|wolna|zaj[eę]t[ya])"
+    r"(?!\w)"
+)
+_WHEN = re.compile(
+    r"(?<!\w)(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|tonight|"
+    r"понедельник|вторник|сред[ауы]|четверг|пятниц[уае]|суббот[уа]|воскресень[ея]|сегодня|завтра|"
+    r"segunda|terca|quarta|quinta|sexta|sabado|domingo|hoje|amanha|"
+    r"lunes|martes|miercoles|jueves|viernes|manana|hoy|"
+    r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|heute|morgen|"
+    r"poniedzialek|wtorek|srod[ae]|czwartek|piatek|sobot[ae]|niedziel[ae]|dzis|dzisiaj|jutro)(?!\w)"
+    r"|\d{1,2}(?::\d\d)?\s*(?:am|pm|h|uhr)(?!\w)|(?:at|às|as|a las|um|o|в)\s+\d{1,2}(?!\d)"
+)
+# What a credential can do is a diagnostics question: "what can this webhook do", "что умеет этот вебхук",
+# "o que este webhook consegue fazer", "was kann dieser Webhook".
+_CREDENTIAL = re.compile(
+    r"(?<!\w)(?:this|my|our|этот|мой|наш|este|esse|meu|nosso|mi|nuestro|dieser|diesem|mein|unser|ten|moj|nasz)"
+    r"\s+(?:webhook|вебхук\w*|app|application|приложени\w*|aplicativo|aplicacion|anwendung|aplikacj\w*|token)"
+    r"(?!\w)"
+)
+_MODAL = re.compile(
+    r"(?<!\w)(?:can|could|may|allowed|able|умеет|может|можно|pode|consegue|puede|kann|darf|potrafi|moze)(?!\w)"
+)
+# fmt: on
+
+
 def route(text: str) -> RouteDecision:
     """The packs a request needs: ``core`` plus every pack whose vocabulary it mentions."""
     if not isinstance(text, str):
@@ -380,6 +409,10 @@ def route(text: str) -> RouteDecision:
             if stem not in hits[pack]:
                 hits[pack].append(stem)
     lower = text.casefold()
+    if _FREE.search(clean) and _WHEN.search(clean):
+        hits.setdefault("services", []).append("free at a time")
+    if _CREDENTIAL.search(clean) and _MODAL.search(clean):
+        hits.setdefault("diagnostics", []).append("what a credential can do")
     if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
         hits.setdefault("diagnostics", []).append("error code")  # "what does ACCESS_DENIED mean"
     api_talk = "diagnostics" in hits or _METHOD_NAME.search(lower) is not None or _API_WORD.search(clean)

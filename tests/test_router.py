@@ -339,3 +339,24 @@ def test_names_sources_and_phones(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_separable_verbs_and_invoices(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Am I free Thursday at 2?", ("core", "services")),  # free at a time: the calendar
+        ("Bin ich Donnerstag um 14 Uhr frei?", ("core", "services")),
+        ("Estou livre quinta às 14h?", ("core", "services")),
+        ("Is this lead free of duplicates?", ("core",)),  # free without a time is not availability
+        ("What can this webhook do?", ("core", "diagnostics")),
+        ("Что умеет этот вебхук?", ("core", "diagnostics")),
+        ("Co potrafi ten webhook?", ("core", "diagnostics")),
+        ("Create a webhook for new deals", ("core",)),
+        ("DM Sergey the link to the proposal", ("core", "comms")),
+        ("Mándale a Sergio por privado el enlace", ("core", "comms")),
+        ("Poste in der Gruppe Vertrieb, dass die Ziele aktualisiert sind", ("core", "collab")),
+        ("Turn off the robot that sends reminders", ("core", "automation")),  # turn is not turno (a shift)
+    ],
+)
+def test_colloquial_requests(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
