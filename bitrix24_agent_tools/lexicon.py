@@ -31,7 +31,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "pt": "mensagem, notificação, notificar, linha aberta, canal, no privado, pelo privado",
         "es": "mensaje, notificación, notificar, línea abierta, canal, por privado, al privado, en privado",
         "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal"),
-        "pl": "wiadomość, powiadomienie, powiadomić, czat, rozmowa, kanał, na priv, na priva, na privie",
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, kanał, na priv, na priva, na privie",
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
@@ -48,21 +48,25 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "collab": {
         "en": ("workgroup, project, live feed, news feed, announcement, announce, news, company-wide, "
-               "everyone, group, group members, the post, a post, s post, my post"),
-        "ru": "рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам",
-        "pt": "grupo de trabalho, grupo, projeto, feed, notícia, anúncio, anunciar, todos os funcionários",
-        "es": "grupo de trabajo, grupo, proyecto, noticia, anuncio, anunciar, toda la empresa",
-        "de": "Arbeitsgruppe, Gruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle Mitarbeiter",
+               "everyone, group, group members, the post, a post, s post, my post, memo, circular"),
+        "ru": ("рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам, "
+               "памятка, рассылка по компании"),
+        "pt": ("grupo de trabalho, grupo, projeto, feed, notícia, anúncio, anunciar, todos os funcionários, "
+               "comunicado, toda a empresa, empresa toda"),
+        "es": ("grupo de trabajo, grupo, proyecto, noticia, anuncio, anunciar, toda la empresa, comunicado, "
+               "circular"),
+        "de": ("Arbeitsgruppe, Gruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle "
+               "Mitarbeiter, Rundschreiben, Rundmail, ganze Firma"),
         "pl": ("grupa robocza, grupa, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
-               "wszyscy pracownicy"),
+               "wszyscy pracownicy, komunikat"),
     },
     "boards": {
-        "en": "scrum, sprint, backlog, epic, kanban, story points, user story",
-        "ru": "скрам, спринт, бэклог, эпик, канбан",
-        "pt": "sprint, backlog, épico, kanban",
-        "es": "sprint, backlog, épica, kanban",
-        "de": "Sprint, Backlog, Epic, Kanban",
-        "pl": "sprint, backlog, epik, kanban",
+        "en": "scrum, sprint, backlog, epic, kanban, story points, user story, iteration",
+        "ru": "скрам, спринт, бэклог, эпик, канбан, итерация",
+        "pt": "sprint, backlog, épico, kanban, iteração",
+        "es": "sprint, backlog, épica, kanban, iteración",
+        "de": "Sprint, Backlog, Epic, Kanban, Iteration",
+        "pl": "sprint, backlog, epik, kanban, iteracja",
     },
     "content": {
         "en": "drive, disk, file, folder, subfolder, document, attachment, upload, pdf",
@@ -74,11 +78,11 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "commerce": {
         "en": ("order, payment, catalog, catalogue, product, delivery, shipment, price list, warehouse, "
-               "stock, online store"),
+               "stock, online store, shop, webshop"),
         "ru": "заказ, оплата, платеж, товар, каталог, доставка, отгрузка, прайс, склад, корзина, магазин",
         "pt": "pedido, pagamento, produto, catálogo, entrega, estoque, loja",
         "es": "pedido, pago, producto, catálogo, entrega, inventario, tienda",
-        "de": "Bestellung, Zahlung, Produkt, Katalog, Lieferung, Versand, Lager, Warenkorb",
+        "de": "Bestellung, Zahlung, Produkt, Katalog, Lieferung, Versand, Lager, Warenkorb, Shop, Onlineshop",
         "pl": "zamówienie, płatność, produkt, katalog, dostawa, wysyłka, magazyn, sklep, towar",
     },
     "services": {
@@ -156,7 +160,7 @@ CALLS: dict[str, str] = {
     "pt": "chamada, ligação, ligar",
     "es": "llamada, llamar",
     "de": "Anruf, anrufen",
-    "pl": "zadzwonić, zadzwoń, połączenie",
+    "pl": "zadzwonić, zadzwoń, połączenie, rozmowa",
 }
 # fmt: on
 
@@ -204,7 +208,11 @@ def stem(word: str, lang: str) -> str:
     else:
         cut = _stemmer(lang).stemWord(word)
     # Snowball may drop an umlaut or an accent (ankündigen → ankund); the router folds them in the request too
-    return cut if len(cut) >= _MIN_STEM and fold_latin(word).startswith(fold_latin(cut)) else word
+    if len(cut) < _MIN_STEM or not fold_latin(word).startswith(fold_latin(cut)):
+        return word
+    # a long word cut to four letters keeps a fifth, so the short stem's few-letter tail does not block its
+    # own inflections (iteração, iteración → itera-)
+    return word[: _MIN_STEM + 1] if len(cut) == _MIN_STEM and len(word) > _MIN_STEM + 2 else cut
 
 
 def _variants(word: str, lang: str) -> list[str]:

@@ -115,7 +115,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "consentiment",
         "assinatura", "consentimiento", "firma electr", "einwillig", "signatur", "zgod", "podpis",
         # Spanish "firma" is a signature (German and Polish "Firma" is a company): by its article or verb
-        "la firma", "una firma", "firma del", "firma de", "firmar", "firmad",
+        "la firma", "una firma", "firma del", "firma de", "firmar",
     ),
     "diagnostics": (
         "server time", "portal time", "server", "сервер", "servidor", "serwer", "serverzeit",
@@ -196,6 +196,9 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "signed contract", "signed document", "подписанн договор", "подписанн документ", "podpisan umow",
          "podpisan dokument", "unterschrieben vertrag", "unterschrieben dokument", "contrato assinado",
          "documento assinado", "contrato firmado", "documento firmado",
+         # a signed thing is a file: the participle names a finished document, not a signature to request
+         "signed", "подписанн", "assinado", "assinada", "assinados", "assinadas", "firmado", "firmada",
+         "firmados", "firmadas", "unterschrieben", "podpisan",
          # sorting and paging are not orders and sites
          "descending order", "ascending order", "in order", "sort order", "order by", "order of", "next page",
          "previous page", "следующ страниц", "предыдущ страниц", "próxima página", "página seguinte",
@@ -391,6 +394,16 @@ _CREDENTIAL = re.compile(
     r"\s+(?:webhook|вебхук\w*|app|application|приложени\w*|aplicativo|aplicacion|anwendung|aplikacj\w*|token)"
     r"(?!\w)"
 )
+# Scope words with a credential: "is the crm scope enabled for my token", "zakres crm dla mojego tokena".
+_SCOPE = re.compile(r"(?<!\w)(?:scope|скоуп|escopo|alcance|zakres)\w*")
+_TOKEN = re.compile(
+    r"(?<!\w)(?:webhook|вебхук\w*|token\w*|токен\w*|apps?|application|приложени\w*|aplicativo|aplicacion"
+    r"|anwendung|aplikacj\w*)(?!\w)"
+)
+# Planning a call for a day or an hour puts it in the calendar too.
+_PLAN = re.compile(
+    r"(?<!\w)(?:schedule|запланир\w*|agend\w*|programa|planifica|plane|planen|terminier\w*|zaplanuj\w*)(?!\w)"
+)
 _MODAL = re.compile(
     r"(?<!\w)(?:can|could|may|allowed|able|умеет|может|можно|pode|consegue|puede|kann|darf|potrafi|moze)(?!\w)"
 )
@@ -413,6 +426,10 @@ def route(text: str) -> RouteDecision:
         hits.setdefault("services", []).append("free at a time")
     if _CREDENTIAL.search(clean) and _MODAL.search(clean):
         hits.setdefault("diagnostics", []).append("what a credential can do")
+    if _SCOPE.search(clean) and _TOKEN.search(clean):
+        hits.setdefault("diagnostics", []).append("a credential's scope")
+    if _PLAN.search(clean) and _WHEN.search(clean) and set(hits.get("comms", ())) & _API_CALL:
+        hits.setdefault("services", []).append("a call planned for a time")
     if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
         hits.setdefault("diagnostics", []).append("error code")  # "what does ACCESS_DENIED mean"
     api_talk = "diagnostics" in hits or _METHOD_NAME.search(lower) is not None or _API_WORD.search(clean)

@@ -360,3 +360,23 @@ def test_separable_verbs_and_invoices(text: str, packs: tuple[str, ...]) -> None
 )
 def test_colloquial_requests(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Add this bug to the current iteration", ("core", "collab", "boards")),  # an iteration is a sprint
+        ("Adicione este bug à iteração atual", ("core", "collab", "boards")),
+        ("Dig up the signed NDA in our files", ("core", "content")),  # a signed thing is a file
+        ("Encuentra el NDA firmado en nuestros archivos", ("core", "content")),
+        ("Send the contract for e-signature", ("core", "compliance")),
+        ("Plane einen Anruf mit Anna am Dienstag", ("core", "comms", "services")),  # a call planned for a day
+        ("Schedule a follow-up task for next Tuesday", ("core",)),  # a task, not a calendar entry
+        ("Czy zakres crm jest aktywny dla mojego tokena?", ("core", "diagnostics")),  # a credential's scope
+        ("Pokaż zakres dat dla transakcji", ("core",)),  # a range of dates is not a scope
+        ("Verschick an die ganze Firma ein Rundschreiben", ("core", "collab")),
+        ("Wie viel Umsatz hat der Onlineshop gemacht?", ("core", "commerce")),
+    ],
+)
+def test_synonyms(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
