@@ -27,11 +27,13 @@ LEXICON: dict[str, dict[str, str]] = {
                "open channel, channel, group chat, ping, whatsapp, telegram, voicemail, dm, direct message, "
                "private message"),
         "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
-               "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм"),
-        "pt": "mensagem, notificação, notificar, linha aberta, canal, no privado, pelo privado",
-        "es": "mensaje, notificación, notificar, línea abierta, canal, por privado, al privado, en privado",
+               "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм, групповой чат"),
+        "pt": ("mensagem, notificação, notificar, linha aberta, canal, no privado, pelo privado, chat em "
+               "grupo, chat de grupo"),
+        "es": ("mensaje, notificación, notificar, línea abierta, canal, por privado, al privado, en privado, "
+               "chat grupal, chat de grupo"),
         "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal"),
-        "pl": "wiadomość, powiadomienie, powiadomić, czat, kanał, na priv, na priva, na privie",
+        "pl": "wiadomość, powiadomienie, powiadomić, czat, kanał, na priv, na priva, na privie, czat grupowy",
     },
     "automation": {
         "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
@@ -40,7 +42,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "pt": ("processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, "
                "aprovar"),
         "es": ("proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, "
-               "aprobación, aprobar"),
+               "aprobación, aprobar, aprueba, apruebe"),
         "de": ("Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, "
                "Genehmigung, genehmigen, Freigabe"),
         "pl": ("proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, "
@@ -63,8 +65,8 @@ LEXICON: dict[str, dict[str, str]] = {
     "boards": {
         "en": "scrum, sprint, backlog, epic, kanban, story points, user story, iteration",
         "ru": "скрам, спринт, бэклог, эпик, канбан, итерация",
-        "pt": "sprint, backlog, épico, kanban, iteração",
-        "es": "sprint, backlog, épica, kanban, iteración",
+        "pt": "sprint, backlog, épico, kanban",
+        "es": "sprint, backlog, épica, kanban",
         "de": "Sprint, Backlog, Epic, Kanban, Iteration",
         "pl": "sprint, backlog, epik, kanban, iteracja",
     },
@@ -88,19 +90,24 @@ LEXICON: dict[str, dict[str, str]] = {
     "services": {
         "en": ("calendar, meeting, booking, bookable, reservation, reserve, meeting room, conference room, "
                "work time, working day, clock in, free on, free at, busy on, busy at, on a break, "
-               "video call, videocall, video meeting, lunch break, lunch, coffee break"),
+               "video call, videocall, video meeting, lunch break, lunch, coffee break, absent, absence, "
+               "out of office, on vacation, on leave"),
         "ru": ("календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
                "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
-               "перерыв, обед, обеденный перерыв, созвон, видеозвонок, видеоконференция"),
+               "перерыв, обед, обеденный перерыв, созвон, видеозвонок, видеоконференция, отсутствует, "
+               "отсутствие, в отпуске, на больничном"),
         "pt": ("calendário, agenda, reunião, reserva, reservar, agendamento, agendar, compromisso, sala de "
-               "reunião, expediente, livre na, livre no, ocupado na, videochamada, almoço, intervalo"),
+               "reunião, expediente, livre na, livre no, ocupado na, videochamada, almoço, intervalo, "
+               "ausente, ausência, está de férias, estão de férias, estou de férias"),
         "es": ("calendario, agenda, reunión, reserva, reservar, cita, sala de reuniones, jornada, "
-               "libre el, ocupado el, videollamada, almuerzo, descanso"),
+               "libre el, ocupado el, videollamada, almuerzo, descanso, ausente, ausencia, "
+               "está de vacaciones, están de vacaciones, estoy de vacaciones"),
         "de": ("Kalender, Termin, Besprechung, Buchung, buchen, reservieren, Reservierung, "
                "Besprechungsraum, Konferenzraum, Arbeitszeit, Schicht, Arbeitstag, frei am, frei um, in der "
-               "Pause, Mittagspause, Videocall, Videokonferenz"),
+               "Pause, Mittagspause, Videocall, Videokonferenz, abwesend, Abwesenheit, im Urlaub"),
         "pl": ("kalendarz, spotkanie, rezerwacja, zarezerwować, sala konferencyjna, czas pracy, dzień "
-               "pracy, wolny w, wolna w, zajęty w, przerwa, obiad, wideorozmowa, wideokonferencja"),
+               "pracy, wolny w, wolna w, zajęty w, przerwa, obiad, wideorozmowa, wideokonferencja, "
+               "nieobecny, nieobecna, nieobecność, na urlopie"),
     },
     "platform": {
         "en": ("copilot, ai, artificial intelligence, prompt, app storage, application storage, "
@@ -115,16 +122,16 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "sztuczna inteligencja, magazyn aplikacji, pamięć aplikacji, dane aplikacji",
     },
     "sites": {
-        "en": "website, web page",
-        "ru": "сайт, лендинг, страница, целевая страница",
-        "pt": "página, landing page, página de destino",
-        "es": "sitio web, página, página de destino",
-        "de": "Webseite, Website, Landingpage, Zielseite",
-        "pl": "witryna, strona internetowa, strona www, strona docelowa",
+        "en": "website, web page, knowledge base",
+        "ru": "сайт, лендинг, страница, целевая страница, база знаний",
+        "pt": "página, landing page, página de destino, base de conhecimento",
+        "es": "sitio web, página, página de destino, base de conocimiento",
+        "de": "Webseite, Website, Landingpage, Zielseite, Wissensdatenbank, Wissensbasis",
+        "pl": "witryna, strona internetowa, strona www, strona docelowa, baza wiedzy",
     },
     "compliance": {
         "en": ("agreement, consent, privacy policy, e-signature, signature, e-signature document, signature "
-               "document"),
+               "document, for signing, for signature"),
         "ru": "соглашение, подписание, персональные данные, политика конфиденциальности",
         "pt": "consentimento, assinatura, assinar, termo de uso, política de privacidade",
         "es": "consentimiento, firma electrónica, acuerdo, política de privacidad",
@@ -208,11 +215,7 @@ def stem(word: str, lang: str) -> str:
     else:
         cut = _stemmer(lang).stemWord(word)
     # Snowball may drop an umlaut or an accent (ankündigen → ankund); the router folds them in the request too
-    if len(cut) < _MIN_STEM or not fold_latin(word).startswith(fold_latin(cut)):
-        return word
-    # a long word cut to four letters keeps a fifth, so the short stem's few-letter tail does not block its
-    # own inflections (iteração, iteración → itera-)
-    return word[: _MIN_STEM + 1] if len(cut) == _MIN_STEM and len(word) > _MIN_STEM + 2 else cut
+    return cut if len(cut) >= _MIN_STEM and fold_latin(word).startswith(fold_latin(cut)) else word
 
 
 def _variants(word: str, lang: str) -> list[str]:

@@ -58,6 +58,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "boards": ("scrum", "sprint", "backlog", "epic", "kanban", "скрам", "спринт", "бэклог", "беклог", "эпик",
                "канбан",
+               "iteraç", "iteraci",  # iteração, iteración: Snowball's iter- is too short to match them
                "product backlog", "бэклог продукт", "backlog do produto", "backlog del producto",
                "backlog produkt",
                "product-backlog"),
@@ -107,7 +108,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "veröffentliche die seite",
         "website", "web site", "web-site", "страниц", "sitio web", "stron internet","site", "landing",
         "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
-              "strona www", "strony www"),
+              "strona www", "strony www", "баз знани", "baz wiedz"),
     "compliance": (
         "agreement", "agreed", "privacy policy", "terms", "соглашени", "termos", "acuerdo", "bedingung",
         "zugestimmt",
@@ -226,10 +227,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
 # German compound tails (long and distinctive enough to appear in no other word of the six languages).
 COMPOUND_TAILS = {
     "automation": ("prozess",),
+    "comms": ("nachricht", "chat"),
     "content": ("datei", "ordner"),
     "services": ("kalender", "besprechung"),
     "commerce": ("bestellung", "zahlung"),
-    "comms": ("nachricht",),
 }
 ORDER = tuple(CATALOG)  # the packs, core first, as the catalog lists them
 # Scrum words imply the workgroup pack too (catalog.md: collab, and boards when scrum/sprint/backlog/epic is
@@ -282,12 +283,29 @@ _API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "p
 _METHOD_NAME = re.compile(r"\b[a-z]+(?:\.[a-z_]+){2,}\b")  # crm.deal.list, tasks.task.add
 _API_WORD = re.compile(r"(?<![\w-])(?:api|rest|endpoint)(?![\w-])")
 _CODE_LIKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # ACCESS_DENIED, insufficient_scope
-# A pack named only by these words yields to the pack in the key when that one is named too: a price list
-# beside a file or a folder is the file ("загрузи прайс в папку"); a document waiting for a signature is an
-# e-signature document ("which documents are waiting for my signature").
-_YIELDS = {
-    "content": {"commerce": {"price list", "прайс"}},
-    "compliance": {"content": {"document", "документ", "dokument"}},
+# A pack named only by words starting with these yields to the pack in the key when that one is named too:
+# a price list beside a file or a folder is the file ("загрузи прайс в папку"); a document waiting for a
+# signature is an e-signature document ("which documents are waiting for my signature").
+_YIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "content": {
+        "commerce": ("price list", "прайс"),
+        # access to a folder or a file is the Drive's sharing, not a credential's permissions
+        "diagnostics": (
+            "доступ",
+            "права",
+            "permission",
+            "permiss",
+            "permis",
+            "berechtig",
+            "uprawnie",
+            "prawa",
+            "access rights",
+            "zugriffsrecht",
+            "direitos de acesso",
+            "derechos de acceso",
+        ),
+    },
+    "compliance": {"content": ("document", "документ", "dokument")},
 }
 
 
@@ -438,8 +456,8 @@ def route(text: str) -> RouteDecision:
     if "commerce" in hits and set(hits["commerce"]) <= {"order"} and _SORTING.search(clean):
         del hits["commerce"]  # "order the tasks by deadline" sorts them
     for named, yielding in _YIELDS.items():
-        for pack, words in yielding.items():
-            if named in hits and pack in hits and set(hits[pack]) <= words:
+        for pack, roots in yielding.items():
+            if named in hits and pack in hits and all(h.startswith(roots) for h in hits[pack]):
                 del hits[pack]
     chosen = {"core", *hits}
     for pack in list(chosen):

@@ -380,3 +380,23 @@ def test_colloquial_requests(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_synonyms(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        (
+            "Crea un chat grupal con los gerentes de ventas",
+            ("core", "comms"),
+        ),  # a group chat, not a workgroup
+        ("Erstelle einen Gruppenchat mit dem Vertrieb", ("core", "comms")),
+        ("Добавь статью в базу знаний про возвраты", ("core", "sites")),  # a knowledge base is a site
+        ("Wer ist heute abwesend?", ("core", "services")),  # absences
+        ("¿Quién aprobó la solicitud de vacaciones?", ("core", "automation")),  # a request, not an absence
+        ("Дай Олегу доступ на редактирование папки", ("core", "content")),  # sharing a folder
+        ("Почему нет доступа к методу crm.deal.add?", ("core", "diagnostics")),
+        ("O que significa o erro insufficient_scope?", ("core", "diagnostics")),  # significa is not signing
+    ],
+)
+def test_new_kinds_of_jobs(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
