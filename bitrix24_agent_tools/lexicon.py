@@ -91,7 +91,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "en": ("calendar, meeting, booking, bookable, reservation, reserve, meeting room, conference room, "
                "work time, working day, clock in, free on, free at, busy on, busy at, on a break, "
                "video call, videocall, video meeting, lunch break, lunch, coffee break, absent, absence, "
-               "out of office, on vacation, on leave"),
+               "out of office, on vacation, on leave, reschedule"),
         "ru": ("календарь, встреча, бронирование, забронировать, бронь, зарезервировать, переговорная, "
                "переговорка, рабочий день, рабочее время, свободен в, свободна в, занят в, занята в, "
                "перерыв, обед, обеденный перерыв, созвон, видеозвонок, видеоконференция, отсутствует, "

@@ -108,7 +108,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "veröffentliche die seite",
         "website", "web site", "web-site", "страниц", "sitio web", "stron internet","site", "landing",
         "web page", "сайт", "лендинг", "посадочн", "página", "pagina", "sitio", "webseite",
-              "strona www", "strony www", "баз знани", "baz wiedz"),
+              "strona www", "strony www", "баз знани", "baz wiedz", "page", "home page", "homepage",
+              "pricing page"),
     "compliance": (
         "agreement", "agreed", "privacy policy", "terms", "соглашени", "termos", "acuerdo", "bedingung",
         "zugestimmt",
@@ -133,7 +134,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "features available", "available features", "функции включены", "включенные функции",
         "recursos habilitados", "funcionalidades ativas", "funciones habilitadas", "funciones activas",
         "aktivierte funktionen", "funktionen aktiviert", "włączone funkcje", "funkcje włączone",
-        "the method", "this method", "a method", "метод", "método", "methode", "metoda",
+        "the method", "this method", "a method", "methods", "rest method", "api method", "метод", "método",
+        "methode", "metoda",
         "scope", "permission", "method availab", "why does", "why do", "error code", "error", "fails",
         "failing",
         "insufficient_scope", "which methods", "what methods", "methods can", "access denied", "какие метод",
@@ -189,7 +191,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     # Words that look like a pack's but are not: they take their span and add no pack ("an epic called X").
     # They are the very forms that mislead, so their endings do not inflect.
-    "": ("called", "named", "so-called", "call it", "recall", "payment method", "projector", "lieferant",
+    "": ("called", "named", "so-called", "call it", "recall", "payment method", "method of payment",
+         "methods of payment", "projector", "lieferant",
          # to archive is not a Spanish archivo (a file)
          "archive", "archiving", "archivier",
          "dostawc", "supplier", "método de pag", "metoda płatn", "zahlungsmethod", "способ оплат",
@@ -212,6 +215,12 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "notatki ze spotkania", "protokół ze spotkania",
          # processing data, a processed lead: not a process
          "processed", "processing", "processamento", "procesamiento", "processar", "procesar", "processor",
+         # a thing that failed is not an error code to explain (why it fails is)
+         "falhou", "falharam", "falló", "fallaron",
+         # Russian "сделай" is to make, not a deal (сделка)
+         "сделай", "сделайте", "сделать", "сделаем", "сделал",
+         # moving a task is not a meeting
+         "reschedule the task", "reschedule a task", "reschedule task",
          # to file, to schedule a task: a task, not a file or a calendar
          "file a", "schedule a task", "schedule the task", "schedule a follow-up", "schedule a to-do",
          # "pedido de …" asking for something is a request, not a sales order
@@ -229,6 +238,7 @@ COMPOUND_TAILS = {
     "automation": ("prozess",),
     "comms": ("nachricht", "chat"),
     "content": ("datei", "ordner"),
+    "sites": ("seite",),  # Startseite, Preisseite (Webseite is a word of its own)
     "services": ("kalender", "besprechung"),
     "commerce": ("bestellung", "zahlung"),
 }
@@ -283,6 +293,11 @@ _API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "p
 _METHOD_NAME = re.compile(r"\b[a-z]+(?:\.[a-z_]+){2,}\b")  # crm.deal.list, tasks.task.add
 _API_WORD = re.compile(r"(?<![\w-])(?:api|rest|endpoint)(?![\w-])")
 _CODE_LIKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # ACCESS_DENIED, insufficient_scope
+# A website followed by its address, beside a CRM record, is the record's field, not a site to build.
+_SITE_FIELD = re.compile(
+    r"(?i)\b(?:website|site|сайт\w*|sitio(?: web)?|webseite|strona(?: www)?)\s*:?\s*(?:https?://)?"
+    r"[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b"
+)
 # A pack named only by words starting with these yields to the pack in the key when that one is named too:
 # a price list beside a file or a folder is the file ("загрузи прайс в папку"); a document waiting for a
 # signature is an e-signature document ("which documents are waiting for my signature").
@@ -455,6 +470,8 @@ def route(text: str) -> RouteDecision:
         del hits["comms"]  # "which methods can this app call", "call crm.deal.list with a filter"
     if "commerce" in hits and set(hits["commerce"]) <= {"order"} and _SORTING.search(clean):
         del hits["commerce"]  # "order the tasks by deadline" sorts them
+    if "sites" in hits and "core" in hits and _SITE_FIELD.search(text):
+        del hits["sites"]  # "a company card with their website initech.com": a field of the record
     for named, yielding in _YIELDS.items():
         for pack, roots in yielding.items():
             if named in hits and pack in hits and all(h.startswith(roots) for h in hits[pack]):

@@ -400,3 +400,23 @@ def test_synonyms(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_new_kinds_of_jobs(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Create a company card for Initech with their website initech.com", ("core",)),  # a record's field
+        ("Publish the website acme.com", ("core", "sites")),
+        ("Which REST methods are available to this webhook?", ("core", "diagnostics")),
+        ("Add a FAQ block to the pricing page", ("core", "sites")),
+        ("Füge der Preisseite einen FAQ-Block hinzu", ("core", "sites")),
+        ("Reschedule my 4 pm to tomorrow", ("core", "services")),
+        (
+            "Reinicie o fluxo de trabalho que falhou no lead 19",
+            ("core", "automation"),
+        ),  # failed: not an error
+        ("Сделай копию шаблона документа", ("core", "content")),  # сделай (make) is not сделка (a deal)
+    ],
+)
+def test_fields_pages_and_failures(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
