@@ -49,8 +49,9 @@ LEXICON: dict[str, dict[str, str]] = {
                "zatwierdzenie, zatwierdzić"),
     },
     "collab": {
-        "en": ("workgroup, project, live feed, news feed, announcement, announce, news, company-wide, "
-               "everyone, group, group members, the post, a post, s post, my post, memo, circular"),
+        "en": ("workgroup, project, live feed, news feed, newsfeed, announcement, announce, news, "
+               "company-wide, everyone, group, group members, the post, a post, s post, my post, memo, "
+               "circular"),
         "ru": ("рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам, "
                "памятка, рассылка по компании"),
         "pt": ("grupo de trabalho, grupo, projeto, feed, notícia, anúncio, anunciar, todos os funcionários, "
@@ -58,7 +59,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "es": ("grupo de trabajo, grupo, proyecto, noticia, anuncio, anunciar, toda la empresa, comunicado, "
                "circular"),
         "de": ("Arbeitsgruppe, Gruppe, Projekt, Neuigkeit, Ankündigung, ankündigen, Beitrag, alle "
-               "Mitarbeiter, Rundschreiben, Rundmail, ganze Firma"),
+               "Mitarbeiter, Rundschreiben, Rundmail, ganze Firma, Newsfeed"),
         "pl": ("grupa robocza, grupa, projekt, tablica, aktualności, ogłoszenie, ogłosić, wpis, cała firma, "
                "wszyscy pracownicy, komunikat"),
     },
@@ -166,8 +167,8 @@ CALLS: dict[str, str] = {
     "ru": "звонок, позвонить",
     "pt": "chamada, ligação, ligar",
     "es": "llamada, llamar",
-    "de": "Anruf, anrufen",
-    "pl": "zadzwonić, zadzwoń, połączenie, rozmowa",
+    "de": "Anruf, anrufen, anzurufen, Rückruf, zurückrufen, zurückzurufen",
+    "pl": "zadzwonić, zadzwoń, oddzwonić, oddzwoń, połączenie, rozmowa",
 }
 # fmt: on
 

@@ -28,7 +28,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
         "benachrichtig", "anruf", "telefonie", "telefonia", "telefonía", "otwarte kanał", "wiadomoś",
-        "powiadom", "połącz", "czat",
+        "powiadom", "czat",
     ),
     "automation": (
         "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден",
@@ -217,6 +217,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "processed", "processing", "processamento", "procesamiento", "processar", "procesar", "processor",
          # a thing that failed is not an error code to explain (why it fails is)
          "falhou", "falharam", "falló", "fallaron",
+         # German "liefert" is returns (the portal returns an error), not a delivery
+         "liefert", "liefern", "lieferte",
          # Russian "сделай" is to make, not a deal (сделка)
          "сделай", "сделайте", "сделать", "сделаем", "сделал",
          # moving a task is not a meeting
@@ -289,7 +291,7 @@ def _join_separable(text: str) -> str:
 
 
 # Words that mean an API call, not a phone call, once the request is about methods, scopes or errors.
-_API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", "połącz", *lexicon.call_stems()}
+_API_CALL = {"call", "звон", "позвон", "llamad", "anruf", "ligaç", *lexicon.call_stems()}
 _METHOD_NAME = re.compile(r"\b[a-z]+(?:\.[a-z_]+){2,}\b")  # crm.deal.list, tasks.task.add
 _API_WORD = re.compile(r"(?<![\w-])(?:api|rest|endpoint)(?![\w-])")
 _CODE_LIKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # ACCESS_DENIED, insufficient_scope
@@ -321,6 +323,8 @@ _YIELDS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
     "compliance": {"content": ("document", "документ", "dokument")},
+    # a message posted in the feed is a feed post ("post a welcome message in the live feed")
+    "collab": {"comms": ("messag", "mensag", "mensaj", "сообщен", "wiadomo", "nachricht")},
 }
 
 
@@ -443,13 +447,32 @@ _MODAL = re.compile(
 # fmt: on
 
 
+# What a page, a post, a group or an epic is made *for* is its subject, not a pack to work in: "a landing page
+# for the new product", "an epic for payments", "a project group for the warehouse move".
+_CONTAINERS = {"sites", "collab", "boards"}
+_FOR = re.compile(r"(?<![\w-])(?:for|для|para|fur|dla)(?![\w-])")  # (für, folded)
+
+
+def _drop_topics(clean: str, matches: list[tuple[int, str, str]], hits: dict[str, list[str]]) -> None:
+    marker = _FOR.search(clean)
+    if marker is None:
+        return
+    found = sorted((at, pack) for at, pack, _ in matches if pack and pack != "core")
+    before = [pack for at, pack in found if at < marker.start()]
+    if not before or before[-1] not in _CONTAINERS:
+        return
+    for pack in {pack for at, pack in found if at > marker.start()} - set(before):
+        hits.pop(pack, None)
+
+
 def route(text: str) -> RouteDecision:
     """The packs a request needs: ``core`` plus every pack whose vocabulary it mentions."""
     if not isinstance(text, str):
         raise TypeError("route() takes the user's text")
     clean = normalize(text)
     hits: dict[str, list[str]] = {}
-    for _, pack, stem in longest_matches(clean, _compiled()):
+    matches = longest_matches(clean, _compiled())
+    for _, pack, stem in matches:
         if pack:
             hits.setdefault(pack, [])
             if stem not in hits[pack]:
@@ -472,6 +495,7 @@ def route(text: str) -> RouteDecision:
         del hits["commerce"]  # "order the tasks by deadline" sorts them
     if "sites" in hits and "core" in hits and _SITE_FIELD.search(text):
         del hits["sites"]  # "a company card with their website initech.com": a field of the record
+    _drop_topics(clean, matches, hits)
     for named, yielding in _YIELDS.items():
         for pack, roots in yielding.items():
             if named in hits and pack in hits and all(h.startswith(roots) for h in hits[pack]):

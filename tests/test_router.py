@@ -420,3 +420,22 @@ def test_new_kinds_of_jobs(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_fields_pages_and_failures(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        # what a page, a post, a group or an epic is made for is its subject
+        ("Create a landing page for the new product", ("core", "sites")),
+        ("Erstelle eine Landingpage für das neue Produkt", ("core", "sites")),
+        ("Create a new epic for payments", ("core", "collab", "boards")),
+        ("Register a new AI engine for our chatbot", ("core", "comms", "platform")),  # not a container
+        ("Genehmigung für die Bestellung anfordern", ("core", "automation", "commerce")),
+        ("Post a welcome message for Olga in the live feed", ("core", "collab")),  # a feed post
+        ("Warum liefert das Portal QUERY_LIMIT_EXCEEDED?", ("core", "diagnostics")),  # liefert: returns
+        ("Połącz nasze narzędzie BI z Bitrix24", ("core", "platform")),  # połącz: connect
+        ("Dodaj czynność, żeby jutro oddzwonić do klienta", ("core", "comms")),
+    ],
+)
+def test_subjects_of_what_is_made(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
