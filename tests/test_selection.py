@@ -17,7 +17,13 @@ BY_NAME = {s.name: s for s in [*specs_for(PACKS), loader_spec()]}
 
 def _phrases() -> list[str]:
     out = []
-    for name in ("router_phrases.tsv", "router_heldout.tsv", "router_heldout_c.tsv", "router_heldout_e.tsv"):
+    for name in (
+        "router_phrases.tsv",
+        "router_heldout.tsv",
+        "router_heldout_c.tsv",
+        "router_heldout_e.tsv",
+        "router_heldout_m.tsv",
+    ):
         for line in (Path(__file__).parent / name).read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
                 out.append(line.split("\t")[0])
