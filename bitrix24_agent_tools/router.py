@@ -465,6 +465,22 @@ def _drop_topics(clean: str, matches: list[tuple[int, str, str]], hits: dict[str
         hits.pop(pack, None)
 
 
+def _senses(lower: str, clean: str, hits: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(pack, what it read) for the requests the word table cannot see: word pairs anywhere in the request."""
+    out = []
+    if _FREE.search(clean) and _WHEN.search(clean):
+        out.append(("services", "free at a time"))
+    if _PLAN.search(clean) and _WHEN.search(clean) and set(hits.get("comms", ())) & _API_CALL:
+        out.append(("services", "a call planned for a time"))
+    if _CREDENTIAL.search(clean) and _MODAL.search(clean):
+        out.append(("diagnostics", "what a credential can do"))
+    if _SCOPE.search(clean) and _TOKEN.search(clean):
+        out.append(("diagnostics", "a credential's scope"))
+    if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
+        out.append(("diagnostics", "error code"))  # "what does ACCESS_DENIED mean"
+    return out
+
+
 def route(text: str) -> RouteDecision:
     """The packs a request needs: ``core`` plus every pack whose vocabulary it mentions."""
     if not isinstance(text, str):
@@ -478,16 +494,8 @@ def route(text: str) -> RouteDecision:
             if stem not in hits[pack]:
                 hits[pack].append(stem)
     lower = text.casefold()
-    if _FREE.search(clean) and _WHEN.search(clean):
-        hits.setdefault("services", []).append("free at a time")
-    if _CREDENTIAL.search(clean) and _MODAL.search(clean):
-        hits.setdefault("diagnostics", []).append("what a credential can do")
-    if _SCOPE.search(clean) and _TOKEN.search(clean):
-        hits.setdefault("diagnostics", []).append("a credential's scope")
-    if _PLAN.search(clean) and _WHEN.search(clean) and set(hits.get("comms", ())) & _API_CALL:
-        hits.setdefault("services", []).append("a call planned for a time")
-    if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
-        hits.setdefault("diagnostics", []).append("error code")  # "what does ACCESS_DENIED mean"
+    for pack, sense in _senses(lower, clean, hits):
+        hits.setdefault(pack, []).append(sense)
     api_talk = "diagnostics" in hits or _METHOD_NAME.search(lower) is not None or _API_WORD.search(clean)
     if api_talk and "comms" in hits and set(hits["comms"]) <= _API_CALL:
         del hits["comms"]  # "which methods can this app call", "call crm.deal.list with a filter"
