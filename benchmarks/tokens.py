@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"A {accuracy['held_out']:.1%} of {accuracy['held_out_n']} (its misses were seen once), "
         f"C {accuracy['held_out_c']:.1%} of {accuracy['held_out_c_n']}, "
         f"E {accuracy['held_out_e']:.1%} of {accuracy['held_out_e_n']} (95.8% on its one run), "
-        f"M {accuracy['held_out_m']:.1%} of {accuracy['held_out_m_n']} (written after the last vocabulary "
-        f"change); C, E and M together {accuracy['held_out_cem']:.1%} — phrases in six languages "
-        "(B, D and F-L were held out, run once, then looked into: training phrases now)"
+        f"M {accuracy['held_out_m']:.1%} of {accuracy['held_out_m_n']} (95.8% on its one run); "
+        f"C, E and M together {accuracy['held_out_cem']:.1%} — phrases in six languages "
+        "(B, D and F-L, N were held out, run once, then looked into: training phrases now)"
     )
     per_row = list_tokens_per_row()
     print(

@@ -25,7 +25,7 @@ LEXICON: dict[str, dict[str, str]] = {
     "comms": {
         "en": ("chat, message, messenger, notification, notify, chatbot, telephony, text message, open line, "
                "open channel, channel, group chat, ping, whatsapp, telegram, voicemail, dm, direct message, "
-               "private message"),
+               "private message, mail service, mail services"),
         "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
                "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм, групповой чат"),
         "pt": ("mensagem, notificação, notificar, linha aberta, canal, no privado, pelo privado, chat em "
@@ -36,17 +36,18 @@ LEXICON: dict[str, dict[str, str]] = {
         "pl": "wiadomość, powiadomienie, powiadomić, czat, kanał, na priv, na priva, na privie, czat grupowy",
     },
     "automation": {
-        "en": "business process, workflow, robot, automation, automate, trigger, approval, approve",
+        "en": ("business process, workflow, robot, automation, automate, trigger, approval, approve, "
+               "elements of the list, list elements, list element"),
         "ru": ("бизнес-процесс, робот, триггер, автоматизация, автоматизировать, согласование, согласовать, "
-               "утверждение, утвердить"),
+               "утверждение, утвердить, элементы списка"),
         "pt": ("processo de negócio, fluxo de trabalho, robô, gatilho, automação, automatizar, aprovação, "
-               "aprovar"),
+               "aprovar, elementos da lista"),
         "es": ("proceso de negocio, flujo de trabajo, robot, disparador, automatización, automatizar, "
-               "aprobación, aprobar, aprueba, apruebe"),
+               "aprobación, aprobar, aprueba, apruebe, elementos de la lista"),
         "de": ("Geschäftsprozess, Workflow, Roboter, Auslöser, Automatisierung, automatisieren, "
-               "Genehmigung, genehmigen, Freigabe"),
+               "Genehmigung, genehmigen, Freigabe, Listenelement"),
         "pl": ("proces biznesowy, przepływ pracy, robot, wyzwalacz, automatyzacja, akceptacja, "
-               "zatwierdzenie, zatwierdzić"),
+               "zatwierdzenie, zatwierdzić, elementy listy"),
     },
     "collab": {
         "en": ("workgroup, project, live feed, news feed, newsfeed, announcement, announce, news, "
@@ -112,15 +113,16 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "platform": {
         "en": ("copilot, ai, artificial intelligence, prompt, app storage, application storage, "
-               "bi connector, neural network, bi, power bi, looker studio"),
+               "bi connector, neural network, bi, power bi, looker studio, entity storage"),
         "ru": ("копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика, хранилище приложения, "
-               "хранилище данных приложения"),
+               "хранилище данных приложения, хранилище сущностей"),
         "pt": ("ia, inteligência artificial, armazenamento do aplicativo, armazenamento da aplicação, "
-               "armazenamento do app"),
+               "armazenamento do app, armazenamento de entidades"),
         "es": ("ia, inteligencia artificial, almacenamiento de la aplicación, almacenamiento de la app, "
-               "almacenamiento del app"),
-        "de": "ki, künstliche Intelligenz, App-Speicher, Anwendungsspeicher, Speicher der App",
-        "pl": "sztuczna inteligencja, magazyn aplikacji, pamięć aplikacji, dane aplikacji",
+               "almacenamiento del app, almacenamiento de entidades"),
+        "de": ("ki, künstliche Intelligenz, App-Speicher, Anwendungsspeicher, Speicher der App, "
+               "Entitätsspeicher"),
+        "pl": "sztuczna inteligencja, magazyn aplikacji, pamięć aplikacji, dane aplikacji, magazyn encji",
     },
     "sites": {
         "en": "website, web page, knowledge base",
@@ -142,14 +144,18 @@ LEXICON: dict[str, dict[str, str]] = {
     },
     "diagnostics": {
         "en": ("scope, permission, access rights, error, failure, access denied, rate limit, request "
-               "limit, query limit, api limit, throttling"),
-        "ru": "ошибка, права доступа, доступ, разрешение, лимит запросов, ограничение запросов, лимит api",
+               "limit, query limit, api limit, throttling, installed application, installed app, app info, "
+               "application info"),
+        "ru": ("ошибка, права доступа, доступ, разрешение, лимит запросов, ограничение запросов, лимит api, "
+               "установленное приложение, информация о приложении"),
         "pt": ("erro, permissão, falha, escopo, direitos de acesso, limite de requisições, limite de "
-               "solicitações, limite da api"),
+               "solicitações, limite da api, aplicativo instalado"),
         "es": ("error, permiso, alcance, ámbito, derechos de acceso, límite de solicitudes, límite de "
-               "peticiones, límite de la api"),
-        "de": "Fehler, Berechtigung, Zugriffsrechte, Ratenlimit, Anfragelimit, Rate-Limit, API-Limit",
-        "pl": "błąd, uprawnienie, prawa dostępu, zakres uprawnień, limit zapytań, limit żądań, limit api",
+               "peticiones, límite de la api, aplicación instalada"),
+        "de": ("Fehler, Berechtigung, Zugriffsrechte, Ratenlimit, Anfragelimit, Rate-Limit, API-Limit, "
+               "installierte App, installierte Anwendung"),
+        "pl": ("błąd, uprawnienie, prawa dostępu, zakres uprawnień, limit zapytań, limit żądań, limit api, "
+               "zainstalowana aplikacja"),
     },
     "core": {
         "en": "deal, lead, contact, company, pipeline, funnel, stage, task, user, employee, crm",

@@ -261,6 +261,8 @@ class RouteDecision:
 _QUOTED = re.compile(r'«[^»]{1,80}»|"[^"]{1,80}"|“[^”]{1,80}”|„[^“”]{1,80}[“”]')
 
 
+# A bot's slash command is a name too ("register a command /stock").
+_SLASH_COMMAND = re.compile(r"(?<!\S)/[\w-]+")
 # Portuguese and Spanish "called" is the word for a call: "um épico chamado Aplicativo", "una tarea llamada
 # Revisión". Before a capitalised name or a quoted one it names the thing and reads as "called".
 _CALLED = re.compile(r"\b(?:chamad|llamad)[oa]s?\s+(?=[A-ZÀ-ÖØ-Þ\"«“„])")
@@ -270,7 +272,7 @@ def normalize(text: str) -> str:
     """Lower case, quoted names out, punctuation out, and Latin letters without their accents (people type
     "reuniao", "zamowienie", "catalogo"; the vocabulary goes through the same function)."""
     text = _CALLED.sub("called ", unicodedata.normalize("NFKC", text))
-    text = _QUOTED.sub(" ", text)
+    text = _QUOTED.sub(" ", _SLASH_COMMAND.sub(" ", text))
     text = lexicon.fold_latin(text.casefold().replace("ё", "е"))
     return re.sub(r"[^\w\s:-]+", " ", _join_separable(text))
 
@@ -305,7 +307,7 @@ _SITE_FIELD = re.compile(
 # signature is an e-signature document ("which documents are waiting for my signature").
 _YIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "content": {
-        "commerce": ("price list", "прайс"),
+        "commerce": ("price list", "прайс", "magazyn"),  # Polish magazyn: a Drive storage beside a disk
         # access to a folder or a file is the Drive's sharing, not a credential's permissions
         "diagnostics": (
             "доступ",
@@ -427,7 +429,8 @@ _WHEN = re.compile(
 # What a credential can do is a diagnostics question: "what can this webhook do", "что умеет этот вебхук",
 # "o que este webhook consegue fazer", "was kann dieser Webhook".
 _CREDENTIAL = re.compile(
-    r"(?<!\w)(?:this|my|our|этот|мой|наш|este|esse|meu|nosso|mi|nuestro|dieser|diesem|mein|unser|ten|moj|nasz)"
+    r"(?<!\w)(?:this|my|our|этот|мой|моего|моему|наш|este|esse|meu|minha|nosso|mi|nuestro|dieser|diese|diesem|"
+    r"mein|meine|meinem|unser|unsere|ten|moj|moja|nasz)"
     r"\s+(?:webhook|вебхук\w*|app|application|приложени\w*|aplicativo|aplicacion|anwendung|aplikacj\w*|token)"
     r"(?!\w)"
 )

@@ -440,3 +440,20 @@ def test_fields_pages_and_failures(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_subjects_of_what_is_made(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Register a slash command /stock for our bot", ("core", "comms")),  # a command's name
+        ("List the mail services configured for the portal", ("core", "comms")),
+        ('Show the elements of the list "Vacation requests"', ("core", "automation")),  # lists.element.get
+        ("Store a record in the app's entity storage", ("core", "platform")),
+        ("Show the info about the installed application", ("core", "diagnostics")),  # app.info
+        ("Welche Events kann meine App binden?", ("core", "diagnostics")),
+        ("Jakie magazyny są na dysku?", ("core", "content")),  # storages of the Drive
+        ("Ile towaru jest w magazynie?", ("core", "commerce")),  # a warehouse
+    ],
+)
+def test_catalog_methods(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
