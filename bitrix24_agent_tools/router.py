@@ -230,7 +230,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
          "pedido de suport", "pedido de desconto", "pedido de reembols",
          # Polish "termin" is a deadline (German "Termin" is an appointment)
          "mają termin", "ma termin", "o termin", "w termin", "po termin", "przed termin", "termin realizacj",
-         "termin zadani", "termin płatnoś",
+         "termin zadani", "termin płatnoś", "z terminem", "terminem",
          # Spanish and Portuguese "terminar" is to finish (German "Termin" is an appointment)
          "termina", "terminad", "terminó", "terminou", "terminam", "terminen"),
 }
@@ -450,10 +450,14 @@ _MODAL = re.compile(
 # fmt: on
 
 
-# What a page, a post, a group or an epic is made *for* is its subject, not a pack to work in: "a landing page
-# for the new product", "an epic for payments", "a project group for the warehouse move".
+# What a page, a post, a group or an epic is made *for*, or is *about*, is its subject, not a pack to work in:
+# "a landing page for the new product", "an epic for payments", "a story about login errors", "uma notícia no
+# feed sobre o novo produto". (Polish "o" is left out: it is also Portuguese "the" and a clock's "at".)
 _CONTAINERS = {"sites", "collab", "boards"}
-_FOR = re.compile(r"(?<![\w-])(?:for|для|para|fur|dla)(?![\w-])")  # (für, folded)
+_FOR = re.compile(
+    r"(?<![\w-])(?:for|для|para|fur|dla|about|regarding|про|об|обо|sobre|acerca|uber|zu|zum|zur|na temat)"
+    r"(?![\w-])"
+)  # (für, über: folded)
 
 
 def _drop_topics(clean: str, matches: list[tuple[int, str, str]], hits: dict[str, list[str]]) -> None:

@@ -457,3 +457,20 @@ def test_subjects_of_what_is_made(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_catalog_methods(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Add to the backlog a story about login errors", ("core", "collab", "boards")),
+        ("Füge dem Backlog eine Story zu Login-Fehlern hinzu", ("core", "collab", "boards")),
+        ("Publique uma notícia no feed sobre o novo produto", ("core", "collab")),
+        (
+            "Отправь смс клиенту о доставке заказа",
+            ("core", "comms", "commerce"),
+        ),  # a message is not a container
+        ("Przypisz zadanie 301 Dmitrijowi z terminem na piątek", ("core",)),  # a deadline
+    ],
+)
+def test_what_a_post_or_story_is_about(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
