@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"E {accuracy['held_out_e']:.1%} of {accuracy['held_out_e_n']} (95.8% on its one run), "
         f"M {accuracy['held_out_m']:.1%} of {accuracy['held_out_m_n']} (95.8% on its one run); "
         f"C, E and M together {accuracy['held_out_cem']:.1%} — phrases in six languages "
-        "(B, D and F-L, N were held out, run once, then looked into: training phrases now)"
+        "(B, D, F-L and N-P were held out, run once, then looked into: training phrases now)"
     )
     per_row = list_tokens_per_row()
     print(

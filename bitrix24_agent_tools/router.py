@@ -302,6 +302,12 @@ _SITE_FIELD = re.compile(
     r"(?i)\b(?:website|site|сайт\w*|sitio(?: web)?|webseite|strona(?: www)?)\s*:?\s*(?:https?://)?"
     r"[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b"
 )
+# A request that came through the website, beside a CRM record, is the record's source ("create a deal from
+# the request on our website", "создай сделку из заявки на сайте").
+_WEB_REQUEST = re.compile(
+    r"(?<!\w)(?:requests?|inquir\w*|enquir\w*|submission\w*|заявк\w*|обращени\w*|solicitac\w*|solicitud\w*|"
+    r"consulta\w*|anfrage\w*|zapytani\w*|zgloszeni\w*)(?!\w)"
+)
 # A pack named only by words starting with these yields to the pack in the key when that one is named too:
 # a price list beside a file or a folder is the file ("загрузи прайс в папку"); a document waiting for a
 # signature is an e-signature document ("which documents are waiting for my signature").
@@ -508,8 +514,10 @@ def route(text: str) -> RouteDecision:
         del hits["comms"]  # "which methods can this app call", "call crm.deal.list with a filter"
     if "commerce" in hits and set(hits["commerce"]) <= {"order"} and _SORTING.search(clean):
         del hits["commerce"]  # "order the tasks by deadline" sorts them
-    if "sites" in hits and "core" in hits and _SITE_FIELD.search(text):
-        del hits["sites"]  # "a company card with their website initech.com": a field of the record
+    if "sites" in hits and "core" in hits and (_SITE_FIELD.search(text) or _WEB_REQUEST.search(clean)):
+        del hits[
+            "sites"
+        ]  # "website initech.com" is a field; "a deal from the request on our website" a source
     _drop_topics(clean, matches, hits)
     for named, yielding in _YIELDS.items():
         for pack, roots in yielding.items():

@@ -474,3 +474,16 @@ def test_catalog_methods(text: str, packs: tuple[str, ...]) -> None:
 )
 def test_what_a_post_or_story_is_about(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Create a deal from the request on our website", ("core",)),  # the record's source
+        ("Создай сделку из заявки на сайте", ("core",)),
+        ("Erstelle einen Deal aus der Anfrage auf unserer Webseite", ("core",)),
+        ("Publish the request form on the website", ("core", "sites")),  # no record: the site itself
+    ],
+)
+def test_a_request_from_the_website_is_a_source(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
