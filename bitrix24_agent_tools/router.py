@@ -314,6 +314,7 @@ _WEB_REQUEST = re.compile(
 _YIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "content": {
         "commerce": ("price list", "прайс", "magazyn"),  # Polish magazyn: a Drive storage beside a disk
+        "automation": ("freigab",),  # German Freigabe of a folder is sharing it, not an approval
         # access to a folder or a file is the Drive's sharing, not a credential's permissions
         "diagnostics": (
             "доступ",

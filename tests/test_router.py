@@ -487,3 +487,8 @@ def test_what_a_post_or_story_is_about(text: str, packs: tuple[str, ...]) -> Non
 )
 def test_a_request_from_the_website_is_a_source(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+def test_sharing_a_folder_is_not_an_approval() -> None:
+    assert route("Hebe die Freigabe des Ordners Budget für externe Nutzer auf").packs == ("core", "content")
+    assert route("Hol die Freigabe vom Chef für den Rabatt").packs == ("core", "automation")
