@@ -25,14 +25,16 @@ LEXICON: dict[str, dict[str, str]] = {
     "comms": {
         "en": ("chat, message, messenger, notification, notify, chatbot, telephony, text message, open line, "
                "open channel, channel, group chat, ping, whatsapp, telegram, voicemail, dm, direct message, "
-               "private message, mail service, mail services"),
+               "private message, mail service, mail services, let me know, ping me"),
         "ru": ("чат, сообщение, мессенджер, уведомление, уведомить, оповещение, оповестить, чат-бот, "
-               "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм, групповой чат"),
+               "эсэмэска, открытая линия, канал, переписка, диалог, ватсап, телеграм, групповой чат, "
+               "пингани, дай знать, дайте знать, маякни"),
         "pt": ("mensagem, notificação, notificar, linha aberta, canal, no privado, pelo privado, chat em "
                "grupo, chat de grupo"),
         "es": ("mensaje, notificación, notificar, línea abierta, canal, por privado, al privado, en privado, "
                "chat grupal, chat de grupo"),
-        "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal"),
+        "de": ("Nachricht, Benachrichtigung, benachrichtigen, Telefonie, Chatbot, Sprachnachricht, Kanal, "
+               "Bescheid"),
         "pl": "wiadomość, powiadomienie, powiadomić, czat, kanał, na priv, na priva, na privie, czat grupowy",
     },
     "automation": {
@@ -50,11 +52,12 @@ LEXICON: dict[str, dict[str, str]] = {
                "zatwierdzenie, zatwierdzić, elementy listy"),
     },
     "collab": {
-        "en": ("workgroup, project, live feed, news feed, newsfeed, announcement, announce, news, "
+        "en": ("workgroup, project, live feed, news feed, newsfeed, announcement, announce, news, shout out, "
+               "shout-out, whole team, entire team, entire company, "
                "company-wide, everyone, group, group members, the post, a post, s post, my post, memo, "
                "circular"),
         "ru": ("рабочая группа, группа, проект, лента, новость, объявление, объявить, всем сотрудникам, "
-               "памятка, рассылка по компании"),
+               "памятка, рассылка по компании, всей компании, всей команде"),
         "pt": ("grupo de trabalho, grupo, projeto, feed, notícia, anúncio, anunciar, todos os funcionários, "
                "comunicado, toda a empresa, empresa toda"),
         "es": ("grupo de trabajo, grupo, proyecto, noticia, anuncio, anunciar, toda la empresa, comunicado, "
@@ -114,8 +117,8 @@ LEXICON: dict[str, dict[str, str]] = {
     "platform": {
         "en": ("copilot, ai, artificial intelligence, prompt, app storage, application storage, "
                "bi connector, neural network, bi, power bi, looker studio, entity storage"),
-        "ru": ("копилот, искусственный интеллект, нейросеть, промпт, бизнес-аналитика, хранилище приложения, "
-               "хранилище данных приложения, хранилище сущностей"),
+        "ru": ("копилот, нейронка, искусственный интеллект, нейросеть, промпт, бизнес-аналитика, "
+               "хранилище приложения, хранилище данных приложения, хранилище сущностей"),
         "pt": ("ia, inteligência artificial, armazenamento do aplicativo, armazenamento da aplicação, "
                "armazenamento do app, armazenamento de entidades"),
         "es": ("ia, inteligencia artificial, almacenamiento de la aplicación, almacenamiento de la app, "
@@ -130,7 +133,7 @@ LEXICON: dict[str, dict[str, str]] = {
         "pt": "página, landing page, página de destino, base de conhecimento",
         "es": "sitio web, página, página de destino, base de conocimiento",
         "de": "Webseite, Website, Landingpage, Zielseite, Wissensdatenbank, Wissensbasis",
-        "pl": "witryna, strona internetowa, strona www, strona docelowa, baza wiedzy",
+        "pl": "witryna, strona, strona internetowa, strona www, strona docelowa, baza wiedzy",
     },
     "compliance": {
         "en": ("agreement, consent, privacy policy, e-signature, signature, e-signature document, signature "

@@ -28,7 +28,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
         "benachrichtig", "anruf", "telefonie", "telefonia", "telefonía", "otwarte kanał", "wiadomoś",
-        "powiadom", "czat",
+        "powiadom", "czat", "avis", "daj znać", "daj mi znać",
     ),
     "automation": (
         "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден",
@@ -449,7 +449,8 @@ _TOKEN = re.compile(
 )
 # Planning a call for a day or an hour puts it in the calendar too.
 _PLAN = re.compile(
-    r"(?<!\w)(?:schedule|запланир\w*|agend\w*|programa|planifica|plane|planen|terminier\w*|zaplanuj\w*)(?!\w)"
+    r"(?<!\w)(?:schedule|pencil|book|запланир\w*|постав\w*|agend\w*|marca|marque|programa|planifica|plane|planen|"
+    r"terminier\w*|eintrag|zaplanuj\w*|wrzuc)(?!\w)"
 )
 _MODAL = re.compile(
     r"(?<!\w)(?:can|could|may|allowed|able|умеет|может|можно|pode|consegue|puede|kann|darf|potrafi|moze)(?!\w)"
@@ -479,6 +480,13 @@ def _drop_topics(clean: str, matches: list[tuple[int, str, str]], hits: dict[str
         hits.pop(pack, None)
 
 
+# A REST method that fails, breaks or chokes is a diagnostics question in any words.
+_FAILING = re.compile(
+    r"(?<!\w)(?:fail\w*|break\w*|crash\w*|chok\w*|пада\w*|пал|ломает\w*|trava\w*|falha\w*|quebra\w*|"
+    r"falla\w*|atraganta\w*|cae|hangt|scheitert|bricht|absturz\w*|wywala\w*|sypie\w*)(?!\w)"
+)
+
+
 def _senses(lower: str, clean: str, hits: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(pack, what it read) for the requests the word table cannot see: word pairs anywhere in the request."""
     out = []
@@ -490,6 +498,8 @@ def _senses(lower: str, clean: str, hits: dict[str, list[str]]) -> list[tuple[st
         out.append(("diagnostics", "what a credential can do"))
     if _SCOPE.search(clean) and _TOKEN.search(clean):
         out.append(("diagnostics", "a credential's scope"))
+    if _METHOD_NAME.search(lower) and _FAILING.search(clean):
+        out.append(("diagnostics", "a method that fails"))
     if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
         out.append(("diagnostics", "error code"))  # "what does ACCESS_DENIED mean"
     return out

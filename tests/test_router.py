@@ -492,3 +492,21 @@ def test_a_request_from_the_website_is_a_source(text: str, packs: tuple[str, ...
 def test_sharing_a_folder_is_not_an_approval() -> None:
     assert route("Hebe die Freigabe des Ordners Budget für externe Nutzer auf").packs == ("core", "content")
     assert route("Hol die Freigabe vom Chef für den Rabatt").packs == ("core", "automation")
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("Ping me when the Globex deal closes", ("core", "comms")),
+        ("Avísame cuando se cierre el negocio de Globex", ("core", "comms")),
+        ("Sag mir Bescheid, wenn der Deal durch ist", ("core", "comms")),
+        ("Why's the webhook choking on crm.lead.add?", ("core", "diagnostics")),  # a method that fails
+        ("Czemu webhook się wywala na crm.lead.add?", ("core", "diagnostics")),
+        ("Call crm.deal.list with a filter on the stage", ("core",)),  # a method, nothing failing
+        ("Pencil in a call with Globex for Thursday", ("core", "comms", "services")),
+        ("Позвони клиенту завтра", ("core", "comms")),  # a call, not a calendar entry
+        ("Shout out Maria's win to the whole team", ("core", "collab")),
+    ],
+)
+def test_slang(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
