@@ -28,7 +28,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "bate-papo", "mensag", "notifica", "ligaç",
         "líneas abiert", "lineas abiert", "mensaj", "llamad", "offene kanäle", "offene kanal", "nachricht",
         "benachrichtig", "anruf", "telefonie", "telefonia", "telefonía", "otwarte kanał", "wiadomoś",
-        "powiadom", "czat", "avis", "daj znać", "daj mi znać",
+        "powiadom", "czat", "avis", "daj znać", "daj mi znać", "offene linie", "offenen linie",
+        # the people who answer an open line, and its queue
+        "operator", "оператор", "operador", "support queue", "очеред поддержк", "fila de suporte",
+        "cola de soporte", "support-warteschlange", "kolejce wsparcia", "kolejka wsparcia",
     ),
     "automation": (
         "approval", "approve the request", "for approval", "согласовани", "на согласовани", "утвержден",
@@ -480,6 +483,12 @@ def _drop_topics(clean: str, matches: list[tuple[int, str, str]], hits: dict[str
         hits.pop(pack, None)
 
 
+# Hours a person logged or worked are the work-time records.
+_HOURS = re.compile(r"(?<!\w)(?:hours|часов|часа|часы|horas|stunden|godzin\w*)(?!\w)")
+_WORKED = re.compile(
+    r"(?<!\w)(?:log|logged|work|worked|отработ\w*|проработ\w*|registr\w*|trabalh\w*|erfass\w*|gearbeitet|"
+    r"przepracow\w*|zarejestrow\w*)(?!\w)"
+)
 # A REST method that fails, breaks or chokes is a diagnostics question in any words.
 _FAILING = re.compile(
     r"(?<!\w)(?:fail\w*|break\w*|crash\w*|chok\w*|пада\w*|пал|ломает\w*|trava\w*|falha\w*|quebra\w*|"
@@ -498,6 +507,8 @@ def _senses(lower: str, clean: str, hits: dict[str, list[str]]) -> list[tuple[st
         out.append(("diagnostics", "what a credential can do"))
     if _SCOPE.search(clean) and _TOKEN.search(clean):
         out.append(("diagnostics", "a credential's scope"))
+    if _HOURS.search(clean) and _WORKED.search(clean):
+        out.append(("services", "hours worked"))
     if _METHOD_NAME.search(lower) and _FAILING.search(clean):
         out.append(("diagnostics", "a method that fails"))
     if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):

@@ -510,3 +510,17 @@ def test_sharing_a_folder_is_not_an_approval() -> None:
 )
 def test_slang(text: str, packs: tuple[str, ...]) -> None:
     assert route(text).packs == packs
+
+
+@pytest.mark.parametrize(
+    ("text", "packs"),
+    [
+        ("How many hours did I log this week?", ("core", "services")),  # work-time records
+        ("Сколько часов я отработал на этой неделе?", ("core", "services")),
+        ("Show the workflow logs from the last hours", ("core", "automation")),  # not hours worked
+        ("Which operators are on duty in the support queue?", ("core", "comms")),
+        ("Setz die Antwortzeit der offenen Linie auf 5 Minuten", ("core", "comms")),
+    ],
+)
+def test_operations(text: str, packs: tuple[str, ...]) -> None:
+    assert route(text).packs == packs
