@@ -132,6 +132,7 @@ def test_held_out_phrases_in_six_languages() -> None:
         ("router_heldout_c.tsv", 0.9),
         ("router_heldout_e.tsv", 0.9),
         ("router_heldout_m.tsv", 0.9),
+        ("router_heldout_t.tsv", 0.9),
     ):
         rows = _rows(name)
         assert len(rows) >= 45

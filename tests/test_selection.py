@@ -23,6 +23,7 @@ def _phrases() -> list[str]:
         "router_heldout_c.tsv",
         "router_heldout_e.tsv",
         "router_heldout_m.tsv",
+        "router_heldout_t.tsv",
     ):
         for line in (Path(__file__).parent / name).read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
