@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bitrix24_agent_tools.client import Bitrix24, NoLimiter, OAuth
+from bitrix24_agent_tools.client import Bitrix24, NoLimiter
 from bitrix24_agent_tools.events import OfflineWorker
 from bitrix24_agent_tools.sandbox import Portal
 
@@ -20,15 +20,7 @@ def _throughput(state: Any, events: int) -> float:
     app = portal.register_app()
     tokens = portal.install_app(app)
     client = Bitrix24(
-        OAuth(
-            portal.domain,
-            tokens["access_token"],
-            tokens["refresh_token"],
-            app.client_id,
-            app.client_secret,
-            oauth_server=portal.oauth_server,
-            client_endpoint=tokens["client_endpoint"],
-        ),
+        portal.app_auth(app, tokens),
         transport=portal.transport(),
         limiter=NoLimiter(),
     )

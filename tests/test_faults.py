@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitrix24_agent_tools.client import Bitrix24, OAuth, RetryPolicy
+from bitrix24_agent_tools.client import Bitrix24, RetryPolicy
 from bitrix24_agent_tools.confirmers import AutoConfirmer
 from bitrix24_agent_tools.guard import Guard, Policy
 from bitrix24_agent_tools.packs import PACKS, specs_for
@@ -69,15 +69,7 @@ def test_token_expiry_in_the_middle_of_an_export() -> None:
     app = portal.register_app()
     tokens = portal.install_app(app)
     client = Bitrix24(
-        OAuth(
-            portal.domain,
-            tokens["access_token"],
-            tokens["refresh_token"],
-            app.client_id,
-            app.client_secret,
-            oauth_server=portal.oauth_server,
-            client_endpoint=tokens["client_endpoint"],
-        ),
+        portal.app_auth(app, tokens),
         transport=portal.transport(),
         clock=clock,
         sleep=clock.sleep,

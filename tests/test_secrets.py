@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bitrix24_agent_tools.client import Bitrix24, OAuth, SqliteTokenStore, Webhook
+from bitrix24_agent_tools.client import Bitrix24, SqliteTokenStore, Webhook
 from bitrix24_agent_tools.confirmers import AutoConfirmer
 from bitrix24_agent_tools.guard import Guard, Policy
 from bitrix24_agent_tools.sandbox import Portal
@@ -39,16 +39,7 @@ def test_nothing_shown_anywhere_contains_a_secret(
     webhook = Webhook(portal.webhook_url)
     client = Bitrix24(webhook, transport=portal.transport())
     shown += [webhook, client, client.auth]
-    oauth = OAuth(
-        portal.domain,
-        tokens["access_token"],
-        tokens["refresh_token"],
-        app.client_id,
-        app.client_secret,
-        oauth_server=portal.oauth_server,
-        client_endpoint=tokens["client_endpoint"],
-        token_store=SqliteTokenStore(tmp_path / "t.sqlite3"),
-    )
+    oauth = portal.app_auth(app, tokens, token_store=SqliteTokenStore(tmp_path / "t.sqlite3"))
     oclient = Bitrix24(oauth, transport=portal.transport())
     shown += [oauth, oauth.tokens, oclient, app, portal.requests]
     # errors of every kind, with the secret quoted in what the portal or the caller said

@@ -13,7 +13,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bitrix24_agent_tools.masking import register_secret, register_secrets
@@ -23,6 +23,9 @@ from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.methods import METHODS, Listing
 from bitrix24_agent_tools.sandbox.query import KeyCache, decode_body, parse_php_query
 from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
+
+if TYPE_CHECKING:
+    from bitrix24_agent_tools.client.auth import OAuth
 
 ALL_SCOPES = frozenset(
     {
@@ -340,6 +343,23 @@ class Portal:
     @property
     def oauth_server(self) -> str:
         return f"{self.base_url}/oauth/token/"
+
+    def app_auth(self, app: SandboxApp, tokens: dict[str, Any], **options: Any) -> OAuth:
+        """The OAuth credential an installed ``app`` builds from the ``tokens`` its install gave it, pointed
+        at this portal's OAuth server; ``options`` go to :class:`OAuth` (a token store, a user id). The
+        examples build it by hand, as a real application does."""
+        from bitrix24_agent_tools.client.auth import OAuth
+
+        return OAuth(
+            self.domain,
+            str(tokens["access_token"]),
+            str(tokens["refresh_token"]),
+            app.client_id,
+            app.client_secret,
+            oauth_server=self.oauth_server,
+            client_endpoint=str(tokens["client_endpoint"]),
+            **options,
+        )
 
     def expire_all_tokens(self) -> None:
         with self.lock:

@@ -79,16 +79,7 @@ def _oauth_portal(clock: FakeClock, lifetime: float = 3600) -> tuple[Portal, dic
 
 
 def _oauth(portal: Portal, tokens: dict[str, object], app: object, store: object = None) -> OAuth:
-    return OAuth(
-        portal.domain,
-        str(tokens["access_token"]),
-        str(tokens["refresh_token"]),
-        app.client_id,  # type: ignore[attr-defined]
-        app.client_secret,
-        oauth_server=portal.oauth_server,
-        token_store=store,  # type: ignore[attr-defined,arg-type]
-        client_endpoint=str(tokens["client_endpoint"]),
-    )
+    return portal.app_auth(app, tokens, token_store=store)  # type: ignore[arg-type]
 
 
 def test_fifty_threads_on_an_expired_token_cause_exactly_one_refresh(clock: FakeClock) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bitrix24_agent_tools.client import Bitrix24, NoLimiter, OAuth
+from bitrix24_agent_tools.client import Bitrix24, NoLimiter
 from bitrix24_agent_tools.events import Event, OfflineWorker, WorkerStopped
 from bitrix24_agent_tools.events.offline import AsyncOfflineWorker
 from bitrix24_agent_tools.sandbox import Portal
@@ -19,15 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _setup(portal: Portal, transport: Any = None) -> tuple[Bitrix24, dict[str, Any], Any]:
     app = portal.register_app()
     tokens = portal.install_app(app)
-    auth = OAuth(
-        portal.domain,
-        tokens["access_token"],
-        tokens["refresh_token"],
-        app.client_id,
-        app.client_secret,
-        oauth_server=portal.oauth_server,
-        client_endpoint=tokens["client_endpoint"],
-    )
+    auth = portal.app_auth(app, tokens)
     client = Bitrix24(auth, transport=transport or portal.transport())
     client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
     client.call("event.bind", {"event": "ONCRMDEALUPDATE", "event_type": "offline"})
@@ -119,15 +111,7 @@ async def test_async_worker_with_an_async_handler(tmp_path: Path) -> None:
     portal = Portal(seed=1)
     _client, tokens, app = _setup(portal)
     _produce(portal, 6)
-    auth = OAuth(
-        portal.domain,
-        tokens["access_token"],
-        tokens["refresh_token"],
-        app.client_id,
-        app.client_secret,
-        oauth_server=portal.oauth_server,
-        client_endpoint=tokens["client_endpoint"],
-    )
+    auth = portal.app_auth(app, tokens)
     seen: list[str] = []
 
     async def handler(event: Event) -> None:

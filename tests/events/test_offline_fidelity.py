@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error, NoLimiter, OAuth
+from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error, NoLimiter
 from bitrix24_agent_tools.events import Event, OfflineWorker
 from bitrix24_agent_tools.events.offline import AsyncOfflineWorker
 from bitrix24_agent_tools.sandbox import Portal
@@ -158,15 +158,7 @@ async def test_a_cancelled_async_run_leaves_no_transaction_open(tmp_path: Path) 
     portal = Portal(seed=1)
     _client, tokens, app = _setup(portal)
     _produce(portal, 2)
-    auth = OAuth(
-        portal.domain,
-        tokens["access_token"],
-        tokens["refresh_token"],
-        app.client_id,
-        app.client_secret,
-        oauth_server=portal.oauth_server,
-        client_endpoint=tokens["client_endpoint"],
-    )
+    auth = portal.app_auth(app, tokens)
     hang = [True]
 
     async def handler(event: Event) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bitrix24_agent_tools.client import Bitrix24, OAuth
+from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.events import (
     Event,
     EventRejected,
@@ -27,15 +27,7 @@ def _app_portal() -> tuple[Portal, Any, Bitrix24]:
     app = portal.register_app()
     tokens = portal.install_app(app)
     client = Bitrix24(
-        OAuth(
-            portal.domain,
-            tokens["access_token"],
-            tokens["refresh_token"],
-            app.client_id,
-            app.client_secret,
-            oauth_server=portal.oauth_server,
-            client_endpoint=tokens["client_endpoint"],
-        ),
+        portal.app_auth(app, tokens),
         transport=portal.transport(),
     )
     client.call("event.bind", {"event": "ONCRMDEALUPDATE", "handler": "https://app.example/hook"})

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bitrix24_agent_tools.client import Bitrix24, OAuth
+from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer
 from bitrix24_agent_tools.guard import Guard, Policy
 from bitrix24_agent_tools.packs.render import rows_of
@@ -23,15 +23,7 @@ def _app_client(portal: Portal, clock: Any) -> Bitrix24:
     app = portal.register_app()
     tokens = portal.install_app(app)
     return Bitrix24(
-        OAuth(
-            portal.domain,
-            tokens["access_token"],
-            tokens["refresh_token"],
-            app.client_id,
-            app.client_secret,
-            oauth_server=portal.oauth_server,
-            client_endpoint=tokens["client_endpoint"],
-        ),
+        portal.app_auth(app, tokens),
         transport=portal.transport(),
         clock=clock,
         sleep=clock.sleep,

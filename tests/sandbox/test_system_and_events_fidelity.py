@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bitrix24_agent_tools.client import AccessDenied, AuthError, BadRequest, Bitrix24, OAuth
+from bitrix24_agent_tools.client import AccessDenied, AuthError, BadRequest, Bitrix24
 from bitrix24_agent_tools.sandbox import Portal
 
 
@@ -22,15 +22,7 @@ def _app_client(portal: Portal, user_id: int = 1, scopes: set[str] | None = None
     app = portal.register_app(scopes=scopes)
     tokens = portal.install_app(app, user_id=user_id)
     return Bitrix24(
-        OAuth(
-            portal.domain,
-            tokens["access_token"],
-            tokens["refresh_token"],
-            app.client_id,
-            app.client_secret,
-            oauth_server=portal.oauth_server,
-            client_endpoint=tokens["client_endpoint"],
-        ),
+        portal.app_auth(app, tokens),
         transport=portal.transport(),
     )
 
