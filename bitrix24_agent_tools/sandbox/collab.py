@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bitrix24_agent_tools.sandbox.data import sonet_group_record
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.registry import Listing, method, now_iso, obj, paged, positive, table, upper
 from bitrix24_agent_tools.sandbox.types import Caller
@@ -86,24 +87,7 @@ def group_create(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
         raise ApiError("", "Incorrect input data", 400)
     group_id = portal.next_id("sonet_group")
     when = now_iso(portal)
-    record = {
-        "ID": str(group_id),
-        "SITE_ID": "s1",
-        "DATE_CREATE": when,
-        "DATE_UPDATE": when,
-        "ACTIVE": "Y",
-        "VISIBLE": "Y",
-        "OPENED": "N",
-        "CLOSED": "N",
-        "SUBJECT_ID": "1",
-        "KEYWORDS": None,
-        "DESCRIPTION": None,
-        "NUMBER_OF_MEMBERS": "1",
-        "DATE_ACTIVITY": when,
-        "SUBJECT_NAME": "Workgroups",
-        "PROJECT": "N",
-        "IS_EXTRANET": "N",
-    }
+    record = sonet_group_record(group_id, when, str(owner))
     record.update({k: str(query[k]) for k in _GROUP_FIELDS if query.get(k) not in (None, "")})
     record["OWNER_ID"] = str(owner)
     table(portal, "sonet_group")[group_id] = record

@@ -113,6 +113,32 @@ def iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+def sonet_group_record(group_id: int, when: str, owner: str, **fields: Any) -> dict[str, Any]:
+    """A workgroup as sonet_group.get returns it (sonet-group/sonet-group-get.md): a closed, visible,
+    non-project group of one member unless ``fields`` say otherwise."""
+    record: dict[str, Any] = {
+        "ID": str(group_id),
+        "SITE_ID": "s1",
+        "DATE_CREATE": when,
+        "DATE_UPDATE": when,
+        "ACTIVE": "Y",
+        "VISIBLE": "Y",
+        "OPENED": "N",
+        "CLOSED": "N",
+        "SUBJECT_ID": "1",
+        "OWNER_ID": owner,
+        "KEYWORDS": None,
+        "DESCRIPTION": None,
+        "NUMBER_OF_MEMBERS": "1",
+        "DATE_ACTIVITY": when,
+        "SUBJECT_NAME": "Workgroups",
+        "PROJECT": "N",
+        "IS_EXTRANET": "N",
+    }
+    record.update(fields)
+    return record
+
+
 def seed_state(
     seed: int, *, users: int, deals: int, leads: int, contacts: int, companies: int, tasks: int
 ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import base64
 from datetime import timedelta
 from typing import Any
 
-from bitrix24_agent_tools.sandbox.data import COMPANIES, EPOCH, iso
+from bitrix24_agent_tools.sandbox.data import COMPANIES, EPOCH, iso, sonet_group_record
 
 
 def _b64(text: str) -> str:
@@ -83,47 +83,19 @@ def seed_packs(state: dict[str, Any], users: int) -> None:
     # Workgroups: a scrum project with a sprint, a backlog and an epic; a plain workgroup.
     owner = "1"
     state["sonet_group"] = {
-        1: {
-            "ID": "1",
-            "SITE_ID": "s1",
-            "NAME": "Mobile app",
-            "DESCRIPTION": "Scrum team of the mobile app",
-            "DATE_CREATE": when,
-            "DATE_UPDATE": when,
-            "ACTIVE": "Y",
-            "VISIBLE": "Y",
-            "OPENED": "N",
-            "CLOSED": "N",
-            "SUBJECT_ID": "1",
-            "OWNER_ID": owner,
-            "KEYWORDS": None,
-            "NUMBER_OF_MEMBERS": "2",
-            "DATE_ACTIVITY": when,
-            "SUBJECT_NAME": "Workgroups",
-            "PROJECT": "Y",
-            "IS_EXTRANET": "N",
-            "SCRUM_MASTER_ID": owner,
-        },
-        2: {
-            "ID": "2",
-            "SITE_ID": "s1",
-            "NAME": "Sales team",
-            "DESCRIPTION": "Sales department workgroup",
-            "DATE_CREATE": when,
-            "DATE_UPDATE": when,
-            "ACTIVE": "Y",
-            "VISIBLE": "Y",
-            "OPENED": "Y",
-            "CLOSED": "N",
-            "SUBJECT_ID": "1",
-            "OWNER_ID": owner,
-            "KEYWORDS": None,
-            "NUMBER_OF_MEMBERS": "1",
-            "DATE_ACTIVITY": when,
-            "SUBJECT_NAME": "Workgroups",
-            "PROJECT": "N",
-            "IS_EXTRANET": "N",
-        },
+        1: sonet_group_record(
+            1,
+            when,
+            owner,
+            NAME="Mobile app",
+            DESCRIPTION="Scrum team of the mobile app",
+            NUMBER_OF_MEMBERS="2",
+            PROJECT="Y",
+            SCRUM_MASTER_ID=owner,
+        ),
+        2: sonet_group_record(
+            2, when, owner, NAME="Sales team", DESCRIPTION="Sales department workgroup", OPENED="Y"
+        ),
     }
     second = "2" if users >= 2 else "1"
     state["sonet_member"] = {
