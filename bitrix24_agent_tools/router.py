@@ -458,7 +458,38 @@ _PLAN = re.compile(
 _MODAL = re.compile(
     r"(?<!\w)(?:can|could|may|allowed|able|умеет|может|можно|pode|consegue|puede|kann|darf|potrafi|moze)(?!\w)"
 )
+# Hours a person logged or worked are the work-time records.
+_HOURS = re.compile(r"(?<!\w)(?:hours|часов|часа|часы|horas|stunden|godzin\w*)(?!\w)")
+_WORKED = re.compile(
+    r"(?<!\w)(?:log|logged|work|worked|отработ\w*|проработ\w*|registr\w*|trabalh\w*|erfass\w*|gearbeitet|"
+    r"przepracow\w*|zarejestrow\w*)(?!\w)"
+)
+# A REST method that fails, breaks or chokes is a diagnostics question in any words.
+_FAILING = re.compile(
+    r"(?<!\w)(?:fail\w*|break\w*|crash\w*|chok\w*|пада\w*|пал|ломает\w*|trava\w*|falha\w*|quebra\w*|"
+    r"falla\w*|atraganta\w*|cae|hangt|scheitert|bricht|absturz\w*|wywala\w*|sypie\w*)(?!\w)"
+)
 # fmt: on
+
+
+def _senses(lower: str, clean: str, hits: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(pack, what it read) for the requests the word table cannot see: word pairs anywhere in the request."""
+    out = []
+    if _FREE.search(clean) and _WHEN.search(clean):
+        out.append(("services", "free at a time"))
+    if _PLAN.search(clean) and _WHEN.search(clean) and set(hits.get("comms", ())) & _API_CALL:
+        out.append(("services", "a call planned for a time"))
+    if _CREDENTIAL.search(clean) and _MODAL.search(clean):
+        out.append(("diagnostics", "what a credential can do"))
+    if _SCOPE.search(clean) and _TOKEN.search(clean):
+        out.append(("diagnostics", "a credential's scope"))
+    if _HOURS.search(clean) and _WORKED.search(clean):
+        out.append(("services", "hours worked"))
+    if _METHOD_NAME.search(lower) and _FAILING.search(clean):
+        out.append(("diagnostics", "a method that fails"))
+    if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
+        out.append(("diagnostics", "error code"))  # "what does ACCESS_DENIED mean"
+    return out
 
 
 # What a page, a post, a group or an epic is made *for*, or is *about*, is its subject, not a pack to work in:
@@ -481,39 +512,6 @@ def _drop_topics(clean: str, matches: list[tuple[int, str, str]], hits: dict[str
         return
     for pack in {pack for at, pack in found if at > marker.start()} - set(before):
         hits.pop(pack, None)
-
-
-# Hours a person logged or worked are the work-time records.
-_HOURS = re.compile(r"(?<!\w)(?:hours|часов|часа|часы|horas|stunden|godzin\w*)(?!\w)")
-_WORKED = re.compile(
-    r"(?<!\w)(?:log|logged|work|worked|отработ\w*|проработ\w*|registr\w*|trabalh\w*|erfass\w*|gearbeitet|"
-    r"przepracow\w*|zarejestrow\w*)(?!\w)"
-)
-# A REST method that fails, breaks or chokes is a diagnostics question in any words.
-_FAILING = re.compile(
-    r"(?<!\w)(?:fail\w*|break\w*|crash\w*|chok\w*|пада\w*|пал|ломает\w*|trava\w*|falha\w*|quebra\w*|"
-    r"falla\w*|atraganta\w*|cae|hangt|scheitert|bricht|absturz\w*|wywala\w*|sypie\w*)(?!\w)"
-)
-
-
-def _senses(lower: str, clean: str, hits: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """(pack, what it read) for the requests the word table cannot see: word pairs anywhere in the request."""
-    out = []
-    if _FREE.search(clean) and _WHEN.search(clean):
-        out.append(("services", "free at a time"))
-    if _PLAN.search(clean) and _WHEN.search(clean) and set(hits.get("comms", ())) & _API_CALL:
-        out.append(("services", "a call planned for a time"))
-    if _CREDENTIAL.search(clean) and _MODAL.search(clean):
-        out.append(("diagnostics", "what a credential can do"))
-    if _SCOPE.search(clean) and _TOKEN.search(clean):
-        out.append(("diagnostics", "a credential's scope"))
-    if _HOURS.search(clean) and _WORKED.search(clean):
-        out.append(("services", "hours worked"))
-    if _METHOD_NAME.search(lower) and _FAILING.search(clean):
-        out.append(("diagnostics", "a method that fails"))
-    if any(code in _error_codes() for code in _CODE_LIKE.findall(lower)):
-        out.append(("diagnostics", "error code"))  # "what does ACCESS_DENIED mean"
-    return out
 
 
 def route(text: str) -> RouteDecision:
