@@ -1,0 +1,166 @@
+"""Refresh the method contracts' documented facts from a local checkout of the official REST docs.
+
+    python tools/contracts_from_docs.py /path/to/b24restdocs            # rewrite the contract files
+    python tools/contracts_from_docs.py /path/to/b24restdocs --check    # exit 1 where a file disagrees
+
+For every method of ``bitrix24_agent_tools/contracts/<pack>.json`` it reads the page named in ``doc``: the
+parameter tables under the page's parameters heading (name, type, required by a trailing ``*``, and the
+values listed under "Possible/Allowed values"), nested tables of object parameters (a heading that names the
+parameter, or a fields page the parameter's description links to). What the docs cannot say — which parameter
+names the record, which values refer to other records, list semantics, where ``$result`` references may stand —
+is kept as it stands in the file: this tool only reads facts; it copies no prose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent / "bitrix24_agent_tools" / "contracts"
+_ROW = re.compile(r"^\|\|\s*\*\*([^*^]+?)(?:\^\*\^)?\*\*(\*?)\s*(.*)$")
+_TYPE = re.compile(r"\[`([^`]+)`\]")
+_HEADING = re.compile(r"^(#{2,4})\s+(.*?)\s*(?:\{#([\w-]+)\})?\s*$")
+_LINK = re.compile(r"\]\((\./|\.\./)*([\w./-]*fields[\w-]*\.md)(#[\w-]+)?\)")
+_VALUE = re.compile(r"^\s*-\s*`([^`]+)`\s*[—–-]")
+_KEEP = ("ref", "list", "record", "switch", "reference", "secret", "file", "time", "open", "note")
+
+
+def tables(lines: list[str]) -> list[tuple[str, str | None, list[dict[str, Any]]]]:
+    """Every ``#| … |#`` table under a heading: (heading text, anchor, rows)."""
+    out: list[tuple[str, str | None, list[dict[str, Any]]]] = []
+    heading, anchor = "", None
+    i = 0
+    while i < len(lines):
+        m = _HEADING.match(lines[i])
+        if m:
+            heading, anchor = m.group(2), m.group(3)
+        if lines[i].strip().startswith("#|"):
+            rows: list[dict[str, Any]] = []
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith("|#"):
+                r = _ROW.match(lines[i].strip())
+                if r and r.group(1).strip() not in ("Name", "Parameter", "Code", "Status", "Field"):
+                    rows.append({"name": r.group(1).strip().rstrip("*"), "required": bool(r.group(2))
+                                 or r.group(1).strip().endswith("*") or "^*^" in lines[i], "text": [r.group(3)]})
+                elif rows:
+                    rows[-1]["text"].append(lines[i])
+                i += 1
+            out.append((heading, anchor, rows))
+        i += 1
+    return out
+
+
+def facts(row: dict[str, Any]) -> dict[str, Any]:
+    text = "\n".join(row["text"])
+    types = _TYPE.findall(text.split(" | ", 1)[0].split("|", 1)[0])
+    out: dict[str, Any] = {"type": "|".join(dict.fromkeys(types)) or "UNVERIFIED"}
+    if row["required"]:
+        out["required"] = True
+    values = [m.group(1) for line in text.splitlines() if (m := _VALUE.match(line))]
+    if values and not re.search(r"object|array", out["type"]) and re.search(r"(?i)(possible|allowed|values:|one of)",
+                                                                             text):
+        out["enum"] = values
+    return out
+
+
+def section(text: str) -> list[str]:
+    """The lines from the parameters heading to the examples (or the response) heading."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^##\s.*[Pp]arameters", line)), None)
+    if start is None:  # a page whose parameter table stands before its first heading
+        start = 0
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^##\s+(Code|Response|Examples|Handling)",
+                                                                      lines[i])), len(lines))
+    return lines[start:end]
+
+
+def read_page(docs: Path, page: str) -> dict[str, Any] | None:
+    path = docs / page
+    if not path.exists():
+        return None
+    part = section(path.read_text(encoding="utf-8"))
+    found = tables(part)
+    if not found:
+        return {}
+    params: dict[str, Any] = {}
+    top_rows = found[0][2]
+    for row in top_rows:
+        params[row["name"]] = facts(row)
+    for heading, anchor, rows in found[1:]:
+        owner = None
+        for name in params:
+            if anchor and re.search(rf"\(#{re.escape(anchor)}\)", "\n".join(
+                    "\n".join(r["text"]) for r in top_rows if r["name"] == name)):
+                owner = name
+            elif re.search(rf"(?i)(^|[\s`]){re.escape(name)}([\s`]|$)", heading):
+                owner = owner or name
+        if owner is None:  # "Additional parameters": read at the top level
+            for row in rows:
+                params.setdefault(row["name"], facts(row))
+        else:
+            params[owner].setdefault("fields", {})
+            for row in rows:
+                params[owner]["fields"].setdefault(row["name"], facts(row))
+    for row in top_rows:  # an object described on a fields page of its own
+        spec = params[row["name"]]
+        link = _LINK.search("\n".join(row["text"]))
+        if "fields" not in spec and link and re.search(r"object|array", spec["type"]):
+            target = (path.parent / link.group(2)).resolve()
+            if target.exists():
+                sub = tables(target.read_text(encoding="utf-8").splitlines())
+                names = {r["name"]: facts(r) for _, _, rs in sub[:1] for r in rs}
+                if names:
+                    spec["fields"] = names
+                    spec["fields_doc"] = str(target.relative_to(docs.resolve()))
+    return params
+
+
+def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Documented facts from ``new``; the hand-read semantics of ``old`` kept."""
+    out = dict(new)
+    for key in _KEEP:
+        if old and key in old:
+            out[key] = old[key]
+    if old and isinstance(old.get("fields"), dict) and isinstance(new.get("fields"), dict):
+        out["fields"] = {k: merge(old["fields"].get(k), v) for k, v in new["fields"].items()}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("docs")
+    ap.add_argument("--check", action="store_true")
+    ns = ap.parse_args()
+    docs = Path(ns.docs)
+    differ = 0
+    for file in sorted(ROOT.glob("*.json")):
+        data = json.loads(file.read_text(encoding="utf-8"))
+        for method, contract in data["methods"].items():
+            doc = contract.get("doc", "")
+            if not doc.startswith("api-reference/") or contract.get("verified") is False:
+                continue
+            params = read_page(docs, doc)
+            if params is None:
+                print(f"{file.name}: {method}: no page {doc}", file=sys.stderr)
+                differ += 1
+                continue
+            merged = {k: merge(contract.get("params", {}).get(k), v) for k, v in params.items()}
+            for name, extra in contract.get("params", {}).items():  # parameters read but not in the tables
+                if name not in merged and extra.get("source"):
+                    merged[name] = extra
+            if merged != contract.get("params"):
+                differ += 1
+                if ns.check:
+                    print(f"{file.name}: {method} differs from {doc}")
+            contract["params"] = merged
+        if not ns.check:
+            file.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return 1 if ns.check and differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
