@@ -94,6 +94,12 @@ def _mask_registered(text: str) -> str:
     return text
 
 
+def mask_registered(text: str) -> str:
+    """``text`` with only the registered secrets masked: what a reviewer reads, where every other word the
+    model wrote must stay visible."""
+    return _mask_registered(text)
+
+
 def register_secrets(values: Iterable[str | None]) -> None:
     for value in values:
         register_secret(value)
@@ -131,6 +137,17 @@ def mask_params(value: Any) -> Any:
         return [mask_params(v) for v in value]
     if isinstance(value, str):
         return mask_text(value)
+    return value
+
+
+def mask_registered_params(value: Any) -> Any:
+    """Deep-copy ``value`` with only registered secrets masked: what a reviewer is shown of a call."""
+    if isinstance(value, Mapping):
+        return {k: mask_registered_params(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_registered_params(v) for v in value]
+    if isinstance(value, str):
+        return _mask_registered(value)
     return value
 
 

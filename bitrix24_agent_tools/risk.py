@@ -158,7 +158,6 @@ READ_VERBS = frozenset(
         "userfields",
         "getall",
         "getfiles",
-        "getexternallink",
         "history",
     ]
 )

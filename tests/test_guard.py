@@ -133,7 +133,11 @@ def test_the_same_write_twice_runs_once(client: Bitrix24, portal: Portal) -> Non
     toolbox = box(client, AutoConfirmer())
     args = {"entity": "lead", "fields": {"TITLE": "From the web form", "ORIGIN_ID": "form-77"}}
     first, second = toolbox.run("b24_crm_create", args), toolbox.run("b24_crm_create", args)
-    assert first.content == second.content
+    # The repeat is not sent, and not reported as made now: the model is told it was made before, and when.
+    assert not first.is_error and first.content.startswith("created lead #")
+    lead_id = first.content.split("#", 1)[1].split()[0]
+    assert second.is_error and second.content.startswith("not sent again: this exact write was already made (")
+    assert f"its result then: {lead_id}." in second.content
     assert len([lead for lead in portal.entities("lead") if lead["TITLE"] == "From the web form"]) == 1
     assert [r.decision for r in toolbox.guard.audit.rows() if r.method == "crm.lead.add"] == [
         "approved",

@@ -41,8 +41,11 @@ def tables(lines: list[str]) -> list[tuple[str, str | None, list[dict[str, Any]]
         if lines[i].strip().startswith("#|"):
             rows: list[dict[str, Any]] = []
             i += 1
-            while i < len(lines) and not lines[i].strip().startswith("|#"):
-                r = _ROW.match(lines[i].strip())
+            depth = 0  # a table inside a row (a list of values) is part of that row
+            while i < len(lines) and not (depth == 0 and lines[i].strip().startswith("|#")):
+                stripped = lines[i].strip()
+                depth += stripped.startswith("#|") - stripped.startswith("|#")
+                r = _ROW.match(stripped) if depth == 0 else None
                 if r and r.group(1).strip() not in ("Name", "Parameter", "Code", "Status", "Field"):
                     rows.append({"name": r.group(1).strip().rstrip("*"), "required": bool(r.group(2))
                                  or r.group(1).strip().endswith("*") or "^*^" in lines[i], "text": [r.group(3)]})
@@ -68,13 +71,15 @@ def facts(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def section(text: str) -> list[str]:
-    """The lines from the parameters heading to the examples (or the response) heading."""
+    """The lines from the parameters heading to the next second-level heading."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if re.match(r"^##\s.*[Pp]arameters", line)), None)
     if start is None:  # a page whose parameter table stands before its first heading
         start = 0
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^##\s+(Code|Response|Examples|Handling)",
-                                                                      lines[i])), len(lines))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(r"^##\s", lines[i]) and not re.search(r"(?i)param", lines[i])),
+        len(lines),
+    )
     return lines[start:end]
 
 
@@ -91,20 +96,14 @@ def read_page(docs: Path, page: str) -> dict[str, Any] | None:
     for row in top_rows:
         params[row["name"]] = facts(row)
     for heading, anchor, rows in found[1:]:
-        owner = None
-        for name in params:
-            if anchor and re.search(rf"\(#{re.escape(anchor)}\)", "\n".join(
-                    "\n".join(r["text"]) for r in top_rows if r["name"] == name)):
-                owner = name
-            elif re.search(rf"(?i)(^|[\s`]){re.escape(name)}([\s`]|$)", heading):
-                owner = owner or name
+        owner = _owner(params, top_rows, heading, anchor)
         if owner is None:  # "Additional parameters": read at the top level
             for row in rows:
                 params.setdefault(row["name"], facts(row))
         else:
-            params[owner].setdefault("fields", {})
+            owner.setdefault("fields", {})
             for row in rows:
-                params[owner]["fields"].setdefault(row["name"], facts(row))
+                owner["fields"].setdefault(row["name"], facts(row))
     for row in top_rows:  # an object described on a fields page of its own
         spec = params[row["name"]]
         link = _LINK.search("\n".join(row["text"]))
@@ -117,6 +116,24 @@ def read_page(docs: Path, page: str) -> dict[str, Any] | None:
                     spec["fields"] = names
                     spec["fields_doc"] = str(target.relative_to(docs.resolve()))
     return params
+
+
+def _owner(params: dict[str, Any], top_rows: list[dict[str, Any]], heading: str, anchor: str | None) -> Any:
+    """The parameter (or a key of an object parameter) whose nested table this is: by the anchor its row
+    links to, else by its name in the heading; None for a table of more top-level parameters."""
+    texts = {r["name"]: "\n".join(r["text"]) for r in top_rows}
+    candidates = [(name, spec, texts.get(name, "")) for name, spec in params.items()]
+    for name, spec in params.items():
+        for sub, sub_spec in (spec.get("fields") or {}).items():
+            candidates.append((sub, sub_spec, ""))
+    if anchor:
+        for _name, spec, text in candidates:
+            if re.search(rf"\(#{re.escape(anchor)}\)", text):
+                return spec
+    for name, spec, _text in reversed(candidates):  # the innermost name a heading says
+        if re.search(rf"(?i)(^|[\s`]){re.escape(name)}([\s`]|$)", heading):
+            return spec
+    return None
 
 
 def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

@@ -90,15 +90,26 @@ class Param:
         return _lookup(self.fields or {}, name)
 
 
+def _fold(name: str) -> str:
+    # The portal's converters map camelCase to UPPER_SNAKE (crm.item.*: stageId = STAGE_ID), so a key is
+    # matched without case and underscores, then sent as the contract spells it.
+    return name.replace("_", "").lower()
+
+
 def _lookup(specs: Mapping[str, Param], name: str) -> Param | None:
-    """The parameter ``name`` spells in any case, or the listed pattern (``UF_CRM_...``, ``UF_*``) it matches."""
+    """The parameter ``name`` spells (any case, with or without underscores), or the listed pattern
+    (``UF_CRM_...``, ``ufCrm...``, ``UF_*``) it matches."""
     low = str(name).lower()
     for key, spec in specs.items():
         if key.lower() == low:
             return spec
+    folded = _fold(str(name))
+    found = [spec for key, spec in specs.items() if _fold(key) == folded]
+    if len(found) == 1:
+        return found[0]
     for key, spec in specs.items():
-        stem = key.rstrip(".*\\").rstrip("_")
-        if key != stem and stem and low.startswith(stem.lower() + "_"):
+        stem = key.rstrip(".*\\")
+        if (key != stem or key.endswith("_")) and len(stem) > 1 and low.startswith(stem.lower()):
             return Param(str(name), spec.type, ref=spec.ref)
     return None
 
@@ -150,6 +161,8 @@ def all_contracts() -> dict[str, Contract]:
         if not entry.name.endswith(".json"):
             continue
         data = json.loads(entry.read_text(encoding="utf-8"))
+        if "methods" not in data:
+            continue
         for method, raw in data["methods"].items():
             record = raw.get("record")
             out[method.lower()] = Contract(

@@ -92,8 +92,8 @@ def test_a_refused_edit_keeps_another_writes_record_and_leaves_an_audit_row(
     assert any(r.decision == "refused" and "edit refused" in (r.error or "") for r in box.guard.audit.rows())
     again = box.run(
         "b24_task_create", {"title": "First"}
-    )  # the first write's record is intact: replayed, not re-run
-    assert not again.is_error
+    )  # the first write's record is intact: not re-run, and said plainly
+    assert again.is_error and "already made" in again.content
     assert [t["title"] for t in portal.entities("task")].count("First") == 1
 
 
