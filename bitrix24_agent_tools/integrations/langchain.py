@@ -13,7 +13,14 @@ from langchain_core.tools import BaseTool, BaseToolkit
 from pydantic import ConfigDict, PrivateAttr, ValidationError, model_validator
 
 from bitrix24_agent_tools.client import Bitrix24
-from bitrix24_agent_tools.guard import ConfirmationRequest, Guard, Policy
+from bitrix24_agent_tools.guard import (
+    ConfirmationRequest,
+    Decision,
+    Guard,
+    Policy,
+    bound_decision,
+    named_request,
+)
 from bitrix24_agent_tools.packs import ToolSpec
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.router import route
@@ -136,18 +143,30 @@ class InterruptConfirmer:
 
     The interrupt value carries the request (``bitrix24_confirmation``, with its ``request_id``) and the same
     request in LangChain v1 ``HumanInTheLoopMiddleware`` form (``action_requests`` / ``review_configs``), so
-    its UIs can show it. Answer each request by its id — ``{request_id: decision}`` (several writes pending at
-    once each get their own) — where a decision is ``{"type": "approve"}``, ``{"type": "reject", "message":
-    ...}``, ``{"type": "edit", "edited_action": {"args": {...params}}}``, ``{"decisions": [one of those]}``, a
-    bool or ``{"approve": True}``. An answer keyed to another request is a "no". LangGraph re-runs the tool on
-    resume; the guard asks again before it replays a write that already ran, so answers never shift to another
-    write.
+    its UIs can show it. Several writes of one AI message pause at once, so every answer must name its request:
+    ``{request_id: decision}`` (what :func:`answers` builds) or a decision carrying ``"request_id"``, where a
+    decision is ``{"type": "approve"}``, ``{"type": "reject", "message": ...}``, ``{"type": "edit",
+    "edited_action": {"args": {...}}}``, ``{"decisions": [one of those]}``, a bool or ``{"approve": True}``.
+    An answer that names no request is a "no"; one that names another request asks again for this one. An
+    edit is applied through the method's contract and shown again for a final yes.
     """
+
+    max_asks = 3
 
     def __call__(self, request: ConfirmationRequest) -> Any:
         from langgraph.types import interrupt
 
-        return interrupt(confirmation_payload(request))
+        for _ask in range(self.max_asks):
+            answer = interrupt(confirmation_payload(request))
+            if isinstance(answer, dict) and request.request_id in answer:
+                return answer
+            named = named_request(answer)
+            if named == request.request_id:
+                return answer
+            if named is None:
+                return bound_decision(answer, request.request_id, require_binding=True)
+            # An answer meant for another request: this one is asked again, never answered by it.
+        return Decision.reject("no answer named this request; nothing was written")
 
 
 def confirmation_payload(request: ConfirmationRequest) -> dict[str, Any]:
@@ -164,6 +183,7 @@ def confirmation_payload(request: ConfirmationRequest) -> dict[str, Any]:
             }
         ],
         "review_configs": [{"action_name": request.tool, "allowed_decisions": ["approve", "edit", "reject"]}],
+        "answer_with": {request.request_id: {"type": "approve | reject | edit"}},
     }
 
 

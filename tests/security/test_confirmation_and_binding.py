@@ -233,3 +233,56 @@ def test_routing_middleware_refuses_a_hidden_tool_the_model_calls_anyway(client:
         )
         == "ran"
     )
+
+
+def test_langgraph_answers_that_name_no_request_write_nothing() -> None:
+    """Two writes in one AI message: a plain ``{"type": "approve"}`` or the middleware's ``{"decisions":
+    [...]}`` resumes every pause at once, so it names no request and counts as a no for each."""
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    for unbound in ({"type": "approve"}, {"decisions": [{"type": "approve"}]}, True):
+        portal = Portal(seed=1)
+        client = Bitrix24(portal.webhook_url, transport=portal.transport())
+        stage = portal.entity("deal", 3)["STAGE_ID"]
+        tasks = len(portal.entities("task"))
+        toolkit = Bitrix24Toolkit.create(client, guard=Guard(Policy.writer(), InterruptConfirmer()))
+        agent = create_agent(_two_calls_model(), toolkit.get_tools(), checkpointer=InMemorySaver())
+        config: dict[str, Any] = {"configurable": {"thread_id": "t"}}
+        state = agent.invoke({"messages": [HumanMessage("make a task and lose deal 3")]}, config)
+        assert len(state["__interrupt__"]) == 2  # every write of the message is shown
+        rounds = 0
+        while state.get("__interrupt__") and rounds < 4:
+            rounds += 1
+            state = agent.invoke(Command(resume={i.id: unbound for i in state["__interrupt__"]}), config)
+        assert len(portal.entities("task")) == tasks, unbound
+        assert portal.entity("deal", 3)["STAGE_ID"] == stage, unbound
+
+
+def test_langgraph_answer_for_another_request_asks_again_for_this_one() -> None:
+    from bitrix24_agent_tools.integrations import langchain as face
+
+    request = ConfirmationRequest(
+        "b24_task_create", "tasks.task.add", {}, "write", "p", "Create task", None, "tasks.task.add:" + "a" * 32
+    )
+    other = "crm.deal.update:" + "b" * 32
+    asked: list[Any] = []
+    replies = iter([{other: {"type": "approve"}}, {request.request_id: {"type": "approve"}}])
+
+    def fake_interrupt(payload: Any) -> Any:
+        asked.append(payload)
+        return next(replies)
+
+    import langgraph.types
+
+    original = langgraph.types.interrupt
+    langgraph.types.interrupt = fake_interrupt
+    try:
+        answer = face.InterruptConfirmer()(request)
+    finally:
+        langgraph.types.interrupt = original
+    assert len(asked) == 2 and asked[1]["request_id"] == request.request_id
+    from bitrix24_agent_tools.guard import bound_decision
+
+    assert bound_decision(answer, request.request_id).kind == "approve"
