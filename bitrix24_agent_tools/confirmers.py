@@ -36,17 +36,29 @@ class AutoConfirmer:
     def __call__(self, request: ConfirmationRequest) -> Decision:
         self.seen.append(request)
         method = request.method.lower()
-        if any(fnmatch.fnmatchcase(method, p.lower()) for p in self.deny_patterns):
-            return Decision.reject(f"{request.method} is on the deny list", by=self.by)
+        for name in (method, *_batch_methods(request)):
+            if any(fnmatch.fnmatchcase(name, p.lower()) for p in self.deny_patterns):
+                return Decision.reject(f"{name} is on the deny list", by=self.by)
         if request.risk == "destructive" and not self.destructive:
             return Decision.reject("destructive calls are not auto-approved", by=self.by)
-        if any(fnmatch.fnmatchcase(method, p.lower()) for p in self.approve_patterns):
+        names = _batch_methods(request) or [method]  # a batch is approved only if every command is
+        if all(any(fnmatch.fnmatchcase(n, p.lower()) for p in self.approve_patterns) for n in names):
             return Decision.approve(by=self.by)
         return (
             Decision.approve(by=self.by)
             if self.default
             else Decision.reject("not on the approve list", by=self.by)
         )
+
+
+def _batch_methods(request: ConfirmationRequest) -> list[str]:
+    """The methods of a batch's commands (any that cannot be read is ``?``, which no approve pattern but
+    ``*`` matches)."""
+    if request.method.lower() != "batch":
+        return []
+    from bitrix24_agent_tools.guard.canonical import lenient
+
+    return [c.method for c in lenient("batch", request.params).commands] or ["?"]
 
 
 def approve_all(request: ConfirmationRequest) -> Decision:
@@ -77,7 +89,7 @@ class TerminalConfirmer:
     def __call__(self, request: ConfirmationRequest) -> Decision:
         self.show(
             f"\n[{request.risk.upper()}] {request.summary}\n  tool {request.tool} · method {request.method} "
-            f"· portal {request.tenant}"
+            f"· portal {request.tenant}" + (f" · docs {request.doc}" if request.doc else "")
         )
         try:
             answer = self.ask("Approve? [y]es / [n]o / [e]dit: ").strip().lower()
@@ -93,12 +105,9 @@ class TerminalConfirmer:
                 return Decision.reject("edit was not valid JSON", by=self.by)
             if not isinstance(fields, dict):
                 return Decision.reject("edit must be a JSON object", by=self.by)
-            params = dict(request.params)
-            if isinstance(params.get("fields"), dict):
-                params["fields"] = {**params["fields"], **fields}
-            else:
-                params.update(fields)
-            return Decision.edit(params, by=self.by)
+            # Keys as shown (TITLE or fields.TITLE, any case): the guard applies them through the method's
+            # contract, refuses a key that matches nothing, and shows the edited call here again.
+            return Decision.edit(fields, by=self.by)
         reason = self.ask("Reason (optional): ").strip() if answer in ("n", "no", "нет") else ""
         return Decision.reject(reason or "declined at the terminal", by=self.by)
 

@@ -350,3 +350,20 @@ def test_only_exceptions_a_face_declared_pass_through_as_pauses(client: Any) -> 
     declared = Toolbox(client, guard=Guard(Policy.writer(), raising(DeclaredPause)))
     with pytest.raises(DeclaredPause):
         declared.run("b24_task_create", {"title": "x"})
+
+
+def test_a_terminal_edit_lands_under_upper_case_fields_and_is_shown_again(client: Bitrix24, portal: Portal) -> None:
+    """The call's fields sit under ``FIELDS``: an edit of ``{"OPPORTUNITY": 5000}`` is written there (not at
+    the top level, where the portal ignores it), and the person sees the edited call before it runs."""
+    from bitrix24_agent_tools.confirmers import TerminalConfirmer
+
+    answers = iter(["e", '{"OPPORTUNITY": 5000}', "y"])
+    shown: list[str] = []
+    confirm = TerminalConfirmer(ask=lambda prompt: next(answers), show=shown.append)
+    toolbox = box(client, confirm)
+    out = toolbox.run(
+        "b24_core_call", {"method": "crm.deal.update", "params": {"id": 4, "FIELDS": {"OPPORTUNITY": 1}}}
+    )
+    assert not out.is_error, out.content
+    assert portal.entity("deal", 4)["OPPORTUNITY"] == "5000.00"
+    assert len(shown) == 2 and "→ 1" in shown[0] and "→ 5000" in shown[1]

@@ -74,6 +74,7 @@ class Elicitations:
         self.ttl = ttl
         self.clock = clock or time.monotonic
         self._issued: dict[str, tuple[str, float]] = {}
+        self._settled: dict[tuple[int, str], tuple[types.ElicitResult, float]] = {}
 
     def issue(self, request: ConfirmationRequest) -> str:
         import secrets
@@ -83,6 +84,16 @@ class Elicitations:
         nonce = "confirm-" + secrets.token_urlsafe(18)
         self._issued[nonce] = (request.request_id, now + self.ttl)
         return nonce
+
+    def settle(self, session: Any, request: ConfirmationRequest, answer: types.ElicitResult) -> None:
+        """Keep a redeemed answer for the later rounds of the same tool call, in the same session only."""
+        now = self.clock()
+        self._settled = {k: v for k, v in self._settled.items() if v[1] > now}
+        self._settled[(id(session), request.request_id)] = (answer, now + self.ttl)
+
+    def settled(self, session: Any, request: ConfirmationRequest) -> types.ElicitResult | None:
+        found = self._settled.get((id(session), request.request_id))
+        return found[0] if found is not None and found[1] > self.clock() else None
 
     def redeem(
         self, answers: dict[str, types.ElicitResult], request: ConfirmationRequest
@@ -119,9 +130,9 @@ def decision_from(answer: types.ElicitResult, request: ConfirmationRequest) -> D
         return Decision.reject("edited fields were not valid JSON", by="mcp-elicitation")
     if not isinstance(fields, dict):
         return Decision.reject("edited fields must be a JSON object", by="mcp-elicitation")
-    params: dict[str, Any] = dict(request.params)
-    params["fields"] = {**(params.get("fields") or {}), **fields}
-    return Decision.edit(params, by="mcp-elicitation")
+    # The keys as the person saw them (any case, nested or not): the guard lands each where the method's
+    # contract reads it, refuses one that matches nothing, and shows the edited call again.
+    return Decision.edit(fields, by="mcp-elicitation")
 
 
 class ElicitationConfirmer:
@@ -142,6 +153,12 @@ class ElicitationConfirmer:
         ):
             return Decision.defer(by="mcp: client has no elicitation")
         answer = self.elicitations.redeem(answers, request)
+        if answer is not None:
+            self.elicitations.settle(ctx.session, request, answer)
+        else:
+            # Modern sessions run the tool again for every round: an edit's earlier rounds (the request as
+            # first shown, then as edited) keep the answers this session gave them.
+            answer = self.elicitations.settled(ctx.session, request)
         if answer is not None:
             return decision_from(answer, request)
         if not ctx.session.can_send_request:
@@ -176,9 +193,10 @@ class Bitrix24MCP:
         plans: PlanStore | None = None,
         writes: bool = True,
         structured: bool = False,
+        guard: Guard | None = None,
     ) -> None:
         # writes=False (HTTP without a bearer token): any local process could both call and answer the prompt.
-        policy = policy or Policy.writer()
+        policy = policy or (guard.policy if guard is not None else Policy.writer())
         if not writes:
             policy = replace(
                 policy,
@@ -186,7 +204,10 @@ class Bitrix24MCP:
                 allow_write=False,
                 allow_destructive=False,
             )
-        guard = Guard(policy, ElicitationConfirmer() if writes else None, plans=plans)
+        if guard is None:
+            guard = Guard(policy, ElicitationConfirmer() if writes else None, plans=plans)
+        elif not writes:  # the operator's guard (Settings), read-only without a bearer token
+            guard.policy, guard.confirm = policy, None
         self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
         if route:  # the first list is the routing tool and the loader: the request decides what comes next
             self.toolbox.specs, self.toolbox._by_name = [], {}
@@ -344,13 +365,16 @@ def _cli(args: argparse.Namespace) -> int:
     from bitrix24_agent_tools.settings import Settings
 
     packs = [p.strip() for p in args.packs.split(",") if p.strip()]
-    policy = Settings.from_env().guard().policy  # B24_METHOD_ALLOWLIST and friends apply here too
+    # One settings path for every face: B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE and
+    # B24_REDIS_URL mean here what they mean in the CLI and the toolkits.
+    plans = SqlitePlanStore(args.plans or state_path("plans.sqlite3"))
+    guard = Settings.from_env().guard(ElicitationConfirmer(), plans=plans)
+    policy = guard.policy
     app = Bitrix24MCP(
         aclient=_client(args),
         packs=packs,
         route=args.route,
-        policy=policy,
-        plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")),
+        guard=guard,
         structured=args.structured,
     )
     if not args.http:
@@ -380,7 +404,7 @@ def _cli(args: argparse.Namespace) -> int:
             route=args.route,
             writes=False,
             policy=replace(policy, allow_write=False, allow_destructive=False),
-            plans=SqlitePlanStore(args.plans or state_path("plans.sqlite3")),
+            guard=Settings.from_env().guard(None, plans=plans),
             structured=args.structured,
         )
     import uvicorn

@@ -213,3 +213,24 @@ def test_http_mode_beyond_loopback_needs_a_token(capsys: Any) -> None:
 
     assert main(["mcp", "--sandbox", "--http", "0.0.0.0:8765"]) == 2
     assert "without --token" in capsys.readouterr().out
+
+
+async def test_an_edit_lands_on_the_key_the_method_reads_and_is_shown_again() -> None:
+    """An edited MESSAGE of im.message.add (typed in any case) is the text sent — not a ``fields`` key the
+    method ignores — and the edited call is shown to the person again before it runs."""
+    portal, app = _server(packs=("core", "comms"))
+    asked: list[str] = []
+    edit = {"decision": "approve", "fields": json.dumps({"message": "Edited text"})}
+    async with Client(app.server, elicitation_callback=_elicit(edit, asked)) as client:
+        sent = await client.call_tool("b24_chat_send", {"dialog_id": "1", "message": "Original text"})
+    assert not sent.is_error, sent.content[0].text
+    texts = [m["text"] for m in portal.state["message"].values()]
+    assert "Edited text" in texts and "Original text" not in texts
+    # the request as the model made it, then the edited call, each shown before anything runs
+    assert "Original text" in asked[0] and "Edited text" in asked[1] and "Edited text" in asked[-1]
+    assert texts.count("Edited text") == 1
+    nothing = {"decision": "approve", "fields": json.dumps({"NO_SUCH_KEY": 1})}
+    async with Client(app.server, elicitation_callback=_elicit(nothing, [])) as client:
+        refused = await client.call_tool("b24_chat_send", {"dialog_id": "1", "message": "Third"})
+    assert refused.is_error and "NO_SUCH_KEY" in refused.content[0].text
+    assert "Third" not in [m["text"] for m in portal.state["message"].values()]

@@ -286,3 +286,16 @@ def test_langgraph_answer_for_another_request_asks_again_for_this_one() -> None:
     from bitrix24_agent_tools.guard import bound_decision
 
     assert bound_decision(answer, request.request_id).kind == "approve"
+
+
+def test_auto_confirmer_deny_and_approve_lists_look_inside_a_batch(client: Bitrix24, portal: Portal) -> None:
+    deny = AutoConfirmer(deny=("crm.deal.delete",), destructive=True)
+    batch = {"cmd": {"a": "crm.deal.get?id=1", "b": "crm.deal.delete?id=2"}}
+    box = Toolbox(client, packs=("core",), guard=Guard(Policy.admin(), deny))
+    out = box.run("b24_core_call", {"method": "batch", "params": batch})
+    assert out.is_error and "crm.deal.delete is on the deny list" in out.content
+    only_reads = AutoConfirmer(approve=("crm.deal.get", "crm.deal.update"), destructive=True)
+    box = Toolbox(client, packs=("core",), guard=Guard(Policy.admin(), only_reads))
+    out = box.run("b24_core_call", {"method": "batch", "params": batch})
+    assert out.is_error and "not on the approve list" in out.content
+    assert portal.entity("deal", 2)  # still there
