@@ -46,6 +46,9 @@ _ANSWER_SCHEMA: dict[str, Any] = {
 }
 
 
+_KNOWN = "\x00known"  # the answers a round has redeemed, kept beside the raw ones in the round's state
+
+
 class NeedsInput(Exception):
     """Raised inside a tool call on the modern protocol era: answer with InputRequiredResult and ask the
     client."""
@@ -73,40 +76,30 @@ class Elicitations:
 
         self.ttl = ttl
         self.clock = clock or time.monotonic
-        self._issued: dict[str, tuple[str, float]] = {}
-        self._settled: dict[tuple[int, str], tuple[types.ElicitResult, float]] = {}
+        self._issued: dict[str, tuple[str, float, dict[str, types.ElicitResult]]] = {}
 
-    def issue(self, request: ConfirmationRequest) -> str:
+    def issue(self, request: ConfirmationRequest, carried: dict[str, types.ElicitResult] | None = None) -> str:
+        """A nonce for ``request``; ``carried`` are the answers this tool call already has (an edit's earlier
+        rounds), handed back when the nonce is redeemed — the client never holds them."""
         import secrets
 
         now = self.clock()
         self._issued = {k: v for k, v in self._issued.items() if v[1] > now}
         nonce = "confirm-" + secrets.token_urlsafe(18)
-        self._issued[nonce] = (request.request_id, now + self.ttl)
+        self._issued[nonce] = (request.request_id, now + self.ttl, dict(carried or {}))
         return nonce
 
-    def settle(self, session: Any, request: ConfirmationRequest, answer: types.ElicitResult) -> None:
-        """Keep a redeemed answer for the later rounds of the same tool call, in the same session only."""
+    def redeem_all(self, answers: dict[str, types.ElicitResult]) -> dict[str, types.ElicitResult]:
+        """Every answer among ``answers`` under a nonce this server issued and that is still valid, by the
+        request it was issued for, with the answers its nonce carried (each nonce used up)."""
         now = self.clock()
-        self._settled = {k: v for k, v in self._settled.items() if v[1] > now}
-        self._settled[(id(session), request.request_id)] = (answer, now + self.ttl)
-
-    def settled(self, session: Any, request: ConfirmationRequest) -> types.ElicitResult | None:
-        found = self._settled.get((id(session), request.request_id))
-        return found[0] if found is not None and found[1] > self.clock() else None
-
-    def redeem(
-        self, answers: dict[str, types.ElicitResult], request: ConfirmationRequest
-    ) -> types.ElicitResult | None:
-        """The answer to ``request`` among ``answers``, if its nonce was issued for it and is still valid
-        (used up)."""
-        now = self.clock()
+        known: dict[str, types.ElicitResult] = {}
         for nonce in list(answers):
-            issued = self._issued.get(nonce)
-            if issued is not None and issued[0] == request.request_id and issued[1] > now:
-                del self._issued[nonce]
-                return answers.pop(nonce)
-        return None
+            issued = self._issued.pop(nonce, None)
+            if issued is not None and issued[1] > now:
+                known.update(issued[2])
+                known[issued[0]] = answers.pop(nonce)
+        return known
 
 
 def _message(request: ConfirmationRequest) -> str:
@@ -152,17 +145,17 @@ class ElicitationConfirmer:
             types.ClientCapabilities(elicitation=types.ElicitationCapability())
         ):
             return Decision.defer(by="mcp: client has no elicitation")
-        answer = self.elicitations.redeem(answers, request)
-        if answer is not None:
-            self.elicitations.settle(ctx.session, request, answer)
-        else:
-            # Modern sessions run the tool again for every round: an edit's earlier rounds (the request as
-            # first shown, then as edited) keep the answers this session gave them.
-            answer = self.elicitations.settled(ctx.session, request)
+        # Modern sessions run the tool again for every round: the answers of this call's earlier rounds (the
+        # request as first shown, then as edited) come back with the nonce the client answered.
+        known = answers.setdefault(_KNOWN, {})  # type: ignore[arg-type]
+        known.update(self.elicitations.redeem_all({k: v for k, v in answers.items() if k != _KNOWN}))
+        for nonce in [k for k in answers if k != _KNOWN]:
+            answers.pop(nonce)
+        answer = known.get(request.request_id)
         if answer is not None:
             return decision_from(answer, request)
         if not ctx.session.can_send_request:
-            raise NeedsInput(self.elicitations.issue(request), request)
+            raise NeedsInput(self.elicitations.issue(request, known), request)
         answer = await ctx.session.elicit_form(
             _message(request), _ANSWER_SCHEMA, related_request_id=ctx.request_id
         )
