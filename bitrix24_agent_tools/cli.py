@@ -67,6 +67,18 @@ def _cmd_call(args: argparse.Namespace) -> int:
     from bitrix24_agent_tools.toolbox import Toolbox
 
     packs = tuple(p.strip() for p in args.packs.split(",") if p.strip())
+    if args.show_plan:  # what the plan would do, without running, approving or using it up
+        from bitrix24_agent_tools.stores import PlanError
+
+        guard = _guard(args)
+        client = _client(args)
+        try:
+            plan = guard.show_plan(args.show_plan, tenant=client.portal)
+        except PlanError as exc:
+            print(mask_text(str(exc)), file=sys.stderr)
+            return 1
+        print(mask_text(f"plan {plan.id} ({plan.risk}, made by {plan.tool}):\n{plan.summary}"))
+        return 0
     box = Toolbox(_client(args), packs=packs, guard=_guard(args))
     if args.execute_plan:
         if not args.confirm_write:
@@ -128,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--confirm-write", action="store_true", help="approve this write (you are the person)")
     call.add_argument("--allow-destructive", action="store_true", help="allow destructive calls too")
     call.add_argument("--execute-plan", metavar="ID", help="run a stored plan once")
+    call.add_argument("--show-plan", metavar="ID", help="show what a stored plan would do (runs nothing)")
     call.add_argument(
         "--plans", default=None, help="plan store (sqlite file; default: the user data directory)"
     )

@@ -107,6 +107,11 @@ def test_cli_executes_a_plan_only_with_confirm_write(capsys: Any, tmp_path: Any)
         )
         plan_id = box.run("b24_task_create", {"title": "from a plan"}).content.split("plan ")[1].split()[0]
         common = ["--webhook", server.webhook_url, "--plans", plans]
+        capsys.readouterr()
+        assert main(["call", "--show-plan", plan_id, *common]) == 0  # shown, not run, not used up
+        shown = capsys.readouterr().out
+        assert f"plan {plan_id}" in shown and "from a plan" in shown and "tasks.task.add" in shown
+        assert not [t for t in portal.entities("task") if t["title"] == "from a plan"]
         assert main(["call", "--execute-plan", plan_id, *common]) == 2
         assert main(["call", "--execute-plan", plan_id, "--confirm-write", *common]) == 0
         assert main(["call", "--execute-plan", plan_id, "--confirm-write", *common]) == 1

@@ -12,7 +12,7 @@ from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer, DeferredConfirmer
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy, summarize
 from bitrix24_agent_tools.sandbox import Portal
-from bitrix24_agent_tools.stores import SqliteAuditStore, SqliteIdempotencyStore, SqlitePlanStore
+from bitrix24_agent_tools.stores import MemoryPlanStore, SqliteAuditStore, SqliteIdempotencyStore, SqlitePlanStore
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
@@ -367,3 +367,21 @@ def test_a_terminal_edit_lands_under_upper_case_fields_and_is_shown_again(client
     assert not out.is_error, out.content
     assert portal.entity("deal", 4)["OPPORTUNITY"] == "5000.00"
     assert len(shown) == 2 and "→ 1" in shown[0] and "→ 5000" in shown[1]
+
+
+def test_a_plan_is_not_used_up_by_an_attempt_nobody_answered(client: Bitrix24, portal: Portal) -> None:
+    from bitrix24_agent_tools.confirmers import DeferredConfirmer
+
+    plans = MemoryPlanStore()
+    planner = box(client, DeferredConfirmer(), plans=plans)
+    plan_id = planner.run("b24_task_create", {"title": "planned"}).content.split("plan ")[1].split()[0]
+
+    def walks_away(request: ConfirmationRequest) -> Decision:
+        raise TimeoutError  # the person never answered
+
+    assert planner.execute_plan(plan_id, confirm=walks_away).is_error
+    assert not [t for t in portal.entities("task") if t["title"] == "planned"]
+    done = planner.execute_plan(plan_id, confirm=lambda r: Decision.approve(by="person"))
+    assert not done.is_error, done.content
+    assert [t["title"] for t in portal.entities("task")].count("planned") == 1
+    assert planner.execute_plan(plan_id, confirm=lambda r: Decision.approve(by="person")).is_error  # once
