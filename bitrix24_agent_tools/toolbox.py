@@ -112,12 +112,19 @@ class Toolbox:
         context: ToolContext | None = None,
         tenant: str | None = None,
         loader: bool = False,
+        boundary: Iterable[str] | None = None,
     ) -> None:
         if client is None and aclient is None:
             raise ValueError("a Toolbox needs a client: Bitrix24(...) and/or AsyncBitrix24(...)")
         self.client = client
         self.aclient = aclient
         self.packs = tuple(dict.fromkeys(packs))
+        # The operator's packs: routing, the loader and b24_load_pack narrow or widen within these, never
+        # beyond (default: the packs given here).
+        self.boundary = tuple(dict.fromkeys(boundary)) if boundary is not None else self.packs
+        unknown = [p for p in self.packs if p not in self.boundary]
+        if unknown:
+            raise ValueError(f"packs {', '.join(unknown)} lie outside the boundary {', '.join(self.boundary)}")
         self.guard = guard or Guard()
         portal = (client or aclient).portal  # type: ignore[union-attr]
         self.tenant = tenant or portal
@@ -142,14 +149,16 @@ class Toolbox:
         With ``budget`` (o200k tokens, e.g. 400): below the pack level — only the tools the request points to,
         within the budget, and ``b24_load_pack`` for every other tool or pack (``selection.select_tools``)."""
         decision = route(text)
+        inside = self._inside
         if budget is None:
             box = Toolbox(
                 self.client,
                 self.aclient,
-                packs=decision.packs,
+                packs=inside(decision.packs),
                 guard=self.guard,
                 context=self.context,
                 tenant=self.tenant,
+                boundary=self.boundary,
             )
             box.route = decision
             return box
@@ -159,11 +168,12 @@ class Toolbox:
         box = Toolbox(
             self.client,
             self.aclient,
-            packs=chosen.packs or ("core",),
+            packs=inside(chosen.packs or ("core",)),
             guard=self.guard,
             context=self.context,
             tenant=self.tenant,
             loader=True,
+            boundary=self.boundary,
         )
         every = {s.name: s for s in box.specs}
         box.specs = [
@@ -172,6 +182,11 @@ class Toolbox:
         box._by_name = {s.name: s for s in box.specs}
         box.route = decision
         return box
+
+    def _inside(self, packs: Iterable[str]) -> tuple[str, ...]:
+        """``packs`` within the operator's boundary (the boundary's first pack when none is)."""
+        kept = tuple(p for p in packs if p in self.boundary)
+        return kept or self.boundary[:1]
 
     def spec(self, name: str) -> ToolSpec:
         return self._by_name[name]
@@ -207,7 +222,12 @@ class Toolbox:
 
     def load(self, pack: str, tools: Iterable[str] | None = None) -> None:
         """Offer one more pack's tools (or only the named ones of it) from now on (what ``b24_load_pack``
-        asks for)."""
+        asks for). A pack outside the operator's boundary is refused (CallRefused)."""
+        if pack not in self.boundary:
+            raise CallRefused(
+                f"pack {pack} is not enabled here (enabled: {', '.join(self.boundary)}); ask the operator",
+                code="NOT_ALLOWED",
+            )
         wanted = set(tools) if tools is not None else None
         added = [
             s
@@ -268,10 +288,13 @@ class Toolbox:
                     call = gen.send(value)
         except StopIteration as stop:
             out: ToolOutput = stop.value
-            if isinstance(out.artifact, Mapping) and out.artifact.get("loaded_pack") in PACKS:
-                self.load(str(out.artifact["loaded_pack"]))
-            elif isinstance(out.artifact, Mapping) and out.artifact.get("loaded_tools"):
-                self.load(str(out.artifact["pack"]), out.artifact["loaded_tools"])
+            try:
+                if isinstance(out.artifact, Mapping) and out.artifact.get("loaded_pack") in PACKS:
+                    self.load(str(out.artifact["loaded_pack"]))
+                elif isinstance(out.artifact, Mapping) and out.artifact.get("loaded_tools"):
+                    self.load(str(out.artifact["pack"]), out.artifact["loaded_tools"])
+            except CallRefused as refused:
+                return ToolOutput(_short(refused.reason), {"refused": refused.code}, is_error=True)
             # Artifacts reach the client too (LangChain artifact, MCP structuredContent): masked like the
             # text.
             return ToolOutput(mask_text(out.content), mask_params(out.artifact), out.is_error)

@@ -97,13 +97,15 @@ class Bitrix24Toolkit(BaseToolkit):
         policy: Policy | None = None,
         loader: bool = False,
         scope_aware: bool = False,
+        boundary: Iterable[str] | None = None,
     ) -> Bitrix24Toolkit:
         """``loader=True`` adds ``b24_load_pack``: give the agent every pack's tools and
         ``pack_routing_middleware`` offers each model call only the routed packs, the loader, and the packs
-        the model loaded since. ``scope_aware=True`` asks the portal for the credential's scopes and leaves
-        out tools it cannot call."""
+        the model loaded since. ``boundary`` (default: ``packs``) is what routing and the loader may reach.
+        ``scope_aware=True`` asks the portal for the credential's scopes and leaves out tools it cannot
+        call."""
         guard = guard or Guard(policy or Policy.writer(), confirm)
-        toolbox = Toolbox(client, aclient, packs=packs, guard=guard, loader=loader)
+        toolbox = Toolbox(client, aclient, packs=packs, guard=guard, loader=loader, boundary=boundary)
         if scope_aware:
             toolbox.restrict_to_portal_scopes()
         return cls(toolbox=toolbox)

@@ -20,6 +20,7 @@ from mcp.server.lowlevel import Server
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy
 from bitrix24_agent_tools.masking import mask_params
+from bitrix24_agent_tools.packs.base import CallRefused
 from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec, tool_packs
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.selection import select_tools
@@ -180,7 +181,7 @@ class Bitrix24MCP:
         client: Any = None,
         *,
         aclient: Any = None,
-        packs: Iterable[str] = ("core",),
+        packs: Iterable[str] | None = None,
         route: bool = False,
         policy: Policy | None = None,
         plans: PlanStore | None = None,
@@ -201,7 +202,13 @@ class Bitrix24MCP:
             guard = Guard(policy, ElicitationConfirmer() if writes else None, plans=plans)
         elif not writes:  # the operator's guard (Settings), read-only without a bearer token
             guard.policy, guard.confirm = policy, None
-        self.toolbox = Toolbox(client, aclient, packs=("core",) if route else tuple(packs), guard=guard)
+        from bitrix24_agent_tools.packs import PACKS
+
+        # The operator's packs bound routing and loading; with route=True and none named, every pack.
+        packs = tuple(packs) if packs is not None else (tuple(PACKS) if route else ("core",))
+        self.toolbox = Toolbox(
+            client, aclient, packs=("core",) if route else packs, guard=guard, boundary=packs
+        )
         if route:  # the first list is the routing tool and the loader: the request decides what comes next
             self.toolbox.specs, self.toolbox._by_name = [], {}
         self.routing = route
@@ -268,7 +275,12 @@ class Bitrix24MCP:
                     is_error=True,
                 )
             count = len(self.toolbox.specs)
-            self.toolbox.load(owner or name, [name] if owner else None)
+            try:
+                self.toolbox.load(owner or name, [name] if owner else None)
+            except CallRefused as refused:
+                return types.CallToolResult(
+                    content=[types.TextContent(type="text", text=refused.reason)], is_error=True
+                )
             if len(self.toolbox.specs) != count:
                 await ctx.session.send_tool_list_changed()
             names = [name] if owner else [s.name for s in self.toolbox.specs if s.pack == name]
@@ -280,7 +292,7 @@ class Bitrix24MCP:
             present = {s.name for s in self.toolbox.specs}
             for tool in chosen.tools:
                 owner = tool_packs().get(tool)
-                if owner is not None:
+                if owner is not None and owner in self.toolbox.boundary:
                     self.toolbox.load(owner, [tool])
             added = [s.name for s in self.toolbox.specs if s.name not in present]
             if added:
@@ -325,7 +337,9 @@ class Bitrix24MCP:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
-    parser.add_argument("--packs", default="core")
+    parser.add_argument(
+        "--packs", default=None, help="packs to serve (comma-separated; default core, or every pack with --route)"
+    )
     parser.add_argument("--route", action="store_true", help="start with core plus a routing tool")
     parser.add_argument(
         "--structured",
@@ -357,7 +371,10 @@ def _cli(args: argparse.Namespace) -> int:
 
     from bitrix24_agent_tools.settings import Settings
 
-    packs = [p.strip() for p in args.packs.split(",") if p.strip()]
+    from bitrix24_agent_tools.packs import PACKS
+
+    default = ",".join(PACKS) if args.route else "core"
+    packs = [p.strip() for p in (args.packs or default).split(",") if p.strip()]
     # One settings path for every face: B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE and
     # B24_REDIS_URL mean here what they mean in the CLI and the toolkits.
     plans = SqlitePlanStore(args.plans or state_path("plans.sqlite3"))

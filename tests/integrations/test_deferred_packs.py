@@ -54,7 +54,7 @@ def test_langchain_offers_a_pack_from_the_step_after_the_model_loads_it(client: 
 
 
 def test_the_loader_tool_answers_with_the_packs_tools_and_refuses_unknown_packs(client: Bitrix24) -> None:
-    toolkit = Bitrix24Toolkit.create(client, confirm=AutoConfirmer(), loader=True)
+    toolkit = Bitrix24Toolkit.create(client, confirm=AutoConfirmer(), loader=True, boundary=tuple(PACKS))
     out = toolkit.toolbox.run("b24_load_pack", {"pack": "services"})
     assert "b24_calendar_add" in out.content and "services" in toolkit.toolbox.packs
     assert toolkit.toolbox.run("b24_load_pack", {"pack": "nope"}).is_error
@@ -89,3 +89,29 @@ def test_a_scope_aware_toolkit_leaves_out_tools_the_credential_cannot_call(porta
     assert {"b24_task_create", "b24_task_list", "b24_user_find", "b24_core_call"} <= names
     assert not {"b24_crm_list", "b24_deal_move", "b24_chat_send"} & names
     assert "b24_crm_comment" in names  # it can still comment on a task
+
+
+async def test_routing_and_loading_stay_within_the_operators_packs() -> None:
+    """The operator enabled core and comms: neither the loader, nor routing, nor the MCP tools reach sites."""
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    portal = Portal(seed=1)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport())
+    box = Toolbox(client, packs=("core", "comms"), loader=True)
+    refused = box.run("b24_load_pack", {"pack": "sites"})
+    assert refused.is_error and "not enabled" in refused.content
+    assert not any(s.pack == "sites" for s in box.specs)
+    routed = box.for_request("publish the landing page of our site", budget=400)
+    assert set(routed.packs) <= {"core", "comms"} and routed.boundary == ("core", "comms")
+    assert routed.run("b24_load_pack", {"pack": "sites"}).is_error
+    app = Bitrix24MCP(
+        aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()),
+        route=True,
+        packs=("core", "comms"),
+    )
+    import mcp.types as types
+
+    ctx = SimpleNamespace(session=SimpleNamespace(send_tool_list_changed=lambda: None), request_id="r")
+    out = await app._call_tool(ctx, types.CallToolRequestParams(name="b24_load_pack", arguments={"pack": "sites"}))
+    assert out.is_error and "not enabled" in out.content[0].text

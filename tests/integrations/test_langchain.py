@@ -116,7 +116,8 @@ def test_langgraph_agent_pauses_at_each_write_and_resumes_across_a_new_process_s
     asked = 1
     with SqliteSaver.from_conn_string(db) as saver:  # a fresh agent and saver: as after a process restart
         agent = agent_for(saver)
-        state = agent.invoke(Command(resume={"approve": True}), config)
+        # an answer names its request (several writes of one message can pause at once)
+        state = agent.invoke(Command(resume={request["request_id"]: {"approve": True}}), config)
         while state.get("__interrupt__"):
             asked += 1
             asked_for = state["__interrupt__"][0].value["bitrix24_confirmation"]
@@ -130,8 +131,8 @@ def test_langgraph_agent_pauses_at_each_write_and_resumes_across_a_new_process_s
                         "fields": {**asked_for["params"]["fields"], "COMMENT": "Edited by a person"},
                     }
                 }
-            state = agent.invoke(Command(resume=answer), config)
-    assert asked == 4
+            state = agent.invoke(Command(resume={asked_for["request_id"]: answer}), config)
+    assert asked == 5  # the edited comment is shown once more before it runs
     assert portal.entity("deal", deal_id)["STAGE_ID"] == "WON"
     assert len(portal.state["timeline_comment"]) == 1  # resumed once, written once
     assert portal.state["timeline_comment"][1]["COMMENT"] == "Edited by a person"
@@ -178,6 +179,10 @@ def test_toolkit_from_env_and_for_request(monkeypatch: pytest.MonkeyPatch) -> No
     toolkit = Bitrix24Toolkit.from_env()
     names = {t.name for t in toolkit.get_tools()}
     assert {"b24_crm_list", "b24_sites_call"} <= names
+    # routing stays within the operator's packs: the feed (collab) is not reached from core and sites
+    assert "b24_collab_call" not in {t.name for t in toolkit.for_request("опубликуй в живой ленте").get_tools()}
+    monkeypatch.setenv("B24_PACKS", "core,sites,collab")
+    toolkit = Bitrix24Toolkit.from_env()
     assert {t.name for t in toolkit.for_request("опубликуй в живой ленте").get_tools()} >= {"b24_collab_call"}
 
 
