@@ -262,12 +262,13 @@ def _default_person(out: Callable[[str], None], real_portal: bool = False) -> Ca
                 "reject": "no person at a terminal to approve a write to a real portal",
                 "by": "demo (no TTY)",
             }
-        if request["method"] == "im.message.add":
+        extra = " Please call the client today."
+        if request["method"] == "im.message.add" and not request["params"]["MESSAGE"].endswith(extra):
             edited = {
                 **request["params"],
-                "MESSAGE": request["params"]["MESSAGE"] + " Please call the client today.",
+                "MESSAGE": request["params"]["MESSAGE"] + extra,
             }
-            out(f"  person: approve with an edit → MESSAGE = {edited['MESSAGE']}")
+            out(f"  person: approve with an edit → MESSAGE = {edited['MESSAGE']} (shown again before it runs)")
             return {"edit": edited, "by": "demo-user"}
         out("  person: approve (auto-approved: no TTY to ask at)")
         return {"approve": True, "by": "auto (no TTY)"}

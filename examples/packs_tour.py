@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bitrix24_agent_tools import Bitrix24, Decision, Guard, Policy, Toolbox
 from bitrix24_agent_tools.client import OAuth
+from bitrix24_agent_tools.packs import PACKS
 from bitrix24_agent_tools.sandbox import Portal
 
 # (request, tool, arguments): for packs without a typed tool for the job, the pack's allowlisted generic call.
@@ -83,7 +84,8 @@ def main() -> int:
 
     failures = 0
     for text, tool, args in JOBS:
-        box = Toolbox(client, guard=Guard(Policy.writer(), person)).for_request(text)
+        every_pack = tuple(PACKS)  # the operator's packs bound what routing may reach
+        box = Toolbox(client, packs=every_pack, guard=Guard(Policy.writer(), person)).for_request(text)
         print(f"{text}\n  packs {', '.join(box.packs)} → {tool}")
         if tool not in {spec.name for spec in box.specs}:
             print("    the router did not offer this tool")

@@ -83,7 +83,10 @@ class Param:
     def is_id(self) -> bool:
         """Does its value name a record (where a batch may pass an earlier command's new ID)?"""
         named = re.search(r"(?:^|_)IDS?$|[a-z]Ids?$", self.name) is not None
-        return self.refers_to is not None or (named and self.type.split("|", 1)[0] in _ID_TYPES)
+        kind = self.type.split("|", 1)[0]
+        return self.refers_to is not None or (
+            named and (kind in _ID_TYPES or kind.endswith(".id") or kind == "UNVERIFIED")
+        )
 
     def key(self, name: str) -> Param | None:
         """The key of this object parameter that ``name`` spells (any case), or a pattern it matches."""

@@ -327,10 +327,11 @@ def lead_convert(ctx: ToolContext, args: ConvertArgs) -> HandlerGen:
     lead = yield from _existing("lead", args.id)
     if lead.get("STATUS_ID") == "CONVERTED":
         raise ValueError(f"lead #{args.id} is already converted")
+    # LEAD_ID is read-only on contacts, companies and deals (crm-contact-fields.md; no add page lists it):
+    # sent, the portal would drop it, so it is not sent.
     common = {
         "ASSIGNED_BY_ID": lead.get("ASSIGNED_BY_ID"),
         "SOURCE_ID": lead.get("SOURCE_ID"),
-        "LEAD_ID": args.id,
     }
     cmd: dict[str, str] = {}
     deal = _copy(
@@ -342,9 +343,9 @@ def lead_convert(ctx: ToolContext, args: ConvertArgs) -> HandlerGen:
     if any(lead.get(k) for k in _PERSON):
         cmd["contact"] = "crm.contact.add?" + php_query({"fields": _copy(lead, _PERSON, **common)})
     if lead.get("COMPANY_TITLE"):
-        cmd["company"] = "crm.company.add?" + php_query(
-            {"fields": {"TITLE": lead["COMPANY_TITLE"], **common}}
-        )
+        # A company has no source (crm-company-add.md lists no SOURCE_ID).
+        company = {k: v for k, v in common.items() if k != "SOURCE_ID"}
+        cmd["company"] = "crm.company.add?" + php_query({"fields": {"TITLE": lead["COMPANY_TITLE"], **company}})
     refs = "".join(
         f"&fields[{key.upper()}_ID]=$result[{key}]" for key in ("contact", "company") if key in cmd
     )

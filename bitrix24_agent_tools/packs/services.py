@@ -63,14 +63,17 @@ def book(ctx: ToolContext, args: BookArgs) -> HandlerGen:
             f"{'several' if match else 'no'} resources match {wanted!r}: {names or 'none exist'}"
         )
     resource = match[0]
+    # The list filters by time only (FILTER takes within and client, booking-v1-booking-list.md): the
+    # resource is matched here, on each booking's resourceIds.
     busy = yield Call(
-        "booking.v1.booking.list",
-        {"filter": {"resource": [resource["id"]], "within": {"dateFrom": start, "dateTo": end}}},
+        "booking.v1.booking.list", {"filter": {"within": {"dateFrom": start, "dateTo": end}}}
     )
     clash = [
         b
         for b in ((busy.result or {}).get("booking") or [])
-        if int(b["datePeriod"]["from"]["timestamp"]) < end and int(b["datePeriod"]["to"]["timestamp"]) > start
+        if int(b["datePeriod"]["from"]["timestamp"]) < end
+        and int(b["datePeriod"]["to"]["timestamp"]) > start
+        and str(resource["id"]) in {str(r) for r in b.get("resourceIds") or ()}
     ]
     if clash:
         raise ValueError(

@@ -32,10 +32,13 @@ def user_current(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
 
 @method("user.get", "user")
 def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    # api-reference/user/user-get.md: the filter is FILTER (the portal upper-cases the keys it reads, so
+    # filter is the same key); other user fields may also stand at the top level as filter keys.
+    nested = next((v for k, v in params.items() if k.upper() == "FILTER" and isinstance(v, dict)), None)
     flt = (
-        params.get("filter")
-        if isinstance(params.get("filter"), dict)
-        else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER")}
+        nested
+        if nested is not None
+        else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER", "ADMIN_MODE")}
     )
     rows = [u for u in portal.state["user"].values() if matches(u, flt or {})]
     chunk, total, nxt = page(rows, params.get("start"))
