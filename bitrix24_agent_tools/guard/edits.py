@@ -26,6 +26,7 @@ def _targets(method: str, params: Mapping[str, Any], shown: tuple[str, ...]) -> 
     """Every place an edit may land: the paths shown, and the keys the contract reads — by folded name."""
     out: dict[str, tuple[str, ...]] = {}
     for path in shown:
+        path = ".".join(path.split(".")[:2])  # a deeper key is edited with its object (fields.datePeriod)
         out.setdefault(_fold(path), tuple(path.split(".", 1)))
     contract = contract_for(method)
     if contract is not None:

@@ -236,6 +236,10 @@ def _line(
     where: str | None = None,
 ) -> None:
     """One parameter's line; ``path`` as shown, ``where`` as an edit names it (``fields.TITLE``)."""
+    if isinstance(value, Mapping) and value and spec is not None and spec.fields and not spec.time and not spec.file:
+        for sub, sub_value in value.items():  # an object inside an object: each key on its own line
+            _line(out, f"{path}.{sub}", spec.key(str(sub)), sub_value, None, pad, f"{where or path}.{sub}")
+        return
     out.fields.append(where or path)
     name = path.rsplit(".", 1)[-1]
     if isinstance(value, str) and _REF.match(value):
