@@ -136,6 +136,24 @@ def _owner(params: dict[str, Any], top_rows: list[dict[str, Any]], heading: str,
     return None
 
 
+def read_result(docs: Path, page: str) -> list[str]:
+    """The keys the page's "Returned Data" table lists inside ``result`` (``task`` of tasks.task.add), or
+    ``[]`` where the result is the value itself (an ID, a list, a bool)."""
+    path = docs / page
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^#{2,3}\s+Returned Data", line)), None)
+    if start is None:
+        return []
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^##\s", lines[i])), len(lines))
+    found = tables(lines[start:end])
+    envelope = {"result", "time", "total", "next", "start", "finish", "duration", "processing", "date_start",
+                "date_finish", "operating", "operating_reset_at", "error", "error_description"}
+    names = [r["name"] for r in (found[0][2] if found else []) if r["name"] not in envelope]
+    return names[:8] if found and any(r["name"] == "result" for r in found[0][2]) else []
+
+
 def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """Documented facts from ``new``; the hand-read semantics of ``old`` kept."""
     out = dict(new)
@@ -156,7 +174,7 @@ def main() -> int:
     differ = 0
     for file in sorted(ROOT.glob("*.json")):
         data = json.loads(file.read_text(encoding="utf-8"))
-        for method, contract in data["methods"].items():
+        for method, contract in data.get("methods", {}).items():
             doc = contract.get("doc", "")
             if not doc.startswith("api-reference/") or contract.get("verified") is False:
                 continue
@@ -169,12 +187,17 @@ def main() -> int:
             for name, extra in contract.get("params", {}).items():  # parameters read but not in the tables
                 if name not in merged and extra.get("source"):
                     merged[name] = extra
-            if merged != contract.get("params"):
+            if merged != contract.get("params") or (read_result(docs, doc) or None) != contract.get("result"):
                 differ += 1
                 if ns.check:
                     print(f"{file.name}: {method} differs from {doc}")
             contract["params"] = merged
-        if not ns.check:
+            result = read_result(docs, doc)
+            if result:
+                contract["result"] = result
+            else:
+                contract.pop("result", None)
+        if not ns.check and "methods" in data:
             file.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return 1 if ns.check and differ else 0
 
