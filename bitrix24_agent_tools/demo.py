@@ -268,7 +268,9 @@ def _default_person(out: Callable[[str], None], real_portal: bool = False) -> Ca
                 **request["params"],
                 "MESSAGE": request["params"]["MESSAGE"] + extra,
             }
-            out(f"  person: approve with an edit → MESSAGE = {edited['MESSAGE']} (shown again before it runs)")
+            out(
+                f"  person: approve with an edit → MESSAGE = {edited['MESSAGE']} (shown again before it runs)"
+            )
             return {"edit": edited, "by": "demo-user"}
         out("  person: approve (auto-approved: no TTY to ask at)")
         return {"approve": True, "by": "auto (no TTY)"}

@@ -124,7 +124,9 @@ class Toolbox:
         self.boundary = tuple(dict.fromkeys(boundary)) if boundary is not None else self.packs
         unknown = [p for p in self.packs if p not in self.boundary]
         if unknown:
-            raise ValueError(f"packs {', '.join(unknown)} lie outside the boundary {', '.join(self.boundary)}")
+            raise ValueError(
+                f"packs {', '.join(unknown)} lie outside the boundary {', '.join(self.boundary)}"
+            )
         self.guard = guard or Guard()
         portal = (client or aclient).portal  # type: ignore[union-attr]
         self.tenant = tenant or portal

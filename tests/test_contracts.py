@@ -26,7 +26,7 @@ def test_every_catalog_method_has_a_contract_that_cites_its_page() -> None:
             assert contract is not None, method
             assert contract.pack == pack and contract.risk == risk, method
             if contract.verified:
-                assert contract.doc.startswith("api-reference/") and contract.doc.endswith(".md") or (
+                assert (contract.doc.startswith("api-reference/") and contract.doc.endswith(".md")) or (
                     contract.doc.startswith("modules/rest/")
                 ), (method, contract.doc)
             else:
@@ -47,13 +47,18 @@ def test_every_name_lookup_is_a_catalog_read_that_its_contract_accepts() -> None
     ("method", "params", "expected"),
     [
         ("crm.deal.update", {"ID": 1, "FIELDS": {"title": "x"}}, {"id": 1, "fields": {"TITLE": "x"}}),
-        ("crm.item.update", {"entityTypeId": 2, "id": 1, "fields": {"STAGE_ID": "NEW"}},
-         {"entityTypeId": 2, "id": 1, "fields": {"stageId": "NEW"}}),
+        (
+            "crm.item.update",
+            {"entityTypeId": 2, "id": 1, "fields": {"STAGE_ID": "NEW"}},
+            {"entityTypeId": 2, "id": 1, "fields": {"stageId": "NEW"}},
+        ),
         ("crm.deal.update", {"id": 1, "fields": {"UF_CRM_77": 1}}, {"id": 1, "fields": {"UF_CRM_77": 1}}),
         ("user.get", {"ID": 3, "filter": {"ACTIVE": True}}, {"ID": 3, "FILTER": {"ACTIVE": True}}),
     ],
 )
-def test_keys_are_sent_as_the_portal_reads_them(method: str, params: dict[str, Any], expected: dict[str, Any]) -> None:
+def test_keys_are_sent_as_the_portal_reads_them(
+    method: str, params: dict[str, Any], expected: dict[str, Any]
+) -> None:
     assert conform(method, params) == expected
 
 
@@ -76,7 +81,9 @@ def test_what_a_method_does_not_read_is_refused_naming_what_it_reads(
 
 
 def _tool() -> Any:
-    spec = importlib.util.spec_from_file_location("contracts_from_docs", ROOT / "tools" / "contracts_from_docs.py")
+    spec = importlib.util.spec_from_file_location(
+        "contracts_from_docs", ROOT / "tools" / "contracts_from_docs.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["contracts_from_docs"] = module
@@ -84,8 +91,8 @@ def _tool() -> Any:
     return module
 
 
-# A page in the docs' own markup (YFM tables), written for this test: a required parameter, an object whose keys
-# are in an anchored table, a row holding a table of its values, and a table of further top-level parameters.
+# A page in the docs' own markup (YFM tables), written for this test: a required parameter, an object whose
+# keys are in an anchored table, a row holding a table of its values, and a table of more top-level ones.
 PAGE = """# Do a thing some.thing.update
 
 ## Method Parameters
@@ -155,4 +162,6 @@ def test_the_contract_files_are_data_that_the_reader_keeps_in_shape() -> None:
             continue
         assert data["pack"] == file.stem
         for method, raw in data["methods"].items():
-            assert set(raw) <= {"doc", "risk", "scope", "params", "record", "verified", "open", "result"}, method
+            assert set(raw) <= {"doc", "risk", "scope", "params", "record", "verified", "open", "result"}, (
+                method
+            )

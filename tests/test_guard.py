@@ -12,7 +12,12 @@ from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.confirmers import AutoConfirmer, DeferredConfirmer
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision, Guard, Policy, summarize
 from bitrix24_agent_tools.sandbox import Portal
-from bitrix24_agent_tools.stores import MemoryPlanStore, SqliteAuditStore, SqliteIdempotencyStore, SqlitePlanStore
+from bitrix24_agent_tools.stores import (
+    MemoryPlanStore,
+    SqliteAuditStore,
+    SqliteIdempotencyStore,
+    SqlitePlanStore,
+)
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
@@ -136,7 +141,9 @@ def test_the_same_write_twice_runs_once(client: Bitrix24, portal: Portal) -> Non
     # The repeat is not sent, and not reported as made now: the model is told it was made before, and when.
     assert not first.is_error and first.content.startswith("created lead #")
     lead_id = first.content.split("#", 1)[1].split()[0]
-    assert second.is_error and second.content.startswith("not sent again: this exact write was already made (")
+    assert second.is_error and second.content.startswith(
+        "not sent again: this exact write was already made ("
+    )
     assert f"its result then: {lead_id}." in second.content
     assert len([lead for lead in portal.entities("lead") if lead["TITLE"] == "From the web form"]) == 1
     assert [r.decision for r in toolbox.guard.audit.rows() if r.method == "crm.lead.add"] == [
@@ -352,7 +359,9 @@ def test_only_exceptions_a_face_declared_pass_through_as_pauses(client: Any) -> 
         declared.run("b24_task_create", {"title": "x"})
 
 
-def test_a_terminal_edit_lands_under_upper_case_fields_and_is_shown_again(client: Bitrix24, portal: Portal) -> None:
+def test_a_terminal_edit_lands_under_upper_case_fields_and_is_shown_again(
+    client: Bitrix24, portal: Portal
+) -> None:
     """The call's fields sit under ``FIELDS``: an edit of ``{"OPPORTUNITY": 5000}`` is written there (not at
     the top level, where the portal ignores it), and the person sees the edited call before it runs."""
     from bitrix24_agent_tools.confirmers import TerminalConfirmer

@@ -6,9 +6,9 @@
 For every method of ``bitrix24_agent_tools/contracts/<pack>.json`` it reads the page named in ``doc``: the
 parameter tables under the page's parameters heading (name, type, required by a trailing ``*``, and the
 values listed under "Possible/Allowed values"), nested tables of object parameters (a heading that names the
-parameter, or a fields page the parameter's description links to). What the docs cannot say — which parameter
-names the record, which values refer to other records, list semantics, where ``$result`` references may stand —
-is kept as it stands in the file: this tool only reads facts; it copies no prose.
+parameter, or a fields page the parameter's description links to), and the keys of the result. What the docs
+cannot say — which parameter names the record, which values refer to other records, list semantics, where
+``$result`` references may stand — is kept as it stands in the file: this tool reads facts, copies no prose.
 """
 
 from __future__ import annotations
@@ -47,8 +47,15 @@ def tables(lines: list[str]) -> list[tuple[str, str | None, list[dict[str, Any]]
                 depth += stripped.startswith("#|") - stripped.startswith("|#")
                 r = _ROW.match(stripped) if depth == 0 else None
                 if r and r.group(1).strip() not in ("Name", "Parameter", "Code", "Status", "Field"):
-                    rows.append({"name": r.group(1).strip().rstrip("*"), "required": bool(r.group(2))
-                                 or r.group(1).strip().endswith("*") or "^*^" in lines[i], "text": [r.group(3)]})
+                    rows.append(
+                        {
+                            "name": r.group(1).strip().rstrip("*"),
+                            "required": bool(r.group(2))
+                            or r.group(1).strip().endswith("*")
+                            or "^*^" in lines[i],
+                            "text": [r.group(3)],
+                        }
+                    )
                 elif rows:
                     rows[-1]["text"].append(lines[i])
                 i += 1
@@ -64,8 +71,11 @@ def facts(row: dict[str, Any]) -> dict[str, Any]:
     if row["required"]:
         out["required"] = True
     values = [m.group(1) for line in text.splitlines() if (m := _VALUE.match(line))]
-    if values and not re.search(r"object|array", out["type"]) and re.search(r"(?i)(possible|allowed|values:|one of)",
-                                                                             text):
+    if (
+        values
+        and not re.search(r"object|array", out["type"])
+        and re.search(r"(?i)(possible|allowed|values:|one of)", text)
+    ):
         out["enum"] = values
     return out
 
@@ -77,7 +87,11 @@ def section(text: str) -> list[str]:
     if start is None:  # a page whose parameter table stands before its first heading
         start = 0
     end = next(
-        (i for i in range(start + 1, len(lines)) if re.match(r"^##\s", lines[i]) and not re.search(r"(?i)param", lines[i])),
+        (
+            i
+            for i in range(start + 1, len(lines))
+            if re.match(r"^##\s", lines[i]) and not re.search(r"(?i)param", lines[i])
+        ),
         len(lines),
     )
     return lines[start:end]
@@ -123,7 +137,7 @@ def _owner(params: dict[str, Any], top_rows: list[dict[str, Any]], heading: str,
     links to, else by its name in the heading; None for a table of more top-level parameters."""
     texts = {r["name"]: "\n".join(r["text"]) for r in top_rows}
     candidates = [(name, spec, texts.get(name, "")) for name, spec in params.items()]
-    for name, spec in params.items():
+    for spec in params.values():
         for sub, sub_spec in (spec.get("fields") or {}).items():
             candidates.append((sub, sub_spec, ""))
     if anchor:
@@ -148,8 +162,22 @@ def read_result(docs: Path, page: str) -> list[str]:
         return []
     end = next((i for i in range(start + 1, len(lines)) if re.match(r"^##\s", lines[i])), len(lines))
     found = tables(lines[start:end])
-    envelope = {"result", "time", "total", "next", "start", "finish", "duration", "processing", "date_start",
-                "date_finish", "operating", "operating_reset_at", "error", "error_description"}
+    envelope = {
+        "result",
+        "time",
+        "total",
+        "next",
+        "start",
+        "finish",
+        "duration",
+        "processing",
+        "date_start",
+        "date_finish",
+        "operating",
+        "operating_reset_at",
+        "error",
+        "error_description",
+    }
     names = [r["name"] for r in (found[0][2] if found else []) if r["name"] not in envelope]
     return names[:8] if found and any(r["name"] == "result" for r in found[0][2]) else []
 

@@ -263,12 +263,16 @@ def conform(method: str, params: Mapping[str, Any], *, in_batch: bool = False) -
     return out
 
 
-def _conform_keys(contract: Contract, spec: Param, value: Mapping[str, Any], in_batch: bool) -> dict[str, Any]:
+def _conform_keys(
+    contract: Contract, spec: Param, value: Mapping[str, Any], in_batch: bool
+) -> dict[str, Any]:
     inner: dict[str, Any] = {}
     for raw_sub, sub_value in value.items():
         sub_key = str(raw_sub)
         if in_batch and is_reference(sub_key):
-            raise ContractError(f"{contract.method}: a $result reference may not stand in a key ({sub_key[:40]})")
+            raise ContractError(
+                f"{contract.method}: a $result reference may not stand in a key ({sub_key[:40]})"
+            )
         sub = spec.key(sub_key)
         if sub is None:
             listed = ", ".join(k for k in (spec.fields or {}))

@@ -6,7 +6,13 @@ checked against the contract), ``render`` (what a person reads), ``edits`` (a pe
 contract), ``answers`` (requests and decisions, bound to each other), ``flow`` (the order they run in).
 """
 
-from bitrix24_agent_tools.guard.answers import ConfirmationRequest, Confirmer, Decision, bound_decision, named_request
+from bitrix24_agent_tools.guard.answers import (
+    ConfirmationRequest,
+    Confirmer,
+    Decision,
+    bound_decision,
+    named_request,
+)
 from bitrix24_agent_tools.guard.flow import AskPerson, Guard, GuardFlow, PortalCall, canonical_key, summarize
 from bitrix24_agent_tools.guard.policy import Policy
 

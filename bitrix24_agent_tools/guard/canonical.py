@@ -21,7 +21,9 @@ def judged(method: Any, params: Any) -> CanonicalCall:
     """The canonical call; raises :class:`CallRefused` for what the portal could read two ways, a parameter
     the method does not read, or a ``$result`` reference where the contract does not allow one."""
     if isinstance(params, Mapping) and any(str(k).lower() == "auth" for k in params):
-        raise CallRefused("params must not carry 'auth'; credentials are added by the client", code="BAD_PARAMS")
+        raise CallRefused(
+            "params must not carry 'auth'; credentials are added by the client", code="BAD_PARAMS"
+        )
     try:
         call = canonical_call(method, params)
         if call.method != "batch":

@@ -55,7 +55,8 @@ def _restore(edited: Any, original: Any, path: str) -> Any:
         return original
     if MASK in str(edited):
         raise CallRefused(
-            f"the edit of {path} contains a masked value (***) that is not the original; type the new value in full",
+            f"the edit of {path} contains a masked value (***) that is not the original; "
+            "type the new value in full",
             code="BAD_EDIT",
         )
     return edited
@@ -71,7 +72,9 @@ def apply_edit(
             raise CallRefused("edit a batch whole: give its cmd (and halt) as shown", code="BAD_EDIT")
         unknown = [k for k in edit if str(k).lower() not in ("cmd", "halt")]
         if unknown:
-            raise CallRefused(f"a batch reads only cmd and halt; the edit names {unknown[0]!r}", code="BAD_EDIT")
+            raise CallRefused(
+                f"a batch reads only cmd and halt; the edit names {unknown[0]!r}", code="BAD_EDIT"
+            )
         return {str(k): _restore(v, params.get(str(k)), str(k)) for k, v in edit.items()}
     targets = _targets(method, params, request.fields)
     objects = {_fold(k) for k, v in params.items() if isinstance(v, Mapping)}
@@ -90,7 +93,8 @@ def apply_edit(
         if target is None:
             shown = ", ".join(request.fields) or "none"
             raise CallRefused(
-                f"the edit names {raw_path!r}, which is neither shown nor read by {method}; keys shown: {shown}",
+                f"the edit names {raw_path!r}, which is neither shown nor read by {method}; "
+                f"keys shown: {shown}",
                 code="BAD_EDIT",
             )
         if len(target) == 1:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from bitrix24_agent_tools.contracts import contract_for
 from bitrix24_agent_tools.guard.answers import ConfirmationRequest, Confirmer, Decision, bound_decision
 from bitrix24_agent_tools.guard.canonical import judged, lenient, unverified
 from bitrix24_agent_tools.guard.edits import apply_edit
@@ -42,7 +43,6 @@ from bitrix24_agent_tools.stores import (
     PlanStore,
     StoredPlan,
 )
-from bitrix24_agent_tools.contracts import contract_for
 
 MAX_EDITS = 5  # edit rounds before the request is dropped as a no
 
@@ -210,12 +210,25 @@ class Guard:
         decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs)
         return (
             yield from self._once(
-                spec, call, tenant, risk, "edited" if decision.kind == "edit" else "approved", decision.by, started
+                spec,
+                call,
+                tenant,
+                risk,
+                "edited" if decision.kind == "edit" else "approved",
+                decision.by,
+                started,
             )
         )
 
     def _once(
-        self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, decision: str, by: str | None, started: float
+        self,
+        spec: ToolSpec,
+        call: Call,
+        tenant: str,
+        risk: Risk,
+        decision: str,
+        by: str | None,
+        started: float,
     ) -> GuardFlow:
         """Run an approved write at most once per idempotency key. A repeat is not sent: the person and the
         model are told plainly that the same write was already made, and when — never that it was made now."""
@@ -286,12 +299,16 @@ class Guard:
         edited = False
         for _round in range(MAX_EDITS + 1):
             current = (yield from self._current(call)) if self.fetch_current else None
-            names = (yield from self._names(call, skip_record=current is not None)) if self.fetch_current else {}
+            names = (
+                (yield from self._names(call, skip_record=current is not None)) if self.fetch_current else {}
+            )
             request = self.request_for(spec, call, tenant, risk, current, names)
             answer = yield AskPerson(request, confirm)
             decision = bound_decision(answer, request.request_id)
             if decision.kind == "defer" and confirm is not None:
-                decision = Decision.reject("the plan's executor deferred it again; nothing was written", by=decision.by)
+                decision = Decision.reject(
+                    "the plan's executor deferred it again; nothing was written", by=decision.by
+                )
             if decision.kind == "defer":
                 plan = self.plan(spec, call, tenant=tenant, risk=risk, summary=request.summary)
                 self._audit(tenant, spec, call, risk, "deferred", "skipped", by=decision.by)
@@ -301,19 +318,31 @@ class Guard:
                     code="DEFERRED",
                 )
             if decision.kind == "reject":
-                self._audit(tenant, spec, call, risk, "rejected", "skipped", by=decision.by, error=decision.reason)
+                self._audit(
+                    tenant, spec, call, risk, "rejected", "skipped", by=decision.by, error=decision.reason
+                )
                 raise CallRefused(
-                    f"rejected by the reviewer: {decision.reason}" if decision.reason else "rejected by the reviewer",
+                    f"rejected by the reviewer: {decision.reason}"
+                    if decision.reason
+                    else "rejected by the reviewer",
                     code="REJECTED",
                 )
             if decision.kind == "edit" and decision.params is not None:
                 previous = call.params
                 try:
                     params = apply_edit(call.method, call.params, decision.params, request)
-                    risk, call = self._check(spec, replace(call, params=params, idempotency_key=None, current=None), packs)
+                    risk, call = self._check(
+                        spec, replace(call, params=params, idempotency_key=None, current=None), packs
+                    )
                 except CallRefused as refused:
                     self._audit(
-                        tenant, spec, call, risk, "refused", "skipped", by=decision.by,
+                        tenant,
+                        spec,
+                        call,
+                        risk,
+                        "refused",
+                        "skipped",
+                        by=decision.by,
                         error=f"edit refused: {refused.reason}",
                     )
                     raise
@@ -374,7 +403,9 @@ class Guard:
             how = entities()[entity]
             value: Any = ident
             try:
-                response = yield PortalCall(Call(how["get"], {how["param"]: value, **extra}, call.api, risk="read"))
+                response = yield PortalCall(
+                    Call(how["get"], {how["param"]: value, **extra}, call.api, risk="read")
+                )
             except Exception:
                 names[(entity, ident)] = None
                 continue
@@ -382,7 +413,14 @@ class Guard:
         return names
 
     def _execute(
-        self, spec: ToolSpec, call: Call, tenant: str, risk: Risk, decision: str, by: str | None, started: float
+        self,
+        spec: ToolSpec,
+        call: Call,
+        tenant: str,
+        risk: Risk,
+        decision: str,
+        by: str | None,
+        started: float,
     ) -> GuardFlow:
         call = replace(call, risk=risk)
         try:
@@ -410,7 +448,17 @@ class Guard:
         params = dict(call.params) if isinstance(call.params, Mapping) else {"params": str(call.params)[:200]}
         self.audit.record(
             AuditRow(
-                tenant, spec.name, str(call.method), risk, decision, status, by, error, params, self.clock(), duration
+                tenant,
+                spec.name,
+                str(call.method),
+                risk,
+                decision,
+                status,
+                by,
+                error,
+                params,
+                self.clock(),
+                duration,
             )
         )
 
@@ -459,7 +507,9 @@ class Guard:
         after their yes: an attempt nobody answered leaves it for the next one."""
         plan = self.plans.get(plan_id)
         if plan is None or plan.tenant != tenant or (plan.expires_at and plan.expires_at < self.clock()):
-            self.plans.claim(plan_id, tenant, self.clock())  # raises the store's own "no plan"/"expired" error
+            self.plans.claim(
+                plan_id, tenant, self.clock()
+            )  # raises the store's own "no plan"/"expired" error
         assert plan is not None
         spec = specs.get(plan.tool)
         if spec is None:
@@ -472,14 +522,18 @@ class Guard:
         try:
             risk, call = self._check(spec, call, packs)
         except CallRefused as refused:
-            self._audit(tenant, spec, call, "?", "refused", "skipped", error=f"plan {plan_id}: {refused.reason}")
+            self._audit(
+                tenant, spec, call, "?", "refused", "skipped", error=f"plan {plan_id}: {refused.reason}"
+            )
             raise
         if risk == "read":
             self.plans.claim(plan_id, tenant, self.clock())
             return (yield from self._execute(spec, call, tenant, risk, "plan", "plan-executor", started))
         decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs, confirm or self.confirm)
         self.plans.claim(plan_id, tenant, self.clock())  # single use, once a person said yes
-        return (yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started))
+        return (
+            yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started)
+        )
 
 
 def _already_done(claim: Mapping[str, Any]) -> str:

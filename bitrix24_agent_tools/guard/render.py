@@ -48,7 +48,9 @@ def visible(text: str) -> str:
     """Control characters and escape sequences as visible escapes (``\\x1b``, ``\\u202e``); newlines as
     ``\\n``."""
     text = text.replace("\\", "\\\\") if _INVISIBLE.search(text) else text
-    text = _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
+    text = _INVISIBLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
     return text.replace("\n", "\\n")
 
 
@@ -169,7 +171,9 @@ def record_name(entity: str, record: Any) -> str | None:
     return " ".join(parts) or f"#{_ci(record, 'ID') or _ci(record, 'id')}"
 
 
-def render(call: CanonicalCall, current: Mapping[str, Any] | None = None, names: Names | None = None) -> Rendering:
+def render(
+    call: CanonicalCall, current: Mapping[str, Any] | None = None, names: Names | None = None
+) -> Rendering:
     """Everything a write will do, one line per parameter the portal reads and per batch command."""
     names = names or {}
     commands = {c.key: c.method for c in call.commands}
@@ -186,7 +190,9 @@ def render(call: CanonicalCall, current: Mapping[str, Any] | None = None, names:
     return Rendering("\n".join(out.lines), tuple(out.flags), tuple(out.fields))
 
 
-def _describe(out: _Out, method: str, params: Mapping[str, Any], current: Mapping[str, Any] | None, tag: str) -> None:
+def _describe(
+    out: _Out, method: str, params: Mapping[str, Any], current: Mapping[str, Any] | None, tag: str
+) -> None:
     contract = contract_for(method)
     parts = method.split(".")
     verb = _VERBS.get(parts[-1].lower(), parts[-1])
@@ -200,7 +206,11 @@ def _describe(out: _Out, method: str, params: Mapping[str, Any], current: Mappin
     if record and record[0] in params:
         ident = params[record[0]]
         same = record[1] in (noun, "item")
-        head += f" #{out.value(record[0], ident, 40)}" if same else f" → {record[1]} {out.value(record[0], ident, 40)}"
+        head += (
+            f" #{out.value(record[0], ident, 40)}"
+            if same
+            else f" → {record[1]} {out.value(record[0], ident, 40)}"
+        )
         name = record_name(record[1], current) if current is not None else None
         if name and same:
             title = f" '{out.value('title', name, 80)}'"
@@ -236,7 +246,14 @@ def _line(
     where: str | None = None,
 ) -> None:
     """One parameter's line; ``path`` as shown, ``where`` as an edit names it (``fields.TITLE``)."""
-    if isinstance(value, Mapping) and value and spec is not None and spec.fields and not spec.time and not spec.file:
+    if (
+        isinstance(value, Mapping)
+        and value
+        and spec is not None
+        and spec.fields
+        and not spec.time
+        and not spec.file
+    ):
         for sub, sub_value in value.items():  # an object inside an object: each key on its own line
             _line(out, f"{path}.{sub}", spec.key(str(sub)), sub_value, None, pad, f"{where or path}.{sub}")
         return
@@ -250,7 +267,7 @@ def _line(
     if kind.startswith("crm_multifield") and isinstance(value, (list, str)):
         _multifield(out, path, value, _ci(current, name) if current is not None else None, pad)
         return
-    if spec is not None and spec.file or _looks_like_upload(value):
+    if (spec is not None and spec.file) or _looks_like_upload(value):
         out.lines.append(f"{pad}{path} = {_upload(out, path, value)}")
         return
     if spec is not None and spec.time:
@@ -260,7 +277,11 @@ def _line(
             return
     text = out.value(path, value)
     entity = spec.refers_to if spec is not None else None
-    named = "".join(out.name(entity, v) for v in (value if isinstance(value, list) else [value])) if entity else ""
+    named = (
+        "".join(out.name(entity, v) for v in (value if isinstance(value, list) else [value]))
+        if entity
+        else ""
+    )
     if current is not None and (old := _ci(current, name)) is not None:
         old_named = out.name(entity, old) if entity and not isinstance(old, (list, dict)) else ""
         out.lines.append(f"{pad}{path}: {out.value(path, old, 200)}{old_named} → {text}{named}")
@@ -279,8 +300,8 @@ def _reference(out: _Out, value: str) -> str:
 
 def _multifield(out: _Out, path: str, value: Any, current: Any, pad: str) -> None:
     """A CRM multi-field as the portal applies it: an entry without ID is appended; with an ID it replaces
-    that entry, or removes it with DELETE=Y or an empty VALUE (api-reference/crm/contacts/crm-contact-update.md,
-    "Working with Multiple Fields")."""
+    that entry, or removes it with DELETE=Y or an empty VALUE
+    (api-reference/crm/contacts/crm-contact-update.md, "Working with Multiple Fields")."""
     entries = [{"VALUE": value}] if isinstance(value, str) else value
     existing = {str(_ci(e, "ID")): e for e in current or [] if isinstance(e, Mapping)}
     touched: set[str] = set()
@@ -294,7 +315,10 @@ def _multifield(out: _Out, path: str, value: Any, current: Any, pad: str) -> Non
         kind_text = f" ({out.value(path, kind, 20)})" if kind else ""
         if ident in (None, ""):
             duplicate = any(str(_ci(e, "VALUE")) == str(_ci(entry, "VALUE")) for e in existing.values())
-            out.lines.append(f"{pad}  + adds '{shown}'{kind_text}" + (" — the same value is already there" if duplicate else ""))
+            out.lines.append(
+                f"{pad}  + adds '{shown}'{kind_text}"
+                + (" — the same value is already there" if duplicate else "")
+            )
             if duplicate:
                 out.flag(f"{path}: '{shown}' is already on the record; adding it again duplicates it")
             continue
@@ -304,7 +328,9 @@ def _multifield(out: _Out, path: str, value: Any, current: Any, pad: str) -> Non
         if str(_ci(entry, "DELETE") or "").upper() == "Y" or not _ci(entry, "VALUE"):
             out.lines.append(f"{pad}  - removes #{out.value(path, ident, 20)}{old_text}")
         else:
-            out.lines.append(f"{pad}  ~ replaces #{out.value(path, ident, 20)}{old_text} with '{shown}'{kind_text}")
+            out.lines.append(
+                f"{pad}  ~ replaces #{out.value(path, ident, 20)}{old_text} with '{shown}'{kind_text}"
+            )
     for ident, entry in existing.items():
         if ident not in touched:
             out.lines.append(f"{pad}  = keeps '{out.value(path, _ci(entry, 'VALUE'), 200)}' (#{ident})")
@@ -343,7 +369,11 @@ def _upload(out: _Out, path: str, value: Any) -> str:
         printable = not any(ch in text for ch in "\x00\x01\x02\x03\x04\x05")
     except UnicodeDecodeError:
         printable = False
-    body = f"text '{out.value(path, text, 300)}'" if printable else f"sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+    body = (
+        f"text '{out.value(path, text, 300)}'"
+        if printable
+        else f"sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+    )
     return f"file '{out.value(path, name, 120)}', {size}, {kind}, {body}"
 
 

@@ -145,7 +145,8 @@ class InterruptConfirmer:
 
     The interrupt value carries the request (``bitrix24_confirmation``, with its ``request_id``) and the same
     request in LangChain v1 ``HumanInTheLoopMiddleware`` form (``action_requests`` / ``review_configs``), so
-    its UIs can show it. Several writes of one AI message pause at once, so every answer must name its request:
+    its UIs can show it. Several writes of one AI message pause at once, so every answer must name its
+    request:
     ``{request_id: decision}`` (what :func:`answers` builds) or a decision carrying ``"request_id"``, where a
     decision is ``{"type": "approve"}``, ``{"type": "reject", "message": ...}``, ``{"type": "edit",
     "edited_action": {"args": {...}}}``, ``{"decisions": [one of those]}``, a bool or ``{"approve": True}``.

@@ -47,9 +47,6 @@ _ANSWER_SCHEMA: dict[str, Any] = {
 }
 
 
-_KNOWN = "\x00known"  # the answers a round has redeemed, kept beside the raw ones in the round's state
-
-
 class NeedsInput(Exception):
     """Raised inside a tool call on the modern protocol era: answer with InputRequiredResult and ask the
     client."""
@@ -79,7 +76,9 @@ class Elicitations:
         self.clock = clock or time.monotonic
         self._issued: dict[str, tuple[str, float, dict[str, types.ElicitResult]]] = {}
 
-    def issue(self, request: ConfirmationRequest, carried: dict[str, types.ElicitResult] | None = None) -> str:
+    def issue(
+        self, request: ConfirmationRequest, carried: dict[str, types.ElicitResult] | None = None
+    ) -> str:
         """A nonce for ``request``; ``carried`` are the answers this tool call already has (an edit's earlier
         rounds), handed back when the nonce is redeemed — the client never holds them."""
         import secrets
@@ -140,18 +139,19 @@ class ElicitationConfirmer:
         self.elicitations = Elicitations()
 
     async def __call__(self, request: ConfirmationRequest) -> Decision:
-        state: tuple[Any, dict[str, types.ElicitResult]] = _request.get() or (None, {})
-        ctx, answers = state
+        state: tuple[Any, dict[str, types.ElicitResult], dict[str, types.ElicitResult]] = _request.get() or (
+            None,
+            {},
+            {},
+        )
+        ctx, answers, known = state
         if ctx is None or not ctx.session.check_client_capability(
             types.ClientCapabilities(elicitation=types.ElicitationCapability())
         ):
             return Decision.defer(by="mcp: client has no elicitation")
         # Modern sessions run the tool again for every round: the answers of this call's earlier rounds (the
         # request as first shown, then as edited) come back with the nonce the client answered.
-        known = answers.setdefault(_KNOWN, {})  # type: ignore[arg-type]
-        known.update(self.elicitations.redeem_all({k: v for k, v in answers.items() if k != _KNOWN}))
-        for nonce in [k for k in answers if k != _KNOWN]:
-            answers.pop(nonce)
+        known.update(self.elicitations.redeem_all(answers))
         answer = known.get(request.request_id)
         if answer is not None:
             return decision_from(answer, request)
@@ -307,7 +307,7 @@ class Bitrix24MCP:
         for key, value in (params.input_responses or {}).items():
             if isinstance(value, types.ElicitResult):
                 answers[key] = value
-        token = _request.set((ctx, answers))
+        token = _request.set((ctx, answers, {}))  # the answers the client sent; those redeemed this round
         try:
             out = await self.toolbox.arun(params.name, arguments)
         except NeedsInput as needed:
@@ -338,7 +338,9 @@ class Bitrix24MCP:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     parser.add_argument(
-        "--packs", default=None, help="packs to serve (comma-separated; default core, or every pack with --route)"
+        "--packs",
+        default=None,
+        help="packs to serve (comma-separated; default core, or every pack with --route)",
     )
     parser.add_argument("--route", action="store_true", help="start with core plus a routing tool")
     parser.add_argument(
@@ -369,9 +371,8 @@ def _client(args: argparse.Namespace) -> Any:
 def _cli(args: argparse.Namespace) -> int:
     import anyio
 
-    from bitrix24_agent_tools.settings import Settings
-
     from bitrix24_agent_tools.packs import PACKS
+    from bitrix24_agent_tools.settings import Settings
 
     default = ",".join(PACKS) if args.route else "core"
     packs = [p.strip() for p in (args.packs or default).split(",") if p.strip()]

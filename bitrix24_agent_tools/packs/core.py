@@ -345,7 +345,9 @@ def lead_convert(ctx: ToolContext, args: ConvertArgs) -> HandlerGen:
     if lead.get("COMPANY_TITLE"):
         # A company has no source (crm-company-add.md lists no SOURCE_ID).
         company = {k: v for k, v in common.items() if k != "SOURCE_ID"}
-        cmd["company"] = "crm.company.add?" + php_query({"fields": {"TITLE": lead["COMPANY_TITLE"], **company}})
+        cmd["company"] = "crm.company.add?" + php_query(
+            {"fields": {"TITLE": lead["COMPANY_TITLE"], **company}}
+        )
     refs = "".join(
         f"&fields[{key.upper()}_ID]=$result[{key}]" for key in ("contact", "company") if key in cmd
     )

@@ -65,9 +65,7 @@ def book(ctx: ToolContext, args: BookArgs) -> HandlerGen:
     resource = match[0]
     # The list filters by time only (FILTER takes within and client, booking-v1-booking-list.md): the
     # resource is matched here, on each booking's resourceIds.
-    busy = yield Call(
-        "booking.v1.booking.list", {"filter": {"within": {"dateFrom": start, "dateTo": end}}}
-    )
+    busy = yield Call("booking.v1.booking.list", {"filter": {"within": {"dateFrom": start, "dateTo": end}}})
     clash = [
         b
         for b in ((busy.result or {}).get("booking") or [])

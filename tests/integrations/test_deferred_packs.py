@@ -113,5 +113,7 @@ async def test_routing_and_loading_stay_within_the_operators_packs() -> None:
     import mcp.types as types
 
     ctx = SimpleNamespace(session=SimpleNamespace(send_tool_list_changed=lambda: None), request_id="r")
-    out = await app._call_tool(ctx, types.CallToolRequestParams(name="b24_load_pack", arguments={"pack": "sites"}))
+    out = await app._call_tool(
+        ctx, types.CallToolRequestParams(name="b24_load_pack", arguments={"pack": "sites"})
+    )
     assert out.is_error and "not enabled" in out.content[0].text

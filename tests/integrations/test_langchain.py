@@ -180,7 +180,9 @@ def test_toolkit_from_env_and_for_request(monkeypatch: pytest.MonkeyPatch) -> No
     names = {t.name for t in toolkit.get_tools()}
     assert {"b24_crm_list", "b24_sites_call"} <= names
     # routing stays within the operator's packs: the feed (collab) is not reached from core and sites
-    assert "b24_collab_call" not in {t.name for t in toolkit.for_request("опубликуй в живой ленте").get_tools()}
+    assert "b24_collab_call" not in {
+        t.name for t in toolkit.for_request("опубликуй в живой ленте").get_tools()
+    }
     monkeypatch.setenv("B24_PACKS", "core,sites,collab")
     toolkit = Bitrix24Toolkit.from_env()
     assert {t.name for t in toolkit.for_request("опубликуй в живой ленте").get_tools()} >= {"b24_collab_call"}

@@ -264,7 +264,14 @@ def test_langgraph_answer_for_another_request_asks_again_for_this_one() -> None:
     from bitrix24_agent_tools.integrations import langchain as face
 
     request = ConfirmationRequest(
-        "b24_task_create", "tasks.task.add", {}, "write", "p", "Create task", None, "tasks.task.add:" + "a" * 32
+        "b24_task_create",
+        "tasks.task.add",
+        {},
+        "write",
+        "p",
+        "Create task",
+        None,
+        "tasks.task.add:" + "a" * 32,
     )
     other = "crm.deal.update:" + "b" * 32
     asked: list[Any] = []

@@ -84,7 +84,11 @@ def _assert_as_shown(shown: list[ConfirmationRequest], changes: dict[tuple[str, 
             assert summary.startswith("Delete"), summary
             continue
         for key, value in new.items():
-            if old is not None and old.get(key) != value and key.lower() not in ("changeddate", "date_modify"):
+            if (
+                old is not None
+                and old.get(key) != value
+                and key.lower() not in ("changeddate", "date_modify")
+            ):
                 line = next((ln for ln in summary.splitlines() if re.search(rf"\b{key}\b", ln, re.I)), None)
                 assert line is not None and str(value) in line, f"{key}={value!r} not as shown: {summary!r}"
 
@@ -92,7 +96,7 @@ def _assert_as_shown(shown: list[ConfirmationRequest], changes: dict[tuple[str, 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(calls(), st.booleans())
 def test_state_changes_only_as_the_approved_summary_said(call: Any, edit: bool) -> None:
-    method, params, table, values = call
+    method, params, _table, values = call
     portal = Portal(seed=1)
     client = Bitrix24(portal.webhook_url, transport=portal.transport())
     shown: list[ConfirmationRequest] = []
@@ -101,7 +105,9 @@ def test_state_changes_only_as_the_approved_summary_said(call: Any, edit: bool) 
         shown.append(request)
         if edit and len(shown) == 1 and values:
             # the person changes the value they were shown, naming the key in another case
-            key = next((f for f in request.fields if f.lower().endswith("title") or f.lower().endswith("name")), None)
+            key = next(
+                (f for f in request.fields if f.lower().endswith("title") or f.lower().endswith("name")), None
+            )
             if key is not None:
                 return Decision.edit({key.rsplit(".", 1)[-1].lower(): values[-1] + " (edited)"})
         return Decision.approve()
@@ -133,7 +139,9 @@ def test_references_and_aliases_that_decide_a_write_are_refused(command: tuple[s
     portal = Portal(seed=1)
     client = Bitrix24(portal.webhook_url, transport=portal.transport())
     asked: list[ConfirmationRequest] = []
-    box = Toolbox(client, packs=("core",), guard=Guard(Policy.admin(), lambda r: asked.append(r) or Decision.approve()))
+    box = Toolbox(
+        client, packs=("core",), guard=Guard(Policy.admin(), lambda r: asked.append(r) or Decision.approve())
+    )
     before = copy.deepcopy(portal.state)
     batch = {"cmd": {"a": "crm.deal.get?id=1", "b": f"{command[0]}?{command[1]}"}}
     out = box.run("b24_core_call", {"method": "batch", "params": batch})

@@ -1,5 +1,6 @@
 """What the person is shown can be trusted: rendered from the method's contract, never from the model's
-framing (each case was a finding of the adversarial round; each fails on the guard that guessed from names)."""
+framing (each case was a finding of the adversarial round; each fails on the guard that guessed from
+names)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from bitrix24_agent_tools.sandbox import Portal
 from bitrix24_agent_tools.toolbox import Toolbox
 
 
-def _ask(client: Bitrix24, method: str, params: dict[str, Any], packs: tuple[str, ...] = ("core",)) -> ConfirmationRequest:
+def _ask(
+    client: Bitrix24, method: str, params: dict[str, Any], packs: tuple[str, ...] = ("core",)
+) -> ConfirmationRequest:
     shown: list[ConfirmationRequest] = []
 
     def reviewer(request: ConfirmationRequest) -> Decision:
@@ -30,14 +33,20 @@ def _ask(client: Bitrix24, method: str, params: dict[str, Any], packs: tuple[str
 
 
 def test_escape_sequences_cannot_erase_a_line_of_the_confirmation(client: Bitrix24) -> None:
-    request = _ask(client, "crm.deal.update", {"id": 4, "fields": {"TITLE": "ok\x1b[1A\x1b[2K\rfine", "STAGE_ID": "LOSE"}})
+    request = _ask(
+        client,
+        "crm.deal.update",
+        {"id": 4, "fields": {"TITLE": "ok\x1b[1A\x1b[2K\rfine", "STAGE_ID": "LOSE"}},
+    )
     assert "\x1b" not in request.summary and "\r" not in request.summary
     assert "\\x1b[1A\\x1b[2K\\x0dfine" in request.summary
     assert "STAGE_ID" in request.summary and "control characters" in request.summary
     assert request.params["fields"]["TITLE"] == "ok\x1b[1A\x1b[2K\rfine"  # what is sent is unchanged
 
 
-def test_a_secret_shaped_word_is_shown_and_flagged_while_a_registered_secret_is_masked(client: Bitrix24) -> None:
+def test_a_secret_shaped_word_is_shown_and_flagged_while_a_registered_secret_is_masked(
+    client: Bitrix24,
+) -> None:
     secret = "registered-" + "5" * 30
     register_secret(secret)
     request = _ask(
@@ -71,30 +80,49 @@ def test_a_phone_update_shows_that_the_portal_appends(client: Bitrix24, portal: 
     contact = portal.entity("contact", 1)
     assert contact is not None and contact.get("PHONE")
     old = contact["PHONE"][0]
-    request = _ask(client, "crm.contact.update", {"id": 1, "fields": {"PHONE": [{"VALUE": "+1 555 0100"}, {"VALUE": old["VALUE"]}]}})
+    request = _ask(
+        client,
+        "crm.contact.update",
+        {"id": 1, "fields": {"PHONE": [{"VALUE": "+1 555 0100"}, {"VALUE": old["VALUE"]}]}},
+    )
     assert "entries without ID are added" in request.summary
     assert "+ adds '+1 555 0100'" in request.summary
     assert f"'{old['VALUE']}' is already on the record" in request.summary  # sending old + new duplicates it
-    replace = _ask(client, "crm.contact.update", {"id": 1, "fields": {"PHONE": [{"ID": old["ID"], "VALUE": "+7"}]}})
+    replace = _ask(
+        client, "crm.contact.update", {"id": 1, "fields": {"PHONE": [{"ID": old["ID"], "VALUE": "+7"}]}}
+    )
     assert f"~ replaces #{old['ID']} '{old['VALUE']}' with '+7'" in replace.summary
-    remove = _ask(client, "crm.contact.update", {"id": 1, "fields": {"PHONE": [{"ID": old["ID"], "DELETE": "Y"}]}})
+    remove = _ask(
+        client, "crm.contact.update", {"id": 1, "fields": {"PHONE": [{"ID": old["ID"], "DELETE": "Y"}]}}
+    )
     assert f"- removes #{old['ID']} '{old['VALUE']}'" in remove.summary
 
 
 def test_an_upload_is_shown_as_name_size_type_and_text() -> None:
     text = "Quarterly brief: ship on Friday"
     encoded = base64.b64encode(text.encode()).decode()
-    summary = summarize("disk.folder.uploadfile", {"id": 5, "data": {"NAME": "brief.txt"}, "fileContent": ["brief.txt", encoded]}, None)
+    summary = summarize(
+        "disk.folder.uploadfile",
+        {"id": 5, "data": {"NAME": "brief.txt"}, "fileContent": ["brief.txt", encoded]},
+        None,
+    )
     assert f"file 'brief.txt', {len(text)} bytes, text/plain, text '{text}'" in summary
     assert encoded not in summary
     binary = base64.b64encode(bytes(range(256))).decode()
-    summary = summarize("disk.folder.uploadfile", {"id": 5, "data": {"NAME": "x.png"}, "fileContent": ["x.png", binary]}, None)
+    summary = summarize(
+        "disk.folder.uploadfile", {"id": 5, "data": {"NAME": "x.png"}, "fileContent": ["x.png", binary]}, None
+    )
     assert "file 'x.png', 256 bytes, image/png, sha256 " in summary
 
 
 def test_a_booking_time_is_an_iso_datetime_in_its_zone() -> None:
-    period = {"from": {"timestamp": 1723446900, "timezone": "Europe/Berlin"}, "to": {"timestamp": 1723447800, "timezone": "Europe/Berlin"}}
-    summary = summarize("booking.v1.booking.add", {"fields": {"resourceIds": [1], "datePeriod": period}}, None)
+    period = {
+        "from": {"timestamp": 1723446900, "timezone": "Europe/Berlin"},
+        "to": {"timestamp": 1723447800, "timezone": "Europe/Berlin"},
+    }
+    summary = summarize(
+        "booking.v1.booking.add", {"fields": {"resourceIds": [1], "datePeriod": period}}, None
+    )
     assert "2024-08-12T09:15:00+02:00 (Unix 1723446900)" in summary
 
 
@@ -103,7 +131,9 @@ def test_a_public_link_is_not_a_read() -> None:
     assert classify("disk.folder.getExternalLink", {"id": 1}) == "write"
 
 
-def test_the_record_is_the_one_the_portal_reads_not_one_the_model_adds(client: Bitrix24, portal: Portal) -> None:
+def test_the_record_is_the_one_the_portal_reads_not_one_the_model_adds(
+    client: Bitrix24, portal: Portal
+) -> None:
     """tasks.task.delete reads taskId: an ``id`` beside it is refused, and the model is told what it reads."""
     box = Toolbox(client, packs=("core",), guard=Guard(Policy.admin(), lambda r: Decision.approve()))
     out = box.run("b24_core_call", {"method": "tasks.task.delete", "params": {"taskId": 1, "id": 2}})
