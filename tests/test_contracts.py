@@ -165,3 +165,12 @@ def test_the_contract_files_are_data_that_the_reader_keeps_in_shape() -> None:
             assert set(raw) <= {"doc", "risk", "scope", "params", "record", "verified", "open", "result"}, (
                 method
             )
+
+
+def test_a_refused_generic_call_names_the_methods_the_tool_takes(client: Any) -> None:
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    out = Toolbox(client, packs=("core", "comms")).run(
+        "b24_comms_call", {"method": "im.search.chat.list", "params": {}}
+    )
+    assert out.is_error and "b24_comms_call takes: im.message.add" in out.content

@@ -130,6 +130,7 @@ class Contract:
     record: tuple[str, str] | None = None  # (parameter, entity) naming the one record the call acts on
     verified: bool = True
     open: str | None = None  # the method also reads keys its table does not list (e.g. user.get's filter)
+    result: tuple[str, ...] = ()  # keys of the result the page's "Returned Data" lists
 
     def param(self, name: str) -> Param | None:
         return _lookup(self.params, name)
@@ -178,6 +179,7 @@ def all_contracts() -> dict[str, Contract]:
                 (record["param"], record["entity"]) if record else None,
                 raw.get("verified", True) is not False,
                 raw.get("open"),
+                tuple(raw.get("result") or ()),
             )
     return out
 

@@ -560,4 +560,8 @@ def _not_allowed(method: str, spec: ToolSpec, what: str = "") -> str:
         near = difflib.get_close_matches(method.lower(), _ALL_METHODS, n=2, cutoff=0.75)
         hint = f"did you mean {' or '.join(_ALL_METHODS[m] for m in near)}? " if near else ""
         where = f"; no pack lists it ({hint}a user may allow it explicitly with allow=[...])"
+    if spec.generic:  # say what the tool does take: the pack's methods of the same family, else all of them
+        own = list(CATALOG.get(spec.pack, {}))
+        family = [m for m in own if m.split(".", 1)[0] == method.split(".", 1)[0]] or own
+        where += f". {spec.name} takes: {', '.join(family[:24])}" + (" …" if len(family) > 24 else "")
     return f"{what}{method} is not allowed for {spec.name}{where}"

@@ -52,8 +52,36 @@ def check_method(ctx: ToolContext, args: MethodArgs) -> HandlerGen:
     text = f"{args.method}: {where}, risk {risk}{'' if known else ' (by name)'}" + (
         f", {status}" if pack else ""
     )
-    return ToolOutput(content=text, artifact={"method": args.method, "pack": pack, "risk": risk})
+    reads = _reads(args.method)
+    return ToolOutput(
+        content=text + (f"; {reads}" if reads else ""),
+        artifact={"method": args.method, "pack": pack, "risk": risk, "reads": reads},
+    )
     yield  # pragma: no cover
+
+
+def _reads(method: str) -> str:
+    """What a method reads, from its contract (``*`` required), what it returns, its docs page."""
+    from bitrix24_agent_tools.contracts import contract_for
+
+    contract = contract_for(method)
+    if contract is None:
+        return ""
+    if not contract.verified:
+        return f"parameters UNVERIFIED ({contract.doc})"
+    parts = []
+    for name, spec in contract.params.items():
+        kind = spec.type.split("|", 1)[0]
+        keys = (
+            f": {', '.join(list(spec.fields)[:12])}{' …' if len(spec.fields) > 12 else ''}"
+            if spec.fields
+            else ""
+        )
+        enum = f" one of {'/'.join(spec.enum)}" if spec.enum else ""
+        names = f" → {contract.record[1]}" if contract.record and contract.record[0] == name else ""
+        parts.append(f"{name}{'*' if spec.required else ''} ({kind}{enum}{names}{keys})")
+    returns = f"; returns {', '.join(contract.result)}" if contract.result else ""
+    return f"reads {'; '.join(parts) or 'no parameters'}{returns}; docs {contract.doc}"
 
 
 def specs() -> list[ToolSpec]:
@@ -69,7 +97,7 @@ def specs() -> list[ToolSpec]:
         ),
         ToolSpec(
             "b24_check_method",
-            "Which pack allows a method, its risk; or a pack's methods.",
+            "Which pack allows a method, its risk and the parameters it reads; or a pack's methods.",
             MethodArgs,
             "read",
             (),

@@ -191,7 +191,7 @@ def test_diagnostics_tools_work_offline(client: Bitrix24) -> None:
     box = _box(client)
     assert "a webhook cannot call it" in box.run("b24_explain_error", {"code": "WRONG_AUTH_TYPE"}).content
     assert (
-        box.run("b24_check_method", {"method": "landing.site.add"}).content
+        box.run("b24_check_method", {"method": "landing.site.add"}).content.split("; reads ")[0]
         == "landing.site.add: pack sites, risk write, not active: route or enable that pack"
     )
 
@@ -346,3 +346,10 @@ def test_a_refusal_points_to_the_right_pack_or_the_nearest_method_and_a_pack_lis
     assert listing.startswith("sites (b24_sites_call)") and "write: landing.site.add" in listing
     assert "destructive: landing.site.delete landing.landing.delete" in listing
     assert "landing.*" in PACKS["sites"].specs[-1].description
+
+
+def test_check_method_says_what_a_method_reads_from_its_contract(client: Bitrix24) -> None:
+    out = _box(client).run("b24_check_method", {"method": "tasks.task.delete"}).content
+    assert "reads taskId* (integer → task)" in out and "docs api-reference/tasks/tasks-task-delete.md" in out
+    out = _box(client).run("b24_check_method", {"method": "crm.deal.update"}).content
+    assert "fields (object: TITLE" in out and "id* (integer → deal)" in out
