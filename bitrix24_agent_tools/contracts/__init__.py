@@ -74,6 +74,7 @@ class Param:
     file: bool = False
     time: str | None = None
     switch: str | None = None
+    list: str | None = None  # how the portal applies a list value (a CRM multi-field appends)
 
     @property
     def refers_to(self) -> str | None:
@@ -154,6 +155,7 @@ def _param(name: str, raw: Mapping[str, Any]) -> Param:
         file=bool(raw.get("file")),
         time=raw.get("time"),
         switch=raw.get("switch"),
+        list=raw.get("list"),
     )
 
 

@@ -263,8 +263,7 @@ def _line(
         out.lines.append(f"{pad}{path} ← {_reference(out, value)}")
         out.flag(f"{path} takes its value from an earlier command of the batch")
         return
-    kind = spec.type.split("|", 1)[0] if spec is not None else ""
-    if kind.startswith("crm_multifield") and isinstance(value, (list, str)):
+    if spec is not None and spec.list and isinstance(value, (list, str)):
         _multifield(out, path, value, _ci(current, name) if current is not None else None, pad)
         return
     if (spec is not None and spec.file) or _looks_like_upload(value):
