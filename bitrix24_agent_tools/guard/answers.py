@@ -77,24 +77,13 @@ class Decision:
     @classmethod
     def coerce(cls, value: Any) -> Decision:
         """Accept a Decision, a bool, or a dict like ``{"approve": true}`` / ``{"reject": "why"}`` /
-        ``{"edit": {...}}`` / the HumanInTheLoopMiddleware shapes."""
+        ``{"edit": {...}}`` / ``{"type": "approve"}``. A framework's own shapes are read by its face
+        (LangGraph's HumanInTheLoopMiddleware decisions: ``integrations.langchain.hitl_decision``)."""
         if isinstance(value, Decision):
             return value
         if isinstance(value, bool):
             return cls.approve() if value else cls.reject()
         if isinstance(value, Mapping):
-            decisions = value.get("decisions")
-            if isinstance(decisions, list):  # LangChain v1 HumanInTheLoopMiddleware: {"decisions": [{...}]}
-                if len(decisions) != 1:
-                    return cls.reject("expected exactly one decision for this request; treated as no")
-                return cls.coerce(decisions[0])
-            if value.get("type") == "edit" and isinstance(value.get("edited_action"), Mapping):
-                args = value["edited_action"].get("args")
-                if isinstance(args, Mapping):
-                    return cls.edit(dict(args), by=value.get("by"))
-                return cls.reject("an edit needs edited_action.args; treated as no")
-            if value.get("type") == "reject" and value.get("message"):
-                return cls.reject(str(value["message"]), by=value.get("by"))
             if value.get("edit") is not None and isinstance(value["edit"], Mapping):
                 return cls.edit(dict(value["edit"]), by=value.get("by"))
             if value.get("type") in ("approve", "accept") or value.get("approve") is True:
@@ -125,13 +114,7 @@ def named_request(answer: Any) -> str | None:
     if answer.get("request_id") is not None:
         return str(answer["request_id"])
     keys = [k for k in answer if isinstance(k, str) and _REQUEST_ID.fullmatch(k)]
-    if len(keys) == 1:
-        return keys[0]
-    decisions = answer.get("decisions")
-    if isinstance(decisions, list) and len(decisions) == 1 and isinstance(decisions[0], Mapping):
-        named = decisions[0].get("request_id")
-        return str(named) if named is not None else None
-    return None
+    return keys[0] if len(keys) == 1 else None
 
 
 def bound_decision(answer: Any, request_id: str, *, require_binding: bool = False) -> Decision:
@@ -154,16 +137,6 @@ def bound_decision(answer: Any, request_id: str, *, require_binding: bool = Fals
         named = answer.get("request_id")
         if named is not None and str(named) != request_id:
             return Decision.reject("that answer was for another request; nothing was written")
-        decisions = answer.get("decisions")
-        if isinstance(decisions, list) and any(
-            isinstance(d, Mapping) and d.get("request_id") for d in decisions
-        ):
-            mine = [d for d in decisions if isinstance(d, Mapping) and str(d.get("request_id")) == request_id]
-            return (
-                Decision.coerce(mine[0])
-                if len(mine) == 1
-                else Decision.reject("no answer for this request; nothing was written")
-            )
         if any(isinstance(k, str) and _REQUEST_ID.fullmatch(k) for k in answer):
             return Decision.reject("no answer for this request; nothing was written")
         if named is not None:

@@ -7,6 +7,7 @@ No logic lives here: every call goes through :class:`~bitrix24_agent_tools.toolb
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.tools import BaseTool, BaseToolkit
@@ -161,15 +162,36 @@ class InterruptConfirmer:
 
         for _ask in range(self.max_asks):
             answer = interrupt(confirmation_payload(request))
-            if isinstance(answer, dict) and request.request_id in answer:
-                return answer
             named = named_request(answer)
+            if isinstance(answer, dict) and request.request_id in answer:
+                return replace(hitl_decision(answer[request.request_id]), request_id=request.request_id)
             if named == request.request_id:
-                return answer
+                return replace(hitl_decision(answer), request_id=request.request_id)
             if named is None:
                 return bound_decision(answer, request.request_id, require_binding=True)
             # An answer meant for another request: this one is asked again, never answered by it.
         return Decision.reject("no answer named this request; nothing was written")
+
+
+def hitl_decision(value: Any) -> Decision:
+    """An answer in LangChain v1 ``HumanInTheLoopMiddleware`` form (``{"decisions": [one]}``, ``{"type":
+    "edit", "edited_action": {"args": ...}}``, ``{"type": "reject", "message": ...}``), or any shape
+    :meth:`Decision.coerce` reads."""
+    if isinstance(value, dict):
+        decisions = value.get("decisions")
+        if isinstance(decisions, list):
+            if len(decisions) != 1:
+                return Decision.reject("expected exactly one decision for this request; treated as no")
+            return hitl_decision(decisions[0])
+        if value.get("type") == "edit":
+            action = value.get("edited_action")
+            args = action.get("args") if isinstance(action, dict) else None
+            if isinstance(args, dict):
+                return Decision.edit(dict(args), by=value.get("by"))
+            return Decision.reject("an edit needs edited_action.args; treated as no")
+        if value.get("type") == "reject" and value.get("message"):
+            return Decision.reject(str(value["message"]), by=value.get("by"))
+    return Decision.coerce(value)
 
 
 def confirmation_payload(request: ConfirmationRequest) -> dict[str, Any]:

@@ -156,8 +156,10 @@ def test_the_interrupt_speaks_the_human_in_the_loop_middleware_format() -> None:
     payload = confirmation_payload(request)
     assert payload["action_requests"][0]["name"] == "b24_task_create"
     assert payload["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
-    assert Decision.coerce({"decisions": [{"type": "reject", "message": "why"}]}).reason == "why"
-    assert Decision.coerce({"type": "edit", "edited_action": {"name": "t", "args": {"a": 1}}}).params == {
+    from bitrix24_agent_tools.integrations.langchain import hitl_decision
+
+    assert hitl_decision({"decisions": [{"type": "reject", "message": "why"}]}).reason == "why"
+    assert hitl_decision({"type": "edit", "edited_action": {"name": "t", "args": {"a": 1}}}).params == {
         "a": 1
     }
 
