@@ -174,3 +174,19 @@ def test_a_refused_generic_call_names_the_methods_the_tool_takes(client: Any) ->
         "b24_comms_call", {"method": "im.search.chat.list", "params": {}}
     )
     assert out.is_error and "b24_comms_call takes: im.message.add" in out.content
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("tasks.task.delete", {"taskId": [1, 2]}),  # intval(array) is 1: another task than shown
+        ("crm.deal.delete", {"id": "5abc"}),  # intval("5abc") is 5
+        ("crm.item.update", {"entityTypeId": 2, "id": {"a": 1}}),
+        ("tasks.task.update", {"taskId": 1, "fields": {"RESPONSIBLE_ID": 2, "responsibleId": 3}}),
+    ],
+)
+def test_values_the_portal_would_read_as_another_record_are_refused(
+    method: str, params: dict[str, Any]
+) -> None:
+    with pytest.raises(ContractError):
+        conform(method, params)

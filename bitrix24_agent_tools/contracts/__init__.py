@@ -83,7 +83,10 @@ class Param:
     @property
     def is_id(self) -> bool:
         """Does its value name a record (where a batch may pass an earlier command's new ID)?"""
-        named = re.search(r"(?:^|_)IDS?$|[a-z]Ids?$", self.name) is not None
+        named = (
+            re.search(r"(?i)(?:^|_)ids?$", self.name) is not None
+            or re.search(r"[a-z]Ids?$", self.name) is not None
+        )
         kind = self.type.split("|", 1)[0]
         return self.refers_to is not None or (
             named and (kind in _ID_TYPES or kind.endswith(".id") or kind == "UNVERIFIED")
@@ -261,10 +264,53 @@ def conform(method: str, params: Mapping[str, Any], *, in_batch: bool = False) -
             raise ContractError(f"{contract.method}: {spec.name} is given twice ({key!r})", code="AMBIGUOUS")
         if spec.closed and isinstance(value, Mapping):
             value = _conform_keys(contract, spec, value, in_batch)
+        elif spec.fields is not None and isinstance(value, Mapping):
+            _no_folded_twins(contract, spec.name, value)
         elif in_batch:
             _check_reference(contract, spec, spec.name, value)
+        is_record = contract.record is not None and spec.name == contract.record[0]
+        if (spec.is_id or is_record) and not (in_batch and is_reference(value)):
+            _plain_id(contract, spec.name, value, record=is_record)
         out[spec.name] = value
     return out
+
+
+def _no_folded_twins(contract: Contract, where: str, value: Mapping[str, Any]) -> None:
+    """Two keys of one object that the portal's converters read as one (RESPONSIBLE_ID and responsibleId)."""
+    seen: dict[str, str] = {}
+    for key in value:
+        folded = _fold(str(key))
+        if folded in seen:
+            raise ContractError(
+                f"{contract.method}: {where} has {seen[folded]!r} and {key!r}, "
+                "which the portal reads as one key",
+                code="AMBIGUOUS",
+            )
+        seen[folded] = str(key)
+
+
+_PLAIN_ID = re.compile(r"^[0-9]+$")
+
+
+def _plain_id(contract: Contract, name: str, value: Any, *, record: bool) -> None:
+    """A value that names a record must be a plain number: PHP's intval would read ``"5abc"`` as 5 and an
+    array as 1, acting on a record the person was not shown. A list of IDs is checked item by item; a non-numeric
+    code (a dialog ``chat12``, a CRM ``D_5`` binding) is left to the parameter's own rules, except for the
+    record's own key of an integer type."""
+    kind = next((p.type for p in contract.params.values() if p.name == name), "")
+    numeric = kind.split("|", 1)[0] in _ID_TYPES
+    values = value if isinstance(value, (list, tuple)) and not record else [value]
+    for item in values:
+        if isinstance(item, bool) or (isinstance(item, (Mapping, list, tuple))):
+            raise ContractError(f"{contract.method}: {name} must be a record's ID, not {type(item).__name__}")
+        if isinstance(item, int) or item is None:
+            continue
+        text = str(item)
+        if numeric and not _PLAIN_ID.match(text.strip()) and text.strip() != "":
+            raise ContractError(
+                f"{contract.method}: {name} must be a plain number (the portal would read {text[:20]!r} as "
+                "another ID)"
+            )
 
 
 def _conform_keys(
