@@ -293,10 +293,9 @@ _PLAIN_ID = re.compile(r"^[0-9]+$")
 
 
 def _plain_id(contract: Contract, name: str, value: Any, *, record: bool) -> None:
-    """A value that names a record must be a plain number: PHP's intval would read ``"5abc"`` as 5 and an
-    array as 1, acting on a record the person was not shown. A list of IDs is checked item by item; a non-numeric
-    code (a dialog ``chat12``, a CRM ``D_5`` binding) is left to the parameter's own rules, except for the
-    record's own key of an integer type."""
+    """A value that names a record must be a plain number: PHP's intval would read ``"5abc"`` as 5 and
+    an array as 1, acting on a record the person was not shown. A list of IDs is checked item by item; a
+    non-numeric code (a dialog ``chat12``, a CRM ``D_5`` binding) is left to the parameter's own rules."""
     kind = next((p.type for p in contract.params.values() if p.name == name), "")
     numeric = kind.split("|", 1)[0] in _ID_TYPES
     values = value if isinstance(value, (list, tuple)) and not record else [value]
