@@ -300,7 +300,7 @@ def _plain_id(contract: Contract, name: str, value: Any, *, record: bool) -> Non
     numeric = kind.split("|", 1)[0] in _ID_TYPES
     values = value if isinstance(value, (list, tuple)) and not record else [value]
     for item in values:
-        if isinstance(item, bool) or (isinstance(item, (Mapping, list, tuple))):
+        if isinstance(item, (bool, Mapping, list, tuple)):
             raise ContractError(f"{contract.method}: {name} must be a record's ID, not {type(item).__name__}")
         if isinstance(item, int) or item is None:
             continue
