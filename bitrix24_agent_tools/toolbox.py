@@ -193,23 +193,27 @@ class Toolbox:
     def spec(self, name: str) -> ToolSpec:
         return self._by_name[name]
 
-    def restrict_to_scopes(self, scopes: Iterable[str]) -> list[str]:
-        """Offer no typed tool whose methods the credential's scopes cannot call (fewer tokens, no dead ends);
-        returns the names removed. Generic ``b24_<pack>_call`` tools stay: the guard and the portal judge
-        those."""
-        from bitrix24_agent_tools.packs.preflight import METHODS as CHECKS
-        from bitrix24_agent_tools.risk import scope_of
+    def for_scopes(self, scopes: Iterable[str]) -> Toolbox:
+        """A view of this toolbox without the typed tools whose methods the credential's scopes cannot call
+        (fewer tokens, no dead ends); this toolbox is left as it is. Generic ``b24_<pack>_call`` tools stay:
+        the guard and the portal judge those."""
+        box = Toolbox(
+            self.client,
+            self.aclient,
+            packs=self.packs,
+            guard=self.guard,
+            context=self.context,
+            tenant=self.tenant,
+            boundary=self.boundary,
+        )
+        box.specs = [s for s in self.specs if s.name not in _unreachable(self.specs, scopes)]
+        box._by_name = {s.name: s for s in box.specs}
+        box.route = self.route
+        return box
 
-        granted = {s.lower() for s in scopes}
-        helpers = {*CHECKS, "user.current", "tasks.task.get"}  # reads a tool makes to check or name things
-        removed = []
-        for spec in list(self.specs):
-            main = [m for m in spec.methods if m not in helpers] or list(spec.methods)
-            if spec.generic or not main:
-                continue
-            # Kept when the credential can call at least one of the methods the tool is about.
-            if not any(scope_of(m) is None or scope_of(m) in granted for m in main):
-                removed.append(spec.name)
+    def restrict_to_scopes(self, scopes: Iterable[str]) -> list[str]:
+        """:meth:`for_scopes`, applied to this toolbox in place; returns the names removed."""
+        removed = _unreachable(self.specs, scopes)
         self.specs = [s for s in self.specs if s.name not in removed]
         for name in removed:
             self._by_name.pop(name, None)
@@ -409,6 +413,24 @@ class Toolbox:
                 answer = await (asyncio.wait_for(answer, timeout) if timeout is not None else answer)
             return answer
         raise TypeError(f"unknown step {step!r}")
+
+
+def _unreachable(specs: Iterable[ToolSpec], scopes: Iterable[str]) -> list[str]:
+    """Typed tools none of whose own methods the granted scopes can call."""
+    from bitrix24_agent_tools.packs.preflight import METHODS as CHECKS
+    from bitrix24_agent_tools.risk import scope_of
+
+    granted = {s.lower() for s in scopes}
+    helpers = {*CHECKS, "user.current", "tasks.task.get"}  # reads a tool makes to check or name things
+    removed = []
+    for spec in specs:
+        main = [m for m in spec.methods if m not in helpers] or list(spec.methods)
+        if spec.generic or not main:
+            continue
+        # Kept when the credential can call at least one of the methods the tool is about.
+        if not any(scope_of(m) is None or scope_of(m) in granted for m in main):
+            removed.append(spec.name)
+    return removed
 
 
 def _failed_confirmer(exc: BaseException) -> Decision:

@@ -353,3 +353,12 @@ def test_check_method_says_what_a_method_reads_from_its_contract(client: Bitrix2
     assert "reads taskId* (integer → task)" in out and "docs api-reference/tasks/tasks-task-delete.md" in out
     out = _box(client).run("b24_check_method", {"method": "crm.deal.update"}).content
     assert "fields (object: TITLE" in out and "id* (integer → deal)" in out
+
+
+def test_narrowing_to_scopes_is_a_new_view_and_leaves_the_toolbox_as_it_was(client: Bitrix24) -> None:
+    box = Toolbox(client, packs=("core", "comms"))
+    before = [s.name for s in box.specs]
+    view = box.for_scopes(["crm", "task", "user"])
+    assert "b24_chat_send" in before and "b24_chat_send" not in {s.name for s in view.specs}
+    assert [s.name for s in box.specs] == before and view.boundary == box.boundary
+    assert "b24_comms_call" in {s.name for s in view.specs}  # generic tools stay: the guard judges them
