@@ -59,6 +59,7 @@ def cluster() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    _RUNNING[port] = [*as_user, pg_ctl, "-D", data, "-o", options, "-l", os.path.join(root, "log"), "-w"]
     import psycopg
 
     for _ in range(100):
@@ -76,6 +77,21 @@ def cluster() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+_RUNNING: dict[int, list[str]] = {}  # port → the pg_ctl command line of a cluster this module started
+
+
+def restart(dsn: str, down_for: float = 1.0) -> None:
+    """Kill the cluster behind ``dsn`` (an immediate shutdown, as a crash); start it after ``down_for``."""
+    port = int(dsn.split("@127.0.0.1:", 1)[1].split("/", 1)[0])
+    command = _RUNNING[port]
+    head, data = command[: command.index("-D")], command[command.index("-D") : command.index("-D") + 2]
+    subprocess.run(
+        [*head, *data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(down_for)
+    subprocess.run([*command, "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def fresh_database(server_dsn: str) -> str:

@@ -244,6 +244,34 @@ class _Core:
         self.recover_after = recover_after
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
+        # What a supervisor or a /healthz reads: ok, and the last dependency failure while one lasts.
+        self.health: dict[str, Any] = {"ok": True, "error": None, "since": None, "failures": 0}
+
+    def _dependency_failed(self, exc: BaseException, backoff: float) -> None:
+        """A database, disk or network failure outside the portal: logged, reported as unhealthy, and the
+        state's connection reopened before the next try. Nothing acknowledged is lost: a cycle that failed
+        rolled back with its handler's writes, and its rows stay reserved on the portal."""
+        first = self.health["ok"]
+        self.health.update(
+            ok=False,
+            error=f"{type(exc).__name__}: {mask_text(str(exc))[:200]}",
+            since=self.health["since"] or time.time(),
+            failures=self.health["failures"] + 1,
+        )
+        (log.exception if first else log.warning)(
+            "offline worker: %s; retrying in %.0fs", self.health["error"], backoff
+        )
+        recover = getattr(self.state, "recover", None)
+        if recover is not None:
+            try:
+                recover()
+            except Exception as again:  # still down: the next round tries again
+                log.warning("offline worker: state not back yet (%s)", type(again).__name__)
+
+    def _healthy(self) -> None:
+        if not self.health["ok"]:
+            log.warning("offline worker: recovered after %d failures", self.health["failures"])
+        self.health.update(ok=True, error=None, since=None, failures=0)
 
     def wake(self) -> None:
         """Call on ONOFFLINEEVENT: fetch now instead of waiting for the idle timer."""
@@ -451,10 +479,16 @@ class OfflineWorker(_Core):
             try:
                 stats = self.run_once()
                 backoff = 1.0
+                self._healthy()
             except WorkerStopped:
                 raise
             except Bitrix24Error as exc:
                 log.warning("offline worker: portal error %s; backing off %.0fs", exc.code, backoff)
+                self.stop_event.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
+            except Exception as exc:  # a dependency (database, disk): waited out, never died of
+                self._dependency_failed(exc, backoff)
                 self.stop_event.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue
@@ -508,8 +542,16 @@ class AsyncOfflineWorker(_Core):
             try:
                 stats = await self.run_once()
                 backoff = 1.0
+                self._healthy()
+            except WorkerStopped:
+                raise
             except Bitrix24Error as exc:
                 log.warning("offline worker: portal error %s; backing off %.0fs", exc.code, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
+            except Exception as exc:  # a dependency (database, disk): waited out, never died of
+                self._dependency_failed(exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue

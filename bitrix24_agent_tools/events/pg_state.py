@@ -44,6 +44,7 @@ class PostgresWorkerState:
         self.scope = scope
         self.owner = owner
         self.lease = lease
+        self._dsn = dsn
         self.db: Any = psycopg.connect(dsn, autocommit=True)
         self.db.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         try:
@@ -51,6 +52,17 @@ class PostgresWorkerState:
                 self.db.execute(statement)
         finally:
             self.db.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+    def recover(self) -> None:
+        """A new connection after the server went away (a restart, a failover); raises while it is still
+        down."""
+        import psycopg
+
+        try:
+            self.db.close()
+        except Exception:  # already broken
+            pass
+        self.db = psycopg.connect(self._dsn, autocommit=True)
 
     def __repr__(self) -> str:
         return f"PostgresWorkerState(scope={self.scope!r}, owner={self.owner!r})"

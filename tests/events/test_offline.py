@@ -132,3 +132,42 @@ def test_sigkill_thirty_times_loses_nothing_and_duplicates_nothing(tmp_path: Pat
     assert figures["lost"] == 0 and figures["duplicated"] == 0 and figures["unexpected"] == 0
     assert figures["dead_lettered"] == 1  # the poison event: kept in the DLQ, not lost
     assert figures["deliveries"] > 240  # adds and repeated updates of the same records
+
+
+def test_a_full_disk_is_waited_out_and_reported_not_died_of(tmp_path: Any) -> None:
+    """The state's sqlite file fails twice (``database or disk is full``): the worker logs it, reports itself
+    unhealthy, keeps going, and handles every delivery once the disk has room again."""
+    import sqlite3
+    import threading
+    import time
+
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    handled: list[str] = []
+    worker = OfflineWorker(client, lambda e: handled.append(str(e.row_id)), tmp_path / "state.sqlite3")
+    real = worker.state.open_processes
+    failures = iter([True, True])
+    seen_unhealthy: list[bool] = []
+
+    def flaky() -> list[str]:
+        if next(failures, False):
+            seen_unhealthy.append(True)
+            raise sqlite3.OperationalError("database or disk is full")
+        return real()
+
+    worker.state.open_processes = flaky  # type: ignore[method-assign]
+    _produce(portal, 3)
+    runner = threading.Thread(
+        target=lambda: worker.run_forever(idle=0.05, max_backoff=0.2, install_signals=False)
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (portal.events.queue or not worker.health["ok"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.is_alive()
+    finally:
+        worker.stop()
+        runner.join(10)
+    assert len(seen_unhealthy) == 2 and worker.health["ok"]
+    assert sorted(handled) == sorted(str(r) for r in portal.events.produced_rows) and len(handled) == 3
