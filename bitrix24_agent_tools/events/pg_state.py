@@ -56,12 +56,12 @@ class PostgresWorkerState:
     def recover(self) -> None:
         """A new connection after the server went away (a restart, a failover); raises while it is still
         down."""
+        import contextlib
+
         import psycopg
 
-        try:
+        with contextlib.suppress(Exception):  # already broken
             self.db.close()
-        except Exception:  # already broken
-            pass
         self.db = psycopg.connect(self._dsn, autocommit=True)
 
     def __repr__(self) -> str:
