@@ -202,6 +202,11 @@ class Inbox:
         with self._lock:
             self._db.execute("UPDATE inbox SET done=1 WHERE id=?", (row_id,))
 
+    def ping(self) -> None:
+        """Raises when the inbox cannot be read (what /healthz reports)."""
+        with self._lock:
+            self._db.execute("SELECT 1 FROM inbox LIMIT 1").fetchall()
+
     def pending(self) -> list[tuple[int, Event]]:
         with self._lock:
             rows = self._db.execute("SELECT id, body FROM inbox WHERE done=0 ORDER BY id").fetchall()
@@ -218,12 +223,33 @@ Handler = Callable[[Event], Any | Awaitable[Any]]
 MAX_BODY = 1 << 20  # an event POST is a few KB; anything near a megabyte is not a portal's
 
 
+def _storage_failure(exc: BaseException) -> bool:
+    """A failure of the store (sqlite, a full disk, PostgreSQL, Redis), not of the request."""
+    import sqlite3
+
+    module = type(exc).__module__.split(".", 1)[0]
+    return isinstance(exc, (sqlite3.Error, OSError)) or module in ("psycopg", "redis")
+
+
 def asgi_app(
-    verifier: EventVerifier, handler: Handler, inbox: Inbox, *, max_body: int = MAX_BODY
+    verifier: EventVerifier,
+    handler: Handler,
+    inbox: Inbox,
+    *,
+    max_body: int = MAX_BODY,
+    concurrency: int = 8,
 ) -> Callable[..., Awaitable[None]]:
     """A minimal ASGI app: POST an event → verify → persist → 200 → handle. 403 for anything unverified,
-    413 for a body over ``max_body``; no request body or header can make it answer 500."""
+    413 for a body over ``max_body``, 503 when the inbox or the tenant registry cannot be written (the portal
+    sees a failure, never a forgery); no request body or header can make it answer 500. ``GET /healthz``
+    answers 200 while the inbox can be read, else 503.
+
+    A plain handler runs in a thread, a coroutine handler as a task, at most ``concurrency`` at once, so one
+    slow handler never holds the answers to other events."""
+    import asyncio
     import inspect
+
+    slots = asyncio.Semaphore(concurrency) if concurrency > 0 else None
 
     async def app(
         scope: dict[str, Any],
@@ -246,7 +272,13 @@ def asgi_app(
             for k, v in scope.get("headers", [])
         }
         status, row_id, event = 200, 0, None
-        if scope.get("method") != "POST":
+        if scope.get("method") == "GET" and scope.get("path", "").rstrip("/").endswith("/healthz"):
+            try:
+                inbox.ping()
+            except Exception as exc:
+                log.warning("healthz: the inbox cannot be read (%s)", type(exc).__name__)
+                status = 503
+        elif scope.get("method") != "POST":
             status = 405
         elif too_big:
             status = 413
@@ -256,18 +288,34 @@ def asgi_app(
                 row_id = inbox.put(event)
             except EventRejected:
                 status, event = 403, None
-            except Exception:  # an odd body must never become a 500 with a traceback
-                log.warning("rejected an event body that could not be read")
-                status, event = 403, None
+            except Exception as exc:
+                if _storage_failure(exc):  # nothing stored: the portal must see a failure, not a forgery
+                    log.error("event not stored (%s): answered 503", type(exc).__name__)
+                    status, event = 503, None
+                else:  # an odd body must never become a 500 with a traceback
+                    log.warning("rejected an event body that could not be read")
+                    status, event = 403, None
         await send(
             {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
         )
-        await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"rejected"})
+        reason = {200: b"ok", 503: b"unavailable"}.get(status, b"rejected")
+        await send({"type": "http.response.body", "body": reason})
         if event is not None and status == 200:
             try:
-                result = handler(event)
-                if inspect.isawaitable(result):
-                    await result
+                if slots is not None:
+                    await slots.acquire()
+                try:
+                    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                        type(handler).__call__
+                    ):
+                        await handler(event)
+                    else:  # a plain function: off the event loop
+                        result = await asyncio.to_thread(handler, event)
+                        if inspect.isawaitable(result):
+                            await result
+                finally:
+                    if slots is not None:
+                        slots.release()
                 inbox.done(row_id)
             except Exception:  # stays in the inbox as pending; replay with Inbox.pending()
                 log.exception("event handler failed for %s; kept in the inbox", event.name)

@@ -220,3 +220,63 @@ async def test_odd_or_huge_bodies_never_answer_500(tmp_path: Path, body: bytes, 
         status = (await http.post("/hook", content=body, headers={"content-type": content_type})).status_code
     assert status in (403, 413)
     assert status == 413 if len(body) > (1 << 20) else status == 403
+
+
+async def test_a_storage_failure_answers_503_not_403_and_healthz_says_so(tmp_path: Path) -> None:
+    """The inbox cannot be written (a full disk): the portal is answered 503 — a visible failure, never a
+    forgery's 403 — and /healthz reports it."""
+    import sqlite3
+
+    portal, app, _ = _app_portal()
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    asgi = asgi_app(EventVerifier(TenantRegistry()), lambda e: None, inbox)
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+
+    def full(event: Event) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        inbox.put = full  # type: ignore[method-assign]
+        inbox.ping = lambda: full(None)  # type: ignore[method-assign,arg-type]
+        response = await http.post("/hook", content=_install_body(portal, app), headers=headers)
+        assert response.status_code == 503
+        assert (await http.get("/healthz")).status_code == 503
+
+
+async def test_a_plain_handler_runs_off_the_event_loop(tmp_path: Path) -> None:
+    """Two events whose plain handlers take 0.3 s each are answered and handled side by side, not one after
+    the other on the event loop."""
+    import asyncio
+    import threading
+    import time
+
+    portal, app, _ = _app_portal()
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    tenants = TenantRegistry()
+    threads: set[int] = set()
+
+    def slow(event: Event) -> None:
+        threads.add(threading.get_ident())
+        time.sleep(0.3)
+
+    asgi = asgi_app(EventVerifier(tenants), slow, inbox)
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
+        assert (
+            await http.post("/hook", content=_install_body(portal, app), headers=headers)
+        ).status_code == 200
+        writer = Bitrix24(portal.webhook_url, transport=portal.transport())
+        writer.call("crm.deal.update", {"id": 3, "fields": {"TITLE": "a"}})
+        writer.call("crm.deal.update", {"id": 2, "fields": {"TITLE": "b"}})
+        bodies = [d[1] for d in portal.events.deliveries[-2:]]
+        started = time.monotonic()
+        answers = await asyncio.gather(*(http.post("/hook", content=b, headers=headers) for b in bodies))
+        elapsed = time.monotonic() - started
+    assert [a.status_code for a in answers] == [200, 200]
+    assert elapsed < 0.55 and threading.get_ident() not in threads
+    assert inbox.pending() == []
