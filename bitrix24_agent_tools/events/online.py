@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -117,6 +118,14 @@ class TenantRegistry:
         with self._lock:
             self._db.execute("DELETE FROM tenants WHERE member_id=?", (member_id,))
 
+    def member_for_domain(self, domain: str) -> str | None:
+        """The member_id a domain is registered to, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT member_id FROM tenants WHERE lower(domain)=lower(?)", (domain,)
+            ).fetchone()
+        return str(row[0]) if row else None
+
     def token_for(self, member_id: str | None, domain: str | None) -> str | None:
         found = self.tenant(member_id, domain)
         return found[1] if found else None
@@ -134,12 +143,56 @@ class TenantRegistry:
         return (str(row[0] or ""), str(row[1])) if row else None
 
 
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+(?::\d{1,5})?$"
+)
+
+
+class PortalCallback:
+    """Confirms an install with the portal itself: the delivered access token must work on the portal the
+    event names (``app.info`` on ``https://<domain>/rest/``; api-reference/common/system/app-info.md). A
+    made-up install for another portal's domain has no token that portal accepts. The domain must be a host
+    name (no IP literal, no ``localhost``), so an install cannot make us call into our own network."""
+
+    def __init__(self, transport: Any = None, *, timeout: float = 10.0, scheme: str = "https") -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.scheme = scheme
+
+    def __call__(self, event: Event) -> bool:
+        import ipaddress
+
+        import httpx
+
+        domain, token = str(event.domain or ""), str(event.auth.get("access_token") or "")
+        host = domain.rsplit(":", 1)[0]
+        if not token or not _HOST.match(domain) or host.lower().endswith("localhost"):
+            return False
+        try:
+            ipaddress.ip_address(host)
+            return False  # an IP literal
+        except ValueError:
+            pass
+        try:
+            with httpx.Client(transport=self.transport, timeout=self.timeout) as http:
+                answer = http.post(f"{self.scheme}://{domain}/rest/app.info", data={"auth": token})
+            body = answer.json() if answer.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("install of %s not confirmed: %s", domain, type(exc).__name__)
+            return False
+        return isinstance(body, dict) and isinstance(body.get("result"), dict)
+
+
 class EventVerifier:
     """Checks that an event comes from a portal that installed us: its application_token must match
-    (constant time)."""
+    (constant time). A first install is trusted only once the portal confirms it (``confirm_install``,
+    default :class:`PortalCallback`), and never for a domain another member_id already holds."""
 
-    def __init__(self, tenants: TenantRegistry) -> None:
+    def __init__(
+        self, tenants: TenantRegistry, *, confirm_install: Callable[[Event], bool] | None = None
+    ) -> None:
         self.tenants = tenants
+        self.confirm_install = confirm_install if confirm_install is not None else PortalCallback()
 
     def verify(self, event: Event) -> Event:
         given = str(event.auth.get("application_token") or "")
@@ -148,6 +201,11 @@ class EventVerifier:
             # First contact: nothing to compare with yet; store the token the portal sends (protocol.md §7).
             if not (given and event.member_id):
                 raise EventRejected("ONAPPINSTALL without application_token or member_id")
+            owner = self.tenants.member_for_domain(str(event.domain or "")) if event.domain else None
+            if owner is not None and owner != str(event.member_id):
+                raise EventRejected("ONAPPINSTALL for a domain another member_id holds")
+            if not self.confirm_install(event):
+                raise EventRejected("ONAPPINSTALL the portal did not confirm")
             self.tenants.install(str(event.member_id), str(event.domain or ""), given, event.auth)
             self._accepted(event)
             return event
@@ -284,7 +342,9 @@ def asgi_app(
             status = 413
         else:
             try:
-                event = verifier.verify(parse_event(body, headers.get("content-type", "")))
+                parsed = parse_event(body, headers.get("content-type", ""))
+                # verification may call the portal back (a first install): off the event loop
+                event = await asyncio.to_thread(verifier.verify, parsed)
                 row_id = inbox.put(event)
             except EventRejected:
                 status, event = 403, None

@@ -15,6 +15,7 @@ from bitrix24_agent_tools.events import (
     EventRejected,
     EventVerifier,
     Inbox,
+    PortalCallback,
     TenantRegistry,
     asgi_app,
     parse_event,
@@ -34,6 +35,11 @@ def _app_portal() -> tuple[Portal, Any, Bitrix24]:
     return portal, app, client
 
 
+def _verifier(tenants: TenantRegistry, portal: Portal) -> EventVerifier:
+    """A verifier whose install callback reaches the sandbox portal (in-process)."""
+    return EventVerifier(tenants, confirm_install=PortalCallback(transport=portal.transport()))
+
+
 def _install_body(portal: Portal, app: Any) -> bytes:
     from urllib.parse import urlencode
 
@@ -43,7 +49,7 @@ def _install_body(portal: Portal, app: Any) -> bytes:
         "domain": portal.domain,
         "member_id": portal.member_id,
         "application_token": app.application_token,
-        "access_token": "install-access-token-1",
+        "access_token": portal.issue_tokens(app)["access_token"],  # a token the portal accepts
     }
     return urlencode(form_encode({"event": "ONAPPINSTALL", "data": {"VERSION": "1"}, "auth": auth})).encode()
 
@@ -80,7 +86,7 @@ async def test_asgi_app_verifies_persists_then_handles(
     handled: list[Event] = []
     tenants = TenantRegistry(tmp_path / "tenants.sqlite3")
     inbox = Inbox(tmp_path / "inbox.sqlite3")
-    asgi = asgi_app(EventVerifier(tenants), handled.append, inbox)
+    asgi = asgi_app(_verifier(tenants, portal), handled.append, inbox)
     headers = {"content-type": "application/x-www-form-urlencoded"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
@@ -112,7 +118,7 @@ async def test_a_failing_handler_leaves_the_event_in_the_inbox(tmp_path: Path) -
     def boom(event: Event) -> None:
         raise RuntimeError("downstream down")
 
-    asgi = asgi_app(EventVerifier(tenants), boom, inbox)
+    asgi = asgi_app(_verifier(tenants, portal), boom, inbox)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
     ) as http:
@@ -128,7 +134,7 @@ async def test_a_failing_handler_leaves_the_event_in_the_inbox(tmp_path: Path) -
 def test_uninstall_removes_the_tenant() -> None:
     portal, app, _ = _app_portal()
     tenants = TenantRegistry()
-    verifier = EventVerifier(tenants)
+    verifier = _verifier(tenants, portal)
     verifier.verify(parse_event(_install_body(portal, app)))
     auth = {
         "member_id": portal.member_id,
@@ -143,7 +149,7 @@ def test_uninstall_removes_the_tenant() -> None:
 async def test_a_second_onappinstall_cannot_take_a_tenant_over(tmp_path: Path) -> None:
     portal, app, _client = _app_portal()
     tenants = TenantRegistry()
-    asgi = asgi_app(EventVerifier(tenants), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
+    asgi = asgi_app(_verifier(tenants, portal), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
     headers = {"content-type": "application/x-www-form-urlencoded"}
     takeover = _install_body(portal, app).replace(
         app.application_token.encode(), b"a" * len(app.application_token)
@@ -164,7 +170,7 @@ def test_a_rejected_request_registers_no_secret_and_a_foreign_domain_is_refused(
 
     portal, app, _client = _app_portal()
     tenants = TenantRegistry()
-    verifier = EventVerifier(tenants)
+    verifier = _verifier(tenants, portal)
     verifier.verify(parse_event(_install_body(portal, app)))
     from urllib.parse import urlencode
 
@@ -213,7 +219,9 @@ def test_a_rejected_request_registers_no_secret_and_a_foreign_domain_is_refused(
     ],
 )
 async def test_odd_or_huge_bodies_never_answer_500(tmp_path: Path, body: bytes, content_type: str) -> None:
-    asgi = asgi_app(EventVerifier(TenantRegistry()), lambda e: None, Inbox(tmp_path / "inbox.sqlite3"))
+    asgi = asgi_app(
+        _verifier(TenantRegistry(), Portal(seed=1)), lambda e: None, Inbox(tmp_path / "inbox.sqlite3")
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
     ) as http:
@@ -229,7 +237,7 @@ async def test_a_storage_failure_answers_503_not_403_and_healthz_says_so(tmp_pat
 
     portal, app, _ = _app_portal()
     inbox = Inbox(tmp_path / "inbox.sqlite3")
-    asgi = asgi_app(EventVerifier(TenantRegistry()), lambda e: None, inbox)
+    asgi = asgi_app(_verifier(TenantRegistry(), portal), lambda e: None, inbox)
     headers = {"content-type": "application/x-www-form-urlencoded"}
 
     def full(event: Event) -> int:
@@ -262,7 +270,7 @@ async def test_a_plain_handler_runs_off_the_event_loop(tmp_path: Path) -> None:
         threads.add(threading.get_ident())
         time.sleep(0.3)
 
-    asgi = asgi_app(EventVerifier(tenants), slow, inbox)
+    asgi = asgi_app(_verifier(tenants, portal), slow, inbox)
     headers = {"content-type": "application/x-www-form-urlencoded"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
@@ -280,3 +288,26 @@ async def test_a_plain_handler_runs_off_the_event_loop(tmp_path: Path) -> None:
     assert [a.status_code for a in answers] == [200, 200]
     assert elapsed < 0.55 and threading.get_ident() not in threads
     assert inbox.pending() == []
+
+
+def test_an_install_is_trusted_only_once_the_portal_confirms_it(tmp_path: Path) -> None:
+    """A made-up member_id claiming a portal's domain with a token that portal does not accept is refused and
+    registered nowhere; a domain another member_id holds is refused even with a good token."""
+    portal, app, _ = _app_portal()
+    tenants = TenantRegistry()
+    verifier = _verifier(tenants, portal)
+    body = _install_body(portal, app)
+    forged = parse_event(body)
+    forged.auth["member_id"], forged.auth["access_token"] = "made-up-member", "not-a-token-the-portal-knows"
+    with pytest.raises(EventRejected, match="did not confirm"):
+        verifier.verify(forged)
+    assert tenants.member_for_domain(portal.domain) is None and tenants.tenant("made-up-member", None) is None
+    verifier.verify(parse_event(body))  # the portal's own install, with its token: accepted
+    squatter = parse_event(_install_body(portal, app))
+    squatter.auth["member_id"] = "another-member"
+    with pytest.raises(EventRejected, match="another member_id holds"):
+        verifier.verify(squatter)
+    for host in ("127.0.0.1", "localhost", "10.0.0.5:8080", "evil.example/x"):
+        event = parse_event(body)
+        event.auth["domain"] = host
+        assert not PortalCallback(transport=portal.transport())(event), host
