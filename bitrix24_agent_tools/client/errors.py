@@ -208,7 +208,9 @@ class NetworkError(Bitrix24Error):
 
 
 class InvalidResponse(Bitrix24Error):
-    pass
+    # A cut or HTML body behind a 200 is a passing fault: a read is repeated; a write never is (its outcome is
+    # unknown, see _flow._retry_delay).
+    retryable = True
 
 
 _BY_CODE: dict[str, type[Bitrix24Error]] = {

@@ -211,3 +211,21 @@ async def test_async_client_shares_the_pipeline(portal: Portal, clock: FakeClock
     batch = await client.batch({"a": ("crm.deal.get", {"id": 1}), "b": ("crm.deal.get", {"id": 999})})
     assert batch.results["a"]["ID"] == "1" and isinstance(batch.errors["b"], NotFound)
     await client.aclose()
+
+
+def test_a_read_that_meets_a_truncated_200_is_retried_and_a_write_is_not() -> None:
+    """A cut or HTML body with status 200 is a passing fault for a read (safe to repeat), an unknown outcome for
+    a write (never repeated blindly)."""
+    seen: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path.rsplit("/", 1)[-1])
+        if len(seen) == 1:
+            return httpx.Response(200, text='{"result": [{"ID": "1"')
+        return httpx.Response(200, json={"result": [{"ID": "1"}], "total": 1, "time": {}})
+
+    assert _client_on(flaky).call("crm.deal.list").result == [{"ID": "1"}] and len(seen) == 2
+    seen.clear()
+    with pytest.raises(InvalidResponse):
+        _client_on(flaky).call("crm.deal.add", {"fields": {"TITLE": "x"}})
+    assert seen == ["crm.deal.add"]  # sent once: the write may have happened
