@@ -242,6 +242,8 @@ class _Core:
         # handling time when several workers with separate state files share one application (None turns
         # adoption off).
         self.recover_after = recover_after
+        self.recover_interval = min(60.0, recover_after / 4) if recover_after is not None else 60.0
+        self._recovered_at = 0.0
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
         # What a supervisor or a /healthz reads: ok, and the last dependency failure while one lasts.
@@ -287,7 +289,13 @@ class _Core:
         for process_id in self.state.open_processes():
             yield from self._process(process_id, stats, refetch=True)
         yield from self._process(None, stats, refetch=False)
-        if stats.fetched == 0 and self.recover_after is not None:
+        # Stranded reservations are looked for when idle and, under steady traffic, at least every
+        # recover_interval seconds: a busy worker must not leave them reserved for ever.
+        now = time.time()
+        if self.recover_after is not None and (
+            stats.fetched == 0 or now - self._recovered_at >= self.recover_interval
+        ):
+            self._recovered_at = now
             yield from self._recover(stats)
         return stats
 

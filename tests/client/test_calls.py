@@ -214,8 +214,8 @@ async def test_async_client_shares_the_pipeline(portal: Portal, clock: FakeClock
 
 
 def test_a_read_that_meets_a_truncated_200_is_retried_and_a_write_is_not() -> None:
-    """A cut or HTML body with status 200 is a passing fault for a read (safe to repeat), an unknown outcome for
-    a write (never repeated blindly)."""
+    """A cut or HTML body with status 200 is a passing fault for a read (safe to repeat), an unknown outcome
+    for a write (never repeated blindly)."""
     seen: list[str] = []
 
     def flaky(request: httpx.Request) -> httpx.Response:

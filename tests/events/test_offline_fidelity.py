@@ -190,3 +190,19 @@ def test_rows_reserved_under_a_lost_process_id_are_adopted(tmp_path: Path) -> No
     worker.run_once()  # first sighting
     worker.run_once()  # still reserved: adopted
     assert sorted(seen) == [31, 32, 33] and portal.events.queue == {}
+
+
+def test_stranded_rows_are_adopted_under_steady_traffic(tmp_path: Path) -> None:
+    """Every cycle fetches new rows, yet the rows a lost worker reserved are adopted too."""
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    _produce(portal, 3)
+    client.call("event.offline.get", {"clear": 0})  # reserved by a worker that died before storing the id
+    seen: list[Any] = []
+    worker = OfflineWorker(
+        client, lambda e: seen.append(e.data["FIELDS"]["ID"]), tmp_path / "busy.sqlite3", recover_after=0.0
+    )
+    for _ in range(3):
+        _produce(portal, 2)  # steady traffic: no cycle comes back empty
+        assert worker.run_once().fetched > 0
+    assert {31, 32, 33} <= set(seen) and portal.events.queue == {}
