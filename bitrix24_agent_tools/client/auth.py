@@ -176,6 +176,35 @@ class SqliteTokenStore:
         with self._connect() as db:
             db.execute("DELETE FROM tokens WHERE tenant = ?", (tenant,))
 
+    @contextlib.contextmanager
+    def refresh_lock(self, tenant: str, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the store's refresh lock across processes (an exclusive ``flock`` on ``<path>.lock``), so one
+        process refreshes and the others reload what it saved. The kernel drops the lock when its holder
+        dies, so a crash never wedges a refresh. Where ``flock`` does not exist (Windows) it is a no-op."""
+        try:
+            import fcntl
+        except ImportError:  # UNVERIFIED platforms: single flight stays per process
+            yield
+            return
+        import time
+
+        with open(self.path + ".lock", "a+b") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"token refresh lock of {tenant} held for over {timeout:.0f}s"
+                        ) from None
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
 
 class OAuth:
     """An installed OAuth 2.0 application acting on one portal (``tenant`` = its domain)."""

@@ -212,3 +212,51 @@ def test_the_sqlite_token_store_closes_every_connection(
     for db in opened:
         with pytest.raises(sqlite3.ProgrammingError):  # closed
             db.execute("SELECT 1")
+
+
+def test_four_processes_sharing_a_token_store_file_refresh_once(tmp_path: Any) -> None:
+    """The access token expires under four processes that share one sqlite token store: one process
+    refreshes (the token server takes each refresh token once), the others reload what it saved; none is
+    told to reinstall the application."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bitrix24_agent_tools.client import SqliteTokenStore
+
+    portal = Portal(seed=1)
+    store_path = str(tmp_path / "tokens.sqlite3")
+    with portal.serve() as server:
+        app = portal.register_app()
+        tokens = portal.install_app(app)
+        auth = portal.app_auth(app, tokens, token_store=SqliteTokenStore(store_path))
+        assert server.url and Bitrix24(auth).call("profile").result
+        portal.expire_all_tokens()
+        config = json.dumps(
+            {
+                "domain": portal.domain,
+                "access_token": tokens["access_token"],
+                "refresh_token": tokens["refresh_token"],
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "store": store_path,
+                "oauth_server": portal.oauth_server,
+                "client_endpoint": tokens["client_endpoint"],
+            }
+        )
+        script = Path(__file__).with_name("refresh_proc.py")
+        root = Path(__file__).resolve().parents[2]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), config],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]
+        outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [e.decode()[-400:] for _, e in outputs]
+    refreshes = [r for r in portal.requests if r.method == "oauth.token"]
+    assert len([r for r in refreshes if r.status == 200]) == 1 and all(r.status == 200 for r in refreshes)
