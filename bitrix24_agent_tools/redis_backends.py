@@ -18,7 +18,7 @@ from typing import Any
 from bitrix24_agent_tools.client.auth import Tokens
 from bitrix24_agent_tools.client.limits import RatePlan
 from bitrix24_agent_tools.masking import register_secrets
-from bitrix24_agent_tools.stores import Begin, PlanError, StoredPlan, _check_claim
+from bitrix24_agent_tools.stores import UNKNOWN_TTL, Begin, PlanError, StoredPlan, _check_claim, _judge
 
 
 def _redis(url: str) -> Any:
@@ -135,24 +135,44 @@ class RedisIdempotencyStore:
     def _key(self, tenant: str, key: str) -> str:
         return f"{self.prefix}{tenant}:{key}"
 
-    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]:
+    # An in-flight claim is kept for UNKNOWN_TTL with its own deadline inside: a claim whose holder vanished
+    # past the deadline reads as "unknown" (the write may have happened), never as free.
+    def begin(
+        self, tenant: str, key: str, ttl: float, *, retry_unknown: bool = False
+    ) -> Begin | dict[str, Any]:
         name = self._key(tenant, key)
-        if self.redis.set(name, "inflight", nx=True, px=int(max(ttl, 60.0) * 1000)):
+        claim = json.dumps({"state": "inflight", "until": time.time() + max(ttl, 60.0)})
+        keep = int(UNKNOWN_TTL * 1000)
+        if self.redis.set(name, claim, nx=True, px=keep):
             return "new"
-        raw = self.redis.get(name)
-        if raw is None:  # expired between the two calls: try once more
-            return (
-                "new"
-                if self.redis.set(name, "inflight", nx=True, px=int(max(ttl, 60.0) * 1000))
-                else "inflight"
-            )
-        return "inflight" if raw == b"inflight" else dict(json.loads(raw))
+        found = self._read(self.redis.get(name), retry_unknown)
+        if found is None:  # free (expired, or an unknown the person chose to send again): claim it
+            self.redis.set(name, claim, px=keep)
+            return "new"
+        return found
+
+    def _read(self, raw: Any, retry_unknown: bool) -> Begin | dict[str, Any] | None:
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        if isinstance(data, dict) and data.get("state") == "inflight":
+            return _judge("inflight", float(data.get("until") or 0), None, time.time(), retry_unknown)
+        if isinstance(data, dict) and data.get("state") == "unknown":
+            return _judge("unknown", float("inf"), None, time.time(), retry_unknown)
+        return dict(data)
+
+    def peek(self, tenant: str, key: str) -> Begin | dict[str, Any] | None:
+        return self._read(self.redis.get(self._key(tenant, key)), False)
 
     def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:
         self.redis.set(self._key(tenant, key), json.dumps(result, default=str), px=int(ttl * 1000))
 
     def fail(self, tenant: str, key: str) -> None:
         self.redis.delete(self._key(tenant, key))
+
+    def unknown(self, tenant: str, key: str, reason: str) -> None:
+        data = json.dumps({"state": "unknown", "reason": reason, "at": time.time()})
+        self.redis.set(self._key(tenant, key), data, px=int(UNKNOWN_TTL * 1000))
 
 
 _CLAIM = """

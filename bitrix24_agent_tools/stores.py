@@ -150,19 +150,46 @@ class SqliteAuditStore(_Sqlite):
 # --- idempotency
 # ---------------------------------------------------------------------------------------------
 
-Begin = Literal["new", "inflight"]
+Begin = Literal["new", "inflight", "unknown"]
+# How long a write whose outcome is unknown stays marked so (a person or a read of the portal settles it).
+UNKNOWN_TTL = 7 * 24 * 3600.0
 
 
 @runtime_checkable
 class IdempotencyStore(Protocol):
-    """``begin`` claims a key: "new" (run it), "inflight" (someone else is running it) or the stored
-    result."""
+    """``begin`` claims a key: "new" (run it), "inflight" (someone else is running it), "unknown" (an
+    earlier attempt may or may not have written: never repeated blindly), or the stored result.
 
-    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]: ...
+    A claim whose holder vanished (it expired without ``complete`` or ``fail``) is "unknown", not free: the
+    write may have reached the portal before its record was lost. ``begin(..., retry_unknown=True)`` claims
+    an unknown key again — only after a person's yes that was shown the unknown outcome."""
+
+    def begin(
+        self, tenant: str, key: str, ttl: float, *, retry_unknown: bool = False
+    ) -> Begin | dict[str, Any]: ...
+
+    def peek(self, tenant: str, key: str) -> Begin | dict[str, Any] | None: ...
 
     def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None: ...
 
     def fail(self, tenant: str, key: str) -> None: ...
+
+    def unknown(self, tenant: str, key: str, reason: str) -> None: ...
+
+
+def _judge(
+    state: str | None, expires: float, result: Any, now: float, retry_unknown: bool
+) -> Begin | dict[str, Any] | None:
+    """What an entry means now: None (free to claim), "inflight", "unknown" or the stored result."""
+    if state is None:
+        return None
+    if state == "inflight":
+        if expires > now:
+            return "inflight"
+        return None if retry_unknown else "unknown"  # the holder vanished mid-write
+    if state == "unknown":
+        return None if retry_unknown or expires <= now else "unknown"
+    return dict(result or {}) if expires > now else None
 
 
 class MemoryIdempotencyStore:
@@ -171,14 +198,22 @@ class MemoryIdempotencyStore:
         self._lock = threading.Lock()
         self.clock = clock
 
-    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]:
+    def begin(
+        self, tenant: str, key: str, ttl: float, *, retry_unknown: bool = False
+    ) -> Begin | dict[str, Any]:
         now = self.clock()
         with self._lock:
-            entry = self._data.get((tenant, key))
-            if entry is not None and entry[1] > now:
-                return "inflight" if entry[0] == "inflight" else dict(entry[2] or {})
+            state, expires, result = self._data.get((tenant, key)) or (None, 0.0, None)
+            found = _judge(state, expires, result, now, retry_unknown)
+            if found is not None:
+                return found
             self._data[(tenant, key)] = ("inflight", now + max(ttl, 60.0), None)
             return "new"
+
+    def peek(self, tenant: str, key: str) -> Begin | dict[str, Any] | None:
+        with self._lock:
+            state, expires, result = self._data.get((tenant, key)) or (None, 0.0, None)
+        return _judge(state, expires, result, self.clock(), False)
 
     def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:
         with self._lock:
@@ -187,6 +222,10 @@ class MemoryIdempotencyStore:
     def fail(self, tenant: str, key: str) -> None:
         with self._lock:
             self._data.pop((tenant, key), None)
+
+    def unknown(self, tenant: str, key: str, reason: str) -> None:
+        with self._lock:
+            self._data[(tenant, key)] = ("unknown", self.clock() + UNKNOWN_TTL, {"reason": reason})
 
 
 class SqliteIdempotencyStore(_Sqlite):
@@ -197,7 +236,9 @@ class SqliteIdempotencyStore(_Sqlite):
         self.clock = clock
         super().__init__(path)
 
-    def begin(self, tenant: str, key: str, ttl: float) -> Begin | dict[str, Any]:
+    def begin(
+        self, tenant: str, key: str, ttl: float, *, retry_unknown: bool = False
+    ) -> Begin | dict[str, Any]:
         db = self._db()
         now = self.clock()
         db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: the claim is atomic
@@ -205,9 +246,14 @@ class SqliteIdempotencyStore(_Sqlite):
             row = db.execute(
                 "SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key)
             ).fetchone()
-            if row is not None and row[1] > now:
+            found = (
+                _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, now, retry_unknown)
+                if row is not None
+                else None
+            )
+            if found is not None:
                 db.execute("COMMIT")
-                return "inflight" if row[0] == "inflight" else dict(json.loads(row[2]))
+                return found
             db.execute(
                 "INSERT OR REPLACE INTO idem VALUES (?,?,?,?,NULL)",
                 (tenant, key, "inflight", now + max(ttl, 60.0)),
@@ -226,6 +272,22 @@ class SqliteIdempotencyStore(_Sqlite):
 
     def fail(self, tenant: str, key: str) -> None:
         self._db().execute("DELETE FROM idem WHERE tenant=? AND key=?", (tenant, key))
+
+    def peek(self, tenant: str, key: str) -> Begin | dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute("SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, self.clock(), False)
+
+    def unknown(self, tenant: str, key: str, reason: str) -> None:
+        self._db().execute(
+            "INSERT OR REPLACE INTO idem VALUES (?,?,?,?,?)",
+            (tenant, key, "unknown", self.clock() + UNKNOWN_TTL, json.dumps({"reason": reason})),
+        )
 
 
 # --- plans

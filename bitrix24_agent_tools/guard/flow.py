@@ -22,7 +22,7 @@ from bitrix24_agent_tools.guard.canonical import judged, lenient, unverified
 from bitrix24_agent_tools.guard.edits import apply_edit
 from bitrix24_agent_tools.guard.policy import Policy
 from bitrix24_agent_tools.guard.render import entities, lookups, record_name, render
-from bitrix24_agent_tools.masking import mask_params, mask_registered_params
+from bitrix24_agent_tools.masking import get_logger, mask_params, mask_registered_params
 from bitrix24_agent_tools.packs.base import Call, CallRefused, Risk, ToolSpec
 from bitrix24_agent_tools.risk import (
     CATALOG,
@@ -44,6 +44,7 @@ from bitrix24_agent_tools.stores import (
     StoredPlan,
 )
 
+log = get_logger(__name__)
 MAX_EDITS = 5  # edit rounds before the request is dropped as a no
 
 
@@ -217,8 +218,16 @@ class Guard:
                 "edited" if decision.kind == "edit" else "approved",
                 decision.by,
                 started,
+                retry_unknown=self._shown_unknown(tenant, call),
             )
         )
+
+    def _key(self, tenant: str, call: Call) -> str:
+        return call.idempotency_key or canonical_key(tenant, call.method, call.params)
+
+    def _shown_unknown(self, tenant: str, call: Call) -> bool:
+        """Was the person just shown that an identical write's outcome is unknown (so their yes sends it)?"""
+        return self.idempotency.peek(tenant, self._key(tenant, call)) == "unknown"
 
     def _once(
         self,
@@ -229,29 +238,47 @@ class Guard:
         decision: str,
         by: str | None,
         started: float,
+        *,
+        retry_unknown: bool = False,
     ) -> GuardFlow:
         """Run an approved write at most once per idempotency key. A repeat is not sent: the person and the
-        model are told plainly that the same write was already made, and when — never that it was made now."""
-        key = call.idempotency_key or canonical_key(tenant, call.method, call.params)
+        model are told plainly that the same write was already made, and when — never that it was made now.
+        A write whose outcome is unknown (a dropped answer, a 5xx, a store that failed mid-write) is recorded
+        as unknown and sent again only after a person who was shown that says yes."""
+        key = self._key(tenant, call)
         call = replace(call, idempotency_key=call.idempotency_key or key)
-        claim = self.idempotency.begin(tenant, key, self.inflight_ttl)
+        claim = self.idempotency.begin(tenant, key, self.inflight_ttl, retry_unknown=retry_unknown)
         if isinstance(claim, dict):
             self._audit(tenant, spec, call, risk, "replayed", "skipped", by=by)
             raise CallRefused(_already_done(claim), code="ALREADY_DONE")
         if claim == "inflight":
             self._audit(tenant, spec, call, risk, "refused", "skipped", error="same write already in flight")
             raise CallRefused("the same write is already running; wait for its result", code="IN_FLIGHT")
+        if claim == "unknown":
+            self._audit(tenant, spec, call, risk, "refused", "skipped", error="earlier outcome unknown")
+            raise CallRefused(_UNKNOWN, code="OUTCOME_UNKNOWN")
         try:
             response = yield from self._execute(spec, call, tenant, risk, decision, by, started)
-        except BaseException:
-            self.idempotency.fail(tenant, key)  # our own claim only
+        except BaseException as exc:
+            if _not_written(exc):
+                self.idempotency.fail(tenant, key)  # our own claim only: nothing reached the portal
+            else:
+                self.idempotency.unknown(tenant, key, f"{type(exc).__name__}: {str(exc)[:120]}")
             raise
-        self.idempotency.complete(
-            tenant,
-            key,
-            {"result": response.result, "total": response.total, "next": response.next, "at": self.clock()},
-            self.idempotency_ttl,
-        )
+        try:
+            self.idempotency.complete(
+                tenant,
+                key,
+                {
+                    "result": response.result,
+                    "total": response.total,
+                    "next": response.next,
+                    "at": self.clock(),
+                },
+                self.idempotency_ttl,
+            )
+        except Exception:  # the write happened, its record did not: the claim expires into "unknown"
+            log.exception("the idempotency store failed after a write; a repeat will need a person's yes")
         return response
 
     def request_for(
@@ -303,6 +330,14 @@ class Guard:
                 (yield from self._names(call, skip_record=current is not None)) if self.fetch_current else {}
             )
             request = self.request_for(spec, call, tenant, risk, current, names)
+            if self._shown_unknown(tenant, call):
+                warning = (
+                    "an identical write was tried before and its outcome is unknown (it may already be on "
+                    "the portal): approving sends it again — check the portal first"
+                )
+                request = replace(
+                    request, flags=(*request.flags, warning), summary=f"{request.summary}\nCheck: {warning}"
+                )
             answer = yield AskPerson(request, confirm)
             decision = bound_decision(answer, request.request_id)
             if decision.kind == "defer" and confirm is not None:
@@ -534,6 +569,32 @@ class Guard:
         return (
             yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started)
         )
+
+
+_UNKNOWN = (
+    "not sent: an identical write was tried before and its outcome is unknown (the portal's answer was "
+    "lost); check the portal, then ask the person again — they will be shown this before they approve"
+)
+
+
+def _not_written(exc: BaseException) -> bool:
+    """Did the portal certainly not write? Only when it answered with an error, or the request never left."""
+    from bitrix24_agent_tools.client.errors import (
+        Bitrix24Error,
+        InvalidResponse,
+        NetworkError,
+        OperatingLimit,
+        RateLimited,
+        ServerError,
+    )
+
+    if isinstance(exc, (CallRefused, RateLimited, OperatingLimit)):  # refused before processing
+        return True
+    if isinstance(exc, NetworkError):
+        return getattr(exc, "sent", True) is False
+    if isinstance(exc, (ServerError, InvalidResponse)):
+        return False
+    return isinstance(exc, Bitrix24Error) and exc.status is not None and 400 <= int(exc.status) < 500
 
 
 def _already_done(claim: Mapping[str, Any]) -> str:

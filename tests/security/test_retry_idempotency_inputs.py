@@ -184,3 +184,58 @@ def test_a_refused_cli_write_names_the_cli_flag(portal: Portal, capsys: Any) -> 
     )
     out = box.run("b24_task_create", {"title": "x"})
     assert "--confirm-write" in out.content and "pass confirm=" not in out.content
+
+
+def test_a_write_whose_answer_was_lost_is_not_repeated_without_a_person_shown_that(
+    client: Bitrix24, portal: Portal
+) -> None:
+    """The portal made the task, then the connection dropped: the outcome is unknown to us. The same write
+    again is not sent blindly; the person is shown that its outcome is unknown, and only their yes sends
+    it."""
+    store = MemoryIdempotencyStore()
+    shown: list[ConfirmationRequest] = []
+
+    def careful(request: ConfirmationRequest) -> Decision:
+        shown.append(request)
+        unknown = any("outcome is unknown" in flag for flag in request.flags)
+        return Decision.reject("check the portal first") if unknown else Decision.approve()
+
+    box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), careful, idempotency=store))
+    portal.faults.drop_next(1, after_processing=True)
+    assert box.run("b24_task_create", {"title": "Once"}).is_error
+    made = [t for t in portal.entities("task") if t["title"] == "Once"]
+    assert len(made) == 1  # it did happen
+    again = box.run("b24_task_create", {"title": "Once"})
+    assert again.is_error and "check the portal first" in again.content
+    assert "outcome is unknown" in shown[-1].summary
+    assert len([t for t in portal.entities("task") if t["title"] == "Once"]) == 1
+    yes = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer(), idempotency=store))
+    assert not yes.run("b24_task_create", {"title": "Once"}).is_error  # the person chose to send it again
+    assert len([t for t in portal.entities("task") if t["title"] == "Once"]) == 2
+
+
+def test_a_store_that_fails_after_the_write_never_lets_it_repeat_blindly(
+    client: Bitrix24, portal: Portal
+) -> None:
+    """The idempotency store dies after the portal accepted the write: the in-flight claim does not expire
+    into a free key (which would write again) but into an unknown outcome."""
+    now = [1000.0]
+    store = MemoryIdempotencyStore(clock=lambda: now[0])
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the store went away")
+
+    store.complete = broken  # type: ignore[method-assign]
+    box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer(), idempotency=store))
+    assert not box.run("b24_task_create", {"title": "Lead from the form"}).is_error
+    assert "already running" in box.run("b24_task_create", {"title": "Lead from the form"}).content
+    now[0] += 3600  # the claim's holder is long gone
+    shown: list[ConfirmationRequest] = []
+    refuse = Toolbox(
+        client,
+        packs=("core",),
+        guard=Guard(Policy.writer(), lambda r: shown.append(r) or Decision.reject("no"), idempotency=store),
+    )
+    out = refuse.run("b24_task_create", {"title": "Lead from the form"})
+    assert out.is_error and any("outcome is unknown" in flag for flag in shown[-1].flags)
+    assert len([t for t in portal.entities("task") if t["title"] == "Lead from the form"]) == 1
