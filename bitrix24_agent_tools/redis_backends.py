@@ -179,9 +179,9 @@ _CLAIM = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local plan = cjson.decode(raw)
-if plan['status'] ~= 'pending' then return raw end
-local executed = string.gsub(raw, '"status": "pending"', '"status": "executed"')
-redis.call('SET', KEYS[1], executed, 'KEEPTTL')
+if plan['status'] == 'executed' then return raw end
+plan['status'] = ARGV[1]
+redis.call('SET', KEYS[1], cjson.encode(plan), 'KEEPTTL')
 return raw
 """
 
@@ -209,8 +209,11 @@ class RedisPlanStore:
     def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan:
         plan = self.get(plan_id)
         _check_claim(plan, plan_id, tenant, now)  # tenant and expiry, before touching anything
-        raw = self._claim(keys=[self.prefix + plan_id])
+        raw = self._claim(keys=[self.prefix + plan_id], args=["claimed"])
         if not raw:
             raise PlanError(f"no plan {plan_id!r} for this portal")
         claimed = StoredPlan(**json.loads(raw))
         return _check_claim(claimed, plan_id, tenant, now)  # "already executed" if another executor won
+
+    def finish(self, plan_id: str) -> None:
+        self._claim(keys=[self.prefix + plan_id], args=["executed"])

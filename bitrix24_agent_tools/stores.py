@@ -308,7 +308,7 @@ class StoredPlan:
     api: str = "v2"
     created_at: float = field(default_factory=time.time)
     expires_at: float = 0.0
-    status: str = "pending"  # pending | executed
+    status: str = "pending"  # pending | claimed (a person said yes; the write may be under way) | executed
 
     @staticmethod
     def new_id() -> str:
@@ -333,13 +333,15 @@ class PlanStore(Protocol):
 
     def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan: ...
 
+    def finish(self, plan_id: str) -> None: ...
+
 
 def _check_claim(plan: StoredPlan | None, plan_id: str, tenant: str, now: float) -> StoredPlan:
     if (
         plan is None or plan.tenant != tenant
     ):  # another tenant's plan is reported as unknown: no information leak
         raise PlanError(f"no plan {plan_id!r} for this portal")
-    if plan.status != "pending":
+    if plan.status == "executed":
         raise PlanError(f"plan {plan_id} was already executed")
     if plan.expires_at and plan.expires_at < now:
         raise PlanError(f"plan {plan_id} expired; plan the call again")
@@ -362,8 +364,14 @@ class MemoryPlanStore:
     def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan:
         with self._lock:
             plan = _check_claim(self._plans.get(plan_id), plan_id, tenant, now)
-            self._plans[plan_id] = StoredPlan(**{**asdict(plan), "status": "executed"})
+            self._plans[plan_id] = StoredPlan(**{**asdict(plan), "status": "claimed"})
             return plan
+
+    def finish(self, plan_id: str) -> None:
+        with self._lock:
+            plan = self._plans.get(plan_id)
+            if plan is not None:
+                self._plans[plan_id] = StoredPlan(**{**asdict(plan), "status": "executed"})
 
 
 class SqlitePlanStore(_Sqlite):
@@ -385,13 +393,18 @@ class SqlitePlanStore(_Sqlite):
             plan = _check_claim(self.get(plan_id), plan_id, tenant, now)
             db.execute(
                 "UPDATE plans SET data=? WHERE id=?",
-                (json.dumps({**asdict(plan), "status": "executed"}, default=str), plan_id),
+                (json.dumps({**asdict(plan), "status": "claimed"}, default=str), plan_id),
             )
             db.execute("COMMIT")
             return plan
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def finish(self, plan_id: str) -> None:
+        plan = self.get(plan_id)
+        if plan is not None:
+            self.save(StoredPlan(**{**asdict(plan), "status": "executed"}))
 
 
 def dead_letter_rows(rows: Any) -> list[dict[str, Any]]:

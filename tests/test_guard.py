@@ -394,3 +394,25 @@ def test_a_plan_is_not_used_up_by_an_attempt_nobody_answered(client: Bitrix24, p
     assert not done.is_error, done.content
     assert [t["title"] for t in portal.entities("task")].count("planned") == 1
     assert planner.execute_plan(plan_id, confirm=lambda r: Decision.approve(by="person")).is_error  # once
+
+
+def test_a_plan_whose_run_died_mid_write_resumes_without_writing_twice(
+    client: Bitrix24, portal: Portal
+) -> None:
+    """The connection drops after the portal made the plan's task: the plan is claimed, not lost and not
+    re-run blindly — its next run is shown that the outcome is unknown, and a no leaves one task."""
+    plans = MemoryPlanStore()
+    planner = box(client, DeferredConfirmer(), plans=plans)
+    plan_id = (
+        planner.run("b24_task_create", {"title": "from a resumed plan"}).content.split("plan ")[1].split()[0]
+    )
+    portal.faults.drop_next(1, after_processing=True)
+    first = planner.execute_plan(plan_id, confirm=lambda r: Decision.approve(by="person"))
+    assert first.is_error
+    assert plans.get(plan_id).status == "claimed"  # type: ignore[union-attr]
+    shown: list[ConfirmationRequest] = []
+    second = planner.execute_plan(
+        plan_id, confirm=lambda r: shown.append(r) or Decision.reject("checked: it is there")
+    )
+    assert second.is_error and "outcome is unknown" in shown[-1].summary
+    assert [t["title"] for t in portal.entities("task")].count("from a resumed plan") == 1

@@ -553,7 +553,11 @@ class Guard:
             )
         packs = tuple(packs)
         started = self.clock()
-        call = Call(plan.method, plan.params, "v3" if plan.api == "v3" else "v2")
+        # The plan's own idempotency key: a run that died between the person's yes and the portal's answer
+        # resumes as "already made" or "outcome unknown", never as a blind second write.
+        call = Call(
+            plan.method, plan.params, "v3" if plan.api == "v3" else "v2", idempotency_key=f"plan:{plan_id}"
+        )
         try:
             risk, call = self._check(spec, call, packs)
         except CallRefused as refused:
@@ -563,12 +567,27 @@ class Guard:
             raise
         if risk == "read":
             self.plans.claim(plan_id, tenant, self.clock())
+            self.plans.finish(plan_id)
             return (yield from self._execute(spec, call, tenant, risk, "plan", "plan-executor", started))
         decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs, confirm or self.confirm)
-        self.plans.claim(plan_id, tenant, self.clock())  # single use, once a person said yes
-        return (
-            yield from self._once(spec, call, tenant, risk, "plan", decision.by or "plan-executor", started)
-        )
+        self.plans.claim(plan_id, tenant, self.clock())  # claimed → sent → executed: a crash can resume
+        try:
+            response = yield from self._once(
+                spec,
+                call,
+                tenant,
+                risk,
+                "plan",
+                decision.by or "plan-executor",
+                started,
+                retry_unknown=self._shown_unknown(tenant, call),
+            )
+        except CallRefused as refused:
+            if refused.code == "ALREADY_DONE":  # an earlier run made it: the plan is done
+                self.plans.finish(plan_id)
+            raise
+        self.plans.finish(plan_id)
+        return response
 
 
 _UNKNOWN = (

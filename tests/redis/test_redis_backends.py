@@ -144,6 +144,11 @@ def test_token_store_lock_and_idempotency_and_plans(redis_db: str) -> None:
     except PlanError:
         pass
     assert plans.claim("p1", "t", time.time()).method == "crm.deal.update"
+    # claimed, not yet executed (a run that died after the yes): it can be resumed — the guard's plan key
+    # then says whether the write was made; once finished it never runs again
+    assert plans.get("p1").status == "claimed"  # type: ignore[union-attr]
+    assert plans.claim("p1", "t", time.time()).id == "p1"
+    plans.finish("p1")
     try:
         plans.claim("p1", "t", time.time())
         raise AssertionError("a plan ran twice")
