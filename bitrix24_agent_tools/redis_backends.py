@@ -31,6 +31,35 @@ def _redis(url: str) -> Any:
     return redis.Redis.from_url(url)
 
 
+def require_durable(client: Any, what: str, allow_volatile: bool | None = None) -> None:
+    """Refuse a Redis that forgets on restart for state that must outlive it (tokens, plans, idempotency):
+    without the append-only file a restart loses refreshed tokens (the app must be reinstalled), plans and
+    the records that keep a write from running twice. ``allow_volatile=True`` (or the environment's
+    ``B24_ALLOW_VOLATILE_STORE=1``) accepts it knowingly; a Redis that does not answer INFO is let through
+    (UNVERIFIED: managed services may hide it)."""
+    import os
+
+    if allow_volatile is None:
+        allow_volatile = os.environ.get("B24_ALLOW_VOLATILE_STORE", "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+    if allow_volatile:
+        return
+    try:
+        info = client.info("persistence")
+    except Exception:  # INFO refused (a managed Redis): cannot tell
+        return
+    if str(info.get("aof_enabled", "1")) != "1":
+        from bitrix24_agent_tools.client.errors import ConfigError
+
+        raise ConfigError(
+            f"this Redis does not persist ({what} would be lost on restart): enable appendonly (AOF), use "
+            "PostgreSQL/sqlite, or pass allow_volatile=True / B24_ALLOW_VOLATILE_STORE=1 to accept it"
+        )
+
+
 # Leaky bucket (protocol.md §4): level drains at `rate`/s; a request reserves `cost` and waits until it fits.
 _BUCKET = """
 local t = redis.call('TIME')
@@ -81,7 +110,15 @@ class RedisTokenStore:
     """Tokens per tenant, plus a refresh lock so exactly one process refreshes; a crashed holder's lock
     expires."""
 
-    def __init__(self, client: Any, *, prefix: str = "b24:tokens:", lock_ttl: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "b24:tokens:",
+        lock_ttl: float = 30.0,
+        allow_volatile: bool | None = None,
+    ) -> None:
+        require_durable(client, "OAuth tokens", allow_volatile)
         self.redis = client
         self.prefix = prefix
         self.lock_ttl = lock_ttl
@@ -124,7 +161,8 @@ class RedisTokenStore:
 class RedisIdempotencyStore:
     """The guard's idempotency store on Redis: an atomic claim (SET NX) shared by every process."""
 
-    def __init__(self, client: Any, *, prefix: str = "b24:idem:") -> None:
+    def __init__(self, client: Any, *, prefix: str = "b24:idem:", allow_volatile: bool | None = None) -> None:
+        require_durable(client, "idempotency records", allow_volatile)
         self.redis = client
         self.prefix = prefix
 
@@ -189,7 +227,8 @@ return raw
 class RedisPlanStore:
     """Plans on Redis with a TTL; a claim is atomic, so a plan runs once even with many executors."""
 
-    def __init__(self, client: Any, *, prefix: str = "b24:plan:") -> None:
+    def __init__(self, client: Any, *, prefix: str = "b24:plan:", allow_volatile: bool | None = None) -> None:
+        require_durable(client, "plans", allow_volatile)
         self.redis = client
         self.prefix = prefix
         self._claim = client.register_script(_CLAIM)

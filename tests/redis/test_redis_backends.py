@@ -154,3 +154,25 @@ def test_token_store_lock_and_idempotency_and_plans(redis_db: str) -> None:
         raise AssertionError("a plan ran twice")
     except PlanError as exc:
         assert "already executed" in str(exc)
+
+
+def test_a_redis_that_forgets_on_restart_is_refused_for_state_unless_accepted(redis_db: str) -> None:
+    """Without the append-only file a restart loses tokens, plans and idempotency records: refused, with how
+    to fix it, unless accepted knowingly."""
+    import redis
+
+    from bitrix24_agent_tools.client import ConfigError
+    from bitrix24_agent_tools.redis_backends import RedisIdempotencyStore, RedisTokenStore
+
+    client = redis.Redis.from_url(redis_db)
+    client.config_set("appendonly", "no")
+    try:
+        for store in (RedisTokenStore, RedisIdempotencyStore, RedisPlanStore):
+            try:
+                store(client)
+                raise AssertionError(f"{store.__name__} accepted a volatile Redis")
+            except ConfigError as exc:
+                assert "appendonly" in str(exc)
+            store(client, allow_volatile=True)
+    finally:
+        client.config_set("appendonly", "yes")
