@@ -1,5 +1,14 @@
 """Events without loss: verified online handlers and a crash-safe offline-queue worker."""
 
+from bitrix24_agent_tools.events.inbox import (
+    Inbox,
+    InboxConsumer,
+    PostgresInbox,
+    PostgresTenantRegistry,
+    TenantRegistry,
+    open_inbox,
+    open_tenants,
+)
 from bitrix24_agent_tools.events.offline import (
     AsyncOfflineWorker,
     OfflineWorker,
@@ -11,9 +20,7 @@ from bitrix24_agent_tools.events.online import (
     Event,
     EventRejected,
     EventVerifier,
-    Inbox,
     PortalCallback,
-    TenantRegistry,
     asgi_app,
     parse_event,
 )
@@ -24,12 +31,17 @@ __all__ = [
     "EventRejected",
     "EventVerifier",
     "Inbox",
+    "InboxConsumer",
     "OfflineWorker",
     "PortalCallback",
+    "PostgresInbox",
+    "PostgresTenantRegistry",
     "Stats",
     "TenantRegistry",
     "WorkerState",
     "WorkerStopped",
     "asgi_app",
+    "open_inbox",
+    "open_tenants",
     "parse_event",
 ]

@@ -11,15 +11,11 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from bitrix24_agent_tools._sqlite import open_sqlite
 from bitrix24_agent_tools.masking import get_logger, register_secret
 
 log = get_logger(__name__)
@@ -91,56 +87,6 @@ def parse_event(body: bytes, content_type: str = "application/x-www-form-urlenco
         ts=int(ts) if ts.isdigit() else None,
         handler_id=str(raw.get("event_handler_id") or "") or None,
     )
-
-
-class TenantRegistry:
-    """Application tokens per tenant (member_id and domain), kept in sqlite; filled by ONAPPINSTALL."""
-
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self._db = open_sqlite(path, any_thread=True)
-        self._lock = threading.Lock()
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS tenants (member_id TEXT PRIMARY KEY, domain TEXT, app_token TEXT, "
-            "auth TEXT)"
-        )
-
-    def install(
-        self, member_id: str, domain: str, application_token: str, auth: Mapping[str, Any] | None = None
-    ) -> None:
-        register_secret(application_token)
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO tenants VALUES (?,?,?,?)",
-                (member_id, domain, application_token, json.dumps(dict(auth or {}))),
-            )
-
-    def uninstall(self, member_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM tenants WHERE member_id=?", (member_id,))
-
-    def member_for_domain(self, domain: str) -> str | None:
-        """The member_id a domain is registered to, if any."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT member_id FROM tenants WHERE lower(domain)=lower(?)", (domain,)
-            ).fetchone()
-        return str(row[0]) if row else None
-
-    def token_for(self, member_id: str | None, domain: str | None) -> str | None:
-        found = self.tenant(member_id, domain)
-        return found[1] if found else None
-
-    def tenant(self, member_id: str | None, domain: str | None) -> tuple[str, str] | None:
-        """(domain, application_token) of an installed tenant, by member_id (or by domain when none is
-        given)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT domain, app_token FROM tenants WHERE member_id=? OR (? IS NULL AND domain=?)",
-                (member_id, member_id, domain),
-            ).fetchone()
-        if row:
-            register_secret(row[1])
-        return (str(row[0] or ""), str(row[1])) if row else None
 
 
 _HOST = re.compile(
@@ -227,52 +173,6 @@ class EventVerifier:
     def _accepted(event: Event) -> None:
         for key in ("access_token", "refresh_token", "application_token"):
             register_secret(str(event.auth.get(key) or ""))
-
-
-class Inbox:
-    """Durable inbox of verified events: written before the portal gets its 200."""
-
-    def __init__(self, path: str | Path) -> None:
-        self._db = open_sqlite(path, any_thread=True)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, at REAL, name TEXT, body TEXT, done "
-            "INTEGER DEFAULT 0)"
-        )
-        self._lock = threading.Lock()
-
-    def put(self, event: Event) -> int:
-        safe = {
-            "event": event.name,
-            "data": event.data,
-            "ts": event.ts,
-            "auth": {k: event.auth.get(k) for k in ("domain", "member_id", "user_id")},
-        }  # no tokens at rest
-        with self._lock:
-            return int(
-                self._db.execute(
-                    "INSERT INTO inbox (at, name, body) VALUES (?,?,?)",
-                    (time.time(), event.name, json.dumps(safe)),
-                ).lastrowid
-                or 0
-            )
-
-    def done(self, row_id: int) -> None:
-        with self._lock:
-            self._db.execute("UPDATE inbox SET done=1 WHERE id=?", (row_id,))
-
-    def ping(self) -> None:
-        """Raises when the inbox cannot be read (what /healthz reports)."""
-        with self._lock:
-            self._db.execute("SELECT 1 FROM inbox LIMIT 1").fetchall()
-
-    def pending(self) -> list[tuple[int, Event]]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, body FROM inbox WHERE done=0 ORDER BY id").fetchall()
-        out = []
-        for row_id, body in rows:
-            raw = json.loads(body)
-            out.append((row_id, Event(raw["event"], raw["data"], raw["auth"], raw["ts"])))
-        return out
 
 
 Handler = Callable[[Event], Any | Awaitable[Any]]
@@ -377,7 +277,15 @@ def asgi_app(
                     if slots is not None:
                         slots.release()
                 inbox.done(row_id)
-            except Exception:  # stays in the inbox as pending; replay with Inbox.pending()
+            except Exception as exc:  # kept: the InboxConsumer takes it again, with a budget and a DLQ
                 log.exception("event handler failed for %s; kept in the inbox", event.name)
+                try:
+                    inbox.release(row_id, f"{type(exc).__name__}: {exc}")
+                except Exception:  # the store is down too: the event stays leased and is retried later
+                    log.warning("could not release event %s; it is retried when its lease ends", row_id)
 
     return app
+
+
+from bitrix24_agent_tools.events.inbox import Inbox as Inbox  # noqa: E402  (it reads Event lazily)
+from bitrix24_agent_tools.events.inbox import TenantRegistry as TenantRegistry  # noqa: E402

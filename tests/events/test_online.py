@@ -311,3 +311,40 @@ def test_an_install_is_trusted_only_once_the_portal_confirms_it(tmp_path: Path) 
         event = parse_event(body)
         event.auth["domain"] = host
         assert not PortalCallback(transport=portal.transport())(event), host
+
+
+async def test_what_a_handler_could_not_finish_is_drained_with_a_budget_and_a_dead_letter_queue(
+    tmp_path: Path,
+) -> None:
+    from bitrix24_agent_tools.events import InboxConsumer
+
+    portal, app, _ = _app_portal()
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    failures = {"ONAPPINSTALL": 2}
+
+    def flaky(event: Event) -> None:
+        if failures.get(event.name, 0) > 0:
+            failures[event.name] -= 1
+            raise RuntimeError("downstream down")
+        if event.name == "ONCRMDEALUPDATE":
+            raise ValueError("poison")
+
+    asgi = asgi_app(_verifier(TenantRegistry(), portal), flaky, inbox)
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="https://app.example"
+    ) as http:
+        assert (
+            await http.post("/hook", content=_install_body(portal, app), headers=headers)
+        ).status_code == 200
+        Bitrix24(portal.webhook_url, transport=portal.transport()).call(
+            "crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}}
+        )
+        good = portal.events.deliveries[-1][1]
+        assert (await http.post("/hook", content=good, headers=headers)).status_code == 200
+    consumer = InboxConsumer(inbox, flaky, budget=3, retry_in=0.0)
+    handled = sum(consumer.drain() for _ in range(4))
+    assert handled == 1 and failures["ONAPPINSTALL"] == 0  # the install went through on its third try
+    dead = inbox.dead_letters()
+    assert [d["event"].name for d in dead] == ["ONCRMDEALUPDATE"] and dead[0]["failures"] == 3
+    assert inbox.pending() == []
