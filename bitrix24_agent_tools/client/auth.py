@@ -330,6 +330,10 @@ def _resolve_store(store: TokenStore | str | None) -> TokenStore:
             from bitrix24_agent_tools import redis_backends  # optional extra: only imported when asked for
 
             return redis_backends.RedisTokenStore.from_url(store)
+        if store.startswith(("postgres://", "postgresql://")):
+            from bitrix24_agent_tools.stores.postgres import PostgresTokenStore  # optional extra
+
+            return PostgresTokenStore(store)
         return SqliteTokenStore(store)
     return store
 

@@ -99,17 +99,21 @@ class Guard:
         self.confirm = confirm
         self.allow = tuple(allow)
         self.audit: AuditStore = audit if audit is not None else MemoryAuditStore()
-        if isinstance(idempotency, str) or isinstance(plans, str):  # redis://… URLs (extra `redis`)
-            from bitrix24_agent_tools import redis_backends
-
-            if isinstance(idempotency, str):
-                idempotency = redis_backends.RedisIdempotencyStore.from_url(idempotency)
-            if isinstance(plans, str):
-                plans = redis_backends.RedisPlanStore.from_url(plans)
+        # redis://… (extra `redis`) or postgresql://… (extra `postgres`) URLs name shared stores
         self.idempotency: IdempotencyStore = (
-            idempotency if idempotency is not None else MemoryIdempotencyStore()
+            _shared_store(idempotency, "idempotency")
+            if isinstance(idempotency, str)
+            else idempotency
+            if idempotency is not None
+            else MemoryIdempotencyStore()
         )
-        self.plans: PlanStore = plans if plans is not None else MemoryPlanStore()
+        self.plans: PlanStore = (
+            _shared_store(plans, "plans")
+            if isinstance(plans, str)
+            else plans
+            if plans is not None
+            else MemoryPlanStore()
+        )
         self.idempotency_ttl = idempotency_ttl
         self.plan_ttl = plan_ttl
         # A claim is taken only after the person said yes and lasts while the call runs: a crash then blocks
@@ -588,6 +592,25 @@ class Guard:
             raise
         self.plans.finish(plan_id)
         return response
+
+
+def _shared_store(url: str, kind: str) -> Any:
+    """An idempotency or plan store from a URL: PostgreSQL for ``postgres(ql)://``, else Redis."""
+    if url.startswith(("postgres://", "postgresql://")):
+        from bitrix24_agent_tools.stores import postgres
+
+        return (
+            postgres.PostgresIdempotencyStore(url)
+            if kind == "idempotency"
+            else postgres.PostgresPlanStore(url)
+        )
+    from bitrix24_agent_tools.stores import redis
+
+    return (
+        redis.RedisIdempotencyStore.from_url(url)
+        if kind == "idempotency"
+        else redis.RedisPlanStore.from_url(url)
+    )
 
 
 _UNKNOWN = (

@@ -1,4 +1,7 @@
-"""Durable local stores on sqlite3 (and in-memory twins): audit trail, idempotency keys, two-phase plans."""
+"""The stores, one protocol per kind: the audit trail, idempotency records, two-phase plans (here, in memory
+and on sqlite), OAuth tokens (``client.auth``: memory and sqlite), the worker state, the online inbox and the
+tenant registry (``events``). Shared backends: ``stores.redis`` (tokens, idempotency, plans, the rate bucket)
+and ``stores.postgres`` (every kind). ``tests/stores`` runs one contract per kind over every backend."""
 
 from __future__ import annotations
 

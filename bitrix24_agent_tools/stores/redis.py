@@ -1,0 +1,258 @@
+"""Shared state on Redis for multi-process deployments: the portal's rate bucket, OAuth tokens with a refresh
+lock, idempotency keys and plans. Extra ``redis``; configure by URL (``redis://host:6379/0``).
+
+Every key is prefixed and keyed by portal/tenant, so tenants never see each other's state. Time comes from the
+Redis server (``TIME``) so processes on different machines share one clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from bitrix24_agent_tools.client.auth import Tokens
+from bitrix24_agent_tools.client.limits import RatePlan
+from bitrix24_agent_tools.masking import register_secrets
+from bitrix24_agent_tools.stores import UNKNOWN_TTL, Begin, PlanError, StoredPlan, _check_claim, _judge
+
+
+def _redis(url: str) -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise ImportError(
+            "Redis backends need the 'redis' extra: pip install bitrix24-agent-tools[redis]"
+        ) from exc
+    return redis.Redis.from_url(url)
+
+
+def require_durable(client: Any, what: str, allow_volatile: bool | None = None) -> None:
+    """Refuse a Redis that forgets on restart for state that must outlive it (tokens, plans, idempotency):
+    without the append-only file a restart loses refreshed tokens (the app must be reinstalled), plans and
+    the records that keep a write from running twice. ``allow_volatile=True`` (or the environment's
+    ``B24_ALLOW_VOLATILE_STORE=1``) accepts it knowingly; a Redis that does not answer INFO is let through
+    (UNVERIFIED: managed services may hide it)."""
+    import os
+
+    if allow_volatile is None:
+        allow_volatile = os.environ.get("B24_ALLOW_VOLATILE_STORE", "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+    if allow_volatile:
+        return
+    try:
+        info = client.info("persistence")
+    except Exception:  # INFO refused (a managed Redis): cannot tell
+        return
+    if str(info.get("aof_enabled", "1")) != "1":
+        from bitrix24_agent_tools.client.errors import ConfigError
+
+        raise ConfigError(
+            f"this Redis does not persist ({what} would be lost on restart): enable appendonly (AOF), use "
+            "PostgreSQL/sqlite, or pass allow_volatile=True / B24_ALLOW_VOLATILE_STORE=1 to accept it"
+        )
+
+
+# Leaky bucket (protocol.md §4): level drains at `rate`/s; a request reserves `cost` and waits until it fits.
+_BUCKET = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'level', 'stamp')
+local level = tonumber(state[1]) or 0
+local stamp = tonumber(state[2]) or now
+level = math.max(0, level - (now - stamp) * rate)
+local wait = math.max(0, (level + cost - burst) / rate)
+level = level + cost
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((level / rate + 60) * 1000))
+return tostring(wait)
+"""
+
+
+class RedisLimiter:
+    """The in-process limiter's interface (``acquire(portal, cost) -> seconds to wait``), shared by every
+    process."""
+
+    def __init__(
+        self, client: Any, plan: RatePlan | None = None, *, prefix: str = "b24:bucket:", headroom: int = 2
+    ) -> None:
+        # headroom: requests arrive a little after they are reserved (network, scheduling), and the portal's
+        # clock is not ours; keeping 2 slots free absorbs that skew without measurably lowering throughput.
+        self.redis = client
+        self.plan = plan or RatePlan.standard()
+        self.burst = max(1, self.plan.burst - headroom)
+        self.prefix = prefix
+        self._script = client.register_script(_BUCKET)
+
+    @classmethod
+    def from_url(cls, url: str, plan: RatePlan | None = None, **kwargs: Any) -> RedisLimiter:
+        return cls(_redis(url), plan, **kwargs)
+
+    def acquire(self, portal: str, cost: int = 1) -> float:
+        return float(self._script(keys=[self.prefix + portal], args=[self.plan.rate, self.burst, cost]))
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisTokenStore:
+    """Tokens per tenant, plus a refresh lock so exactly one process refreshes; a crashed holder's lock
+    expires."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "b24:tokens:",
+        lock_ttl: float = 30.0,
+        allow_volatile: bool | None = None,
+    ) -> None:
+        require_durable(client, "OAuth tokens", allow_volatile)
+        self.redis = client
+        self.prefix = prefix
+        self.lock_ttl = lock_ttl
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisTokenStore:
+        return cls(_redis(url), **kwargs)
+
+    def load(self, tenant: str) -> Tokens | None:
+        raw = self.redis.get(self.prefix + tenant)
+        if raw is None:
+            return None
+        tokens = Tokens(**json.loads(raw))
+        register_secrets([tokens.access_token, tokens.refresh_token])
+        return tokens
+
+    def save(self, tenant: str, tokens: Tokens) -> None:
+        self.redis.set(self.prefix + tenant, json.dumps(asdict(tokens)))
+
+    def delete(self, tenant: str) -> None:
+        self.redis.delete(self.prefix + tenant)
+
+    @contextmanager
+    def refresh_lock(self, tenant: str, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the tenant's refresh lock (SET NX PX); waiters poll, and reuse the refreshed tokens
+        afterwards."""
+        key, token = f"{self.prefix}{tenant}:lock", uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        while not self.redis.set(key, token, nx=True, px=int(self.lock_ttl * 1000)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"refresh lock for {tenant} not acquired in {timeout}s")
+            time.sleep(0.02)
+        try:
+            yield
+        finally:
+            self._release(keys=[key], args=[token])
+
+
+class RedisIdempotencyStore:
+    """The guard's idempotency store on Redis: an atomic claim (SET NX) shared by every process."""
+
+    def __init__(self, client: Any, *, prefix: str = "b24:idem:", allow_volatile: bool | None = None) -> None:
+        require_durable(client, "idempotency records", allow_volatile)
+        self.redis = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisIdempotencyStore:
+        return cls(_redis(url), **kwargs)
+
+    def _key(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}{tenant}:{key}"
+
+    # An in-flight claim is kept for UNKNOWN_TTL with its own deadline inside: a claim whose holder vanished
+    # past the deadline reads as "unknown" (the write may have happened), never as free.
+    def begin(
+        self, tenant: str, key: str, ttl: float, *, retry_unknown: bool = False
+    ) -> Begin | dict[str, Any]:
+        name = self._key(tenant, key)
+        claim = json.dumps({"state": "inflight", "until": time.time() + max(ttl, 60.0)})
+        keep = int(UNKNOWN_TTL * 1000)
+        if self.redis.set(name, claim, nx=True, px=keep):
+            return "new"
+        found = self._read(self.redis.get(name), retry_unknown)
+        if found is None:  # free (expired, or an unknown the person chose to send again): claim it
+            self.redis.set(name, claim, px=keep)
+            return "new"
+        return found
+
+    def _read(self, raw: Any, retry_unknown: bool) -> Begin | dict[str, Any] | None:
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        if isinstance(data, dict) and data.get("state") == "inflight":
+            return _judge("inflight", float(data.get("until") or 0), None, time.time(), retry_unknown)
+        if isinstance(data, dict) and data.get("state") == "unknown":
+            return _judge("unknown", float("inf"), None, time.time(), retry_unknown)
+        return dict(data)
+
+    def peek(self, tenant: str, key: str) -> Begin | dict[str, Any] | None:
+        return self._read(self.redis.get(self._key(tenant, key)), False)
+
+    def complete(self, tenant: str, key: str, result: dict[str, Any], ttl: float) -> None:
+        self.redis.set(self._key(tenant, key), json.dumps(result, default=str), px=int(ttl * 1000))
+
+    def fail(self, tenant: str, key: str) -> None:
+        self.redis.delete(self._key(tenant, key))
+
+    def unknown(self, tenant: str, key: str, reason: str) -> None:
+        data = json.dumps({"state": "unknown", "reason": reason, "at": time.time()})
+        self.redis.set(self._key(tenant, key), data, px=int(UNKNOWN_TTL * 1000))
+
+
+_CLAIM = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local plan = cjson.decode(raw)
+if plan['status'] == 'executed' then return raw end
+plan['status'] = ARGV[1]
+redis.call('SET', KEYS[1], cjson.encode(plan), 'KEEPTTL')
+return raw
+"""
+
+
+class RedisPlanStore:
+    """Plans on Redis with a TTL; a claim is atomic, so a plan runs once even with many executors."""
+
+    def __init__(self, client: Any, *, prefix: str = "b24:plan:", allow_volatile: bool | None = None) -> None:
+        require_durable(client, "plans", allow_volatile)
+        self.redis = client
+        self.prefix = prefix
+        self._claim = client.register_script(_CLAIM)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisPlanStore:
+        return cls(_redis(url), **kwargs)
+
+    def save(self, plan: StoredPlan) -> None:
+        ttl = max(1, int((plan.expires_at - time.time()) * 1000)) if plan.expires_at else None
+        self.redis.set(self.prefix + plan.id, json.dumps(asdict(plan), default=str), px=ttl)
+
+    def get(self, plan_id: str) -> StoredPlan | None:
+        raw = self.redis.get(self.prefix + plan_id)
+        return StoredPlan(**json.loads(raw)) if raw else None
+
+    def claim(self, plan_id: str, tenant: str, now: float) -> StoredPlan:
+        plan = self.get(plan_id)
+        _check_claim(plan, plan_id, tenant, now)  # tenant and expiry, before touching anything
+        raw = self._claim(keys=[self.prefix + plan_id], args=["claimed"])
+        if not raw:
+            raise PlanError(f"no plan {plan_id!r} for this portal")
+        claimed = StoredPlan(**json.loads(raw))
+        return _check_claim(claimed, plan_id, tenant, now)  # "already executed" if another executor won
+
+    def finish(self, plan_id: str) -> None:
+        self._claim(keys=[self.prefix + plan_id], args=["executed"])
