@@ -49,6 +49,32 @@ def register(subparsers: Any) -> None:
     dlq.add_argument("--handler", help="module:function (for replay)")
     dlq.add_argument("--row-id", help="purge only this dead letter")
     dlq.set_defaults(func=_dlq)
+    status = subparsers.add_parser(
+        "worker-status",
+        help="is the worker's state reachable: its reservations and dead letters (exit 1 if not)",
+    )
+    status.add_argument(
+        "--state", default=".b24-worker.sqlite3", help="the worker's state (sqlite file or postgresql://…)"
+    )
+    status.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    """A supervisor's probe: exit 0 with the state's reservations and dead letters, or exit 1 saying why
+    the state cannot be reached (the worker itself waits such a failure out)."""
+    from bitrix24_agent_tools.events.offline import WorkerState, open_state
+    from bitrix24_agent_tools.masking import mask_text
+
+    try:
+        state = open_state(args.state, scope="|", owner="status", lease=None)
+        report: dict[str, Any] = {"ok": True}
+        if isinstance(state, WorkerState):  # a PostgreSQL state is scoped per portal: reachable is the news
+            report.update(reservations=len(state.open_processes()), dead_letters=len(state.dead_letters()))
+    except Exception as exc:
+        print(json.dumps({"ok": False, "error": mask_text(f"{type(exc).__name__}: {exc}")[:300]}))
+        return 1
+    print(json.dumps(report))
+    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:

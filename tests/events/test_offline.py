@@ -171,3 +171,14 @@ def test_a_full_disk_is_waited_out_and_reported_not_died_of(tmp_path: Any) -> No
         runner.join(10)
     assert len(seen_unhealthy) == 2 and worker.health["ok"]
     assert sorted(handled) == sorted(str(r) for r in portal.events.produced_rows) and len(handled) == 3
+
+
+def test_worker_status_says_whether_the_state_is_reachable(tmp_path: Any, capsys: Any) -> None:
+    import json
+
+    from bitrix24_agent_tools.cli import main
+
+    assert main(["worker-status", "--state", str(tmp_path / "state.sqlite3")]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "reservations": 0, "dead_letters": 0}
+    assert main(["worker-status", "--state", str(tmp_path / "no-such-dir" / "state.sqlite3")]) == 1
+    assert json.loads(capsys.readouterr().out)["ok"] is False
