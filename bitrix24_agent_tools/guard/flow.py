@@ -231,7 +231,10 @@ class Guard:
 
     def _shown_unknown(self, tenant: str, call: Call) -> bool:
         """Was the person just shown that an identical write's outcome is unknown (so their yes sends it)?"""
-        return self.idempotency.peek(tenant, self._key(tenant, call)) == "unknown"
+        try:
+            return self.idempotency.peek(tenant, self._key(tenant, call)) == "unknown"
+        except Exception:  # the store is unreachable: the claim that follows refuses the write
+            return False
 
     def _once(
         self,
@@ -251,7 +254,17 @@ class Guard:
         as unknown and sent again only after a person who was shown that says yes."""
         key = self._key(tenant, call)
         call = replace(call, idempotency_key=call.idempotency_key or key)
-        claim = self.idempotency.begin(tenant, key, self.inflight_ttl, retry_unknown=retry_unknown)
+        try:
+            claim = self.idempotency.begin(tenant, key, self.inflight_ttl, retry_unknown=retry_unknown)
+        except (
+            Exception
+        ) as exc:  # no record can be kept: nothing is sent (it could not be kept from repeating)
+            log.warning("idempotency store unreachable (%s): write not sent", type(exc).__name__)
+            self._audit(tenant, spec, call, risk, "refused", "skipped", error="idempotency store unreachable")
+            raise CallRefused(
+                "not sent: the store that keeps writes from running twice is unreachable; try again shortly",
+                code="STORE_DOWN",
+            ) from None
         if isinstance(claim, dict):
             self._audit(tenant, spec, call, risk, "replayed", "skipped", by=by)
             raise CallRefused(_already_done(claim), code="ALREADY_DONE")

@@ -17,8 +17,10 @@ from typing import Any
 
 from bitrix24_agent_tools.client.auth import Tokens
 from bitrix24_agent_tools.client.limits import RatePlan
-from bitrix24_agent_tools.masking import register_secrets
+from bitrix24_agent_tools.masking import get_logger, register_secrets
 from bitrix24_agent_tools.stores import UNKNOWN_TTL, Begin, PlanError, StoredPlan, _check_claim, _judge
+
+log = get_logger(__name__)
 
 
 def _redis(url: str) -> Any:
@@ -91,13 +93,31 @@ class RedisLimiter:
         self.burst = max(1, self.plan.burst - headroom)
         self.prefix = prefix
         self._script = client.register_script(_BUCKET)
+        from bitrix24_agent_tools.client.limits import LeakyBucketLimiter
+
+        # While Redis is down each process keeps to the plan on its own; the portal's QUERY_LIMIT_EXCEEDED,
+        # retried with backoff, covers what several processes together may overshoot.
+        self._local = LeakyBucketLimiter.for_plan(self.plan)
+        self.degraded = False
 
     @classmethod
     def from_url(cls, url: str, plan: RatePlan | None = None, **kwargs: Any) -> RedisLimiter:
         return cls(_redis(url), plan, **kwargs)
 
     def acquire(self, portal: str, cost: int = 1) -> float:
-        return float(self._script(keys=[self.prefix + portal], args=[self.plan.rate, self.burst, cost]))
+        try:
+            wait = float(self._script(keys=[self.prefix + portal], args=[self.plan.rate, self.burst, cost]))
+        except Exception as exc:  # Redis unreachable: waited out on the local bucket, never died of
+            if not self.degraded:
+                log.warning(
+                    "shared rate bucket unreachable (%s); limiting in this process", type(exc).__name__
+                )
+            self.degraded = True
+            return self._local.acquire(portal, cost)
+        if self.degraded:
+            log.warning("shared rate bucket reachable again")
+            self.degraded = False
+        return wait
 
 
 _RELEASE = """
