@@ -145,11 +145,10 @@ def run_demo(
     )
     from bitrix24_agent_tools.masking import mask_url
     from bitrix24_agent_tools.packs import PACKS, specs_for
-    from bitrix24_agent_tools.packs.loader import loader_spec
     from bitrix24_agent_tools.router import route
     from bitrix24_agent_tools.sandbox import Portal
+    from bitrix24_agent_tools.selection import _cost as shipped_cost  # the shipped table: no tokenizer
     from bitrix24_agent_tools.selection import select_tools
-    from bitrix24_agent_tools.tokens import tools_cost
 
     portal = Portal(seed=seed, deals=40, rate_limit="standard")
     started = time.perf_counter()
@@ -163,8 +162,9 @@ def run_demo(
             out(f"sandbox portal on {server.url}  (webhook {mask_url(server.webhook_url)})")
         decision = route(REQUEST)
         first = select_tools(REQUEST)
-        by_name = {s.name: s for s in [*specs_for(PACKS), loader_spec()]}
-        routed, everything = tools_cost([by_name[n] for n in first.tools]), tools_cost(specs_for(PACKS))
+        every_tool = [s.name for s in specs_for(PACKS)]
+        routed = sum(shipped_cost(n) for n in first.tools)
+        everything = sum(shipped_cost(n) for n in every_tool)
         out(f"request: {REQUEST}")
         out(f"router: packs {', '.join(decision.packs)} ({decision.reason})")
         out(

@@ -186,6 +186,9 @@ def check(name: str, wheel: Path) -> float:
             for args in CLI:
                 run([str(venv / "bin" / "b24-agent-tools"), *args], cwd=cwd, env=env)
             run([py, "-c", SMOKE[name]], cwd=cwd, env=env)
+            if name == "langchain":  # the README's demo, from the wheel alone: no encodings, no clone
+                done = run([str(venv / "bin" / "b24-agent-tools"), "demo"], cwd=cwd, env=env)
+                assert "confirmed writes" in done.stdout, done.stdout[-500:]
         finally:
             os.chmod(cwd, 0o755)
     return time.perf_counter() - started
