@@ -163,13 +163,69 @@ class ElicitationConfirmer:
         return decision_from(answer, request)
 
 
-def _annotations(risk: str) -> types.ToolAnnotations:
+# Methods that only add (a new record, a message, a file): every other write may overwrite or remove what is
+# there, which is what the MCP spec's destructiveHint means (false = additive only).
+_ADDITIVE = ("add", "create", "register", "send", "start", "addsubfolder", "uploadfile", "copyto", "addtask")
+
+
+def _overwrites(spec: Any) -> bool:
+    if spec.risk == "destructive" or spec.generic:
+        return bool(spec.risk != "read")
+    from bitrix24_agent_tools.risk import classify
+
+    writes = [m for m in spec.methods if classify(m) != "read"]
+    return any(classify(m) == "destructive" or m.rsplit(".", 1)[-1].lower() not in _ADDITIVE for m in writes)
+
+
+def _annotations(risk: str, title: str, overwrites: bool = False) -> types.ToolAnnotations:
     return types.ToolAnnotations(
+        title=title,
         read_only_hint=risk == "read",
-        destructive_hint=risk == "destructive",
+        destructive_hint=risk != "read" and (risk == "destructive" or overwrites),
         idempotent_hint=risk == "read",
         open_world_hint=True,
     )
+
+
+def _title(spec: Any) -> str:
+    """A person's name for a tool: its description's first clause."""
+    text = str(spec.description).split(":")[0].split(";")[0].rstrip(". ")
+    return text if len(text) <= 60 else text[:57].rstrip() + "…"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bitrix24-agent-tools")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class _Server(Server[Any]):
+    """Our server: its capabilities say whether the tool list changes (it does with routing)."""
+
+    def __init__(self, *args: Any, tools_changed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tools_changed = tools_changed
+
+    def get_capabilities(
+        self,
+        notification_options: Any = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        """The SDK's capabilities, with ``tools.listChanged`` true when the tool list does change."""
+        from mcp.server.lowlevel.server import NotificationOptions
+
+        given = notification_options or NotificationOptions()
+        if self._tools_changed and not given.tools_changed:
+            given = NotificationOptions(given.prompts_changed, given.resources_changed, tools_changed=True)
+        return super().get_capabilities(
+            given, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
 
 
 class Bitrix24MCP:
@@ -216,8 +272,13 @@ class Bitrix24MCP:
         # structuredContent (every field, for hosts that read it) beside a one-line text pointer, never both
         # in full (a host that passes both would pay for the data twice).
         self.structured = structured
-        self.server: Server[Any] = Server(
-            "bitrix24-agent-tools", on_list_tools=self._list_tools, on_call_tool=self._call_tool
+        self.server: Server[Any] = _Server(
+            "bitrix24-agent-tools",
+            version=_version(),
+            title="Bitrix24 agent tools",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            tools_changed=route,
         )
 
     def tools(self) -> list[types.Tool]:
@@ -226,7 +287,8 @@ class Bitrix24MCP:
                 name=s.name,
                 description=s.description,
                 input_schema=compact_schema(s.args),
-                annotations=_annotations(s.risk),
+                title=_title(s),
+                annotations=_annotations(s.risk, _title(s), _overwrites(s)),
             )
             for s in self.toolbox.specs
         ]
@@ -237,7 +299,7 @@ class Bitrix24MCP:
                     name=LOADER,
                     description=spec.description,
                     input_schema=compact_schema(spec.args),
-                    annotations=_annotations("read"),
+                    annotations=_annotations("read", "Load a pack's tools"),
                 )
             )
             out.append(
@@ -249,7 +311,7 @@ class Bitrix24MCP:
                         "properties": {"request": {"type": "string"}},
                         "required": ["request"],
                     },
-                    annotations=_annotations("read"),
+                    annotations=_annotations("read", "Route a request to the tools it needs"),
                 )
             )
         return out

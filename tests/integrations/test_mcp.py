@@ -234,3 +234,21 @@ async def test_an_edit_lands_on_the_key_the_method_reads_and_is_shown_again() ->
         refused = await client.call_tool("b24_chat_send", {"dialog_id": "1", "message": "Third"})
     assert refused.is_error and "NO_SUCH_KEY" in refused.content[0].text
     assert "Third" not in [m["text"] for m in portal.state["message"].values()]
+
+
+async def test_the_server_names_itself_and_its_tools_say_the_truth() -> None:
+    """serverInfo carries a version; every tool has a title; an update is not "additive only"
+    (destructiveHint), a create is; the tool list is declared to change exactly when routing changes it."""
+    _portal, app = _server(packs=("core", "comms"))
+    async with Client(app.server) as client:
+        info, capabilities = client.server_info, client.server_capabilities
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert info.name == "bitrix24-agent-tools" and info.version
+    assert all(t.title for t in tools.values())
+    assert tools["b24_crm_update"].annotations.destructive_hint is True
+    assert tools["b24_task_create"].annotations.destructive_hint is False
+    assert tools["b24_crm_list"].annotations.read_only_hint is True
+    assert not (capabilities.tools and capabilities.tools.list_changed)
+    _, routed = _server(route=True)  # handshake-era sessions are told the list changes (it does, by routing)
+    assert routed.server.get_capabilities().tools.list_changed is True
+    assert app.server.get_capabilities().tools.list_changed is False
