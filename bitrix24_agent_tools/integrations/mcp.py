@@ -430,26 +430,30 @@ def _client(args: argparse.Namespace) -> Any:
     return AsyncBitrix24.from_env()
 
 
-def _cli(args: argparse.Namespace) -> int:
-    import anyio
-
+def build_app(args: argparse.Namespace) -> tuple[Bitrix24MCP, list[str], Any]:
+    """The server the command line describes: packs, routing, and the guard from the one Settings path
+    (B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE and B24_REDIS_URL mean here what they mean in the
+    CLI and the toolkits). Returns the app, its packs and its plan store."""
     from bitrix24_agent_tools.packs import PACKS
     from bitrix24_agent_tools.settings import Settings
 
     default = ",".join(PACKS) if args.route else "core"
     packs = [p.strip() for p in (args.packs or default).split(",") if p.strip()]
-    # One settings path for every face: B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE and
-    # B24_REDIS_URL mean here what they mean in the CLI and the toolkits.
     plans = SqlitePlanStore(args.plans or state_path("plans.sqlite3"))
     guard = Settings.from_env().guard(ElicitationConfirmer(), plans=plans)
-    policy = guard.policy
     app = Bitrix24MCP(
-        aclient=_client(args),
-        packs=packs,
-        route=args.route,
-        guard=guard,
-        structured=args.structured,
+        aclient=_client(args), packs=packs, route=args.route, guard=guard, structured=args.structured
     )
+    return app, packs, plans
+
+
+def _cli(args: argparse.Namespace) -> int:
+    import anyio
+
+    from bitrix24_agent_tools.settings import Settings
+
+    app, packs, plans = build_app(args)
+    policy = app.toolbox.guard.policy
     if not args.http:
         from mcp.server.stdio import stdio_server
 

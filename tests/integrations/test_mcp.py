@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import mcp.types as types
+import pytest
 from mcp import Client
 
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24
@@ -252,3 +253,27 @@ async def test_the_server_names_itself_and_its_tools_say_the_truth() -> None:
     _, routed = _server(route=True)  # handshake-era sessions are told the list changes (it does, by routing)
     assert routed.server.get_capabilities().tools.list_changed is True
     assert app.server.get_capabilities().tools.list_changed is False
+
+
+async def test_the_mcp_command_takes_its_guard_from_the_one_settings_path(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B24_REQUIRE_PLAN and B24_AUDIT_FILE mean in `b24-agent-tools mcp` what they mean everywhere else."""
+    import argparse
+
+    from bitrix24_agent_tools.integrations.mcp import build_app, register
+    from bitrix24_agent_tools.stores import SqliteAuditStore
+
+    monkeypatch.setenv("B24_REQUIRE_PLAN", "1")
+    monkeypatch.setenv("B24_AUDIT_FILE", str(tmp_path / "audit.sqlite3"))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["mcp", "--sandbox", "--plans", str(tmp_path / "plans.sqlite3")])
+    app, _packs, plans = build_app(args)
+    async with Client(app.server, elicitation_callback=_elicit({"decision": "approve"}, [])) as client:
+        out = await client.call_tool("b24_task_create", {"title": "planned, not written"})
+    assert (
+        out.is_error and "--execute-plan" in out.content[0].text
+    )  # a plan, although the person could answer
+    assert isinstance(app.toolbox.guard.audit, SqliteAuditStore)
+    assert [r.decision for r in SqliteAuditStore(tmp_path / "audit.sqlite3").rows()][-1] == "deferred"
