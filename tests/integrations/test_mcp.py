@@ -269,7 +269,7 @@ async def test_the_mcp_command_takes_its_guard_from_the_one_settings_path(
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     args = parser.parse_args(["mcp", "--sandbox", "--plans", str(tmp_path / "plans.sqlite3")])
-    app, _packs, plans = build_app(args)
+    app, _packs, _plans = build_app(args)
     async with Client(app.server, elicitation_callback=_elicit({"decision": "approve"}, [])) as client:
         out = await client.call_tool("b24_task_create", {"title": "planned, not written"})
     assert (
