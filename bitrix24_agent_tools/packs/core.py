@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -438,28 +438,39 @@ def task_list(ctx: ToolContext, args: TaskListArgs) -> HandlerGen:
     )
 
 
+# UF_CRM_TASK codes (api-reference/tasks/fields.md): the model names the kind of record, the code is ours —
+# a prefix left to the model read C_3 as a company (it is contact 3).
+_LINK_PREFIX = {"deal": "D", "lead": "L", "contact": "C", "company": "CO"}
+
+
 class TaskCreateArgs(_Args):
     title: str = Field(min_length=1, max_length=255)
     responsible_id: int | None = Field(None, gt=0)
     deadline: str | None = Field(None, description="ISO 8601")
     description: str | None = Field(None, max_length=10000)
-    crm: list[str] = Field(default_factory=list, description="CRM links, e.g. D_12, C_3")
+    crm: dict[str, Any] = Field(default_factory=dict, description='links, e.g. {"deal":[12],"contact":[3]}')
+
+    @field_validator("crm")
+    @classmethod
+    def _kinds(cls, value: dict[str, Any]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for kind, ids in value.items():
+            if kind not in _LINK_PREFIX:
+                raise ValueError(f"crm links are keyed by deal, company, contact or lead, not {kind!r}")
+            items = ids if isinstance(ids, list) else [ids]
+            if not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in items):
+                raise ValueError(f"crm.{kind} takes record IDs (numbers), e.g. [12]")
+            out[kind] = items
+        return out
 
 
-_LINK_PREFIX = {"D": "deal", "L": "lead", "C": "contact", "CO": "company"}
-
-
-def _crm_links(links: list[str]) -> Generator[Call, Any, list[str]]:
-    """UF_CRM_TASK values (D_12, L_3, C_7, CO_2), each checked to exist before anyone is asked."""
+def _crm_links(crm: Mapping[str, list[int]]) -> Generator[Call, Any, list[str]]:
+    """UF_CRM_TASK values for the linked records, each checked to exist before anyone is asked."""
     out = []
-    for link in links:
-        prefix, _, raw = link.strip().upper().partition("_")
-        if prefix not in _LINK_PREFIX or not raw.isdigit():
-            raise ValueError(
-                f"crm link {link!r} must look like D_12 (deal), L_3 (lead), C_7 (contact) or CO_2 (company)"
-            )
-        yield from _existing(_LINK_PREFIX[prefix], int(raw))
-        out.append(f"{prefix}_{int(raw)}")
+    for entity, ids in crm.items():
+        for ident in ids:
+            yield from _existing(entity, int(ident))
+            out.append(f"{_LINK_PREFIX[entity]}_{int(ident)}")
     return out
 
 
@@ -483,8 +494,9 @@ def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
         fields["DEADLINE"] = args.deadline
     if args.description:
         fields["DESCRIPTION"] = args.description
-    if args.crm:
-        fields["UF_CRM_TASK"] = yield from _crm_links(args.crm)
+    links = yield from _crm_links(args.crm)
+    if links:
+        fields["UF_CRM_TASK"] = links
     response = yield Call("tasks.task.add", {"fields": fields})
     task = (response.result or {}).get("task", {})
     return done_output(f"created task #{task.get('id')}", task)
@@ -505,7 +517,16 @@ def task_update(ctx: ToolContext, args: TaskUpdateArgs) -> HandlerGen:
     if "UF_CRM_TASK" in upper:
         links = upper["UF_CRM_TASK"] if isinstance(upper["UF_CRM_TASK"], list) else [upper["UF_CRM_TASK"]]
         fields = {k: v for k, v in fields.items() if str(k).upper() != "UF_CRM_TASK"}
-        fields["UF_CRM_TASK"] = yield from _crm_links([str(x) for x in links])
+        by_kind: dict[str, list[int]] = {}
+        kinds = {code: kind for kind, code in _LINK_PREFIX.items()}
+        for link in links:  # the field's own codes (D_12, CO_2): read strictly, never guessed
+            prefix, _, raw = str(link).strip().upper().partition("_")
+            if prefix not in kinds or not raw.isdigit():
+                raise ValueError(
+                    f"UF_CRM_TASK {link!r}: use D_12 (deal), L_3 (lead), C_7 (contact), CO_2 (company)"
+                )
+            by_kind.setdefault(kinds[prefix], []).append(int(raw))
+        fields["UF_CRM_TASK"] = yield from _crm_links(by_kind)
     yield Call("tasks.task.update", {"taskId": args.id, "fields": fields})
     return done_output(f"updated task #{args.id}: {', '.join(args.fields)}", {"id": args.id})
 

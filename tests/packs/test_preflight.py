@@ -178,12 +178,18 @@ def test_everyday_jobs_link_a_task_to_crm_comment_on_a_task_and_find_users(
     from bitrix24_agent_tools.packs.render import rows_of
 
     box, _ = _box(client)
-    created = box.run("b24_task_create", {"title": "Call about the renewal", "crm": ["D_3", "C_2"]})
+    created = box.run(
+        "b24_task_create", {"title": "Call about the renewal", "crm": {"deal": [3], "contact": [2]}}
+    )
     assert not created.is_error, created.content
     task = portal.entity("task", int(created.artifact["id"]))
     assert task is not None and task["ufCrmTask"] == ["D_3", "C_2"]  # tasks-task-get.md: ufCrmTask
+    # a contact is a contact, never read as a company from a prefix: C_ is contact, CO_ company
+    linked = box.run("b24_task_create", {"title": "Company call", "crm": {"company": [2]}})
+    assert portal.entity("task", int(linked.artifact["id"]))["ufCrmTask"] == ["CO_2"]
     assert (
-        "deal #9999 does not exist" in box.run("b24_task_create", {"title": "x", "crm": ["D_9999"]}).content
+        "deal #9999 does not exist"
+        in box.run("b24_task_create", {"title": "x", "crm": {"deal": [9999]}}).content
     )
     commented = box.run(
         "b24_crm_comment", {"entity": "task", "id": int(created.artifact["id"]), "text": "Called"}
