@@ -114,7 +114,7 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
             ids = hit if ids is None else ids & hit
             flt.pop(key)
         if not ids:
-            return rows_output(ctx, [], fields=fields, total=0)
+            return rows_output(ctx, [], fields=fields, total=0, searched=f"{args.entity} by {dumps(comms)}")
         flt["@ID"] = sorted(ids)
     if (
         args.kind in preflight.LEGACY and flt
@@ -159,6 +159,8 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
         total=total,
         more=more,
         hint=f"more rows: call again with offset={following}" if more else "",
+        searched=f"{args.entity} with filter {dumps(flt)}" if flt else f"every {args.entity}",
+        asked=args.limit,
     )
 
 

@@ -38,6 +38,7 @@ def _call_handler(pack: str) -> Any:
                 total=response.total,
                 more=response.next is not None,
                 hint=f"more rows: call again with params.start={response.next}" if response.next else "",
+                searched=f"{args.method} {dumps(args.params)}"[:300],
             )
         return ToolOutput(content=dumps(result), artifact=result)
 

@@ -44,11 +44,15 @@ def rows_output(
     total: int | None = None,
     more: bool = False,
     hint: str = "",
+    searched: str = "",
+    asked: int | None = None,
 ) -> ToolOutput:
     """A list result: at most ``ctx.max_items`` rows with the chosen fields, plus how to get more.
 
     Rows of records go out as a table — the column names once, each row as an array (about half the tokens of
-    a list of objects); the full rows stay in the artifact.
+    a list of objects); the full rows stay in the artifact. An empty result says what was searched (so "none"
+    is told apart from a misread filter); a ``limit`` above what a tool shows at once is said, not cut
+    silently.
     """
     shown = [cut(pick(r, fields), ctx.max_chars) for r in rows[: ctx.max_items]]
     body: dict[str, Any] = (
@@ -56,6 +60,10 @@ def rows_output(
     )
     count = total if total is not None else len(rows)
     body["count"] = count
+    if not rows and searched:
+        body["searched"] = searched
+    if asked is not None and asked > ctx.max_items and len(rows) > len(shown):
+        body["note"] = f"a tool shows at most {ctx.max_items} rows at once ({asked} asked)"
     if len(rows) > ctx.max_items or more:
         body["more"] = (
             hint or f"showing {len(shown)} of {count if total is not None else 'more'}; narrow the filter"

@@ -362,3 +362,13 @@ def test_narrowing_to_scopes_is_a_new_view_and_leaves_the_toolbox_as_it_was(clie
     assert "b24_chat_send" in before and "b24_chat_send" not in {s.name for s in view.specs}
     assert [s.name for s in box.specs] == before and view.boundary == box.boundary
     assert "b24_comms_call" in {s.name for s in view.specs}  # generic tools stay: the guard judges them
+
+
+def test_an_empty_list_says_what_was_searched_and_a_large_limit_is_not_cut_silently(client: Bitrix24) -> None:
+    box = _box(client)
+    none = json.loads(
+        box.run("b24_crm_list", {"entity": "deal", "filter": {"%TITLE": "no such deal"}}).content
+    )
+    assert none["count"] == 0 and "%TITLE" in none["searched"] and "no such deal" in none["searched"]
+    many = json.loads(box.run("b24_crm_list", {"entity": "deal", "limit": 50}).content)
+    assert len(many["rows"]) == 20 and "at most 20 rows at once (50 asked)" in many["note"] and many["more"]
