@@ -217,6 +217,12 @@ def crm_get(ctx: ToolContext, args: GetArgs) -> HandlerGen:
     prefix, extra = _prefix(args)
     response = yield Call(f"{prefix}.get", {**extra, "id": args.id})
     record = response.result.get("item", response.result) if args.kind == "item" else response.result
+    if args.kind in preflight.LEGACY and isinstance(record, dict):  # names beside IDs, as the list shows them
+        names = yield from _names(ctx, [record])
+        for column, (label, lookup) in names.items():
+            value = record.get(column)
+            if value not in (None, "", "0") and str(value) in lookup:
+                record = {**record, label: lookup[str(value)]}
     return record_output(ctx, record)
 
 
@@ -645,7 +651,7 @@ def specs() -> list[ToolSpec]:
             "Get one CRM record.",
             GetArgs,
             "read",
-            tuple(f"{p}.get" for p in crm),
+            (*(f"{p}.get" for p in crm), *preflight.METHODS),
             crm_get,
             "core",
         ),

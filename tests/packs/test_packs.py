@@ -372,3 +372,11 @@ def test_an_empty_list_says_what_was_searched_and_a_large_limit_is_not_cut_silen
     assert none["count"] == 0 and "%TITLE" in none["searched"] and "no such deal" in none["searched"]
     many = json.loads(box.run("b24_crm_list", {"entity": "deal", "limit": 50}).content)
     assert len(many["rows"]) == 20 and "at most 20 rows at once (50 asked)" in many["note"] and many["more"]
+
+
+def test_a_record_read_names_its_ids_as_a_list_does(client: Bitrix24, portal: Portal) -> None:
+    deal = portal.entity("deal", 4)
+    assert deal is not None
+    user = portal.state["user"][int(deal["ASSIGNED_BY_ID"])]
+    got = _box(client).run("b24_crm_get", {"entity": "deal", "id": 4}).content
+    assert f"{user['NAME']} {user['LAST_NAME']}" in got and "ASSIGNED_BY" in got and "STAGE" in got
