@@ -34,6 +34,18 @@ def _truthy(value: str | None) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "y", "on")
 
 
+def _number(name: str, value: str | None, kind: type) -> None:
+    """A numeric variable that does not parse is named in the error, with what it holds."""
+    if value in (None, ""):
+        return
+    try:
+        kind(value)
+    except ValueError:
+        from bitrix24_agent_tools.client.errors import ConfigError
+
+        raise ConfigError(f"{name}={value!r} is not a number ({kind.__name__} expected)") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     packs: tuple[str, ...] = ("core",)
@@ -48,6 +60,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         rate, burst = env.get("B24_RATE_LIMITER_RATE"), env.get("B24_RATE_LIMITER_BURST")
+        _number("B24_RATE_LIMITER_RATE", rate, float)
+        _number("B24_RATE_LIMITER_BURST", burst, int)
         return cls(
             packs=_list(env.get("B24_PACKS")) or ("core",),
             method_allowlist=_list(env.get("B24_METHOD_ALLOWLIST")),

@@ -107,3 +107,13 @@ def test_the_environment_configures_every_face_the_same_way(
 
     for client in (Bitrix24.from_env(), AsyncBitrix24.from_env()):  # the clients read the same settings
         assert (client.plan.rate, client.plan.burst) == (3.0, 7)
+
+
+def test_a_bad_number_in_the_environment_names_its_variable() -> None:
+    import pytest as _pytest
+
+    from bitrix24_agent_tools.client import ConfigError
+    from bitrix24_agent_tools.settings import Settings
+
+    with _pytest.raises(ConfigError, match="B24_RATE_LIMITER_RATE='abc'"):
+        Settings.from_env({"B24_RATE_LIMITER_RATE": "abc"})

@@ -90,7 +90,17 @@ class Bitrix24ToolSpec(BaseToolSpec):
     def to_tool_list(
         self, spec_functions: Any = None, func_to_metadata_mapping: Any = None
     ) -> list[FunctionTool]:
-        return [self._tool(spec.name, spec.description, spec.args) for spec in self.toolbox.specs]
+        """Every tool, or only those ``spec_functions`` names (LlamaIndex's own convention); an unknown name
+        is an error, not a silent drop."""
+        specs = self.toolbox.specs
+        if spec_functions is not None:
+            wanted = [f if isinstance(f, str) else getattr(f, "__name__", str(f)) for f in spec_functions]
+            by_name = {s.name: s for s in specs}
+            unknown = [n for n in wanted if n not in by_name]
+            if unknown:
+                raise ValueError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(by_name)}")
+            specs = [by_name[n] for n in wanted]
+        return [self._tool(spec.name, spec.description, spec.args) for spec in specs]
 
     def _tool(self, name: str, description: str, schema: Any) -> FunctionTool:
         toolbox = self.toolbox

@@ -136,3 +136,18 @@ async def test_a_tool_retriever_offers_what_the_message_points_to_and_loads_more
     assert "loaded b24_task_create" in str(await loader.acall(pack="b24_task_create"))
     created = (await retriever.aretrieve("b24_task_create"))[0]
     assert "created task" in str(await created.acall(title="Kick-off"))
+
+
+def test_to_tool_list_honours_spec_functions() -> None:
+    import pytest as _pytest
+
+    from bitrix24_agent_tools.client import Bitrix24
+    from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec
+    from bitrix24_agent_tools.sandbox import Portal
+
+    portal = Portal(seed=1)
+    spec = Bitrix24ToolSpec(Bitrix24(portal.webhook_url, transport=portal.transport()))
+    chosen = spec.to_tool_list(spec_functions=["b24_crm_list", "b24_crm_get"])
+    assert [t.metadata.name for t in chosen] == ["b24_crm_list", "b24_crm_get"]
+    with _pytest.raises(ValueError, match="unknown tool"):
+        spec.to_tool_list(spec_functions=["b24_nope"])

@@ -1,0 +1,113 @@
+"""A testing kit for your own agents: a scripted tool-calling chat model and sandbox fixtures, so an agent's
+tests run offline, the way ours do.
+
+    from bitrix24_agent_tools.testing import ScriptedChatModel
+
+    model = ScriptedChatModel(steps=[
+        [("b24_crm_list", {"entity": "deal", "filter": {"%TITLE": "Acme"}})],
+        lambda results: [("b24_deal_move", {"id": int(results[-1]["rows"][0][0]), "stage_id": "WON"})],
+        "Done: the Acme deal is won.",
+    ])
+    agent = create_agent(model, toolkit.get_tools())
+
+Each step is the next model turn: a list of ``(tool, args)`` calls, a function of the tool results so far
+(parsed JSON where a result is JSON) that returns such a list, or a string (the final answer). With pytest,
+the fixtures ``b24_portal`` (a seeded sandbox), ``b24_client`` (a sync client on it) and ``b24_toolbox`` come
+from ``pytest -p bitrix24_agent_tools.testing`` (or ``pytest_plugins`` in your conftest).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+Call = tuple[str, dict[str, Any]]
+Step = list[Call] | Callable[[list[Any]], list[Call] | str] | str
+
+
+def _results(messages: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for message in messages:
+        if type(message).__name__ == "ToolMessage":
+            try:
+                out.append(json.loads(str(message.content)))
+            except ValueError:
+                out.append(str(message.content))
+    return out
+
+
+def ScriptedChatModel(steps: Sequence[Step]) -> Any:
+    """A LangChain chat model that plays the given steps, one per turn, and binds tools like a real one."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class _Scripted(BaseChatModel):
+        script: list[Any]
+        bound: list[str] = []  # noqa: RUF012 — a pydantic field, copied per bind
+
+        @property
+        def _llm_type(self) -> str:
+            return "bitrix24-scripted"
+
+        def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+            names = [
+                getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None) for t in tools
+            ]
+            return self.model_copy(update={"bound": [n for n in names if n]})
+
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
+            turn = sum(1 for m in messages if type(m).__name__ == "AIMessage")
+            step: Any = self.script[turn] if turn < len(self.script) else "done"
+            if callable(step):
+                step = step(_results(messages))
+            if isinstance(step, str):
+                message = AIMessage(content=step)
+            else:
+                calls = [
+                    {"name": name, "args": args, "id": f"call_{turn}_{i}", "type": "tool_call"}
+                    for i, (name, args) in enumerate(step)
+                ]
+                message = AIMessage(content="", tool_calls=calls)
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return _Scripted(script=list(steps))
+
+
+# --- pytest fixtures (pytest -p bitrix24_agent_tools.testing, or pytest_plugins in a conftest) ------------
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover — the kit works without pytest; only the fixtures need it
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture
+    def b24_portal() -> Any:
+        """A seeded sandbox portal (in-process), new for each test."""
+        from bitrix24_agent_tools.sandbox import Portal
+
+        return Portal(seed=1)
+
+    @pytest.fixture
+    def b24_client(b24_portal: Any) -> Iterator[Any]:
+        """A client on the sandbox portal (no network)."""
+        from bitrix24_agent_tools.client import Bitrix24
+
+        with Bitrix24(b24_portal.webhook_url, transport=b24_portal.transport()) as client:
+            yield client
+
+    @pytest.fixture
+    def b24_toolbox(b24_client: Any) -> Any:
+        """Every pack's tools on the sandbox, writes approved by an AutoConfirmer (``.guard.confirm.seen``
+        holds what a person would have been shown)."""
+        from bitrix24_agent_tools.confirmers import AutoConfirmer
+        from bitrix24_agent_tools.guard import Guard, Policy
+        from bitrix24_agent_tools.packs import PACKS
+        from bitrix24_agent_tools.toolbox import Toolbox
+
+        return Toolbox(b24_client, packs=tuple(PACKS), guard=Guard(Policy.writer(), AutoConfirmer()))
