@@ -291,5 +291,16 @@ def register(subparsers: Any) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    import importlib.util
+    import sys
+
+    missing = [m for m in ("langchain", "langgraph") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"the demo runs a LangChain agent: pip install 'bitrix24-agent-tools[langchain]' "
+            f"(missing: {', '.join(missing)})",
+            file=sys.stderr,
+        )
+        return 2
     figures = run_demo(seed=args.seed, model=args.model, portal_url=args.portal)
     return 0 if figures["deal"] and figures["deal"]["STAGE_ID"] == "WON" else 1

@@ -186,6 +186,15 @@ def check(name: str, wheel: Path) -> float:
             for args in CLI:
                 run([str(venv / "bin" / "b24-agent-tools"), *args], cwd=cwd, env=env)
             run([py, "-c", SMOKE[name]], cwd=cwd, env=env)
+            if name == "bare":  # the demo without its extra says what to install, in one line
+                bare = subprocess.run(
+                    [str(venv / "bin" / "b24-agent-tools"), "demo"],
+                    cwd=cwd,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                assert bare.returncode == 2 and "[langchain]" in bare.stderr, bare.stderr[-500:]
             if name == "langchain":  # the README's demo, from the wheel alone: no encodings, no clone
                 done = run([str(venv / "bin" / "b24-agent-tools"), "demo"], cwd=cwd, env=env)
                 assert "confirmed writes" in done.stdout, done.stdout[-500:]
