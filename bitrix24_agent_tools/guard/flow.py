@@ -29,6 +29,7 @@ from bitrix24_agent_tools.risk import (
     AmbiguousCall,
     CanonicalCall,
     canonical_call,
+    canonical_method,
     classify_one,
     pack_of,
     riskiest,
@@ -178,8 +179,8 @@ class Guard:
         if not isinstance(call.params, Mapping):
             raise CallRefused("params must be an object", code="BAD_PARAMS")
         try:
-            method = judged(call.method, {}).method
-        except CallRefused:
+            method = canonical_method(call.method)
+        except AmbiguousCall:
             method = str(call.method).strip().lower()
         # The allowlist speaks first: a method nobody allowed learns nothing of its contract.
         if method != "batch" and not self._allowed(method, spec, packs):
