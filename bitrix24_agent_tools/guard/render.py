@@ -29,7 +29,7 @@ from bitrix24_agent_tools.contracts import Contract, Param, contract_for
 from bitrix24_agent_tools.masking import MASK, mask_registered, mask_text
 from bitrix24_agent_tools.risk import CanonicalCall
 
-FOLD = 1000  # characters of one value shown before it is folded with an explicit "(+N chars)" marker
+FOLD = 4000  # characters of one value shown before it is folded with an explicit "(+N chars)" marker
 _VERBS = {"add": "Create", "update": "Update", "delete": "Delete", "complete": "Complete", "start": "Start"}
 # C0/C1 controls, DEL, bidirectional overrides and zero-width characters: a terminal obeys them, so a value
 # could erase or reorder the lines around it. Each is shown as its escape.
@@ -82,7 +82,13 @@ class _Out:
         if _INVISIBLE.search(shown):
             self.flag(f"{path} contains control characters (shown as escapes)")
         shown = visible(shown)
-        return shown if len(shown) <= limit else f"{shown[:limit]}… (+{len(shown) - limit} chars)"
+        if len(shown) <= limit:
+            return shown
+        if limit == FOLD:  # a value the portal reads in full, shown in part: said, so the rest is looked at
+            self.flag(
+                f"{path} is {len(shown):,} characters; the first {limit:,} are shown here, all are sent"
+            )
+        return f"{shown[:limit]}… (+{len(shown) - limit} chars)"
 
     def flag(self, text: str) -> None:
         if text not in self.flags:
@@ -236,6 +242,12 @@ def _describe(
             _line(out, key, spec, value, current if spec and spec.refers_to else None, pad)
 
 
+def _odd_key(out: _Out, path: str) -> None:
+    """A key with letters outside ASCII (a Cyrillic І in TІTLE) reads like a real one but is not."""
+    if not path.isascii():
+        out.flag(f"the key {visible(path)!r} has non-ASCII letters: it is not the field it looks like")
+
+
 def _line(
     out: _Out,
     path: str,
@@ -246,6 +258,7 @@ def _line(
     where: str | None = None,
 ) -> None:
     """One parameter's line; ``path`` as shown, ``where`` as an edit names it (``fields.TITLE``)."""
+    _odd_key(out, path)
     if (
         isinstance(value, Mapping)
         and value

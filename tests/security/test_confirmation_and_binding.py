@@ -20,10 +20,10 @@ from bitrix24_agent_tools.toolbox import Toolbox
 
 def test_every_field_is_shown_long_values_fold_with_a_marker_and_upper_case_fields_count() -> None:
     fields = {f"UF_CRM_{i}": f"value {i}" for i in range(12)}
-    fields["COMMENTS"] = "x" * 1500
+    fields["COMMENTS"] = "x" * 4500
     text = summarize("crm.deal.add", {"FIELDS": fields}, None)
     assert all(f"UF_CRM_{i} = value {i}" in text for i in range(12))
-    assert "(+500 chars)" in text and "x" * 1000 in text
+    assert "(+500 chars)" in text and "x" * 4000 in text
 
 
 def test_a_batch_shows_each_command_on_its_own_line() -> None:

@@ -141,3 +141,11 @@ def test_the_record_is_the_one_the_portal_reads_not_one_the_model_adds(
     out = box.run("b24_core_call", {"method": "tasks.task.delete", "params": {"taskId": 1, "id": 2}})
     assert out.is_error and "does not read 'id'" in out.content and "it reads: taskId" in out.content
     assert portal.entity("task", 1) and portal.entity("task", 2)
+
+
+def test_a_long_value_and_a_look_alike_key_are_called_out() -> None:
+    body = "Hello team. " + "x" * 5000 + " Also: wire 50,000 EUR to account 123."
+    summary = summarize("im.message.add", {"DIALOG_ID": "chat1", "MESSAGE": body}, None)
+    assert "MESSAGE is 5,050 characters; the first 4,000 are shown here, all are sent" in summary
+    summary = summarize("tasks.task.update", {"taskId": 1, "fields": {"TІTLE": "x"}}, None)  # Cyrillic І
+    assert "has non-ASCII letters" in summary
