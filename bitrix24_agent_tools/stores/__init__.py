@@ -37,6 +37,13 @@ class AuditRow:
     at: float = field(default_factory=time.time)
     duration_ms: float = 0.0
 
+    def stored(self) -> tuple[Any, ...]:
+        """The masked row as a table stores it: at, tenant, tool, method, risk, decision, status, approved_by,
+        error, params (JSON), duration_ms."""
+        r = self.masked()
+        return (r.at, r.tenant, r.tool, r.method, r.risk, r.decision, r.status, r.approved_by, r.error,
+                json.dumps(r.params, ensure_ascii=False, default=str), r.duration_ms)  # fmt: skip
+
     def masked(self) -> AuditRow:
         return AuditRow(
             self.tenant,
@@ -114,23 +121,7 @@ class SqliteAuditStore(_Sqlite):
                 decision TEXT, status TEXT, approved_by TEXT, error TEXT, params TEXT, duration_ms REAL)"""
 
     def record(self, row: AuditRow) -> None:
-        r = row.masked()
-        self._db().execute(
-            "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                r.at,
-                r.tenant,
-                r.tool,
-                r.method,
-                r.risk,
-                r.decision,
-                r.status,
-                r.approved_by,
-                r.error,
-                json.dumps(r.params, ensure_ascii=False, default=str),
-                r.duration_ms,
-            ),
-        )
+        self._db().execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", row.stored())
 
     def rows(self, tenant: str | None = None) -> list[AuditRow]:
         query = (

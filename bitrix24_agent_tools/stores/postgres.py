@@ -212,24 +212,11 @@ class PostgresAuditStore(_Postgres):
         error TEXT, params TEXT, duration_ms DOUBLE PRECISION)"""
 
     def record(self, row: AuditRow) -> None:
-        r = row.masked()
         with self._conn() as db:
             db.execute(
                 "INSERT INTO b24_audit (at, tenant, tool, method, risk, decision, status, approved_by, "
                 "error, params, duration_ms) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                (
-                    r.at,
-                    r.tenant,
-                    r.tool,
-                    r.method,
-                    r.risk,
-                    r.decision,
-                    r.status,
-                    r.approved_by,
-                    r.error,
-                    json.dumps(r.params, default=str),
-                    r.duration_ms,
-                ),
+                row.stored(),
             )
 
     def rows(self, tenant: str | None = None) -> list[AuditRow]:
