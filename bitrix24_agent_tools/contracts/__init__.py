@@ -31,7 +31,6 @@ __all__ = [
     "conform",
     "contract_for",
     "is_reference",
-    "ref_entity",
 ]
 
 # A batch command's value that the portal replaces with an earlier command's output
@@ -205,14 +204,6 @@ def _has_reference(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_has_reference(v) for v in value)
     return is_reference(value)
-
-
-def ref_entity(contract: Contract, path: tuple[str, ...]) -> str | None:
-    """The kind of record the value at ``path`` (``("fields", "COMPANY_ID")``) names, if any."""
-    spec = contract.param(path[0])
-    for part in path[1:]:
-        spec = spec.key(part) if spec is not None else None
-    return spec.refers_to if spec is not None else None
 
 
 def _check_reference(contract: Contract, spec: Param, where: str, value: Any) -> None:

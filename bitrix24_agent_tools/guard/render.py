@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bitrix24_agent_tools.contracts import Contract, Param, contract_for
+from bitrix24_agent_tools.contracts import Param, contract_for
 from bitrix24_agent_tools.masking import MASK, mask_registered, mask_text
 from bitrix24_agent_tools.risk import CanonicalCall
 
@@ -406,8 +406,3 @@ def _time(value: Any) -> str | None:
     moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
     local = moment.astimezone(zone) if zone else moment.astimezone()
     return f"{local.isoformat()} (Unix {seconds})"
-
-
-def contract_doc(method: str) -> str:
-    contract: Contract | None = contract_for(method)
-    return contract.doc if contract else ""
