@@ -391,3 +391,20 @@ def test_general_rules_found_by_held_out_rounds(text: str, packs: tuple[str, ...
 def test_sharing_a_folder_is_not_an_approval() -> None:
     assert route("Hebe die Freigabe des Ordners Budget für externe Nutzer auf").packs == ("core", "content")
     assert route("Hol die Freigabe vom Chef für den Rabatt").packs == ("core", "automation")
+
+
+@pytest.mark.parametrize(
+    ("text", "absent"),
+    [
+        ("Send a message to the 'Invoices and payments' chat", "commerce"),  # a chat's name, not a job
+        ("Publish the page ‘Order form’", "commerce"),
+        ("Write to Boris in chat: 'update the deal pipeline and the product catalog'", "commerce"),
+        ("Создай задачу 'Обновить каталог товаров'", "commerce"),
+    ],
+)
+def test_single_quoted_names_and_dictated_text_are_not_the_job(text: str, absent: str) -> None:
+    assert absent not in route(text).packs
+
+
+def test_an_apostrophe_is_not_a_quote() -> None:
+    assert "platform" in route("what is in the app's storage? it's for the 'Reports' entity").packs
