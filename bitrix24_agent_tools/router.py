@@ -260,9 +260,9 @@ class RouteDecision:
     reason: str
 
 
-# A name in quotes (an epic «Оплата картой», a task "Call Anna", the chat 'Sales team', a page ‘Contacts’) is a
-# name, not words of the request; so is text the user dictates in quotes (a message body, a prompt). A single
-# quote opens only where no letter stands before it and closes only where none follows: "it's" is no quote.
+# A name in quotes (an epic «Оплата картой», a task "Call Anna", the chat 'Sales team', a page ‘Contacts’) is
+# a name, not words of the request; so is text the user dictates in quotes (a message body, a prompt). A
+# single quote opens only where no letter stands before it and closes only where none follows: "it's" is none.
 _QUOTED = re.compile(
     r'«[^»]{1,120}»|"[^"]{1,120}"|“[^”]{1,120}”|„[^“”]{1,120}[“”]|‘[^’]{1,120}’'
     r"|(?<![\w'])'(?=\S)[^'\n]{1,120}(?<=\S)'(?![\w'])"
