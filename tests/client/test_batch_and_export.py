@@ -284,3 +284,28 @@ def test_an_export_keeps_the_callers_own_id_bounds(client: Bitrix24) -> None:
     assert upto == [i for i in everything if i <= 7]
     with pytest.raises(ConfigError):
         client.export("crm.deal.list", {"filter": {">ID": "many"}})
+
+
+def test_an_export_survives_cut_and_html_bodies_behind_a_200(clock: FakeClock) -> None:
+    """A proxy cuts one answer and replaces another with an HTML page, both with status 200: the export
+    repeats those reads and still returns every row exactly once."""
+    import httpx
+
+    portal = Portal(seed=3, deals=2_000, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    inner = portal.transport()
+    seen = [0]
+
+    class Flaky(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = inner.handle_request(request)
+            seen[0] += 1
+            body = response.read()
+            if seen[0] == 2:
+                return httpx.Response(200, content=body[: len(body) // 2], headers=response.headers)
+            if seen[0] == 4:
+                return httpx.Response(200, text="<html><body>Gateway maintenance</body></html>")
+            return httpx.Response(response.status_code, content=body, headers=response.headers)
+
+    client = Bitrix24(portal.webhook_url, transport=Flaky(), clock=clock, sleep=clock.sleep)
+    ids = [int(row["ID"]) for row in client.export("crm.deal.list", {"select": ["ID"]})]
+    assert sorted(ids) == sorted(portal.state["deal"]) and len(ids) == len(set(ids)) and seen[0] > 4
