@@ -77,6 +77,37 @@ def ScriptedChatModel(steps: Sequence[Step]) -> Any:
     return _Scripted(script=list(steps))
 
 
+def ScriptedFunctionCallingLLM(steps: Sequence[Step]) -> Any:
+    """The LlamaIndex twin: a function-calling LLM for ``FunctionAgent`` that plays the same kind of steps."""
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.tools import ToolSelection
+
+    script = list(steps)
+
+    def respond(messages: Any, **kwargs: Any) -> Any:
+        turn = sum(1 for m in messages if m.role == MessageRole.ASSISTANT)
+        step: Any = script[turn] if turn < len(script) else "done"
+        if callable(step):
+            results = []
+            for m in messages:
+                if m.role == MessageRole.TOOL:
+                    try:
+                        results.append(json.loads(str(m.content)))
+                    except ValueError:
+                        results.append(str(m.content))
+            step = step(results)
+        if isinstance(step, str):
+            return ChatMessage(role=MessageRole.ASSISTANT, content=step)
+        calls = [
+            ToolSelection(tool_id=f"call_{turn}_{i}", tool_name=name, tool_kwargs=args)
+            for i, (name, args) in enumerate(step)
+        ]
+        return ChatMessage(role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": calls})
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
 # --- pytest fixtures (pytest -p bitrix24_agent_tools.testing, or pytest_plugins in a conftest) ------------
 
 try:

@@ -34,3 +34,17 @@ def test_a_users_agent_runs_offline_on_the_scripted_model_and_the_sandbox(
 
 def test_the_toolbox_fixture_offers_every_pack(b24_toolbox: Any) -> None:
     assert {"b24_crm_list", "b24_chat_send", "b24_sites_call"} <= {s.name for s in b24_toolbox.specs}
+
+
+async def test_a_users_llama_index_agent_runs_on_the_scripted_twin(b24_portal: Any, b24_client: Any) -> None:
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    from bitrix24_agent_tools.confirmers import AutoConfirmer
+    from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec
+    from bitrix24_agent_tools.testing import ScriptedFunctionCallingLLM
+
+    spec = Bitrix24ToolSpec.create(b24_client, confirm=AutoConfirmer())
+    llm = ScriptedFunctionCallingLLM([[("b24_task_create", {"title": "From the twin"})], "Task created."])
+    result = await FunctionAgent(tools=spec.to_tool_list(), llm=llm).run(user_msg="make a task")
+    assert "Task created." in str(result)
+    assert [t["title"] for t in b24_portal.entities("task")].count("From the twin") == 1
