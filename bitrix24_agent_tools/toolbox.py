@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bitrix24_agent_tools import tracing
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error
 from bitrix24_agent_tools.guard import AskPerson, Decision, Guard, PortalCall
 from bitrix24_agent_tools.masking import get_logger, mask_params, mask_text
@@ -317,11 +318,17 @@ class Toolbox:
     # -- drivers --------------------------------------------------------------------------------------------
     def run(self, name: str, raw_args: Any = None) -> ToolOutput:
         """Run a tool synchronously. Never raises for bad input, refusals or portal errors."""
-        return self._drive_sync(self._flow(name, raw_args))
+        with tracing.tool_span(str(name)) as current:
+            out = self._drive_sync(self._flow(name, raw_args))
+            tracing.outcome(current, out.is_error, _code(out))
+            return out
 
     async def arun(self, name: str, raw_args: Any = None) -> ToolOutput:
         """Run a tool on asyncio (the async client if there is one, else the sync client in a thread)."""
-        return await self._drive_async(self._flow(name, raw_args))
+        with tracing.tool_span(str(name)) as current:
+            out = await self._drive_async(self._flow(name, raw_args))
+            tracing.outcome(current, out.is_error, _code(out))
+            return out
 
     def execute_plan(self, plan_id: str, confirm: Any = None) -> ToolOutput:
         """Run a stored plan once (a person's command, e.g. ``b24-agent-tools call --execute-plan``).
@@ -431,6 +438,14 @@ def _unreachable(specs: Iterable[ToolSpec], scopes: Iterable[str]) -> list[str]:
         if not any(scope_of(m) is None or scope_of(m) in granted for m in main):
             removed.append(spec.name)
     return removed
+
+
+def _code(out: ToolOutput) -> str | None:
+    """A failed tool's code (a refusal's or the portal's error), for its trace."""
+    if not out.is_error:
+        return None
+    artifact = out.artifact if isinstance(out.artifact, Mapping) else {}
+    return str(artifact.get("refused") or artifact.get("error") or "TOOL_ERROR")
 
 
 def _failed_confirmer(exc: BaseException) -> Decision:

@@ -41,6 +41,7 @@ from bitrix24_agent_tools.client.limits import (
 )
 from bitrix24_agent_tools.masking import get_logger, mask_text
 from bitrix24_agent_tools.settings import Settings as EnvSettings
+from bitrix24_agent_tools.tracing import request_span
 
 log = get_logger(__name__)
 
@@ -276,7 +277,8 @@ class Bitrix24(_Base):
             idempotency_key=idempotency_key,
             risk=risk,
         )
-        result: Response = self._run(flow)
+        with request_span(str(method), api):
+            result: Response = self._run(flow)
         return result
 
     def batch(self, commands: Any, *, halt: bool = False) -> BatchResult:
@@ -452,7 +454,8 @@ class AsyncBitrix24(_Base):
             idempotency_key=idempotency_key,
             risk=risk,
         )
-        result: Response = await self._run(flow)
+        with request_span(str(method), api):
+            result: Response = await self._run(flow)
         return result
 
     async def batch(self, commands: Any, *, halt: bool = False) -> BatchResult:

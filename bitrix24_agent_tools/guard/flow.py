@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from bitrix24_agent_tools import tracing
 from bitrix24_agent_tools.contracts import contract_for
 from bitrix24_agent_tools.guard.answers import ConfirmationRequest, Confirmer, Decision, bound_decision
 from bitrix24_agent_tools.guard.canonical import judged, lenient, unverified
@@ -498,6 +499,7 @@ class Guard:
         started: float | None = None,
     ) -> None:
         duration = (self.clock() - started) * 1000 if started is not None else 0.0
+        tracing.decision(str(call.method), risk, decision, status)
         params = dict(call.params) if isinstance(call.params, Mapping) else {"params": str(call.params)[:200]}
         self.audit.record(
             AuditRow(

@@ -320,6 +320,12 @@ class Bitrix24MCP:
         return types.ListToolsResult(tools=self.tools())
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
+        from bitrix24_agent_tools.tracing import mcp_span
+
+        with mcp_span(str(params.name)):
+            return await self._call_tool_traced(ctx, params)
+
+    async def _call_tool_traced(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         arguments = dict(params.arguments or {})
         if (
             self.routing and params.name == LOADER
