@@ -23,7 +23,15 @@ $(ADAPTERS_STAMP): tools/mcp_adapters_env.txt
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# The demo needs only the LangChain extra: a fresh machine installs that, not every extra and dev tool.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[langchain]"
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/b24-agent-tools demo
 
 # The wheel, installed alone per extra (bare, [langchain], [langgraph], [llamaindex], [mcp]) with a smoke test of
