@@ -153,6 +153,8 @@ def lookups(call: CanonicalCall) -> list[tuple[str, str, dict[str, Any]]]:
             if isinstance(value, Mapping) and spec.fields:
                 for sub, sub_value in value.items():
                     want(_entity_of(spec.key(str(sub))), sub_value)
+            elif spec.ref == "access" and isinstance(value, list):  # U5 in DEST: user 5
+                want("user", [str(v)[1:] for v in value if re.fullmatch(r"U\d+", str(v))])
             else:
                 want(_entity_of(spec), value)
     return out
@@ -276,6 +278,9 @@ def _line(
         out.lines.append(f"{pad}{path} ← {_reference(out, value)}")
         out.flag(f"{path} takes its value from an earlier command of the batch")
         return
+    if spec is not None and spec.ref == "access" and isinstance(value, list):
+        out.lines.append(f"{pad}{path} = {_access(out, value)}")
+        return
     if spec is not None and spec.list and isinstance(value, (list, str)):
         _multifield(out, path, value, _ci(current, name) if current is not None else None, pad)
         return
@@ -299,6 +304,31 @@ def _line(
         out.lines.append(f"{pad}{path}: {out.value(path, old, 200)}{old_named} → {text}{named}")
     else:
         out.lines.append(f"{pad}{path} = {text}{named}")
+
+
+_ACCESS = re.compile(r"^(UA|U|SG|DR|D)(\d*)$")
+
+
+def _access(out: _Out, codes: list[Any]) -> str:
+    """Access codes as who they reach (log-blogpost-add.md, DEST): UA every authorised user, U<id> a user,
+    SG<id> a workgroup, DR<id> a department with its sub-departments; an unknown code is flagged."""
+    parts = []
+    for code in codes:
+        match = _ACCESS.match(str(code))
+        if match is None:
+            out.flag(f"{visible(str(code))!r} is not an access code the portal documents")
+            parts.append(out.value("access", code, 40))
+        elif match.group(1) == "UA":
+            parts.append("EVERYONE (all authorised users)")
+        elif match.group(1) == "U":
+            parts.append(f"user #{match.group(2)}{out.name('user', match.group(2))}")
+        elif match.group(1) == "SG":
+            parts.append(f"workgroup #{match.group(2)}")
+        else:
+            parts.append(
+                f"department #{match.group(2)}" + (" with sub-departments" if match.group(1) == "DR" else "")
+            )
+    return "; ".join(parts)
 
 
 def _reference(out: _Out, value: str) -> str:

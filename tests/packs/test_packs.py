@@ -235,7 +235,7 @@ def test_typed_tools_of_the_smaller_packs(client: Bitrix24, portal: Portal) -> N
     box = _box(client, packs=("core", "collab", "services", "automation", "content"))
     assert (
         box.run("b24_feed_post", {"message": "Q3 results are in", "title": "Q3"}).content
-        == "posted #2 to the live feed"
+        == "posted #2 to the live feed for everyone"
     )
     assert portal.state["blogpost"][2]["DETAIL_TEXT"] == "Q3 results are in"
     event = box.run(

@@ -149,3 +149,23 @@ def test_a_long_value_and_a_look_alike_key_are_called_out() -> None:
     assert "MESSAGE is 5,050 characters; the first 4,000 are shown here, all are sent" in summary
     summary = summarize("tasks.task.update", {"taskId": 1, "fields": {"TІTLE": "x"}}, None)  # Cyrillic І
     assert "has non-ASCII letters" in summary
+
+
+def test_a_feed_post_says_who_will_read_it(client: Bitrix24, portal: Portal) -> None:
+    """The portal's default audience is everyone (log-blogpost-add.md, DEST): the tool says so, the person
+    sees it, and a post for named people goes to them only."""
+    shown: list[ConfirmationRequest] = []
+    box = Toolbox(
+        client,
+        packs=("core", "collab"),
+        guard=Guard(Policy.writer(), lambda r: shown.append(r) or Decision.approve()),
+    )
+    out = box.run("b24_feed_post", {"message": "Office closed on Friday"})
+    assert "for everyone" in out.content and "EVERYONE (all authorised users)" in shown[-1].summary
+    user = portal.state["user"][3]
+    out = box.run("b24_feed_post", {"message": "Your review", "to": {"users": [3]}})
+    assert (
+        f"user #3 (user '{user['NAME']} {user['LAST_NAME']}')" in shown[-1].summary
+        or "user #3" in shown[-1].summary
+    )
+    assert "EVERYONE" not in shown[-1].summary and "for U3" in out.content
