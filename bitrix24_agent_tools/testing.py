@@ -26,15 +26,16 @@ Call = tuple[str, dict[str, Any]]
 Step = list[Call] | Callable[[list[Any]], list[Call] | str] | str
 
 
+def _parsed(content: Any) -> Any:
+    """A tool result as a step reads it: parsed JSON where it is JSON, else the text."""
+    try:
+        return json.loads(str(content))
+    except ValueError:
+        return str(content)
+
+
 def _results(messages: Sequence[Any]) -> list[Any]:
-    out: list[Any] = []
-    for message in messages:
-        if type(message).__name__ == "ToolMessage":
-            try:
-                out.append(json.loads(str(message.content)))
-            except ValueError:
-                out.append(str(message.content))
-    return out
+    return [_parsed(m.content) for m in messages if type(m).__name__ == "ToolMessage"]
 
 
 def ScriptedChatModel(steps: Sequence[Step]) -> Any:
@@ -89,14 +90,7 @@ def ScriptedFunctionCallingLLM(steps: Sequence[Step]) -> Any:
         turn = sum(1 for m in messages if m.role == MessageRole.ASSISTANT)
         step: Any = script[turn] if turn < len(script) else "done"
         if callable(step):
-            results = []
-            for m in messages:
-                if m.role == MessageRole.TOOL:
-                    try:
-                        results.append(json.loads(str(m.content)))
-                    except ValueError:
-                        results.append(str(m.content))
-            step = step(results)
+            step = step([_parsed(m.content) for m in messages if m.role == MessageRole.TOOL])
         if isinstance(step, str):
             return ChatMessage(role=MessageRole.ASSISTANT, content=step)
         calls = [

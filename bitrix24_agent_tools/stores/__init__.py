@@ -186,6 +186,13 @@ def _judge(
     return dict(result or {}) if expires > now else None
 
 
+def _judge_row(row: Any, now: float, retry_unknown: bool = False) -> Begin | dict[str, Any] | None:
+    """What a stored (state, expires, result JSON) row means now; None for no row."""
+    if row is None:
+        return None
+    return _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, now, retry_unknown)
+
+
 class MemoryIdempotencyStore:
     def __init__(self, clock: Any = time.time) -> None:
         self._data: dict[tuple[str, str], tuple[str, float, dict[str, Any] | None]] = {}
@@ -240,11 +247,7 @@ class SqliteIdempotencyStore(_Sqlite):
             row = db.execute(
                 "SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key)
             ).fetchone()
-            found = (
-                _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, now, retry_unknown)
-                if row is not None
-                else None
-            )
+            found = _judge_row(row, now, retry_unknown)
             if found is not None:
                 db.execute("COMMIT")
                 return found
@@ -273,9 +276,7 @@ class SqliteIdempotencyStore(_Sqlite):
             .execute("SELECT state, expires, result FROM idem WHERE tenant=? AND key=?", (tenant, key))
             .fetchone()
         )
-        if row is None:
-            return None
-        return _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, self.clock(), False)
+        return _judge_row(row, self.clock())
 
     def unknown(self, tenant: str, key: str, reason: str) -> None:
         self._db().execute(

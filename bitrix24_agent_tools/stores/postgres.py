@@ -26,7 +26,7 @@ from bitrix24_agent_tools.stores import (
     Begin,
     StoredPlan,
     _check_claim,
-    _judge,
+    _judge_row,
 )
 
 __all__ = [
@@ -88,11 +88,7 @@ class PostgresIdempotencyStore(_Postgres):
             row = db.execute(
                 "SELECT state, expires, result FROM b24_idem WHERE tenant=%s AND key=%s", (tenant, key)
             ).fetchone()
-            found = (
-                _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, now, retry_unknown)
-                if row is not None
-                else None
-            )
+            found = _judge_row(row, now, retry_unknown)
             if found is not None:
                 return found
             db.execute(
@@ -107,9 +103,7 @@ class PostgresIdempotencyStore(_Postgres):
             row = db.execute(
                 "SELECT state, expires, result FROM b24_idem WHERE tenant=%s AND key=%s", (tenant, key)
             ).fetchone()
-        if row is None:
-            return None
-        return _judge(row[0], row[1], json.loads(row[2]) if row[2] else None, self.clock(), False)
+        return _judge_row(row, self.clock())
 
     def _set(self, tenant: str, key: str, state: str, expires: float, result: Any) -> None:
         with self._conn() as db:
