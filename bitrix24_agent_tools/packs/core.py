@@ -298,6 +298,10 @@ def crm_fields(ctx: ToolContext, args: _EntityArgs) -> HandlerGen:
         if info.get("items"):
             entry["enum"] = {str(i.get("ID")): i.get("VALUE") for i in info["items"] if isinstance(i, dict)}
         compact[name] = entry
+    # Said once and explicitly, also when empty: a model must not infer "nothing is required" from silence.
+    compact["required"] = [
+        name for name, entry in compact.items() if isinstance(entry, dict) and entry.get("req")
+    ]
     if args.kind == "deal":  # a deal's stage depends on its pipeline: every pipeline with its stages
         compact["pipelines"] = yield from _pipelines(ctx)
     return ToolOutput(content=dumps(compact), artifact=fields)

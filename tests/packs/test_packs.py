@@ -380,3 +380,10 @@ def test_a_record_read_names_its_ids_as_a_list_does(client: Bitrix24, portal: Po
     user = portal.state["user"][int(deal["ASSIGNED_BY_ID"])]
     got = _box(client).run("b24_crm_get", {"entity": "deal", "id": 4}).content
     assert f"{user['NAME']} {user['LAST_NAME']}" in got and "ASSIGNED_BY" in got and "STAGE" in got
+
+
+def test_crm_fields_lists_the_required_fields_explicitly(client: Bitrix24) -> None:
+    contact = json.loads(_box(client).run("b24_crm_fields", {"entity": "contact"}).content)
+    assert contact["required"] == ["NAME", "LAST_NAME"] and contact["NAME"]["req"] is True
+    deal = json.loads(_box(client).run("b24_crm_fields", {"entity": "deal"}).content)
+    assert deal["required"] == []  # said, not left to silence
