@@ -68,7 +68,10 @@ _ALL_METHODS = {m.lower(): m for catalog in CATALOG.values() for m in catalog}
 
 def canonical_key(tenant: str, method: str, params: Mapping[str, Any]) -> str:
     """An idempotency key for the whole call: the canonical method and every parameter, per tenant."""
-    call = lenient(method, params)
+    return _key_of(tenant, lenient(method, params))
+
+
+def _key_of(tenant: str, call: CanonicalCall) -> str:
     return f"{call.method}:{call.fingerprint(tenant)}"
 
 
@@ -214,7 +217,7 @@ class Guard:
             raise
         if risk == "read":
             return (yield from self._execute(spec, call, tenant, risk, "read", None, started))
-        decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs)
+        decision, call, risk, shown_unknown = yield from self._ask(spec, call, tenant, risk, packs)
         return (
             yield from self._once(
                 spec,
@@ -224,7 +227,7 @@ class Guard:
                 "edited" if decision.kind == "edit" else "approved",
                 decision.by,
                 started,
-                retry_unknown=self._shown_unknown(tenant, call),
+                retry_unknown=shown_unknown,
             )
         )
 
@@ -320,7 +323,7 @@ class Guard:
             tenant,
             shown.summary,
             mask_registered_params(dict(current)) if current else None,
-            request_id=canonical_key(tenant, call.method, call.params),
+            request_id=_key_of(tenant, canon),
             flags=shown.flags,
             fields=shown.fields,
             doc=contract.doc if contract else "",
@@ -334,7 +337,10 @@ class Guard:
         risk: Risk,
         packs: tuple[str, ...],
         confirm: Confirmer | None = None,
-    ) -> Generator[Any, Any, tuple[Decision, Call, Risk]]:
+    ) -> Generator[Any, Any, tuple[Decision, Call, Risk, bool]]:
+        """Ask until a yes or a no: returns the decision, the call as approved, its risk, and whether the
+        person was shown that an identical write's outcome is unknown (only then may their yes send it
+        again)."""
         if (confirm or self.confirm) is None:
             self._audit(tenant, spec, call, risk, "refused", "skipped", error="no confirmation callback")
             raise CallRefused(
@@ -349,7 +355,8 @@ class Guard:
                 (yield from self._names(call, skip_record=current is not None)) if self.fetch_current else {}
             )
             request = self.request_for(spec, call, tenant, risk, current, names)
-            if self._shown_unknown(tenant, call):
+            shown_unknown = self._shown_unknown(tenant, call)
+            if shown_unknown:
                 warning = (
                     "an identical write was tried before and its outcome is unknown (it may already be on "
                     "the portal): approving sends it again — check the portal first"
@@ -402,12 +409,12 @@ class Guard:
                     raise
                 if edited and dict(call.params) == dict(previous):
                     # The same edit again, on the call as just shown: the person's yes to exactly that call.
-                    return decision, call, risk
+                    return decision, call, risk, shown_unknown
                 edited = True
                 if risk == "read":
-                    return decision, call, risk
+                    return decision, call, risk, False
                 continue  # the edited call is checked, shown again and needs its own yes
-            return (Decision("edit", by=decision.by) if edited else decision), call, risk
+            return (Decision("edit", by=decision.by) if edited else decision), call, risk, shown_unknown
         self._audit(tenant, spec, call, risk, "rejected", "skipped", error="too many edits")
         raise CallRefused(f"more than {MAX_EDITS} edits; nothing was written", code="REJECTED")
 
@@ -589,7 +596,9 @@ class Guard:
             self.plans.claim(plan_id, tenant, self.clock())
             self.plans.finish(plan_id)
             return (yield from self._execute(spec, call, tenant, risk, "plan", "plan-executor", started))
-        decision, call, risk = yield from self._ask(spec, call, tenant, risk, packs, confirm or self.confirm)
+        decision, call, risk, shown_unknown = yield from self._ask(
+            spec, call, tenant, risk, packs, confirm or self.confirm
+        )
         self.plans.claim(plan_id, tenant, self.clock())  # claimed → sent → executed: a crash can resume
         try:
             response = yield from self._once(
@@ -600,7 +609,7 @@ class Guard:
                 "plan",
                 decision.by or "plan-executor",
                 started,
-                retry_unknown=self._shown_unknown(tenant, call),
+                retry_unknown=shown_unknown,
             )
         except CallRefused as refused:
             if refused.code == "ALREADY_DONE":  # an earlier run made it: the plan is done

@@ -239,3 +239,23 @@ def test_a_store_that_fails_after_the_write_never_lets_it_repeat_blindly(
     out = refuse.run("b24_task_create", {"title": "Lead from the form"})
     assert out.is_error and any("outcome is unknown" in flag for flag in shown[-1].flags)
     assert len([t for t in portal.entities("task") if t["title"] == "Lead from the form"]) == 1
+
+
+def test_a_yes_given_without_seeing_an_unknown_outcome_does_not_send_it_again(
+    client: Bitrix24, portal: Portal
+) -> None:
+    """While the person reads the request, another process's identical write loses its answer: their yes was
+    not given to "send it again", so nothing is sent."""
+    store = MemoryIdempotencyStore()
+
+    def yes_while_it_changes(request: ConfirmationRequest) -> Decision:
+        assert not any("outcome is unknown" in f for f in request.flags)
+        store.unknown(request.tenant, request.request_id, "another process lost the answer meanwhile")
+        return Decision.approve()
+
+    box = Toolbox(
+        client, packs=("core",), guard=Guard(Policy.writer(), yes_while_it_changes, idempotency=store)
+    )
+    out = box.run("b24_task_create", {"title": "Raced"})
+    assert out.is_error and "outcome is unknown" in out.content
+    assert not [t for t in portal.entities("task") if t["title"] == "Raced"]
