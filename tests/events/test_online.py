@@ -40,6 +40,14 @@ def _verifier(tenants: TenantRegistry, portal: Portal) -> EventVerifier:
     return EventVerifier(tenants, confirm_install=PortalCallback(transport=portal.transport()))
 
 
+def _deal_update_event(portal: Portal) -> bytes:
+    """A deal changes on the portal: the ONCRMDEALUPDATE body it POSTs to the handler."""
+    Bitrix24(portal.webhook_url, transport=portal.transport()).call(
+        "crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}}
+    )
+    return bytes(portal.events.deliveries[-1][1])
+
+
 def _install_body(portal: Portal, app: Any) -> bytes:
     from urllib.parse import urlencode
 
@@ -94,10 +102,7 @@ async def test_asgi_app_verifies_persists_then_handles(
         assert (
             await http.post("/hook", content=_install_body(portal, app), headers=headers)
         ).status_code == 200
-        Bitrix24(portal.webhook_url, transport=portal.transport()).call(
-            "crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}}
-        )
-        good = portal.events.deliveries[-1][1]
+        good = _deal_update_event(portal)
         assert (await http.post("/hook", content=good, headers=headers)).status_code == 200
         forged = good.replace(app.application_token.encode(), b"f" * len(app.application_token))
         with caplog.at_level(logging.WARNING):
@@ -337,10 +342,7 @@ async def test_what_a_handler_could_not_finish_is_drained_with_a_budget_and_a_de
         assert (
             await http.post("/hook", content=_install_body(portal, app), headers=headers)
         ).status_code == 200
-        Bitrix24(portal.webhook_url, transport=portal.transport()).call(
-            "crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}}
-        )
-        good = portal.events.deliveries[-1][1]
+        good = _deal_update_event(portal)
         assert (await http.post("/hook", content=good, headers=headers)).status_code == 200
     consumer = InboxConsumer(inbox, flaky, budget=3, retry_in=0.0)
     handled = sum(consumer.drain() for _ in range(4))

@@ -8,7 +8,6 @@ import time
 import httpx
 import pytest
 
-from bitrix24_agent_tools.client import Bitrix24
 from bitrix24_agent_tools.events import (
     Event,
     EventVerifier,
@@ -19,7 +18,7 @@ from bitrix24_agent_tools.events import (
     open_inbox,
     open_tenants,
 )
-from tests.events.test_online import _app_portal, _install_body
+from tests.events.test_online import _app_portal, _deal_update_event, _install_body
 
 pytestmark = pytest.mark.postgres
 
@@ -46,10 +45,7 @@ async def test_two_replicas_share_tenants_and_inbox_and_each_event_is_handled_on
     b = httpx.AsyncClient(transport=httpx.ASGITransport(app=replicas[1]), base_url="https://app.example")
     async with a, b:
         assert (await a.post("/hook", content=_install_body(portal, app), headers=headers)).status_code == 200
-        Bitrix24(portal.webhook_url, transport=portal.transport()).call(
-            "crm.deal.update", {"id": 3, "fields": {"TITLE": "y"}}
-        )
-        event = portal.events.deliveries[-1][1]
+        event = _deal_update_event(portal)
         assert (await b.post("/hook", content=event, headers=headers)).status_code == 200  # installed on A
         forged = event.replace(app.application_token.encode(), b"0" * len(app.application_token))
         assert (await b.post("/hook", content=forged, headers=headers)).status_code == 403
