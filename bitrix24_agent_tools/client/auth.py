@@ -109,6 +109,13 @@ class Tokens:
         )
 
 
+def stored_tokens(raw: str | bytes) -> Tokens:
+    """Tokens as a store keeps them (JSON), registered as secrets the moment they are read back."""
+    tokens = Tokens(**json.loads(raw))
+    register_secrets([tokens.access_token, tokens.refresh_token])
+    return tokens
+
+
 @runtime_checkable
 class TokenStore(Protocol):
     """Where a tenant's tokens live between runs and between processes."""
@@ -161,11 +168,7 @@ class SqliteTokenStore:
     def load(self, tenant: str) -> Tokens | None:
         with self._connect() as db:
             row = db.execute("SELECT data FROM tokens WHERE tenant = ?", (tenant,)).fetchone()
-        if row is None:
-            return None
-        tokens = Tokens(**json.loads(row[0]))
-        register_secrets([tokens.access_token, tokens.refresh_token])
-        return tokens
+        return stored_tokens(row[0]) if row is not None else None
 
     def save(self, tenant: str, tokens: Tokens) -> None:
         data = json.dumps(tokens.__dict__)

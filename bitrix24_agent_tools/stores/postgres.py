@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
-from bitrix24_agent_tools.client.auth import Tokens
+from bitrix24_agent_tools.client.auth import Tokens, stored_tokens
 from bitrix24_agent_tools.events.inbox import PostgresInbox, PostgresTenantRegistry
 from bitrix24_agent_tools.events.pg_state import PostgresWorkerState
-from bitrix24_agent_tools.masking import register_secrets
 from bitrix24_agent_tools.stores import (
     UNKNOWN_TTL,
     AuditRow,
@@ -170,11 +169,7 @@ class PostgresTokenStore(_Postgres):
     def load(self, tenant: str) -> Tokens | None:
         with self._conn() as db:
             row = db.execute("SELECT data FROM b24_tokens WHERE tenant=%s", (tenant,)).fetchone()
-        if row is None:
-            return None
-        tokens = Tokens(**json.loads(row[0]))
-        register_secrets([tokens.access_token, tokens.refresh_token])
-        return tokens
+        return stored_tokens(row[0]) if row is not None else None
 
     def save(self, tenant: str, tokens: Tokens) -> None:
         with self._conn() as db:

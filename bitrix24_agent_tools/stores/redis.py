@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from bitrix24_agent_tools.client.auth import Tokens
+from bitrix24_agent_tools.client.auth import Tokens, stored_tokens
 from bitrix24_agent_tools.client.limits import RatePlan
-from bitrix24_agent_tools.masking import get_logger, register_secrets
+from bitrix24_agent_tools.masking import get_logger
 from bitrix24_agent_tools.stores import UNKNOWN_TTL, Begin, PlanError, StoredPlan, _check_claim, _judge
 
 log = get_logger(__name__)
@@ -150,11 +150,7 @@ class RedisTokenStore:
 
     def load(self, tenant: str) -> Tokens | None:
         raw = self.redis.get(self.prefix + tenant)
-        if raw is None:
-            return None
-        tokens = Tokens(**json.loads(raw))
-        register_secrets([tokens.access_token, tokens.refresh_token])
-        return tokens
+        return stored_tokens(raw) if raw is not None else None
 
     def save(self, tenant: str, tokens: Tokens) -> None:
         self.redis.set(self.prefix + tenant, json.dumps(asdict(tokens)))
