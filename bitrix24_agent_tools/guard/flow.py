@@ -311,8 +311,10 @@ class Guard:
         risk: Risk,
         current: Mapping[str, Any] | None,
         names: Mapping[tuple[str, str], str | None] | None = None,
+        *,
+        canon: CanonicalCall | None = None,
     ) -> ConfirmationRequest:
-        canon = lenient(call.method, call.params)
+        canon = canon or lenient(call.method, call.params)
         shown = render(canon, current, names)
         contract = contract_for(canon.method)
         return ConfirmationRequest(
@@ -350,11 +352,14 @@ class Guard:
             )
         edited = False
         for _round in range(MAX_EDITS + 1):
+            canon = lenient(call.method, call.params)  # the call as shown this round (an edit changes it)
             current = (yield from self._current(call)) if self.fetch_current else None
             names = (
-                (yield from self._names(call, skip_record=current is not None)) if self.fetch_current else {}
+                (yield from self._names(call, canon, skip_record=current is not None))
+                if self.fetch_current
+                else {}
             )
-            request = self.request_for(spec, call, tenant, risk, current, names)
+            request = self.request_for(spec, call, tenant, risk, current, names, canon=canon)
             shown_unknown = self._shown_unknown(tenant, call)
             if shown_unknown:
                 warning = (
@@ -447,7 +452,7 @@ class Guard:
         return None
 
     def _names(
-        self, call: Call, *, skip_record: bool = False
+        self, call: Call, canon: CanonicalCall, *, skip_record: bool = False
     ) -> Generator[Any, Any, dict[tuple[str, str], str | None]]:
         """Names of the records and users a write refers to, read through the portal (the record itself is
         named by its current values when they were read)."""
@@ -458,7 +463,7 @@ class Guard:
             if skip_record and contract is not None and contract.record
             else None
         )
-        for entity, ident, extra in lookups(lenient(call.method, call.params)):
+        for entity, ident, extra in lookups(canon):
             if (entity, ident) == own:
                 continue
             how = entities()[entity]
