@@ -184,12 +184,9 @@ def _needs_extra(command: str, extra: str, module: str) -> Any:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from bitrix24_agent_tools._meta import package_version
 
-    try:
-        return version("bitrix24-agent-tools")
-    except PackageNotFoundError:
-        return "unknown"
+    return package_version("unknown")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

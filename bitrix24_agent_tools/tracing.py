@@ -23,9 +23,9 @@ def _tracer() -> Any:
         except ImportError:
             _TRACER = False
         else:
-            from bitrix24_agent_tools.cli import _version
+            from bitrix24_agent_tools._meta import package_version
 
-            _TRACER = trace.get_tracer("bitrix24_agent_tools", _version())
+            _TRACER = trace.get_tracer("bitrix24_agent_tools", package_version())
     return _TRACER or None
 
 

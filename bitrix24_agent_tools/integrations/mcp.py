@@ -194,12 +194,9 @@ def _title(spec: Any) -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from bitrix24_agent_tools._meta import package_version
 
-    try:
-        return version("bitrix24-agent-tools")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return package_version()
 
 
 class _Server(Server[Any]):
