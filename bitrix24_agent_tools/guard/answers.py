@@ -71,8 +71,10 @@ class Decision:
         return cls("edit", params=dict(params), by=by)
 
     @classmethod
-    def defer(cls, by: str | None = None) -> Decision:
-        return cls("defer", by=by)
+    def defer(cls, by: str | None = None, reason: str = "") -> Decision:
+        """Not now: the guard stores the write as a plan; ``reason`` (e.g. where the person is being asked)
+        is passed on to the model."""
+        return cls("defer", reason=reason, by=by)
 
     @classmethod
     def coerce(cls, value: Any) -> Decision:

@@ -373,13 +373,19 @@ class Guard:
             decision = bound_decision(answer, request.request_id)
             if decision.kind == "defer" and confirm is not None:
                 decision = Decision.reject(
-                    "the plan's executor deferred it again; nothing was written", by=decision.by
+                    f"not answered yet ({decision.reason}); nothing was written"
+                    if decision.reason
+                    else "the plan's executor deferred it again; nothing was written",
+                    by=decision.by,
                 )
             if decision.kind == "defer":
                 plan = self.plan(spec, call, tenant=tenant, risk=risk, summary=request.summary)
                 self._audit(tenant, spec, call, risk, "deferred", "skipped", by=decision.by)
                 raise CallRefused(
-                    f"not run yet: stored as plan {plan.id} for a person to execute "
+                    f"not run yet: {decision.reason}; stored as plan {plan.id}, which runs once they say yes "
+                    "(make the same call again, or execute the plan)"
+                    if decision.reason
+                    else f"not run yet: stored as plan {plan.id} for a person to execute "
                     f"(b24-agent-tools call --execute-plan {plan.id} --confirm-write)",
                     code="DEFERRED",
                 )

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -411,3 +411,148 @@ def dead_letter_rows(rows: Any) -> list[dict[str, Any]]:
             {"row_id": row_id, "message_id": data.get("message_id"), "event": data, "error": error, "at": at}
         )
     return out
+
+
+# --- approvals
+# -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One write waiting for a person's answer (the approval service's record).
+
+    ``id`` is random and unguessable (it is in the web page's address and the chat button); ``request_id``
+    binds it to the exact canonical call; ``approvers`` are the people (Bitrix24 user IDs of ``tenant``) who
+    may answer. ``state`` moves once: pending → approved | rejected | edited → used (the guard consumed the
+    answer). Expiry is a time, not a state: a pending approval past ``expires_at`` can no longer be answered.
+    """
+
+    id: str
+    tenant: str
+    request_id: str
+    tool: str
+    method: str
+    risk: str
+    summary: str
+    params: dict[str, Any]
+    approvers: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    state: str = "pending"  # pending | approved | rejected | edited | used
+    reason: str = ""
+    edit: dict[str, Any] | None = None
+    answered_by: str | None = None  # the Bitrix24 user ID that answered
+    channel: str | None = None  # where: bitrix24-chat | web | mcp-elicitation | terminal | ...
+    answered_at: float | None = None
+    answer: str | None = None  # the answer before it was used: approved | rejected | edited
+    flags: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    doc: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)  # channel bookkeeping (chat message IDs)
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex + uuid.uuid4().hex[:8]
+
+    def expired(self, now: float) -> bool:
+        return self.state == "pending" and self.expires_at <= now
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Approval:
+        data = json.loads(raw)
+        for key in ("approvers", "flags", "fields"):
+            data[key] = tuple(str(v) for v in data.get(key) or ())
+        return cls(**data)
+
+    def __repr__(self) -> str:
+        return (
+            f"Approval(id={self.id[:8]}…, tenant={self.tenant!r}, method={self.method!r}, "
+            f"state={self.state!r}, answered_by={self.answered_by!r})"
+        )
+
+
+@runtime_checkable
+class ApprovalStore(Protocol):
+    """Durable approvals. ``transition`` is the only change after ``create``: applied atomically and only
+    when the stored state is ``expect`` — the compare-and-set that makes every answer single use."""
+
+    def create(self, approval: Approval) -> None: ...
+
+    def get(self, approval_id: str) -> Approval | None: ...
+
+    def transition(self, approval_id: str, expect: str, changes: dict[str, Any]) -> Approval | None: ...
+
+    def find(self, tenant: str, request_id: str) -> list[Approval]: ...
+
+
+def _changed(approval: Approval | None, expect: str, changes: dict[str, Any]) -> Approval | None:
+    if approval is None or approval.state != expect:
+        return None
+    return replace(approval, **changes)
+
+
+class MemoryApprovalStore:
+    def __init__(self) -> None:
+        self._rows: dict[str, Approval] = {}
+        self._lock = threading.Lock()
+
+    def create(self, approval: Approval) -> None:
+        with self._lock:
+            self._rows[approval.id] = approval
+
+    def get(self, approval_id: str) -> Approval | None:
+        with self._lock:
+            return self._rows.get(approval_id)
+
+    def transition(self, approval_id: str, expect: str, changes: dict[str, Any]) -> Approval | None:
+        with self._lock:
+            new = _changed(self._rows.get(approval_id), expect, changes)
+            if new is not None:
+                self._rows[approval_id] = new
+            return new
+
+    def find(self, tenant: str, request_id: str) -> list[Approval]:
+        with self._lock:
+            found = [a for a in self._rows.values() if a.tenant == tenant and a.request_id == request_id]
+        return sorted(found, key=lambda a: a.created_at, reverse=True)
+
+
+class SqliteApprovalStore(_Sqlite):
+    """Approvals in one sqlite file (one machine; several processes may share it)."""
+
+    schema = """CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, tenant TEXT, request_id TEXT,
+        created REAL, data TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS approvals_request ON approvals (tenant, request_id)"""
+
+    def create(self, approval: Approval) -> None:
+        self._db().execute(
+            "INSERT INTO approvals VALUES (?, ?, ?, ?, ?)",
+            (approval.id, approval.tenant, approval.request_id, approval.created_at, approval.to_json()),
+        )
+
+    def get(self, approval_id: str) -> Approval | None:
+        row = self._db().execute("SELECT data FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return Approval.from_json(row[0]) if row else None
+
+    def transition(self, approval_id: str, expect: str, changes: dict[str, Any]) -> Approval | None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            new = _changed(self.get(approval_id), expect, changes)
+            if new is not None:
+                db.execute("UPDATE approvals SET data=? WHERE id=?", (new.to_json(), approval_id))
+            db.execute("COMMIT")
+            return new
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def find(self, tenant: str, request_id: str) -> list[Approval]:
+        rows = self._db().execute(
+            "SELECT data FROM approvals WHERE tenant=? AND request_id=? ORDER BY created DESC",
+            (tenant, request_id),
+        )
+        return [Approval.from_json(r[0]) for r in rows]

@@ -21,14 +21,17 @@ from bitrix24_agent_tools.events.inbox import PostgresInbox, PostgresTenantRegis
 from bitrix24_agent_tools.events.pg_state import PostgresWorkerState
 from bitrix24_agent_tools.stores import (
     UNKNOWN_TTL,
+    Approval,
     AuditRow,
     Begin,
     StoredPlan,
+    _changed,
     _check_claim,
     _judge_row,
 )
 
 __all__ = [
+    "PostgresApprovalStore",
     "PostgresAuditStore",
     "PostgresIdempotencyStore",
     "PostgresInbox",
@@ -219,3 +222,42 @@ class PostgresAuditStore(_Postgres):
             AuditRow(ten, tool, method, risk, decision, status, by, error, json.loads(params), at, ms)
             for at, ten, tool, method, risk, decision, status, by, error, params, ms in found
         ]
+
+
+class PostgresApprovalStore(_Postgres):
+    """Approvals shared by every process of a deployment: a request opened by one server process is answered
+    on another's web page or chat handler and consumed by a third."""
+
+    schema = """CREATE TABLE IF NOT EXISTS b24_approvals (id TEXT PRIMARY KEY, tenant TEXT, request_id TEXT,
+        created DOUBLE PRECISION, data TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS b24_approvals_request ON b24_approvals (tenant, request_id)"""
+
+    def create(self, approval: Approval) -> None:
+        with self._conn() as db:
+            db.execute(
+                "INSERT INTO b24_approvals VALUES (%s,%s,%s,%s,%s)",
+                (approval.id, approval.tenant, approval.request_id, approval.created_at, approval.to_json()),
+            )
+
+    def get(self, approval_id: str) -> Approval | None:
+        with self._conn() as db:
+            row = db.execute("SELECT data FROM b24_approvals WHERE id=%s", (approval_id,)).fetchone()
+        return Approval.from_json(row[0]) if row else None
+
+    def transition(self, approval_id: str, expect: str, changes: dict[str, Any]) -> Approval | None:
+        with self._conn() as db, db.transaction():
+            row = db.execute(
+                "SELECT data FROM b24_approvals WHERE id=%s FOR UPDATE", (approval_id,)
+            ).fetchone()
+            new = _changed(Approval.from_json(row[0]) if row else None, expect, changes)
+            if new is not None:
+                db.execute("UPDATE b24_approvals SET data=%s WHERE id=%s", (new.to_json(), approval_id))
+            return new
+
+    def find(self, tenant: str, request_id: str) -> list[Approval]:
+        with self._conn() as db:
+            rows = db.execute(
+                "SELECT data FROM b24_approvals WHERE tenant=%s AND request_id=%s ORDER BY created DESC",
+                (tenant, request_id),
+            ).fetchall()
+        return [Approval.from_json(r[0]) for r in rows]

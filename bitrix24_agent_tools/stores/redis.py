@@ -18,7 +18,15 @@ from typing import Any
 from bitrix24_agent_tools.client.auth import Tokens, stored_tokens
 from bitrix24_agent_tools.client.limits import RatePlan
 from bitrix24_agent_tools.masking import get_logger
-from bitrix24_agent_tools.stores import UNKNOWN_TTL, Begin, PlanError, StoredPlan, _check_claim, _judge
+from bitrix24_agent_tools.stores import (
+    UNKNOWN_TTL,
+    Approval,
+    Begin,
+    PlanError,
+    StoredPlan,
+    _check_claim,
+    _judge,
+)
 
 log = get_logger(__name__)
 
@@ -272,3 +280,62 @@ class RedisPlanStore:
 
     def finish(self, plan_id: str) -> None:
         self._claim(keys=[self.prefix + plan_id], args=["executed"])
+
+
+class RedisApprovalStore:
+    """Approvals on Redis (AOF required, like plans): each kept a day past its expiry for the audit of who
+    answered; an answer is a compare-and-set (WATCH/MULTI), so it counts once across processes."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "b24:approval:",
+        keep: float = 24 * 3600,
+        allow_volatile: bool | None = None,
+    ) -> None:
+        require_durable(client, "approvals", allow_volatile)
+        self.redis = client
+        self.prefix = prefix
+        self.keep = keep
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisApprovalStore:
+        return cls(_redis(url), **kwargs)
+
+    def _index(self, tenant: str, request_id: str) -> str:
+        return f"{self.prefix}req:{tenant}|{request_id}"
+
+    def create(self, approval: Approval) -> None:
+        ttl = max(1, int((approval.expires_at - time.time() + self.keep) * 1000))
+        index = self._index(approval.tenant, approval.request_id)
+        pipe = self.redis.pipeline()
+        pipe.set(self.prefix + approval.id, approval.to_json(), px=ttl)
+        pipe.zadd(index, {approval.id: approval.created_at})
+        pipe.pexpire(index, ttl)
+        pipe.execute()
+
+    def get(self, approval_id: str) -> Approval | None:
+        raw = self.redis.get(self.prefix + approval_id)
+        return Approval.from_json(raw) if raw else None
+
+    def transition(self, approval_id: str, expect: str, changes: dict[str, Any]) -> Approval | None:
+        from bitrix24_agent_tools.stores import _changed
+
+        key = self.prefix + approval_id
+        new: list[Approval | None] = [None]
+
+        def attempt(pipe: Any) -> None:
+            raw = pipe.get(key)
+            new[0] = _changed(Approval.from_json(raw) if raw else None, expect, changes)
+            if new[0] is not None:
+                pipe.multi()
+                pipe.set(key, new[0].to_json(), keepttl=True)
+
+        self.redis.transaction(attempt, key)
+        return new[0]
+
+    def find(self, tenant: str, request_id: str) -> list[Approval]:
+        ids = self.redis.zrevrange(self._index(tenant, request_id), 0, -1)
+        found = [self.get(i.decode() if isinstance(i, bytes) else str(i)) for i in ids]
+        return [a for a in found if a is not None]
