@@ -11,11 +11,14 @@ import pytest
 
 from bitrix24_agent_tools.client.auth import MemoryTokenStore, SqliteTokenStore, Tokens
 from bitrix24_agent_tools.stores import (
+    Approval,
     AuditRow,
+    MemoryApprovalStore,
     MemoryAuditStore,
     MemoryIdempotencyStore,
     MemoryPlanStore,
     PlanError,
+    SqliteApprovalStore,
     SqliteAuditStore,
     SqliteIdempotencyStore,
     SqlitePlanStore,
@@ -39,6 +42,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "idempotency": lambda clock: r.RedisIdempotencyStore.from_url(url),
             "plans": lambda clock: r.RedisPlanStore.from_url(url),
             "tokens": lambda clock: r.RedisTokenStore.from_url(url),
+            "approvals": lambda clock: r.RedisApprovalStore.from_url(url),
         }
     elif name == "postgres":
         dsn = request.getfixturevalue("pg_dsn")
@@ -49,6 +53,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "plans": lambda clock: p.PostgresPlanStore(dsn),
             "tokens": lambda clock: p.PostgresTokenStore(dsn),
             "audit": lambda clock: p.PostgresAuditStore(dsn),
+            "approvals": lambda clock: p.PostgresApprovalStore(dsn),
         }
     elif name == "sqlite":
         kinds = {
@@ -56,6 +61,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "plans": lambda clock: SqlitePlanStore(tmp_path / "plans.sqlite3"),
             "tokens": lambda clock: SqliteTokenStore(tmp_path / "tokens.sqlite3"),
             "audit": lambda clock: SqliteAuditStore(tmp_path / "audit.sqlite3"),
+            "approvals": lambda clock: SqliteApprovalStore(tmp_path / "approvals.sqlite3"),
         }
     else:
         kinds = {
@@ -63,6 +69,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "plans": lambda clock: MemoryPlanStore(),
             "tokens": lambda clock: MemoryTokenStore(),
             "audit": lambda clock: MemoryAuditStore(),
+            "approvals": lambda clock: MemoryApprovalStore(),
         }
 
     def make(kind: str, clock: Callable[[], float] = time.time) -> Any:
@@ -158,3 +165,40 @@ def test_the_audit_trail_keeps_rows_masked_per_tenant(backend: Any) -> None:
     rows = store.rows("t")
     assert [r.method for r in rows] == ["crm.deal.add"] and rows[0].params["auth"] != "secret"
     assert len(store.rows()) == 2
+
+
+def test_approvals_answer_once_across_racing_answerers_and_keep_every_field(backend: Any) -> None:
+    """Two answers racing for one request: exactly one counts; the record comes back as stored (empty lists,
+    nested params, unicode), found by (tenant, request_id) newest first, never by another tenant."""
+    _, make = backend
+    store = make("approvals")
+    now = time.time()
+    params = {"id": 1, "fields": {"TITLE": "Сделка ✓", "PHONE": [], "X": {"a": [1, {}]}}}
+    first = Approval("a" * 40, "t", "crm.deal.update:1", "b24_crm_update", "crm.deal.update", "write",
+                     "summary", params, ("5", "7"), now, now + 60)  # fmt: skip
+    store.create(first)
+    second = Approval("b" * 40, "t", "crm.deal.update:1", "b24_crm_update", "crm.deal.update", "write",
+                      "summary", params, ("5",), now + 1, now + 60)  # fmt: skip
+    store.create(second)
+    assert store.get(first.id) == first
+    assert [a.id for a in store.find("t", "crm.deal.update:1")] == [second.id, first.id]
+    assert store.find("other", "crm.deal.update:1") == []
+    results: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def answer(user: str) -> None:
+        barrier.wait()
+        results.append(store.transition(first.id, "pending", {"state": "approved", "answered_by": user}))
+
+    threads = [threading.Thread(target=answer, args=(str(i),)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [r for r in results if r is not None]
+    assert len(won) == 1
+    stored = store.get(first.id)
+    assert stored.state == "approved" and stored.answered_by == won[0].answered_by
+    assert stored.params == params and stored.approvers == ("5", "7")
+    assert store.transition(first.id, "pending", {"state": "rejected"}) is None
+    assert store.transition(first.id, "approved", {"state": "used"}).state == "used"

@@ -1,0 +1,174 @@
+"""The approval service: a write waits for an allowed person's answer, which counts once, for that request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from bitrix24_agent_tools.approvals import ApprovalError, ApprovalService
+from bitrix24_agent_tools.client import Bitrix24
+from bitrix24_agent_tools.guard import Guard, Policy
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.toolbox import Toolbox
+
+
+def _setup(ttl: float = 30.0, wait: float | None = None) -> tuple[Portal, Toolbox, ApprovalService]:
+    portal = Portal(seed=1)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport())
+    service = ApprovalService(approvers=["5"], ttl=ttl, poll=0.02)
+    guard = Guard(Policy.writer(), service.confirmer(wait=wait))
+    return portal, Toolbox(client, packs=("core",), guard=guard), service
+
+
+def _title(portal: Portal, deal: int) -> str:
+    return str(portal.state["deal"][deal]["TITLE"])
+
+
+def _update(box: Toolbox, title: str, out: list[Any]) -> threading.Thread:
+    def run() -> None:
+        out.append(box.run("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"TITLE": title}}))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _pending(service: ApprovalService, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = list(getattr(service.store, "_rows", {}).values())
+        waiting = [a for a in rows if a.state == "pending"]
+        if waiting:
+            return waiting[0]
+        time.sleep(0.01)
+    raise AssertionError("no request was opened")
+
+
+def _writes(portal: Portal) -> list[str]:
+    return [r.method for r in portal.requests if r.method == "crm.deal.update"]
+
+
+def test_a_write_waits_for_the_approver_and_runs_once() -> None:
+    portal, box, service = _setup()
+    out: list[Any] = []
+    thread = _update(box, "Approved title", out)
+    approval = _pending(service)
+    assert not _writes(portal)  # nothing before the yes
+    assert approval.approvers == ("5",) and "Approved title" in approval.summary
+    service.answer(approval.id, "approve", user=5, channel="test")
+    thread.join(10)
+    assert not out[0].is_error and _title(portal, 1) == "Approved title"
+    assert len(_writes(portal)) == 1
+    with pytest.raises(ApprovalError) as again:  # single use
+        service.answer(approval.id, "approve", user=5, channel="test")
+    assert again.value.code == "ANSWERED"
+    row = box.guard.audit.rows()[-1]
+    assert row.approved_by == "user 5 via test" and row.status == "ok"
+
+
+def test_reject_and_expiry_write_nothing() -> None:
+    portal, box, service = _setup()
+    before = _title(portal, 1)
+    out: list[Any] = []
+    thread = _update(box, "Rejected title", out)
+    service.answer(_pending(service).id, "reject", user=5, channel="test", reason="wrong deal")
+    thread.join(10)
+    assert out[0].is_error and "wrong deal" in out[0].content
+    portal2, box2, service2 = _setup(ttl=0.3)
+    out2: list[Any] = []
+    thread = _update(box2, "Late title", out2)
+    late = _pending(service2)
+    thread.join(10)
+    assert out2[0].is_error and "in time" in out2[0].content
+    with pytest.raises(ApprovalError) as expired:
+        service2.answer(late.id, "approve", user=5, channel="test")
+    assert expired.value.code == "EXPIRED"
+    assert _title(portal, 1) == before and not _writes(portal) and not _writes(portal2)
+
+
+def test_someone_else_another_portal_or_another_request_changes_nothing() -> None:
+    portal, box, service = _setup(ttl=1.0)
+    out: list[Any] = []
+    thread = _update(box, "Contested title", out)
+    approval = _pending(service)
+    with pytest.raises(ApprovalError) as stranger:
+        service.answer(approval.id, "approve", user=7, channel="test")
+    assert stranger.value.code == "NOT_APPROVER"
+    with pytest.raises(ApprovalError) as other_portal:
+        service.answer(approval.id, "approve", user=5, channel="test", tenant="other.bitrix24.com")
+    assert other_portal.value.code == "NOT_FOUND"
+    with pytest.raises(ApprovalError):
+        service.answer("0" * 40, "approve", user=5, channel="test")
+    thread.join(10)
+    assert out[0].is_error and not _writes(portal)
+    assert service.get(approval.id).state == "pending"  # type: ignore[union-attr]
+
+
+def test_no_approver_means_no_write() -> None:
+    portal = Portal(seed=1)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport())
+    box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), ApprovalService().confirmer()))
+    out = box.run("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"TITLE": "x"}})
+    assert out.is_error and "no approver" in out.content and not _writes(portal)
+
+
+def test_resume_later_runs_the_write_once_after_the_answer() -> None:
+    """wait=0: the call returns at once as a plan; made again after the person's yes, it runs once."""
+    portal, box, service = _setup(wait=0)
+    args = {"entity": "deal", "id": 1, "fields": {"TITLE": "Later title"}}
+    first = box.run("b24_crm_update", args)
+    assert first.is_error and "waiting for user 5" in first.content and not _writes(portal)
+    again = box.run("b24_crm_update", args)  # still unanswered: the same request, not a second one
+    assert again.is_error and len(service.store._rows) == 1
+    approval = _pending(service)
+    service.answer(approval.id, "approve", user="5", channel="test")
+    done = box.run("b24_crm_update", args)
+    assert not done.is_error and _title(portal, 1) == "Later title" and len(_writes(portal)) == 1
+    repeat = box.run("b24_crm_update", args)  # the yes was used: a new request, no write
+    assert repeat.is_error and len(_writes(portal)) == 1
+
+
+def test_an_edit_is_applied_and_shown_again_before_it_runs() -> None:
+    portal, box, service = _setup()
+    out: list[Any] = []
+    thread = _update(box, "Model title", out)
+    first = _pending(service)
+    service.answer(first.id, "edit", user=5, channel="test", edit={"TITLE": "Person title"})
+    deadline = time.monotonic() + 10
+    second = None
+    while time.monotonic() < deadline and second is None:
+        rows = service.store._rows.values()
+        second = next((a for a in rows if a.state == "pending" and a.id != first.id), None)
+        time.sleep(0.01)
+    assert second is not None and "Person title" in second.summary and not _writes(portal)
+    service.answer(second.id, "approve", user=5, channel="test")
+    thread.join(10)
+    assert not out[0].is_error and _title(portal, 1) == "Person title"
+
+
+async def test_the_async_toolbox_waits_without_blocking_the_loop() -> None:
+    import asyncio
+
+    from bitrix24_agent_tools.client import AsyncBitrix24
+
+    portal = Portal(seed=1)
+    service = ApprovalService(approvers=[5], poll=0.02)
+    box = Toolbox(
+        aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()),
+        packs=("core",),
+        guard=Guard(Policy.writer(), service.confirmer(wait=10)),
+    )
+    task = asyncio.create_task(
+        box.arun("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"TITLE": "Async title"}})
+    )
+    for _ in range(500):
+        rows = [a for a in service.store._rows.values() if a.state == "pending"]
+        if rows:
+            break
+        await asyncio.sleep(0.01)
+    service.answer(rows[0].id, "approve", user=5, channel="test")
+    out = await asyncio.wait_for(task, 10)
+    assert not out.is_error and _title(portal, 1) == "Async title"
