@@ -141,7 +141,179 @@ def imbot_message_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
             raise ApiError("WRONG_REQUEST", "Message isn't added", 400)
     elif positive(dialog) not in portal.state["user"]:
         raise ApiError("WRONG_REQUEST", "Message isn't added", 400)
-    return add_message(portal, dialog, text, int(bot["ID"]))
+    keyboard = keyboard_of(query.get("KEYBOARD"))
+    message_id = add_message(portal, dialog, text, int(bot["ID"]))
+    if keyboard:
+        portal.state["message"][message_id]["keyboard"] = keyboard
+    return message_id
+
+
+def keyboard_of(value: Any) -> list[dict[str, Any]]:
+    """``KEYBOARD`` as the docs take it (chat-bots-v2/imbot.v2/messages/message-keyboards.md): a JSON string,
+    an object with ``BUTTONS``, or the bare list of buttons; every button but ``TYPE=NEWLINE`` needs ``TEXT``
+    and one action (``LINK``, ``COMMAND``, ``ACTION`` + ``ACTION_VALUE``, ``APP_ID``). Errors as
+    imbot-message-add.md lists them: KEYBOARD_ERROR, KEYBOARD_OVERSIZE (over 30 KB)."""
+    import json
+
+    if value in (None, "", [], {}):
+        return []
+    raw = value
+    if isinstance(raw, str):
+        if len(raw.encode()) > 30 * 1024:
+            raise ApiError(
+                "KEYBOARD_OVERSIZE", "You have exceeded the maximum allowable size of keyboard", 400
+            )
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ApiError("KEYBOARD_ERROR", "Incorrect keyboard params", 400) from None
+    if isinstance(raw, dict):
+        raw = raw.get("BUTTONS", list(raw.values()) if all(str(k).isdigit() for k in raw) else None)
+    if isinstance(raw, dict) and all(str(k).isdigit() for k in raw):  # a form-encoded list
+        raw = [raw[k] for k in sorted(raw, key=int)]
+    if not isinstance(raw, list) or not raw:
+        raise ApiError("KEYBOARD_ERROR", "Incorrect keyboard params", 400)
+    if len(json.dumps(raw, ensure_ascii=False).encode()) > 30 * 1024:
+        raise ApiError("KEYBOARD_OVERSIZE", "You have exceeded the maximum allowable size of keyboard", 400)
+    buttons = []
+    for button in raw:
+        if not isinstance(button, dict):
+            raise ApiError("KEYBOARD_ERROR", "Incorrect keyboard params", 400)
+        button = {str(k).upper(): v for k, v in button.items()}
+        if str(button.get("TYPE") or "").upper() == "NEWLINE":
+            buttons.append({"TYPE": "NEWLINE"})
+            continue
+        acts = bool(button.get("LINK") or button.get("COMMAND") or button.get("APP_ID"))
+        acts = acts or bool(button.get("ACTION") and button.get("ACTION_VALUE") is not None)
+        if not str(button.get("TEXT") or "").strip() or not acts:
+            raise ApiError("KEYBOARD_ERROR", "Incorrect keyboard params", 400)
+        buttons.append(button)
+    return buttons
+
+
+@method("im.message.command", "im")
+def im_message_command(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    """chats/messages/im-message-command.md: a chat participant runs a bot command in the context of a
+    message — what pressing a keyboard button with ``COMMAND`` does. The bot's application receives
+    ONIMCOMMANDADD at the command's handler (chat-bots/outdated/commands/events/on-im-command-add.md) with
+    ``COMMAND_CONTEXT`` KEYBOARD and the message's ID. UNVERIFIED: which error a non-participant or an
+    unregistered command gets; PARAMS_ERROR (the page's "Incorrect params") is answered for both."""
+    query = upper(params)
+    message_id = positive(query.get("MESSAGE_ID"))
+    message = portal.state["message"].get(message_id or 0)
+    if message is None:
+        raise ApiError("MESSAGE_ID_ERROR", "Message ID can't be empty", 400)
+    bot_id = positive(query.get("BOT_ID"))
+    bot = table(portal, "imbot").get(bot_id) if bot_id else None
+    if bot is None:
+        raise ApiError("BOT_ID_ERROR", "Bot ID can't be empty", 400)
+    text = str(query.get("COMMAND") or "").strip()
+    if not text:
+        raise ApiError("COMMAND_ERROR", "Command can't be empty", 400)
+    dialog = str(message["dialogId"])
+    if dialog != str(caller.user_id):  # the bot's personal chat with this user (a chat: its members)
+        chat = (
+            portal.state.get("chat", {}).get(positive(dialog[4:]) or 0) if dialog.startswith("chat") else None
+        )
+        members = {str(m) for m in (chat or {}).get("USERS", [])} if chat else set()
+        if str(caller.user_id) not in members:
+            raise ApiError("PARAMS_ERROR", "Incorrect params", 400)
+    command = next(
+        (
+            c
+            for c in table(portal, "imbot_command").values()
+            if c["BOT_ID"] == bot["ID"] and c["COMMAND"] == text
+        ),
+        None,
+    )
+    if command is None:
+        raise ApiError("PARAMS_ERROR", "Incorrect params", 400)
+    send_command(portal, bot, command, str(query.get("COMMAND_PARAMS") or ""), message_id or 0, dialog,
+                 caller.user_id, "KEYBOARD")  # fmt: skip
+    return True
+
+
+def send_command(
+    portal: Portal,
+    bot: dict[str, Any],
+    command: dict[str, Any],
+    command_params: str,
+    message_id: int,
+    dialog: str,
+    user_id: int,
+    context: str,
+) -> None:
+    """ONIMCOMMANDADD to the command's handler, shaped as on-im-command-add.md shows it (personal or group
+    chat): the command under ``data[COMMAND][<command id>]``, the message under ``data[PARAMS]``, the person
+    under ``data[USER]``."""
+    user = portal.state["user"].get(user_id, {})
+    name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
+    group = dialog.startswith("chat")
+    data = {
+        "COMMAND": {
+            command["ID"]: {
+                "BOT_ID": bot["ID"],
+                "BOT_CODE": bot["CODE"],
+                "COMMAND": command["COMMAND"],
+                "COMMAND_ID": command["ID"],
+                "COMMAND_PARAMS": command_params,
+                "COMMAND_CONTEXT": context,
+                "MESSAGE_ID": str(message_id),
+            }
+        },
+        "PARAMS": {
+            "MESSAGE": f"/{command['COMMAND']} {command_params}".strip(),
+            "MESSAGE_TYPE": "C" if group else "P",
+            "FROM_USER_ID": str(user_id),
+            "DIALOG_ID": dialog if group else str(user_id),
+            "AUTHOR_ID": str(user_id),
+            "TO_USER_ID": bot["ID"],
+            "MESSAGE_ID": str(message_id),
+            "CHAT_TYPE": "C" if group else "P",
+            "LANGUAGE": "en",
+        },
+        "USER": {
+            "ID": str(user_id),
+            "NAME": name,
+            "FIRST_NAME": str(user.get("NAME") or ""),
+            "LAST_NAME": str(user.get("LAST_NAME") or ""),
+        },
+    }
+    if portal.events is not None:
+        portal.events.deliver_to(command["HANDLER"], "ONIMCOMMANDADD", data, command["APP"], user_id)
+
+
+def to_bot(portal: Portal, bot: dict[str, Any], text: str, message_id: int, user_id: int) -> None:
+    """A person's message in a bot's personal chat: a registered ``/command`` reaches the command's handler
+    as ONIMCOMMANDADD (context TEXTAREA, on-im-command-add.md); any other text the bot's EVENT_MESSAGE_ADD
+    handler as ONIMBOTMESSAGEADD (messages/events/on-imbot-message-add.md)."""
+    if text.startswith("/"):
+        word, _, rest = text[1:].partition(" ")
+        for command in table(portal, "imbot_command").values():
+            if command["BOT_ID"] == bot["ID"] and command["COMMAND"] == word:
+                send_command(
+                    portal, bot, command, rest.strip(), message_id, str(user_id), user_id, "TEXTAREA"
+                )
+                return
+    handler = bot["HANDLERS"].get("add")
+    if handler and portal.events is not None:
+        data = {
+            "BOT": {bot["ID"]: {"BOT_ID": bot["ID"], "BOT_CODE": bot["CODE"]}},
+            "PARAMS": {
+                "MESSAGE": text,
+                "MESSAGE_TYPE": "P",
+                "FROM_USER_ID": str(user_id),
+                "DIALOG_ID": str(user_id),
+                "AUTHOR_ID": str(user_id),
+                "TO_USER_ID": bot["ID"],
+                "COMMAND_CONTEXT": "TEXTAREA",
+                "MESSAGE_ID": str(message_id),
+                "CHAT_TYPE": "P",
+                "LANGUAGE": "en",
+            },
+            "USER": {"ID": str(user_id)},
+        }
+        portal.events.deliver_to(handler, "ONIMBOTMESSAGEADD", data, bot["APP"], user_id)
 
 
 _CALL_TYPES = {1: "outgoing", 2: "incoming", 3: "incoming redirected", 4: "callback"}

@@ -157,14 +157,27 @@ class EventHub:
         self.produced_rows.append(self._next)
 
     def _deliver_online(self, event: str, data: dict[str, Any], binding: dict[str, Any]) -> None:
-        app = self.portal.apps.get(binding["app_id"] or "")
+        self.deliver_to(binding["handler"], event, data, binding["app_id"], None, binding["id"])
+
+    def deliver_to(
+        self,
+        handler: str,
+        event: str,
+        data: dict[str, Any],
+        app_id: str | None,
+        user_id: int | None = None,
+        handler_id: Any = 0,
+    ) -> None:
+        """POST one event to a handler URL, form-encoded, with the ``auth`` of ``app_id`` (tokens of the user
+        it happened for, when given) and its application_token (protocol.md §7)."""
+        app = self.portal.apps.get(app_id or "")
         auth: dict[str, Any] = {
             "domain": self.portal.domain,
             "member_id": self.portal.member_id,
             "application_token": app.application_token if app else "",
         }
         if app and event != "ONAPPUNINSTALL":
-            tokens = self.portal.issue_tokens(app)
+            tokens = self.portal.issue_tokens(app, user_id or 1)
             auth.update(
                 {
                     k: tokens[k]
@@ -184,14 +197,14 @@ class EventHub:
             form_encode(
                 {
                     "event": event,
-                    "event_handler_id": binding["id"],
+                    "event_handler_id": handler_id,
                     "data": data,
                     "ts": int(self.portal.wall()),
                     "auth": auth,
                 }
             )
         ).encode()
-        self.deliver(binding["handler"], body)
+        self.deliver(handler, body)
 
     # -- the REST methods -----------------------------------------------------------------------------------
     def call(self, method: str, params: dict[str, Any], caller: Caller) -> Any:

@@ -34,6 +34,12 @@ def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> in
             raise ApiError("CHAT_ID", "Error creating message", 400)
     elif not dialog.isdigit() or int(dialog) <= 0:
         raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
+    elif int(dialog) in portal.state.get("imbot", {}):  # a bot is a user too: its personal chat
+        from bitrix24_agent_tools.sandbox.comms import to_bot
+
+        new_id = add_message(portal, str(dialog), text, caller.user_id)
+        to_bot(portal, portal.state["imbot"][int(dialog)], text, new_id, caller.user_id)
+        return new_id
     elif int(dialog) not in portal.state["user"]:
         raise ApiError("USER_NOT_FOUND", "User not found", 400)
     return add_message(portal, str(dialog), text, caller.user_id)
