@@ -4,10 +4,10 @@ Approve / Reject / Edit buttons, and the press comes back as a verified ONIMCOMM
 What the docs describe and this follows: the bot and its commands (chat-bots/outdated/bots/imbot-register.md,
 commands/imbot-command-register.md), the message with a keyboard (messages/imbot-message-add.md,
 chats/messages/keyboards.md: a button with ``COMMAND`` + ``COMMAND_PARAMS`` runs the bot's command,
-``BLOCK=Y`` blocks it after the press), the press as ONIMCOMMANDADD (commands/events/on-im-command-add.md: the command,
-its params, the message it was pressed on, ``PARAMS.FROM_USER_ID``, and ``auth.application_token``), a
-typed command as ONIMCOMMANDADD with ``COMMAND_CONTEXT`` TEXTAREA (the Edit button puts ``/edit …`` in the
-input field: ``ACTION=PUT``).
+``BLOCK=Y`` blocks it after the press), the press as ONIMCOMMANDADD (commands/events/on-im-command-add.md:
+the command, its params, the message it was pressed on, ``PARAMS.FROM_USER_ID``, ``auth.application_token``),
+a typed command as ONIMCOMMANDADD with ``COMMAND_CONTEXT`` TEXTAREA (the Edit button puts ``/edit …`` in
+the input field: ``ACTION=PUT``).
 
 An answer counts only when the event carries this application's token (and portal), names a request of this
 portal by its unguessable id, was pressed on the very message sent to that person for that request, and comes

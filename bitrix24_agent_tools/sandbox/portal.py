@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from bitrix24_agent_tools.masking import register_secret, register_secrets
 from bitrix24_agent_tools.risk import canonical_call, catalog_risk
@@ -174,6 +174,7 @@ class Portal:
         self.lock = threading.RLock()  # the portal's bookkeeping: admission, logs, counters, tokens
         self.state_lock = ReadWriteLock()  # the data: reads share it, writes hold it alone
         self.key_cache: KeyCache = {}  # each store's ids, listed once per change (query.id_window)
+        self.signed_in: int | None = 1  # who is signed in at the portal's /oauth/authorize/ (None: ask)
         self.member_id = f"sbx{random.Random(seed).getrandbits(64):016x}"
         self.persist = Path(persist) if persist else None
         if self.persist and self.persist.exists():
@@ -300,13 +301,16 @@ class Portal:
         self.webhooks[code] = (user_id, frozenset(scopes) if scopes is not None else ALL_SCOPES)
         return f"{self.base_url}/rest/{user_id}/{code}/"
 
-    def register_app(self, scopes: set[str] | None = None, access_lifetime: float = 3600.0) -> SandboxApp:
+    def register_app(
+        self, scopes: set[str] | None = None, access_lifetime: float = 3600.0, redirect_uri: str = ""
+    ) -> SandboxApp:
         app = SandboxApp(
             client_id=f"local.{secrets.token_hex(6)}",
             client_secret=secrets.token_hex(16),
             application_token=secrets.token_hex(16),
             scopes=frozenset(scopes) if scopes else ALL_SCOPES,
             access_lifetime=access_lifetime,
+            redirect_uri=redirect_uri,
         )
         register_secrets([app.client_secret, app.application_token])
         self.apps[app.client_id] = app
@@ -429,6 +433,8 @@ class Portal:
         if path.startswith("/oauth/token"):
             return self._oauth_token(parts.query, body, headers)
         if path.startswith("/oauth/authorize"):
+            if http_method.upper() == "POST":  # the sign-in form below, submitted
+                return self._oauth_authorize(body.decode("utf-8", "replace"))
             return self._oauth_authorize(parts.query)
         api = "v3" if path.startswith("/rest/api/") else "v2"
         segs = [s for s in path.split("/") if s][2 if api == "v3" else 1 :]
@@ -696,16 +702,49 @@ class Portal:
                 b'{"error":"invalid_client","error_description":"unknown client"}',
                 0.0,
             )
+        if "user_id" not in args:
+            # settings/oauth/index.md: a person already signed in to the portal sees no form (``signed_in``,
+            # default the admin); with ``signed_in = None`` the portal's sign-in form is shown — here, a form
+            # to choose who signs in.
+            if self.signed_in is None:
+                return 200, {"content-type": "text/html; charset=utf-8"}, self._sign_in_page(args), 0.0
+            args["user_id"] = str(self.signed_in)
+        user_id = int(args["user_id"]) if str(args["user_id"]).isdigit() else 0
+        if user_id not in self.state["user"]:
+            return 400, {"content-type": "text/plain"}, b"unknown user", 0.0
         code = secrets.token_hex(12)
-        self.auth_codes[code] = (app.client_id, int(args.get("user_id", 1)), self.clock() + 30)
+        self.auth_codes[code] = (app.client_id, user_id, self.clock() + 30)
         # settings/oauth/index.md: the redirect carries code, state, domain, member_id, scope and
         # server_domain
         server_domain = urlsplit(self.oauth_server).netloc or "oauth.bitrix.info"
+        back = app.redirect_uri or "https://app.example/callback"
         location = (
-            f"https://app.example/callback?code={code}&state={args.get('state', '')}&domain={self.domain}"
+            f"{back}{'&' if '?' in back else '?'}code={code}&state={quote(args.get('state', ''))}"
+            f"&domain={self.domain}"
             f"&member_id={self.member_id}&scope={','.join(sorted(app.scopes))}&server_domain={server_domain}"
         )
         return 302, {"location": location, "content-type": "text/plain"}, b"", 0.0
+
+    def _sign_in_page(self, args: dict[str, str]) -> bytes:
+        """The sandbox's stand-in for the portal's sign-in form: choose the user who signs in."""
+        from html import escape
+
+        options = "".join(
+            f'<option value="{int(u["ID"])}">{escape(str(u.get("NAME", "")))} '
+            f"{escape(str(u.get('LAST_NAME', '')))} (user {int(u['ID'])})</option>"
+            for u in self.state["user"].values()
+            if str(u.get("ACTIVE", True)).lower() not in ("false", "n")
+        )
+        hidden = "".join(
+            f'<input type="hidden" name="{escape(k)}" value="{escape(args.get(k, ""))}">'
+            for k in ("client_id", "state")
+        )
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in to the sandbox portal'
+            f'</title></head><body><main><h1>Sign in to {escape(self.domain)}</h1><form method="post">'
+            f'{hidden}<label for="user">User</label> <select id="user" name="user_id">{options}</select> '
+            '<button type="submit">Sign in</button></form></main></body></html>'
+        ).encode()
 
     def _oauth_token(
         self, query: str, body: bytes, headers: dict[str, str]

@@ -23,6 +23,7 @@ class SandboxApp:
     application_token: str
     scopes: frozenset[str]
     access_lifetime: float = 3600.0
+    redirect_uri: str = ""  # the application's return address (settings/oauth/index.md: from its settings)
 
     def __repr__(self) -> str:
         return f"SandboxApp(client_id={self.client_id!r}, scopes={sorted(self.scopes)!r})"
