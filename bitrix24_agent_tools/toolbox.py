@@ -338,6 +338,10 @@ class Toolbox:
         """
         return self._drive_sync(self._plan_flow(plan_id, confirm))
 
+    async def aexecute_plan(self, plan_id: str, confirm: Any = None) -> ToolOutput:
+        """:meth:`execute_plan` on asyncio."""
+        return await self._drive_async(self._plan_flow(plan_id, confirm))
+
     def _plan_flow(self, plan_id: str, confirm: Any = None) -> Generator[Any, Any, ToolOutput]:
         from bitrix24_agent_tools.packs.render import dumps
         from bitrix24_agent_tools.stores import PlanError

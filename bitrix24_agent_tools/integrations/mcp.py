@@ -29,6 +29,7 @@ from bitrix24_agent_tools.toolbox import Toolbox, register_pause
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_mcp_request", default=None)
 ROUTE_TOOL = "b24_route"
+STATUS_TOOL = "b24_approval_status"
 _ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -133,10 +134,17 @@ class ElicitationConfirmer:
 
     Legacy sessions get an ``elicitation/create`` request mid-call; modern (2026-07-28+) sessions get an
     ``InputRequiredResult`` and the client calls again with the person's answer (``input_responses``).
+
+    With an :class:`~bitrix24_agent_tools.approvals.ApprovalService` (``approvals``) the person is asked
+    through it instead: a client that supports URL-mode elicitation opens the request's approval page and
+    the call completes once they answer there (or in Bitrix24 chat); any other client gets one line with the
+    link, the write is stored as a plan, and ``b24_approval_status`` runs it after the person's yes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, approvals: Any = None, *, wait: float = 600.0) -> None:
         self.elicitations = Elicitations()
+        self.approvals = approvals
+        self.wait = wait
 
     async def __call__(self, request: ConfirmationRequest) -> Decision:
         state: tuple[Any, dict[str, types.ElicitResult], dict[str, types.ElicitResult]] = _request.get() or (
@@ -145,6 +153,8 @@ class ElicitationConfirmer:
             {},
         )
         ctx, answers, known = state
+        if self.approvals is not None:
+            return await self._through_service(ctx, request)
         if ctx is None or not ctx.session.check_client_capability(
             types.ClientCapabilities(elicitation=types.ElicitationCapability())
         ):
@@ -161,6 +171,49 @@ class ElicitationConfirmer:
             _message(request), _ANSWER_SCHEMA, related_request_id=ctx.request_id
         )
         return decision_from(answer, request)
+
+    async def _through_service(self, ctx: Any, request: ConfirmationRequest) -> Decision:
+        """The approval service: an answer already given to this call is taken; else the request is opened on
+        every channel and, for a client with URL-mode elicitation, its page opened there and awaited."""
+        import asyncio
+
+        from bitrix24_agent_tools.approvals import ApprovalError, waiting_text
+
+        service = self.approvals
+        taken = await asyncio.to_thread(service.take, request.tenant, request.request_id)
+        if taken is not None:
+            return taken
+        try:
+            approval = await asyncio.to_thread(service.open, request)
+        except ApprovalError as exc:
+            return Decision.reject(f"{exc}; nothing was written", by="approval-service")
+        link = service.link(approval)
+        url_mode = types.ClientCapabilities(
+            elicitation=types.ElicitationCapability(url=types.UrlElicitationCapability())
+        )
+        if (
+            ctx is None
+            or link is None
+            or not ctx.session.can_send_request
+            or not ctx.session.check_client_capability(url_mode)
+        ):
+            return Decision.defer(by="approval-service", reason=waiting_text(service, approval))
+        opened = await ctx.session.elicit_url(
+            f"[{request.risk}] {request.method}: approve or reject it on its page", link, approval.id
+        )
+        if opened.action != "accept":
+            return Decision.reject("the person did not open the approval page", by="mcp-elicitation")
+        final = await service.wait_async(
+            approval.id, min(self.wait, max(0.0, approval.expires_at - service.clock()))
+        )
+        if final.state == "pending":
+            return Decision.reject(
+                "no answer on the approval page in time; nothing was written", by="approval-service"
+            )
+        taken = await asyncio.to_thread(service.take, request.tenant, request.request_id)
+        return taken or Decision.reject(
+            "the answer was already used; nothing was written", by="approval-service"
+        )
 
 
 # Methods that only add (a new record, a message, a file): every other write may overwrite or remove what is
@@ -241,6 +294,8 @@ class Bitrix24MCP:
         writes: bool = True,
         structured: bool = False,
         guard: Guard | None = None,
+        approvals: Any = None,
+        approval_wait: float = 20.0,
     ) -> None:
         # writes=False (HTTP without a bearer token): any local process could both call and answer the prompt.
         policy = policy or (guard.policy if guard is not None else Policy.writer())
@@ -251,8 +306,10 @@ class Bitrix24MCP:
                 allow_write=False,
                 allow_destructive=False,
             )
+        self.approvals = approvals
+        self.approval_wait = approval_wait  # how long b24_approval_status waits for an answer per call
         if guard is None:
-            guard = Guard(policy, ElicitationConfirmer() if writes else None, plans=plans)
+            guard = Guard(policy, ElicitationConfirmer(approvals) if writes else None, plans=plans)
         elif not writes:  # the operator's guard (Settings), read-only without a bearer token
             guard.policy, guard.confirm = policy, None
         from bitrix24_agent_tools.packs import PACKS
@@ -289,6 +346,22 @@ class Bitrix24MCP:
             )
             for s in self.toolbox.specs
         ]
+        if self.approvals is not None:
+            out.append(
+                types.Tool(
+                    name=STATUS_TOOL,
+                    description="After a write waits for a person: wait for their answer, then run it once.",
+                    input_schema={
+                        "type": "object",
+                        "properties": {
+                            "plan": {"type": "string", "description": "the plan id the write gave"}
+                        },
+                        "required": ["plan"],
+                    },
+                    title="Wait for an approval",
+                    annotations=_annotations("write", "Wait for an approval", True),
+                )
+            )
         if self.routing:
             spec = loader_spec()
             out.append(
@@ -368,6 +441,9 @@ class Bitrix24MCP:
                 else f"no new tools needed ({chosen.reason})"
             )
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+        if self.approvals is not None and params.name == STATUS_TOOL:
+            text, failed = await self._approval_status(str(arguments.get("plan") or ""))
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=failed)
         answers: dict[str, types.ElicitResult] = {}
         for key, value in (params.input_responses or {}).items():
             if isinstance(value, types.ElicitResult):
@@ -394,6 +470,36 @@ class Bitrix24MCP:
             content=[types.TextContent(type="text", text=f"result in structuredContent.data ({size})")],
             structured_content={"data": data},
         )
+
+    async def _approval_status(self, plan_id: str) -> tuple[str, bool]:
+        """Wait (up to ``approval_wait`` s) for the person's answer to the plan's request; on a yes run the plan once
+        through the guard, which takes that answer; a no or an expiry writes nothing."""
+        import asyncio
+
+        from bitrix24_agent_tools.approvals import waiting_text
+        from bitrix24_agent_tools.guard.flow import canonical_key
+        from bitrix24_agent_tools.stores import PlanError
+
+        service, toolbox = self.approvals, self.toolbox
+        try:
+            plan = await asyncio.to_thread(toolbox.guard.show_plan, plan_id, tenant=toolbox.tenant)
+        except PlanError as exc:
+            return str(exc), True
+        request_id = canonical_key(toolbox.tenant, plan.method, plan.params)
+        found = await asyncio.to_thread(service.store.find, toolbox.tenant, request_id)
+        if not found:
+            return f"no approval was asked for plan {plan_id}", True
+        latest = found[0]
+        if latest.state == "pending" and not latest.expired(service.clock()):
+            latest = await service.wait_async(latest.id, self.approval_wait)
+        if latest.state == "pending":
+            if latest.expired(service.clock()):
+                return "nobody answered before the request expired; nothing was written", True
+            return f"still {waiting_text(service, latest)}; call again to keep waiting", False
+        from bitrix24_agent_tools.approvals import ApprovalConfirmer
+
+        out = await toolbox.aexecute_plan(plan_id, confirm=ApprovalConfirmer(service, wait=0))
+        return out.content, out.is_error
 
 
 # --- CLI
