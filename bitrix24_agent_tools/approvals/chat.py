@@ -165,7 +165,8 @@ class BitrixChatChannel:
         return "ignored: not a command"
 
     def _command(self, event: Event, service: ApprovalService) -> str:
-        params = event.data.get("PARAMS") if isinstance(event.data.get("PARAMS"), Mapping) else {}
+        given = event.data.get("PARAMS")
+        params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
         user = str(params.get("FROM_USER_ID") or "")
         commands = event.data.get("COMMAND")
         if not isinstance(commands, Mapping) or not user:
@@ -263,7 +264,8 @@ class BitrixChatChannel:
 def edit_command(approval: Approval) -> str:
     """What the Edit button puts in the person's input field: ``/edit <request> {the editable fields as
     the model wrote them}``."""
-    fields = approval.params.get("fields") if isinstance(approval.params.get("fields"), Mapping) else {}
+    given = approval.params.get("fields")
+    fields: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     shown = {k: v for k, v in fields.items() if not isinstance(v, (dict, list))} or {
         k: approval.params[k] for k in approval.fields[:3] if k in approval.params
     }

@@ -177,9 +177,9 @@ class ElicitationConfirmer:
         every channel and, for a client with URL-mode elicitation, its page opened there and awaited."""
         import asyncio
 
-        from bitrix24_agent_tools.approvals import ApprovalError, waiting_text
+        from bitrix24_agent_tools.approvals import ApprovalError, ApprovalService, waiting_text
 
-        service = self.approvals
+        service: ApprovalService = self.approvals
         taken = await asyncio.to_thread(service.take, request.tenant, request.request_id)
         if taken is not None:
             return taken
@@ -472,8 +472,8 @@ class Bitrix24MCP:
         )
 
     async def _approval_status(self, plan_id: str) -> tuple[str, bool]:
-        """Wait (up to ``approval_wait`` s) for the person's answer to the plan's request; on a yes run the plan once
-        through the guard, which takes that answer; a no or an expiry writes nothing."""
+        """Wait (up to ``approval_wait`` s) for the person's answer to the plan's request; on a yes run the
+        plan once through the guard, which takes that answer; a no or an expiry writes nothing."""
         import asyncio
 
         from bitrix24_agent_tools.approvals import waiting_text
