@@ -199,3 +199,48 @@ def test_the_handler_app_refuses_unverified_posts() -> None:
     import anyio
 
     assert anyio.run(post) == 403
+
+
+def test_over_loopback_http_the_press_reaches_the_handler_and_the_write_runs_once() -> None:
+    """The portal POSTs the event to the channel's ASGI handler served on a loopback port (uvicorn)."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    chat = Chat()
+    url = f"http://127.0.0.1:{port}/b24/bot"
+    chat.channel.handler_url = url
+    server = uvicorn.Server(
+        uvicorn.Config(chat.channel.asgi_app(chat.service), host="127.0.0.1", port=port, log_level="warning")
+    )
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    def over_http(target: str, body: bytes) -> None:
+        def post() -> None:
+            answer = httpx.post(
+                target, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+            )
+            chat.outcomes.append(f"{answer.status_code} {answer.text}")
+
+        thread = threading.Thread(target=post)
+        chat._threads.append(thread)
+        thread.start()
+
+    chat.portal.events.deliver = over_http  # type: ignore[union-attr]
+    try:
+        thread, out = chat.write("Approved over HTTP")
+        chat.press(5, chat.message_to(5), "approve")
+        thread.join(10)
+        assert not out[0].is_error and chat.title() == "Approved over HTTP" and chat.writes() == 1
+        assert chat.outcomes == ["200 approved"]
+    finally:
+        server.should_exit = True
+        runner.join(10)
