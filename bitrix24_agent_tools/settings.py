@@ -12,6 +12,12 @@ Every face and the CLI build their guard here, so a variable means the same ever
 ``B24_RATE_LIMITER_RATE``  requests per second the client allows itself (with ``…_BURST``)
 ``B24_RATE_LIMITER_BURST`` the bucket size that goes with it
 ``B24_REDIS_URL``          shared limiter, token store, idempotency and plan stores
+``B24_APPROVERS``          Bitrix24 user IDs who may approve writes (comma-separated): every write is then
+                           asked through the approval service (Bitrix24 chat, the web page, MCP)
+``B24_APPROVAL_STORE``     where requests and answers live: a sqlite path, ``postgresql://…`` or
+                           ``redis://…`` (default: a sqlite file in the user data directory)
+``B24_APPROVAL_URL``       the public base URL of the approval pages (``…/approvals/<id>``)
+``B24_APPROVAL_TTL``       seconds a person has to answer (default 900)
 =========================  =============================================================================
 """
 
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bitrix24_agent_tools.approvals import ApprovalService
     from bitrix24_agent_tools.guard import Confirmer, Guard, Policy
 
 
@@ -55,6 +62,10 @@ class Settings:
     rate: float | None = None
     burst: int | None = None
     redis_url: str | None = None
+    approvers: tuple[str, ...] = ()
+    approval_store: str | None = None
+    approval_url: str | None = None
+    approval_ttl: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +73,8 @@ class Settings:
         rate, burst = env.get("B24_RATE_LIMITER_RATE"), env.get("B24_RATE_LIMITER_BURST")
         _number("B24_RATE_LIMITER_RATE", rate, float)
         _number("B24_RATE_LIMITER_BURST", burst, int)
+        ttl = env.get("B24_APPROVAL_TTL")
+        _number("B24_APPROVAL_TTL", ttl, float)
         return cls(
             packs=_list(env.get("B24_PACKS")) or ("core",),
             method_allowlist=_list(env.get("B24_METHOD_ALLOWLIST")),
@@ -70,6 +83,24 @@ class Settings:
             rate=float(rate) if rate else None,
             burst=int(burst) if burst else None,
             redis_url=env.get("B24_REDIS_URL") or None,
+            approvers=_list(env.get("B24_APPROVERS")),
+            approval_store=env.get("B24_APPROVAL_STORE") or None,
+            approval_url=env.get("B24_APPROVAL_URL") or None,
+            approval_ttl=float(ttl) if ttl else 900.0,
+        )
+
+    def approvals(self) -> ApprovalService | None:
+        """The approval service these settings describe (None without ``B24_APPROVERS``)."""
+        if not self.approvers:
+            return None
+        from bitrix24_agent_tools.approvals import ApprovalService
+        from bitrix24_agent_tools.stores import state_path
+
+        return ApprovalService(
+            self.approval_store or state_path("approvals.sqlite3"),
+            approvers=self.approvers,
+            ttl=self.approval_ttl,
+            web_url=self.approval_url,
         )
 
     def client_options(self) -> dict[str, Any]:
@@ -84,7 +115,8 @@ class Settings:
         return options
 
     def guard(self, confirm: Confirmer | None = None, policy: Policy | None = None, **kwargs: Any) -> Guard:
-        """The guard these settings describe; ``confirm``/``policy``/``kwargs`` as given win."""
+        """The guard these settings describe; ``confirm``/``policy``/``kwargs`` as given win. With no
+        ``confirm`` and ``B24_APPROVERS`` set, writes wait for an approver's answer through the service."""
         from dataclasses import replace
 
         from bitrix24_agent_tools.confirmers import DeferredConfirmer
@@ -96,6 +128,9 @@ class Settings:
             policy = replace(policy, only=(*policy.only, *self.method_allowlist))
         if self.require_plan:
             confirm = DeferredConfirmer()
+        elif confirm is None and self.approvers:
+            service = self.approvals()
+            confirm = service.confirmer() if service is not None else None
         if self.audit_file and "audit" not in kwargs:
             kwargs["audit"] = SqliteAuditStore(self.audit_file)
         if self.redis_url:

@@ -541,17 +541,24 @@ def _client(args: argparse.Namespace) -> Any:
 
 def build_app(args: argparse.Namespace) -> tuple[Bitrix24MCP, list[str], Any]:
     """The server the command line describes: packs, routing, and the guard from the one Settings path
-    (B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE and B24_REDIS_URL mean here what they mean in the
-    CLI and the toolkits). Returns the app, its packs and its plan store."""
+    (B24_METHOD_ALLOWLIST, B24_REQUIRE_PLAN, B24_AUDIT_FILE, B24_REDIS_URL and B24_APPROVERS mean here what
+    they mean in the CLI and the toolkits). Returns the app, its packs and its plan store."""
     from bitrix24_agent_tools.packs import PACKS
     from bitrix24_agent_tools.settings import Settings
 
     default = ",".join(PACKS) if args.route else "core"
     packs = [p.strip() for p in (args.packs or default).split(",") if p.strip()]
     plans = SqlitePlanStore(args.plans or state_path("plans.sqlite3"))
-    guard = Settings.from_env().guard(ElicitationConfirmer(), plans=plans)
+    settings = Settings.from_env()
+    approvals = settings.approvals()  # B24_APPROVERS: writes are asked through the approval service
+    guard = settings.guard(ElicitationConfirmer(approvals), plans=plans)
     app = Bitrix24MCP(
-        aclient=_client(args), packs=packs, route=args.route, guard=guard, structured=args.structured
+        aclient=_client(args),
+        packs=packs,
+        route=args.route,
+        guard=guard,
+        structured=args.structured,
+        approvals=approvals,
     )
     return app, packs, plans
 

@@ -172,3 +172,34 @@ async def test_the_async_toolbox_waits_without_blocking_the_loop() -> None:
     service.answer(rows[0].id, "approve", user=5, channel="test")
     out = await asyncio.wait_for(task, 10)
     assert not out.is_error and _title(portal, 1) == "Async title"
+
+
+def test_settings_wire_the_service_and_an_answer_given_elsewhere_is_taken(tmp_path: Any) -> None:
+    """B24_APPROVERS and B24_APPROVAL_STORE: every write asks through the service; the request and the answer
+    live in the store, so an answer given by another process (here another service on the
+    same file) counts."""
+    from bitrix24_agent_tools.approvals import ApprovalConfirmer
+    from bitrix24_agent_tools.settings import Settings
+    from bitrix24_agent_tools.stores import SqliteApprovalStore
+
+    store = str(tmp_path / "approvals.sqlite3")
+    settings = Settings.from_env({"B24_APPROVERS": "5, 7", "B24_APPROVAL_STORE": store})
+    guard = settings.guard()
+    assert isinstance(guard.confirm, ApprovalConfirmer) and guard.confirm.service.approvers == ("5", "7")
+    guard.confirm.wait = 0  # resume later
+    portal = Portal(seed=1)
+    box = Toolbox(Bitrix24(portal.webhook_url, transport=portal.transport()), packs=("core",), guard=guard)
+    args = {"entity": "deal", "id": 1, "fields": {"TITLE": "Answered elsewhere"}}
+    assert box.run("b24_crm_update", args).is_error
+    elsewhere = ApprovalService(SqliteApprovalStore(store), approvers=["5", "7"])
+    (approval,) = elsewhere.store.find(box.tenant, next(iter(_request_ids(store))))
+    elsewhere.answer(approval.id, "approve", user=7, channel="web")
+    assert not box.run("b24_crm_update", args).is_error and _title(portal, 1) == "Answered elsewhere"
+    assert box.guard.audit.rows()[-1].approved_by == "user 7 via web"
+
+
+def _request_ids(path: str) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT request_id FROM approvals")}
