@@ -157,9 +157,18 @@ class InterruptConfirmer:
 
     max_asks = 3
 
+    def __init__(self, approvals: Any = None) -> None:
+        """With an :class:`~bitrix24_agent_tools.approvals.ApprovalService`, the person answers through it
+        (Bitrix24 chat, the approval page) and only its answers count: the interrupt carries the request's
+        ``approval`` (id, url, approvers, expiry), and any resume value just wakes the graph to take the
+        answer — an approver's yes runs the write once; while nobody has answered, the graph pauses again."""
+        self.approvals = approvals
+
     def __call__(self, request: ConfirmationRequest) -> Any:
         from langgraph.types import interrupt
 
+        if self.approvals is not None:
+            return self._through_service(request)
         for _ask in range(self.max_asks):
             answer = interrupt(confirmation_payload(request))
             named = named_request(answer)
@@ -171,6 +180,35 @@ class InterruptConfirmer:
                 return bound_decision(answer, request.request_id, require_binding=True)
             # An answer meant for another request: this one is asked again, never answered by it.
         return Decision.reject("no answer named this request; nothing was written")
+
+    def _through_service(self, request: ConfirmationRequest) -> Decision:
+        from langgraph.types import interrupt
+
+        from bitrix24_agent_tools.approvals import ApprovalError
+
+        service = self.approvals
+        taken = service.take(request.tenant, request.request_id)
+        if taken is not None:
+            return taken  # type: ignore[no-any-return]
+        try:
+            approval = service.open(request)
+        except ApprovalError as exc:
+            return Decision.reject(f"{exc}; nothing was written", by="approval-service")
+        payload = confirmation_payload(request)
+        payload["approval"] = {
+            "id": approval.id,
+            "url": service.link(approval),
+            "approvers": list(approval.approvers),
+            "expires_at": approval.expires_at,
+        }
+        for _ask in range(self.max_asks):
+            interrupt(payload)  # the resume value is a wake-up: only the service's answers count
+            taken = service.take(request.tenant, request.request_id)
+            if taken is not None:
+                return taken  # type: ignore[no-any-return]
+            if service.pending(request.tenant, request.request_id) is None:
+                return Decision.reject("the request expired unanswered; nothing was written")
+        return Decision.reject("no approver answered yet; nothing was written")
 
 
 def hitl_decision(value: Any) -> Decision:

@@ -203,3 +203,42 @@ def _request_ids(path: str) -> set[str]:
 
     with sqlite3.connect(path) as db:
         return {row[0] for row in db.execute("SELECT request_id FROM approvals")}
+
+
+def test_a_langgraph_agent_pauses_until_an_approver_answers_through_the_service(tmp_path: Any) -> None:
+    """InterruptConfirmer(approvals=...): the interrupt carries the approval; a resume value cannot approve
+    (only the service's answers count); after the approver's yes the next resume runs the write once."""
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    from bitrix24_agent_tools.demo import _scripted_model
+    from bitrix24_agent_tools.integrations.langchain import Bitrix24Toolkit, InterruptConfirmer
+
+    portal = Portal(seed=7, deals=40)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport())
+    service = ApprovalService(approvers=[5], web_url="https://approve.example")
+    toolkit = Bitrix24Toolkit.create(
+        client, packs=("core", "comms"), guard=Guard(Policy.writer(), InterruptConfirmer(approvals=service))
+    )
+    agent = create_agent(_scripted_model(), toolkit.get_tools(), checkpointer=InMemorySaver())
+    config: dict[str, Any] = {"configurable": {"thread_id": "t1"}}
+    state = agent.invoke({"messages": [HumanMessage("Acme Logistics deal won")]}, config)
+    paused = state["__interrupt__"][0].value
+    request_id = paused["request_id"]
+    assert paused["approval"]["url"] == f"https://approve.example/approvals/{paused['approval']['id']}"
+    deal_id = int(paused["bitrix24_confirmation"]["params"]["id"])
+    # the app cannot approve by itself: a resume that says yes only wakes the graph, which pauses again
+    state = agent.invoke(Command(resume={request_id: {"approve": True}}), config)
+    assert state["__interrupt__"][0].value["approval"]["id"] == paused["approval"]["id"]
+    assert portal.entity("deal", deal_id)["STAGE_ID"] != "WON"
+    service.answer(paused["approval"]["id"], "approve", user=5, channel="bitrix24-chat")
+    state = agent.invoke(Command(resume=True), config)
+    assert portal.entity("deal", deal_id)["STAGE_ID"] == "WON"
+    rows = [
+        r for r in toolkit.toolbox.guard.audit.rows() if r.method == "crm.deal.update" and r.status == "ok"
+    ]
+    assert [r.approved_by for r in rows] == ["user 5 via bitrix24-chat"]
+    # the agent went on to its next write, which waits for its own approval
+    assert state["__interrupt__"][0].value["bitrix24_confirmation"]["method"] != "crm.deal.update"
