@@ -242,3 +242,29 @@ def test_a_langgraph_agent_pauses_until_an_approver_answers_through_the_service(
     assert [r.approved_by for r in rows] == ["user 5 via bitrix24-chat"]
     # the agent went on to its next write, which waits for its own approval
     assert state["__interrupt__"][0].value["bitrix24_confirmation"]["method"] != "crm.deal.update"
+
+
+async def test_a_llama_index_tool_awaits_the_approvers_answer() -> None:
+    """The LlamaIndex face: ``service.confirmer()`` is awaited inside the tool's async call."""
+    import asyncio
+
+    from bitrix24_agent_tools.integrations.llama_index import Bitrix24ToolSpec
+
+    portal = Portal(seed=1)
+    service = ApprovalService(approvers=[5], poll=0.02)
+    spec = Bitrix24ToolSpec.create(
+        Bitrix24(portal.webhook_url, transport=portal.transport()),
+        packs=("core",),
+        confirm=service.confirmer(),
+    )
+    tool = next(t for t in spec.to_tool_list() if t.metadata.name == "b24_crm_update")
+    call = asyncio.create_task(tool.acall(entity="deal", id=1, fields={"TITLE": "From LlamaIndex"}))
+    for _ in range(500):
+        waiting = [a for a in service.store._rows.values() if a.state == "pending"]  # type: ignore[attr-defined]
+        if waiting:
+            break
+        await asyncio.sleep(0.01)
+    assert _writes(portal) == []
+    service.answer(waiting[0].id, "approve", user=5, channel="web")
+    out = await asyncio.wait_for(call, 10)
+    assert not out.is_error and _title(portal, 1) == "From LlamaIndex" and len(_writes(portal)) == 1
