@@ -603,10 +603,48 @@ def _cli(args: argparse.Namespace) -> int:
     import uvicorn
 
     asgi = app.server.streamable_http_app(host=host)
-    uvicorn.run(
-        _bearer(asgi, args.token) if args.token else asgi, host=host, port=int(port), log_level="warning"
-    )
+    served = _bearer(asgi, args.token) if args.token else asgi
+    pages = approval_pages(app.approvals)
+    if pages is not None:  # the people answer in a browser, signed in through Bitrix24, not with the token
+        served = with_approval_pages(served, pages.asgi_app())
+    uvicorn.run(served, host=host, port=int(port), log_level="warning")
     return 0
+
+
+def approval_pages(service: Any, env: Any = None) -> Any:
+    """The approval pages the environment describes, served beside MCP at ``/approvals/…``: needs the
+    approval service (``B24_APPROVERS``), ``B24_APPROVAL_URL``, the application's ``B24_CLIENT_ID`` /
+    ``B24_CLIENT_SECRET`` and the portal ``B24_DOMAIN``; ``B24_APPROVAL_SECRET`` signs sessions (the same in
+    every process). None when any is missing."""
+    import os
+
+    env = os.environ if env is None else env
+    needed = ("B24_APPROVAL_URL", "B24_CLIENT_ID", "B24_CLIENT_SECRET", "B24_DOMAIN")
+    if service is None or not all(env.get(k) for k in needed):
+        return None
+    from bitrix24_agent_tools.approvals.web import ApprovalPages
+
+    domain = str(env["B24_DOMAIN"])
+    return ApprovalPages(
+        service,
+        portal_url=domain if domain.startswith(("http://", "https://")) else f"https://{domain}",
+        client_id=str(env["B24_CLIENT_ID"]),
+        client_secret=str(env["B24_CLIENT_SECRET"]),
+        oauth_server=str(env.get("B24_OAUTH_SERVER") or "https://oauth.bitrix.info/oauth/token/"),
+        secret=env.get("B24_APPROVAL_SECRET") or None,
+    )
+
+
+def with_approval_pages(mcp_app: Any, pages: Any) -> Any:
+    """One ASGI app: ``/approvals/…`` to the approval pages (their own sign-in), everything else to MCP."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/approvals/"):
+            await pages(scope, receive, send)
+            return
+        await mcp_app(scope, receive, send)
+
+    return app
 
 
 def _bearer(app: Any, token: str) -> Any:

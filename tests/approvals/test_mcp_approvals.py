@@ -90,3 +90,31 @@ async def test_a_client_with_url_elicitation_opens_the_page_and_the_call_complet
         result = await asyncio.wait_for(client.call_tool("b24_crm_update", ARGS), 20)
     assert opened == [f"https://approve.example/approvals/{_only(service).id}"]
     assert not result.is_error and portal.state["deal"][1]["TITLE"] == "Via the page" and _writes(portal) == 1
+
+
+async def test_the_http_server_serves_the_approval_pages_beside_mcp_without_the_bearer_token() -> None:
+    """B24_APPROVERS + B24_APPROVAL_URL + the app's credentials: /approvals/<id> is served by the same
+    server, outside the bearer token (the person signs in through Bitrix24); everything else stays behind
+    it."""
+    import httpx
+
+    from bitrix24_agent_tools.integrations.mcp import _bearer, approval_pages, with_approval_pages
+
+    _, _, service = _server()
+    env = {"B24_APPROVAL_URL": "https://approve.example", "B24_CLIENT_ID": "local.app",
+           "B24_CLIENT_SECRET": "s3cret-value", "B24_DOMAIN": "acme.bitrix24.com"}  # fmt: skip
+    assert approval_pages(service, {k: v for k, v in env.items() if k != "B24_CLIENT_SECRET"}) is None
+    pages = approval_pages(service, env)
+
+    async def mcp_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"mcp"})
+
+    served = with_approval_pages(_bearer(mcp_app, "t0ken-value"), pages.asgi_app())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url="http://h") as http:
+        page = await http.get("/approvals/" + "a" * 40)
+        other = await http.get("/mcp")
+    assert page.status_code == 303 and page.headers["location"].startswith(
+        "https://acme.bitrix24.com/oauth/authorize/?client_id=local.app"
+    )
+    assert other.status_code == 401
