@@ -244,3 +244,42 @@ def test_over_loopback_http_the_press_reaches_the_handler_and_the_write_runs_onc
     finally:
         server.should_exit = True
         runner.join(10)
+
+
+def test_the_sandbox_reads_keyboards_as_the_docs_give_them() -> None:
+    """chat-bots-v2/imbot.v2/messages/message-keyboards.md: KEYBOARD as an object with BUTTONS, the bare list
+    or a JSON string; every button but TYPE=NEWLINE needs TEXT and one action; imbot-message-add.md:
+    KEYBOARD_ERROR otherwise."""
+    import json
+
+    chat = Chat()
+    chat.channel.install()
+    send = {"BOT_ID": chat.channel.bot_id, "DIALOG_ID": "5", "MESSAGE": "pick"}
+    bot = chat.channel.client
+    for keyboard in (
+        {"BUTTONS": [{"TEXT": "Site", "LINK": "https://example.com/"}]},
+        [{"TEXT": "Site", "LINK": "https://example.com/"}, {"TYPE": "NEWLINE"}],
+        json.dumps([{"TEXT": "Put", "ACTION": "PUT", "ACTION_VALUE": "/help"}]),
+    ):
+        message_id = bot.call("imbot.message.add", {**send, "KEYBOARD": keyboard}).result
+        assert chat.portal.state["message"][message_id]["keyboard"][0]["TEXT"] in ("Site", "Put")
+    for bad in ([{"TEXT": "No action"}], [{"LINK": "https://example.com/"}], "not json", [5]):
+        with pytest.raises(BadRequest) as refused:
+            bot.call("imbot.message.add", {**send, "KEYBOARD": bad})
+        assert refused.value.code == "KEYBOARD_ERROR"
+
+
+def test_an_answer_on_another_channel_leaves_the_chat_buttons_without_effect() -> None:
+    """One request, two channels: answered on the web page first, the chat press changes nothing."""
+    chat = Chat()
+    chat.service.web_url = "https://approve.example"
+    thread, out = chat.write("Answered on the web")
+    message = chat.message_to(5)
+    approval = next(iter(chat.service.store._rows.values()))  # type: ignore[attr-defined]
+    assert any(
+        b.get("LINK") == f"https://approve.example/approvals/{approval.id}" for b in message["keyboard"]
+    )
+    chat.service.answer(approval.id, "reject", user=5, channel="web", reason="no")
+    thread.join(10)
+    chat.press(5, message, "approve")
+    assert out[0].is_error and chat.writes() == 0 and chat.outcomes == ["ignored: ANSWERED"]
