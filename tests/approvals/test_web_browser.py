@@ -161,3 +161,48 @@ def test_a_non_approver_gets_no_buttons_and_a_form_without_the_token_is_refused(
     )
     thread.join(15)
     assert out[0].is_error and deployment.writes() == 0
+
+
+def test_an_mcp_client_without_elicitation_gets_the_link_and_completes_after_the_pages_yes(
+    deployment: Deployment, browser: Any
+) -> None:
+    """The acceptance path: the MCP tool call returns one line with the link; the approver opens it in a real
+    browser, signs in through Bitrix24 and approves; ``b24_approval_status`` then runs the write once."""
+    import anyio
+    from mcp import Client
+
+    from bitrix24_agent_tools.client import AsyncBitrix24
+    from bitrix24_agent_tools.integrations.mcp import STATUS_TOOL, Bitrix24MCP
+
+    app = Bitrix24MCP(
+        aclient=AsyncBitrix24(deployment.server.webhook_url), approvals=deployment.service, approval_wait=5.0
+    )
+    args = {"entity": "deal", "id": 1, "fields": {"TITLE": "Approved for an MCP client"}}
+
+    async def ask() -> tuple[str, str]:
+        async with Client(app.server) as client:  # declares no elicitation
+            first = await client.call_tool("b24_crm_update", args)
+        text = first.content[0].text
+        return text.split(" at ")[1].split(" ")[0], text.split("stored as plan ")[1].split(",")[0]
+
+    def off_loop(fn: Any) -> Any:  # playwright's sync API holds this thread's event loop
+        out: list[Any] = []
+        worker = threading.Thread(target=lambda: out.append(anyio.run(fn)))
+        worker.start()
+        worker.join(30)
+        return out[0]
+
+    link, plan = off_loop(ask)
+    assert link.startswith(f"{deployment.public}/approvals/") and deployment.writes() == 0
+    page = browser.new_page()
+    _sign_in(page, link, "5")
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("status").wait_for()
+
+    async def finish() -> Any:
+        async with Client(app.server) as client:
+            return await client.call_tool(STATUS_TOOL, {"plan": plan})
+
+    done = off_loop(finish)
+    assert not done.is_error and "executed" in done.content[0].text and deployment.writes() == 1
+    assert deployment.portal.state["deal"][1]["TITLE"] == "Approved for an MCP client"
