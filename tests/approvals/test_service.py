@@ -202,7 +202,10 @@ def _request_ids(path: str) -> set[str]:
     import sqlite3
 
     with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT request_id FROM approvals")}
+        try:
+            return {row[0] for row in db.execute("SELECT request_id FROM approvals")}
+        except sqlite3.OperationalError:  # not created yet
+            return set()
 
 
 def test_a_langgraph_agent_pauses_until_an_approver_answers_through_the_service(tmp_path: Any) -> None:
@@ -268,3 +271,39 @@ async def test_a_llama_index_tool_awaits_the_approvers_answer() -> None:
     service.answer(waiting[0].id, "approve", user=5, channel="web")
     out = await asyncio.wait_for(call, 10)
     assert not out.is_error and _title(portal, 1) == "From LlamaIndex" and len(_writes(portal)) == 1
+
+
+def test_the_cli_waits_for_an_approver_answering_from_another_process(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """`b24-agent-tools call` with B24_APPROVERS: no terminal, no --confirm-write, yet the write waits for an
+    approver's answer in the shared store instead of being refused, and runs once after it."""
+    from bitrix24_agent_tools.cli import main
+    from bitrix24_agent_tools.stores import SqliteApprovalStore
+
+    store = str(tmp_path / "approvals.sqlite3")
+    monkeypatch.setenv("B24_APPROVERS", "5")
+    monkeypatch.setenv("B24_APPROVAL_STORE", store)
+    portal = Portal(seed=1)
+    with portal.serve() as server:
+        args = ["call", "crm.deal.update", "--params", '{"id": 2, "fields": {"TITLE": "cli approved"}}',
+                "--webhook", server.webhook_url, "--plans", str(tmp_path / "p.sqlite3")]  # fmt: skip
+        code: list[int] = []
+        runner = threading.Thread(target=lambda: code.append(main(args)))
+        runner.start()
+        elsewhere = ApprovalService(SqliteApprovalStore(store), approvers=["5"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _request_ids(store):
+            time.sleep(0.05)
+        (approval,) = elsewhere.store.find(next(iter(_tenants(store))), next(iter(_request_ids(store))))
+        assert _writes(portal) == []
+        elsewhere.answer(approval.id, "approve", user=5, channel="bitrix24-chat")
+        runner.join(20)
+    assert code == [0] and _title(portal, 2) == "cli approved" and len(_writes(portal)) == 1
+
+
+def _tenants(path: str) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT tenant FROM approvals")}
