@@ -556,3 +556,102 @@ class SqliteApprovalStore(_Sqlite):
             (tenant, request_id),
         )
         return [Approval.from_json(r[0]) for r in rows]
+
+
+# --- keyed records with a lifetime (the remote MCP server's sign-ins, clients, codes and tokens)
+# -----------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """JSON records by (kind, key), each with an expiry; ``take`` reads and deletes in one step (a code or a
+    refresh token is used once, whichever process sees it first)."""
+
+    def put(self, kind: str, key: str, value: dict[str, Any], ttl: float) -> None: ...
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def take(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def delete(self, kind: str, key: str) -> None: ...
+
+    def delete_where(self, kind: str, field_name: str, value: str) -> int: ...
+
+
+class MemoryRecordStore:
+    def __init__(self, clock: Any = time.time) -> None:
+        self.clock = clock
+        self._rows: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, kind: str, key: str, value: dict[str, Any], ttl: float) -> None:
+        with self._lock:
+            self._rows[(kind, key)] = (self.clock() + ttl, json.loads(json.dumps(value, default=str)))
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._rows.get((kind, key))
+            return dict(row[1]) if row and row[0] > self.clock() else None
+
+    def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._rows.pop((kind, key), None)
+            return dict(row[1]) if row and row[0] > self.clock() else None
+
+    def delete(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._rows.pop((kind, key), None)
+
+    def delete_where(self, kind: str, field_name: str, value: str) -> int:
+        with self._lock:
+            gone = [k for k, (_, v) in self._rows.items() if k[0] == kind and str(v.get(field_name)) == value]
+            for k in gone:
+                del self._rows[k]
+            return len(gone)
+
+
+class SqliteRecordStore(_Sqlite):
+    schema = """CREATE TABLE IF NOT EXISTS records (kind TEXT, key TEXT, expires REAL, data TEXT NOT NULL,
+        PRIMARY KEY (kind, key))"""
+
+    def __init__(self, path: str | Path, clock: Any = time.time) -> None:
+        super().__init__(path)
+        self.clock = clock
+
+    def put(self, kind: str, key: str, value: dict[str, Any], ttl: float) -> None:
+        self._db().execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+            (kind, key, self.clock() + ttl, json.dumps(value, default=str)),
+        )
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT data FROM records WHERE kind=? AND key=? AND expires>?", (kind, key, self.clock())
+            )
+            .fetchone()
+        )
+        return dict(json.loads(row[0])) if row else None
+
+    def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self.get(kind, key)
+            db.execute("DELETE FROM records WHERE kind=? AND key=?", (kind, key))
+            db.execute("COMMIT")
+            return found
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def delete(self, kind: str, key: str) -> None:
+        self._db().execute("DELETE FROM records WHERE kind=? AND key=?", (kind, key))
+
+    def delete_where(self, kind: str, field_name: str, value: str) -> int:
+        rows = self._db().execute("SELECT key, data FROM records WHERE kind=?", (kind,)).fetchall()
+        gone = [k for k, d in rows if str(json.loads(d).get(field_name)) == value]
+        for k in gone:
+            self.delete(kind, k)
+        return len(gone)

@@ -36,6 +36,7 @@ __all__ = [
     "PostgresIdempotencyStore",
     "PostgresInbox",
     "PostgresPlanStore",
+    "PostgresRecordStore",
     "PostgresTenantRegistry",
     "PostgresTokenStore",
     "PostgresWorkerState",
@@ -261,3 +262,49 @@ class PostgresApprovalStore(_Postgres):
                 (tenant, request_id),
             ).fetchall()
         return [Approval.from_json(r[0]) for r in rows]
+
+
+class PostgresRecordStore(_Postgres):
+    """Keyed records with a lifetime, shared by every server process (sign-ins, clients, codes, tokens)."""
+
+    schema = """CREATE TABLE IF NOT EXISTS b24_records (kind TEXT, key TEXT, expires DOUBLE PRECISION,
+        data TEXT NOT NULL, PRIMARY KEY (kind, key))"""
+
+    def __init__(self, dsn: str, clock: Any = time.time) -> None:
+        self.clock = clock
+        super().__init__(dsn)
+
+    def put(self, kind: str, key: str, value: dict[str, Any], ttl: float) -> None:
+        with self._conn() as db:
+            db.execute(
+                "INSERT INTO b24_records VALUES (%s,%s,%s,%s) ON CONFLICT (kind, key) DO UPDATE SET "
+                "expires=EXCLUDED.expires, data=EXCLUDED.data",
+                (kind, key, self.clock() + ttl, json.dumps(value, default=str)),
+            )
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._conn() as db:
+            row = db.execute(
+                "SELECT data FROM b24_records WHERE kind=%s AND key=%s AND expires>%s",
+                (kind, key, self.clock()),
+            ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._conn() as db:
+            row = db.execute(
+                "DELETE FROM b24_records WHERE kind=%s AND key=%s RETURNING expires, data", (kind, key)
+            ).fetchone()
+        return dict(json.loads(row[1])) if row and row[0] > self.clock() else None
+
+    def delete(self, kind: str, key: str) -> None:
+        with self._conn() as db:
+            db.execute("DELETE FROM b24_records WHERE kind=%s AND key=%s", (kind, key))
+
+    def delete_where(self, kind: str, field_name: str, value: str) -> int:
+        with self._conn() as db:
+            gone = db.execute(
+                "DELETE FROM b24_records WHERE kind=%s AND (data::jsonb ->> %s) = %s",
+                (kind, field_name, value),
+            ).rowcount
+        return int(gone or 0)
