@@ -170,7 +170,7 @@ class ApprovalService:
 
     def get(self, approval_id: str, *, tenant: str | None = None) -> Approval | None:
         found = self.store.get(approval_id)
-        if found is None or (tenant is not None and found.tenant != tenant):
+        if found is None or (tenant is not None and tenant not in (found.tenant, portal_of(found.tenant))):
             return None
         return found
 
@@ -269,6 +269,11 @@ class ApprovalService:
         request's lifetime); ``wait=0`` never waits — the write is stored as a plan and runs when the same
         call (or its plan) is made again after the person's yes."""
         return ApprovalConfirmer(self, wait=wait, approvers=approvers)
+
+
+def portal_of(tenant: str) -> str:
+    """The portal of a tenant key: a team server keys each person as ``<portal>#<user id>``."""
+    return tenant.split("#", 1)[0]
 
 
 def decision_of(approval: Approval) -> Decision:

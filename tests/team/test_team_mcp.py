@@ -1,0 +1,106 @@
+"""The team MCP server end to end on loopback: discovery, sign-in through Bitrix24 OAuth, per-person rights,
+audience binding, revocation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from bitrix24_agent_tools.sandbox import Portal
+from tests.team.conftest import Team, make_team, signed_in
+
+
+def _ids(result: Any) -> set[int]:
+    table = json.loads(result.content[0].text)  # compact: {"columns": [...], "rows": [[...], ...]}
+    at = table["columns"].index("ID")
+    return {int(row[at]) for row in table["rows"]}
+
+
+async def test_the_server_is_a_protected_resource_clients_discover() -> None:
+    """MCP authorization: 401 with WWW-Authenticate naming the resource metadata (RFC 9728), which names the
+    authorization server; its metadata offers PKCE (S256), registration and revocation."""
+    portal = Portal(seed=1)
+    with portal.serve() as server:
+        made, served = make_team(portal, server.url)
+        try:
+            async with httpx.AsyncClient() as http:
+                denied = await http.post(made.url, json={})
+                assert denied.status_code == 401
+                challenge = denied.headers["www-authenticate"]
+                assert "resource_metadata=" in challenge
+                meta_url = challenge.split('resource_metadata="')[1].split('"')[0]
+                meta = (await http.get(meta_url)).json()
+                assert meta["resource"] == made.url and meta["authorization_servers"]
+                issuer = meta["authorization_servers"][0].rstrip("/")
+                auth = (await http.get(f"{issuer}/.well-known/oauth-authorization-server")).json()
+            assert "S256" in auth["code_challenge_methods_supported"]
+            assert auth["registration_endpoint"] and auth["revocation_endpoint"]
+        finally:
+            served.stop()
+
+
+async def test_each_person_signs_in_and_sees_only_what_the_portal_lets_them_see(team: Team) -> None:
+    """An admin and a non-admin of the same portal: every call runs with that person's own token."""
+    portal = team.portal
+    assert portal.state["user"][1]["IS_ADMIN"] and not portal.state["user"][5]["IS_ADMIN"]
+    async with signed_in(team.url, portal, 1) as admin:
+        everything = _ids(await admin.call_tool("b24_crm_list", {"entity": "deal", "limit": 50}))
+    async with signed_in(team.url, portal, 5) as elena:
+        hers = _ids(await elena.call_tool("b24_crm_list", {"entity": "deal", "limit": 50}))
+    own = {int(d["ID"]) for d in portal.state["deal"].values() if str(d.get("ASSIGNED_BY_ID")) == "5"}
+    others = {int(d["ID"]) for d in portal.state["deal"].values()} - own
+    assert hers == own and everything & others  # she sees only hers; the admin sees others' deals too
+    callers = {r.auth_kind for r in portal.requests if r.method == "crm.deal.list"}
+    assert callers == {"oauth"}  # no webhook, no shared identity
+
+
+async def test_a_token_for_one_server_is_refused_by_another(served_portal: tuple[Portal, str]) -> None:
+    """Tokens are bound to the resource they were issued for (RFC 8707): server B (another portal's
+    deployment, sharing nothing but the client) refuses server A's token."""
+    from tests.team.conftest import MemoryTokens
+
+    portal, url = served_portal
+    a, served_a = make_team(portal, url)
+    other = Portal(seed=2)
+    with other.serve() as other_server:
+        b, served_b = make_team(other, other_server.url)
+        try:
+            storage = MemoryTokens()
+            async with signed_in(a.url, portal, 1, storage) as client:
+                await client.list_tools()
+            token = storage.tokens.access_token
+            async with httpx.AsyncClient() as http:
+                headers = {
+                    "authorization": f"Bearer {token}",
+                    "accept": "application/json, text/event-stream",
+                }
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+                assert (await http.post(b.url, json=body, headers=headers)).status_code == 401
+        finally:
+            served_a.stop()
+            served_b.stop()
+
+
+async def test_revoking_a_grant_stops_the_next_call(team: Team) -> None:
+    from tests.team.conftest import MemoryTokens
+
+    storage = MemoryTokens()
+    async with signed_in(team.url, team.portal, 5, storage) as client:
+        assert (await client.call_tool("b24_crm_list", {"entity": "deal", "limit": 1})).is_error is False
+    token = storage.tokens.access_token
+    headers = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(team.url, json=body, headers=headers)).status_code == 200
+        revoked = await http.post(
+            f"{team.public}/revoke",
+            data={
+                "token": token,
+                "client_id": storage.client.client_id,
+                "client_secret": storage.client.client_secret or "",
+            },
+        )
+        assert revoked.status_code == 200
+        assert (await http.post(team.url, json=body, headers=headers)).status_code == 401
