@@ -521,7 +521,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--sandbox", action="store_true", help="serve a seeded in-process sandbox portal")
     parser.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP instead of stdio")
-    parser.add_argument("--token", help="bearer token clients must send (required beyond loopback)")
+    parser.add_argument(
+        "--token",
+        help="one bearer token for a single person; without it, --http serves each person signed in with "
+        "their own Bitrix24 account (B24_PUBLIC_URL, B24_DOMAIN, B24_CLIENT_ID, B24_CLIENT_SECRET, "
+        "B24_STATE_URL; or --sandbox)",
+    )
     parser.add_argument(
         "--plans", default=None, help="plan store (sqlite file; default: the user data directory)"
     )
@@ -581,8 +586,20 @@ def _cli(args: argparse.Namespace) -> int:
         return 0
     host, _, port = args.http.rpartition(":")
     loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not args.token:
+        team = _team(args, host, int(port))
+        if team is not None:  # each person signs in with their own Bitrix24 account
+            import uvicorn
+
+            print(f"connector URL (paste it into your MCP client): {team.settings.resource}", file=sys.stderr)
+            uvicorn.run(team.asgi_app(host), host=host, port=int(port), log_level="warning")
+            return 0
     if not loopback and not args.token:
-        print("refusing to serve beyond loopback without --token (a bearer token clients must send)")
+        print(
+            "refusing to serve beyond loopback without --token (a bearer token clients must send) or a "
+            "team configuration (B24_PUBLIC_URL, B24_DOMAIN, B24_CLIENT_ID, B24_CLIENT_SECRET: each person "
+            "signs in)"
+        )
         return 2
     if not args.token:
         # Any local process can reach a loopback port: without a token it could call a write and answer its
@@ -645,6 +662,43 @@ def with_approval_pages(mcp_app: Any, pages: Any) -> Any:
         await mcp_app(scope, receive, send)
 
     return app
+
+
+def _team(args: argparse.Namespace, host: str, port: int) -> Any:
+    """The team server the environment (or ``--sandbox``) describes, or None. With ``--sandbox`` everything
+    is made here: a seeded sandbox portal served on a loopback port, showing its own sign-in form, with an
+    installed application whose redirect URL is this server's callback."""
+    from bitrix24_agent_tools.integrations.mcp_team import CALLBACK, TeamMCP, TeamSettings
+
+    public = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    packs = tuple(p.strip() for p in (args.packs or "core").split(",") if p.strip())
+    if args.sandbox:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            return None  # the sandbox's sign-in form lets anyone be anyone: loopback only
+        from bitrix24_agent_tools.sandbox import Portal
+
+        portal = Portal(seed=1)
+        portal.signed_in = None  # the person chooses who they are on the portal's sign-in form
+        server = portal.serve()
+        app = portal.register_app(redirect_uri=f"{public}{CALLBACK}")
+        print(f"sandbox portal: {server.url} (sign in as any of its users)", file=sys.stderr)
+        settings = TeamSettings(
+            public_url=public,
+            portal_url=server.url,
+            client_id=app.client_id,
+            client_secret=app.client_secret,
+            oauth_server=f"{server.url}/oauth/token/",
+            packs=packs,
+        )
+        team = TeamMCP(settings)
+        team._sandbox = server  # type: ignore[attr-defined]  # kept alive with the server
+        return team
+    settings_ = TeamSettings.from_env()
+    if settings_ is None:
+        return None
+    if args.packs:
+        settings_ = replace(settings_, packs=packs)
+    return TeamMCP(settings_)
 
 
 def _bearer(app: Any, token: str) -> Any:

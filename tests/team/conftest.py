@@ -109,27 +109,41 @@ class MemoryTokens:
         self.client = client_info
 
 
-def oauth_provider(url: str, portal: Portal, user_id: int, storage: MemoryTokens | None = None) -> Any:
+async def browse_sign_in(authorization_url: str, portal: Portal | None, user_id: int) -> Any:
+    """What a browser does: follow the redirects; on the portal's sign-in form (a portal in another process
+    shows it), choose ``user_id``; stop at the MCP client's redirect URI and return its code."""
+    import re
+
+    from mcp.shared.auth import AuthorizationCodeResult
+
+    if portal is not None:
+        portal.signed_in = user_id  # who is signed in at the portal in this browser
+    async with httpx.AsyncClient(follow_redirects=False, timeout=15) as browser:
+        answer = await browser.get(authorization_url)
+        for _ in range(10):
+            if answer.status_code in (301, 302, 303, 307):
+                target = answer.headers["location"]
+                if target.startswith(REDIRECT):
+                    query = parse_qs(urlsplit(target).query)
+                    return AuthorizationCodeResult(code=query["code"][0], state=query.get("state", [None])[0])
+                answer = await browser.get(target)
+            elif answer.status_code == 200 and 'name="user_id"' in answer.text:
+                hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', answer.text))
+                answer = await browser.post(str(answer.url), data={**hidden, "user_id": str(user_id)})
+            else:
+                break
+        raise AssertionError(f"sign-in stopped at {answer.status_code}: {answer.text[:200]}")
+
+
+def oauth_provider(url: str, portal: Portal | None, user_id: int, storage: MemoryTokens | None = None) -> Any:
     """The SDK's OAuth client; its 'browser' signs in at the portal as ``user_id``."""
     from mcp.client.auth import OAuthClientProvider
-    from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+    from mcp.shared.auth import OAuthClientMetadata
 
     got: dict[str, Any] = {}
 
     async def redirect_handler(authorization_url: str) -> None:
-        portal.signed_in = user_id  # who is signed in at the portal in this browser
-        async with httpx.AsyncClient(follow_redirects=False, timeout=15) as browser:
-            answer = await browser.get(authorization_url)
-            while answer.status_code in (301, 302, 303, 307):
-                target = answer.headers["location"]
-                if target.startswith(REDIRECT):
-                    query = parse_qs(urlsplit(target).query)
-                    got["result"] = AuthorizationCodeResult(
-                        code=query["code"][0], state=query.get("state", [None])[0]
-                    )
-                    return
-                answer = await browser.get(target)
-            raise AssertionError(f"sign-in stopped at {answer.status_code}: {answer.text[:200]}")
+        got["result"] = await browse_sign_in(authorization_url, portal, user_id)
 
     async def callback_handler() -> Any:
         return got.pop("result")

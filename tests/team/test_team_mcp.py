@@ -104,3 +104,44 @@ async def test_revoking_a_grant_stops_the_next_call(team: Team) -> None:
         )
         assert revoked.status_code == 200
         assert (await http.post(team.url, json=body, headers=headers)).status_code == 401
+
+
+async def test_the_cli_serves_the_whole_per_person_flow_with_sandbox_and_nothing_else(tmp_path: Any) -> None:
+    """`b24-agent-tools mcp --http HOST:PORT --sandbox`: no other setup; a client discovers, registers, the
+    person signs in on the sandbox portal's own form, and calls run as that person."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.team.conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("B24_")}
+    env["HOME"] = str(tmp_path)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bitrix24_agent_tools.cli", "mcp", "--http", f"127.0.0.1:{port}", "--sandbox"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.post(url, json={}).status_code == 401:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        async with signed_in(url, None, 5) as elena:
+            tools = {t.name for t in (await elena.list_tools()).tools}
+            assert {"b24_crm_list", "b24_crm_update"} <= tools
+            hers = _ids(await elena.call_tool("b24_crm_list", {"entity": "deal", "limit": 50}))
+        async with signed_in(url, None, 1) as admin:
+            everything = _ids(await admin.call_tool("b24_crm_list", {"entity": "deal", "limit": 50}))
+        assert hers and everything - hers  # she sees her deals; the admin sees others' too
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert "connector URL" in err
