@@ -573,6 +573,15 @@ def _cli(args: argparse.Namespace) -> int:
 
     from bitrix24_agent_tools.settings import Settings
 
+    if args.http and not args.token:
+        host, _, port = args.http.rpartition(":")
+        team = _team(args, host, int(port))
+        if team is not None:  # each person signs in with their own Bitrix24 account
+            import uvicorn
+
+            print(f"connector URL (paste it into your MCP client): {team.settings.resource}", file=sys.stderr)
+            uvicorn.run(team.asgi_app(host), host=host, port=int(port), log_level="warning")
+            return 0
     app, packs, plans = build_app(args)
     policy = app.toolbox.guard.policy
     if not args.http:
@@ -586,14 +595,6 @@ def _cli(args: argparse.Namespace) -> int:
         return 0
     host, _, port = args.http.rpartition(":")
     loopback = host in ("127.0.0.1", "localhost", "::1")
-    if not args.token:
-        team = _team(args, host, int(port))
-        if team is not None:  # each person signs in with their own Bitrix24 account
-            import uvicorn
-
-            print(f"connector URL (paste it into your MCP client): {team.settings.resource}", file=sys.stderr)
-            uvicorn.run(team.asgi_app(host), host=host, port=int(port), log_level="warning")
-            return 0
     if not loopback and not args.token:
         print(
             "refusing to serve beyond loopback without --token (a bearer token clients must send) or a "
