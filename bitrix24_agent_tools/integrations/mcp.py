@@ -307,6 +307,9 @@ class Bitrix24MCP:
                 allow_destructive=False,
             )
         self.approvals = approvals
+        self.after_call: Any = (
+            None  # a hook over every tool's output (the team server watches for ended grants)
+        )
         self.approval_wait = approval_wait  # how long b24_approval_status waits for an answer per call
         if guard is None:
             guard = Guard(policy, ElicitationConfirmer(approvals) if writes else None, plans=plans)
@@ -460,6 +463,8 @@ class Bitrix24MCP:
             return types.InputRequiredResult(input_requests={needed.key: ask})
         finally:
             _request.reset(token)
+        if self.after_call is not None:
+            out = self.after_call(out)
         if not self.structured or out.artifact is None or out.is_error:
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=out.content)], is_error=out.is_error

@@ -30,6 +30,9 @@ log = get_logger(__name__)
 TIERS = ("read", "write", "destructive")
 DEFAULT_OAUTH_SERVER = "https://oauth.bitrix.info/oauth/token/"
 CALLBACK = "/oauth/bitrix24/callback"
+# The portal's answers that mean a person's tokens are gone for good (after the client's own refresh):
+# invalid_token, a refused refresh (invalid_grant), NO_AUTH_FOUND.
+_ENDED = frozenset({"invalid_token", "invalid_grant", "NO_AUTH_FOUND", "expired_token", "invalid_client"})
 
 
 def _hash(token: str) -> str:
@@ -463,11 +466,23 @@ class TeamMCP:
         )
         app.toolbox.tenant = f"{s.portal}#{person.user_id}"
         app.toolbox.context = replace(app.toolbox.context, tenant=app.toolbox.tenant)
+        app.after_call = lambda out: self._grant_check(person, out)
         if tier == "read":  # the tools a person may not use are not offered at all
             app.toolbox.specs = [spec for spec in app.toolbox.specs if spec.risk == "read"]
             app.toolbox._by_name = {spec.name: spec for spec in app.toolbox.specs}
             app.approvals = None
         return app
+
+    def _grant_check(self, person: _Person, out: Any) -> Any:
+        """The portal refused the person's token (after the client's own refresh): the app was uninstalled or
+        their access withdrawn. Their grant ends here; the next request is unauthorized."""
+        artifact = out.artifact if isinstance(out.artifact, Mapping) else {}
+        if out.is_error and str(artifact.get("error") or "") in _ENDED:
+            log.warning("the portal refused a person's Bitrix24 token; their grant ends")
+            self.provider.revoke_person(person.subject)
+            self._people.pop(person.subject, None)
+            return replace(out, content=f"{out.content}. Your Bitrix24 sign-in has ended: sign in again")
+        return out
 
     def _caller(self) -> _Person | None:
         from mcp.server.auth.middleware.auth_context import get_access_token
@@ -487,24 +502,13 @@ class TeamMCP:
     async def _call_tool(self, ctx: Any, params: Any) -> Any:
         import mcp.types as types
 
-        from bitrix24_agent_tools.client.errors import AuthError
-
         person = self._caller()
         if person is None:
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text="sign in again: your grant has ended")],
                 is_error=True,
             )
-        try:
-            return await person.app._call_tool(ctx, params)
-        except AuthError:  # the portal refused the person's token and its refresh: their grant has ended
-            log.warning("a person's Bitrix24 grant was refused; ending it")
-            self.provider.revoke_person(person.subject)
-            self._people.pop(person.subject, None)
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text="Bitrix24 refused your sign-in; sign in again")],
-                is_error=True,
-            )
+        return await person.app._call_tool(ctx, params)
 
     # -- HTTP -----------------------------------------------------------------------------------------------
     def asgi_app(self, host: str = "127.0.0.1") -> Any:

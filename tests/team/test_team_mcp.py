@@ -145,3 +145,45 @@ async def test_the_cli_serves_the_whole_per_person_flow_with_sandbox_and_nothing
         server.terminate()
         _, err = server.communicate(timeout=10)
     assert "connector URL" in err
+
+
+async def test_risk_tiers_per_deployment_and_per_person(served_portal: tuple[Portal, str]) -> None:
+    """The deployment allows writes, Elena is read-only: she is offered only reads and her writes are refused;
+    nobody gets destructive calls above the deployment's tier; annotations say the truth."""
+    portal, url = served_portal
+    made, served = make_team(portal, url, tiers={"5": "read", "1": "destructive"})
+    try:
+        async with signed_in(made.url, portal, 5) as elena:
+            tools = (await elena.list_tools()).tools
+            assert tools and all(t.annotations.read_only_hint for t in tools)
+            refused = await elena.call_tool(
+                "b24_crm_update", {"entity": "deal", "id": 1, "fields": {"TITLE": "x"}}
+            )
+            assert refused.is_error
+        async with signed_in(made.url, portal, 1) as admin:
+            names = {t.name: t for t in (await admin.list_tools()).tools}
+            assert names["b24_crm_update"].annotations.read_only_hint is False
+            assert names["b24_crm_update"].annotations.destructive_hint is True  # it overwrites
+            gone = await admin.call_tool("b24_core_call", {"method": "crm.deal.delete", "params": {"id": 1}})
+            assert gone.is_error and "policy" in gone.content[0].text  # the deployment's tier is write
+        assert 1 in portal.state["deal"] and not [r for r in portal.requests if r.method.endswith(".delete")]
+    finally:
+        served.stop()
+
+
+async def test_when_bitrix24_refuses_a_persons_refresh_their_grant_ends(team: Team) -> None:
+    """Uninstalling the app or withdrawing the person's access makes the portal refuse their tokens: the
+    call says so, and their next request is unauthorized (they must sign in again)."""
+    from tests.team.conftest import MemoryTokens
+
+    storage = MemoryTokens()
+    async with signed_in(team.url, team.portal, 5, storage) as client:
+        assert not (await client.call_tool("b24_crm_list", {"entity": "deal", "limit": 1})).is_error
+        team.portal.tokens.clear()  # the portal forgets every token it issued
+        team.portal.refresh_tokens.clear()
+        ended = await client.call_tool("b24_crm_list", {"entity": "deal", "limit": 1})
+        assert ended.is_error and "sign in again" in ended.content[0].text
+    headers = {"authorization": f"Bearer {storage.tokens.access_token}", "accept": "application/json"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(team.url, json=body, headers=headers)).status_code == 401
