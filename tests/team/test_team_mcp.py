@@ -187,3 +187,24 @@ async def test_when_bitrix24_refuses_a_persons_refresh_their_grant_ends(team: Te
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     async with httpx.AsyncClient() as http:
         assert (await http.post(team.url, json=body, headers=headers)).status_code == 401
+
+
+def test_the_compose_file_configures_what_the_team_server_reads() -> None:
+    """docker-compose.yml: PostgreSQL shared by several server replicas behind a proxy, and every variable the
+    team server needs (TeamSettings.from_env) set for them."""
+    from pathlib import Path
+
+    import yaml
+
+    from bitrix24_agent_tools.integrations.mcp_team import TeamSettings
+
+    root = Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    server = compose["services"]["server"]
+    env = {k: str(v) for k, v in server["environment"].items()}
+    assert server["deploy"]["replicas"] >= 2 and env["B24_STATE_URL"].startswith("postgresql://")
+    filled = {k: ("https://x.example" if "URL" in k else "x") for k in env}
+    settings = TeamSettings.from_env(filled)
+    assert settings is not None and settings.state == "https://x.example"  # read from B24_STATE_URL
+    assert "proxy_pass http://b24_mcp" in (root / "deploy" / "nginx.conf").read_text()
+    assert (root / "Dockerfile").read_text().count("b24-agent-tools") == 1
