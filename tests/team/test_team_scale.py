@@ -18,7 +18,7 @@ import pytest
 from bitrix24_agent_tools.integrations.mcp_team import CALLBACK
 from bitrix24_agent_tools.sandbox import Portal
 from tests.postgres.conftest import pg_dsn, pg_server  # noqa: F401  (fixtures)
-from tests.team.conftest import MemoryTokens, Served, free_port, signed_in
+from tests.team.conftest import MemoryTokens, Served, free_port, served_portal, signed_in  # noqa: F401
 
 
 def _serve(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -156,3 +156,54 @@ async def test_another_person_cannot_answer_ones_approval(two_servers: Any) -> N
     with httpx.Client(follow_redirects=True, timeout=15) as browser:
         page = browser.get(link)
     assert "only user 5 may answer" in page.text and 'value="approve"' not in page.text
+
+
+async def test_a_persons_refresh_is_single_flight_across_processes(
+    served_portal: tuple[Portal, str],  # noqa: F811
+    pg_dsn: str,  # noqa: F811
+) -> None:
+    """Two processes (two TeamMCP over one PostgreSQL) find the person's Bitrix24 token expired at once: the
+    portal's OAuth server sees one refresh, and both calls succeed with the fresh token."""
+    import asyncio
+    from dataclasses import replace
+
+    from bitrix24_agent_tools.integrations.mcp_team import TeamMCP
+    from tests.team.conftest import make_team
+
+    portal, url = served_portal
+    made, served = make_team(portal, url, state=pg_dsn)
+    try:
+        async with signed_in(made.url, portal, 5) as client:
+            await client.list_tools()
+    finally:
+        served.stop()
+    first, second = TeamMCP(made.settings), TeamMCP(made.settings)
+    key = "|".join([made.settings.portal, made.settings.client_id, "5"])
+    stored = first.state.tokens.load(key)
+    first.state.tokens.save(key, replace(stored, expires_at=0.0))  # expired for everyone
+    app_id, user, _ = portal.tokens[stored.access_token]
+    portal.tokens[stored.access_token] = (app_id, user, 0.0)  # and the portal says so (expired_token)
+    member = stored.member_id
+    people = [team.person(f"{member}:5") for team in (first, second)]
+    before = sum(1 for r in portal.requests if r.method == "oauth.token")
+    outs = await asyncio.gather(
+        *(p.app.toolbox.arun("b24_crm_list", {"entity": "deal", "limit": 1}) for p in people)  # type: ignore[union-attr]
+    )
+    refreshes = [r for r in portal.requests if r.method == "oauth.token"][before:]
+    assert not any(o.is_error for o in outs)
+    assert [r.params.get("grant_type") for r in refreshes] == ["refresh_token"]
+
+
+async def test_one_person_cannot_run_or_see_anothers_plan(two_servers: Any) -> None:
+    portal, balancer, url, (one, two) = two_servers
+    balancer.target = one
+    deal = next(d for d in portal.state["deal"].values() if str(d.get("ASSIGNED_BY_ID")) == "5")
+    async with signed_in(url, portal, 5) as elena:
+        waiting = await elena.call_tool(
+            "b24_crm_update", {"entity": "deal", "id": int(deal["ID"]), "fields": {"TITLE": "Hers"}}
+        )
+    plan = waiting.content[0].text.split("stored as plan ")[1].split(",")[0]
+    balancer.target = two
+    async with signed_in(url, portal, 1) as admin:  # even the portal's admin is another person here
+        tried = await admin.call_tool("b24_approval_status", {"plan": plan})
+    assert tried.is_error and "no plan" in tried.content[0].text
