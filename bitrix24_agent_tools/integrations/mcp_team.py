@@ -111,7 +111,8 @@ class TeamSettings:
 
 
 class SharedState:
-    """The stores a deployment shares, opened from one URL (PostgreSQL), one sqlite directory, or memory."""
+    """The stores a deployment shares, opened from one URL (PostgreSQL; or Redis with AOF, the audit then kept
+    per process), one sqlite directory, or memory."""
 
     def __init__(self, state: str | None) -> None:
         from bitrix24_agent_tools.client.auth import MemoryTokenStore, SqliteTokenStore
@@ -138,6 +139,17 @@ class SharedState:
             self.plans: Any = pg.PostgresPlanStore(state)
             self.idempotency: Any = pg.PostgresIdempotencyStore(state)
             self.audit: Any = pg.PostgresAuditStore(state)
+        elif state and state.startswith(("redis://", "rediss://", "unix://")):
+            from bitrix24_agent_tools.stores import redis as rd
+            from bitrix24_agent_tools.stores import state_path
+
+            self.records = rd.RedisRecordStore.from_url(state)
+            self.tokens = rd.RedisTokenStore.from_url(state)
+            self.approvals = rd.RedisApprovalStore.from_url(state)
+            self.plans = rd.RedisPlanStore.from_url(state)
+            self.idempotency = rd.RedisIdempotencyStore.from_url(state)
+            # No audit table on Redis: each process keeps its audit rows in its own sqlite file.
+            self.audit = SqliteAuditStore(state_path("audit.sqlite3"))
         elif state:
             from pathlib import Path
 

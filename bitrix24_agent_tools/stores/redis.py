@@ -339,3 +339,41 @@ class RedisApprovalStore:
         ids = self.redis.zrevrange(self._index(tenant, request_id), 0, -1)
         found = [self.get(i.decode() if isinstance(i, bytes) else str(i)) for i in ids]
         return [a for a in found if a is not None]
+
+
+class RedisRecordStore:
+    """Keyed records with a lifetime on Redis (AOF required): ``take`` is GETDEL, one taker wins."""
+
+    def __init__(self, client: Any, *, prefix: str = "b24:rec:", allow_volatile: bool | None = None) -> None:
+        require_durable(client, "records", allow_volatile)
+        self.redis = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisRecordStore:
+        return cls(_redis(url), **kwargs)
+
+    def _key(self, kind: str, key: str) -> str:
+        return f"{self.prefix}{kind}:{key}"
+
+    def put(self, kind: str, key: str, value: dict[str, Any], ttl: float) -> None:
+        self.redis.set(self._key(kind, key), json.dumps(value, default=str), px=max(1, int(ttl * 1000)))
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        raw = self.redis.get(self._key(kind, key))
+        return dict(json.loads(raw)) if raw else None
+
+    def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        raw = self.redis.getdel(self._key(kind, key))
+        return dict(json.loads(raw)) if raw else None
+
+    def delete(self, kind: str, key: str) -> None:
+        self.redis.delete(self._key(kind, key))
+
+    def delete_where(self, kind: str, field_name: str, value: str) -> int:
+        gone = 0
+        for name in self.redis.scan_iter(match=f"{self.prefix}{kind}:*", count=500):
+            raw = self.redis.get(name)
+            if raw and str(json.loads(raw).get(field_name)) == value:
+                gone += int(self.redis.delete(name))
+        return gone

@@ -17,11 +17,13 @@ from bitrix24_agent_tools.stores import (
     MemoryAuditStore,
     MemoryIdempotencyStore,
     MemoryPlanStore,
+    MemoryRecordStore,
     PlanError,
     SqliteApprovalStore,
     SqliteAuditStore,
     SqliteIdempotencyStore,
     SqlitePlanStore,
+    SqliteRecordStore,
     StoredPlan,
 )
 from tests.postgres.conftest import pg_dsn, pg_server  # noqa: F401  (fixtures)
@@ -43,6 +45,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "plans": lambda clock: r.RedisPlanStore.from_url(url),
             "tokens": lambda clock: r.RedisTokenStore.from_url(url),
             "approvals": lambda clock: r.RedisApprovalStore.from_url(url),
+            "records": lambda clock: r.RedisRecordStore.from_url(url),
         }
     elif name == "postgres":
         dsn = request.getfixturevalue("pg_dsn")
@@ -54,6 +57,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "tokens": lambda clock: p.PostgresTokenStore(dsn),
             "audit": lambda clock: p.PostgresAuditStore(dsn),
             "approvals": lambda clock: p.PostgresApprovalStore(dsn),
+            "records": lambda clock: p.PostgresRecordStore(dsn, clock=clock),
         }
     elif name == "sqlite":
         kinds = {
@@ -62,6 +66,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "tokens": lambda clock: SqliteTokenStore(tmp_path / "tokens.sqlite3"),
             "audit": lambda clock: SqliteAuditStore(tmp_path / "audit.sqlite3"),
             "approvals": lambda clock: SqliteApprovalStore(tmp_path / "approvals.sqlite3"),
+            "records": lambda clock: SqliteRecordStore(tmp_path / "records.sqlite3", clock=clock),
         }
     else:
         kinds = {
@@ -70,6 +75,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str
             "tokens": lambda clock: MemoryTokenStore(),
             "audit": lambda clock: MemoryAuditStore(),
             "approvals": lambda clock: MemoryApprovalStore(),
+            "records": lambda clock: MemoryRecordStore(clock=clock),
         }
 
     def make(kind: str, clock: Callable[[], float] = time.time) -> Any:
@@ -202,3 +208,37 @@ def test_approvals_answer_once_across_racing_answerers_and_keep_every_field(back
     assert stored.params == params and stored.approvers == ("5", "7")
     assert store.transition(first.id, "pending", {"state": "rejected"}) is None
     assert store.transition(first.id, "approved", {"state": "used"}).state == "used"
+
+
+def test_records_expire_are_taken_once_and_are_deleted_by_field(backend: Any) -> None:
+    """The team server's sign-ins, codes and tokens: a record lives until its expiry; ``take`` hands it to one
+    of many racing takers; ``delete_where`` ends every token of a person."""
+    name, make = backend
+    now = [time.time()]
+    store = make("records", lambda: now[0])
+    store.put("code", "c1", {"subject": "m:5", "nested": {"a": [1, {}]}}, 60)
+    assert store.get("code", "c1") == {"subject": "m:5", "nested": {"a": [1, {}]}}
+    assert store.get("access", "c1") is None  # kinds are apart
+    results: list[Any] = []
+    barrier = threading.Barrier(6)
+
+    def take() -> None:
+        barrier.wait()
+        results.append(store.take("code", "c1"))
+
+    threads = [threading.Thread(target=take) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([r for r in results if r is not None]) == 1 and store.get("code", "c1") is None
+    store.put("access", "a1", {"subject": "m:5"}, 60)
+    store.put("access", "a2", {"subject": "m:5"}, 60)
+    store.put("access", "a3", {"subject": "m:7"}, 60)
+    assert store.delete_where("access", "subject", "m:5") == 2
+    assert store.get("access", "a3") == {"subject": "m:7"} and store.get("access", "a1") is None
+    store.put("pending", "p1", {"x": 1}, 0.3)
+    if name == "redis":  # the server's own clock
+        time.sleep(0.4)
+    now[0] += 1
+    assert store.get("pending", "p1") is None and store.take("pending", "p1") is None

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from bitrix24_agent_tools.sandbox import Portal
+from tests.redis.conftest import redis_db, redis_url  # noqa: F401  (fixtures)
 from tests.team.conftest import Team, make_team, signed_in
 
 
@@ -208,3 +209,28 @@ def test_the_compose_file_configures_what_the_team_server_reads() -> None:
     assert settings is not None and settings.state == "https://x.example"  # read from B24_STATE_URL
     assert "proxy_pass http://b24_mcp" in (root / "deploy" / "nginx.conf").read_text()
     assert (root / "Dockerfile").read_text().count("b24-agent-tools") == 1
+
+
+async def test_the_team_state_may_live_on_redis(
+    served_portal: tuple[Portal, str],
+    redis_db: str,  # noqa: F811
+) -> None:
+    """B24_STATE_URL=redis://…: a sign-in made through one server object is honoured by another over the same
+    Redis (clients, tokens, the person's Bitrix24 tokens all there)."""
+    from bitrix24_agent_tools.integrations.mcp_team import TeamMCP
+    from tests.team.conftest import MemoryTokens
+
+    portal, url = served_portal
+    made, served = make_team(portal, url, state=redis_db)
+    storage = MemoryTokens()
+    try:
+        async with signed_in(made.url, portal, 5, storage) as client:
+            await client.list_tools()
+    finally:
+        served.stop()
+    other = TeamMCP(made.settings)  # another process
+    token = await other.provider.load_access_token(storage.tokens.access_token)
+    assert token is not None and token.subject and token.subject.endswith(":5")
+    person = other.person(token.subject)
+    out = await person.app.toolbox.arun("b24_crm_list", {"entity": "deal", "limit": 1})  # type: ignore[union-attr]
+    assert not out.is_error
