@@ -1,5 +1,6 @@
-"""A testing kit for your own agents: a scripted tool-calling chat model and sandbox fixtures, so an agent's
-tests run offline, the way ours do.
+"""A testing kit for your own agents: a scripted tool-calling chat model (LangChain) and its twins for
+LlamaIndex, the OpenAI Agents SDK and pydantic-ai, and sandbox fixtures, so an agent's tests run offline, the
+way ours do.
 
     from bitrix24_agent_tools.testing import ScriptedChatModel
 
@@ -100,6 +101,90 @@ def ScriptedFunctionCallingLLM(steps: Sequence[Step]) -> Any:
         return ChatMessage(role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": calls})
 
     return MockFunctionCallingLLM(response_generator=respond)
+
+
+def ScriptedAgentsModel(steps: Sequence[Step]) -> Any:
+    """The OpenAI Agents SDK twin: an ``agents`` ``Model`` that plays the same kind of steps (one turn per
+    model call; tool results are read from the run's ``function_call_output`` items)."""
+    from agents import ModelResponse, Usage
+    from agents.models.interface import Model
+    from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+
+    script = list(steps)
+
+    class _Scripted(Model):
+        async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
+            items = [i for i in (input if isinstance(input, list) else []) if isinstance(i, dict)]
+            results = [_parsed(i.get("output")) for i in items if i.get("type") == "function_call_output"]
+            turn = _turns(items)
+            step: Any = script[turn] if turn < len(script) else "done"
+            if callable(step):
+                step = step(results)
+            if isinstance(step, str):
+                text = ResponseOutputText(type="output_text", text=step, annotations=[])
+                out: list[Any] = [ResponseOutputMessage(id=f"msg{turn}", type="message", role="assistant",
+                                                        status="completed", content=[text])]  # fmt: skip
+            else:
+                out = [
+                    ResponseFunctionToolCall(
+                        type="function_call",
+                        name=name,
+                        arguments=json.dumps(args),
+                        call_id=f"call_{turn}_{i}",
+                        id=f"fc_{turn}_{i}",
+                        status="completed",
+                    )
+                    for i, (name, args) in enumerate(step)
+                ]
+            return ModelResponse(output=out, usage=Usage(), response_id=None)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the scripted model does not stream")
+
+    return _Scripted()
+
+
+def _turns(items: list[dict[str, Any]]) -> int:
+    """Model turns already played: batches of tool calls whose outputs came back."""
+    calls = [i.get("call_id") for i in items if i.get("type") == "function_call"]
+    answered = {i.get("call_id") for i in items if i.get("type") == "function_call_output"}
+    turns, seen = 0, set()
+    for call in calls:
+        prefix = str(call).rsplit("_", 1)[0]
+        if prefix not in seen and call in answered:
+            seen.add(prefix)
+            turns += 1
+    return turns
+
+
+def ScriptedPydanticModel(steps: Sequence[Step]) -> Any:
+    """The pydantic-ai twin: a ``FunctionModel`` that plays the same kind of steps."""
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import FunctionModel
+
+    script = list(steps)
+
+    def respond(messages: list[Any], info: Any) -> Any:
+        turn = sum(1 for m in messages if getattr(m, "kind", "") == "response")
+        results = [
+            _parsed(p.content)
+            for m in messages
+            for p in getattr(m, "parts", [])
+            if isinstance(p, ToolReturnPart)
+        ]
+        step: Any = script[turn] if turn < len(script) else "done"
+        if callable(step):
+            step = step(results)
+        if isinstance(step, str):
+            return ModelResponse(parts=[TextPart(step)])
+        return ModelResponse(
+            parts=[
+                ToolCallPart(name, args, tool_call_id=f"call_{turn}_{i}")
+                for i, (name, args) in enumerate(step)
+            ]
+        )
+
+    return FunctionModel(respond)
 
 
 # --- pytest fixtures (pytest -p bitrix24_agent_tools.testing, or pytest_plugins in a conftest) ------------

@@ -26,6 +26,8 @@ EXTRAS = {
     "langgraph": "langgraph",
     "llamaindex": "llamaindex",
     "mcp": "mcp",
+    "openai-agents": "openai-agents",
+    "pydantic-ai": "pydantic-ai",
 }
 
 SMOKE = {
@@ -86,6 +88,26 @@ assert {t.name for t in app.tools()} == {"b24_route", "b24_load_pack"}
 print("mcp ok")
 """,
 }
+SMOKE["openai-agents"] = r"""
+from agents import FunctionTool
+from bitrix24_agent_tools.client import AsyncBitrix24
+from bitrix24_agent_tools.integrations.openai_agents import Bitrix24AgentTools
+from bitrix24_agent_tools.sandbox import Portal
+portal = Portal(seed=1)
+face = Bitrix24AgentTools.create(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()))
+tools = {t.name: t for t in face.tools()}
+assert isinstance(tools["b24_crm_update"], FunctionTool) and callable(tools["b24_crm_update"].needs_approval)
+print("openai-agents ok")
+"""
+SMOKE["pydantic-ai"] = r"""
+from bitrix24_agent_tools.client import AsyncBitrix24
+from bitrix24_agent_tools.integrations.pydantic_ai import Bitrix24Toolset
+from bitrix24_agent_tools.sandbox import Portal
+portal = Portal(seed=1)
+face = Bitrix24Toolset.create(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()))
+assert "b24_crm_update" in face.toolset().tools
+print("pydantic-ai ok")
+"""
 SMOKE["langgraph"] = SMOKE["langchain"]
 CLI = [["--version"], ["--help"], ["packs"], ["route", "move", "the", "deal", "to", "WON"]]
 

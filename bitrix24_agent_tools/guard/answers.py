@@ -49,7 +49,7 @@ class ConfirmationRequest:
 
 @dataclass(frozen=True)
 class Decision:
-    kind: Literal["approve", "reject", "edit", "defer"]
+    kind: Literal["approve", "reject", "edit", "defer", "hold"]
     reason: str = ""
     params: dict[str, Any] | None = None
     by: str | None = None
@@ -75,6 +75,13 @@ class Decision:
         """Not now: the guard stores the write as a plan; ``reason`` (e.g. where the person is being asked)
         is passed on to the model."""
         return cls("defer", reason=reason, by=by)
+
+    @classmethod
+    def hold(cls, reason: str, by: str | None = None) -> Decision:
+        """Not now and not stored: the framework pauses the tool call for the person itself (OpenAI Agents
+        SDK ``needs_approval``, pydantic-ai approval-required tools); the call is made again once they
+        answer."""
+        return cls("hold", reason=reason, by=by)
 
     @classmethod
     def coerce(cls, value: Any) -> Decision:

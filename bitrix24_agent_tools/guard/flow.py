@@ -378,6 +378,11 @@ class Guard:
                     else "the plan's executor deferred it again; nothing was written",
                     by=decision.by,
                 )
+            if decision.kind == "hold":
+                self._audit(
+                    tenant, spec, call, risk, "held", "skipped", by=decision.by, error=decision.reason
+                )
+                raise CallRefused(f"not run yet: {decision.reason or 'waiting for a person'}", code="HELD")
             if decision.kind == "defer":
                 plan = self.plan(spec, call, tenant=tenant, risk=risk, summary=request.summary)
                 self._audit(tenant, spec, call, risk, "deferred", "skipped", by=decision.by)

@@ -29,7 +29,7 @@ class AuditRow:
     tool: str
     method: str
     risk: str
-    decision: str  # read | approved | edited | rejected | refused | replayed | deferred
+    decision: str  # read | approved | edited | rejected | refused | replayed | deferred | held
     status: str  # ok | error | skipped
     approved_by: str | None = None
     error: str | None = None
