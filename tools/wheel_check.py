@@ -94,7 +94,8 @@ from bitrix24_agent_tools.client import AsyncBitrix24
 from bitrix24_agent_tools.integrations.openai_agents import Bitrix24AgentTools
 from bitrix24_agent_tools.sandbox import Portal
 portal = Portal(seed=1)
-face = Bitrix24AgentTools.create(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()))
+aclient = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport())
+face = Bitrix24AgentTools.create(aclient=aclient)
 tools = {t.name: t for t in face.tools()}
 assert isinstance(tools["b24_crm_update"], FunctionTool) and callable(tools["b24_crm_update"].needs_approval)
 print("openai-agents ok")
@@ -104,7 +105,8 @@ from bitrix24_agent_tools.client import AsyncBitrix24
 from bitrix24_agent_tools.integrations.pydantic_ai import Bitrix24Toolset
 from bitrix24_agent_tools.sandbox import Portal
 portal = Portal(seed=1)
-face = Bitrix24Toolset.create(aclient=AsyncBitrix24(portal.webhook_url, transport=portal.async_transport()))
+aclient = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport())
+face = Bitrix24Toolset.create(aclient=aclient)
 assert "b24_crm_update" in face.toolset().tools
 print("pydantic-ai ok")
 """

@@ -86,6 +86,12 @@ class Elicitations:
 
         now = self.clock()
         self._issued = {k: v for k, v in self._issued.items() if v[1] > now}
+        # The same request still unanswered (a client that re-runs the tool call before answering — LangGraph
+        # replays the node on resume) gets the same nonce back: its answer binds; once redeemed, it is gone.
+        for nonce, (request_id, _expires, _carried) in self._issued.items():
+            if request_id == request.request_id:
+                self._issued[nonce] = (request_id, now + self.ttl, {**_carried, **(carried or {})})
+                return nonce
         nonce = "confirm-" + secrets.token_urlsafe(18)
         self._issued[nonce] = (request.request_id, now + self.ttl, dict(carried or {}))
         return nonce
