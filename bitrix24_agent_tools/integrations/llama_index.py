@@ -109,24 +109,40 @@ class Bitrix24ToolSpec(BaseToolSpec):
             # The agent hands its workflow Context to tools that declare it; the confirmer asks the person
             # there.
             def run(ctx: Context = None, **kwargs: Any) -> str:  # type: ignore[assignment]
-                return toolbox.run(name, kwargs).content
+                return ToolResult.of(toolbox.run(name, kwargs))
 
             async def arun(ctx: Context, **kwargs: Any) -> str:
                 token = _workflow_ctx.set(ctx)
                 try:
-                    return (await toolbox.arun(name, kwargs)).content
+                    return ToolResult.of(await toolbox.arun(name, kwargs))
                 finally:
                     _workflow_ctx.reset(token)
         else:
 
             def run(**kwargs: Any) -> str:  # type: ignore[misc]
-                return toolbox.run(name, kwargs).content
+                return ToolResult.of(toolbox.run(name, kwargs))
 
             async def arun(**kwargs: Any) -> str:  # type: ignore[misc]
-                return (await toolbox.arun(name, kwargs)).content
+                return ToolResult.of(await toolbox.arun(name, kwargs))
 
         metadata = _CompactMetadata(name=name, description=description, fn_schema=schema)
         return FunctionTool.from_defaults(fn=run, async_fn=arun, tool_metadata=metadata)
+
+
+class ToolResult(str):
+    """A tool's result as LlamaIndex keeps it: the compact text the model reads (this string) carrying the
+    full data (``.data``, every field, e.g. for ``pandas.DataFrame(result.data)``) and ``.is_error``. It is
+    the ``raw_output`` of the tool's ``ToolOutput``."""
+
+    data: Any
+    is_error: bool
+
+    @classmethod
+    def of(cls, out: Any) -> "ToolResult":
+        result = cls(out.content)
+        result.data = out.artifact
+        result.is_error = bool(out.is_error)
+        return result
 
 
 class _CompactMetadata(ToolMetadata):

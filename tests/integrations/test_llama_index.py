@@ -151,3 +151,13 @@ def test_to_tool_list_honours_spec_functions() -> None:
     assert [t.metadata.name for t in chosen] == ["b24_crm_list", "b24_crm_get"]
     with _pytest.raises(ValueError, match="unknown tool"):
         spec.to_tool_list(spec_functions=["b24_nope"])
+
+
+def test_a_result_carries_the_data_beside_the_text_the_model_reads() -> None:
+    """LlamaIndex keeps a tool's return value as ``raw_output``: the text the model reads, with every field of
+    every row in ``.data``."""
+    _, spec = _spec()
+    tool = {t.metadata.name: t for t in spec.to_tool_list()}["b24_crm_list"]
+    out = tool.call(entity="deal", limit=3)
+    assert '"rows"' in out.content and len(out.raw_output.data) == 3
+    assert {"ID", "TITLE", "STAGE_ID"} <= set(out.raw_output.data[0]) and out.raw_output.is_error is False
