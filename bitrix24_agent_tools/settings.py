@@ -23,71 +23,105 @@ Every face and the CLI build their guard here, so a variable means the same ever
 
 from __future__ import annotations
 
-import os
+import contextvars
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from bitrix24_agent_tools.approvals import ApprovalService
     from bitrix24_agent_tools.guard import Confirmer, Guard, Policy
 
-
-def _list(value: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+_given_env: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("b24_env", default=None)
 
 
-def _truthy(value: str | None) -> bool:
-    return str(value or "").strip().lower() in ("1", "true", "yes", "y", "on")
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(p).strip() for p in value if str(p).strip())
+    return tuple(p.strip() for p in str(value or "").split(",") if p.strip())
 
 
-def _number(name: str, value: str | None, kind: type) -> None:
-    """A numeric variable that does not parse is named in the error, with what it holds."""
-    if value in (None, ""):
-        return
-    try:
-        kind(value)
-    except ValueError:
-        from bitrix24_agent_tools.client.errors import ConfigError
+class _GivenEnv(EnvSettingsSource):
+    """The environment a caller passed to :meth:`Settings.from_env` (tests, several configurations in one
+    process), instead of ``os.environ``."""
 
-        raise ConfigError(f"{name}={value!r} is not a number ({kind.__name__} expected)") from None
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        given = _given_env.get()
+        return (
+            {k.lower(): v for k, v in (given or {}).items()}
+            if given is not None
+            else super()._load_env_vars()
+        )
 
 
-@dataclass(frozen=True)
-class Settings:
-    packs: tuple[str, ...] = ("core",)
-    method_allowlist: tuple[str, ...] = ()
+class Settings(BaseSettings):
+    """The ``B24_*`` configuration, read and validated once (pydantic-settings); see the module doc."""
+
+    model_config = SettingsConfigDict(env_prefix="B24_", frozen=True, extra="ignore", populate_by_name=True)
+
+    packs: Annotated[tuple[str, ...], NoDecode] = ("core",)
+    method_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
     require_plan: bool = False
     audit_file: str | None = None
-    rate: float | None = None
-    burst: int | None = None
+    rate: float | None = Field(None, validation_alias=AliasChoices("B24_RATE_LIMITER_RATE", "rate"))
+    burst: int | None = Field(None, validation_alias=AliasChoices("B24_RATE_LIMITER_BURST", "burst"))
     redis_url: str | None = None
-    approvers: tuple[str, ...] = ()
+    approvers: Annotated[tuple[str, ...], NoDecode] = ()
     approval_store: str | None = None
     approval_url: str | None = None
     approval_ttl: float = 900.0
 
+    @field_validator("packs", "method_allowlist", "approvers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> tuple[str, ...]:
+        return _list(value)
+
+    @field_validator("packs", mode="after")
+    @classmethod
+    def _some_pack(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return value or ("core",)
+
+    @field_validator(
+        "audit_file", "redis_url", "approval_store", "approval_url", "rate", "burst", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: Any,
+        env_settings: Any,
+        dotenv_settings: Any,
+        file_secret_settings: Any,
+    ) -> tuple[Any, ...]:
+        return (init_settings, _GivenEnv(settings_cls))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        rate, burst = env.get("B24_RATE_LIMITER_RATE"), env.get("B24_RATE_LIMITER_BURST")
-        _number("B24_RATE_LIMITER_RATE", rate, float)
-        _number("B24_RATE_LIMITER_BURST", burst, int)
-        ttl = env.get("B24_APPROVAL_TTL")
-        _number("B24_APPROVAL_TTL", ttl, float)
-        return cls(
-            packs=_list(env.get("B24_PACKS")) or ("core",),
-            method_allowlist=_list(env.get("B24_METHOD_ALLOWLIST")),
-            require_plan=_truthy(env.get("B24_REQUIRE_PLAN")),
-            audit_file=env.get("B24_AUDIT_FILE") or None,
-            rate=float(rate) if rate else None,
-            burst=int(burst) if burst else None,
-            redis_url=env.get("B24_REDIS_URL") or None,
-            approvers=_list(env.get("B24_APPROVERS")),
-            approval_store=env.get("B24_APPROVAL_STORE") or None,
-            approval_url=env.get("B24_APPROVAL_URL") or None,
-            approval_ttl=float(ttl) if ttl else 900.0,
-        )
+        """The settings ``env`` (default ``os.environ``) describes; a value that does not parse raises
+        ConfigError naming the variable and what it holds."""
+        token = _given_env.set(dict(env) if env is not None else None)
+        try:
+            return cls()
+        except ValidationError as exc:
+            from bitrix24_agent_tools.client.errors import ConfigError
+
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error.get("loc") else "?"
+            name = {"rate": "B24_RATE_LIMITER_RATE", "burst": "B24_RATE_LIMITER_BURST"}.get(
+                field, field if field.startswith("B24_") else f"B24_{field.upper()}"
+            )
+            kind = {"float_parsing": "float", "int_parsing": "int"}.get(str(error.get("type")), "")
+            expected = f" ({kind} expected)" if kind else f": {error.get('msg')}"
+            raise ConfigError(f"{name}={error.get('input')!r} is not a number{expected}" if kind
+                              else f"{name}={error.get('input')!r}{expected}") from None  # fmt: skip
+        finally:
+            _given_env.reset(token)
 
     def approvals(self) -> ApprovalService | None:
         """The approval service these settings describe (None without ``B24_APPROVERS``)."""
@@ -108,10 +142,13 @@ class Settings:
         from bitrix24_agent_tools.client.limits import RatePlan
 
         options: dict[str, Any] = {}
-        if self.rate is not None or self.burst is not None:
-            options["plan"] = RatePlan.custom(self.rate or 2.0, self.burst or 50)
-        if self.redis_url:
-            options["limiter"] = self.redis_url
+        plan = RatePlan.custom(self.rate or 2.0, self.burst or 50) if (self.rate or self.burst) else None
+        if plan is not None:
+            options["plan"] = plan
+        if self.redis_url:  # the settings build the shared objects; the client takes them as given
+            from bitrix24_agent_tools.stores.redis import RedisLimiter
+
+            options["limiter"] = RedisLimiter.from_url(self.redis_url, plan=plan or RatePlan.standard())
         return options
 
     def guard(self, confirm: Confirmer | None = None, policy: Policy | None = None, **kwargs: Any) -> Guard:
@@ -134,6 +171,10 @@ class Settings:
         if self.audit_file and "audit" not in kwargs:
             kwargs["audit"] = SqliteAuditStore(self.audit_file)
         if self.redis_url:
-            kwargs.setdefault("idempotency", self.redis_url)
-            kwargs.setdefault("plans", self.redis_url)
+            from bitrix24_agent_tools.guard.flow import _shared_store
+
+            if "idempotency" not in kwargs:
+                kwargs["idempotency"] = _shared_store(self.redis_url, "idempotency")
+            if "plans" not in kwargs:
+                kwargs["plans"] = _shared_store(self.redis_url, "plans")
         return Guard(policy, confirm, **kwargs)

@@ -321,12 +321,14 @@ class ApprovalConfirmer:
             approval = await asyncio.to_thread(service.open, request, approvers=self.approvers)
         except ApprovalError as exc:
             return Decision.reject(f"{exc}; nothing was written", by="approval-service")
-        wait = self.wait if self.wait is not None else max(0.0, approval.expires_at - service.clock())
-        if wait <= 0:
+        if self.wait is not None and self.wait <= 0:  # resume later: the write is stored as a plan
             return Decision.defer(by="approval-service", reason=waiting_text(service, approval))
-        final = await service.wait_async(
-            approval.id, min(wait, max(0.0, approval.expires_at - service.clock()))
-        )
+        left = approval.expires_at - service.clock()
+        if left <= 0:  # it expired while it was being sent: silence is a no
+            return Decision.reject(
+                "no answer from an approver in time; nothing was written", by="approval-service"
+            )
+        final = await service.wait_async(approval.id, min(self.wait, left) if self.wait is not None else left)
         if final.state == "pending":
             return Decision.reject(
                 "no answer from an approver in time; nothing was written", by="approval-service"

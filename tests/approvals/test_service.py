@@ -307,3 +307,28 @@ def _tenants(path: str) -> set[str]:
 
     with sqlite3.connect(path) as db:
         return {row[0] for row in db.execute("SELECT tenant FROM approvals")}
+
+
+def test_a_request_that_expires_while_it_is_being_sent_is_a_no_not_a_plan() -> None:
+    """A slow channel can take longer than the request's lifetime: the waiting confirmer then answers no
+    (silence), never stores the write as a plan for later."""
+    from bitrix24_agent_tools.stores import Approval
+
+    class Slow:
+        name = "slow"
+
+        def notify(self, approval: Approval, service: ApprovalService) -> None:
+            time.sleep(0.3)
+
+        def answered(self, approval: Approval, service: ApprovalService) -> None:
+            pass
+
+    portal = Portal(seed=1)
+    service = ApprovalService(approvers=["5"], channels=[Slow()], ttl=0.1, poll=0.02)
+    box = Toolbox(
+        Bitrix24(portal.webhook_url, transport=portal.transport()),
+        packs=("core",),
+        guard=Guard(Policy.writer(), service.confirmer()),
+    )
+    out = box.run("b24_crm_update", {"entity": "deal", "id": 1, "fields": {"TITLE": "Too slow"}})
+    assert out.is_error and "in time" in out.content and "plan" not in out.content and not _writes(portal)
