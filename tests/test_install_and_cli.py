@@ -117,3 +117,29 @@ def test_a_bad_number_in_the_environment_names_its_variable() -> None:
 
     with _pytest.raises(ConfigError, match="B24_RATE_LIMITER_RATE='abc'"):
         Settings.from_env({"B24_RATE_LIMITER_RATE": "abc"})
+
+
+def test_settings_are_one_validated_object_whose_errors_name_the_variable() -> None:
+    """pydantic-settings reads B24_*: lists are comma-separated, booleans read as people write them, and a
+    value that does not parse is refused with the variable's name and what it holds."""
+    import pytest as _pytest
+
+    from bitrix24_agent_tools.client.errors import ConfigError
+    from bitrix24_agent_tools.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "B24_PACKS": "core, comms",
+            "B24_REQUIRE_PLAN": "yes",
+            "B24_APPROVERS": "5,7",
+            "B24_APPROVAL_TTL": "60",
+        }
+    )
+    assert settings.packs == ("core", "comms") and settings.require_plan and settings.approvers == ("5", "7")
+    assert settings.approval_ttl == 60.0 and Settings.from_env({}).packs == ("core",)
+    with _pytest.raises(ConfigError, match="B24_APPROVAL_TTL='soon'"):
+        Settings.from_env({"B24_APPROVAL_TTL": "soon"})
+    with _pytest.raises(ConfigError, match="B24_RATE_LIMITER_BURST='many'"):
+        Settings.from_env({"B24_RATE_LIMITER_BURST": "many"})
+    with _pytest.raises(ConfigError, match="B24_REQUIRE_PLAN='perhaps'"):
+        Settings.from_env({"B24_REQUIRE_PLAN": "perhaps"})
