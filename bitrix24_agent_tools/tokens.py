@@ -85,9 +85,15 @@ def tools_cost(specs: list[ToolSpec], encoding: str = "o200k_base") -> int:
 COSTS = Path(__file__).parent / "_static" / "tool_costs.json"
 
 
+def shipped_costs() -> dict[str, int]:
+    """Every tool's schema cost in o200k tokens (the loader's too), as shipped in ``_static/tool_costs.json``:
+    no tokenizer and no encoding file needed (an installed wheel has none)."""
+    return {str(k): int(v) for k, v in json.loads(COSTS.read_text()).items()}
+
+
 def cost_table() -> dict[str, int]:
-    """Every tool's schema cost in o200k tokens (the loader's too), as shipped in ``_static/tool_costs.json``
-    so that choosing tools within a budget needs no tokenizer; ``tests/test_selection.py`` keeps the file
+    """Every tool's schema cost in o200k tokens (the loader's too), measured now with the tokenizer (needs the
+    encodings); ``_static/tool_costs.json`` ships its result and ``tests/test_selection.py`` keeps it
     current."""
     from bitrix24_agent_tools.packs import PACKS
     from bitrix24_agent_tools.packs.loader import loader_spec

@@ -14,32 +14,17 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
-HELPERS = '''from html import escape
-from IPython.display import HTML, display
+HELPERS = '''import matplotlib.pyplot as plt
+import pandas as pd
+
+from bitrix24_agent_tools.frames import to_dataframe  # results as DataFrames (extra [notebook])
 
 
-def table(rows, columns):
-    """An HTML table of dicts (the notebook's own: no pandas needed)."""
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
-    cells = ("".join(f"<td>{escape(str(r.get(c, '')))}</td>" for c in columns) for r in rows)
-    body = "".join(f"<tr>{row}</tr>" for row in cells)
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-
-
-def bars(values, title, unit=""):
-    """A horizontal bar chart as inline SVG (label → number)."""
-    width, row = 520, 22
-    top = max(values.values()) or 1
-    parts = [f'<text x="0" y="14" font-weight="bold">{escape(title)}</text>']
-    for i, (label, value) in enumerate(values.items()):
-        y = 24 + i * row
-        w = int(300 * value / top)
-        parts.append(f'<text x="0" y="{y + 14}" font-size="12">{escape(str(label))}</text>'
-                     f'<rect x="190" y="{y + 3}" width="{w}" height="{row - 6}" fill="#2f7ed8"/>'
-                     f'<text x="{196 + w}" y="{y + 15}" font-size="12">{value:,}{unit}</text>')
-    height = 30 + len(values) * row
-    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-    return HTML(svg + "".join(parts) + "</svg>")
+def bars(values, title):
+    """A horizontal bar chart of a mapping (matplotlib, through pandas)."""
+    ax = pd.Series(values).sort_values().plot.barh(title=title, figsize=(7, 0.4 * len(values) + 1.2))
+    ax.set_xlabel('')
+    plt.show()
 '''
 
 NOTEBOOKS = {
@@ -55,7 +40,8 @@ NOTEBOOKS = {
         ("code", HELPERS),
         (
             "code",
-            "from tqdm import tqdm\n\nfrom bitrix24_agent_tools import Bitrix24\nfrom "
+            "from tqdm.auto import tqdm  # a widget bar in notebooks, text elsewhere\n\nfrom "
+            "bitrix24_agent_tools import Bitrix24\nfrom "
             "bitrix24_agent_tools.sandbox import Portal\n\n"
             "portal = Portal(seed=1, deals=20_000, rate_limit='standard')\n"
             "client = Bitrix24(portal.webhook_url, transport=portal.transport())\n"
@@ -70,7 +56,7 @@ NOTEBOOKS = {
             'print(f\'{len(rows):,} deals, each once: {len({r["ID"] for r in rows}) == len(rows) == '
             "20_000}')",
         ),
-        ("code", "table(rows[:8], ['ID', 'TITLE', 'STAGE_ID', 'OPPORTUNITY'])"),
+        ("code", "to_dataframe(rows[:8], ['ID', 'TITLE', 'STAGE_ID', 'OPPORTUNITY'])"),
         (
             "code",
             "from collections import Counter\n\nstages = {s['STATUS_ID']: s['NAME'] for s in "
@@ -119,21 +105,24 @@ NOTEBOOKS = {
         ),
         (
             "code",
-            "table([{'#': i + 1, 'asked': r['summary'].splitlines()[0], 'risk': r['risk']} for i, r in "
+            "to_dataframe([{'#': i + 1, 'asked': r['summary'].splitlines()[0], 'risk': r['risk']} for i, "
+            "r in "
             "enumerate(asked)], "
             "['#', 'asked', 'risk'])",
         ),
         (
             "code",
-            "table([{'method': r.method, 'risk': r.risk, 'decision': r.decision, 'status': r.status} for r "
+            "to_dataframe([{'method': r.method, 'risk': r.risk, 'decision': r.decision, 'status': "
+            "r.status} for r "
             "in guard.audit.rows()],\n"
             "      ['method', 'risk', 'decision', 'status'])",
         ),
         (
             "code",
             "from bitrix24_agent_tools.selection import select_tools\nfrom bitrix24_agent_tools.tokens "
-            "import cost_table\n\n"
-            "costs = cost_table()\nfirst = sum(costs[t] for t in select_tools(REQUEST).tools)\n"
+            "import shipped_costs\n\n"
+            "costs = shipped_costs()  # as shipped: no tokenizer needed\nfirst = sum(costs[t] for t in "
+            "select_tools(REQUEST).tools)\n"
             "core = sum(costs[s.name] for s in PACKS['core'].specs)\n"
             "everything = sum(costs[s.name] for p in PACKS.values() for s in p.specs)\n"
             "bars({'first call (ours)': first, 'core pack': core, 'all 12 packs': everything, "
@@ -182,13 +171,14 @@ NOTEBOOKS = {
         ),
         (
             "code",
-            "table([{'asked': p.splitlines()[0], 'answer': 'yes' if 'task' in p.lower() else 'no'} for p in "
+            "to_dataframe([{'asked': p.splitlines()[0], 'answer': 'yes' if 'task' in p.lower() else "
+            "'no'} for p in "
             "prompts], "
             "['asked', 'answer'])",
         ),
         (
             "code",
-            "table([t for t in portal.entities('task') if t['title'] == 'Call the new leads today'], "
+            "to_dataframe([t for t in portal.entities('task') if t['title'] == 'Call the new leads today'], "
             "['id', 'title', 'responsibleId', 'status'])",
         ),
     ],

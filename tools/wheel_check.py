@@ -28,7 +28,10 @@ EXTRAS = {
     "mcp": "mcp",
     "openai-agents": "openai-agents",
     "pydantic-ai": "pydantic-ai",
+    "notebook": "notebook,langchain,llamaindex",  # the notebooks use the faces they show
 }
+# What runs the notebooks (a user's Jupyter), beside the wheel: not what is being tried.
+RUNNERS = {"notebook": ["nbclient", "ipykernel"]}
 
 SMOKE = {
     "bare": r"""
@@ -110,6 +113,33 @@ face = Bitrix24Toolset.create(aclient=aclient)
 assert "b24_crm_update" in face.toolset().tools
 print("pydantic-ai ok")
 """
+SMOKE["notebook"] = r"""
+import matplotlib
+matplotlib.use("Agg")
+from bitrix24_agent_tools import Bitrix24
+from bitrix24_agent_tools.frames import to_dataframe
+from bitrix24_agent_tools.sandbox import Portal
+portal = Portal(seed=1)
+client = Bitrix24(portal.webhook_url, transport=portal.transport())
+rows = client.export("crm.deal.list", {"select": ["ID", "TITLE"]})
+frame = to_dataframe(rows)
+assert len(frame) == len(rows) and list(frame.columns) == ["ID", "TITLE"]
+frame["ID"].astype(int).plot.hist()
+print("notebook ok")
+"""
+RUN_NOTEBOOKS = r"""
+import pathlib, sys
+import nbformat
+from nbclient import NotebookClient
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.ipynb")):
+    notebook = nbformat.read(path, as_version=4)
+    where = {"metadata": {"path": sys.argv[1]}}
+    NotebookClient(notebook, timeout=180, kernel_name="python3", resources=where).execute()
+    outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors, (path.name, errors[0].get("evalue"))
+    print("notebook", path.name, "ok")
+"""
 SMOKE["langgraph"] = SMOKE["langchain"]
 CLI = [["--version"], ["--help"], ["packs"], ["route", "move", "the", "deal", "to", "WON"]]
 
@@ -180,6 +210,7 @@ def venv_for(name: str) -> Path:
             "-c",
             str(ROOT / "constraints.txt"),
             f"{ROOT}[{extra}]" if extra else str(ROOT),
+            *RUNNERS.get(name, []),
         ]
     )  # the dependencies as the wheel declares them
     stamp.write_text(key)
@@ -219,6 +250,13 @@ def check(name: str, wheel: Path) -> float:
                     text=True,
                 )
                 assert bare.returncode == 2 and "[langchain]" in bare.stderr, bare.stderr[-500:]
+            if name == "notebook":  # every notebook, from the wheel, outside the clone, no network
+                import shutil
+
+                with tempfile.TemporaryDirectory() as books:
+                    for path in (ROOT / "notebooks").glob("*.ipynb"):
+                        shutil.copy2(path, books)
+                    run([py, "-c", RUN_NOTEBOOKS, books], cwd=books, env=env)
             if name == "langchain":  # the README's demo, from the wheel alone: no encodings, no clone
                 done = run([str(venv / "bin" / "b24-agent-tools"), "demo"], cwd=cwd, env=env)
                 assert "confirmed writes" in done.stdout, done.stdout[-500:]
