@@ -30,6 +30,15 @@ EXTRAS = {
     "pydantic-ai": "pydantic-ai",
     "notebook": "notebook,langchain,llamaindex",  # the notebooks use the faces they show
 }
+# The examples each kind of user runs, from the wheel alone (outside the clone).
+EXAMPLES = {
+    "bare": ["quickstart.py", "packs_tour.py", "offline_worker.py", "online_handler.py"],
+    "langchain": ["langchain_agent.py"],
+    "llamaindex": ["llama_index_agent.py"],
+    "openai-agents": ["openai_agents_approval.py"],
+    "pydantic-ai": ["pydantic_ai_approval.py"],
+    "notebook": ["export_progress.py"],
+}
 # What runs the notebooks (a user's Jupyter), beside the wheel: not what is being tried.
 RUNNERS = {"notebook": ["nbclient", "ipykernel"]}
 
@@ -250,6 +259,13 @@ def check(name: str, wheel: Path) -> float:
                     text=True,
                 )
                 assert bare.returncode == 2 and "[langchain]" in bare.stderr, bare.stderr[-500:]
+            for example in EXAMPLES.get(name, []):  # copied out of the clone: only the wheel is importable
+                import shutil
+
+                with tempfile.TemporaryDirectory() as place:
+                    shutil.copy2(ROOT / "examples" / example, place)
+                    done = run([py, str(Path(place) / example)], cwd=place, env=env)
+                    assert done.stdout.strip(), f"{example} printed nothing"
             if name == "notebook":  # every notebook, from the wheel, outside the clone, no network
                 import shutil
 
