@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -216,7 +216,7 @@ def _sorted_keys(store: Mapping[int, Any], cache: KeyCache | None) -> list[Any]:
 
 def id_window(
     store: Mapping[int, Any], flt: Mapping[str, Any], id_field: str = "ID", cache: KeyCache | None = None
-) -> tuple[list[Any], dict[str, Any]]:
+) -> tuple[Sequence[Any], dict[str, Any]]:
     """Rows whose integer key satisfies the filter's ID bounds (by bisection), and the rest of the filter.
 
     A portal answers ``>ID`` range pages from an index; scanning every row per page would make the sandbox,
@@ -243,7 +243,35 @@ def id_window(
     keys = _sorted_keys(store, cache)
     start = bisect.bisect_left(keys, lo) if lo is not None else 0
     end = bisect.bisect_right(keys, hi) if hi is not None else len(keys)
-    return [store[k] for k in keys[start:end]], rest
+    return _Window(store, keys, start, end), rest
+
+
+class _Window(Sequence[Any]):
+    """The rows of ``keys[start:end]``, read as they are asked for: a ``start=-1`` page of an open-ended
+    ``>ID`` cursor reads its 50 rows, not a copy of the rest of the table."""
+
+    def __init__(self, store: Mapping[int, Any], keys: list[Any], start: int, end: int) -> None:
+        self._store, self._keys, self._start, self._end = store, keys, start, max(start, end)
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._store[self._keys[self._start + i]] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._store[self._keys[self._start + index]]
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(self._start, self._end):
+            yield self._store[self._keys[i]]
+
+    def __reversed__(self) -> Iterator[Any]:
+        for i in range(self._end - 1, self._start - 1, -1):
+            yield self._store[self._keys[i]]
 
 
 def is_id_order(order: Any) -> str | None:
