@@ -161,6 +161,12 @@ class _Base:
         """The tenant key: the portal's domain."""
         return self.auth.portal
 
+    def auto_parallel(self) -> int:
+        """Batch requests an export keeps in flight by default: what the plan's burst holds, less a margin
+        for the portal's other callers (standard plan: 40 of 50), at most 48. The limiter still paces every
+        request, so a busier bucket makes them wait rather than fail; ``parallel=`` overrides it."""
+        return max(1, min(48, self.plan.burst - 10))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.auth!r})"
 
@@ -185,6 +191,9 @@ class Bitrix24(_Base):
         super().__init__(auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed)
         self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify)
         self._sleep = sleep
+        # Batches an export spawns run side by side in threads (the client, limiter and trackers are
+        # thread-safe); with an injected clock or sleep (deterministic tests) they run one after another.
+        self._threads = clock is None and sleep is time.sleep
 
     # -- I/O ----------------------------------------------------------------------------------------------
     def _run(self, flow: Flow) -> Any:
@@ -197,10 +206,14 @@ class Bitrix24(_Base):
             return stop.value
 
     def _drive(self, flow: Flow) -> Generator[Any, None, Any]:
-        """Do each I/O step a flow asks for; yield the rows it emits; return its result. A spawned flow runs
-        to its end at once (one thread: nothing runs alongside); ``Next`` hands the finished ones back in
-        order."""
+        """Do each I/O step a flow asks for; yield the rows it emits; return its result. Spawned flows run
+        side by side in threads (one pool per drive), ``Next`` hands back whichever finished first; without
+        threads a spawned flow runs to its end at once and ``Next`` hands them back in order."""
+        import concurrent.futures as cf
+
         finished: deque[tuple[Any, Any, BaseException | None]] = deque()
+        running: dict[cf.Future[Any], Any] = {}
+        pool: cf.ThreadPoolExecutor | None = None
         try:
             op = next(flow)
             while True:
@@ -209,13 +222,24 @@ class Bitrix24(_Base):
                     op = flow.send(None)
                     continue
                 if isinstance(op, Spawn):
-                    try:
-                        finished.append((op.key, self._run(op.flow), None))
-                    except Exception as exc:
-                        finished.append((op.key, None, exc))
+                    if self._threads:
+                        if pool is None:
+                            pool = cf.ThreadPoolExecutor(max_workers=64, thread_name_prefix="b24-batch")
+                        running[pool.submit(self._run, op.flow)] = op.key
+                    else:
+                        try:
+                            finished.append((op.key, self._run(op.flow), None))
+                        except Exception as exc:
+                            finished.append((op.key, None, exc))
                     op = flow.send(None)
                     continue
                 if isinstance(op, Next):
+                    if not finished and running:
+                        done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                        for future in done:
+                            key = running.pop(future)
+                            error = future.exception()
+                            finished.append((key, None if error else future.result(), error))
                     key, value, error = finished.popleft()
                     op = flow.throw(error) if error is not None else flow.send((key, value))
                     continue
@@ -227,6 +251,9 @@ class Bitrix24(_Base):
                     op = flow.send(value)
         except StopIteration as stop:
             return stop.value
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _do(self, op: Any) -> Any:
         if isinstance(op, Send):
@@ -301,7 +328,7 @@ class Bitrix24(_Base):
         method: str,
         params: Mapping[str, Any] | None = None,
         *,
-        parallel: int = 4,
+        parallel: int | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
         """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages), by
@@ -313,13 +340,15 @@ class Bitrix24(_Base):
         method: str,
         params: Mapping[str, Any] | None = None,
         *,
-        parallel: int = 4,
+        parallel: int | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> Iterator[Any]:
         """``export()`` as a stream: each row once, as its page arrives (pages in the order their requests
         finish), in constant memory (rows are not kept)."""
         yield from self._drive(
-            export_flow(self.settings, method, params, parallel=parallel, progress=progress)
+            export_flow(
+                self.settings, method, params, parallel=parallel or self.auto_parallel(), progress=progress
+            )
         )
 
     def close(self) -> None:
@@ -477,7 +506,7 @@ class AsyncBitrix24(_Base):
         method: str,
         params: Mapping[str, Any] | None = None,
         *,
-        parallel: int = 4,
+        parallel: int | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
         return by_id(
@@ -490,12 +519,14 @@ class AsyncBitrix24(_Base):
         method: str,
         params: Mapping[str, Any] | None = None,
         *,
-        parallel: int = 4,
+        parallel: int | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> AsyncIterator[Any]:
         """``export()`` as an async stream: each row once, as its page arrives, in constant memory."""
         async for row in self._drive(
-            export_flow(self.settings, method, params, parallel=parallel, progress=progress)
+            export_flow(
+                self.settings, method, params, parallel=parallel or self.auto_parallel(), progress=progress
+            )
         ):
             yield row
 
