@@ -22,6 +22,8 @@ from typing import Any
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, LeakyBucketLimiter, RatePlan
 from bitrix24_agent_tools.sandbox import CostModel, Portal
 
+PARALLEL: int | None = None  # --parallel N; None: the client's default (from the plan's burst)
+SYNC = False  # --sync: the synchronous client (apart mode)
 COST = CostModel(round_trip=0.02, per_item=0.0002, count_cost=0.002, per_offset=0.001)
 
 
@@ -133,17 +135,23 @@ def apart(n: int, runs: int) -> dict[str, float]:
         async def go() -> list[Any]:
             limiter = LeakyBucketLimiter.for_plan(RatePlan.standard())
             async with AsyncBitrix24(url, verify=cert, limiter=limiter) as client:
-                return await client.export("crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=4)
+                return await client.export("crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=PARALLEL)
+
+        def go_sync() -> list[Any]:
+            limiter = LeakyBucketLimiter.for_plan(RatePlan.standard())
+            with Bitrix24(url, verify=cert, limiter=limiter) as client:
+                return client.export("crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=PARALLEL)
 
         start = time.perf_counter()
-        rows = asyncio.run(go())
+        rows = go_sync() if SYNC else asyncio.run(go())
         seconds = time.perf_counter() - start
         mine.send("count")
         after, rejected_after = mine.recv()
         ids = [int(r["ID"]) for r in rows]
         measured.append(
             {
-                "client": "ours export() (apart)",
+                "client": f"ours {'sync' if SYNC else 'async'} export() (apart, "
+                f"parallel={PARALLEL or 'default'})",
                 "seconds": seconds,
                 "requests": after - before,
                 "r503": rejected_after - rejected,
@@ -177,12 +185,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "--runs", type=int, default=3, help="runs of our export (median and spread are printed)"
     )
     parser.add_argument("--ours-only", action="store_true", help="skip the peers (large sizes)")
+    parser.add_argument("--parallel", type=int, default=None, help="ours: requests in flight (default: auto)")
+    parser.add_argument("--sync", action="store_true", help="ours: the synchronous client (with --apart)")
     parser.add_argument(
         "--apart",
         action="store_true",
         help="ours only, with the sandbox in a process of its own (no shared interpreter)",
     )
     args = parser.parse_args(argv)
+    global PARALLEL, SYNC
+    PARALLEL, SYNC = args.parallel, args.sync
     n = args.deals or (10_000 if args.quick else 100_000)
     if args.apart:
         return apart(n, max(1, args.runs))
@@ -213,7 +225,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 async with AsyncBitrix24(
                     server.webhook_url, verify=str(server.cert_path), limiter=limiter
                 ) as client:
-                    return await client.export("crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=4)
+                    return await client.export(
+                        "crm.deal.list", {"select": ["ID", "TITLE"]}, parallel=PARALLEL
+                    )
 
             return asyncio.run(go())
 
