@@ -23,6 +23,7 @@ from bitrix24_agent_tools.client.errors import (
     InvalidResponse,
     NetworkError,
     OperatingLimit,
+    QueueFull,
     RateLimited,
     ServerError,
     TokenExpired,
@@ -124,6 +125,7 @@ class Settings:
     operating: OperatingTracker
     retry: RetryPolicy
     rng: random.Random = field(default_factory=random.Random)
+    max_wait: float | None = None  # refuse (QueueFull) rather than wait longer than this for a slot
 
 
 def safe_to_repeat(
@@ -255,7 +257,7 @@ def call_flow(
     attempt = 0
     while True:
         attempt += 1
-        wait = settings.limiter.acquire(portal) + settings.operating.delay(portal, method)
+        wait = _book(settings, portal, method)
         if wait > 0:
             yield Sleep(wait)
         request = build_request(settings, method, params, api, idempotency_key)
@@ -285,6 +287,25 @@ def call_flow(
             continue
         settings.operating.record(portal, method, response.time)
         return response
+
+
+def _book(settings: Settings, portal: str, method: str) -> float:
+    """Book the request's slot and return its wait; with ``max_wait`` a wait beyond it books nothing and
+    raises QueueFull (nothing is sent; the caller is told when to come back instead of hanging)."""
+    held = settings.operating.delay(portal, method)
+    limit = settings.max_wait
+    if limit is None:
+        return settings.limiter.acquire(portal) + held
+    if held > limit:
+        raise QueueFull(method, held)
+    try_acquire = getattr(settings.limiter, "try_acquire", None)
+    if try_acquire is None:  # UNVERIFIED for shared limiters without a look-ahead: they queue unbounded
+        return settings.limiter.acquire(portal) + held
+    wait = try_acquire(portal, 1, limit - held)
+    if wait is None:
+        ahead = getattr(settings.limiter, "wait_for", None)
+        raise QueueFull(method, held + (ahead(portal) if ahead else limit))
+    return float(wait) + held
 
 
 def _retry_delay(settings: Settings, exc: Bitrix24Error, attempt: int, write: bool) -> float | None:

@@ -137,6 +137,7 @@ class _Base:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] | None = None,
         seed: int | None = None,
+        max_wait: float | None = None,
     ) -> None:
         self.auth = _resolve_auth(auth)
         self.plan = RatePlan.named(plan)
@@ -146,6 +147,7 @@ class _Base:
             operating=OperatingTracker(self.plan.operating_limit, clock=clock or time.time),
             retry=retry or RetryPolicy(),
             rng=random.Random(seed),
+            max_wait=max_wait,
         )
 
     @classmethod
@@ -187,8 +189,13 @@ class Bitrix24(_Base):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        max_wait: float | None = None,
     ) -> None:
-        super().__init__(auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed)
+        """``max_wait``: refuse a call (QueueFull, with when to retry; nothing sent) rather than wait longer
+        than this for the portal's rate or operating budget — for interactive callers (tools, MCP)."""
+        super().__init__(
+            auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed, max_wait=max_wait
+        )
         self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify)
         self._sleep = sleep
         # Batches an export spawns run side by side in threads (the client, limiter and trackers are
@@ -377,8 +384,13 @@ class AsyncBitrix24(_Base):
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        max_wait: float | None = None,
     ) -> None:
-        super().__init__(auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed)
+        """``max_wait``: refuse a call (QueueFull, with when to retry; nothing sent) rather than wait longer
+        than this for the portal's rate or operating budget — for interactive callers (tools, MCP)."""
+        super().__init__(
+            auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed, max_wait=max_wait
+        )
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify)
         self._sleep = sleep
         self._refresh_locks: dict[int, asyncio.Lock] = {}

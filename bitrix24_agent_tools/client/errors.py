@@ -30,6 +30,8 @@ _V3_PREFIX = "BITRIX_REST_V3_EXCEPTION_"
 
 # One line of cause and fix per code in protocol.md §3 (and the method-level codes seen across the docs).
 _HINTS: dict[str, str] = {
+    "QUEUE_FULL": "nothing was sent: the portal's request budget is booked further ahead than this client "
+    "waits; try again after the time given",
     "INTERNAL_SERVER_ERROR": "the portal failed internally; the call is retried with backoff, try again "
     "later",
     "ERROR_UNEXPECTED_ANSWER": "the portal gave an unexpected answer; retried with backoff, try again later",
@@ -166,6 +168,20 @@ class AccessDenied(Bitrix24Error):
 
 class RateLimited(Bitrix24Error):
     retryable = True
+
+
+class QueueFull(RateLimited):
+    """Refused before sending: the wait for the portal's rate budget (or the method's operating budget) is
+    longer than the client's ``max_wait``. ``retry_after`` is when to try again; nothing reached the
+    portal."""
+
+    sent = False
+
+    def __init__(self, method: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            "QUEUE_FULL", f"the next free slot is {retry_after:.0f} s away; try again then", method=method
+        )
 
 
 class OperatingLimit(Bitrix24Error):

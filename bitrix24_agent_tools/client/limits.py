@@ -83,6 +83,13 @@ class LeakyBucketLimiter:
         return cls(plan.rate, max(1, plan.burst - headroom), clock=clock)
 
     def acquire(self, portal: str, cost: int = 1) -> float:
+        wait = self.try_acquire(portal, cost, None)
+        assert wait is not None
+        return wait
+
+    def try_acquire(self, portal: str, cost: int = 1, max_wait: float | None = None) -> float | None:
+        """``acquire`` that books the slot only when its wait is at most ``max_wait``; otherwise books
+        nothing and returns None (``wait_for`` says how long)."""
         with self._lock:
             now = self.clock()
             level = self._level.get(portal, 0.0)
@@ -90,9 +97,18 @@ class LeakyBucketLimiter:
             level = max(0.0, level - (now - last) * self.rate)
             # The request lands when the bucket has room for it; until then it waits (its slot is reserved).
             wait = max(0.0, (level + cost - self.burst) / self.rate)
+            if max_wait is not None and wait > max_wait:
+                return None
             self._level[portal] = level + cost
             self._stamp[portal] = now
             return wait
+
+    def wait_for(self, portal: str, cost: int = 1) -> float:
+        """The wait a request booked now would have (nothing booked)."""
+        with self._lock:
+            now = self.clock()
+            level = max(0.0, self._level.get(portal, 0.0) - (now - self._stamp.get(portal, now)) * self.rate)
+            return max(0.0, (level + cost - self.burst) / self.rate)
 
 
 class NoLimiter:

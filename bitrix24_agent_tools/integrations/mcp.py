@@ -30,6 +30,9 @@ from bitrix24_agent_tools.toolbox import Toolbox, register_pause
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_mcp_request", default=None)
 ROUTE_TOOL = "b24_route"
 STATUS_TOOL = "b24_approval_status"
+# A tool call waits at most this long for the portal's rate or operating budget; beyond it the model is told
+# when to try again (QueueFull) instead of the call hanging in a queue without bound.
+MAX_WAIT = 10.0
 _ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -551,8 +554,8 @@ def _client(args: argparse.Namespace) -> Any:
         from bitrix24_agent_tools.sandbox import Portal
 
         portal = Portal(seed=1)
-        return AsyncBitrix24(portal.webhook_url, transport=portal.async_transport())
-    return AsyncBitrix24.from_env()
+        return AsyncBitrix24(portal.webhook_url, transport=portal.async_transport(), max_wait=MAX_WAIT)
+    return AsyncBitrix24.from_env(max_wait=MAX_WAIT)
 
 
 def build_app(args: argparse.Namespace) -> tuple[Bitrix24MCP, list[str], Any]:

@@ -441,7 +441,7 @@ class TeamMCP:
         from bitrix24_agent_tools.client import AsyncBitrix24
         from bitrix24_agent_tools.client.auth import OAuth
         from bitrix24_agent_tools.guard import Guard, Policy
-        from bitrix24_agent_tools.integrations.mcp import Bitrix24MCP, ElicitationConfirmer
+        from bitrix24_agent_tools.integrations.mcp import MAX_WAIT, Bitrix24MCP, ElicitationConfirmer
 
         s = self.settings
         stored = self.state.tokens.load("|".join([s.portal, s.client_id, person.user_id]))
@@ -471,7 +471,7 @@ class TeamMCP:
             plans=self.state.plans,
         )
         app = Bitrix24MCP(
-            aclient=AsyncBitrix24(auth, transport=s.transport),
+            aclient=AsyncBitrix24(auth, transport=s.transport, max_wait=MAX_WAIT),
             packs=s.packs,
             guard=guard,
             approvals=self.approvals,
