@@ -188,13 +188,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--parallel", type=int, default=None, help="ours: requests in flight (default: auto)")
     parser.add_argument("--sync", action="store_true", help="ours: the synchronous client (with --apart)")
     parser.add_argument(
+        "--profile",
+        choices=("default", "docs"),
+        default="default",
+        help="the sandbox's cost model: ours, or the docs' measured example (huge-data.md)",
+    )
+    parser.add_argument(
         "--apart",
         action="store_true",
         help="ours only, with the sandbox in a process of its own (no shared interpreter)",
     )
     args = parser.parse_args(argv)
-    global PARALLEL, SYNC
+    global PARALLEL, SYNC, COST
     PARALLEL, SYNC = args.parallel, args.sync
+    if args.profile == "docs":
+        COST = CostModel.docs_example()
     n = args.deals or (10_000 if args.quick else 100_000)
     if args.apart:
         return apart(n, max(1, args.runs))

@@ -40,3 +40,33 @@ def test_an_open_ended_cursor_page_reads_only_its_rows() -> None:
     page = window[:50]
     assert [r["ID"] for r in page][:2] == ["101", "102"] and Counted.reads == 50
     assert next(iter(reversed(window)))["ID"] == "200000"
+
+
+def test_the_operating_budget_is_the_applications_whichever_user_calls() -> None:
+    """settings/performance/limits.md: ``operating`` accumulates per method "separately for an application or
+    a webhook": two users' tokens of one application spend one budget; a webhook has its own."""
+    from bitrix24_agent_tools.client import Bitrix24, NoLimiter
+    from bitrix24_agent_tools.sandbox import CostModel
+
+    portal = Portal(seed=1, deals=200, cost_model=CostModel(per_item=0.002))
+    app = portal.register_app()
+    anna, elena = (portal.app_auth(app, portal.install_app(app, user_id=u), user_id=u) for u in (1, 5))
+    with (
+        Bitrix24(anna, transport=portal.transport(), limiter=NoLimiter()) as a,
+        Bitrix24(elena, transport=portal.transport(), limiter=NoLimiter()) as e,
+        Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter()) as hook,
+    ):
+        first = a.call("crm.deal.list", {"start": -1}).time["operating"]
+        second = e.call("crm.deal.list", {"start": -1}).time["operating"]
+        own = hook.call("crm.deal.list", {"start": -1}).time["operating"]
+    assert (
+        second > first > 0 and own < second
+    )  # Elena's call added to the app's budget; the webhook starts anew
+
+
+def test_the_docs_cost_profile_is_the_docs_measured_example() -> None:
+    from bitrix24_agent_tools.sandbox import CostModel
+
+    docs = CostModel.docs_example()
+    assert round(docs.seconds(50, False, 0), 4) == 0.0685  # a start=-1 page of 50
+    assert round(docs.seconds(2_387_743, True, 0) - docs.seconds(50, False, 0), 1) == 49.9  # with the count
