@@ -52,6 +52,25 @@ def by_id(method: str, rows: list[Any]) -> list[Any]:
     return sorted(rows, key=lambda row: (_row_id(row, rkey) is None, _row_id(row, rkey) or 0))
 
 
+def in_id_order(method: str, pages: list[list[Any]]) -> list[Any]:
+    """An export's pages as one list in ascending ID order. Each page is an ascending run and the ranges are
+    disjoint, so ordering the pages by their first ID orders every row (no per-row sort); anything else (rows
+    without an ID, a page out of order) falls back to sorting the rows."""
+    _, rkey = id_keys(method)
+    keyed = []
+    for page in pages:
+        if not page:
+            continue
+        first, last = _row_id(page[0], rkey), _row_id(page[-1], rkey)
+        if first is None or last is None or last < first:
+            return by_id(method, [row for chunk in pages for row in chunk])
+        keyed.append((first, last, page))
+    keyed.sort(key=lambda item: item[0])
+    if any(keyed[i][1] >= keyed[i + 1][0] for i in range(len(keyed) - 1)):
+        return by_id(method, [row for chunk in pages for row in chunk])
+    return [row for _, _, page in keyed for row in page]
+
+
 def export_flow(
     settings: Settings,
     method: str,

@@ -29,7 +29,7 @@ from bitrix24_agent_tools.client._flow import (
     Spawn,
     call_flow,
 )
-from bitrix24_agent_tools.client._paging import by_id, export_flow, id_keys, list_items
+from bitrix24_agent_tools.client._paging import export_flow, id_keys, in_id_order, list_items
 from bitrix24_agent_tools.client.auth import DEFAULT_OAUTH_SERVER, OAuth, TokenStore, Webhook
 from bitrix24_agent_tools.client.errors import ConfigError, NetworkError
 from bitrix24_agent_tools.client.limits import (
@@ -212,7 +212,7 @@ class Bitrix24(_Base):
         except StopIteration as stop:
             return stop.value
 
-    def _drive(self, flow: Flow) -> Generator[Any, None, Any]:
+    def _drive(self, flow: Flow, chunks: bool = False) -> Generator[Any, None, Any]:
         """Do each I/O step a flow asks for; yield the rows it emits; return its result. Spawned flows run
         side by side in threads (one pool per drive), ``Next`` hands back whichever finished first; without
         threads a spawned flow runs to its end at once and ``Next`` hands them back in order."""
@@ -225,7 +225,10 @@ class Bitrix24(_Base):
             op = next(flow)
             while True:
                 if isinstance(op, Emit):
-                    yield from op.rows
+                    if chunks:
+                        yield op.rows
+                    else:
+                        yield from op.rows
                     op = flow.send(None)
                     continue
                 if isinstance(op, Spawn):
@@ -340,7 +343,10 @@ class Bitrix24(_Base):
     ) -> list[Any]:
         """Every row of a large list exactly once, fast (ID ranges, ``start=-1``, batched pages), by
         ascending ID."""
-        return by_id(method, list(self.export_stream(method, params, parallel=parallel, progress=progress)))
+        flow = export_flow(
+            self.settings, method, params, parallel=parallel or self.auto_parallel(), progress=progress
+        )
+        return in_id_order(method, list(self._drive(flow, chunks=True)))
 
     def export_stream(
         self,
@@ -402,7 +408,9 @@ class AsyncBitrix24(_Base):
             pass
         return result[0]
 
-    async def _drive(self, flow: Flow, result: list[Any] | None = None) -> AsyncIterator[Any]:
+    async def _drive(
+        self, flow: Flow, result: list[Any] | None = None, chunks: bool = False
+    ) -> AsyncIterator[Any]:
         """Do each I/O step a flow asks for; yield the rows it emits; its result goes into ``result`` (an
         async generator cannot return one). Spawned flows run as tasks alongside; ``Next`` waits for whichever
         finishes first."""
@@ -412,8 +420,11 @@ class AsyncBitrix24(_Base):
             op = next(flow)
             while True:
                 if isinstance(op, Emit):
-                    for row in op.rows:
-                        yield row
+                    if chunks:
+                        yield op.rows
+                    else:
+                        for row in op.rows:
+                            yield row
                     op = flow.send(None)
                     continue
                 if isinstance(op, Spawn):
@@ -521,10 +532,10 @@ class AsyncBitrix24(_Base):
         parallel: int | None = None,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> list[Any]:
-        return by_id(
-            method,
-            [row async for row in self.export_stream(method, params, parallel=parallel, progress=progress)],
+        flow = export_flow(
+            self.settings, method, params, parallel=parallel or self.auto_parallel(), progress=progress
         )
+        return in_id_order(method, [page async for page in self._drive(flow, chunks=True)])
 
     async def export_stream(
         self,

@@ -56,3 +56,18 @@ def test_an_injected_clock_keeps_the_export_deterministic() -> None:
     with Bitrix24(portal.webhook_url, transport=counting, clock=clock, sleep=clock.sleep) as client:
         rows = client.export("crm.deal.list", {"select": ["ID"]})
     assert len(rows) == 8_000 and counting.most == 1
+
+
+def test_pages_are_put_in_id_order_without_sorting_rows() -> None:
+    """Pages arrive in any order; each is an ascending run of a disjoint range, so ordering pages by their
+    first ID is enough. Rows without an ID, or overlapping pages, fall back to a full sort."""
+    from bitrix24_agent_tools.client._paging import in_id_order
+
+    pages = [[{"ID": "51"}, {"ID": "60"}], [{"ID": "1"}, {"ID": "50"}], [], [{"ID": "61"}]]
+    assert [r["ID"] for r in in_id_order("crm.deal.list", pages)] == ["1", "50", "51", "60", "61"]
+    overlapping = [[{"ID": "5"}, {"ID": "9"}], [{"ID": "7"}, {"ID": "8"}]]
+    assert [r["ID"] for r in in_id_order("crm.deal.list", overlapping)] == ["5", "7", "8", "9"]
+    odd = [[{"ID": "3"}], [{"name": "no id"}], [{"ID": "1"}]]
+    assert [r.get("ID") for r in in_id_order("crm.deal.list", odd)] == ["1", "3", None]
+    items = [[{"id": 7}, {"id": 9}], [{"id": 2}]]
+    assert [r["id"] for r in in_id_order("crm.item.list", items)] == [2, 7, 9]
