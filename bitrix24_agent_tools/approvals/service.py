@@ -262,6 +262,23 @@ class ApprovalService:
                 return found
             await asyncio.sleep(min(self.poll, max(0.0, deadline - time.monotonic())))
 
+    async def answer_for(
+        self, request: ConfirmationRequest, approval: Approval, wait: float | None
+    ) -> Decision:
+        """Wait (at most ``wait`` s, never past the request's expiry) for the answer to ``approval`` and take
+        it for ``request``; silence, or a request that expired while it was being sent, is a no."""
+        left = approval.expires_at - self.clock()
+        if left > 0:
+            final = await self.wait_async(approval.id, min(wait, left) if wait is not None else left)
+            if final.state != "pending":
+                taken = await asyncio.to_thread(self.take, request.tenant, request.request_id)
+                return taken or Decision.reject(
+                    "the answer was already used; nothing was written", by="approval-service"
+                )
+        return Decision.reject(
+            "no answer from an approver in time; nothing was written", by="approval-service"
+        )
+
     def confirmer(
         self, *, wait: float | None = None, approvers: Iterable[str | int] | None = None
     ) -> ApprovalConfirmer:
@@ -323,20 +340,7 @@ class ApprovalConfirmer:
             return Decision.reject(f"{exc}; nothing was written", by="approval-service")
         if self.wait is not None and self.wait <= 0:  # resume later: the write is stored as a plan
             return Decision.defer(by="approval-service", reason=waiting_text(service, approval))
-        left = approval.expires_at - service.clock()
-        if left <= 0:  # it expired while it was being sent: silence is a no
-            return Decision.reject(
-                "no answer from an approver in time; nothing was written", by="approval-service"
-            )
-        final = await service.wait_async(approval.id, min(self.wait, left) if self.wait is not None else left)
-        if final.state == "pending":
-            return Decision.reject(
-                "no answer from an approver in time; nothing was written", by="approval-service"
-            )
-        taken = await asyncio.to_thread(service.take, request.tenant, request.request_id)
-        return taken or Decision.reject(
-            "the answer was already used; nothing was written", by="approval-service"
-        )
+        return await service.answer_for(request, approval, self.wait)
 
 
 def waiting_text(service: ApprovalService, approval: Approval) -> str:

@@ -72,3 +72,12 @@ class Paused:
             return await self.toolbox.arun(name, args)  # type: ignore[no-any-return]
         finally:
             _answer.reset(token)
+
+
+def paused_toolbox(client: Any, aclient: Any, packs: Any, policy: Any, guard_options: dict[str, Any]) -> Any:
+    """The toolbox a paused face wraps: the chosen packs, writes answered only through the framework."""
+    from bitrix24_agent_tools.guard import Guard, Policy
+    from bitrix24_agent_tools.toolbox import Toolbox
+
+    guard = Guard(policy or Policy.writer(), PausedConfirmer(), **guard_options)
+    return Toolbox(client, aclient, packs=tuple(packs), guard=guard)

@@ -212,17 +212,7 @@ class ElicitationConfirmer:
         )
         if opened.action != "accept":
             return Decision.reject("the person did not open the approval page", by="mcp-elicitation")
-        final = await service.wait_async(
-            approval.id, min(self.wait, max(0.0, approval.expires_at - service.clock()))
-        )
-        if final.state == "pending":
-            return Decision.reject(
-                "no answer on the approval page in time; nothing was written", by="approval-service"
-            )
-        taken = await asyncio.to_thread(service.take, request.tenant, request.request_id)
-        return taken or Decision.reject(
-            "the answer was already used; nothing was written", by="approval-service"
-        )
+        return await service.answer_for(request, approval, self.wait)
 
 
 # Methods that only add (a new record, a message, a file): every other write may overwrite or remove what is

@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bitrix24_agent_tools.guard import ConfirmationRequest, Guard, Policy
-from bitrix24_agent_tools.integrations._paused import Paused, PausedConfirmer
+from bitrix24_agent_tools.guard import ConfirmationRequest, Policy
+from bitrix24_agent_tools.integrations._paused import Paused, paused_toolbox
 from bitrix24_agent_tools.packs.base import ToolOutput
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.toolbox import Toolbox
@@ -41,8 +41,7 @@ class Bitrix24AgentTools:
         policy: Policy | None = None,
         **guard_options: Any,
     ) -> Bitrix24AgentTools:
-        guard = Guard(policy or Policy.writer(), PausedConfirmer(), **guard_options)
-        return cls(Toolbox(client, aclient, packs=tuple(packs), guard=guard))
+        return cls(paused_toolbox(client, aclient, packs, policy, guard_options))
 
     def tools(self) -> list[Any]:
         from agents import FunctionTool

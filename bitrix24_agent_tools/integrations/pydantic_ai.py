@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bitrix24_agent_tools.guard import ConfirmationRequest, Guard, Policy
-from bitrix24_agent_tools.integrations._paused import Paused, PausedConfirmer
+from bitrix24_agent_tools.guard import ConfirmationRequest, Policy
+from bitrix24_agent_tools.integrations._paused import Paused, paused_toolbox
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.toolbox import Toolbox
 
@@ -40,8 +40,7 @@ class Bitrix24Toolset:
     ) -> Bitrix24Toolset:
         """A toolset over a client (an async one is used when given); its writes are approved through
         pydantic-ai."""
-        guard = Guard(policy or Policy.writer(), PausedConfirmer(), **guard_options)
-        return cls(Toolbox(client, aclient, packs=tuple(packs), guard=guard))
+        return cls(paused_toolbox(client, aclient, packs, policy, guard_options))
 
     def toolset(self) -> Any:
         from pydantic_ai import FunctionToolset, Tool
