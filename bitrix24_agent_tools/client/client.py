@@ -125,6 +125,9 @@ def auth_from_env(
 
 
 _C = TypeVar("_C", bound="_Base")
+# Keep as many connections alive as an export keeps requests in flight (httpx keeps 20 by default: a 40-wide
+# export closed half its connections after each wave and paid a TLS handshake to reopen them).
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=64)
 
 
 class _Base:
@@ -196,7 +199,7 @@ class Bitrix24(_Base):
         super().__init__(
             auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed, max_wait=max_wait
         )
-        self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify)
+        self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify, limits=_LIMITS)
         self._sleep = sleep
         # Batches an export spawns run side by side in threads (the client, limiter and trackers are
         # thread-safe); with an injected clock or sleep (deterministic tests) they run one after another.
@@ -397,7 +400,7 @@ class AsyncBitrix24(_Base):
         super().__init__(
             auth, limiter=limiter, plan=plan, retry=retry, clock=clock, seed=seed, max_wait=max_wait
         )
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify)
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify, limits=_LIMITS)
         self._sleep = sleep
         self._refresh_locks: dict[int, asyncio.Lock] = {}
 
