@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bitrix24_agent_tools.approvals.service import ApprovalError, ApprovalService
+from bitrix24_agent_tools.approvals.signin import SignInRefused, sign_in
 from bitrix24_agent_tools.masking import get_logger, register_secret
 from bitrix24_agent_tools.stores import Approval
 
@@ -138,7 +139,6 @@ class ApprovalPages:
     async def _callback(self, request: Any) -> Any:
         """settings/oauth/index.md, step 2: the code (30 s) for tokens at the OAuth server; then who signed
         in, from the portal itself (``user.current``)."""
-        import httpx
         from starlette.responses import RedirectResponse
 
         state = self._unsign(request.query_params.get("state"))
@@ -147,29 +147,20 @@ class ApprovalPages:
             return self._html(
                 "Sign-in failed", "<h1>Sign-in failed</h1><p>Start again from the link.</p>", 400
             )
-        code = request.query_params.get("code", "")
         try:
-            async with httpx.AsyncClient(transport=self.transport, timeout=15) as http:
-                answer = await http.get(
-                    self.oauth_server,
-                    params={"grant_type": "authorization_code", "client_id": self.client_id,
-                            "client_secret": self.client_secret, "code": code},
-                )  # fmt: skip
-                tokens = answer.json()
-                register_secret(str(tokens.get("access_token") or ""))
-                register_secret(str(tokens.get("refresh_token") or ""))
-                endpoint = str(tokens.get("client_endpoint") or "")
-                if answer.status_code != 200 or not endpoint or not tokens.get("access_token"):
-                    raise ValueError("no token")
-                me = (
-                    await http.post(endpoint + "user.current", data={"auth": tokens["access_token"]})
-                ).json()
-            user = str(me["result"]["ID"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            log.warning("approval sign-in failed: %s", type(exc).__name__)
+            signed = await sign_in(
+                request.query_params.get("code", ""),
+                oauth_server=self.oauth_server,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                transport=self.transport,
+            )
+        except SignInRefused as exc:
+            log.warning("approval sign-in refused: %s", exc)
             return self._html(
                 "Sign-in failed", "<h1>Sign-in failed</h1><p>The portal did not confirm it.</p>", 403
             )
+        user, tokens, endpoint = signed.user_id, signed.tokens, signed.endpoint
         session = {
             "sid": secrets.token_hex(16),
             "u": user,

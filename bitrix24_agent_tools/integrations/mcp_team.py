@@ -220,32 +220,27 @@ class Bitrix24AuthProvider:
     async def signed_in(self, state: str, code: str) -> str | None:
         """The portal's redirect back: the Bitrix24 code for the person's tokens, who they are, and our code
         for the MCP client. Returns where to send the browser (the client's redirect URI), None if unknown."""
-        import httpx
         from mcp.server.auth.provider import construct_redirect_uri
 
+        from bitrix24_agent_tools.approvals.signin import SignInRefused, sign_in
         from bitrix24_agent_tools.client.auth import Tokens
 
         pending = self.records.take("pending", state)
         if pending is None:
             return None
         s = self.settings
-        async with httpx.AsyncClient(transport=s.transport, timeout=15) as http:
-            answer = await http.get(
-                s.oauth_server,
-                params={"grant_type": "authorization_code", "client_id": s.client_id,
-                        "client_secret": s.client_secret, "code": code},
+        try:
+            signed = await sign_in(
+                code, oauth_server=s.oauth_server, client_id=s.client_id, client_secret=s.client_secret,
+                transport=s.transport,
             )  # fmt: skip
-            tokens = answer.json() if answer.status_code == 200 else {}
-            access, refresh = str(tokens.get("access_token") or ""), str(tokens.get("refresh_token") or "")
-            register_secret(access)
-            register_secret(refresh)
-            endpoint = str(tokens.get("client_endpoint") or "")
-            if not access or not endpoint:
-                raise PermissionError("the portal did not sign the person in")
-            if urlsplit(endpoint).netloc != s.portal:  # a sign-in on another portal is not one of ours
-                raise PermissionError("signed in on another portal")
-            me = (await http.post(endpoint + "user.current", data={"auth": access})).json()
-        user = str(me["result"]["ID"])
+        except SignInRefused as exc:
+            raise PermissionError(str(exc)) from None
+        tokens, endpoint = signed.tokens, signed.endpoint
+        access, refresh = str(tokens["access_token"]), str(tokens.get("refresh_token") or "")
+        if urlsplit(endpoint).netloc != s.portal:  # a sign-in on another portal is not one of ours
+            raise PermissionError("signed in on another portal")
+        user = signed.user_id
         member = str(tokens.get("member_id") or "")
         subject = f"{member}:{user}"
         key = "|".join([s.portal, s.client_id, user])
@@ -258,7 +253,7 @@ class Bitrix24AuthProvider:
             "person",
             subject,
             {"portal": s.portal, "member_id": member, "user_id": user, "client_endpoint": endpoint,
-             "admin": bool(me["result"].get("ADMIN")) if isinstance(me["result"], dict) else False},
+             "admin": bool(signed.user.get("ADMIN"))},
             s.refresh_ttl,
         )  # fmt: skip
         ours = secrets.token_urlsafe(32)
