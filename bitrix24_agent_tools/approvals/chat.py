@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bitrix24_agent_tools.approvals.service import ApprovalError, ApprovalService
-from bitrix24_agent_tools.events.online import Event, EventRejected, parse_event
+from bitrix24_agent_tools.events.online import MAX_BODY, Event, EventRejected, parse_event, read_body
 from bitrix24_agent_tools.masking import get_logger, register_secret
 from bitrix24_agent_tools.stores import Approval
 
@@ -239,21 +239,21 @@ class BitrixChatChannel:
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if len(body) > 1 << 20:
-                    break
-                if not message.get("more_body"):
-                    break
-            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
-            try:
-                event = parse_event(body, headers.get("content-type", "application/x-www-form-urlencoded"))
-                outcome = await anyio.to_thread.run_sync(self.handle, event, service)
-                status, text = 200, outcome
-            except EventRejected as exc:
-                status, text = 403, str(exc)
+            body, too_big = await read_body(receive, MAX_BODY)
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []
+            }
+            if too_big:
+                status, text = 413, "event body too large"
+            else:
+                try:
+                    event = parse_event(
+                        body, headers.get("content-type", "application/x-www-form-urlencoded")
+                    )
+                    outcome = await anyio.to_thread.run_sync(self.handle, event, service)
+                    status, text = 200, outcome
+                except EventRejected as exc:
+                    status, text = 403, str(exc)
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8")]})  # fmt: skip
             await send({"type": "http.response.body", "body": text.encode()})

@@ -189,6 +189,20 @@ def _storage_failure(exc: BaseException) -> bool:
     return isinstance(exc, (sqlite3.Error, OSError)) or module in ("psycopg", "redis")
 
 
+async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], max_body: int) -> tuple[bytes, bool]:
+    """An ASGI request's body, read to its end (the connection stays usable) but kept only up to
+    ``max_body`` bytes; the flag says it was longer (answer 413, parse nothing)."""
+    body = b""
+    too_big = False
+    while True:
+        message = await receive()
+        if not too_big:
+            body += message.get("body", b"")
+            too_big = len(body) > max_body
+        if not message.get("more_body"):
+            return body, too_big
+
+
 def asgi_app(
     verifier: EventVerifier,
     handler: Handler,
@@ -216,15 +230,7 @@ def asgi_app(
     ) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        too_big = False
-        while True:
-            message = await receive()
-            if not too_big:
-                body += message.get("body", b"")
-                too_big = len(body) > max_body
-            if not message.get("more_body"):
-                break
+        body, too_big = await read_body(receive, max_body)
         headers = {
             bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
             for k, v in scope.get("headers", [])

@@ -7,10 +7,13 @@ is still the very call they saw (the request id is the canonical call's fingerpr
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.guard import ConfirmationRequest, Decision
 from bitrix24_agent_tools.packs.base import ToolOutput
+
+if TYPE_CHECKING:
+    from bitrix24_agent_tools.toolbox import Toolbox
 
 _answer: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_paused_answer", default=None)
 
@@ -74,10 +77,29 @@ class Paused:
             _answer.reset(token)
 
 
-def paused_toolbox(client: Any, aclient: Any, packs: Any, policy: Any, guard_options: dict[str, Any]) -> Any:
-    """The toolbox a paused face wraps: the chosen packs, writes answered only through the framework."""
-    from bitrix24_agent_tools.guard import Guard, Policy
-    from bitrix24_agent_tools.toolbox import Toolbox
+class PausedFace:
+    """What the paused faces share: a toolbox whose guard answers only through :class:`Paused`."""
 
-    guard = Guard(policy or Policy.writer(), PausedConfirmer(), **guard_options)
-    return Toolbox(client, aclient, packs=tuple(packs), guard=guard)
+    framework = "the framework"
+
+    def __init__(self, toolbox: Toolbox) -> None:
+        self.toolbox = toolbox
+        self.paused = Paused(toolbox, self.framework)
+
+    @classmethod
+    def create(
+        cls,
+        client: Any = None,
+        *,
+        aclient: Any = None,
+        packs: Any = ("core",),
+        policy: Any = None,
+        **guard_options: Any,
+    ) -> Any:
+        """A face over a client (an async one is used when given): the chosen packs, writes answered only
+        through the framework's own approval."""
+        from bitrix24_agent_tools.guard import Guard, Policy
+        from bitrix24_agent_tools.toolbox import Toolbox
+
+        guard = Guard(policy or Policy.writer(), PausedConfirmer(), **guard_options)
+        return cls(Toolbox(client, aclient, packs=tuple(packs), guard=guard))

@@ -10,11 +10,10 @@ the write runs once, and only if it is still the call the person saw. Reads run 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
-from bitrix24_agent_tools.guard import ConfirmationRequest, Policy
-from bitrix24_agent_tools.integrations._paused import Paused, paused_toolbox
+from bitrix24_agent_tools.guard import ConfirmationRequest
+from bitrix24_agent_tools.integrations._paused import PausedFace
 from bitrix24_agent_tools.packs.base import ToolOutput
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.toolbox import Toolbox
@@ -22,26 +21,15 @@ from bitrix24_agent_tools.toolbox import Toolbox
 __all__ = ["Bitrix24AgentTools"]
 
 
-class Bitrix24AgentTools:
+class Bitrix24AgentTools(PausedFace):
     """Function tools for ``agents.Agent(tools=...)``; see the module doc."""
 
+    framework = "the OpenAI Agents SDK"
+
     def __init__(self, toolbox: Toolbox) -> None:
-        self.toolbox = toolbox
-        self.paused = Paused(toolbox, "the OpenAI Agents SDK")
+        super().__init__(toolbox)
         self._shown: dict[str, ConfirmationRequest] = {}  # call_id → what the person is asked
         self._settled: dict[str, ToolOutput] = {}  # call_id → an answer given without a person (refusals)
-
-    @classmethod
-    def create(
-        cls,
-        client: Any = None,
-        *,
-        aclient: Any = None,
-        packs: Iterable[str] = ("core",),
-        policy: Policy | None = None,
-        **guard_options: Any,
-    ) -> Bitrix24AgentTools:
-        return cls(paused_toolbox(client, aclient, packs, policy, guard_options))
 
     def tools(self) -> list[Any]:
         from agents import FunctionTool

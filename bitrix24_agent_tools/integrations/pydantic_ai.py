@@ -9,38 +9,24 @@ call the person saw. Reads run at once. Extra ``pydantic-ai``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from bitrix24_agent_tools.guard import ConfirmationRequest, Policy
-from bitrix24_agent_tools.integrations._paused import Paused, paused_toolbox
+from bitrix24_agent_tools.guard import ConfirmationRequest
+from bitrix24_agent_tools.integrations._paused import PausedFace
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.toolbox import Toolbox
 
 __all__ = ["Bitrix24Toolset", "bitrix24_toolset"]
 
 
-class Bitrix24Toolset:
+class Bitrix24Toolset(PausedFace):
     """The tools of the chosen packs for a pydantic-ai ``Agent(toolsets=[...])``; see the module doc."""
 
-    def __init__(self, toolbox: Toolbox) -> None:
-        self.toolbox = toolbox
-        self.paused = Paused(toolbox, "pydantic-ai")
-        self._asked: dict[str, str] = {}  # tool_call_id → the request id the person was shown
+    framework = "pydantic-ai"
 
-    @classmethod
-    def create(
-        cls,
-        client: Any = None,
-        *,
-        aclient: Any = None,
-        packs: Iterable[str] = ("core",),
-        policy: Policy | None = None,
-        **guard_options: Any,
-    ) -> Bitrix24Toolset:
-        """A toolset over a client (an async one is used when given); its writes are approved through
-        pydantic-ai."""
-        return cls(paused_toolbox(client, aclient, packs, policy, guard_options))
+    def __init__(self, toolbox: Toolbox) -> None:
+        super().__init__(toolbox)
+        self._asked: dict[str, str] = {}  # tool_call_id → the request id the person was shown
 
     def toolset(self) -> Any:
         from pydantic_ai import FunctionToolset, Tool

@@ -283,3 +283,23 @@ def test_an_answer_on_another_channel_leaves_the_chat_buttons_without_effect() -
     thread.join(10)
     chat.press(5, message, "approve")
     assert out[0].is_error and chat.writes() == 0 and chat.outcomes == ["ignored: ANSWERED"]
+
+
+def test_the_handler_app_refuses_an_oversized_body_without_reading_a_truncated_one() -> None:
+    """Above the events' body limit the handler answers 413 (it used to stop reading and parse the first
+    megabyte as if it were the event)."""
+    import anyio
+    import httpx
+
+    chat = Chat()
+    app = chat.channel.asgi_app(chat.service)
+
+    async def post() -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
+            big = b"event=ONIMCOMMANDADD&x=" + b"a" * (2 << 20)
+            answer = await http.post(
+                "/", content=big, headers={"content-type": "application/x-www-form-urlencoded"}
+            )
+            return answer.status_code
+
+    assert anyio.run(post) == 413
