@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
@@ -31,10 +33,32 @@ def _object(portal: Portal, object_id: int, kind: str | None = None) -> dict[str
     return record
 
 
+def download_token(portal: Portal, record: dict[str, Any]) -> str:
+    """A file's download token (disk/file/disk-file-get.md: ``DOWNLOAD_URL`` is ``/rest/download.json`` with
+    ``token=disk|…``): here the file's ID and a signature, so the URL alone fetches the file, as on a portal.
+    UNVERIFIED: a portal's URL also carries the caller's ``auth``; the sandbox does not need it."""
+    sig = hmac.new(portal.download_secret, f"disk|{record['ID']}".encode(), hashlib.sha256).hexdigest()[:24]
+    return f"disk%7C{record['ID']}%7C{sig}"
+
+
+def download(portal: Portal, token: str) -> bytes | None:
+    """The bytes a download token names, or None for a token the portal did not issue."""
+    parts = token.split("|")
+    if len(parts) != 3 or parts[0] != "disk" or not parts[1].isdigit():
+        return None
+    record = table(portal, "disk_object").get(int(parts[1]))
+    if record is None or record["TYPE"] != "file":
+        return None
+    expected = download_token(portal, record).replace("%7C", "|")
+    if not hmac.compare_digest(expected, token):
+        return None
+    return base64.b64decode(record.get("CONTENT") or "")
+
+
 def _public(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in record.items() if k != "CONTENT"}
     if record["TYPE"] == "file":
-        out["DOWNLOAD_URL"] = f"{portal.base_url}/rest/download.json?token=disk%7C{record['ID']}"
+        out["DOWNLOAD_URL"] = f"{portal.base_url}/rest/download.json?token={download_token(portal, record)}"
     out["DETAIL_URL"] = f"{portal.base_url}/docs/path/{record['NAME']}"
     return out
 

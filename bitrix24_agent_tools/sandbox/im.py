@@ -127,3 +127,153 @@ def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
         "kind": kind,
     }
     return new_id
+
+
+# --- finding chats ------------------------------------------------------------------------------------------
+
+
+def _chat_row(portal: Portal, chat: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """A chat object as im.search.chat.list's "Chat object" lists it (the keys a client reads)."""
+    messages = [m for m in portal.state["message"].values() if m["dialogId"] == f"chat{chat['id']}"]
+    last = max((int(m["id"]) for m in messages), default=0)
+    return {
+        "id": int(chat["id"]),
+        "parent_chat_id": 0,
+        "parent_message_id": 0,
+        "name": chat["name"],
+        "description": chat.get("description"),
+        "owner": int(chat.get("owner") or 0),
+        "extranet": False,
+        "avatar": "",
+        "color": "#3e99ce",
+        "type": chat.get("type", "chat"),
+        "counter": 0,
+        "user_counter": len(chat.get("USERS", [])),
+        "message_count": len(messages),
+        "unread_id": 0,
+        "last_message_id": last,
+        "last_id": last,
+        "marked_id": 0,
+        "disk_folder_id": 0,
+        "entity_type": chat.get("entity_type", ""),
+        "entity_id": chat.get("entity_id", ""),
+        "entity_data_1": "",
+        "entity_data_2": "",
+        "entity_data_3": "",
+        "mute_list": [],
+        "date_create": chat.get("date_create") or now_iso(portal),
+        "message_type": "O" if chat.get("type") == "open" else "C",
+        "public": "",
+        "role": "owner" if int(chat.get("owner") or 0) == caller.user_id else "member",
+        "is_new": False,
+    }
+
+
+def _visible_chats(portal: Portal, caller: Caller) -> list[dict[str, Any]]:
+    """The chats the caller can see: those they belong to, and open chats (``type`` open)."""
+    return [
+        c
+        for c in portal.state.get("chat", {}).values()
+        if caller.user_id in {int(u) for u in c.get("USERS", [])} or c.get("type") == "open"
+    ]
+
+
+@method("im.search.chat.list", "im")
+def im_search_chat_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
+    """chats/search/im-search-chat-list.md: chats the current user has access to whose title or participants'
+    names match ``FIND`` (≥ 2 characters, else FIND_SHORT); sorted by ID descending; ``LIMIT`` default 10,
+    at most 50; ``total``, and ``next`` when there is a next page. ``FIND_LINES`` searches open-line chats
+    (none are seeded, so it finds nothing)."""
+    from bitrix24_agent_tools.sandbox.registry import Listing
+
+    query = upper(params)
+    find = str(query.get("FIND") or "").strip()
+    lines = str(query.get("FIND_LINES") or "").strip()
+    phrase = find or lines
+    if len(phrase) < 2:
+        raise ApiError("FIND_SHORT", "Too short a search phrase", 400)
+    needle = phrase.casefold()
+    found = []
+    for chat in _visible_chats(portal, caller):
+        if not find and chat.get("type") != "lines":  # FIND_LINES: open-line chats only
+            continue
+        people = [portal.state["user"].get(int(u)) or {} for u in chat.get("USERS", [])]
+        names = [f"{p.get('NAME', '')} {p.get('LAST_NAME', '')}" for p in people]
+        if any(needle in text.casefold() for text in [chat["name"], *names]):
+            found.append(chat)
+    found.sort(key=lambda c: -int(c["id"]))
+    offset = max(0, int(positive(query.get("OFFSET")) or 0))
+    limit = min(50, int(positive(query.get("LIMIT")) or 10))
+    page = found[offset : offset + limit]
+    more = offset + limit < len(found)
+    return Listing([_chat_row(portal, c, caller) for c in page], len(found), offset + limit if more else None)
+
+
+@method("im.chat.user.list", "im")
+def im_chat_user_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[int]:
+    """chats/chat-users/im-chat-user-list.md: the participants' user IDs; CHAT_ID_EMPTY without CHAT_ID,
+    ACCESS_ERROR for a chat the caller cannot see."""
+    chat_id = positive(upper(params).get("CHAT_ID"))
+    if not chat_id:
+        raise ApiError("CHAT_ID_EMPTY", "Chat ID can't be empty", 400)
+    chat = portal.state.get("chat", {}).get(chat_id)
+    if chat is None or chat not in _visible_chats(portal, caller):
+        raise ApiError("ACCESS_ERROR", "Action unavailable", 400)
+    return [int(u) for u in chat.get("USERS", [])]
+
+
+@method("im.recent.list", "im")
+def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """chats/im-recent-list.md: the caller's recent dialogs, newest first, under ``items`` with ``hasMore``;
+    ``SKIP_DIALOG``/``SKIP_CHAT`` = Y drop one-on-one dialogs / group chats; ``OFFSET``,
+    ``LIMIT`` (UNVERIFIED: the page gives no default; 50 here)."""
+    query = upper(params)
+    skip_dialog = str(query.get("SKIP_DIALOG") or "N").upper() == "Y"
+    skip_chat = str(query.get("SKIP_CHAT") or "N").upper() == "Y"
+    me = str(caller.user_id)
+    visible = {f"chat{c['id']}": c for c in _visible_chats(portal, caller)}
+    last: dict[str, dict[str, Any]] = {}
+    for m in portal.state["message"].values():
+        dialog = str(m["dialogId"])
+        if dialog in visible:
+            key = dialog
+        elif dialog == me:
+            key = str(m["authorId"])
+        elif str(m["authorId"]) == me and dialog.isdigit():
+            key = dialog
+        else:
+            continue
+        if key not in last or int(m["id"]) > int(last[key]["id"]):
+            last[key] = m
+    items = []
+    for key, m in last.items():
+        chat = visible.get(key)
+        if (chat and skip_chat) or (not chat and skip_dialog):
+            continue
+        user = None if chat else portal.state["user"].get(int(key))
+        title = (
+            chat["name"] if chat else f"{(user or {}).get('NAME', '')} {(user or {}).get('LAST_NAME', '')}"
+        )
+        items.append(
+            {
+                "id": key if chat else int(key),
+                "chat_id": int(chat["id"]) if chat else 0,
+                "type": "chat" if chat else "user",
+                "title": title.strip(),
+                "message": {
+                    "id": int(m["id"]),
+                    "text": m["text"],
+                    "author_id": int(m["authorId"]),
+                    "date": m["date"],
+                },
+                "counter": 0,
+                "pinned": False,
+                "unread": False,
+                "date_update": m["date"],
+            }
+        )
+    items.sort(key=lambda i: -int(i["message"]["id"]))
+    offset = max(0, int(positive(query.get("OFFSET")) or 0))
+    limit = int(positive(query.get("LIMIT")) or 50)
+    more = offset + limit < len(items)
+    return {"items": items[offset : offset + limit], "hasMorePages": more, "hasMore": more}

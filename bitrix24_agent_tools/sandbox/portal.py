@@ -181,6 +181,7 @@ class Portal:
         # Envelopes carry wall-clock (unix) times like a real portal; a test's fake clock is taken as wall
         # time.
         self._wall_offset = time.time() - clock() if clock is time.monotonic else 0.0
+        self.download_secret = secrets.token_bytes(16)  # signs Drive download URLs
         self.lock = threading.RLock()  # the portal's bookkeeping: admission, logs, counters, tokens
         self.state_lock = ReadWriteLock()  # the data: reads share it, writes hold it alone
         self.key_cache: KeyCache = {}  # each store's ids, listed once per change (query.id_window)
@@ -446,6 +447,14 @@ class Portal:
             if http_method.upper() == "POST":  # the sign-in form below, submitted
                 return self._oauth_authorize(body.decode("utf-8", "replace"))
             return self._oauth_authorize(parts.query)
+        if path == "/rest/download.json":  # a Drive file's DOWNLOAD_URL (disk/file/disk-file-get.md)
+            from bitrix24_agent_tools.sandbox.disk import download
+
+            with self.state_lock.reading():
+                data = download(self, dict(parse_qsl(parts.query)).get("token", ""))
+            if data is None:
+                return 404, {"content-type": "text/plain"}, b"Not found", 0.0
+            return 200, {"content-type": "application/octet-stream"}, data, 0.0
         api = "v3" if path.startswith("/rest/api/") else "v2"
         segs = [s for s in path.split("/") if s][2 if api == "v3" else 1 :]
         content_type = headers.get("content-type", "")

@@ -258,6 +258,56 @@ def scrum_task_get(portal: Portal, params: dict[str, Any], caller: Caller) -> di
     }
 
 
+@method("tasks.api.scrum.task.update", "task")
+def scrum_task_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    """sonet-group/scrum/task/tasks-api-scrum-task-update.md: ``fields`` entityId (a sprint or backlog of the
+    task's group), storyPoints (a string is allowed), epicId, sort. A task not yet in Scrum joins its group's
+    backlog. Errors: "Task not found", "Epic not found". UNVERIFIED: the page's example shows a body
+    ``{status, data, errors}``; the answer here is the usual envelope with ``result: true``."""
+    task_id = _need(params, "id")
+    fields = _need(params, "fields", "object")
+    task = portal.state["task"].get(task_id)
+    if task is None:
+        raise ApiError("0", "Task not found", 400)
+    items = table(portal, "scrum_item")
+    item = items.get(task_id)
+    if item is None:
+        backlog = next(
+            (
+                b
+                for b in table(portal, "scrum_backlog").values()
+                if str(b["groupId"]) == str(task.get("groupId"))
+            ),
+            None,
+        )
+        if backlog is None:
+            raise ApiError("0", "Item not created", 400)
+        item = items[task_id] = {
+            "taskId": task_id,
+            "sprintId": None,
+            "stageId": None,
+            "backlogId": backlog["id"],
+        }
+    if "epicId" in fields:
+        epic = positive(fields["epicId"])
+        if epic and epic not in table(portal, "scrum_epic"):
+            raise ApiError("0", "Epic not found", 400)
+        item["epicId"] = epic or 0
+    if "storyPoints" in fields:
+        item["storyPoints"] = str(fields["storyPoints"] if fields["storyPoints"] is not None else "")
+    if "entityId" in fields:
+        target = positive(fields["entityId"])
+        if target in table(portal, "scrum_sprint"):
+            item.update(sprintId=target, backlogId=None)
+        elif target in table(portal, "scrum_backlog"):
+            item.update(sprintId=None, stageId=None, backlogId=target)
+        else:
+            raise ApiError("0", "Item not created", 400)
+    if "sort" in fields:
+        item["sort"] = positive(fields["sort"]) or 0
+    return True
+
+
 @method("tasks.api.scrum.epic.add", "task")
 def epic_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """sonet-group/scrum/epic/tasks-api-scrum-epic-add.md."""

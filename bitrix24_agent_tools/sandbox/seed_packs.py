@@ -395,7 +395,27 @@ def seed_packs(state: dict[str, Any], users: int) -> None:
             "IBLOCK_SECTION_ID": None,
         },
     }
-    # Comms
+    # Comms: group chats (a sonet group's chat, a plain group chat, an open line's), members by user id
+    everyone = list(range(1, users + 1))
+    state["chat"] = {
+        1: {
+            "id": 1,
+            "name": "Sales team",
+            "type": "chat",
+            "owner": 1,
+            "USERS": [u for u in everyone if u in (1, 2, 5)],
+        },
+        2: {
+            "id": 2,
+            "name": "Project: Website relaunch",
+            "type": "sonetGroup",
+            "owner": 1,
+            "USERS": everyone[:4],
+            "entity_type": "SONET_GROUP",
+            "entity_id": "1",
+        },
+        3: {"id": 3, "name": "All employees", "type": "open", "owner": 1, "USERS": everyone},
+    }
     state["imbot"] = {}
     state["imbot_command"] = {}
     state["telephony_call"] = {}
