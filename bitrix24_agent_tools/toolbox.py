@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bitrix24_agent_tools import tracing
+from bitrix24_agent_tools._fetch import fetch_public
 from bitrix24_agent_tools.client import AsyncBitrix24, Bitrix24, Bitrix24Error
 from bitrix24_agent_tools.guard import AskPerson, Decision, Guard, PortalCall
 from bitrix24_agent_tools.masking import get_logger, mask_params, mask_text
@@ -24,6 +25,7 @@ from bitrix24_agent_tools.packs import (
     PACKS,
     Call,
     CallRefused,
+    Fetch,
     ToolContext,
     ToolOutput,
     ToolSpec,
@@ -114,7 +116,12 @@ class Toolbox:
         tenant: str | None = None,
         loader: bool = False,
         boundary: Iterable[str] | None = None,
+        files_dir: str | None = None,
+        allow_private_urls: bool = False,
     ) -> None:
+        """``files_dir``: the one local folder file tools may read uploads from and write downloads to
+        (default ``B24_FILES_DIR``; none: such tools are refused). ``allow_private_urls``: uploads from URLs
+        may reach private and loopback addresses (off: a model cannot make this process read its network)."""
         if client is None and aclient is None:
             raise ValueError("a Toolbox needs a client: Bitrix24(...) and/or AsyncBitrix24(...)")
         self.client = client
@@ -135,8 +142,12 @@ class Toolbox:
         from bitrix24_agent_tools.packs.preflight import MetadataCache
 
         cache = base.extra.get("metadata_cache") or MetadataCache()  # shared by toolboxes made from this one
+        self.allow_private_urls = allow_private_urls
+        files = {"files_dir": files_dir} if files_dir else {}
         self.context = replace(
-            base, tenant=self.tenant, extra={**base.extra, "packs": self.packs, "metadata_cache": cache}
+            base,
+            tenant=self.tenant,
+            extra={**base.extra, **files, "packs": self.packs, "metadata_cache": cache},
         )
         self.specs: list[ToolSpec] = specs_for(self.packs)
         if loader:
@@ -162,6 +173,7 @@ class Toolbox:
                 context=self.context,
                 tenant=self.tenant,
                 boundary=self.boundary,
+                allow_private_urls=self.allow_private_urls,
             )
             box.route = decision
             return box
@@ -177,6 +189,7 @@ class Toolbox:
             tenant=self.tenant,
             loader=True,
             boundary=self.boundary,
+            allow_private_urls=self.allow_private_urls,
         )
         every = {s.name: s for s in box.specs}
         box.specs = [
@@ -206,6 +219,7 @@ class Toolbox:
             context=self.context,
             tenant=self.tenant,
             boundary=self.boundary,
+            allow_private_urls=self.allow_private_urls,
         )
         box.specs = [s for s in self.specs if s.name not in _unreachable(self.specs, scopes)]
         box._by_name = {s.name: s for s in box.specs}
@@ -285,6 +299,14 @@ class Toolbox:
             gen = spec.handler(self.context, args)
             call = next(gen)
             while True:
+                if isinstance(call, Fetch):
+                    try:
+                        data = yield call
+                    except (ValueError, Bitrix24Error) as exc:
+                        call = gen.throw(exc)
+                    else:
+                        call = gen.send(data)
+                    continue
                 if not isinstance(call, Call):
                     raise TypeError(f"handler of {spec.name} yielded {type(call).__name__}, not Call")
                 try:
@@ -370,6 +392,12 @@ class Toolbox:
         return {"api": c.api, "idempotency_key": c.idempotency_key, "risk": c.risk}
 
     def _do_sync(self, step: Any) -> Any:
+        if isinstance(step, Fetch):
+            if step.portal:
+                if self.client is None:
+                    return asyncio.run(self.aclient.download(step.url, max_bytes=step.max_bytes))  # type: ignore[union-attr]
+                return self.client.download(step.url, max_bytes=step.max_bytes)
+            return fetch_public(step, allow_private=self.allow_private_urls)
         if isinstance(step, PortalCall):
             if self.client is None:
                 raise CallRefused("this toolbox has only an async client; use arun()", code="NO_CLIENT")
@@ -405,6 +433,10 @@ class Toolbox:
             steps.close()
 
     async def _do_async(self, step: Any) -> Any:
+        if isinstance(step, Fetch):
+            if step.portal and self.aclient is not None:
+                return await self.aclient.download(step.url, max_bytes=step.max_bytes)
+            return await asyncio.to_thread(self._do_sync, step)
         if isinstance(step, PortalCall):
             c = step.call
             if self.aclient is not None:

@@ -9,8 +9,9 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,7 +32,7 @@ from bitrix24_agent_tools.client._flow import (
 )
 from bitrix24_agent_tools.client._paging import export_flow, id_keys, in_id_order, list_items
 from bitrix24_agent_tools.client.auth import DEFAULT_OAUTH_SERVER, OAuth, TokenStore, Webhook
-from bitrix24_agent_tools.client.errors import ConfigError, NetworkError
+from bitrix24_agent_tools.client.errors import Bitrix24Error, ConfigError, NetworkError, error_from
 from bitrix24_agent_tools.client.limits import (
     LeakyBucketLimiter,
     Limiter,
@@ -174,6 +175,32 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.auth!r})"
+
+    def _download_target(self, url: str) -> str:
+        """A download URL the portal itself gave (a Drive file's ``DOWNLOAD_URL``): on the portal's own host,
+        so a link elsewhere never receives a request from here."""
+        parts = urlsplit(str(url))
+        if parts.scheme not in ("https", "http") or (parts.hostname or "").lower() != self.portal.lower():
+            raise ValueError(f"not a download URL of {self.portal}: {parts.scheme}://{parts.hostname}")
+        return str(url)
+
+
+def _take(chunks: Iterable[bytes], max_bytes: int) -> bytes:
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > max_bytes:
+            raise ValueError(f"the file is larger than {max_bytes} bytes")
+    return bytes(out)
+
+
+def _download_error(status: int, url: str) -> Bitrix24Error:
+    return error_from(
+        "ERROR_NOT_FOUND" if status == 404 else "INTERNAL_SERVER_ERROR",
+        f"download answered HTTP {status}",
+        status=status,
+        method="download",
+    )
 
 
 class Bitrix24(_Base):
@@ -367,6 +394,18 @@ class Bitrix24(_Base):
             )
         )
 
+    def download(self, url: str, *, max_bytes: int = 100 * 2**20) -> bytes:
+        """The bytes behind a download URL the portal returned (``disk.file.get``'s ``DOWNLOAD_URL``): only
+        on the portal's host, at most ``max_bytes``."""
+        target = self._download_target(url)
+        try:
+            with self._http.stream("GET", target) as response:
+                if response.status_code != 200:
+                    raise _download_error(response.status_code, target)
+                return _take(response.iter_bytes(), max_bytes)
+        except httpx.HTTPError as exc:
+            raise _network_error(exc, "download", sent=True) from None
+
     def close(self) -> None:
         self._http.close()
 
@@ -555,6 +594,22 @@ class AsyncBitrix24(_Base):
             )
         ):
             yield row
+
+    async def download(self, url: str, *, max_bytes: int = 100 * 2**20) -> bytes:
+        """:meth:`Bitrix24.download` on asyncio."""
+        target = self._download_target(url)
+        try:
+            async with self._http.stream("GET", target) as response:
+                if response.status_code != 200:
+                    raise _download_error(response.status_code, target)
+                out = bytearray()
+                async for chunk in response.aiter_bytes():
+                    out += chunk
+                    if len(out) > max_bytes:
+                        raise ValueError(f"the file is larger than {max_bytes} bytes")
+                return bytes(out)
+        except httpx.HTTPError as exc:
+            raise _network_error(exc, "download", sent=True) from None
 
     async def aclose(self) -> None:
         await self._http.aclose()

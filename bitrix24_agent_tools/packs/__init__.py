@@ -22,6 +22,7 @@ from bitrix24_agent_tools.packs import (
 from bitrix24_agent_tools.packs.base import (
     Call,
     CallRefused,
+    Fetch,
     Handler,
     HandlerGen,
     Risk,
@@ -84,6 +85,7 @@ __all__ = [
     "PACKS",
     "Call",
     "CallRefused",
+    "Fetch",
     "Handler",
     "HandlerGen",
     "Pack",

@@ -32,6 +32,7 @@ __all__ = [
     "ApiVersion",
     "Call",
     "CallRefused",
+    "Fetch",
     "Handler",
     "HandlerGen",
     "Risk",
@@ -55,6 +56,18 @@ class Call:
     risk: Risk | None = None  # set by the guard; the client retries on it, never on a verb list of its own
     # The record as the handler just read it (through the guard), so the confirmation need not read it again.
     current: Mapping[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Bytes a handler needs from a URL, never through the model: a file the portal serves (``portal=True``:
+    a ``DOWNLOAD_URL`` it returned, fetched by the client on the portal's host only) or a public web address
+    a person named for an upload (``portal=False``: private, loopback and link-local addresses are refused
+    unless the toolbox allows them). The driver sends back the bytes."""
+
+    url: str
+    portal: bool = True
+    max_bytes: int = 50 * 2**20
 
 
 @dataclass(frozen=True)
