@@ -1,4 +1,5 @@
-"""The comms pack's typed tools: send a chat message, notify a user."""
+"""The comms pack's typed tools: find a chat (by name, or the recent ones) and its members, send a message,
+notify a user, list the open lines."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bitrix24_agent_tools.packs.base import Call, HandlerGen, ToolContext, ToolSpec
-from bitrix24_agent_tools.packs.render import done_output
+from bitrix24_agent_tools.packs.render import done_output, rows_output
 
 
 class SendArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dialog_id: str = Field(min_length=1, max_length=64, description="user id, or chatN")
+    dialog_id: str = Field(min_length=1, max_length=64, description="user id, or chatN (b24_chat_find)")
     message: str = Field(min_length=1, max_length=20000)
 
 
@@ -50,8 +51,112 @@ def notify(ctx: ToolContext, args: NotifyArgs) -> HandlerGen:
     )
 
 
+class ChatFindArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=2, max_length=100, description="title or member; none: recent")
+    limit: int = Field(10, ge=1, le=50)
+
+
+def chat_find(ctx: ToolContext, args: ChatFindArgs) -> HandlerGen:
+    """Chats by title or a member's name (im.search.chat.list, chats/search/im-search-chat-list.md), or the
+    recent dialogs (im.recent.list); each with the dialog id b24_chat_send takes (``chatN``, or a user's
+    id)."""
+    if args.name:
+        response = yield Call("im.search.chat.list", {"FIND": args.name, "LIMIT": args.limit})
+        rows = [
+            {
+                "dialog_id": f"chat{r.get('id')}",
+                "name": r.get("name"),
+                "type": r.get("type"),
+                "members": r.get("user_counter"),
+            }
+            for r in response.result or []
+            if isinstance(r, dict)
+        ]
+        return rows_output(
+            ctx, rows, total=response.total, searched=f"chats named or with a member like {args.name!r}"
+        )
+    response = yield Call("im.recent.list", {"LIMIT": args.limit})
+    items = (response.result or {}).get("items", []) if isinstance(response.result, dict) else []
+    rows = [
+        {
+            "dialog_id": str(i.get("id")),
+            "name": i.get("title"),
+            "type": i.get("type"),
+            "last": ((i.get("message") or {}).get("text") or "")[:80],
+            "date": (i.get("message") or {}).get("date"),
+        }
+        for i in items
+        if isinstance(i, dict)
+    ]
+    return rows_output(ctx, rows, searched="your recent chats")
+
+
+class MembersArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dialog_id: str = Field(pattern=r"^chat\d+$", description="chatN")
+
+
+def chat_members(ctx: ToolContext, args: MembersArgs) -> HandlerGen:
+    """im.chat.user.list (chats/chat-users/im-chat-user-list.md), with each member's name."""
+    from bitrix24_agent_tools.packs import preflight
+
+    response = yield Call("im.chat.user.list", {"CHAT_ID": int(args.dialog_id[4:])})
+    ids = [int(u) for u in response.result or []]
+    users = (yield from preflight.cached(ctx, "user.get", {"filter": {"ID": ids}})) if ids else []
+    names = {
+        int(u["ID"]): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
+        for u in users or []
+        if isinstance(u, dict) and str(u.get("ID", "")).isdigit()
+    }
+    rows = [{"user_id": i, "name": names.get(i, "")} for i in ids]
+    return rows_output(ctx, rows, searched=f"members of {args.dialog_id}")
+
+
+class NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def openlines(ctx: ToolContext, args: NoArgs) -> HandlerGen:
+    """imopenlines.config.list.get: the open lines (contact-center channels) and whether each is active."""
+    response = yield Call("imopenlines.config.list.get", {})
+    rows = [
+        {"id": r.get("ID"), "name": r.get("LINE_NAME"), "active": r.get("ACTIVE")}
+        for r in response.result or []
+        if isinstance(r, dict)
+    ]
+    return rows_output(ctx, rows, searched="open lines")
+
+
 def specs() -> list[ToolSpec]:
     return [
+        ToolSpec(
+            "b24_chat_find",
+            "Find a chat by name or member, or list recent chats.",
+            ChatFindArgs,
+            "read",
+            ("im.search.chat.list", "im.recent.list"),
+            chat_find,
+            "comms",
+        ),
+        ToolSpec(
+            "b24_chat_members",
+            "List a group chat's members.",
+            MembersArgs,
+            "read",
+            ("im.chat.user.list", "user.get"),
+            chat_members,
+            "comms",
+        ),
+        ToolSpec(
+            "b24_openline_list",
+            "List the open lines (contact center channels).",
+            NoArgs,
+            "read",
+            ("imopenlines.config.list.get",),
+            openlines,
+            "comms",
+        ),
         ToolSpec(
             "b24_chat_send",
             "Send a chat message.",

@@ -266,6 +266,7 @@ def crm_create(ctx: ToolContext, args: CreateArgs) -> HandlerGen:
 
 class UpdateArgs(CreateArgs):
     id: int = Field(gt=0)
+    fields: dict[str, Any] = Field(description='PHONE: {"add":[..]} / remove / replace')
 
 
 def crm_update(ctx: ToolContext, args: UpdateArgs) -> HandlerGen:
@@ -752,7 +753,7 @@ def specs() -> list[ToolSpec]:
         ),
         ToolSpec(
             "b24_user_find",
-            "Find users or a department (and its head).",
+            "Find users or a department and its head.",
             UserFindArgs,
             "read",
             ("user.search", "user.get", "department.get"),

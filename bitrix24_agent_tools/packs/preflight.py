@@ -235,7 +235,7 @@ def check_crm_fields(
         if not creating and info.get("isImmutable"):
             raise ValueError(f"{real} cannot be changed after the {entity} is created")
         if ftype == "crm_multifield":
-            value = _multifield(value)
+            value = _multifield(value) if creating else multifield_change(real, value, record or {})
         elif ftype in ID_TYPES and value not in (None, "") and as_id(value) is None:
             what = (
                 "a user ID (find it with b24_user_find)" if ftype in ("user", "employee") else "a numeric ID"
@@ -282,6 +282,43 @@ def _multifield(value: Any) -> Any:
     if isinstance(value, list):
         return [{"VALUE": v, "VALUE_TYPE": "WORK"} if isinstance(v, str) else v for v in value]
     return value
+
+
+def multifield_change(name: str, value: Any, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A change of PHONE/EMAIL/WEB/IM said explicitly — ``{"add": [...]}``, ``{"remove": [...]}`` or
+    ``{"replace": [...]}`` — as the entries the portal applies (crm/data-types.md, crm_multifield: an entry
+    without ID is added, one with ID and ``DELETE: Y`` removed). A bare list is refused: the portal would
+    append it to what is there, so "old + new" would duplicate the old value."""
+    if not isinstance(value, Mapping) or not value or set(value) - {"add", "remove", "replace"}:
+        raise ValueError(
+            f'{name}: say how the values change: {{"add": [...]}}, {{"remove": [...]}} or '
+            '{"replace": [...]} (the portal appends a plain list to the values already there)'
+        )
+    current = [e for e in record.get(name) or [] if isinstance(e, Mapping) and e.get("ID")]
+
+    def entries(values: Any) -> list[Any]:
+        return [values] if isinstance(values, (str, Mapping)) else list(values or [])
+
+    out: list[dict[str, Any]] = []
+    if "replace" in value:
+        if set(value) != {"replace"}:
+            raise ValueError(f"{name}: replace goes alone (it removes every current value)")
+        out += [{"ID": e["ID"], "DELETE": "Y"} for e in current]
+        out += _multifield(entries(value["replace"]))
+        return out
+    for wanted in entries(value.get("remove")):
+        text = str(wanted.get("VALUE") if isinstance(wanted, Mapping) else wanted).strip().casefold()
+        match = [e for e in current if str(e.get("VALUE", "")).strip().casefold() == text]
+        if not match:
+            have = ", ".join(str(e.get("VALUE")) for e in current) or "none"
+            raise ValueError(f"{name}: {wanted!r} is not a current value (current: {have})")
+        out += [{"ID": e["ID"], "DELETE": "Y"} for e in match]
+    for entry in _multifield(entries(value.get("add"))):
+        text = str(entry.get("VALUE", "")).strip().casefold()
+        if any(str(e.get("VALUE", "")).strip().casefold() == text for e in current):
+            raise ValueError(f"{name}: {entry.get('VALUE')!r} is already there")
+        out.append(entry)
+    return out
 
 
 def _check_values(
