@@ -73,7 +73,7 @@ CATALOG: dict[str, dict[str, Risk]] = {
                telephony.externalCall.finish;
         destructive: im.message.delete;
         read: im.dialog.messages.get messageservice.sender.list imopenlines.config.list.get imconnector.list
-              mailservice.list"""),
+              mailservice.list im.search.chat.list im.chat.user.list im.recent.list"""),
     "automation": _parse("""
         write: bizproc.workflow.start bizproc.task.complete bizproc.robot.add bizproc.robot.update
                bizproc.workflow.template.update crm.automation.trigger;
@@ -93,7 +93,8 @@ CATALOG: dict[str, dict[str, Risk]] = {
         read: tasks.api.scrum.sprint.list tasks.api.scrum.kanban.getStages tasks.api.scrum.epic.list
               tasks.api.scrum.task.get;
         write: tasks.api.scrum.sprint.add tasks.api.scrum.sprint.start tasks.api.scrum.sprint.complete
-               tasks.api.scrum.kanban.addTask tasks.api.scrum.epic.add tasks.api.scrum.backlog.add;
+               tasks.api.scrum.kanban.addTask tasks.api.scrum.epic.add tasks.api.scrum.backlog.add
+               tasks.api.scrum.task.update;
         destructive: tasks.api.scrum.kanban.deleteTask"""),
     "commerce": _parse("""
         read: sale.order.list sale.order.get sale.payment.list sale.delivery.getlist catalog.product.list

@@ -171,7 +171,7 @@ def test_a_refused_generic_call_names_the_methods_the_tool_takes(client: Any) ->
     from bitrix24_agent_tools.toolbox import Toolbox
 
     out = Toolbox(client, packs=("core", "comms")).run(
-        "b24_comms_call", {"method": "im.search.chat.list", "params": {}}
+        "b24_comms_call", {"method": "im.chat.add", "params": {}}
     )
     assert out.is_error and "b24_comms_call takes: im.message.add" in out.content
 

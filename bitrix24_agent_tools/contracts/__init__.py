@@ -36,6 +36,7 @@ __all__ = [
 # A batch command's value that the portal replaces with an earlier command's output
 # (CRestUtil::ParseBatchQuery, modules/rest/classes/general/rest_util.php): $result, $result_error, …
 _REFERENCE = re.compile(r"\$result(?:_\w+)?\[", re.IGNORECASE)
+_FILTER_OPERATOR = re.compile(r"^(!?[<>]=?|!?=?%=?|!?@|!?=|!)?(.*)$")
 _ONE_REFERENCE = re.compile(r"^\$result\[([^\[\]]+)\]((?:\[[^\[\]]*\])*)$")
 # Types whose values name a record of another kind (api-reference/data-types.md, crm/data-types.md).
 _TYPE_REFS = {
@@ -314,13 +315,19 @@ def _conform_keys(
                 f"{contract.method}: a $result reference may not stand in a key ({sub_key[:40]})"
             )
         sub = spec.key(sub_key)
+        prefix = ""
+        if sub is None and spec.name.lower() == "filter":
+            # A list filter's key carries its comparison in front (crm list filters; sonet-group-get.md,
+            # "Supported operators in the filter key"): the field is the rest.
+            prefix, field = _FILTER_OPERATOR.match(sub_key).groups()  # type: ignore[union-attr]
+            sub = spec.key(field) if prefix else None
         if sub is None:
             listed = ", ".join(k for k in (spec.fields or {}))
             raise ContractError(
                 f"{contract.method} does not read {spec.name}.{sub_key} (the portal would drop it); "
                 f"{spec.name} takes: {listed[:600]} (docs: {contract.doc})"
             )
-        name = sub.name
+        name = prefix + sub.name
         if name in inner:
             raise ContractError(f"{contract.method}: {spec.name}.{name} is given twice", code="AMBIGUOUS")
         if in_batch:

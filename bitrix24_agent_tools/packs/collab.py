@@ -1,4 +1,4 @@
-"""The collab pack's typed tools: post to the live feed."""
+"""The collab pack's typed tools: find a workgroup or project and its members, post to the live feed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bitrix24_agent_tools.packs.base import Call, HandlerGen, ToolContext, ToolSpec
-from bitrix24_agent_tools.packs.render import done_output
+from bitrix24_agent_tools.packs.render import done_output, rows_output
 
 
 class PostArgs(BaseModel):
@@ -37,8 +37,55 @@ def feed_post(ctx: ToolContext, args: PostArgs) -> HandlerGen:
     )
 
 
+class GroupFindArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=255, description="part of the name; none: all")
+    members: bool = Field(False, description="with members")
+
+
+def group_find(ctx: ToolContext, args: GroupFindArgs) -> HandlerGen:
+    """sonet_group.get (sonet-group/sonet-group-get.md: FILTER ``%NAME`` is a substring): workgroups and
+    projects the caller can see; with members, sonet_group.user.get per group (at most 5 groups)."""
+    flt = {"%NAME": args.name} if args.name else {}
+    response = yield Call("sonet_group.get", {"FILTER": flt} if flt else {})
+    rows: list[dict[str, Any]] = [
+        {
+            "id": g.get("ID"),
+            "name": g.get("NAME"),
+            "project": g.get("PROJECT"),
+            "scrum": bool(g.get("SCRUM_MASTER_ID")),
+            "count": g.get("NUMBER_OF_MEMBERS"),
+        }
+        for g in response.result or []
+        if isinstance(g, dict)
+    ]
+    if args.members:
+        for row in rows[:5]:
+            people = yield Call("sonet_group.user.get", {"ID": row["id"]})
+            row["members"] = [
+                {"user_id": m.get("USER_ID"), "role": m.get("ROLE")}
+                for m in people.result or []
+                if isinstance(m, dict)
+            ]
+    return rows_output(
+        ctx,
+        rows,
+        total=response.total,
+        searched=f"groups named like {args.name!r}" if args.name else "groups",
+    )
+
+
 def specs() -> list[ToolSpec]:
     return [
+        ToolSpec(
+            "b24_group_find",
+            "Find workgroups and projects (with members).",
+            GroupFindArgs,
+            "read",
+            ("sonet_group.get", "sonet_group.user.get"),
+            group_find,
+            "collab",
+        ),
         ToolSpec(
             "b24_feed_post",
             "Post to the live feed (everyone unless to names who).",
@@ -47,5 +94,5 @@ def specs() -> list[ToolSpec]:
             ("log.blogpost.add",),
             feed_post,
             "collab",
-        )
+        ),
     ]

@@ -1,12 +1,16 @@
-"""The services pack's typed tools: add a calendar event, book a resource."""
+"""The services pack's typed tools: anyone's calendar, add an event, bookings and booking a resource, a
+person's work day."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bitrix24_agent_tools.packs import preflight
 from bitrix24_agent_tools.packs.base import Call, HandlerGen, ToolContext, ToolSpec
-from bitrix24_agent_tools.packs.render import done_output
+from bitrix24_agent_tools.packs.render import done_output, rows_output
 
 
 class MeetingArgs(BaseModel):
@@ -19,11 +23,8 @@ class MeetingArgs(BaseModel):
 
 def calendar_add(ctx: ToolContext, args: MeetingArgs) -> HandlerGen:
     owner = args.user_id
-    if (
-        owner is None
-    ):  # calendar.event.add needs type and ownerId (calendar-event-add.md): the caller's own calendar
-        me = yield Call("user.current", {})
-        owner = int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
+    if owner is None:  # calendar.event.add needs type and ownerId (calendar-event-add.md): the caller's own
+        owner = yield from _me(ctx)
     response = yield Call(
         "calendar.event.add",
         {"type": "user", "ownerId": owner, "name": args.name, "from": args.start, "to": args.end},
@@ -95,8 +96,122 @@ def book(ctx: ToolContext, args: BookArgs) -> HandlerGen:
     )
 
 
+def _me(ctx: ToolContext) -> Any:
+    me = yield Call("user.current", {})
+    return int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
+
+
+class EventsArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: str = Field(description="ISO date")
+    end: str
+    user_id: int | None = Field(None, gt=0, description="default: yours")
+
+
+def calendar_events(ctx: ToolContext, args: EventsArgs) -> HandlerGen:
+    """calendar.event.get (calendar/calendar-event/calendar-event-get.md): a user's calendar (``type`` user,
+    ``ownerId``) between two dates."""
+    if not preflight.parse_date(args.start) or not preflight.parse_date(args.end):
+        raise ValueError("start and end are ISO 8601 dates, e.g. 2026-12-07")
+    owner = args.user_id or (yield from _me(ctx))
+    response = yield Call(
+        "calendar.event.get", {"type": "user", "ownerId": owner, "from": args.start, "to": args.end}
+    )
+    rows = [
+        {k: e.get(k) for k in ("ID", "NAME", "DATE_FROM", "DATE_TO", "ACCESSIBILITY")}
+        for e in response.result or []
+        if isinstance(e, dict)
+    ]
+    return rows_output(ctx, rows, searched=f"calendar of user {owner} from {args.start} to {args.end}")
+
+
+class BookingsArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: str = Field(description="ISO 8601")
+    end: str
+    resource: str | None = Field(None, description="resource id or name")
+
+
+def bookings(ctx: ToolContext, args: BookingsArgs) -> HandlerGen:
+    """booking.v1.booking.list (booking/booking/booking-v1-booking-list.md: FILTER within dateFrom/dateTo),
+    with each booking's resources by name; a resource narrows the list here (the filter takes none)."""
+    start = yield from preflight.timestamp(ctx, args.start, "start")
+    end = yield from preflight.timestamp(ctx, args.end, "end")
+    resources = yield from preflight.cached(ctx, "booking.v1.resource.list", {})
+    known = list((resources or {}).get("resource") or []) if isinstance(resources, dict) else []
+    names = {str(r.get("id")): str(r.get("name")) for r in known}
+    busy = yield Call("booking.v1.booking.list", {"filter": {"within": {"dateFrom": start, "dateTo": end}}})
+    wanted = (args.resource or "").strip().casefold()
+    rows = []
+    for b in (busy.result or {}).get("booking") or []:
+        ids = [str(r) for r in b.get("resourceIds") or ()]
+        if wanted and not any(wanted in (i, names.get(i, "").casefold()) for i in ids):
+            continue
+        period = b.get("datePeriod") or {}
+        rows.append(
+            {
+                "id": b.get("id"),
+                "name": b.get("name"),
+                "resources": [names.get(i, i) for i in ids],
+                "from": _iso((period.get("from") or {}).get("timestamp")),
+                "to": _iso((period.get("to") or {}).get("timestamp")),
+            }
+        )
+    what = f"bookings of {args.resource!r}" if args.resource else "bookings"
+    return rows_output(ctx, rows, searched=f"{what} from {args.start} to {args.end}")
+
+
+def _iso(stamp: Any) -> Any:
+    try:
+        return datetime.fromtimestamp(int(stamp), tz=timezone.utc).isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return stamp
+
+
+class WorkdayArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: int | None = Field(None, gt=0, description="default: yours")
+
+
+def workday(ctx: ToolContext, args: WorkdayArgs) -> HandlerGen:
+    """timeman.status (timeman/base/timeman-status.md): the work day's status (OPENED, PAUSED, CLOSED,
+    EXPIRED), when it started and ended, and its duration."""
+    response = yield Call("timeman.status", {"USER_ID": args.user_id} if args.user_id else {})
+    day = response.result if isinstance(response.result, dict) else {}
+    shown = {k: day.get(k) for k in ("STATUS", "TIME_START", "TIME_FINISH", "DURATION", "TIME_LEAKS")}
+    who = f"user {args.user_id}" if args.user_id else "you"
+    return done_output(f"work day of {who}: " + ", ".join(f"{k}={v}" for k, v in shown.items()), day)
+
+
 def specs() -> list[ToolSpec]:
     return [
+        ToolSpec(
+            "b24_calendar_events",
+            "List a person's calendar events between two dates.",
+            EventsArgs,
+            "read",
+            ("calendar.event.get", "user.current"),
+            calendar_events,
+            "services",
+        ),
+        ToolSpec(
+            "b24_booking_list",
+            "List bookings between two times.",
+            BookingsArgs,
+            "read",
+            ("booking.v1.booking.list", "booking.v1.resource.list", "server.time"),
+            bookings,
+            "services",
+        ),
+        ToolSpec(
+            "b24_workday",
+            "A person's work day: open, paused or closed.",
+            WorkdayArgs,
+            "read",
+            ("timeman.status",),
+            workday,
+            "services",
+        ),
         ToolSpec(
             "b24_calendar_add",
             "Add a calendar event.",

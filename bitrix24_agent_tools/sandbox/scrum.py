@@ -114,16 +114,25 @@ def sprint_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[s
 
 @method("tasks.api.scrum.sprint.list", "task")
 def sprint_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
-    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-list.md: filter by the sprint's fields (groupId,
-    status...)."""
+    """sonet-group/scrum/sprint/tasks-api-scrum-sprint-list.md: ``filter`` by the fields its table names in
+    upper case (``GROUP_ID``, ``STATUS``, …) — the rows carry them in camel case (groupId, status)."""
     flt = params.get("filter") or {}
     if not isinstance(flt, dict):
         raise ApiError("0", "Could not load list", 400)
+    wanted = {_camel(str(k)): v for k, v in flt.items()}
     return [
         dict(s)
         for s in table(portal, "scrum_sprint").values()
-        if all(str(s.get(k)) == str(v) for k, v in flt.items())
+        if all(str(s.get(k)) == str(v) for k, v in wanted.items())
     ]
+
+
+def _camel(name: str) -> str:
+    """GROUP_ID → groupId (a key already in camel case stays)."""
+    if "_" not in name and not name.isupper():
+        return name
+    head, *rest = name.lower().split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def _sprint(portal: Portal, params: dict[str, Any], key: str = "id") -> dict[str, Any]:
