@@ -1,0 +1,279 @@
+"""Every pack's everyday jobs end to end with typed tools, finders included (issue #29): each tool driven
+through the Toolbox (guard, confirmation) against the sandbox, and the sandbox's state checked after it."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bitrix24_agent_tools.client import Bitrix24, Bitrix24Error
+from bitrix24_agent_tools.confirmers import AutoConfirmer
+from bitrix24_agent_tools.guard import Guard, Policy
+from bitrix24_agent_tools.packs import PACKS
+from bitrix24_agent_tools.packs.render import rows_of
+from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.toolbox import Toolbox
+
+
+@pytest.fixture
+def asked() -> list[Any]:
+    return []
+
+
+@pytest.fixture
+def box(client: Bitrix24, asked: list[Any], tmp_path: Path) -> Toolbox:
+    def person(request: Any) -> bool:
+        asked.append(request)
+        return True
+
+    return Toolbox(client, packs=tuple(PACKS), guard=Guard(Policy.admin(), person), files_dir=str(tmp_path))
+
+
+def _rows(box: Toolbox, tool: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    out = box.run(tool, args)
+    assert not out.is_error, out.content
+    return rows_of(json.loads(out.content))
+
+
+def _ok(box: Toolbox, tool: str, args: dict[str, Any]) -> str:
+    out = box.run(tool, args)
+    assert not out.is_error, out.content
+    return out.content
+
+
+def _err(box: Toolbox, tool: str, args: dict[str, Any]) -> str:
+    out = box.run(tool, args)
+    assert out.is_error, out.content
+    return out.content
+
+
+# --- comms -----------------------------------------------------------------------------------------------
+
+
+def test_a_group_chat_is_found_by_name_and_gets_the_message(box: Toolbox, portal: Portal) -> None:
+    found = _rows(box, "b24_chat_find", {"name": "sales"})
+    assert [r["name"] for r in found] == ["Sales team"]
+    dialog = found[0]["dialog_id"]
+    _ok(box, "b24_chat_send", {"dialog_id": dialog, "message": "Pipeline review at 3"})
+    assert [m["text"] for m in portal.state["message"].values() if m["dialogId"] == dialog] == [
+        "Pipeline review at 3"
+    ]
+    members = _rows(box, "b24_chat_members", {"dialog_id": dialog})
+    users = portal.state["user"]
+    assert [m["name"] for m in members] == [f"{users[i]['NAME']} {users[i]['LAST_NAME']}" for i in (1, 2, 5)]
+    recent = _rows(box, "b24_chat_find", {})
+    assert recent[0]["dialog_id"] == dialog and recent[0]["last"] == "Pipeline review at 3"
+
+
+def test_a_chat_is_found_by_a_members_name_and_an_empty_search_says_what_it_searched(
+    box: Toolbox, portal: Portal
+) -> None:
+    last_name = portal.state["user"][5]["LAST_NAME"]  # a member of "Sales team", not of the project chat
+    assert {r["name"] for r in _rows(box, "b24_chat_find", {"name": last_name})} >= {
+        "Sales team",
+        "All employees",
+    }
+    out = json.loads(_ok(box, "b24_chat_find", {"name": "Nonexistent"}))
+    assert out["count"] == 0 and "Nonexistent" in out["searched"]
+
+
+def test_open_lines_are_listed(box: Toolbox) -> None:
+    assert [r["name"] for r in _rows(box, "b24_openline_list", {})] == ["Support line", "Sales line"]
+
+
+# --- content -----------------------------------------------------------------------------------------------
+
+
+def test_drive_round_trip_without_bytes_through_the_model(
+    box: Toolbox, portal: Portal, tmp_path: Path, asked: list[Any]
+) -> None:
+    drives = _rows(box, "b24_folder_list", {})
+    assert {d["NAME"] for d in drives} == {"Shared drive", "My drive"}
+    (tmp_path / "q4.csv").write_bytes(b"region;total\nEMEA;42\n")
+    _ok(box, "b24_file_upload", {"folder_id": 1, "path": "q4.csv"})
+    assert asked[-1].method == "disk.folder.uploadfile"
+    stored = [o for o in portal.state["disk_object"].values() if o["NAME"] == "q4.csv"]
+    assert len(stored) == 1
+    found = _rows(box, "b24_drive_find", {"name": "Q4"})
+    assert [f["NAME"] for f in found] == ["q4.csv"]
+    text = _ok(box, "b24_file_download", {"file_id": int(found[0]["ID"]), "path": "copy/q4.csv"})
+    assert (tmp_path / "copy" / "q4.csv").read_bytes() == b"region;total\nEMEA;42\n"
+    assert "copy/q4.csv" in text
+    # a second download never overwrites the first
+    assert "already exists" in _err(
+        box, "b24_file_download", {"file_id": int(found[0]["ID"]), "path": "copy/q4.csv"}
+    )
+
+
+def test_local_paths_stay_inside_the_files_folder(box: Toolbox, tmp_path: Path, client: Bitrix24) -> None:
+    outside = tmp_path.parent / "secret.txt"
+    outside.write_text("s3cret")
+    assert "outside the files folder" in _err(
+        box, "b24_file_upload", {"folder_id": 1, "path": "../secret.txt"}
+    )
+    assert "outside the files folder" in _err(box, "b24_file_upload", {"folder_id": 1, "path": str(outside)})
+    assert "outside the files folder" in _err(box, "b24_file_download", {"file_id": 4, "path": "../x.xlsx"})
+    plain = Toolbox(client, packs=("content",), guard=Guard(Policy.admin(), AutoConfirmer()))
+    assert "local files are not enabled" in _err(plain, "b24_file_upload", {"folder_id": 1, "path": "a.txt"})
+
+
+@pytest.fixture
+def web() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+                self.end_headers()
+                return
+            body = b"%PDF-1.4 brochure"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_upload_from_a_url_refuses_private_addresses_unless_allowed(
+    box: Toolbox, client: Bitrix24, portal: Portal, web: str
+) -> None:
+    refused = _err(box, "b24_file_upload", {"folder_id": 1, "url": f"{web}/files/brochure.pdf"})
+    assert "non-public address" in refused
+    assert not [o for o in portal.state["disk_object"].values() if o["NAME"] == "brochure.pdf"]
+    local = Toolbox(
+        client, packs=("content",), guard=Guard(Policy.admin(), AutoConfirmer()), allow_private_urls=True
+    )
+    _ok(local, "b24_file_upload", {"folder_id": 1, "url": f"{web}/files/brochure.pdf"})
+    assert [o for o in portal.state["disk_object"].values() if o["NAME"] == "brochure.pdf"]
+    assert "HTTP 302" in _err(local, "b24_file_upload", {"folder_id": 1, "url": f"{web}/moved", "name": "m"})
+
+
+def test_the_client_downloads_only_from_the_portal(client: Bitrix24) -> None:
+    with pytest.raises(ValueError, match="not a download URL"):
+        client.download("https://elsewhere.example/rest/download.json?token=disk%7C4")
+    record = client.call("disk.file.get", {"id": 4}).result
+    assert client.download(record["DOWNLOAD_URL"]).startswith(b"Annual license")
+    forged = record["DOWNLOAD_URL"].rsplit("%7C", 1)[0] + "%7C" + "0" * 24
+    with pytest.raises(Bitrix24Error) as refused:
+        client.download(forged)
+    assert refused.value.status == 404
+
+
+# --- automation --------------------------------------------------------------------------------------------
+
+
+def test_workflow_template_start_and_a_pending_approval_answered(box: Toolbox, portal: Portal) -> None:
+    templates = _rows(box, "b24_workflow_templates", {"entity": "deal"})
+    assert [t["name"] for t in templates] == ["Deal approval"]
+    _ok(box, "b24_workflow_start", {"template_id": int(templates[0]["id"]), "entity": "deal", "id": 2})
+    assert any(w["DOCUMENT_ID"] == "DEAL_2" for w in portal.state["workflow"].values())
+    pending = _rows(box, "b24_workflow_tasks", {})
+    assert [t["name"] for t in pending] == ["Approve the discount"]
+    _ok(
+        box,
+        "b24_workflow_task_answer",
+        {"task_id": int(pending[0]["id"]), "answer": "reject", "comment": "no"},
+    )
+    assert portal.state["bizproc_task"][1]["STATUS"] != "0"
+    assert json.loads(_ok(box, "b24_workflow_tasks", {}))["count"] == 0
+
+
+# --- boards ------------------------------------------------------------------------------------------------
+
+
+def test_sprints_listed_closed_and_started_in_order_and_story_points(box: Toolbox, portal: Portal) -> None:
+    sprints = _rows(box, "b24_sprint_list", {"group_id": 1})
+    assert [(s["name"], s["status"]) for s in sprints] == [("Sprint 1", "active"), ("Sprint 2", "planned")]
+    # one active sprint per group: said before anyone is asked, and nothing changes
+    assert "still active" in _err(box, "b24_sprint_change", {"sprint_id": 2, "action": "start"})
+    assert portal.state["scrum_sprint"][2]["status"] == "planned"
+    _ok(box, "b24_sprint_change", {"sprint_id": 1, "action": "complete"})
+    _ok(box, "b24_sprint_change", {"sprint_id": 2, "action": "start"})
+    assert [portal.state["scrum_sprint"][i]["status"] for i in (1, 2)] == ["completed", "active"]
+    assert "only a planned sprint" in _err(box, "b24_sprint_change", {"sprint_id": 1, "action": "start"})
+    _ok(box, "b24_story_points", {"task_id": 1, "points": "8"})
+    assert portal.state["scrum_item"][1]["storyPoints"] == "8"
+
+
+# --- services ----------------------------------------------------------------------------------------------
+
+
+def test_another_persons_calendar_bookings_and_work_day(box: Toolbox) -> None:
+    events = _rows(box, "b24_calendar_events", {"start": "2026-11-01", "end": "2026-11-30", "user_id": 1})
+    assert "Team meeting" in {e["NAME"] for e in events}
+    none = json.loads(
+        _ok(box, "b24_calendar_events", {"start": "2026-11-01", "end": "2026-11-30", "user_id": 3})
+    )
+    assert none["count"] == 0 and "user 3" in none["searched"]
+    booked = _rows(box, "b24_booking_list", {"start": "2026-11-01T00:00:00Z", "end": "2026-12-31T00:00:00Z"})
+    assert booked[0]["resources"] == ["Meeting room A"] and booked[0]["from"].startswith("2026-11-02T")
+    assert "STATUS=CLOSED" in _ok(box, "b24_workday", {"user_id": 2})
+
+
+# --- commerce, collab, sites -------------------------------------------------------------------------------
+
+
+def test_products_with_prices_and_paid_orders(box: Toolbox) -> None:
+    products = _rows(box, "b24_product_find", {"name": "licen"})
+    assert [(p["name"], p["price"]) for p in products] == [("Annual license", "1200.0 USD")]
+    orders = _rows(box, "b24_order_list", {"paid": False})
+    assert orders and all(o["payed"] == "N" for o in orders)
+
+
+def test_a_project_is_found_with_its_members(box: Toolbox) -> None:
+    groups = _rows(box, "b24_group_find", {"name": "mobile", "members": True})
+    assert [g["name"] for g in groups] == ["Mobile app"]
+    assert {m["user_id"] for m in groups[0]["members"]} == {"1", "2"}
+
+
+def test_a_page_is_found_by_title_and_published(box: Toolbox, portal: Portal) -> None:
+    sites = _rows(box, "b24_site_list", {"name": "contacts"})
+    pages = sites[0]["pages"]
+    assert [p["title"] for p in pages] == ["Contacts"] and pages[0]["published"] is False
+    _ok(box, "b24_page_publish", {"page_id": int(pages[0]["page_id"])})
+    assert portal.state["landing_page"][int(pages[0]["page_id"])]["PUBLIC"] == "Y"
+
+
+# --- CRM multi-fields --------------------------------------------------------------------------------------
+
+
+def test_a_second_phone_is_added_not_duplicated_and_the_change_is_shown(
+    box: Toolbox, client: Bitrix24, asked: list[Any]
+) -> None:
+    def phones() -> list[str]:
+        return [p["VALUE"] for p in client.call("crm.contact.get", {"id": 3}).result.get("PHONE", [])]
+
+    before = phones()
+    # old + new as a bare list would duplicate the old value on the portal: refused with the fix
+    assert '"add"' in _err(
+        box, "b24_crm_update", {"entity": "contact", "id": 3, "fields": {"PHONE": [*before, "+1 555 0100"]}}
+    )
+    assert phones() == before
+    _ok(box, "b24_crm_update", {"entity": "contact", "id": 3, "fields": {"PHONE": {"add": ["+1 555 0100"]}}})
+    assert phones() == [*before, "+1 555 0100"]
+    assert "+ adds '+1 555 0100'" in asked[-1].summary
+    _ok(box, "b24_crm_update", {"entity": "contact", "id": 3, "fields": {"PHONE": {"remove": [before[0]]}}})
+    assert phones() == ["+1 555 0100"]
+    assert "removes" in asked[-1].summary
+    _ok(
+        box,
+        "b24_crm_update",
+        {"entity": "contact", "id": 3, "fields": {"PHONE": {"replace": ["+1 555 0199"]}}},
+    )
+    assert phones() == ["+1 555 0199"]
+    assert "is not a current value" in _err(
+        box, "b24_crm_update", {"entity": "contact", "id": 3, "fields": {"PHONE": {"remove": ["+0 000"]}}}
+    )
