@@ -696,6 +696,13 @@ def _already_done(claim: Mapping[str, Any]) -> str:
     )
 
 
+def _likeness(asked: str, method: str) -> float:
+    """How near a method name is to the one asked: the verb (last part) weighs most, then the whole name."""
+    a, m = asked.lower(), method.lower()
+    verb = difflib.SequenceMatcher(None, a.rsplit(".", 1)[-1], m.rsplit(".", 1)[-1]).ratio()
+    return 2 * verb + difflib.SequenceMatcher(None, a, m).ratio()
+
+
 def _not_allowed(method: str, spec: ToolSpec, what: str = "") -> str:
     pack = pack_of(method)
     if pack:
@@ -707,5 +714,7 @@ def _not_allowed(method: str, spec: ToolSpec, what: str = "") -> str:
     if spec.generic:  # say what the tool does take: the pack's methods of the same family, else all of them
         own = list(CATALOG.get(spec.pack, {}))
         family = [m for m in own if m.split(".", 1)[0] == method.split(".", 1)[0]] or own
+        # the nearest names first: landing.page.publish → landing.landing.publication, …
+        family.sort(key=lambda m: -_likeness(method, m))
         where += f". {spec.name} takes: {', '.join(family[:24])}" + (" …" if len(family) > 24 else "")
     return f"{what}{method} is not allowed for {spec.name}{where}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from bitrix24_agent_tools.packs.base import HandlerGen, ToolContext, ToolOutput, ToolSpec
 from bitrix24_agent_tools.packs.catalog import CATALOG, catalog_risk, classify, pack_of
+from bitrix24_agent_tools.packs.render import dumps
 
 
 class CodeArgs(BaseModel):
@@ -81,7 +84,61 @@ def _reads(method: str) -> str:
         names = f" → {contract.record[1]}" if contract.record and contract.record[0] == name else ""
         parts.append(f"{name}{'*' if spec.required else ''} ({kind}{enum}{names}{keys})")
     returns = f"; returns {', '.join(contract.result)}" if contract.result else ""
-    return f"reads {'; '.join(parts) or 'no parameters'}{returns}; docs {contract.doc}"
+    shown = dumps(example(contract))
+    return f"reads {'; '.join(parts) or 'no parameters'}{returns}; e.g. params={shown}; docs {contract.doc}"
+
+
+_SAMPLE = {
+    "integer": 1,
+    "double": 10.5,
+    "boolean": True,
+    "date": "2026-12-07",
+    "datetime": "2026-12-07T10:00:00+03:00",
+    "array": [1],
+    "object": {},
+}
+
+
+def _sample(spec: Any) -> Any:
+    """A value of a parameter's type (an enumeration's first value; an object's required keys, else its
+    first two) — for an example call made from the contract, not copied from anywhere."""
+    if spec.enum:
+        return spec.enum[0]
+    if spec.fields:
+        keys = [k for k, v in spec.fields.items() if v.required] or list(spec.fields)[:2]
+        return {k: _sample(spec.fields[k]) for k in keys}
+    kind = spec.type.split("|", 1)[0].lower()
+    if spec.refers_to or kind in ("user", "employee") or kind.startswith("crm_"):
+        return 1
+    return _SAMPLE.get(kind, "…")
+
+
+def example(contract: Any) -> dict[str, Any]:
+    """Example params for a method: its required parameters (else its first two), each with a value of its
+    type."""
+    names = [n for n, p in contract.params.items() if p.required] or list(contract.params)[:2]
+    return {n: _sample(contract.params[n]) for n in names}
+
+
+def method_help(method: str) -> str:
+    """One line a model can act on: what ``method`` reads, returns, an example, its docs page."""
+    return _reads(method)
+
+
+def method_brief(method: str) -> str:
+    """What ``method`` needs, in the few words an error has room for: its required parameters, the others'
+    names, an example; "" for a method without a verified contract."""
+    from bitrix24_agent_tools.contracts import contract_for
+
+    contract = contract_for(method)
+    if contract is None or not contract.verified:
+        return ""
+    needed = [n for n, p in contract.params.items() if p.required]
+    others = [n for n in contract.params if n not in needed]
+    also = f" (also reads {', '.join(others[:8])}{' …' if len(others) > 8 else ''})" if others else ""
+    return (
+        f"{method} needs {', '.join(needed) or 'no parameter'}{also}; e.g. params={dumps(example(contract))}"
+    )
 
 
 def specs() -> list[ToolSpec]:
@@ -97,7 +154,7 @@ def specs() -> list[ToolSpec]:
         ),
         ToolSpec(
             "b24_check_method",
-            "Which pack allows a method, its risk and the parameters it reads; or a pack's methods.",
+            "A method's parameters, an example and what it returns; or a pack's methods.",
             MethodArgs,
             "read",
             (),

@@ -6,9 +6,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bitrix24_agent_tools.packs.base import Call, HandlerGen, ToolContext, ToolOutput, ToolSpec, riskiest
+from bitrix24_agent_tools.client.errors import Bitrix24Error
+from bitrix24_agent_tools.packs.base import (
+    Call,
+    CallRefused,
+    HandlerGen,
+    ToolContext,
+    ToolOutput,
+    ToolSpec,
+    riskiest,
+)
 from bitrix24_agent_tools.packs.catalog import CATALOG
 from bitrix24_agent_tools.packs.render import dumps, rows_output
+
+MAX_HELP = 290  # a refusal's text is cut at 300 characters
+# Refusals about the caller, not the call's parameters: no help would change them.
+_NOT_THE_CALL = {
+    "QUERY_LIMIT_EXCEEDED",
+    "OPERATION_TIME_LIMIT",
+    "ACCESS_DENIED",
+    "INSUFFICIENT_SCOPE",
+    "insufficient_scope",
+    "expired_token",
+    "invalid_token",
+    "NO_AUTH_FOUND",
+    "ERROR_METHOD_NOT_FOUND",
+}
 
 
 class CallArgs(BaseModel):
@@ -19,7 +42,19 @@ class CallArgs(BaseModel):
 
 def _call_handler(pack: str) -> Any:
     def handler(ctx: ToolContext, args: CallArgs) -> HandlerGen:
-        response = yield Call(args.method, args.params)
+        try:
+            response = yield Call(args.method, args.params)
+        except Bitrix24Error as err:
+            if err.status is None or not 400 <= int(err.status) < 500 or err.code in _NOT_THE_CALL:
+                raise
+            # The portal refused the call itself (a parameter missing or wrong): say what the method reads.
+            from bitrix24_agent_tools.packs.diagnostics import method_brief
+
+            brief = method_brief(args.method)
+            if not brief:
+                raise
+            said = " ".join(err.description.split())[:120]
+            raise CallRefused(f"{err.code}: {said}. {brief}"[:MAX_HELP], code=err.code) from None
         result = response.result
         rows = result if isinstance(result, list) else None
         if isinstance(result, dict):
@@ -62,9 +97,14 @@ def call_spec(pack: str) -> ToolSpec:
 
 
 def _families(pack: str) -> str:
-    """The method families a pack's allowlist covers (``landing.*``), so a model knows where a method belongs;
-    ``b24_check_method <pack>`` lists the methods themselves."""
-    if pack == "core":  # the core pack's schema budget: its main families only
+    """The pack's methods, compactly (``im.message.add|delete|update``), so a model need not guess a name;
+    the core pack (its schema budget) names its families and ``b24_check_method core`` lists them."""
+    if pack == "core":
         return "crm, tasks, user, event..."
-    heads = sorted({m.split(".", 1)[0] for m in CATALOG[pack]})
-    return ", ".join(f"{h}.*" if any(m.startswith(h + ".") for m in CATALOG[pack]) else h for h in heads)
+    groups: dict[str, list[str]] = {}
+    for method in sorted(CATALOG[pack]):
+        head, _, last = method.rpartition(".")
+        groups.setdefault(head, []).append(last)
+    return ", ".join(
+        f"{head}.{'|'.join(lasts)}" if head else "|".join(lasts) for head, lasts in groups.items()
+    )

@@ -345,7 +345,7 @@ def test_a_refusal_points_to_the_right_pack_or_the_nearest_method_and_a_pack_lis
     listing = box.run("b24_check_method", {"method": "sites"}).content
     assert listing.startswith("sites (b24_sites_call)") and "write: landing.site.add" in listing
     assert "destructive: landing.site.delete landing.landing.delete" in listing
-    assert "landing.*" in PACKS["sites"].specs[-1].description
+    assert "landing.site.add|delete|getList|update" in PACKS["sites"].specs[-1].description
 
 
 def test_check_method_says_what_a_method_reads_from_its_contract(client: Bitrix24) -> None:
