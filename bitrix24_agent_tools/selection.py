@@ -14,130 +14,29 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bitrix24_agent_tools import vocabulary
 from bitrix24_agent_tools.packs.loader import tool_packs
 from bitrix24_agent_tools.router import longest_matches, normalize, route, stem_pattern
 
 DEFAULT_BUDGET = 400  # o200k tokens of tool schemas in the first model call (issue: deferred packs)
+_DATA = vocabulary.load("selection")
 
 # What a request does: verbs (and a few nouns) in the six router languages. A word matches a stem it starts
 # with.
-# fmt: off
-ACTIONS: dict[str, tuple[str, ...]] = {
-    "list": ("list", "show", "find", "search", "which", "what", "how many", "display", "look up", "get all",
-             "покаж", "найд", "найти", "список", "какие", "какой", "сколько", "выведи", "поиск", "ищи",
-             "mostr", "encontr", "busc", "quais", "quant", "liste", "listar", "muestr", "encuentr", "cuál",
-             "cuáles",
-             "cuánt", "zeig", "such", "finde", "welche", "wie viele", "pokaż", "pokaz", "znajdź", "znajdz",
-             "lista",
-             "które", "ktore", "ile"),
-    "create": ("create", "add", "new", "make", "register", "open a", "созд", "добав", "нов", "завед",
-               "заведи",
-               "crie", "criar", "adicion", "novo", "nova", "crea", "crear", "añad", "agreg", "nuevo", "nueva",
-               "erstell", "anleg", "leg an", "hinzufüg", "füge", "neu", "utwórz", "utworz", "dodaj", "now",
-               "stwórz"),
-    "update": ("update", "change", "set", "rename", "assign", "edit", "reassign", "измен", "обнов", "поменя",
-               "назнач",
-               "переимен", "установ", "перенес", "atualiz", "alter", "mud", "defin", "actualiz", "cambi",
-               "modific",
-               "asign", "änder", "aktualis", "setz", "zuweis", "zmień", "zmien", "przypisz", "ustaw"),
-    "move": ("move", "stage", "won", "lost", "win", "lose", "close the deal", "close deal", "перевед",
-             "передвин",
-             "перемест", "стади", "этап", "выигр", "проигр", "успешн", "mova", "mover", "etapa", "ganh",
-             "perd", "mueve",
-             "ganad", "perdid", "verschieb", "phase", "stufe", "gewonn", "verlor", "przenieś", "przenies",
-             "etap",
-             "wygran", "przegran"),
-    "comment": ("comment", "note", "коммент", "замет", "примечан", "coment", "nota", "kommentar", "notiz",
-                "komentarz",
-                "notatk"),
-    "convert": ("convert", "qualif", "конверт", "сконверт", "преобраз", "convers", "konvert", "umwandel",
-                "konwert",
-                "przekształ"),
-    "complete": ("complete", "finish", "done", "mark as done", "close the task", "заверш", "выполн",
-                 "закрой задач",
-                 "conclu", "finaliz", "complet", "termin", "erledig", "abschließ", "fertig", "zakończ",
-                 "zakoncz",
-                 "ukończ", "ukoncz"),
-    "fields": ("field", "property", "properties", "pipeline", "stages", "поля", "полей", "поле", "свойств",
-               "воронк",
-               "стадии", "campo", "funil", "embudo", "feld", "felder", "pole", "pola", "lejek"),
-}
-# fmt: on
+ACTIONS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA["actions"].items()}
 # Which records a request is about.
-# fmt: off
-ENTITIES: dict[str, tuple[str, ...]] = {
-    "crm": ("deal", "lead", "contact", "compan", "client", "customer", "crm", "сдел", "лид", "контакт",
-            "компани",
-            "клиент", "negóci", "negoci", "trato", "prospect", "empresa", "cliente", "geschäft", "deal",
-            "kontakt",
-            "unternehm", "firma", "kunde", "transakc", "kontrahent", "klient"),
-    "task": ("task", "to-do", "todo", "задач", "поручен", "tarefa", "tarea", "aufgabe", "zadani", "zadań",
-             "zadan"),
-    "user": ("user", "employee", "colleague", "department", "head of", "manager", "who is", "сотрудник",
-             "пользоват",
-             "отдел", "руковод", "коллег", "usuário", "usuario", "funcionário", "empleado", "departamento",
-             "chefe",
-             "jefe", "mitarbeiter", "benutzer", "abteilung", "leiter", "kolleg", "pracownik", "użytkownik",
-             "dział",
-             "kierownik"),
-}
-# fmt: on
+ENTITIES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA["entities"].items()}
 # (entity, action) → the core tool that does it; an entity without an action is listed.
-# fmt: off
 CORE: dict[tuple[str, str], str] = {
-    ("crm", "list"): "b24_crm_list", ("crm", "create"): "b24_crm_create", ("crm", "update"): "b24_crm_update",
-    ("crm", "move"): "b24_deal_move", ("crm", "comment"): "b24_crm_comment",
-    ("crm", "convert"): "b24_lead_convert",
-    ("crm", "fields"): "b24_crm_fields", ("crm", "complete"): "b24_deal_move",
-    ("task", "list"): "b24_task_list", ("task", "create"): "b24_task_create",
-    ("task", "update"): "b24_task_update",
-    ("task", "complete"): "b24_task_complete", ("task", "comment"): "b24_crm_comment",
-    ("task", "move"): "b24_task_update",
-    ("user", "list"): "b24_user_find",
+    (entity, action): tool for entity, tools in _DATA["core"].items() for action, tool in tools.items()
 }
-# fmt: on
 # The typed tools of the other packs, by what a request says; a routed pack none of whose tools is named gets
 # its generic call.
-# fmt: off
-TYPED: dict[str, tuple[str, ...]] = {
-    "b24_chat_send": ("chat", "message", "write to", "tell", "чат", "сообщ", "напиши", "mensag", "mensaj",
-                      "nachricht",
-                      "wiadomoś", "wiadomos", "czat"),
-    "b24_notify": ("notif", "remind", "уведом", "напомн", "notifica", "benachrichtig", "erinner", "powiadom"),
-    "b24_workflow_start": ("workflow", "business process", "approval", "start the", "бизнес-процесс",
-                           "бизнес процесс",
-                           "согласован", "запусти", "processo", "proceso", "flujo", "fluxo",
-                           "geschäftsprozess",
-                           "genehmig", "proces", "uruchom"),
-    "b24_feed_post": ("post", "feed", "announce", "пост", "лент", "новост", "объяв", "publique", "feed",
-                      "anunci",
-                      "neuigkeit", "ogłoś", "ogłosz", "tablic"),
-    "b24_folder_list": ("folder", "files in", "папк", "pasta", "carpeta", "ordner", "folder"),
-    "b24_file_upload": ("upload", "save the file", "put the", "загруз", "положи", "сохрани файл", "envi",
-                        "salve",
-                        "sube", "guarda", "lade", "hochlad", "speicher", "prześlij", "przeslij", "wgraj",
-                        "dodaj plik"),
-    "b24_sprint_add_task": ("sprint", "спринт", "sprint"),
-    "b24_product_add": ("product", "catalog", "товар", "каталог", "produto", "producto", "produkt",
-                        "katalog"),
-    "b24_calendar_add": ("calendar", "meeting", "event", "schedule", "календар", "встреч", "событи", "agenda",
-                         "reuni",
-                         "cita", "evento", "kalender", "termin", "treffen", "spotkan", "kalendarz"),
-    "b24_book": ("book", "reserv", "room", "car", "бронир", "заброни", "резерв", "переговор", "reserva",
-                 "sala",
-                 "buch", "raum", "rezerw", "zarezerw", "sal"),
-    "b24_page_publish": ("publish", "опубликуй", "публик", "publi", "veröffentlich", "opublikuj"),
-    "b24_explain_error": ("error", "fails", "failing", "denied", "access_denied", "insufficient",
-                          "wrong_auth", "ошиб", "не работает", "erro", "fehler", "błąd", "blad"),
-    "b24_check_method": ("method", "scope", "permission", "allowed", "метод", "права", "доступ", "método",
-                         "methode",
-                         "berechtig", "uprawnie", "metod"),
-}
-# fmt: on
+TYPED: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA["typed"].items()}
 
 
 # Tools added, in this order, while the budget allows: the reads most everyday jobs make on the way.
-FILL = ("b24_crm_list", "b24_user_find", "b24_task_list", "b24_crm_get")
+FILL = tuple(_DATA["fill"]["tools"])
 
 
 @dataclass(frozen=True)

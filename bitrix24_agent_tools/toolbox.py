@@ -266,7 +266,7 @@ class Toolbox:
         self._by_name.update({s.name: s for s in added})
 
     # -- the shared flow ------------------------------------------------------------------------------------
-    def _flow(self, name: str, raw_args: Any) -> Generator[PortalCall | AskPerson, Any, ToolOutput]:
+    def _flow(self, name: str, raw_args: Any) -> Generator[PortalCall | AskPerson | Fetch, Any, ToolOutput]:
         spec = self._by_name.get(name)
         if spec is None:
             known = ", ".join(sorted(self._by_name))

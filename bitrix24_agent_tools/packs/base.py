@@ -98,7 +98,7 @@ class CallRefused(Exception):
         self.code = code
 
 
-HandlerGen = Generator[Call, Any, ToolOutput]
+HandlerGen = Generator["Call | Fetch", Any, ToolOutput]
 Handler = Callable[[ToolContext, Any], HandlerGen]
 
 
