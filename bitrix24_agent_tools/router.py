@@ -51,11 +51,31 @@ _SLASH_COMMAND = re.compile(r"(?<!\S)/[\w-]+")
 _CALLED = re.compile(r"\b(?:chamad|llamad)[oa]s?\s+(?=[A-ZÀ-ÖØ-Þ\"«“„])")
 
 
+_DICTATION = _DATA["dictation"]
+_DICTATED_HEAD = re.compile(
+    "|".join(rf"(?<!\w){re.escape(h.strip())}" for h in _DICTATION["heads"]), re.IGNORECASE
+)
+_DICTATED_MARKER = re.compile(
+    "|".join(rf"(?<!\w){re.escape(m)}(?!\w)" for m in _DICTATION["markers"]), re.IGNORECASE
+)
+
+
+def without_dictation(text: str) -> str:
+    """The request without the text it dictates: what follows a colon after a word that introduces content
+    (message, comment, post, prompt…) or a marker ("saying", "со словами", "mit dem Text")."""
+    colon = text.find(":")
+    if colon > 0 and _DICTATED_HEAD.search(text[:colon]):
+        text = text[:colon]
+    marker = _DICTATED_MARKER.search(text)
+    return text[: marker.start()] if marker else text
+
+
 def normalize(text: str) -> str:
-    """Lower case, quoted names out, punctuation out, and Latin letters without their accents (people type
-    "reuniao", "zamowienie", "catalogo"; the vocabulary goes through the same function)."""
+    """Lower case, quoted names and dictated text out, punctuation out, and Latin letters without their
+    accents (people type "reuniao", "zamowienie", "catalogo"; the vocabulary goes through the same
+    function)."""
     text = _CALLED.sub("called ", unicodedata.normalize("NFKC", text))
-    text = _QUOTED.sub(" ", _SLASH_COMMAND.sub(" ", text))
+    text = without_dictation(_QUOTED.sub(" ", _SLASH_COMMAND.sub(" ", text)))
     text = lexicon.fold_latin(text.casefold().replace("ё", "е"))
     return re.sub(r"[^\w\s:-]+", " ", _join_separable(text))
 

@@ -37,6 +37,13 @@ TYPED: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA["typed"].item
 
 # Tools added, in this order, while the budget allows: the reads most everyday jobs make on the way.
 FILL = tuple(_DATA["fill"]["tools"])
+# The other packs: their verbs, the things they act on, and the tools each (thing, verb) pair names ("_": the
+# thing named with no verb of its own), so "close the sprint" is not "add to the sprint".
+PACK_ACTIONS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA["pack_actions"].items()}
+OBJECTS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _DATA["objects"].items()}
+PACK_TOOLS: dict[tuple[str, str], tuple[str, ...]] = {
+    (thing, action): tuple(tools) for thing, by in _DATA["pack_tools"].items() for action, tools in by.items()
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,13 @@ def _patterns() -> dict[str, list[tuple[str, str, re.Pattern[str]]]]:
             if (pattern := stem_pattern(stem)) is not None
         ]
 
-    return {"action": compile_all(ACTIONS), "entity": compile_all(ENTITIES), "typed": compile_all(TYPED)}
+    return {
+        "action": compile_all(ACTIONS),
+        "entity": compile_all(ENTITIES),
+        "typed": compile_all(TYPED),
+        "pack_action": compile_all(PACK_ACTIONS),
+        "object": compile_all(OBJECTS),
+    }
 
 
 def _hits(kind: str, text: str) -> list[tuple[int, str]]:
@@ -101,6 +114,31 @@ def _cost(name: str) -> int:
     return len(json.dumps(tool_view(spec), ensure_ascii=False)) // 3 + 1
 
 
+def _pack_tools(
+    verbs: list[tuple[int, str]], things: list[tuple[int, str]], names: set[str]
+) -> list[tuple[int, str]]:
+    """The tools of one pack a request names: each verb with the thing it acts on (the next one within a few
+    words, else the nearest), then each thing no verb took by its own tools."""
+    mine = [
+        (at, t)
+        for at, t in things
+        if any(x in names for (o, _), xs in PACK_TOOLS.items() if o == t for x in xs)
+    ]
+    out: list[tuple[int, str]] = []
+    taken: set[int] = set()
+    for at, verb in verbs:
+        fits = [(oat, o) for oat, o in mine if (o, verb) in PACK_TOOLS]
+        after = [f for f in fits if 0 <= f[0] - at <= 40]
+        near = after[0] if after else min(fits, key=lambda f: abs(f[0] - at), default=None)
+        if near is not None:
+            out += [(min(at, near[0]), t) for t in PACK_TOOLS[(near[1], verb)] if t in names]
+            taken.add(near[0])
+    for at, thing in mine:
+        if at not in taken:
+            out += [(at, t) for t in PACK_TOOLS.get((thing, "_"), ()) if t in names]
+    return out
+
+
 def select_tools(text: str, budget: int = DEFAULT_BUDGET) -> Selection:
     """The tools for the first model call on ``text``: at most ``budget`` tokens of schemas, the loader
     included."""
@@ -137,11 +175,13 @@ def select_tools(text: str, budget: int = DEFAULT_BUDGET) -> Selection:
         and all(e != "user" for _, e in entities)
     ):
         wanted.append((len(clean), "b24_user_find"))  # a person's name must become an ID
+    verbs, things = _hits("pack_action", clean), _hits("object", clean)
     for pack in decision.packs:
         if pack == "core":
             continue
         names = {s.name for s in PACKS[pack].specs}
-        named = [(at, t) for at, t in typed if t in names]
+        chosen = _pack_tools(verbs, things, names)
+        named = chosen or [(at, t) for at, t in typed if t in names]
         wanted.extend(named or [(len(clean) + 1, f"b24_{pack}_call")])
     wanted.sort()
     confident = bool(wanted)

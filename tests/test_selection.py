@@ -105,3 +105,52 @@ def test_the_shipped_cost_table_is_current() -> None:
     from bitrix24_agent_tools.tokens import COSTS, cost_table
 
     assert json.loads(COSTS.read_text()) == cost_table()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "not_expected"),
+    [
+        ("Close the sprint", {"b24_sprint_change"}, {"b24_sprint_add_task"}),
+        ("Cierra el sprint actual", {"b24_sprint_change"}, {"b24_sprint_add_task"}),
+        ("Zamknij sprint", {"b24_sprint_change"}, {"b24_sprint_add_task"}),
+        ("Add task 12 to the sprint", {"b24_sprint_add_task"}, {"b24_sprint_change"}),
+        ("Which sprints does the Mobile app group have?", {"b24_sprint_list"}, {"b24_sprint_add_task"}),
+        ("Send a message to the Sales team chat", {"b24_chat_find", "b24_chat_send"}, set()),
+        ("Отправь в чат отдела продаж сообщение", {"b24_chat_find", "b24_chat_send"}, set()),
+        ("Download the price list from Drive", {"b24_drive_find", "b24_file_download"}, {"b24_file_upload"}),
+        ("Upload report.pdf to the Marketing folder", {"b24_file_upload"}, {"b24_file_download"}),
+        ("Approve my pending workflow tasks", {"b24_workflow_task_answer"}, {"b24_workflow_start"}),
+        ("Start the Deal approval workflow on deal 3", {"b24_workflow_start"}, {"b24_workflow_task_answer"}),
+        ("What is on Boris's calendar tomorrow?", {"b24_calendar_events"}, {"b24_calendar_add"}),
+        ("Show unpaid orders", {"b24_order_list"}, set()),
+        ("Опубликуй страницу Контакты", {"b24_page_publish"}, set()),
+        ("Which open lines do we have?", {"b24_openline_list"}, set()),
+    ],
+)
+def test_pack_tools_are_picked_by_the_verb_and_the_thing_not_by_one_word(
+    text: str, expected: set[str], not_expected: set[str]
+) -> None:
+    chosen = set(select_tools(text).tools)
+    assert expected <= chosen and not (not_expected & chosen), (text, chosen)
+
+
+@pytest.mark.parametrize(
+    ("text", "tool", "not_tool"),
+    [
+        (
+            "Send a message to the Sales team chat: the deal with Acme moved to the won stage",
+            "b24_chat_send",
+            "b24_deal_move",
+        ),
+        ("Напиши Борису сообщение: задача по сделке закрыта", "b24_chat_send", "b24_task_complete"),
+        ("Post to the feed: please create a task for every new lead", "b24_feed_post", "b24_task_create"),
+        (
+            "Comment on deal 12 saying the customer wants a calendar invite",
+            "b24_crm_comment",
+            "b24_calendar_add",
+        ),
+    ],
+)
+def test_text_the_user_dictates_is_not_read_as_the_job(text: str, tool: str, not_tool: str) -> None:
+    chosen = select_tools(text).tools
+    assert tool in chosen and not_tool not in chosen, chosen
