@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bitrix24_agent_tools.client import Bitrix24Error
 from bitrix24_agent_tools.client._batch import php_query
-from bitrix24_agent_tools.packs import preflight
+from bitrix24_agent_tools.packs import names, preflight
 from bitrix24_agent_tools.packs.base import Call, CallRefused, HandlerGen, ToolContext, ToolOutput, ToolSpec
 from bitrix24_agent_tools.packs.render import done_output, dumps, record_output, rows_output
 
@@ -573,13 +573,6 @@ class UserFindArgs(_Args):
     query: str = Field(min_length=1, max_length=200)
 
 
-def _fold(text: str) -> str:
-    """Case and diacritics folded: "Müller" and "muller" compare equal."""
-    import unicodedata
-
-    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
-
-
 def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
     query = args.query.strip()
     if query.lstrip("#").isdigit():  # an ID
@@ -587,14 +580,13 @@ def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
         return rows_output(ctx, list(response.result or []), fields=USER_FIELDS, total=response.total)
     response = yield Call("user.search", {"FILTER": {"FIND": query}})
     found = list(response.result or [])
-    if not found:  # the portal's search may not fold diacritics: compare folded names over the active users
-        wanted = _fold(query).split()
+    if not found:  # the portal's search folds neither accents nor scripts: compare over the active users
         start: int | None = 0
         while start is not None and start < 500:
             page = yield Call("user.get", {"filter": {"ACTIVE": True}, "start": start})
             for user in page.result or []:
-                text = _fold(" ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME", "EMAIL")))
-                if wanted and all(w in text for w in wanted):
+                text = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME", "EMAIL"))
+                if names.name_matches(query, text):
                     found.append(user)
             start = page.next
     departments = yield from _departments(query)
@@ -603,19 +595,20 @@ def user_find(ctx: ToolContext, args: UserFindArgs) -> HandlerGen:
         [*found, *departments],
         fields=[*USER_FIELDS, "DEPARTMENT", "HEAD"],
         total=len(found) + len(departments),
+        searched=f"users and departments matching {query!r} (names in any script, departments by kind)",
     )
 
 
 def _departments(query: str) -> Generator[Call, Any, list[dict[str, Any]]]:
-    """Departments whose name holds the query, with their head's name ("who heads Sales?")."""
+    """Departments the query names — by name, or by kind in any of the router's languages ("отдел продаж"
+    finds "Sales") — with their head's name ("who heads Sales?")."""
     try:
         response = yield Call("department.get", {})
     except (Bitrix24Error, CallRefused):
         return []  # no department scope: users only
-    wanted = _fold(query)
     out = []
     for dept in response.result or []:
-        if not isinstance(dept, dict) or wanted not in _fold(str(dept.get("NAME") or "")):
+        if not isinstance(dept, dict) or not names.department_matches(query, str(dept.get("NAME") or "")):
             continue
         head = None
         if str(dept.get("UF_HEAD") or "").isdigit():

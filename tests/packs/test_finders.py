@@ -277,3 +277,38 @@ def test_a_second_phone_is_added_not_duplicated_and_the_change_is_shown(
     assert "is not a current value" in _err(
         box, "b24_crm_update", {"entity": "contact", "id": 3, "fields": {"PHONE": {"remove": ["+0 000"]}}}
     )
+
+
+# --- people and departments in any language ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("отдел продаж", "sales"),
+        ("Vertrieb", "sales"),
+        ("vendas", "sales"),
+        ("dział sprzedaży", "sales"),
+        ("soporte", "support"),
+        ("техподдержка", "support"),
+        ("produkcja", "production"),
+    ],
+)
+def test_a_department_is_found_in_any_of_the_routers_languages(
+    box: Toolbox, portal: Portal, query: str, kind: str
+) -> None:
+    wanted = {"sales": "Sales", "support": "Support", "production": "Production"}[kind]
+    rows = _rows(box, "b24_user_find", {"query": query})
+    assert [r["DEPARTMENT"] for r in rows if "DEPARTMENT" in r] == [wanted]
+
+
+def test_a_person_is_found_by_a_name_typed_in_another_script_or_spelling(
+    box: Toolbox, portal: Portal
+) -> None:
+    portal.state["user"][2].update(NAME="Boris", LAST_NAME="Müller")
+    portal.state["user"][5].update(NAME="Elena", LAST_NAME="Sokolova")
+    assert [r["ID"] for r in _rows(box, "b24_user_find", {"query": "Борис Мюллер"})] == ["2"]
+    assert [r["ID"] for r in _rows(box, "b24_user_find", {"query": "Sokolowa"})] == ["5"]
+    assert [r["ID"] for r in _rows(box, "b24_user_find", {"query": "Елена Соколова"})] == ["5"]
+    none = json.loads(_ok(box, "b24_user_find", {"query": "Nobody Atall"}))
+    assert none["count"] == 0 and "Nobody Atall" in none["searched"]
