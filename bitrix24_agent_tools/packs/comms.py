@@ -113,13 +113,16 @@ def chat_members(ctx: ToolContext, args: MembersArgs) -> HandlerGen:
     return rows_output(ctx, rows, searched=f"members of {args.dialog_id}")
 
 
-class NoArgs(BaseModel):
+class LinesArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    active_only: bool = False
 
 
-def openlines(ctx: ToolContext, args: NoArgs) -> HandlerGen:
-    """imopenlines.config.list.get: the open lines (contact-center channels) and whether each is active."""
-    response = yield Call("imopenlines.config.list.get", {})
+def openlines(ctx: ToolContext, args: LinesArgs) -> HandlerGen:
+    """imopenlines.config.list.get (imopenlines/openlines/imopenlines-config-list-get.md: PARAMS filter): the
+    open lines (contact-center channels) and whether each is active."""
+    params = {"PARAMS": {"filter": {"ACTIVE": "Y"}}} if args.active_only else {}
+    response = yield Call("imopenlines.config.list.get", params)
     rows = [
         {"id": r.get("ID"), "name": r.get("LINE_NAME"), "active": r.get("ACTIVE")}
         for r in response.result or []
@@ -151,7 +154,7 @@ def specs() -> list[ToolSpec]:
         ToolSpec(
             "b24_openline_list",
             "List the open lines (contact center channels).",
-            NoArgs,
+            LinesArgs,
             "read",
             ("imopenlines.config.list.get",),
             openlines,
