@@ -60,12 +60,27 @@ def group_find(ctx: ToolContext, args: GroupFindArgs) -> HandlerGen:
         if isinstance(g, dict)
     ]
     if args.members:
+        from bitrix24_agent_tools.packs import preflight
+
         for row in rows[:5]:
             people = yield Call("sonet_group.user.get", {"ID": row["id"]})
+            members = [m for m in people.result or [] if isinstance(m, dict)]
+            ids = [int(m["USER_ID"]) for m in members if str(m.get("USER_ID", "")).isdigit()]
+            users = (yield from preflight.cached(ctx, "user.get", {"filter": {"ID": ids}})) if ids else []
+            names = {
+                str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
+                for u in users or []
+                if isinstance(u, dict)
+            }
+            # sonet-group/members/sonet-group-user-get.md: ROLE A owner, E moderator, K participant
+            roles = {"A": "owner", "E": "moderator", "K": "member"}
             row["members"] = [
-                {"user_id": m.get("USER_ID"), "role": m.get("ROLE")}
-                for m in people.result or []
-                if isinstance(m, dict)
+                {
+                    "user_id": m.get("USER_ID"),
+                    "name": names.get(str(m.get("USER_ID")), ""),
+                    "role": roles.get(str(m.get("ROLE")), m.get("ROLE")),
+                }
+                for m in members
             ]
     return rows_output(
         ctx,
@@ -82,7 +97,7 @@ def specs() -> list[ToolSpec]:
             "Find workgroups and projects (with members).",
             GroupFindArgs,
             "read",
-            ("sonet_group.get", "sonet_group.user.get"),
+            ("sonet_group.get", "sonet_group.user.get", "user.get"),
             group_find,
             "collab",
         ),

@@ -277,9 +277,16 @@ def _timeman_user(portal: Portal, params: dict[str, Any], caller: Caller) -> int
     return user
 
 
-def _day(portal: Portal, user: int) -> dict[str, Any]:
-    return table(portal, "timeman").setdefault(
-        user,
+def _day(portal: Portal, user: int, *, keep: bool = True) -> dict[str, Any]:
+    """A user's work day; a day never opened is CLOSED (kept in the table only when a write changes it)."""
+    days = table(portal, "timeman")
+    if user in days or not keep:
+        return days.get(user) or _closed_day()
+    return days.setdefault(user, _closed_day())
+
+
+def _closed_day() -> dict[str, Any]:
+    return dict(
         {
             "STATUS": "CLOSED",
             "TIME_START": None,
@@ -294,7 +301,7 @@ def _day(portal: Portal, user: int) -> dict[str, Any]:
             "LAT_CLOSE": 0,
             "LON_CLOSE": 0,
             "TZ_OFFSET": 10800,
-        },
+        }
     )
 
 
@@ -314,7 +321,8 @@ def _moment(portal: Portal, params: dict[str, Any], label: str) -> str:
 
 @method("timeman.status", "timeman")
 def timeman_status(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    return dict(_day(portal, _timeman_user(portal, params, caller)))
+    """timeman/base/timeman-status.md: a read — a day never opened answers CLOSED and stores nothing."""
+    return dict(_day(portal, _timeman_user(portal, params, caller), keep=False))
 
 
 @method("timeman.open", "timeman")

@@ -20,11 +20,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover — Python 3.10
     import tomli as tomllib
 
-__all__ = ["load"]
+__all__ = ["load", "parse_toml"]
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text parsed (tomllib; tomli on Python 3.10)."""
+    return tomllib.loads(text)
 
 
 @cache
 def load(name: str) -> dict[str, Any]:
     """The parsed data file ``<name>.toml`` of this package."""
     text = resources.files(__name__).joinpath(f"{name}.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return parse_toml(text)
