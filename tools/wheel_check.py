@@ -276,6 +276,11 @@ def check(name: str, wheel: Path) -> float:
             if name == "langchain":  # the README's demo, from the wheel alone: no encodings, no clone
                 done = run([str(venv / "bin" / "b24-agent-tools"), "demo"], cwd=cwd, env=env)
                 assert "confirmed writes" in done.stdout, done.stdout[-500:]
+                # the README's eval, from the wheel: the shipped jobs file and the scripted model
+                graded = run(
+                    [str(venv / "bin" / "b24-agent-tools"), "eval", "--lang", "pl"], cwd=cwd, env=env
+                )
+                assert "failed 0" in graded.stdout and "silent writes" in graded.stdout, graded.stdout[-500:]
         finally:
             os.chmod(cwd, 0o755)
     return time.perf_counter() - started

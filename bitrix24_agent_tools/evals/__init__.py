@@ -282,8 +282,7 @@ def run_job(job: Mapping[str, Any], model: Any, *, budget: int = 400, recursion_
     from bitrix24_agent_tools.packs import PACKS
     from bitrix24_agent_tools.packs.loader import LOADER
     from bitrix24_agent_tools.sandbox import Portal
-    from bitrix24_agent_tools.selection import select_tools
-    from bitrix24_agent_tools.tokens import tools_cost
+    from bitrix24_agent_tools.selection import _cost, select_tools
     from bitrix24_agent_tools.toolbox import Toolbox
 
     started = time.perf_counter()
@@ -328,8 +327,7 @@ def run_job(job: Mapping[str, Any], model: Any, *, budget: int = 400, recursion_
     calls = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
     answer = next((str(m.content) for m in reversed(messages) if isinstance(m, AIMessage) and m.content), "")
     outcome, silent = grade(job, before, after, answer + answer_extra)
-    first = select_tools(str(job["prompt"]), budget).tools
-    specs = {s.name: s for s in toolbox.specs}
+    first = select_tools(str(job["prompt"]), budget).tools  # what pack_routing_middleware offers first
     errors = [str(m.content)[:120] for m in messages if isinstance(m, ToolMessage) and m.status == "error"]
     return JobResult(
         id=str(job["id"]),
@@ -338,7 +336,7 @@ def run_job(job: Mapping[str, Any], model: Any, *, budget: int = 400, recursion_
         outcome="failed" if error and outcome == "done" else outcome,
         calls=len(calls),
         loads=sum(1 for c in calls if c["name"] == LOADER),
-        first_call_tokens=tools_cost([specs[n] for n in first if n in specs]),
+        first_call_tokens=sum(_cost(n) for n in first),  # the shipped cost table: no tokenizer needed
         silent=silent,
         seconds=round(time.perf_counter() - started, 2),
         answer=answer[:300],
