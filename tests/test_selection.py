@@ -154,3 +154,16 @@ def test_pack_tools_are_picked_by_the_verb_and_the_thing_not_by_one_word(
 def test_text_the_user_dictates_is_not_read_as_the_job(text: str, tool: str, not_tool: str) -> None:
     chosen = select_tools(text).tools
     assert tool in chosen and not_tool not in chosen, chosen
+
+
+@pytest.mark.parametrize(
+    ("text", "tools"),
+    [
+        ("Download the price list to my computer", {"b24_drive_find", "b24_file_download"}),
+        ("Is Boris at work today?", {"b24_workday"}),
+        ("Who is in the Sales team chat?", {"b24_chat_find", "b24_chat_members"}),
+        ("Zeig mir die Mitglieder des Chats Vertrieb", {"b24_chat_find", "b24_chat_members"}),
+    ],
+)
+def test_a_finder_comes_with_the_job_that_needs_it(text: str, tools: set[str]) -> None:
+    assert tools <= set(select_tools(text).tools)
