@@ -110,7 +110,7 @@ EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=timezone(timedelta(hours=3)))
 
 
 def iso(moment: datetime) -> str:
-    return moment.isoformat()
+    return moment.isoformat(timespec="seconds")
 
 
 def sonet_group_record(group_id: int, when: str, owner: str, **fields: Any) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -325,7 +327,9 @@ class EventHub:
         if method == "event.offline.list":
             from bitrix24_agent_tools.sandbox.methods import Listing
 
-            rows = [r for r in sorted(mine, key=lambda r: r["ID"]) if _matches(r, query.get("filter"))]
+            # event-offline-list.md: filter and order by ID, TIMESTAMP_X, EVENT_NAME, MESSAGE_ID, PROCESS_ID,
+            # ERROR; order by default ID:ASC
+            rows = _ordered([r for r in mine if _matches(r, query.get("filter"))], query.get("order"), "ID")
             start = max(0, php_intval(query.get("start")))
             page = [
                 {**self._public(r), "PROCESS_ID": r["process_id"], "ERROR": r["error"]}
@@ -386,8 +390,12 @@ class EventHub:
             raise ApiError("ERROR_ARGUMENT", "Value must be positive integer", 400)
         error = 1 if php_intval(query.get("error")) == 1 else 0
         return_process_id = not clear
-        candidates = sorted(
-            (r for r in mine if r["error"] == error), key=lambda r: (r["TIMESTAMP_X"], r["ID"])
+        # event-offline-get.md: filter (ID, TIMESTAMP_X, EVENT_NAME, MESSAGE_ID) and order, by default
+        # TIMESTAMP_X:ASC
+        candidates = _ordered(
+            [r for r in mine if r["error"] == error and _matches(r, query.get("filter"), _GET_FIELDS)],
+            query.get("order"),
+            "TIMESTAMP_X",
         )
         if process_id is None:  # markEvents: reserve up to `limit` unreserved rows under a new random id
             process_id = uuid.uuid4().hex
@@ -404,33 +412,96 @@ class EventHub:
 
     @staticmethod
     def _public(row: dict[str, Any]) -> dict[str, Any]:
+        """A row as the docs' example shows it: ID and MESSAGE_ID as strings, TIMESTAMP_X an ISO date with
+        the portal's offset (event-offline-get.md, "2024-07-18T12:32:31+02:00")."""
         return {
-            k: row[k]
-            for k in ("ID", "TIMESTAMP_X", "EVENT_NAME", "EVENT_DATA", "EVENT_ADDITIONAL", "MESSAGE_ID")
+            "ID": str(row["ID"]),
+            "TIMESTAMP_X": _iso(row["TIMESTAMP_X"]),
+            "EVENT_NAME": row["EVENT_NAME"],
+            "EVENT_DATA": row["EVENT_DATA"],
+            "EVENT_ADDITIONAL": row["EVENT_ADDITIONAL"],
+            "MESSAGE_ID": str(row["MESSAGE_ID"]),
         }
 
 
-def _matches(row: dict[str, Any], flt: Any) -> bool:
-    """The filter event.offline.list allows (ID, TIMESTAMP_X, EVENT_NAME, MESSAGE_ID, PROCESS_ID, ERROR; =
-    and !)."""
-    if not isinstance(flt, dict):
-        return True
-    columns = {
+_LIST_FIELDS = ("ID", "TIMESTAMP_X", "EVENT_NAME", "MESSAGE_ID", "PROCESS_ID", "ERROR")
+_GET_FIELDS = ("ID", "TIMESTAMP_X", "EVENT_NAME", "MESSAGE_ID")
+_OPERATOR = re.compile(r"^(>=|<=|!=|!|=|>|<)?(.*)$")
+
+
+def _iso(stamp: float) -> str:
+    """A unix time as the portal writes dates: ISO 8601 in its own offset, to the second."""
+    from bitrix24_agent_tools.sandbox.data import EPOCH
+
+    return datetime.fromtimestamp(stamp, tz=EPOCH.tzinfo).isoformat(timespec="seconds")
+
+
+def _column(row: dict[str, Any], name: str) -> Any:
+    return {
         "ID": row["ID"],
+        "TIMESTAMP_X": row["TIMESTAMP_X"],
         "EVENT_NAME": row["EVENT_NAME"],
         "MESSAGE_ID": row["MESSAGE_ID"],
         "PROCESS_ID": row["process_id"],
         "ERROR": row["error"],
-    }
+    }[name]
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """A filter value as the column compares it: numbers for ID and ERROR, a unix time for TIMESTAMP_X
+    (given as an ISO date or a number), text otherwise."""
+    if name in ("ID", "ERROR"):
+        return php_intval(value)
+    if name == "TIMESTAMP_X":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            try:
+                return datetime.fromisoformat(str(value)).timestamp()
+            except ValueError:
+                return float("nan")
+    return str(value)
+
+
+def _matches(row: dict[str, Any], flt: Any, fields: tuple[str, ...] = _LIST_FIELDS) -> bool:
+    """The filter the docs describe: a field, the operation before it (=, !, >, <, >=, <=), "standard
+    operations"; a key naming another field is not read (UNVERIFIED: the docs do not say it is refused)."""
+    if not isinstance(flt, dict):
+        return True
     for key, value in flt.items():
-        negate = str(key).startswith("!")
-        name = str(key).lstrip("!=").upper()
-        if name not in columns:
+        op, name = _OPERATOR.match(str(key)).groups()  # type: ignore[union-attr]
+        name = name.upper()
+        if name not in fields:
             continue
-        equal = str(columns[name]) == str(value)
-        if equal == negate:
+        have = _comparable(name, _column(row, name))
+        want = _comparable(name, value)
+        ok = {
+            None: have == want,
+            "=": have == want,
+            "!": have != want,
+            "!=": have != want,
+            ">": have > want,
+            "<": have < want,
+            ">=": have >= want,
+            "<=": have <= want,
+        }[op]
+        if not ok:
             return False
     return True
+
+
+def _ordered(rows: list[dict[str, Any]], order: Any, default: str) -> list[dict[str, Any]]:
+    """Rows sorted by ``order`` ({field: ASC|DESC}, fields as in the filter), else by ``default`` ascending;
+    ID breaks ties."""
+    keys = [
+        (str(k).upper(), str(v).upper() == "DESC")
+        for k, v in (order.items() if isinstance(order, dict) else [])
+        if str(k).upper() in _LIST_FIELDS
+    ] or [(default, False)]
+    out = sorted(rows, key=lambda r: r["ID"])
+    for name, descending in reversed(keys):
+        out.sort(key=lambda r, n=name: _comparable(n, _column(r, n)), reverse=descending)  # type: ignore[misc]
+    return out
 
 
 def _trimmed(value: Any) -> str | None:

@@ -38,9 +38,11 @@ def method(name: str, scope: str) -> Callable[[Method], Method]:
 
 
 def now_iso(portal: Portal) -> str:
+    """The portal's "now" as it writes dates: ISO 8601 with its offset, to the second (the docs' examples,
+    e.g. "2024-07-26T15:28:02+02:00", carry no fractions)."""
     return (
         data.EPOCH + timedelta(seconds=portal.clock() - portal.started_at) + timedelta(days=300)
-    ).isoformat()
+    ).isoformat(timespec="seconds")
 
 
 def _id(params: dict[str, Any], key: str = "id") -> int:
