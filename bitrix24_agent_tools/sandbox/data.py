@@ -165,6 +165,7 @@ def seed_state(
             "NAME": name,
             "PARENT": str(parent) if parent else None,
             "UF_HEAD": "1" if dept_id == 1 else str(dept_id),
+            "SORT": 500,  # departments/department-get.md: every example carries SORT (500 by default)
         }
     for uid in range(1, users + 1):
         first, last = FIRST[(uid - 1) % len(FIRST)], LAST[rng.randrange(len(LAST))]
@@ -180,6 +181,10 @@ def seed_state(
             else rng.choice(["Sales manager", "Account manager", "Support"]),
             "UF_DEPARTMENT": [1 if uid == 1 else rng.choice([2, 2, 3, 4])],
             "IS_ADMIN": uid == 1,
+            # user/user-get.md, example: IS_ONLINE Y|N, USER_TYPE employee|extranet|email, DATE_REGISTER
+            "IS_ONLINE": "N",
+            "USER_TYPE": "employee",
+            "DATE_REGISTER": iso(EPOCH - timedelta(days=30)),
         }
     user_ids = list(range(1, users + 1))
     for cid in range(1, companies + 1):

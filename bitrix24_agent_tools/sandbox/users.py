@@ -21,8 +21,26 @@ if TYPE_CHECKING:
 # --- users and departments ---------------------------------------------------------------------------------
 
 
+_USER_DEFAULTS = {"IS_ONLINE": "N", "USER_TYPE": "employee"}  # users made before these were seeded
+
+
 def _public_user(user: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in user.items() if k != "IS_ADMIN"}
+    return {**_USER_DEFAULTS, **{k: v for k, v in user.items() if k != "IS_ADMIN"}}
+
+
+def _sorted(rows: list[dict[str, Any]], params: dict[str, Any], default: str = "ID") -> list[dict[str, Any]]:
+    """``sort`` (a field) and ``order`` (ASC|DESC), as user.get and department.get take them (user-get.md,
+    department-get.md); numbers compare as numbers."""
+    upper = {str(k).upper(): v for k, v in params.items()}
+    field = str(upper.get("SORT") or default).upper()
+    descending = str(upper.get("ORDER") or "ASC").upper() == "DESC"
+
+    def key(row: dict[str, Any]) -> tuple[int, Any]:
+        value = row.get(field)
+        text = str(value if value is not None else "")
+        return (0, int(text)) if text.lstrip("-").isdigit() else (1, text.casefold())
+
+    return sorted(rows, key=key, reverse=descending)
 
 
 @method("user.current", "user")
@@ -40,9 +58,10 @@ def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
         if nested is not None
         else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER", "ADMIN_MODE")}
     )
-    rows = [u for u in portal.state["user"].values() if matches(u, flt or {})]
+    rows = [_public_user(u) for u in portal.state["user"].values()]
+    rows = _sorted([u for u in rows if matches(u, flt or {})], params)
     chunk, total, nxt = page(rows, params.get("start"))
-    return Listing([_public_user(u) for u in chunk], total, nxt)
+    return Listing(chunk, total, nxt)
 
 
 @method("user.search", "user")
@@ -63,7 +82,13 @@ def user_search(portal: Portal, params: dict[str, Any], caller: Caller) -> Listi
 
 @method("department.get", "department")
 def department_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    flt = {k: v for k, v in params.items() if k in ("ID", "NAME", "PARENT")}
-    rows = [d for d in portal.state["department"].values() if matches(d, flt)]
+    """departments/department-get.md: filter by ID, NAME, SORT, PARENT, UF_HEAD; ``sort``/``order``."""
+    flt = {
+        k.upper(): v for k, v in params.items() if k.upper() in ("ID", "NAME", "SORT", "PARENT", "UF_HEAD")
+    }
+    rows = [{**d, "SORT": d.get("SORT", 500)} for d in portal.state["department"].values()]
+    rows = _sorted(
+        [d for d in rows if matches(d, flt)], {k: v for k, v in params.items() if k in ("sort", "order")}
+    )
     chunk, total, nxt = page(rows, params.get("START", params.get("start")))
     return Listing(chunk, total, nxt)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bitrix24_agent_tools.client import Bitrix24
+import pytest
+
+from bitrix24_agent_tools.client import BadRequest, Bitrix24
 from bitrix24_agent_tools.sandbox import Portal
 
 _ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
@@ -68,3 +70,39 @@ def test_offline_get_reads_its_filter(portal: Portal) -> None:
     got = app.call("event.offline.get", {"filter": {">ID": ids[0]}}).result["events"]
     assert [int(e["ID"]) for e in got] == ids[1:]
     assert [int(e["ID"]) for e in app.call("event.offline.list", {}).result] == ids[:1]  # the others cleared
+
+
+def test_dialog_history_has_the_documented_shape_and_paging(client: Bitrix24, portal: Portal) -> None:
+    """chats/messages/im-dialog-messages-get.md: result {chat_id, messages[id, chat_id, author_id, date, text,
+    unread, …], users[id, name, first_name, last_name, …], files}; newest first; LAST_ID / FIRST_ID; LIMIT
+    20 by default; DIALOG_ID_EMPTY without a dialog."""
+    ids = [
+        client.call("im.message.add", {"DIALOG_ID": "chat1", "MESSAGE": f"m{i}"}).result for i in range(25)
+    ]
+    page = client.call("im.dialog.messages.get", {"DIALOG_ID": "chat1"}).result
+    assert set(page) >= {"chat_id", "messages", "users", "files"} and page["chat_id"] == 1
+    assert [m["id"] for m in page["messages"]] == ids[::-1][:20]
+    first = page["messages"][0]
+    assert set(first) >= {"id", "chat_id", "author_id", "date", "text", "unread"} and first["author_id"] == 1
+    assert page["users"][0]["id"] == 1 and page["users"][0]["first_name"] == portal.state["user"][1]["NAME"]
+    older = client.call("im.dialog.messages.get", {"DIALOG_ID": "chat1", "LAST_ID": ids[5]}).result
+    assert [m["id"] for m in older["messages"]] == ids[:5][::-1]
+    newer = client.call("im.dialog.messages.get", {"DIALOG_ID": "chat1", "FIRST_ID": ids[21]}).result
+    assert [m["id"] for m in newer["messages"]] == ids[22:][::-1]
+    with pytest.raises(BadRequest) as err:
+        client.call("im.dialog.messages.get", {})
+    assert err.value.code == "DIALOG_ID_EMPTY"
+
+
+def test_users_and_departments_carry_the_documented_fields_filters_and_sort(client: Bitrix24) -> None:
+    """user/user-get.md: IS_ONLINE, USER_TYPE in each user and as filters; sort by a field, order ASC|DESC.
+    departments/department-get.md: SORT in each department; filter by UF_HEAD."""
+    users = client.call("user.get", {}).result
+    assert all(u["USER_TYPE"] == "employee" and u["IS_ONLINE"] in ("Y", "N") for u in users)
+    assert client.call("user.get", {"FILTER": {"USER_TYPE": "extranet"}}).result == []
+    names = [u["LAST_NAME"] for u in client.call("user.get", {"sort": "LAST_NAME", "order": "DESC"}).result]
+    assert names == sorted(names, key=str.casefold, reverse=True)
+    departments = client.call("department.get", {}).result
+    assert all("SORT" in d for d in departments)
+    headed = client.call("department.get", {"UF_HEAD": departments[1]["UF_HEAD"]}).result
+    assert [d["ID"] for d in headed] == [departments[1]["ID"]]

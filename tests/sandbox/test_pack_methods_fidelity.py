@@ -50,7 +50,7 @@ CASES: list[tuple[str, dict[str, Any], Check, dict[str, Any], str, str]] = [
      {"DIALOG_ID": "2", "MESSAGE": ""}, "MESSAGE_EMPTY", "chats/messages/im-message-add.md"),
     ("im.dialog.messages.get", {"DIALOG_ID": "2"},
      lambda r: next(m["text"] for m in r["messages"]) == "Are we on for Friday?",
-     {}, "", "chats/messages/im-dialog-messages-get.md"),
+     {}, "DIALOG_ID_EMPTY", "chats/messages/im-dialog-messages-get.md"),
     ("im.search.chat.list", {"FIND": "sales"}, lambda r: [c["name"] for c in r] == ["Sales team"],
      {"FIND": "s"}, "FIND_SHORT", "chats/search/im-search-chat-list.md"),
     ("im.chat.user.list", {"CHAT_ID": 1}, lambda r: 1 in r, {}, "CHAT_ID_EMPTY",
