@@ -3,7 +3,7 @@ person's work day."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,7 +118,13 @@ def calendar_events(ctx: ToolContext, args: EventsArgs) -> HandlerGen:
         "calendar.event.get", {"type": "user", "ownerId": owner, "from": args.start, "to": args.end}
     )
     rows = [
-        {k: e.get(k) for k in ("ID", "NAME", "DATE_FROM", "DATE_TO", "ACCESSIBILITY")}
+        {
+            "ID": e.get("ID"),
+            "NAME": e.get("NAME"),
+            "FROM": _local(e.get("DATE_FROM_TS_UTC"), e.get("TZ_OFFSET_FROM")) or e.get("DATE_FROM"),
+            "TO": _local(e.get("DATE_TO_TS_UTC"), e.get("TZ_OFFSET_TO")) or e.get("DATE_TO"),
+            "ACCESSIBILITY": e.get("ACCESSIBILITY"),
+        }
         for e in response.result or []
         if isinstance(e, dict)
     ]
@@ -159,6 +165,16 @@ def bookings(ctx: ToolContext, args: BookingsArgs) -> HandlerGen:
         )
     what = f"bookings of {args.resource!r}" if args.resource else "bookings"
     return rows_output(ctx, rows, searched=f"{what} from {args.start} to {args.end}")
+
+
+def _local(stamp: Any, offset: Any) -> str | None:
+    """An event's moment (calendar-event-get.md: DATE_FROM_TS_UTC and TZ_OFFSET_FROM) as ISO 8601 in its own
+    zone — the portal's DATE_FROM is in its locale's format ("12/11/2024 05:59:00 pm")."""
+    try:
+        zone = timezone(timedelta(seconds=int(offset or 0)))
+        return datetime.fromtimestamp(int(stamp), tz=zone).isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _iso(stamp: Any) -> Any:

@@ -3,7 +3,7 @@ pack."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
@@ -32,42 +32,146 @@ def _owner(portal: Portal, params: dict[str, Any]) -> str:
     return str(owner or params.get("ownerId"))
 
 
+# The portal writes calendar dates in its own format (calendar-event-get.md: "12/11/2024 05:59:00 pm") with
+# the zone beside them (TZ_FROM, TZ_OFFSET_FROM) and the moment as a UTC timestamp (DATE_FROM_TS_UTC). The
+# sandbox portal's zone is its seed's (+03:00, Europe/Moscow). Stored as ISO; shown as the docs show them.
+_ZONE = ("Europe/Moscow", 10800)
+
+
+def _when(value: Any, *, end_of_day: bool = False) -> datetime:
+    """A date the calendar methods take: ISO 8601 (with or without an offset or a time), the portal's own
+    format ("12/11/2024 05:59:00 pm", "12/11/2024"), or a Unix timestamp; without an offset, the portal's
+    zone."""
+    from bitrix24_agent_tools.sandbox.data import EPOCH
+
+    text = str(value).strip()
+    moment: datetime | None = None
+    if text.lstrip("-").isdigit() and len(text) > 8:
+        return datetime.fromtimestamp(int(text), tz=EPOCH.tzinfo)
+    for shape in ("iso", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y"):
+        try:
+            moment = (
+                datetime.fromisoformat(text.replace("Z", "+00:00"))
+                if shape == "iso"
+                else datetime.strptime(text.upper(), shape)
+            )
+            break
+        except ValueError:
+            continue
+    if moment is None:
+        raise ApiError("", f"Invalid date {text[:40]!r}", 400)  # UNVERIFIED text
+    date_only = len(text) <= 10
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=EPOCH.tzinfo)
+    if date_only and end_of_day:
+        moment = moment.replace(hour=23, minute=59, second=59)
+    return moment
+
+
+def _portal_format(moment: datetime, skip_time: bool = False) -> str:
+    from bitrix24_agent_tools.sandbox.data import EPOCH
+
+    local = moment.astimezone(EPOCH.tzinfo)
+    return local.strftime("%m/%d/%Y") if skip_time else local.strftime("%m/%d/%Y %I:%M:%S %p").lower()
+
+
+def _public_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as calendar.event.get returns it (calendar-event-get.md, example)."""
+    start, end = _when(event["DATE_FROM"]), _when(event["DATE_TO"])
+    skip = event.get("DT_SKIP_TIME") == "Y"
+    out = {k: v for k, v in event.items() if k not in ("ATTENDEES",)}
+    out.update(
+        {
+            "PARENT_ID": event["ID"],
+            "DELETED": "N",
+            "DATE_FROM": _portal_format(start, skip),
+            "DATE_TO": _portal_format(end, skip),
+            "TZ_FROM": _ZONE[0],
+            "TZ_TO": _ZONE[0],
+            "TZ_OFFSET_FROM": str(_ZONE[1]),
+            "TZ_OFFSET_TO": str(_ZONE[1]),
+            "DATE_FROM_TS_UTC": str(int(start.timestamp())),
+            "DATE_TO_TS_UTC": str(int(end.timestamp())),
+            "DT_SKIP_TIME": "Y" if skip else "N",
+            "DT_LENGTH": int(end.timestamp() - start.timestamp()),
+            "CREATED_BY": event.get("CREATED_BY", event.get("OWNER_ID")),
+            "ATTENDEE_LIST": [
+                {"id": int(a), "entryId": 0, "status": "Y"} for a in event.get("ATTENDEES", [])
+            ],
+        }
+    )
+    return out
+
+
+def _span(params: dict[str, Any], required: bool) -> tuple[datetime, datetime]:
+    """``from``/``to`` (or ``from_ts``/``to_ts``), as calendar.event.add reads them."""
+    start = params.get("from") if params.get("from") not in (None, "") else params.get("from_ts")
+    end = params.get("to") if params.get("to") not in (None, "") else params.get("to_ts")
+    skip = str(params.get("skip_time") or "N").upper() == "Y"
+    return _when(start), _when(end, end_of_day=skip and required)
+
+
 @method("calendar.event.add", "calendar")
 def calendar_event_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    """calendar/calendar-event/calendar-event-add.md: type, ownerId, name, from/from_ts, to/to_ts; ``section``
+    (required unless auto-detected; one of the owner's calendars), skip_time for a date without time."""
     _required(params, "calendar.event.add", "type", "ownerId", "name", "from", "to")
-    if str(params["to"]) < str(params["from"]):
+    start, end = _span(params, required=True)
+    if end < start:
         raise ApiError("ERROR_ARGUMENT", "'to' is before 'from'")
     owner = _owner(portal, params)
+    kind = str(params.get("type") or "user")
+    sections = [
+        s
+        for s in table(portal, "calendar_section").values()
+        if s["CAL_TYPE"] == kind and s["OWNER_ID"] == owner
+    ]
+    section = positive(params.get("section"))
+    if section is None:
+        if str(params.get("auto_detect_section") or "").upper() == "N" or not sections:
+            raise ApiError(
+                "", "You specified an invalid calendar section ID or the user does not have access to it", 400
+            )
+        section = int(sections[0]["ID"])
+    elif str(section) not in {s["ID"] for s in sections}:
+        raise ApiError(
+            "", "You specified an invalid calendar section ID or the user does not have access to it", 400
+        )
+    skip = str(params.get("skip_time") or "N").upper() == "Y"
     new_id = portal.next_id("calendar_event")
     table(portal, "calendar_event")[new_id] = {
         "ID": str(new_id),
         "NAME": str(params["name"]),
-        "DATE_FROM": str(params["from"]),
-        "DATE_TO": str(params["to"]),
+        "DATE_FROM": start.isoformat(timespec="seconds"),
+        "DATE_TO": end.isoformat(timespec="seconds"),
         "OWNER_ID": owner,
-        "CAL_TYPE": str(params.get("type") or "user"),
-        "SECTION_ID": str(params.get("section") or owner),
+        "CAL_TYPE": kind,
+        "SECTION_ID": str(section),
         "DESCRIPTION": str(params.get("description") or ""),
         "ACCESSIBILITY": str(params.get("accessibility") or "busy"),
         "IMPORTANCE": str(params.get("importance") or "normal"),
         "ATTENDEES": [str(a) for a in params.get("attendees") or []],
         "LOCATION": str(params.get("location") or ""),
+        "DT_SKIP_TIME": "Y" if skip else "N",
+        "CREATED_BY": str(caller.user_id),
     }
     return new_id
 
 
 @method("calendar.event.get", "calendar")
 def calendar_event_get(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
-    """calendar-event-get.md: type and ownerId select the calendar; from/to bound the dates."""
-    events = table(portal, "calendar_event").values()
+    """calendar-event-get.md: type and ownerId select the calendar; ``from``/``to`` (dates) bound the events
+    that overlap them, by default a month before now to three months after."""
+    now = _when(now_iso(portal))
     owner = str(params.get("ownerId") or "")
-    start, end = str(params.get("from") or ""), str(params.get("to") or "9999")
+    start = _when(params["from"]) if params.get("from") else now - timedelta(days=30)
+    end = _when(params["to"], end_of_day=True) if params.get("to") else now + timedelta(days=90)
     return [
-        dict(e)
-        for e in events
+        _public_event(e)
+        for e in table(portal, "calendar_event").values()
         if (not owner or e["OWNER_ID"] == owner)
-        and start <= e["DATE_FROM"][: max(len(start), 10)]
-        and e["DATE_FROM"][: len(end)] <= end
+        and _when(e["DATE_TO"]) >= start
+        and _when(e["DATE_FROM"]) <= end
     ]
 
 
@@ -100,9 +204,12 @@ def calendar_event_update(portal: Portal, params: dict[str, Any], caller: Caller
     for key, field in changes.items():
         if key in params:
             updated[field] = str(params[key])
+    for key, field in (("from", "DATE_FROM"), ("to", "DATE_TO")):
+        if key in params or f"{key}_ts" in params:
+            updated[field] = _when(params.get(key) or params.get(f"{key}_ts")).isoformat(timespec="seconds")
     if "attendees" in params:
         updated["ATTENDEES"] = [str(a) for a in params.get("attendees") or []]
-    if updated["DATE_TO"] < updated["DATE_FROM"]:
+    if _when(updated["DATE_TO"]) < _when(updated["DATE_FROM"]):
         raise ApiError("ERROR_ARGUMENT", "'to' is before 'from'")
     event.update(updated)
     return int(event["ID"])
@@ -132,21 +239,22 @@ def calendar_accessibility(
     """calendar-accessibility-get.md: per user, the busy events between ``from`` and ``to`` (dates)."""
     _required(params, "calendar.accessibility.get", "users", "from", "to")
     users = params["users"] if isinstance(params["users"], list) else [params["users"]]
-    start, end = str(params["from"])[:10], str(params["to"])[:10]
+    start, end = _when(params["from"]), _when(params["to"], end_of_day=True)
     out: dict[str, list[dict[str, Any]]] = {}
     for user in users:
         out[str(user)] = [
             {
                 "ID": e["ID"],
                 "NAME": e["NAME"],
-                "DATE_FROM": e["DATE_FROM"],
-                "DATE_TO": e["DATE_TO"],
+                "DATE_FROM": _portal_format(_when(e["DATE_FROM"])),
+                "DATE_TO": _portal_format(_when(e["DATE_TO"])),
                 "ACCESSIBILITY": e.get("ACCESSIBILITY", "busy"),
                 "IMPORTANCE": e.get("IMPORTANCE", "normal"),
             }
             for e in table(portal, "calendar_event").values()
             if (e["OWNER_ID"] == str(user) or str(user) in e.get("ATTENDEES", []))
-            and start <= e["DATE_FROM"][:10] <= end
+            and _when(e["DATE_TO"]) >= start
+            and _when(e["DATE_FROM"]) <= end
         ]
     return out
 

@@ -4,6 +4,7 @@ the offline queue's rows, filters and order."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from bitrix24_agent_tools.client import BadRequest, Bitrix24
 from bitrix24_agent_tools.sandbox import Portal
 
+_STAMP = int(datetime(2026, 12, 15, 12, 0, tzinfo=timezone.utc).timestamp())  # 15:00 at +03:00
 _ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 
 
@@ -106,3 +108,60 @@ def test_users_and_departments_carry_the_documented_fields_filters_and_sort(clie
     assert all("SORT" in d for d in departments)
     headed = client.call("department.get", {"UF_HEAD": departments[1]["UF_HEAD"]}).result
     assert [d["ID"] for d in headed] == [departments[1]["ID"]]
+
+
+def test_calendar_events_in_the_portals_format_with_utc_timestamps(client: Bitrix24) -> None:
+    """calendar/calendar-event/calendar-event-get.md, example: DATE_FROM "12/11/2024 05:59:00 pm" (the
+    portal's own format) beside TZ_FROM, TZ_OFFSET_FROM and DATE_FROM_TS_UTC / DATE_TO_TS_UTC; from/to bound
+    the events that overlap those dates."""
+    made = client.call(
+        "calendar.event.add",
+        {
+            "type": "user",
+            "ownerId": 1,
+            "name": "Review",
+            "from": "2026-12-15T15:00:00+03:00",
+            "to": "2026-12-15T16:30:00+03:00",
+        },
+    ).result
+    events = client.call(
+        "calendar.event.get", {"type": "user", "ownerId": 1, "from": "2026-12-15", "to": "2026-12-15"}
+    ).result
+    event = next(e for e in events if e["ID"] == str(made))
+    assert event["DATE_FROM"] == "12/15/2026 03:00:00 pm" and event["DATE_TO"] == "12/15/2026 04:30:00 pm"
+    assert event["DATE_FROM_TS_UTC"] == str(_STAMP) and event["DT_LENGTH"] == 5400
+    assert event["TZ_OFFSET_FROM"] == "10800" and event["DT_SKIP_TIME"] == "N"
+    none = client.call(
+        "calendar.event.get", {"type": "user", "ownerId": 1, "from": "2026-12-16", "to": "2026-12-20"}
+    ).result
+    assert str(made) not in {e["ID"] for e in none}
+
+
+def test_calendar_add_takes_timestamps_and_checks_the_section(client: Bitrix24) -> None:
+    """calendar-event-add.md: from_ts / to_ts "can be used instead of from / to"; section must be one of the
+    owner's calendars ("You specified an invalid calendar section ID or the user does not have access to
+    it")."""
+    made = client.call(
+        "calendar.event.add",
+        {"type": "user", "ownerId": 1, "name": "By stamps", "from_ts": _STAMP, "to_ts": _STAMP + 3600},
+    ).result
+    event = next(
+        e
+        for e in client.call(
+            "calendar.event.get", {"type": "user", "ownerId": 1, "from": "2026-12-15"}
+        ).result
+        if e["ID"] == str(made)
+    )
+    assert event["DATE_FROM_TS_UTC"] == str(_STAMP) and event["DATE_TO_TS_UTC"] == str(_STAMP + 3600)
+    with pytest.raises(BadRequest, match="invalid calendar section"):
+        client.call(
+            "calendar.event.add",
+            {
+                "type": "user",
+                "ownerId": 1,
+                "name": "x",
+                "from": "2026-12-15",
+                "to": "2026-12-15",
+                "section": 999,
+            },
+        )
