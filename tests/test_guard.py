@@ -217,7 +217,9 @@ def test_every_call_is_audited_with_masked_params(client: Bitrix24, tmp_path: An
     audit = SqliteAuditStore(tmp_path / "audit.sqlite3")
     toolbox = box(client, AutoConfirmer(by="alice"), audit=audit)
     toolbox.run("b24_crm_list", {"entity": "deal", "limit": 1})
-    toolbox.run("b24_task_create", {"title": "t", "description": f"see {client.auth.base_url}"})  # type: ignore[union-attr]
+    toolbox.run(
+        "b24_task_create", {"title": "t", "responsible_id": 1, "description": f"see {client.auth.base_url}"}
+    )  # type: ignore[union-attr]
     toolbox.run("b24_core_call", {"method": "crm.deal.delete", "params": {"id": 1}})
     from bitrix24_agent_tools.packs.preflight import METHODS
 

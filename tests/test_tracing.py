@@ -37,7 +37,7 @@ def test_a_tool_call_is_a_span_with_its_decisions_and_its_portal_requests(export
     portal = Portal(seed=1)
     client = Bitrix24(portal.webhook_url, transport=portal.transport())
     box = Toolbox(client, packs=("core",), guard=Guard(Policy.writer(), AutoConfirmer()))
-    assert not box.run("b24_task_create", {"title": "traced"}).is_error
+    assert not box.run("b24_task_create", {"title": "traced", "responsible_id": 1}).is_error
     refused = box.run("b24_core_call", {"method": "tasks.task.delete", "params": {"taskId": 1, "id": 2}})
     assert refused.is_error
     spans = exporter.get_finished_spans()
@@ -45,7 +45,8 @@ def test_a_tool_call_is_a_span_with_its_decisions_and_its_portal_requests(export
     assert [s.attributes["gen_ai.tool.name"] for s in tools] == ["b24_task_create", "b24_core_call"]
     created, denied = tools
     assert created.attributes["gen_ai.operation.name"] == "execute_tool"
-    assert [e.attributes["bitrix24.decision"] for e in created.events] == ["approved"]
+    # the responsible user's check (a read), then the write the person approved
+    assert [e.attributes["bitrix24.decision"] for e in created.events] == ["read", "approved"]
     requests = [s for s in spans if s.name == "bitrix24 tasks.task.add"]
     assert requests and requests[0].parent.span_id == created.context.span_id
     assert requests[0].attributes["rpc.method"] == "tasks.task.add"

@@ -501,8 +501,11 @@ def _check_task(ctx: ToolContext, responsible: Any, deadline: Any) -> Generator[
 def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
     yield from _check_task(ctx, args.responsible_id, args.deadline)
     fields: dict[str, Any] = {"TITLE": args.title}
-    if args.responsible_id:
-        fields["RESPONSIBLE_ID"] = args.responsible_id
+    responsible = args.responsible_id
+    if not responsible:  # tasks-task-add.md: RESPONSIBLE_ID is required ("Responsible person not specified")
+        me = yield Call("user.current", {})
+        responsible = int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
+    fields["RESPONSIBLE_ID"] = responsible
     if args.deadline:
         fields["DEADLINE"] = args.deadline
     if args.description:
@@ -722,7 +725,7 @@ def specs() -> list[ToolSpec]:
             "Create a task.",
             TaskCreateArgs,
             "write",
-            ("tasks.task.add", *preflight.METHODS),
+            ("tasks.task.add", "user.current", *preflight.METHODS),
             task_create,
             "core",
         ),

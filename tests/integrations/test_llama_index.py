@@ -75,7 +75,7 @@ async def _run(answer: Any) -> tuple[Portal, str, list[str]]:
 
 async def test_workflow_asks_a_person_and_writes_after_yes() -> None:
     portal, result, asked = await _run("yes")
-    assert asked == ["Approve? Create task (tasks.task.add)\n  TITLE = Call the client"]
+    assert asked == ["Approve? Create task (tasks.task.add)\n  TITLE = Call the client\n  RESPONSIBLE_ID = 1"]
     assert result.startswith("created task #")
     assert len([t for t in portal.entities("task") if t["title"] == "Call the client"]) == 1
 
@@ -108,7 +108,7 @@ async def test_a_function_agent_pauses_for_confirmation_and_completes_after_the_
             assert not any(t["title"] == "Agent task" for t in portal.entities("task"))
             handler.ctx.send_event(HumanResponseEvent(response="yes", waiter_id=event.waiter_id))  # type: ignore[union-attr,attr-defined]
     result = await handler
-    assert asked == ["Approve? Create task (tasks.task.add)\n  TITLE = Agent task"]
+    assert asked == ["Approve? Create task (tasks.task.add)\n  TITLE = Agent task\n  RESPONSIBLE_ID = 1"]
     assert "Task created." in str(result)
     assert len([t for t in portal.entities("task") if t["title"] == "Agent task"]) == 1
 

@@ -165,3 +165,40 @@ def test_calendar_add_takes_timestamps_and_checks_the_section(client: Bitrix24) 
                 "section": 999,
             },
         )
+
+
+def test_task_add_needs_a_responsible_person(client: Bitrix24) -> None:
+    """tasks/tasks-task-add.md, Error Handling: ERROR_CORE "Responsible person not specified"."""
+    with pytest.raises(BadRequest, match="Responsible person not specified"):
+        client.call("tasks.task.add", {"fields": {"TITLE": "Nobody's"}})
+
+
+def test_task_list_default_order_title_patterns_real_status_and_bad_order(client: Bitrix24) -> None:
+    """tasks/tasks-task-list.md: "By default, it sorts in descending order by ID"; TITLE "can search by
+    pattern [%_]"; REAL_STATUS is the status; an order key it does not list: code 0, "Invalid sorting key"."""
+    tasks = client.call("tasks.task.list", {"select": ["ID", "TITLE"]}).result["tasks"]
+    ids = [int(t["id"]) for t in tasks]
+    assert ids == sorted(ids, reverse=True)
+    client.call("tasks.task.add", {"fields": {"TITLE": "Call Zebra Corp", "RESPONSIBLE_ID": 1}})
+    found = client.call("tasks.task.list", {"filter": {"TITLE": "Call Z%"}}).result["tasks"]
+    assert [t["title"] for t in found] == ["Call Zebra Corp"]
+    assert client.call("tasks.task.list", {"filter": {"TITLE": "Call _ebra Corp"}}).result["tasks"]
+    done = client.call("tasks.task.list", {"filter": {"REAL_STATUS": 5}}).result["tasks"]
+    assert done and all(t["status"] == "5" for t in done)
+    with pytest.raises(BadRequest) as err:
+        client.call("tasks.task.list", {"order": {"NOT_A_FIELD": "asc"}})
+    assert "Invalid sorting key" in str(err.value)
+
+
+def test_a_task_carries_its_people_and_who_closed_it(client: Bitrix24) -> None:
+    """tasks/tasks-task-get.md, example: creator and responsible as {id, name, link, icon, workPosition};
+    tasks/fields.md: closedBy / closedDate once completed."""
+    made = client.call("tasks.task.add", {"fields": {"TITLE": "Close me", "RESPONSIBLE_ID": 2}}).result[
+        "task"
+    ]
+    task = client.call("tasks.task.get", {"taskId": made["id"]}).result["task"]
+    assert task["responsible"]["id"] == "2" and set(task["creator"]) >= {"id", "name", "link", "workPosition"}
+    assert task["closedDate"] is None and task["auditors"] == [] and task["accomplices"] == []
+    client.call("tasks.task.complete", {"taskId": made["id"]})
+    closed = client.call("tasks.task.get", {"taskId": made["id"]}).result["task"]
+    assert closed["status"] == "5" and closed["closedBy"] == "1" and _ISO_SECONDS.match(closed["closedDate"])
