@@ -19,10 +19,10 @@ from bitrix24_agent_tools.sandbox.query import (
 )
 from bitrix24_agent_tools.sandbox.registry import (
     Listing,
-    _fields_arg,
     _id,
     method,
     now_iso,
+    positive,
 )
 from bitrix24_agent_tools.sandbox.types import Caller
 
@@ -467,6 +467,17 @@ def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
     """crm-category-list.md: ``result.categories`` (id, name, sort, entityTypeId, isDefault, originId,
     originatorId) and ``total``."""
     etid = _id(params, "entityTypeId")
+    # Error Handling: NOT_FOUND "Smart process not found" for an entityTypeId that names nothing,
+    # ENTITY_TYPE_NOT_SUPPORTED for a kind of record without pipelines. UNVERIFIED which kinds have them:
+    # deals and smart processes do (crm/universal/category/index.md); leads and quotes taken as not; contacts,
+    # companies and smart invoices answer their one default category.
+    unsupported = {1: "Lead", 7: "Quote"}
+    if etid in unsupported:
+        raise ApiError(
+            "ENTITY_TYPE_NOT_SUPPORTED", f"Entity type `{unsupported[etid]}` is not supported", 400
+        )
+    if etid not in (2, 3, 4, 31) and etid not in portal.smart_types:
+        raise ApiError("NOT_FOUND", "Smart process not found", 400)
     if etid != 2:
         cats = [
             {
@@ -590,14 +601,29 @@ def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> lis
 
 @method("crm.timeline.comment.add", "crm")
 def timeline_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    fields = _fields_arg(params)
-    etype = str(fields.get("ENTITY_TYPE", "")).lower()
-    if etype not in FIELD_TYPES:
-        raise ApiError("ERROR_ARGUMENT", "ENTITY_TYPE must be lead, deal, contact or company")
-    if _id(fields, "ENTITY_ID") not in portal.state[etype]:
-        raise ApiError("NOT_FOUND", "Owner entity not found")
+    """crm/timeline/comments/crm-timeline-comment-add.md: only lower-case ``fields`` (since crm 23.100.0
+    "Fields, FIELDS, arFields are not accepted"); ENTITY_TYPE lead, deal, contact, company, order or
+    dynamic_<entityTypeId>; errors 100 (required fields), OWNER_NOT_FOUND, INVALID_ARG_VALUE (empty
+    comment)."""
+    fields = params.get("fields")
+    if not isinstance(fields, dict) or not fields:
+        raise ApiError("100", "Required fields are not provided", 400)
+    etype = str(fields.get("ENTITY_TYPE", "")).strip().lower()
+    if not etype or fields.get("ENTITY_ID") in (None, ""):
+        raise ApiError("100", "Required fields are not provided", 400)
+    owner = positive(fields.get("ENTITY_ID"))
+    if etype in FIELD_TYPES:
+        exists = owner in portal.state[etype]
+    elif etype.startswith("dynamic_") and etype[8:].isdigit():
+        exists = owner in portal.state["smart_item"].get(int(etype[8:]), {})
+    elif etype == "order":
+        exists = owner in portal.state.get("sale_order", {})
+    else:
+        exists = False
+    if not exists:
+        raise ApiError("OWNER_NOT_FOUND", "Owner of the item not found", 400)
     if not str(fields.get("COMMENT") or "").strip():
-        raise ApiError("ERROR_ARGUMENT", "COMMENT is required")
+        raise ApiError("INVALID_ARG_VALUE", "Empty comment", 400)
     new_id = portal.next_id("timeline_comment")
     portal.state["timeline_comment"][new_id] = {
         "ID": str(new_id),

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
@@ -59,19 +60,33 @@ def _public(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in record.items() if k != "CONTENT"}
     if record["TYPE"] == "file":
         out["DOWNLOAD_URL"] = f"{portal.base_url}/rest/download.json?token={download_token(portal, record)}"
+    else:  # disk/file/disk-file-search.md: REAL_OBJECT_ID comes only for folders (its own ID unless shared)
+        out["REAL_OBJECT_ID"] = record.get("REAL_OBJECT_ID") or record["ID"]
     out["DETAIL_URL"] = f"{portal.base_url}/docs/path/{record['NAME']}"
     return out
 
 
 def _children(portal: Portal, folder_id: int, params: dict[str, Any]) -> Listing:
+    """disk/folder/disk-folder-get-children.md: ``filter`` by the object's fields with the operation before
+    the name (>=, >, <=, <, @, !@, %, =%, %=, =, !=, !), a plain key an exact match (the database's collation
+    ignores case); ``order`` {field: ASC|DESC}; 50 a page."""
+    from bitrix24_agent_tools.sandbox.query import matches, order_rows
+
     rows = [
         _public(portal, o) for o in table(portal, "disk_object").values() if o["PARENT_ID"] == str(folder_id)
     ]
     flt = obj(params.get("filter"))
-    for key, wanted in flt.items():
-        rows = [
-            r for r in rows if str(r.get(str(key).upper())).casefold() == str(wanted).casefold()
-        ]  # ci collation
+    plain = {k: v for k, v in flt.items() if str(k)[:1].isalnum() or str(k)[:1] == "_"}
+    for key, wanted in plain.items():
+        rows = [r for r in rows if str(r.get(str(key).upper())).casefold() == str(wanted).casefold()]
+    operated = {
+        re.sub(r"^([^A-Za-z_]*)(.*)$", lambda m: m.group(1) + m.group(2).upper(), str(k)): v
+        for k, v in flt.items()
+        if k not in plain
+    }
+    rows = [r for r in rows if matches(r, operated)]
+    order = obj(params.get("order"))
+    rows = order_rows(rows, {str(k).upper(): v for k, v in order.items()})
     return paged(rows, params.get("start"))
 
 

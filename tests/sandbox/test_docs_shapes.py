@@ -202,3 +202,49 @@ def test_a_task_carries_its_people_and_who_closed_it(client: Bitrix24) -> None:
     client.call("tasks.task.complete", {"taskId": made["id"]})
     closed = client.call("tasks.task.get", {"taskId": made["id"]}).result["task"]
     assert closed["status"] == "5" and closed["closedBy"] == "1" and _ISO_SECONDS.match(closed["closedDate"])
+
+
+def test_folder_children_filter_with_operations_order_and_real_object_id(client: Bitrix24) -> None:
+    """disk/folder/disk-folder-get-children.md: filter keys with an operation before the field (%, >=, !, …),
+    order {field: ASC|DESC}; disk/file/disk-file-search.md: REAL_OBJECT_ID comes only for folders."""
+    like = client.call("disk.folder.getchildren", {"id": 1, "filter": {"%NAME": "list"}}).result
+    assert [o["NAME"] for o in like] == ["Price list 2026.xlsx"]
+    folders = client.call(
+        "disk.folder.getchildren", {"id": 1, "filter": {"TYPE": "folder"}, "order": {"NAME": "DESC"}}
+    ).result
+    names = [o["NAME"] for o in folders]
+    assert names == sorted(names, reverse=True) and len(names) >= 2
+    assert all(o["REAL_OBJECT_ID"] == o["ID"] for o in folders)
+    files = client.call("disk.folder.getchildren", {"id": 1, "filter": {"!TYPE": "folder"}}).result
+    assert files and all(o["TYPE"] == "file" and "REAL_OBJECT_ID" not in o for o in files)
+
+
+def test_timeline_comments_take_lower_case_fields_any_owner_kind_and_refuse_an_empty_text(
+    client: Bitrix24,
+) -> None:
+    """crm/timeline/comments/crm-timeline-comment-add.md: "only accepts parameters with the key fields in
+    lowercase" (FIELDS is not accepted: 100, required fields); ENTITY_TYPE may be dynamic_N; OWNER_NOT_FOUND;
+    INVALID_ARG_VALUE "Empty comment"."""
+    ok = {"ENTITY_TYPE": "deal", "ENTITY_ID": 1, "COMMENT": "hello"}
+    assert isinstance(client.call("crm.timeline.comment.add", {"fields": ok}).result, int)
+    with pytest.raises(BadRequest) as upper:
+        client.call("crm.timeline.comment.add", {"FIELDS": ok})
+    assert upper.value.code == "100"
+    with pytest.raises(BadRequest) as empty:
+        client.call("crm.timeline.comment.add", {"fields": {**ok, "COMMENT": " "}})
+    assert empty.value.code == "INVALID_ARG_VALUE"
+    with pytest.raises(BadRequest) as missing:
+        client.call("crm.timeline.comment.add", {"fields": {**ok, "ENTITY_ID": 99999}})
+    assert missing.value.code == "OWNER_NOT_FOUND"
+
+
+def test_category_list_refuses_what_has_no_pipelines(client: Bitrix24) -> None:
+    """crm/universal/category/crm-category-list.md, Error Handling: NOT_FOUND "Smart process not found" for
+    an invalid entityTypeId; ENTITY_TYPE_NOT_SUPPORTED for a kind of record without pipelines."""
+    assert client.call("crm.category.list", {"entityTypeId": 2}).result["categories"]
+    with pytest.raises(Exception) as unknown:
+        client.call("crm.category.list", {"entityTypeId": 1999})
+    assert getattr(unknown.value, "code", "") == "NOT_FOUND"
+    with pytest.raises(BadRequest) as lead:
+        client.call("crm.category.list", {"entityTypeId": 1})
+    assert lead.value.code == "ENTITY_TYPE_NOT_SUPPORTED"
