@@ -31,6 +31,9 @@ _NOT_THE_CALL = {
     "invalid_token",
     "NO_AUTH_FOUND",
     "ERROR_METHOD_NOT_FOUND",
+    "WRONG_AUTH_TYPE",
+    "INVALID_CREDENTIALS",
+    "METHOD_NOT_ALLOWED",
 }
 
 

@@ -331,7 +331,9 @@ def _call_user(portal: Portal, query: dict[str, Any]) -> int:
 
 @method("telephony.externalCall.register", "telephony")
 def external_call_register(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """telephony/telephony-external-call-register.md: the call is found in CRM by its number."""
+    """telephony/telephony-external-call-register.md: the call is found in CRM by its number; "works only in
+    the context of an application" (WRONG_AUTH_TYPE otherwise)."""
+    app_only(caller, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method.")
     query = upper(params)
     user_id = _call_user(portal, query)
     phone = str(query.get("PHONE_NUMBER") or "").strip()
@@ -374,7 +376,8 @@ def external_call_register(portal: Portal, params: dict[str, Any], caller: Calle
 
 @method("telephony.externalCall.finish", "telephony")
 def external_call_finish(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """telephony/telephony-external-call-finish.md."""
+    """telephony/telephony-external-call-finish.md: only in the context of an application."""
+    app_only(caller, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method")
     query = upper(params)
     call_id = query.get("CALL_ID")
     if not isinstance(call_id, str) or not call_id:

@@ -45,18 +45,28 @@ def _call(box: Toolbox, pack: str, method: str, params: dict[str, Any] | None = 
     return _ok(box, f"b24_{pack}_call", {"method": method, "params": params or {}}).artifact
 
 
-def test_comms(client: Bitrix24, portal: Portal) -> None:
+def test_comms(client: Bitrix24, portal: Portal, clock: Any) -> None:
     box, confirmer = _box(client, "comms")
     _ok(box, "b24_chat_send", {"dialog_id": "2", "message": "Lunch at noon?"})
     _ok(box, "b24_notify", {"user_id": 3, "message": "Report is ready"})
+    # telephony works only in the context of an application (telephony-external-call-register.md)
+    refused = box.run(
+        "b24_comms_call",
+        {
+            "method": "telephony.externalCall.register",
+            "params": {"USER_ID": 1, "PHONE_NUMBER": "1", "TYPE": 2},
+        },
+    )
+    assert refused.is_error and "WRONG_AUTH_TYPE" in refused.content and "e.g. params" not in refused.content
+    app_box = Toolbox(_app_client(portal, clock), packs=("core", "comms"), guard=box.guard)
     call = _call(
-        box,
+        app_box,
         "comms",
         "telephony.externalCall.register",
         {"USER_ID": 1, "PHONE_NUMBER": "+1 555 010001", "TYPE": 2},
     )
     _call(
-        box,
+        app_box,
         "comms",
         "telephony.externalCall.finish",
         {"CALL_ID": call["CALL_ID"], "USER_ID": 1, "DURATION": 42},
@@ -70,6 +80,7 @@ def test_comms(client: Bitrix24, portal: Portal) -> None:
     assert [s.method for s in confirmer.seen] == [
         "im.message.add",
         "im.notify.system.add",
+        "telephony.externalcall.register",  # asked, then refused by the portal (a webhook)
         "telephony.externalcall.register",
         "telephony.externalcall.finish",
     ]  # canonical form
