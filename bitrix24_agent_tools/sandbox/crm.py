@@ -38,6 +38,7 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
         "CATEGORY_ID": ("crm_category", "Pipeline"),
         "STAGE_ID": ("crm_status", "Stage"),
         "OPPORTUNITY": ("double", "Amount"),
+        "IS_MANUAL_OPPORTUNITY": ("char", "IS_MANUAL_OPPORTUNITY"),  # crm-deal-fields.md, crm-lead-fields.md
         "CURRENCY_ID": ("crm_currency", "Currency"),
         "CONTACT_ID": ("crm_contact", "Contact"),
         "COMPANY_ID": ("crm_company", "Company"),
@@ -82,6 +83,7 @@ FIELD_TYPES: dict[str, dict[str, tuple[str, str]]] = {
         "STATUS_ID": ("crm_status", "Status"),
         "SOURCE_ID": ("crm_status", "Source"),
         "OPPORTUNITY": ("double", "Amount"),
+        "IS_MANUAL_OPPORTUNITY": ("char", "IS_MANUAL_OPPORTUNITY"),  # crm-deal-fields.md, crm-lead-fields.md
         "CURRENCY_ID": ("crm_currency", "Currency"),
         "ASSIGNED_BY_ID": ("user", "Responsible"),
         "COMMENTS": ("string", "Comment"),

@@ -73,6 +73,8 @@ _ITEM_NAMES = {
     "ASSIGNED_BY_ID": "assignedById",
     "CREATED_TIME": "createdTime",
     "UPDATED_TIME": "updatedTime",
+    # crm/universal/object-fields.md, Lead: the lead's status is its stageId in crm.item.*
+    "STATUS_ID": "stageId",
 }
 _ITEM_INTS = {
     "id",
