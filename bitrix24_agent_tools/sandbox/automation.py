@@ -30,8 +30,16 @@ _DOCUMENT_ENTITY = {
 
 
 @method("bizproc.workflow.template.list", "bizproc")
-def workflow_templates(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
-    return [{k: v for k, v in t.items() if k != "APP"} for t in table(portal, "bizproc_template").values()]
+def workflow_templates(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    """bizproc/template/bizproc-workflow-template-list.md: the templates with ``total``, 50 a page from
+    ``start``; SELECT narrows the fields (ID always)."""
+    query = upper(params)
+    rows = [{k: v for k, v in t.items() if k != "APP"} for t in table(portal, "bizproc_template").values()]
+    select = query.get("SELECT")
+    if isinstance(select, list) and select:
+        wanted = {str(f).upper() for f in select} | {"ID"}
+        rows = [{k: v for k, v in r.items() if k.upper() in wanted} for r in rows]
+    return paged(rows, query.get("START", params.get("start")))
 
 
 @method("bizproc.workflow.template.update", "bizproc")

@@ -150,10 +150,21 @@ def blogpost_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
 
 
 @method("log.blogpost.get", "log")
-def blogpost_get(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def blogpost_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    """log/log-blogpost-get.md: POST_ID, FIRST_ID / LAST_ID (IDs above / below), ``total`` and paging by
+    ``start``."""
+    query = upper(params)
     posts = list(table(portal, "blogpost").values())
-    wanted = params.get("POST_ID")
-    return [p for p in posts if wanted is None or p["ID"] == str(wanted)]
+    wanted = query.get("POST_ID")
+    first, last = positive(query.get("FIRST_ID")), positive(query.get("LAST_ID"))
+    rows = [
+        p
+        for p in posts
+        if (wanted is None or p["ID"] == str(wanted))
+        and (not first or int(p["ID"]) > first)
+        and (not last or int(p["ID"]) < last)
+    ]
+    return paged(rows, params.get("start"))
 
 
 def _own_post(portal: Portal, params: dict[str, Any], caller: Caller, code: str) -> dict[str, Any]:

@@ -581,9 +581,9 @@ _CURRENCIES = (
 
 
 @method("crm.currency.list", "crm")
-def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
-    """crm-currency-list.md: CURRENCY, AMOUNT_CNT, AMOUNT, SORT, BASE, FULL_NAME, ..."""
-    return [
+def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    """crm-currency-list.md: CURRENCY, AMOUNT_CNT, AMOUNT, SORT, BASE, FULL_NAME, ...; with ``total``."""
+    rows = [
         {
             "CURRENCY": code,
             "AMOUNT_CNT": "1",
@@ -599,6 +599,7 @@ def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> lis
         }
         for i, (code, name, amount, base) in enumerate(_CURRENCIES)
     ]
+    return Listing(rows, len(rows), None)
 
 
 @method("crm.timeline.comment.add", "crm")

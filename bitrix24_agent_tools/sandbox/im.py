@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
 from bitrix24_agent_tools.sandbox.registry import (
+    Listing,
     _user_id,
     method,
     now_iso,
@@ -247,8 +248,6 @@ def im_search_chat_list(portal: Portal, params: dict[str, Any], caller: Caller) 
     names match ``FIND`` (≥ 2 characters, else FIND_SHORT); sorted by ID descending; ``LIMIT`` default 10,
     at most 50; ``total``, and ``next`` when there is a next page. ``FIND_LINES`` searches open-line chats
     (none are seeded, so it finds nothing)."""
-    from bitrix24_agent_tools.sandbox.registry import Listing
-
     query = upper(params)
     find = str(query.get("FIND") or "").strip()
     lines = str(query.get("FIND_LINES") or "").strip()
@@ -286,7 +285,7 @@ def im_chat_user_list(portal: Portal, params: dict[str, Any], caller: Caller) ->
 
 
 @method("im.recent.list", "im")
-def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
     """chats/im-recent-list.md: the caller's recent dialogs, newest first, under ``items`` with ``hasMore``;
     ``SKIP_DIALOG``/``SKIP_CHAT`` = Y drop one-on-one dialogs / group chats; ``OFFSET``,
     ``LIMIT`` (UNVERIFIED: the page gives no default; 50 here)."""
@@ -339,4 +338,5 @@ def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> di
     offset = max(0, int(positive(query.get("OFFSET")) or 0))
     limit = int(positive(query.get("LIMIT")) or 50)
     more = offset + limit < len(items)
-    return {"items": items[offset : offset + limit], "hasMorePages": more, "hasMore": more}
+    # the docs' example envelope carries "total": -1 (no count for this list)
+    return Listing({"items": items[offset : offset + limit], "hasMorePages": more, "hasMore": more}, -1, None)

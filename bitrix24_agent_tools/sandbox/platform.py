@@ -329,19 +329,18 @@ def _bi_list(
                 f'Field "{name}" is not allowed in the "select".',
                 400,
             )
+    from bitrix24_agent_tools.sandbox.query import matches
+
+    # biconnector-source-list.md: the operation before the field (>=, >, <=, <, @, !@, %, =%, %=, =, !=, !)
     flt = params.get("filter") or {}
     for name in flt:
-        if str(name).lstrip("=%<>!") not in fields:
+        if re.sub(r"^(!@|@|>=|<=|=%|%=|!=|[<>%=!])", "", str(name)) not in fields:
             raise ApiError(
                 "VALIDATION_FIELD_NOT_ALLOWED_IN_FILTER",
                 f'Field "{name}" is not allowed in the "filter".',
                 400,
             )
-    rows = [
-        r
-        for r in table(portal, kind).values()
-        if all(str(r.get(str(k).lstrip("=%<>!"))) == str(v) for k, v in flt.items())
-    ]
+    rows = [r for r in table(portal, kind).values() if matches(r, dict(flt))]
     return [{k: r.get(k) for k in select} for r in rows]
 
 

@@ -3,6 +3,7 @@ the offline queue's rows, filters and order."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -248,3 +249,31 @@ def test_category_list_refuses_what_has_no_pipelines(client: Bitrix24) -> None:
     with pytest.raises(BadRequest) as lead:
         client.call("crm.category.list", {"entityTypeId": 1})
     assert lead.value.code == "ENTITY_TYPE_NOT_SUPPORTED"
+
+
+def test_lists_carry_total_as_their_pages_show(client: Bitrix24, portal: Portal) -> None:
+    """The examples of bizproc-workflow-template-list.md, log-blogpost-get.md and crm-currency-list.md carry
+    "total"; im-recent-list.md shows "total": -1 (a client reads that as no count)."""
+    assert client.call("bizproc.workflow.template.list", {"SELECT": ["ID", "NAME"]}).total == 2
+    assert client.call("log.blogpost.get", {}).total == 1
+    assert client.call("crm.currency.list", {}).total == len(client.call("crm.currency.list", {}).result)
+    tokens = portal.install_app(portal.register_app())
+    body = json.dumps({"auth": tokens["access_token"]}).encode()
+    url = tokens["client_endpoint"].rstrip("/") + "/im.recent.list.json"
+    _, _, raw, _ = portal.handle("POST", url, {"content-type": "application/json"}, body)
+    assert json.loads(raw)["total"] == -1
+
+
+def test_list_filters_take_in_and_not_in(client: Bitrix24, portal: Portal) -> None:
+    """sale-order-list.md / sale-payment-list.md / catalog-catalog-list.md and biconnector-source-list.md:
+    @ (IN) and !@ (NOT IN) before the field; the payment list's example filters by the order's
+    personTypeId."""
+    orders = client.call("sale.order.list", {"filter": {"@id": [1, 3]}}).result["orders"]
+    assert sorted(int(o["id"]) for o in orders) == [1, 3]
+    rest = client.call("sale.order.list", {"filter": {"!@id": [1, 3]}}).result["orders"]
+    assert [int(o["id"]) for o in rest] == [2]
+    person = portal.state["sale_order"][1]["personTypeId"]
+    paid = client.call("sale.payment.list", {"filter": {"@personTypeId": [person]}}).result["payments"]
+    assert paid and "personTypeId" not in paid[0]
+    app = _app(portal)
+    assert app.call("biconnector.source.list", {"filter": {"@connectorId": [1, 2]}}).result == []
