@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox import data
@@ -43,6 +43,18 @@ def now_iso(portal: Portal) -> str:
     return (
         data.EPOCH + timedelta(seconds=portal.clock() - portal.started_at) + timedelta(days=300)
     ).isoformat(timespec="seconds")
+
+
+def portal_date(value: Any) -> Any:
+    """An ISO date as the portal's own format writes it in older modules' answers (landing, calendar:
+    "10/10/2022 03:25:30 pm" in their docs' examples); anything else as it is."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(data.EPOCH.tzinfo)
+    return moment.strftime("%m/%d/%Y %I:%M:%S %p").lower()
 
 
 def _id(params: dict[str, Any], key: str = "id") -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
-from bitrix24_agent_tools.sandbox.registry import method, now_iso, positive, table
+from bitrix24_agent_tools.sandbox.registry import method, now_iso, portal_date, positive, table
 from bitrix24_agent_tools.sandbox.types import Caller
 
 if TYPE_CHECKING:
@@ -20,22 +21,26 @@ def _list(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, 
     options = params.get("params") or {}
     if not isinstance(options, dict):
         raise ApiError("TYPE_ERROR", "Data type error in method call parameters.", 400)
+    from bitrix24_agent_tools.sandbox.query import matches, order_rows
+
     flt = options.get("filter") or {}
     if not isinstance(flt, dict):
         raise ApiError("TYPE_ERROR", "Data type error in method call parameters.", 400)
-    out = [
-        r
-        for r in rows
-        if all(
-            str(r.get(str(k).lstrip("=").upper()))
-            in {str(v) for v in (want if isinstance(want, list) else [want])}
-            for k, want in flt.items()
-        )
-    ]
+    # the filter as the ORM reads it: the operation before the field (=, !, >, <, %, @ …), a list an IN
+    wanted = {
+        re.sub(r"^([^A-Za-z_]*)(.*)$", lambda m: m.group(1) + m.group(2).upper(), str(k)): v
+        for k, v in flt.items()
+    }
+    wanted = {(("@" + k) if isinstance(v, list) and k[:1].isalpha() else k): v for k, v in wanted.items()}
+    out = [r for r in rows if matches(r, wanted)]
+    order = options.get("order")
+    if isinstance(order, dict):
+        out = order_rows(out, {str(k).upper(): v for k, v in order.items()})
     select = options.get("select")
     if isinstance(select, list) and select and "*" not in select:
         out = [{k: v for k, v in r.items() if k in {str(s).upper() for s in select}} for r in out]
-    return out
+    # landing-landing-get-list.md, example: "DATE_MODIFY": "10/10/2022 03:25:30 pm"
+    return [{k: portal_date(v) if k.startswith("DATE_") and v else v for k, v in r.items()} for r in out]
 
 
 def _fields(params: dict[str, Any], allowed: set[str]) -> dict[str, Any]:

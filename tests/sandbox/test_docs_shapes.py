@@ -277,3 +277,15 @@ def test_list_filters_take_in_and_not_in(client: Bitrix24, portal: Portal) -> No
     assert paid and "personTypeId" not in paid[0]
     app = _app(portal)
     assert app.call("biconnector.source.list", {"filter": {"@connectorId": [1, 2]}}).result == []
+
+
+def test_landing_lists_filter_order_and_write_dates_in_the_portals_format(client: Bitrix24) -> None:
+    """landing/page/methods/landing-landing-get-list.md: params{select, filter, order}; the example writes
+    "DATE_MODIFY": "10/10/2022 03:25:30 pm"."""
+    pages = client.call(
+        "landing.landing.getList", {"params": {"filter": {"%TITLE": "o"}, "order": {"ID": "DESC"}}}
+    ).result
+    assert [p["ID"] for p in pages] == sorted((p["ID"] for p in pages), key=int, reverse=True) and pages
+    assert all(re.match(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d [ap]m$", p["DATE_MODIFY"]) for p in pages)
+    one = client.call("landing.landing.getList", {"params": {"filter": {"TITLE": "Contacts"}}}).result
+    assert [p["TITLE"] for p in one] == ["Contacts"]
