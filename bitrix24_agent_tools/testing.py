@@ -35,15 +35,28 @@ def _parsed(content: Any) -> Any:
         return str(content)
 
 
-def _results(messages: Sequence[Any]) -> list[Any]:
-    return [_parsed(m.content) for m in messages if type(m).__name__ == "ToolMessage"]
+def _results(messages: Sequence[Any], skip: str | None = None) -> list[Any]:
+    return [
+        _parsed(m.content)
+        for m in messages
+        if type(m).__name__ == "ToolMessage" and (skip is None or getattr(m, "name", None) != skip)
+    ]
 
 
-def ScriptedChatModel(steps: Sequence[Step]) -> Any:
-    """A LangChain chat model that plays the given steps, one per turn, and binds tools like a real one."""
+def ScriptedChatModel(steps: Sequence[Step], *, load_missing: bool = False) -> Any:
+    """A LangChain chat model that plays the given steps, one per turn, and binds tools like a real one.
+
+    ``load_missing=True``: a step's tool the agent has not been offered yet (pack routing) is loaded first
+    with ``b24_load_pack``, as a model would; that turn and its result do not count as a step's."""
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from bitrix24_agent_tools.packs.loader import LOADER
+
+    def loading(message: Any) -> bool:
+        calls = getattr(message, "tool_calls", None) or []
+        return load_missing and bool(calls) and all(c["name"] == LOADER for c in calls)
 
     class _Scripted(BaseChatModel):
         script: list[Any]
@@ -62,16 +75,21 @@ def ScriptedChatModel(steps: Sequence[Step]) -> Any:
         def _generate(
             self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
         ) -> ChatResult:
-            turn = sum(1 for m in messages if type(m).__name__ == "AIMessage")
+            answers = [m for m in messages if type(m).__name__ == "AIMessage"]
+            turn = sum(1 for m in answers if not loading(m))
             step: Any = self.script[turn] if turn < len(self.script) else "done"
             if callable(step):
-                step = step(_results(messages))
+                step = step(_results(messages, LOADER if load_missing else None))
             if isinstance(step, str):
                 message = AIMessage(content=step)
             else:
+                wanted = [(name, args) for name, args in step]
+                missing = [name for name, _ in wanted if name not in self.bound]
+                if load_missing and missing:  # not offered yet: load it first
+                    wanted = [(LOADER, {"pack": name}) for name in dict.fromkeys(missing)]
                 calls = [
-                    {"name": name, "args": args, "id": f"call_{turn}_{i}", "type": "tool_call"}
-                    for i, (name, args) in enumerate(step)
+                    {"name": name, "args": args, "id": f"call_{len(answers)}_{i}", "type": "tool_call"}
+                    for i, (name, args) in enumerate(wanted)
                 ]
                 message = AIMessage(content="", tool_calls=calls)
             return ChatResult(generations=[ChatGeneration(message=message)])

@@ -149,65 +149,18 @@ def _fill(value: Any, results: Sequence[Any]) -> Any:
 
 
 def scripted_model(script: Sequence[Any]) -> Any:
-    """A LangChain chat model that plays a job's script: each turn a list of ``[tool, args]`` calls
-    (``{{N.key}}`` in an argument is ``key`` of the first row of the N-th tool result), the last a final
-    answer. A scripted tool the agent has not been offered yet is loaded first with ``b24_load_pack`` (counted
-    like any call)."""
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
+    """A LangChain chat model that plays a job's script (``testing.ScriptedChatModel``): each turn a list of
+    ``[tool, args]`` calls (``{{N.key}}`` in an argument is ``key`` of the first row of the N-th tool result),
+    the last a final answer. A scripted tool the agent has not been offered yet is loaded first with
+    ``b24_load_pack`` (counted like any call)."""
+    from bitrix24_agent_tools.testing import ScriptedChatModel
 
-    from bitrix24_agent_tools.packs.loader import LOADER
+    def step(turn: Any) -> Callable[[list[Any]], Any]:
+        if isinstance(turn, str):
+            return lambda results: str(_fill(turn, results))
+        return lambda results: [(str(name), _fill(dict(args), results)) for name, args in turn]
 
-    class _Scripted(BaseChatModel):
-        turns: list[Any]
-        bound: list[str] = []  # noqa: RUF012 — a pydantic field, copied per bind
-
-        @property
-        def _llm_type(self) -> str:
-            return "bitrix24-eval-scripted"
-
-        def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
-            names = [
-                getattr(t, "name", None) or (t.get("name") if isinstance(t, dict) else None) for t in tools
-            ]
-            return self.model_copy(update={"bound": [n for n in names if n]})
-
-        def _generate(
-            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
-        ) -> ChatResult:
-            ais = [m for m in messages if isinstance(m, AIMessage)]
-            done = sum(
-                1 for m in ais if not all(c["name"] == LOADER for c in m.tool_calls) or not m.tool_calls
-            )
-            results = [
-                _parsed(m.content) for m in messages if isinstance(m, ToolMessage) and m.name != LOADER
-            ]
-            turn = self.turns[done] if done < len(self.turns) else "done"
-            if isinstance(turn, str):
-                message = AIMessage(content=str(_fill(turn, results)))
-            else:
-                calls = [(str(name), _fill(dict(args), results)) for name, args in turn]
-                missing = [name for name, _ in calls if name not in self.bound]
-                if missing:  # not offered yet: load it first, as a model would
-                    calls = [(LOADER, {"pack": name}) for name in dict.fromkeys(missing)]
-                message = AIMessage(
-                    content="",
-                    tool_calls=[
-                        {"name": n, "args": a, "id": f"call_{len(ais)}_{i}", "type": "tool_call"}
-                        for i, (n, a) in enumerate(calls)
-                    ],
-                )
-            return ChatResult(generations=[ChatGeneration(message=message)])
-
-    return _Scripted(turns=list(script))
-
-
-def _parsed(content: Any) -> Any:
-    try:
-        return json.loads(str(content))
-    except ValueError:
-        return str(content)
+    return ScriptedChatModel([step(t) for t in script], load_missing=True)
 
 
 # --- running ------------------------------------------------------------------------------------------------

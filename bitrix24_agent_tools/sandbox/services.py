@@ -7,7 +7,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bitrix24_agent_tools.sandbox.errors import ApiError
-from bitrix24_agent_tools.sandbox.registry import Listing, method, now_iso, paged, positive, table, upper
+from bitrix24_agent_tools.sandbox.registry import (
+    Listing,
+    method,
+    now_iso,
+    paged,
+    portal_date,
+    positive,
+    table,
+    upper,
+)
 from bitrix24_agent_tools.sandbox.types import Caller
 
 if TYPE_CHECKING:
@@ -71,8 +80,9 @@ def _when(value: Any, *, end_of_day: bool = False) -> datetime:
 def _portal_format(moment: datetime, skip_time: bool = False) -> str:
     from bitrix24_agent_tools.sandbox.data import EPOCH
 
-    local = moment.astimezone(EPOCH.tzinfo)
-    return local.strftime("%m/%d/%Y") if skip_time else local.strftime("%m/%d/%Y %I:%M:%S %p").lower()
+    if skip_time:
+        return moment.astimezone(EPOCH.tzinfo).strftime("%m/%d/%Y")
+    return str(portal_date(moment.isoformat()))
 
 
 def _public_event(event: dict[str, Any]) -> dict[str, Any]:
