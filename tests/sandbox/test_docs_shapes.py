@@ -289,3 +289,14 @@ def test_landing_lists_filter_order_and_write_dates_in_the_portals_format(client
     assert all(re.match(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d [ap]m$", p["DATE_MODIFY"]) for p in pages)
     one = client.call("landing.landing.getList", {"params": {"filter": {"TITLE": "Contacts"}}}).result
     assert [p["TITLE"] for p in one] == ["Contacts"]
+
+
+def test_a_smart_process_item_has_a_pipeline_and_a_stage(client: Bitrix24, portal: Portal) -> None:
+    """crm/universal/object-fields.md, SPA: categoryId and stageId on every item (stage codes like
+    'DT1220_30:NEW', crm-item-add.md); an item added without them lands in the default pipeline's first
+    stage."""
+    etid = next(iter(portal.smart_types))
+    item = client.call("crm.item.add", {"entityTypeId": etid, "fields": {"title": "Kick-off"}}).result["item"]
+    assert item["categoryId"] == 0 and item["stageId"] == f"DT{etid}_0:NEW"
+    again = client.call("crm.item.get", {"entityTypeId": etid, "id": item["id"]}).result["item"]
+    assert again["stageId"] == item["stageId"] and again["categoryId"] == item["categoryId"]
