@@ -646,9 +646,64 @@ def timeline_comment_list(portal: Portal, params: dict[str, Any], caller: Caller
     return Listing(chunk, total, nxt)
 
 
+# crm-activity-list.md, example: the fields every activity answers with (stored ones win)
+_ACTIVITY_DEFAULTS: dict[str, Any] = {
+    "TYPE_ID": "6",
+    "PROVIDER_TYPE_ID": "TODO",
+    "PROVIDER_GROUP_ID": None,
+    "ASSOCIATED_ENTITY_ID": "0",
+    "START_TIME": None,
+    "END_TIME": None,
+    "STATUS": "1",
+    "PRIORITY": "2",
+    "NOTIFY_TYPE": "0",
+    "NOTIFY_VALUE": "0",
+    "DESCRIPTION_TYPE": "1",
+    "DIRECTION": "0",
+    "LOCATION": "",
+    "SETTINGS": [],
+    "ORIGINATOR_ID": None,
+    "ORIGIN_ID": None,
+    "PROVIDER_PARAMS": [],
+    "PROVIDER_DATA": None,
+    "RESULT_MARK": "0",
+    "RESULT_VALUE": None,
+    "RESULT_SUM": None,
+    "RESULT_CURRENCY_ID": None,
+    "RESULT_STATUS": "0",
+    "RESULT_STREAM": "0",
+    "RESULT_SOURCE_ID": None,
+    "AUTOCOMPLETE_RULE": "0",
+}
+
+
+def _bound(row: dict[str, Any], bindings: Any) -> int:
+    """How many of the ``BINDINGS`` pairs an activity matches (crm-activity-list.md: each {OWNER_TYPE_ID,
+    OWNER_ID} alone or together; an activity matching several pairs is answered once per pair)."""
+    if not isinstance(bindings, list):
+        return 1
+    links = row.get("BINDINGS") or [{"OWNER_TYPE_ID": row["OWNER_TYPE_ID"], "OWNER_ID": row["OWNER_ID"]}]
+    count = 0
+    for pair in bindings:
+        if not isinstance(pair, dict):
+            continue
+        if any(all(str(link.get(k)) == str(v) for k, v in pair.items()) for link in links):
+            count += 1
+    return count
+
+
 @method("crm.activity.list", "crm")
 def activity_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    rows = [r for r in portal.state["activity"].values() if matches(r, params.get("filter") or {})]
+    """crm/timeline/activities/activity-base/crm-activity-list.md: the documented fields, the filter with its
+    operations and the special ``BINDINGS`` key (duplicates when several pairs match, as the page warns)."""
+    flt = dict(params.get("filter") or {}) if isinstance(params.get("filter"), dict) else {}
+    bindings = next((flt.pop(k) for k in list(flt) if str(k).upper() == "BINDINGS"), None)
+    rows = [
+        {**_ACTIVITY_DEFAULTS, **{k: v for k, v in r.items() if k != "BINDINGS"}}
+        for r in portal.state["activity"].values()
+        for _ in range(_bound(r, bindings))
+        if matches(r, flt)
+    ]
     chunk, total, nxt = page(order_rows(rows, params.get("order") or {"ID": "ASC"}), params.get("start"))
     return Listing([select_fields(r, params.get("select")) for r in chunk], total, nxt)
 
@@ -677,6 +732,11 @@ def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
         "RESPONSIBLE_ID": str(params.get("responsibleId") or caller.user_id),
         "COMPLETED": "N",
         "PROVIDER_ID": "CRM_TODO",
+        "CREATED": now_iso(portal),
+        "LAST_UPDATED": now_iso(portal),
+        "AUTHOR_ID": str(caller.user_id),
+        "EDITOR_ID": str(caller.user_id),
+        "BINDINGS": [{"OWNER_TYPE_ID": str(owner_type), "OWNER_ID": str(owner_id)}],
     }
     return {"id": new_id}
 

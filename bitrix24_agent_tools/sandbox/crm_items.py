@@ -286,9 +286,9 @@ def item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
             "CREATED_BY_ID": str(caller.user_id),
         }
         record.setdefault("ASSIGNED_BY_ID", str(caller.user_id))
-        # crm/universal/object-fields.md, SPA: every item has a categoryId and a stageId; without them it lands
-        # in the default pipeline's first stage (UNVERIFIED: the stage code, DT<type>_<category>:NEW, follows
-        # the stage codes the docs' examples show)
+        # crm/universal/object-fields.md, SPA: every item has a categoryId and a stageId; without them it
+        # lands in the default pipeline's first stage (UNVERIFIED: the stage code, DT<type>_<category>:NEW,
+        # follows the stage codes the docs' examples show)
         record.setdefault("CATEGORY_ID", "0")
         record.setdefault("STAGE_ID", f"DT{etid}_{record['CATEGORY_ID']}:NEW")
         record.setdefault("OPPORTUNITY", 0.0)

@@ -300,3 +300,28 @@ def test_a_smart_process_item_has_a_pipeline_and_a_stage(client: Bitrix24, porta
     assert item["categoryId"] == 0 and item["stageId"] == f"DT{etid}_0:NEW"
     again = client.call("crm.item.get", {"entityTypeId": etid, "id": item["id"]}).result["item"]
     assert again["stageId"] == item["stageId"] and again["categoryId"] == item["categoryId"]
+
+
+def test_activity_list_answers_the_documented_fields_and_reads_bindings(client: Bitrix24) -> None:
+    """crm/timeline/activities/activity-base/crm-activity-list.md: the example's fields (TYPE_ID, PROVIDER_ID,
+    CREATED, AUTHOR_ID, …); filter[BINDINGS] pairs of OWNER_TYPE_ID / OWNER_ID, an activity answered once per
+    matching pair."""
+    when = "2026-12-10T10:00:00+03:00"
+    client.call("crm.activity.todo.add", {"ownerTypeId": 2, "ownerId": 1, "deadline": when, "title": "Call"})
+    client.call("crm.activity.todo.add", {"ownerTypeId": 3, "ownerId": 1, "deadline": when, "title": "Mail"})
+    deals = client.call("crm.activity.list", {"filter": {"BINDINGS": [{"OWNER_TYPE_ID": 2}]}}).result
+    assert [a["SUBJECT"] for a in deals] == ["Call"]
+    assert set(deals[0]) >= {
+        "ID",
+        "OWNER_ID",
+        "OWNER_TYPE_ID",
+        "TYPE_ID",
+        "PROVIDER_ID",
+        "CREATED",
+        "AUTHOR_ID",
+    }
+    both = client.call(
+        "crm.activity.list",
+        {"filter": {"BINDINGS": [{"OWNER_TYPE_ID": 2}, {"OWNER_TYPE_ID": 3, "OWNER_ID": 1}]}},
+    ).result
+    assert sorted(a["SUBJECT"] for a in both) == ["Call", "Mail"]
