@@ -75,11 +75,15 @@ _BUCKET = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])  -- the longest wait the caller accepts (-1: any); beyond it nothing is booked
 local state = redis.call('HMGET', KEYS[1], 'level', 'stamp')
 local level = tonumber(state[1]) or 0
 local stamp = tonumber(state[2]) or now
 level = math.max(0, level - (now - stamp) * rate)
 local wait = math.max(0, (level + cost - burst) / rate)
+if limit >= 0 and wait > limit then
+  return '-' .. tostring(wait)
+end
 level = level + cost
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'stamp', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((level / rate + 60) * 1000))
@@ -107,25 +111,45 @@ class RedisLimiter:
         # retried with backoff, covers what several processes together may overshoot.
         self._local = LeakyBucketLimiter.for_plan(self.plan)
         self.degraded = False
+        self._refused: dict[str, float] = {}
 
     @classmethod
     def from_url(cls, url: str, plan: RatePlan | None = None, **kwargs: Any) -> RedisLimiter:
         return cls(_redis(url), plan, **kwargs)
 
     def acquire(self, portal: str, cost: int = 1) -> float:
+        wait = self.try_acquire(portal, cost, None)
+        assert wait is not None
+        return wait
+
+    def try_acquire(self, portal: str, cost: int = 1, max_wait: float | None = None) -> float | None:
+        """``acquire`` that books the slot only when its wait is at most ``max_wait`` (else books nothing and
+        returns None; ``wait_for`` says how long) — so an interactive caller's ``max_wait`` holds across
+        processes too."""
+        limit = -1.0 if max_wait is None else max(0.0, float(max_wait))
         try:
-            wait = float(self._script(keys=[self.prefix + portal], args=[self.plan.rate, self.burst, cost]))
+            raw = self._script(keys=[self.prefix + portal], args=[self.plan.rate, self.burst, cost, limit])
+            answer = raw.decode() if isinstance(raw, bytes) else str(raw)
         except Exception as exc:  # Redis unreachable: waited out on the local bucket, never died of
             if not self.degraded:
                 log.warning(
                     "shared rate bucket unreachable (%s); limiting in this process", type(exc).__name__
                 )
             self.degraded = True
-            return self._local.acquire(portal, cost)
+            return self._local.try_acquire(portal, cost, max_wait)
         if self.degraded:
             log.warning("shared rate bucket reachable again")
             self.degraded = False
-        return wait
+        if answer.startswith("-"):
+            self._refused[portal] = float(answer[1:])
+            return None
+        return float(answer)
+
+    def wait_for(self, portal: str, cost: int = 1) -> float:
+        """The wait the last refused booking for ``portal`` had (the bucket only drains after it)."""
+        if self.degraded:
+            return self._local.wait_for(portal, cost)
+        return self._refused.get(portal, 0.0)
 
 
 _RELEASE = """

@@ -59,6 +59,33 @@ def test_the_lua_bucket_reserves_slots_in_order(redis_db: str) -> None:
     assert limiter.acquire("p2") == 0.0  # keyed by portal
 
 
+def test_a_caller_that_will_not_wait_long_is_refused_without_booking_and_told_how_long(redis_db: str) -> None:
+    """max_wait across processes (issue #34): a booking whose wait would exceed it books nothing; the client
+    raises QueueFull with the wait instead of queueing without bound."""
+    from bitrix24_agent_tools.client import Bitrix24, QueueFull
+
+    limiter = RedisLimiter.from_url(redis_db, RatePlan.custom(2, 3), headroom=0)
+    assert [limiter.try_acquire("q", 1, 0.1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.try_acquire("q", 1, 0.1) is None  # the next slot is 0.5 s away
+    assert 0.3 < limiter.wait_for("q") <= 0.5
+    assert 0.3 < limiter.try_acquire("q", 1, 1.0) <= 0.5  # type: ignore[operator]  # booked: it fits
+    portal = Portal(seed=0)
+    other = RedisLimiter.from_url(redis_db, RatePlan.custom(2, 3), headroom=0)  # another process's view
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=other, max_wait=0.1)
+    try:
+        client.call("server.time")  # the shared bucket of this portal is fresh: sent at once
+        client.call("server.time")
+        client.call("server.time")
+        try:
+            client.call("server.time")
+        except QueueFull as full:
+            assert 0.0 < full.retry_after <= 0.6
+        else:  # pragma: no cover - the assertion below says what went wrong
+            raise AssertionError("a fourth call within the burst's refill time should be refused")
+    finally:
+        client.close()
+
+
 def test_four_processes_share_one_bucket_and_never_exceed_the_plan(redis_db: str) -> None:
     # The standard plan's shape (burst 50, steady drain) with the drain scaled up so 800 calls take seconds.
     rate, burst = 60.0, 50
