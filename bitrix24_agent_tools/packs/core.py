@@ -165,7 +165,7 @@ def crm_list(ctx: ToolContext, args: ListArgs) -> HandlerGen:
 
 
 def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, tuple[str, dict[str, str]]]]:
-    """Names beside the IDs a list shows (responsible user, company, stage), read in one call each
+    """Names beside the IDs a list shows (responsible user, company, contact, stage), read in one call each
     (cached)."""
 
     def ids(column: str) -> list[int]:
@@ -197,6 +197,19 @@ def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, 
         out["COMPANY_ID"] = (
             "COMPANY",
             {str(c.get("ID")): str(c.get("TITLE")) for c in found or [] if isinstance(c, dict)},
+        )
+    contacts = ids("CONTACT_ID")
+    if contacts:
+        found = yield from preflight.cached(
+            ctx, "crm.contact.list", {"filter": {"@ID": contacts}, "select": ["ID", "NAME", "LAST_NAME"]}
+        )
+        out["CONTACT_ID"] = (
+            "CONTACT",
+            {
+                str(c.get("ID")): f"{c.get('NAME') or ''} {c.get('LAST_NAME') or ''}".strip()
+                for c in found or []
+                if isinstance(c, dict)
+            },
         )
     if any(isinstance(r, dict) and r.get("STAGE_ID") for r in rows):
         stage_names: dict[str, str] = {}

@@ -47,6 +47,7 @@ METHODS = (
     "crm.company.get",
     "user.get",
     "crm.company.list",
+    "crm.contact.list",
 )
 
 

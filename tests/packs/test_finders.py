@@ -312,3 +312,11 @@ def test_a_person_is_found_by_a_name_typed_in_another_script_or_spelling(
     assert [r["ID"] for r in _rows(box, "b24_user_find", {"query": "Елена Соколова"})] == ["5"]
     none = json.loads(_ok(box, "b24_user_find", {"query": "Nobody Atall"}))
     assert none["count"] == 0 and "Nobody Atall" in none["searched"]
+
+
+def test_a_record_read_shows_names_beside_its_ids(box: Toolbox, portal: Portal) -> None:
+    """Names beside IDs in every read (issue #29): b24_crm_get gave a contact's ID only."""
+    deal = next(d for d in portal.state["deal"].values() if d.get("CONTACT_ID"))
+    contact = portal.state["contact"][int(deal["CONTACT_ID"])]
+    out = json.loads(_ok(box, "b24_crm_get", {"entity": "deal", "id": int(deal["ID"])}))
+    assert out["CONTACT"] == f"{contact['NAME']} {contact['LAST_NAME']}"
