@@ -153,8 +153,12 @@ def lookups(call: CanonicalCall) -> list[tuple[str, str, dict[str, Any]]]:
             if isinstance(value, Mapping) and spec.fields:
                 for sub, sub_value in value.items():
                     want(_entity_of(spec.key(str(sub))), sub_value)
-            elif spec.ref == "access" and isinstance(value, list):  # U5 in DEST: user 5
+            elif spec.ref == "access" and isinstance(value, list):  # U5 in DEST: user 5; DR2: department 2
                 want("user", [str(v)[1:] for v in value if re.fullmatch(r"U\d+", str(v))])
+                want(
+                    "department",
+                    [re.sub(r"^DR?", "", str(v)) for v in value if re.fullmatch(r"DR?\d+", str(v))],
+                )
             else:
                 want(_entity_of(spec), value)
     return out
@@ -326,7 +330,8 @@ def _access(out: _Out, codes: list[Any]) -> str:
             parts.append(f"workgroup #{match.group(2)}")
         else:
             parts.append(
-                f"department #{match.group(2)}" + (" with sub-departments" if match.group(1) == "DR" else "")
+                f"department #{match.group(2)}{out.name('department', match.group(2))}"
+                + (" with sub-departments" if match.group(1) == "DR" else "")
             )
     return "; ".join(parts)
 

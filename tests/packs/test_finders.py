@@ -320,3 +320,13 @@ def test_a_record_read_shows_names_beside_its_ids(box: Toolbox, portal: Portal) 
     contact = portal.state["contact"][int(deal["CONTACT_ID"])]
     out = json.loads(_ok(box, "b24_crm_get", {"entity": "deal", "id": int(deal["ID"])}))
     assert out["CONTACT"] == f"{contact['NAME']} {contact['LAST_NAME']}"
+
+
+def test_a_feed_posts_audience_is_shown_by_name(box: Toolbox, asked: list[Any]) -> None:
+    """A post's audience as the person reads it: who, by name (DR2 is the Sales department)."""
+    _ok(box, "b24_feed_post", {"message": "Q4 targets", "to": {"departments": [2], "users": [5]}})
+    summary = asked[-1].summary
+    department = box.client.call("department.get", {"ID": 2}).result[0]["NAME"]  # type: ignore[union-attr]
+    assert f"department #2 (department '{department}') with sub-departments" in summary
+    _ok(box, "b24_feed_post", {"message": "All hands"})
+    assert "EVERYONE" in asked[-1].summary
