@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from bitrix24_agent_tools.risk import php_intval
 from bitrix24_agent_tools.sandbox.errors import ApiError
+from bitrix24_agent_tools.sandbox.query import php_intval
 from bitrix24_agent_tools.sandbox.registry import wanted_scopes
 from bitrix24_agent_tools.sandbox.types import Caller
 

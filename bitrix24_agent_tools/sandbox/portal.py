@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import secrets
 import threading
 import time
@@ -16,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from bitrix24_agent_tools.masking import register_secret, register_secrets
-from bitrix24_agent_tools.risk import canonical_call, catalog_risk
 from bitrix24_agent_tools.sandbox import data
 from bitrix24_agent_tools.sandbox.errors import ApiError
+from bitrix24_agent_tools.sandbox.hooks import share_secrets
 from bitrix24_agent_tools.sandbox.methods import METHODS, Listing
 from bitrix24_agent_tools.sandbox.query import KeyCache, decode_body, parse_php_query
 from bitrix24_agent_tools.sandbox.types import Caller, RequestRecord, SandboxApp
@@ -218,7 +218,7 @@ class Portal:
         self.smart_types: dict[int, str] = {1030: "Projects"}
         self.webhooks: dict[str, tuple[int, frozenset[str]]] = {}
         code = webhook_code or f"sbx{secrets.token_hex(8)}"
-        register_secret(code)  # the sandbox's secrets are masked in every repr and log, like real ones
+        share_secrets(code)  # the sandbox's secrets are masked in every repr and log, like real ones
         self.webhooks[code] = (1, ALL_SCOPES)
         self._admin_code = code
         self.apps: dict[str, SandboxApp] = {}
@@ -308,7 +308,7 @@ class Portal:
 
     def add_webhook(self, user_id: int = 1, scopes: set[str] | frozenset[str] | None = None) -> str:
         code = f"sbx{secrets.token_hex(8)}"
-        register_secret(code)
+        share_secrets(code)
         self.webhooks[code] = (user_id, frozenset(scopes) if scopes is not None else ALL_SCOPES)
         return f"{self.base_url}/rest/{user_id}/{code}/"
 
@@ -323,13 +323,13 @@ class Portal:
             access_lifetime=access_lifetime,
             redirect_uri=redirect_uri,
         )
-        register_secrets([app.client_secret, app.application_token])
+        share_secrets(app.client_secret, app.application_token)
         self.apps[app.client_id] = app
         return app
 
     def issue_tokens(self, app: SandboxApp, user_id: int = 1) -> dict[str, Any]:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
-        register_secrets([access, refresh])
+        share_secrets(access, refresh)
         with self.lock:
             self.tokens[access] = (app.client_id, user_id, self.clock() + app.access_lifetime)
             self.refresh_tokens[refresh] = (app.client_id, user_id)
@@ -935,16 +935,28 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
+# Verbs of methods that only read (a method the portal does not know answers an error and changes nothing).
+_READ_VERBS = re.compile(
+    r"(?:^|\.)(?:list|get|fields|getlist|getchildren|getfields|getstages|search|status|current|time|info|"
+    r"text|tail|instances|findbycomm|scope|methods|profile|events|accessibility|getList|getStages)$",
+    re.IGNORECASE,
+)
+
+
 def _reads_only(method: str, params: dict[str, Any]) -> bool:
-    """Whether a request only reads: a catalog read, or a batch whose every command is one. Anything unknown
-    or unreadable counts as a write (a method outside the catalog is never shared, whatever its name)."""
-    try:
-        if method == "batch":
-            commands = canonical_call(method, params).commands
-            return bool(commands) and all(catalog_risk(c.method, c.params) == "read" for c in commands)
-        return catalog_risk(method, params) == "read"
-    except Exception:
-        return False
+    """Whether a request only reads, so it may run beside other reads (the sandbox's own scheduling: a method
+    this portal implements whose last name part reads; a batch when every command does).
+    ``event.offline.get`` reserves the rows it returns (and clears them unless ``clear`` is 0): a write. A
+    method the portal does not implement runs alone, whatever its name."""
+    name = method.lower()
+    if name.startswith("event.offline."):
+        return name == "event.offline.list"
+    if name == "batch":
+        cmd = next((v for k, v in params.items() if str(k).lower() == "cmd"), None)
+        commands = list(cmd.values()) if isinstance(cmd, dict) else list(cmd) if isinstance(cmd, list) else []
+        names = [str(c).split("?", 1)[0].strip() for c in commands]
+        return bool(names) and all(n.lower() != "batch" and _reads_only(n, {}) for n in names)
+    return name in METHODS and _READ_VERBS.search(name) is not None
 
 
 def _budget(caller: Caller) -> str:

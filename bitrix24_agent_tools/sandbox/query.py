@@ -281,3 +281,18 @@ def is_id_order(order: Any) -> str | None:
         if str(field).upper() == "ID":
             return "DESC" if str(direction).upper() == "DESC" else "ASC"
     return None
+
+
+def php_intval(value: Any) -> int:
+    """``intval`` as PHP computes it (the rest module passes parameters through it): the leading integer of a
+    string, 0 when there is none; an array is 1 when it is not empty."""
+    if isinstance(value, (list, dict)):
+        return 1 if value else 0
+    if value is None or value is False:
+        return 0
+    if value is True:
+        return 1
+    if isinstance(value, (int, float)):
+        return int(value)
+    found = re.match(r"\s*([+-]?\d+)", str(value))
+    return int(found.group(1)) if found else 0

@@ -42,9 +42,9 @@ class RequestRecord:
     path: str = ""
 
     def __repr__(self) -> str:
-        from bitrix24_agent_tools.masking import mask_text
+        from bitrix24_agent_tools.sandbox.hooks import mask
 
-        return mask_text(
+        return mask(
             f"RequestRecord(method={self.method!r}, api={self.api!r}, auth_kind={self.auth_kind!r}, "
             f"status={self.status}, error={self.error!r}, params={self.params!r}, at={self.at})"
         )

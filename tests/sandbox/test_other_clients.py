@@ -76,3 +76,24 @@ def test_nodes_fetch_works_against_the_sandbox_over_https() -> None:
     assert (contact["NAME"], contact["LAST_NAME"]) == ("Node", "Form")
     assert sorted(out["all"]) == sorted(int(i) for i in portal.state["deal"])
     assert out["wrong"]["status"] == 400 and out["wrong"]["body"]["error_description"] == "Not found"
+
+
+def test_the_emulator_imports_nothing_of_the_toolkit_but_one_convenience() -> None:
+    """The emulator follows the docs on its own (design.md): it reads no parser, contract or risk model of the
+    toolkit, so it can catch the toolkit's mistakes. Only ``Portal.app_auth`` builds the toolkit's OAuth
+    credential for the toolkit's users; ``__init__`` is the toolkit's side (it registers secret masking)."""
+    import re
+    from pathlib import Path
+
+    import bitrix24_agent_tools.sandbox as sandbox
+
+    allowed = {("portal.py", "bitrix24_agent_tools.client.auth")}
+    found = set()
+    for path in Path(sandbox.__file__).parent.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        for name in re.findall(
+            r"bitrix24_agent_tools\.(?!sandbox\b)[\w.]+", path.read_text(encoding="utf-8")
+        ):
+            found.add((path.name, name))
+    assert found <= allowed, sorted(found - allowed)
