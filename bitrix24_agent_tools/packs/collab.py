@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +32,12 @@ def feed_post(ctx: ToolContext, args: PostArgs) -> HandlerGen:
     if args.title:
         params["POST_TITLE"] = args.title
     response = yield Call("log.blogpost.add", params)
-    audience = "everyone" if dest == ["UA"] else ", ".join(dest)
+    words = {"U": "user", "SG": "workgroup", "DR": "department"}
+    audience = (
+        "everyone"
+        if dest == ["UA"]
+        else ", ".join(f"{words[re.match(r'[A-Z]+', d).group(0)]} #{d.lstrip('UGSDR')}" for d in dest)  # type: ignore[union-attr]
+    )
     return done_output(
         f"posted #{response.result} to the live feed for {audience}", {"id": response.result, "to": dest}
     )
