@@ -330,3 +330,29 @@ def test_a_feed_posts_audience_is_shown_by_name(box: Toolbox, asked: list[Any]) 
     assert f"department #2 (department '{department}') with sub-departments" in summary
     _ok(box, "b24_feed_post", {"message": "All hands"})
     assert "EVERYONE" in asked[-1].summary
+
+
+def test_a_url_upload_connects_to_the_address_it_checked(
+    client: Bitrix24, portal: Portal, web: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name is resolved once and checked; the fetch goes to that address (a DNS answer that changes
+    between the check and the connection — rebinding — cannot redirect it); Host still names the site."""
+    import socket
+
+    port = int(web.rsplit(":", 1)[1])
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(str(host))
+        if host == "files.rebind.test":  # first answer 127.0.0.1; any later answer would be elsewhere
+            return real("127.0.0.1" if len(asked) == 1 else "192.0.2.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    box = Toolbox(
+        client, packs=("content",), guard=Guard(Policy.admin(), AutoConfirmer()), allow_private_urls=True
+    )
+    _ok(box, "b24_file_upload", {"folder_id": 1, "url": f"http://files.rebind.test:{port}/files/flyer.pdf"})
+    assert asked.count("files.rebind.test") == 1
+    assert [o for o in portal.state["disk_object"].values() if o["NAME"] == "flyer.pdf"]
