@@ -393,11 +393,11 @@ class Toolbox:
 
     def _do_sync(self, step: Any) -> Any:
         if isinstance(step, Fetch):
-            if step.portal:
-                if self.client is None:
-                    return asyncio.run(self.aclient.download(step.url, max_bytes=step.max_bytes))  # type: ignore[union-attr]
-                return self.client.download(step.url, max_bytes=step.max_bytes)
-            return fetch_public(step, allow_private=self.allow_private_urls)
+            if not step.portal:
+                return fetch_public(step, allow_private=self.allow_private_urls)
+            if self.client is None:
+                raise CallRefused("this toolbox has only an async client; use arun()", code="NO_CLIENT")
+            return self.client.download(step.url, max_bytes=step.max_bytes)
         if isinstance(step, PortalCall):
             if self.client is None:
                 raise CallRefused("this toolbox has only an async client; use arun()", code="NO_CLIENT")

@@ -356,3 +356,24 @@ def test_a_url_upload_connects_to_the_address_it_checked(
     _ok(box, "b24_file_upload", {"folder_id": 1, "url": f"http://files.rebind.test:{port}/files/flyer.pdf"})
     assert asked.count("files.rebind.test") == 1
     assert [o for o in portal.state["disk_object"].values() if o["NAME"] == "flyer.pdf"]
+
+
+def test_a_download_through_an_async_client_runs_on_asyncio_and_a_sync_call_says_so(
+    portal: Portal, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from bitrix24_agent_tools.client import AsyncBitrix24
+
+    aclient = AsyncBitrix24(portal.webhook_url, transport=portal.async_transport())
+    box = Toolbox(
+        aclient=aclient,
+        packs=("content",),
+        guard=Guard(Policy.admin(), AutoConfirmer()),
+        files_dir=str(tmp_path),
+    )
+    refused = box.run("b24_file_download", {"file_id": 4})
+    assert refused.is_error and "only an async client" in refused.content
+    done = asyncio.run(box.arun("b24_file_download", {"file_id": 4, "path": "a.xlsx"}))
+    assert not done.is_error, done.content
+    assert (tmp_path / "a.xlsx").read_bytes().startswith(b"Annual license")
