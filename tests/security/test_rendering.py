@@ -168,4 +168,4 @@ def test_a_feed_post_says_who_will_read_it(client: Bitrix24, portal: Portal) -> 
         f"user #3 (user '{user['NAME']} {user['LAST_NAME']}')" in shown[-1].summary
         or "user #3" in shown[-1].summary
     )
-    assert "EVERYONE" not in shown[-1].summary and "for U3" in out.content
+    assert "EVERYONE" not in shown[-1].summary and "for user #3" in out.content
