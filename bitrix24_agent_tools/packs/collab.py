@@ -72,12 +72,7 @@ def group_find(ctx: ToolContext, args: GroupFindArgs) -> HandlerGen:
             people = yield Call("sonet_group.user.get", {"ID": row["id"]})
             members = [m for m in people.result or [] if isinstance(m, dict)]
             ids = [int(m["USER_ID"]) for m in members if str(m.get("USER_ID", "")).isdigit()]
-            users = (yield from preflight.cached(ctx, "user.get", {"filter": {"ID": ids}})) if ids else []
-            names = {
-                str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
-                for u in users or []
-                if isinstance(u, dict)
-            }
+            names = yield from preflight.user_names(ctx, ids)
             # sonet-group/members/sonet-group-user-get.md: ROLE A owner, E moderator, K participant
             roles = {"A": "owner", "E": "moderator", "K": "member"}
             row["members"] = [

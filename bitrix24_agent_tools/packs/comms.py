@@ -103,13 +103,8 @@ def chat_members(ctx: ToolContext, args: MembersArgs) -> HandlerGen:
 
     response = yield Call("im.chat.user.list", {"CHAT_ID": int(args.dialog_id[4:])})
     ids = [int(u) for u in response.result or []]
-    users = (yield from preflight.cached(ctx, "user.get", {"filter": {"ID": ids}})) if ids else []
-    names = {
-        int(u["ID"]): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
-        for u in users or []
-        if isinstance(u, dict) and str(u.get("ID", "")).isdigit()
-    }
-    rows = [{"user_id": i, "name": names.get(i, "")} for i in ids]
+    names = yield from preflight.user_names(ctx, ids)
+    rows = [{"user_id": i, "name": names.get(str(i), "")} for i in ids]
     return rows_output(ctx, rows, searched=f"members of {args.dialog_id}")
 
 

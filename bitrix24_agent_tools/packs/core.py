@@ -180,15 +180,7 @@ def _names(ctx: ToolContext, rows: list[Any]) -> Generator[Call, Any, dict[str, 
     out: dict[str, tuple[str, dict[str, str]]] = {}
     users = ids("ASSIGNED_BY_ID")
     if users:
-        found = yield from preflight.cached(ctx, "user.get", {"filter": {"ID": users}})
-        out["ASSIGNED_BY_ID"] = (
-            "ASSIGNED_BY",
-            {
-                str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
-                for u in found or []
-                if isinstance(u, dict)
-            },
-        )
+        out["ASSIGNED_BY_ID"] = ("ASSIGNED_BY", (yield from preflight.user_names(ctx, users)))
     companies = ids("COMPANY_ID")
     if companies:
         found = yield from preflight.cached(
@@ -516,8 +508,7 @@ def task_create(ctx: ToolContext, args: TaskCreateArgs) -> HandlerGen:
     fields: dict[str, Any] = {"TITLE": args.title}
     responsible = args.responsible_id
     if not responsible:  # tasks-task-add.md: RESPONSIBLE_ID is required ("Responsible person not specified")
-        me = yield Call("user.current", {})
-        responsible = int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
+        responsible = yield from preflight.current_user(ctx)
     fields["RESPONSIBLE_ID"] = responsible
     if args.deadline:
         fields["DEADLINE"] = args.deadline

@@ -122,6 +122,24 @@ SYNONYMS = {
 }
 
 
+def user_names(ctx: ToolContext, ids: list[int]) -> Generator[Call, Any, dict[str, str]]:
+    """``{"5": "Elena Sokolova"}`` for the users ``ids`` name (one cached user.get; nothing read for none)."""
+    if not ids:
+        return {}
+    found = yield from cached(ctx, "user.get", {"filter": {"ID": ids}})
+    return {
+        str(u.get("ID")): f"{u.get('NAME', '')} {u.get('LAST_NAME', '')}".strip()
+        for u in found or []
+        if isinstance(u, Mapping)
+    }
+
+
+def current_user(ctx: ToolContext) -> Generator[Call, Any, int]:
+    """The ID of the user the credential acts as (user.current; 0 when the portal does not say)."""
+    me = yield Call("user.current", {})
+    return int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
+
+
 def closest(name: str, known: list[str], n: int = 3) -> str:
     lookup = {k.upper(): k for k in known}
     upper = name.upper().lstrip("!=<>%@")

@@ -24,7 +24,7 @@ class MeetingArgs(BaseModel):
 def calendar_add(ctx: ToolContext, args: MeetingArgs) -> HandlerGen:
     owner = args.user_id
     if owner is None:  # calendar.event.add needs type and ownerId (calendar-event-add.md): the caller's own
-        owner = yield from _me(ctx)
+        owner = yield from preflight.current_user(ctx)
     response = yield Call(
         "calendar.event.add",
         {"type": "user", "ownerId": owner, "name": args.name, "from": args.start, "to": args.end},
@@ -96,11 +96,6 @@ def book(ctx: ToolContext, args: BookArgs) -> HandlerGen:
     )
 
 
-def _me(ctx: ToolContext) -> Any:
-    me = yield Call("user.current", {})
-    return int((me.result or {}).get("ID") or 0) if isinstance(me.result, dict) else 0
-
-
 class EventsArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start: str = Field(description="ISO date")
@@ -113,7 +108,7 @@ def calendar_events(ctx: ToolContext, args: EventsArgs) -> HandlerGen:
     ``ownerId``) between two dates."""
     if not preflight.parse_date(args.start) or not preflight.parse_date(args.end):
         raise ValueError("start and end are ISO 8601 dates, e.g. 2026-12-07")
-    owner = args.user_id or (yield from _me(ctx))
+    owner = args.user_id or (yield from preflight.current_user(ctx))
     response = yield Call(
         "calendar.event.get", {"type": "user", "ownerId": owner, "from": args.start, "to": args.end}
     )
@@ -154,13 +149,15 @@ def bookings(ctx: ToolContext, args: BookingsArgs) -> HandlerGen:
         if wanted and not any(wanted in (i, names.get(i, "").casefold()) for i in ids):
             continue
         period = b.get("datePeriod") or {}
+        begins = (period.get("from") or {}).get("timestamp")
+        ends = (period.get("to") or {}).get("timestamp")
         rows.append(
             {
                 "id": b.get("id"),
                 "name": b.get("name"),
                 "resources": [names.get(i, i) for i in ids],
-                "from": _iso((period.get("from") or {}).get("timestamp")),
-                "to": _iso((period.get("to") or {}).get("timestamp")),
+                "from": _local(begins, 0) or begins,  # the booking's UTC timestamps, as ISO 8601
+                "to": _local(ends, 0) or ends,
             }
         )
     what = f"bookings of {args.resource!r}" if args.resource else "bookings"
@@ -175,13 +172,6 @@ def _local(stamp: Any, offset: Any) -> str | None:
         return datetime.fromtimestamp(int(stamp), tz=zone).isoformat()
     except (TypeError, ValueError, OverflowError):
         return None
-
-
-def _iso(stamp: Any) -> Any:
-    try:
-        return datetime.fromtimestamp(int(stamp), tz=timezone.utc).isoformat()
-    except (TypeError, ValueError, OverflowError):
-        return stamp
 
 
 class WorkdayArgs(BaseModel):
