@@ -7,10 +7,11 @@ export TIKTOKEN_CACHE_DIR := $(CURDIR)/bitrix24_agent_tools/_static/tiktoken
 
 .PHONY: demo test lint bench clean venv wheel-check min-versions
 
-$(STAMP): pyproject.toml constraints.txt
+# The sandbox portal is a distribution of its own (sandbox/): installed from here beside the toolkit.
+$(STAMP): pyproject.toml sandbox/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ./sandbox -e ".[all,dev]"
 	touch $(STAMP)
 
 # langchain-mcp-adapters cannot import under the mcp 2.x SDK our server uses: its interop test runs from a
@@ -23,12 +24,12 @@ $(ADAPTERS_STAMP): tools/mcp_adapters_env.txt
 
 venv: $(STAMP)
 
-# The demo needs only the LangChain extra: a fresh machine installs that, not every extra and dev tool.
+# The demo needs only the LangChain extra and the sandbox: a fresh machine installs that, not every extra and dev tool.
 DEMO_STAMP := $(VENV)/.installed-demo
-$(DEMO_STAMP): pyproject.toml constraints.txt
+$(DEMO_STAMP): pyproject.toml sandbox/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[langchain]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ./sandbox -e ".[langchain,sandbox]"
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

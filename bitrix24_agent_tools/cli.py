@@ -18,7 +18,7 @@ _SUBCOMMAND_MODULES = {
     "bitrix24_agent_tools.sandbox.cli": ("sandbox", "sandbox"),
     "bitrix24_agent_tools.events.cli": ("worker", "postgres"),
     "bitrix24_agent_tools.integrations.mcp": ("mcp", "mcp"),
-    "bitrix24_agent_tools.evals.cli": ("eval", "langchain"),
+    "bitrix24_agent_tools.evals.cli": ("eval", "langchain,sandbox"),
 }
 
 

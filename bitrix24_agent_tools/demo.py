@@ -294,10 +294,12 @@ def _cli(args: argparse.Namespace) -> int:
     import importlib.util
     import sys
 
-    missing = [m for m in ("langchain", "langgraph") if importlib.util.find_spec(m) is None]
+    needed = ("langchain", "langgraph") if args.portal else ("langchain", "langgraph", "bitrix24_sandbox")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
         print(
-            f"the demo runs a LangChain agent: pip install 'bitrix24-agent-tools[langchain]' "
+            "the demo runs a LangChain agent on a sandbox portal: "
+            "pip install 'bitrix24-agent-tools[langchain,sandbox]' "
             f"(missing: {', '.join(missing)})",
             file=sys.stderr,
         )

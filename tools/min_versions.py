@@ -36,7 +36,9 @@ def run(cmd: list[str]) -> str:
 
 def main() -> int:
     key = hashlib.sha256(
-        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+        (ROOT / "pyproject.toml").read_bytes()
+        + (ROOT / "sandbox" / "pyproject.toml").read_bytes()
+        + (ROOT / "constraints.txt").read_bytes()
     ).hexdigest()
     stamp = VENV / ".requirements"
     py = str(VENV / "bin" / "python")
@@ -65,6 +67,8 @@ def main() -> int:
                 py,
                 "--resolution",
                 "lowest-direct",
+                "-e",
+                str(ROOT / "sandbox"),  # the [sandbox] extra's distribution, from this repository
                 "-e",
                 f"{ROOT}[{EXTRAS}]",
             ]

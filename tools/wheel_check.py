@@ -20,19 +20,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "build" / "wheel-venvs"
+# The sandbox portal is a distribution of its own (sandbox/): "sandbox-alone" installs only its wheel (no
+# toolkit); "bare" only the toolkit's; every other variant both, as the README's `[<face>,sandbox]` does.
 EXTRAS = {
+    "sandbox-alone": None,
     "bare": "",
-    "langchain": "langchain",
-    "langgraph": "langgraph",
-    "llamaindex": "llamaindex",
-    "mcp": "mcp",
-    "openai-agents": "openai-agents",
-    "pydantic-ai": "pydantic-ai",
-    "notebook": "notebook,langchain,llamaindex",  # the notebooks use the faces they show
+    "sandbox": "sandbox",
+    "langchain": "langchain,sandbox",
+    "langgraph": "langgraph,sandbox",
+    "llamaindex": "llamaindex,sandbox",
+    "mcp": "mcp,sandbox",
+    "openai-agents": "openai-agents,sandbox",
+    "pydantic-ai": "pydantic-ai,sandbox",
+    "notebook": "notebook,langchain,llamaindex,sandbox",  # the notebooks use the faces they show
 }
 # The examples each kind of user runs, from the wheel alone (outside the clone).
 EXAMPLES = {
-    "bare": ["quickstart.py", "packs_tour.py", "offline_worker.py", "online_handler.py"],
+    "sandbox": ["quickstart.py", "packs_tour.py", "offline_worker.py", "online_handler.py"],
     "langchain": ["langchain_agent.py"],
     "llamaindex": ["llama_index_agent.py"],
     "openai-agents": ["openai_agents_approval.py"],
@@ -43,7 +47,39 @@ EXAMPLES = {
 RUNNERS = {"notebook": ["nbclient", "ipykernel"]}
 
 SMOKE = {
+    "sandbox-alone": r"""
+import importlib.util, ssl, subprocess, sys
+import httpx
+import bitrix24_sandbox
+from bitrix24_sandbox import Portal
+assert importlib.util.find_spec("bitrix24_agent_tools") is None  # installed alone
+portal = Portal(seed=1)
+with httpx.Client(transport=portal.transport()) as client:
+    assert client.post(portal.webhook_url + "crm.deal.list", json={}).json()["total"] == 30
+with portal.serve(https=True) as server:
+    tls = ssl.create_default_context(cafile=str(server.cert_path))
+    with httpx.Client(verify=tls) as client:
+        reply = client.post(server.webhook_url + "user.current.json").json()
+assert reply["result"]["ID"] == "1", reply
+done = subprocess.run([sys.executable, "-m", "bitrix24_sandbox", "--for-seconds", "0.3"], capture_output=True,
+                      text=True, timeout=60)
+assert done.returncode == 0 and "webhook: http://127.0.0.1:" in done.stdout, done.stdout + done.stderr
+print("sandbox alone ok", bitrix24_sandbox.__version__)
+""",
     "bare": r"""
+import bitrix24_agent_tools as b
+from bitrix24_agent_tools import Bitrix24, Guard, Policy, Toolbox
+box = Toolbox(Bitrix24("https://example.bitrix24.com/rest/1/abcdef123456/"))
+assert box.for_request("tell Boris in chat", budget=400).specs[-1].name == "b24_load_pack"
+try:
+    from bitrix24_agent_tools.sandbox import Portal
+except ModuleNotFoundError as exc:  # the sandbox is the [sandbox] extra, and says so
+    assert "bitrix24-agent-tools[sandbox]" in str(exc), exc
+else:
+    raise AssertionError("the sandbox came without its extra")
+print("bare ok", b.__version__)
+""",
+    "sandbox": r"""
 import bitrix24_agent_tools as b
 from bitrix24_agent_tools import Bitrix24, Guard, Policy, Toolbox
 from bitrix24_agent_tools.confirmers import AutoConfirmer
@@ -59,7 +95,7 @@ try:
     count_tokens("x")
 except Exception as exc:
     assert "tokens" in str(exc) or "TIKTOKEN" in str(exc), exc  # a clear word, never a download
-print("bare ok", b.__version__)
+print("toolkit with its sandbox ok", b.__version__)
 """,
     "langchain": r"""
 from bitrix24_agent_tools import Bitrix24
@@ -195,12 +231,42 @@ def build_wheel(out: Path) -> Path:
     assert any(n.endswith("_static/tool_costs.json") for n in names) and any(
         n.endswith("py.typed") for n in names
     )
+    assert not any(n.startswith("bitrix24_sandbox/") for n in names), "the toolkit's wheel ships the sandbox"
     return wheel
 
 
-def venv_for(name: str) -> Path:
+def build_sandbox_wheel(out: Path) -> Path:
+    """The sandbox's own wheel (sandbox/), into ``out`` (the --find-links directory of every variant)."""
+    source = out / "src" / "sandbox"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(source),
+        ]
+    )
+    wheel = next(out.glob("bitrix24_sandbox-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "bitrix24_sandbox/py.typed" in names and not any(
+        n.startswith("bitrix24_agent_tools") for n in names
+    )
+    return wheel
+
+
+def venv_for(name: str, links: Path) -> Path:
     extra = EXTRAS[name]
-    pyproject = (ROOT / "pyproject.toml").read_text() + (ROOT / "constraints.txt").read_text()
+    pyproject = (
+        (ROOT / "pyproject.toml").read_text()
+        + (ROOT / "sandbox" / "pyproject.toml").read_text()
+        + (ROOT / "constraints.txt").read_text()
+    )
     key = hashlib.sha256(f"{extra}\n{pyproject}".encode()).hexdigest()[:16]
     venv = VENVS / name
     stamp = venv / ".requirements"
@@ -218,7 +284,9 @@ def venv_for(name: str) -> Path:
             "--disable-pip-version-check",
             "-c",
             str(ROOT / "constraints.txt"),
-            f"{ROOT}[{extra}]" if extra else str(ROOT),
+            "--find-links",  # bitrix24-sandbox, the [sandbox] extra, is built here, not fetched
+            str(links),
+            *_wanted(extra, links),
             *RUNNERS.get(name, []),
         ]
     )  # the dependencies as the wheel declares them
@@ -226,9 +294,19 @@ def venv_for(name: str) -> Path:
     return venv
 
 
-def check(name: str, wheel: Path) -> float:
+def _wanted(extra: str | None, links: Path) -> list[str]:
+    if extra is None:  # the sandbox alone
+        return [str(next(links.glob("bitrix24_sandbox-*.whl")))]
+    return [f"{ROOT}[{extra}]" if extra else str(ROOT)]
+
+
+def check(name: str, wheel: Path, sandbox_wheel: Path) -> float:
     started = time.perf_counter()
-    venv = venv_for(name)
+    venv = venv_for(name, sandbox_wheel.parent)
+    extra = EXTRAS[name]
+    wheels = [str(sandbox_wheel)] if extra is None or "sandbox" in extra.split(",") else []
+    if extra is not None:
+        wheels.append(str(wheel))
     py = str(venv / "bin" / "python")
     run(
         [
@@ -240,14 +318,14 @@ def check(name: str, wheel: Path) -> float:
             "--disable-pip-version-check",
             "--no-deps",
             "--force-reinstall",
-            str(wheel),
+            *wheels,
         ]
     )
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as cwd:
         os.chmod(cwd, 0o555)  # a read-only working directory, as MCP desktop hosts start servers from "/"
         env = {"HOME": home, "PATH": "/usr/bin:/bin"}
         try:
-            for args in CLI:
+            for args in CLI if extra is not None else []:
                 run([str(venv / "bin" / "b24-agent-tools"), *args], cwd=cwd, env=env)
             run([py, "-c", SMOKE[name]], cwd=cwd, env=env)
             if name == "bare":  # the demo without its extra says what to install, in one line
@@ -258,7 +336,7 @@ def check(name: str, wheel: Path) -> float:
                     capture_output=True,
                     text=True,
                 )
-                assert bare.returncode == 2 and "[langchain]" in bare.stderr, bare.stderr[-500:]
+                assert bare.returncode == 2 and "[langchain,sandbox]" in bare.stderr, bare.stderr[-500:]
             for example in EXAMPLES.get(name, []):  # copied out of the clone: only the wheel is importable
                 import shutil
 
@@ -292,8 +370,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         wheel = build_wheel(Path(out))
+        sandbox_wheel = build_sandbox_wheel(Path(out))
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
-            print(f"wheel [{name}]: ok in {check(name, wheel):.0f}s", flush=True)
+            print(f"wheel [{name}]: ok in {check(name, wheel, sandbox_wheel):.0f}s", flush=True)
     return 0
 
 

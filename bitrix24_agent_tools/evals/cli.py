@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+import bitrix24_sandbox  # noqa: F401 — the [sandbox] extra: the jobs run on sandbox portals
 import langchain.agents  # noqa: F401 — the [langchain] extra: without it the command says what to install
 
 from bitrix24_agent_tools.evals import LANGUAGES, load_jobs, run

@@ -1,9 +1,5 @@
-"""`python -m bitrix24_agent_tools.sandbox`: serve a sandbox portal on loopback."""
+"""`python -m bitrix24_agent_tools.sandbox`: serve a sandbox portal on loopback (``bitrix24-sandbox``)."""
 
-import argparse
+from bitrix24_sandbox.cli import main
 
-from bitrix24_agent_tools.sandbox.cli import add_arguments, run
-
-parser = argparse.ArgumentParser(prog="python -m bitrix24_agent_tools.sandbox")
-add_arguments(parser)
-raise SystemExit(run(parser.parse_args()))
+raise SystemExit(main())
