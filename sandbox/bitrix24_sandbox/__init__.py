@@ -9,7 +9,8 @@ with portal.serve(https=True) as server:  # loopback HTTP/HTTPS, for any client 
 """
 
 from bitrix24_sandbox.errors import ApiError
-from bitrix24_sandbox.portal import CostModel, Faults, Portal
+from bitrix24_sandbox.limits import CostModel, Faults
+from bitrix24_sandbox.portal import Portal
 from bitrix24_sandbox.server import ServerHandle
 from bitrix24_sandbox.types import Caller, RequestRecord, SandboxApp
 

@@ -13,7 +13,7 @@ from bitrix24_sandbox.registry import Listing, method, now_iso, paged, positive,
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 _CATALOG_IBLOCK = 23
 _CURRENCIES = {"USD", "EUR", "RUB", "GBP"}
@@ -85,7 +85,7 @@ def _listing(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> Li
 
 
 @method("catalog.catalog.list", "catalog")
-def catalog_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def catalog_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """catalog/catalog/catalog-catalog-list.md: the product catalog (iblock 23) and its offers catalog
     (24)."""
     rows = [
@@ -116,7 +116,7 @@ def catalog_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
 
 
 @method("catalog.product.list", "catalog")
-def product_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def product_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """catalog/product/catalog-product-list.md: ``select`` must name id and iblockId, ``filter`` iblockId."""
     select = params.get("select")
     if not isinstance(select, list) or not {"id", "iblockId"} <= set(select):
@@ -124,20 +124,20 @@ def product_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
     flt = params.get("filter")
     if not isinstance(flt, dict) or "iblockId" not in flt:
         raise ApiError("0", "Field `iblockId` is not specified in the filter", 400)
-    rows = _filtered([dict(p) for p in table(portal, "catalog_product").values()], params)
+    rows = _filtered([dict(p) for p in table(store, "catalog_product").values()], params)
     return _listing(rows, params, "products")
 
 
-def _product(portal: Portal, product_id: int) -> dict[str, Any]:
-    product = table(portal, "catalog_product").get(product_id)
+def _product(store: Store, product_id: int) -> dict[str, Any]:
+    product = table(store, "catalog_product").get(product_id)
     if product is None:
         raise ApiError("0", "The product does not exist", 400)
     return product
 
 
 @method("catalog.product.get", "catalog")
-def product_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    return {"product": dict(_product(portal, _id_param(params)))}
+def product_get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return {"product": dict(_product(store, _id_param(params)))}
 
 
 _PRODUCT_FIELDS = {
@@ -166,7 +166,7 @@ _PRODUCT_FIELDS = {
 }
 
 
-def _product_fields(portal: Portal, fields: dict[str, Any]) -> dict[str, Any]:
+def _product_fields(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(fields) - _PRODUCT_FIELDS - {"iblockId"})
     if unknown:  # UNVERIFIED text; the portal rejects fields the product type does not have
         raise ApiError("0", f"Unknown fields: {', '.join(unknown)}", 400)
@@ -178,14 +178,14 @@ def _product_fields(portal: Portal, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 @method("catalog.product.add", "catalog")
-def product_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def product_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """catalog/product/catalog-product-add.md: iblockId and name are required; the result is ``{element}``."""
     fields = _fields(params)
     if positive(fields.get("iblockId")) != _CATALOG_IBLOCK:
         raise ApiError("200040300000", "Information block with the specified identifier does not exist", 400)
     if not str(fields.get("name") or "").strip():
         raise ApiError("0", "Required fields: name", 400)
-    product_id = portal.next_id("catalog_product")
+    product_id = store.next_id("catalog_product")
     product = {
         "id": product_id,
         "iblockId": _CATALOG_IBLOCK,
@@ -194,7 +194,7 @@ def product_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
         "code": None,
         "xmlId": str(product_id),
         "createdBy": caller.user_id,
-        "dateCreate": now_iso(portal),
+        "dateCreate": now_iso(store),
         "sort": 500,
         "quantity": 0,
         "vatIncluded": "Y",
@@ -202,38 +202,38 @@ def product_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
         "detailText": None,
         "iblockSectionId": None,
     }
-    product.update(_product_fields(portal, fields))
-    table(portal, "catalog_product")[product_id] = product
+    product.update(_product_fields(store, fields))
+    table(store, "catalog_product")[product_id] = product
     return {"element": dict(product)}
 
 
 @method("catalog.product.update", "catalog")
-def product_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    product = _product(portal, _id_param(params))
+def product_update(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    product = _product(store, _id_param(params))
     fields = _fields(params)
     if "name" in fields and not str(fields["name"] or "").strip():
         raise ApiError("0", "Required fields: name", 400)
-    product.update(_product_fields(portal, fields))
+    product.update(_product_fields(store, fields))
     return {"element": dict(product)}
 
 
 @method("catalog.price.list", "catalog")
-def price_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def price_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """catalog/price/catalog-price-list.md: ``{prices: [...]}``."""
     return _listing(
-        _filtered([dict(p) for p in table(portal, "catalog_price").values()], params), params, "prices"
+        _filtered([dict(p) for p in table(store, "catalog_price").values()], params), params, "prices"
     )
 
 
 @method("catalog.price.add", "catalog")
-def price_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def price_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """catalog/price/catalog-price-add.md: productId, catalogGroupId, price, currency; one price per price
     type."""
     fields = _fields(params)
     missing = [k for k in ("productId", "catalogGroupId", "price", "currency") if fields.get(k) in (None, "")]
     if missing:
         raise ApiError("0", f"Required fields: {', '.join(missing)}", 400)
-    product = _product(portal, positive(fields["productId"]) or 0)
+    product = _product(store, positive(fields["productId"]) or 0)
     if positive(fields["catalogGroupId"]) != 1:
         raise ApiError("0", "Validate price error. Catalog price group is wrong", 400)
     if str(fields["currency"]) not in _CURRENCIES:
@@ -242,10 +242,10 @@ def price_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[st
         amount = float(fields["price"])
     except (TypeError, ValueError):
         raise ApiError("0", "Validate price error. Price is wrong", 400) from None  # UNVERIFIED text
-    prices = table(portal, "catalog_price")
+    prices = table(store, "catalog_price")
     if any(p["productId"] == product["id"] and p["catalogGroupId"] == 1 for p in prices.values()):
         raise ApiError("0", "Validate price error. Catalog product is allowed has only single price", 400)
-    price_id = portal.next_id("catalog_price")
+    price_id = store.next_id("catalog_price")
     price = {
         "id": price_id,
         "productId": product["id"],
@@ -255,7 +255,7 @@ def price_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[st
         "extraId": None,
         "quantityFrom": None,
         "quantityTo": None,
-        "timestampX": now_iso(portal),
+        "timestampX": now_iso(store),
     }
     prices[price_id] = price
     return {"price": dict(price)}
@@ -287,8 +287,8 @@ _ORDER_FIELDS = {
 }
 
 
-def _order(portal: Portal, order_id: int, code: str = "201240400001") -> dict[str, Any]:
-    order = table(portal, "sale_order").get(order_id)
+def _order(store: Store, order_id: int, code: str = "201240400001") -> dict[str, Any]:
+    order = table(store, "sale_order").get(order_id)
     if order is None:
         raise ApiError(code, "Order not found" if code.startswith("2012") else "order does not exist", 400)
     return order
@@ -303,35 +303,35 @@ def _order_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _with_payments(portal: Portal, order: dict[str, Any]) -> dict[str, Any]:
-    payments = [dict(p) for p in table(portal, "sale_payment").values() if p["orderId"] == order["id"]]
+def _with_payments(store: Store, order: dict[str, Any]) -> dict[str, Any]:
+    payments = [dict(p) for p in table(store, "sale_payment").values() if p["orderId"] == order["id"]]
     return {**order, "payments": payments}
 
 
 @method("sale.order.list", "sale")
-def order_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def order_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     rows = _filtered(
-        [{k: v for k, v in o.items() if k != "basketItems"} for o in table(portal, "sale_order").values()],
+        [{k: v for k, v in o.items() if k != "basketItems"} for o in table(store, "sale_order").values()],
         params,
     )
     return _listing(rows, params, "orders")
 
 
 @method("sale.order.get", "sale")
-def order_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def order_get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """sale/order/sale-order-get.md: the order with its basket and payments."""
-    return {"order": _with_payments(portal, _order(portal, _id_param(params)))}
+    return {"order": _with_payments(store, _order(store, _id_param(params)))}
 
 
 @method("sale.order.add", "sale")
-def order_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def order_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """sale/order/sale-order-add.md: lid, personTypeId and currency are required."""
     fields = _fields(params)
     missing = [k for k in ("lid", "personTypeId", "currency") if fields.get(k) in (None, "")]
     if missing:
         raise ApiError("0", f"Required fields are not provided: {', '.join(missing)}", 400)
-    order_id = portal.next_id("sale_order")
-    when = now_iso(portal)
+    order_id = store.next_id("sale_order")
+    when = now_iso(store)
     order = {
         "id": order_id,
         "accountNumber": str(order_id),
@@ -353,28 +353,28 @@ def order_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[st
         "basketItems": [],
     }
     order.update(_order_fields(fields))
-    table(portal, "sale_order")[order_id] = order
-    return {"order": _with_payments(portal, order)}
+    table(store, "sale_order")[order_id] = order
+    return {"order": _with_payments(store, order)}
 
 
 @method("sale.order.update", "sale")
-def order_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def order_update(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     if positive(params.get("id")) is None:
         raise ApiError("100", "The `id` parameter is missing", 400)
-    order = _order(portal, positive(params["id"]) or 0, "200540400001")
+    order = _order(store, positive(params["id"]) or 0, "200540400001")
     order.update(_order_fields(_fields(params)))
-    order["dateUpdate"] = now_iso(portal)
-    return {"order": _with_payments(portal, order)}
+    order["dateUpdate"] = now_iso(store)
+    return {"order": _with_payments(store, order)}
 
 
 @method("sale.payment.list", "sale")
-def payment_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def payment_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """sale/payment/sale-payment-list.md; its example filters by the order's personTypeId, so a payment is
     matched on its order's fields too (UNVERIFIED which order fields the portal joins: personTypeId here)."""
-    orders = table(portal, "sale_order")
+    orders = table(store, "sale_order")
     rows = [
         {**p, "personTypeId": (orders.get(int(p.get("orderId") or 0)) or {}).get("personTypeId")}
-        for p in table(portal, "sale_payment").values()
+        for p in table(store, "sale_payment").values()
     ]
     found = _filtered(rows, params)
     if not (isinstance(params.get("select"), list) and "personTypeId" in params["select"]):
@@ -383,19 +383,19 @@ def payment_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
 
 
 @method("sale.payment.add", "sale")
-def payment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def payment_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """sale/payment/sale-payment-add.md: orderId and paySystemId are required; a paid payment that covers the
     order marks it paid."""
     fields = _fields(params)
     missing = [k for k in ("orderId", "paySystemId") if fields.get(k) in (None, "")]
     if missing:
         raise ApiError("0", f"Required fields are not provided: {', '.join(missing)}", 400)
-    order = _order(portal, positive(fields["orderId"]) or 0)
+    order = _order(store, positive(fields["orderId"]) or 0)
     system = positive(fields["paySystemId"])
     if system not in _PAY_SYSTEMS:
         raise ApiError("0", "Payment system is not found", 400)  # UNVERIFIED text
-    payments = table(portal, "sale_payment")
-    payment_id = portal.next_id("sale_payment")
+    payments = table(store, "sale_payment")
+    payment_id = store.next_id("sale_payment")
     paid = "Y" if str(fields.get("paid") or "N") == "Y" else "N"
     count = sum(1 for p in payments.values() if p["orderId"] == order["id"]) + 1
     payment = {
@@ -407,8 +407,8 @@ def payment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
         "currency": order["currency"],
         "paySystemId": system,
         "paySystemName": _PAY_SYSTEMS[system or 1],
-        "datePaid": now_iso(portal) if paid == "Y" else None,
-        "dateBill": now_iso(portal),
+        "datePaid": now_iso(store) if paid == "Y" else None,
+        "dateBill": now_iso(store),
         "isReturn": "N",
         "comments": str(fields.get("comments") or ""),
     }
@@ -450,7 +450,7 @@ _DELIVERIES = [
 
 
 @method("sale.delivery.getlist", "sale")
-def delivery_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def delivery_list(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """sale/delivery/delivery/sale-delivery-get-list.md: SELECT, FILTER, ORDER (upper-case)."""
     flt = params.get("FILTER") or params.get("filter") or {}
     if not isinstance(flt, dict):

@@ -12,7 +12,7 @@ from bitrix24_sandbox.registry import app_only, method, now_iso, obj, positive, 
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 def _app_of(caller: Caller, query: dict[str, Any]) -> str:
@@ -37,7 +37,7 @@ def _handler(query: dict[str, Any], key: str, event_code: str, label: str | None
 
 
 @method("imbot.register", "imbot")
-def imbot_register(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def imbot_register(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """chat-bots/outdated/bots/imbot-register.md: the result is the bot's user ID."""
     query = upper(params)
     app = _app_of(caller, query)
@@ -54,11 +54,11 @@ def imbot_register(portal: Portal, params: dict[str, Any], caller: Caller) -> in
     props = upper(obj(query.get("PROPERTIES")))
     if not str(props.get("NAME") or "").strip() and not str(props.get("LAST_NAME") or "").strip():
         raise ApiError("NAME_ERROR", "Bot name isn't specified", 400)
-    bots = table(portal, "imbot")
+    bots = table(store, "imbot")
     for bot in bots.values():  # UNVERIFIED: registering the same CODE again answers the existing bot's ID
         if bot["CODE"] == code and bot["APP"] == app:
             return int(bot["ID"])
-    bot_id = 1000 + portal.next_id("imbot")
+    bot_id = 1000 + store.next_id("imbot")
     bots[bot_id] = {
         "ID": str(bot_id),
         "CODE": code,
@@ -71,9 +71,9 @@ def imbot_register(portal: Portal, params: dict[str, Any], caller: Caller) -> in
     return bot_id
 
 
-def _bot(portal: Portal, caller: Caller, query: dict[str, Any]) -> dict[str, Any]:
+def _bot(store: Store, caller: Caller, query: dict[str, Any]) -> dict[str, Any]:
     bot_id = positive(query.get("BOT_ID"))
-    bot = table(portal, "imbot").get(bot_id) if bot_id else None
+    bot = table(store, "imbot").get(bot_id) if bot_id else None
     if bot is None:
         raise ApiError("BOT_ID_ERROR", "Bot not found", 400)
     if bot["APP"] != _app_of(caller, query):
@@ -82,10 +82,10 @@ def _bot(portal: Portal, caller: Caller, query: dict[str, Any]) -> dict[str, Any
 
 
 @method("imbot.command.register", "imbot")
-def imbot_command_register(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def imbot_command_register(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """chat-bots/outdated/commands/imbot-command-register.md."""
     query = upper(params)
-    bot = _bot(portal, caller, query)
+    bot = _bot(store, caller, query)
     command = str(query.get("COMMAND") or "").strip()
     if not command:
         raise ApiError("COMMAND_ERROR", "Command isn't specified", 400)
@@ -93,8 +93,8 @@ def imbot_command_register(portal: Portal, params: dict[str, Any], caller: Calle
     lang = query.get("LANG")
     if not isinstance(lang, list) or not lang:
         raise ApiError("LANG_ERROR", "Lang set can't be empty", 400)
-    command_id = portal.next_id("imbot_command")
-    table(portal, "imbot_command")[command_id] = {
+    command_id = store.next_id("imbot_command")
+    table(store, "imbot_command")[command_id] = {
         "ID": str(command_id),
         "BOT_ID": bot["ID"],
         "COMMAND": command,
@@ -106,30 +106,30 @@ def imbot_command_register(portal: Portal, params: dict[str, Any], caller: Calle
 
 
 @method("imbot.command.answer", "imbot")
-def imbot_command_answer(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def imbot_command_answer(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """chat-bots/outdated/commands/imbot-command-answer.md: the answer is a message in the command's
     dialog."""
     query = upper(params)
     command_id = positive(query.get("COMMAND_ID"))
-    command = table(portal, "imbot_command").get(command_id) if command_id else None
+    command = table(store, "imbot_command").get(command_id) if command_id else None
     if command is None:
         raise ApiError("COMMAND_ID_ERROR", "Command not found", 400)
     if command["APP"] != _app_of(caller, query):
         raise ApiError("APP_ID_ERROR", "Command was installed by another rest application", 400)
-    source = portal.state["message"].get(positive(query.get("MESSAGE_ID")) or 0)
+    source = store.tables["message"].get(positive(query.get("MESSAGE_ID")) or 0)
     if source is None:
         raise ApiError("MESSAGE_ID_EMPTY", "Message ID can't be empty", 400)
     text = str(query.get("MESSAGE") or "").strip()
     if not text and not query.get("ATTACH"):
         raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
-    return add_message(portal, source["dialogId"], text, int(command["BOT_ID"]))
+    return add_message(store, source["dialogId"], text, int(command["BOT_ID"]))
 
 
 @method("imbot.message.add", "imbot")
-def imbot_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def imbot_message_add(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """chat-bots/outdated/messages/imbot-message-add.md: the message shows in the dialog's history."""
     query = upper(params)
-    bot = _bot(portal, caller, query)
+    bot = _bot(store, caller, query)
     dialog = str(query.get("DIALOG_ID") or "").strip()
     if not dialog:
         raise ApiError("DIALOG_ID_EMPTY", "Dialog ID can't be empty", 400)
@@ -137,14 +137,14 @@ def imbot_message_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
     if not text and not query.get("ATTACH"):
         raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
     if dialog.startswith("chat"):
-        if not dialog[4:].isdigit() or int(dialog[4:]) not in portal.state.get("chat", {}):
+        if not dialog[4:].isdigit() or int(dialog[4:]) not in store.tables.get("chat", {}):
             raise ApiError("WRONG_REQUEST", "Message isn't added", 400)
-    elif positive(dialog) not in portal.state["user"]:
+    elif positive(dialog) not in store.tables["user"]:
         raise ApiError("WRONG_REQUEST", "Message isn't added", 400)
     keyboard = keyboard_of(query.get("KEYBOARD"))
-    message_id = add_message(portal, dialog, text, int(bot["ID"]))
+    message_id = add_message(store, dialog, text, int(bot["ID"]))
     if keyboard:
-        portal.state["message"][message_id]["keyboard"] = keyboard
+        store.tables["message"][message_id]["keyboard"] = keyboard
     return message_id
 
 
@@ -192,7 +192,7 @@ def keyboard_of(value: Any) -> list[dict[str, Any]]:
 
 
 @method("im.message.command", "im")
-def im_message_command(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+def im_message_command(store: Store, params: dict[str, Any], caller: Caller) -> bool:
     """chats/messages/im-message-command.md: a chat participant runs a bot command in the context of a
     message — what pressing a keyboard button with ``COMMAND`` does. The bot's application receives
     ONIMCOMMANDADD at the command's handler (chat-bots/outdated/commands/events/on-im-command-add.md) with
@@ -200,11 +200,11 @@ def im_message_command(portal: Portal, params: dict[str, Any], caller: Caller) -
     unregistered command gets; PARAMS_ERROR (the page's "Incorrect params") is answered for both."""
     query = upper(params)
     message_id = positive(query.get("MESSAGE_ID"))
-    message = portal.state["message"].get(message_id or 0)
+    message = store.tables["message"].get(message_id or 0)
     if message is None:
         raise ApiError("MESSAGE_ID_ERROR", "Message ID can't be empty", 400)
     bot_id = positive(query.get("BOT_ID"))
-    bot = table(portal, "imbot").get(bot_id) if bot_id else None
+    bot = table(store, "imbot").get(bot_id) if bot_id else None
     if bot is None:
         raise ApiError("BOT_ID_ERROR", "Bot ID can't be empty", 400)
     text = str(query.get("COMMAND") or "").strip()
@@ -213,7 +213,7 @@ def im_message_command(portal: Portal, params: dict[str, Any], caller: Caller) -
     dialog = str(message["dialogId"])
     if dialog != str(caller.user_id):  # the bot's personal chat with this user (a chat: its members)
         chat = (
-            portal.state.get("chat", {}).get(positive(dialog[4:]) or 0) if dialog.startswith("chat") else None
+            store.tables.get("chat", {}).get(positive(dialog[4:]) or 0) if dialog.startswith("chat") else None
         )
         members = {str(m) for m in (chat or {}).get("USERS", [])} if chat else set()
         if str(caller.user_id) not in members:
@@ -221,20 +221,20 @@ def im_message_command(portal: Portal, params: dict[str, Any], caller: Caller) -
     command = next(
         (
             c
-            for c in table(portal, "imbot_command").values()
+            for c in table(store, "imbot_command").values()
             if c["BOT_ID"] == bot["ID"] and c["COMMAND"] == text
         ),
         None,
     )
     if command is None:
         raise ApiError("PARAMS_ERROR", "Incorrect params", 400)
-    send_command(portal, bot, command, str(query.get("COMMAND_PARAMS") or ""), message_id or 0, dialog,
+    send_command(store, bot, command, str(query.get("COMMAND_PARAMS") or ""), message_id or 0, dialog,
                  caller.user_id, "KEYBOARD")  # fmt: skip
     return True
 
 
 def send_command(
-    portal: Portal,
+    store: Store,
     bot: dict[str, Any],
     command: dict[str, Any],
     command_params: str,
@@ -246,7 +246,7 @@ def send_command(
     """ONIMCOMMANDADD to the command's handler, shaped as on-im-command-add.md shows it (personal or group
     chat): the command under ``data[COMMAND][<command id>]``, the message under ``data[PARAMS]``, the person
     under ``data[USER]``."""
-    user = portal.state["user"].get(user_id, {})
+    user = store.tables["user"].get(user_id, {})
     name = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip()
     group = dialog.startswith("chat")
     data = {
@@ -279,24 +279,22 @@ def send_command(
             "LAST_NAME": str(user.get("LAST_NAME") or ""),
         },
     }
-    if portal.events is not None:
-        portal.events.deliver_to(command["HANDLER"], "ONIMCOMMANDADD", data, command["APP"], user_id)
+    if store.events is not None:
+        store.events.deliver_to(command["HANDLER"], "ONIMCOMMANDADD", data, command["APP"], user_id)
 
 
-def to_bot(portal: Portal, bot: dict[str, Any], text: str, message_id: int, user_id: int) -> None:
+def to_bot(store: Store, bot: dict[str, Any], text: str, message_id: int, user_id: int) -> None:
     """A person's message in a bot's personal chat: a registered ``/command`` reaches the command's handler
     as ONIMCOMMANDADD (context TEXTAREA, on-im-command-add.md); any other text the bot's EVENT_MESSAGE_ADD
     handler as ONIMBOTMESSAGEADD (messages/events/on-imbot-message-add.md)."""
     if text.startswith("/"):
         word, _, rest = text[1:].partition(" ")
-        for command in table(portal, "imbot_command").values():
+        for command in table(store, "imbot_command").values():
             if command["BOT_ID"] == bot["ID"] and command["COMMAND"] == word:
-                send_command(
-                    portal, bot, command, rest.strip(), message_id, str(user_id), user_id, "TEXTAREA"
-                )
+                send_command(store, bot, command, rest.strip(), message_id, str(user_id), user_id, "TEXTAREA")
                 return
     handler = bot["HANDLERS"].get("add")
-    if handler and portal.events is not None:
+    if handler and store.events is not None:
         data = {
             "BOT": {bot["ID"]: {"BOT_ID": bot["ID"], "BOT_CODE": bot["CODE"]}},
             "PARAMS": {
@@ -313,29 +311,29 @@ def to_bot(portal: Portal, bot: dict[str, Any], text: str, message_id: int, user
             },
             "USER": {"ID": str(user_id)},
         }
-        portal.events.deliver_to(handler, "ONIMBOTMESSAGEADD", data, bot["APP"], user_id)
+        store.events.deliver_to(handler, "ONIMBOTMESSAGEADD", data, bot["APP"], user_id)
 
 
 _CALL_TYPES = {1: "outgoing", 2: "incoming", 3: "incoming redirected", 4: "callback"}
 
 
-def _call_user(portal: Portal, query: dict[str, Any]) -> int:
+def _call_user(store: Store, query: dict[str, Any]) -> int:
     user_id = positive(query.get("USER_ID"))
     if user_id is None and not query.get("USER_PHONE_INNER"):
         raise ApiError("ERROR_CORE", "USER_ID or USER_PHONE_INNER should be set.", 400)
-    user = portal.state["user"].get(user_id or 1)
+    user = store.tables["user"].get(user_id or 1)
     if user is None or str(user.get("ACTIVE", True)).lower() in ("false", "n"):
         raise ApiError("ERROR_CORE", "User is not found or is not active.", 400)
     return user_id or 1
 
 
 @method("telephony.externalCall.register", "telephony")
-def external_call_register(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def external_call_register(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """telephony/telephony-external-call-register.md: the call is found in CRM by its number; "works only in
     the context of an application" (WRONG_AUTH_TYPE otherwise)."""
     app_only(caller, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method.")
     query = upper(params)
-    user_id = _call_user(portal, query)
+    user_id = _call_user(store, query)
     phone = str(query.get("PHONE_NUMBER") or "").strip()
     digits = "".join(ch for ch in phone if ch.isdigit())
     if len(digits) < 3:
@@ -344,7 +342,7 @@ def external_call_register(portal: Portal, params: dict[str, Any], caller: Calle
         raise ApiError("ERROR_CORE", "Unknown TYPE.", 400)
     entity_type, entity_id = None, None
     for kind in ("contact", "company", "lead"):
-        for record in portal.state.get(kind, {}).values():
+        for record in store.tables.get(kind, {}).values():
             if any(
                 "".join(c for c in str(p.get("VALUE", "")) if c.isdigit()) == digits
                 for p in record.get("PHONE") or []
@@ -353,16 +351,16 @@ def external_call_register(portal: Portal, params: dict[str, Any], caller: Calle
                 break
         if entity_type:
             break
-    serial = str(portal.next_id("telephony_call"))
+    serial = str(store.next_id("telephony_call"))
     call_id = f"externalCall.{hashlib.md5(serial.encode()).hexdigest()}.sbx"
-    table(portal, "telephony_call")[call_id] = {
+    table(store, "telephony_call")[call_id] = {
         "CALL_ID": call_id,
         "PHONE_NUMBER": digits,
         "PORTAL_USER_ID": user_id,
         "INCOMING": str(query.get("TYPE")),
         "CRM_ENTITY_TYPE": entity_type,
         "CRM_ENTITY_ID": entity_id,
-        "CALL_START_DATE": now_iso(portal),
+        "CALL_START_DATE": now_iso(store),
         "FINISHED": False,
     }
     return {
@@ -375,15 +373,15 @@ def external_call_register(portal: Portal, params: dict[str, Any], caller: Calle
 
 
 @method("telephony.externalCall.finish", "telephony")
-def external_call_finish(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def external_call_finish(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """telephony/telephony-external-call-finish.md: only in the context of an application."""
     app_only(caller, "WRONG_AUTH_TYPE", "Current authorization type is denied for this method")
     query = upper(params)
     call_id = query.get("CALL_ID")
     if not isinstance(call_id, str) or not call_id:
         raise ApiError("INVALID_ARGUMENT", "CALL_ID must be a string", 400)
-    user_id = _call_user(portal, query)
-    call = table(portal, "telephony_call").get(call_id)
+    user_id = _call_user(store, query)
+    call = table(store, "telephony_call").get(call_id)
     if call is None or call["FINISHED"]:
         raise ApiError("ERROR_CORE", "Call is not found (call should be registered prior to finishing)", 400)
     duration = positive(query.get("DURATION")) or 0
@@ -408,23 +406,23 @@ def external_call_finish(portal: Portal, params: dict[str, Any], caller: Caller)
         "COMMENT": None,
         "CRM_ENTITY_TYPE": call["CRM_ENTITY_TYPE"],
         "CRM_ENTITY_ID": call["CRM_ENTITY_ID"],
-        "ID": len(table(portal, "telephony_call")),
+        "ID": len(table(store, "telephony_call")),
     }
 
 
 @method("messageservice.sender.list", "messageservice")
-def sender_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
+def sender_list(store: Store, params: dict[str, Any], caller: Caller) -> list[str]:
     """messageservice/messageservice-sender-list.md: the application's SMS providers, for an administrator."""
     app_only(caller, message="Application context required")
     if not caller.is_admin:
         raise ApiError("ACCESS_DENIED", "Access denied!", 403)
     return sorted(
-        str(s["CODE"]) for s in table(portal, "sms_sender").values() if s.get("APP") == caller.app_id
+        str(s["CODE"]) for s in table(store, "sms_sender").values() if s.get("APP") == caller.app_id
     )
 
 
 @method("imopenlines.config.list.get", "imopenlines")
-def openlines_config_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def openlines_config_list(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """imopenlines/openlines/imopenlines-config-list-get.md: PARAMS{select, order, filter, limit, offset}."""
     query = upper(params)
     options = query.get("PARAMS") or {}
@@ -439,7 +437,7 @@ def openlines_config_list(portal: Portal, params: dict[str, Any], caller: Caller
     if not isinstance(flt, dict):
         raise ApiError("INVALID_FORMAT", "A wrong format for the PARAMS field 'filter' is passed", 400)
     rows = []
-    for line in table(portal, "openline").values():
+    for line in table(store, "openline").values():
         if all(str(line.get(str(k).upper())) == str(v) for k, v in flt.items()):
             users = {
                 str(u): {
@@ -447,12 +445,12 @@ def openlines_config_list(portal: Portal, params: dict[str, Any], caller: Caller
                         filter(
                             None,
                             (
-                                portal.state["user"].get(u, {}).get("NAME"),
-                                portal.state["user"].get(u, {}).get("LAST_NAME"),
+                                store.tables["user"].get(u, {}).get("NAME"),
+                                store.tables["user"].get(u, {}).get("LAST_NAME"),
                             ),
                         )
                     ),
-                    "USER_WORK_POSITION": portal.state["user"].get(u, {}).get("WORK_POSITION"),
+                    "USER_WORK_POSITION": store.tables["user"].get(u, {}).get("WORK_POSITION"),
                 }
                 for u in line["QUEUE"]
             }
@@ -461,7 +459,7 @@ def openlines_config_list(portal: Portal, params: dict[str, Any], caller: Caller
 
 
 @method("imconnector.list", "imopenlines")
-def connector_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, str]:
+def connector_list(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, str]:
     """imopenlines/imconnector/imconnector-list.md: application context only."""
     app_only(
         caller,
@@ -483,7 +481,7 @@ _MAIL_SERVICES = [
 
 
 @method("mailservice.list", "mailservice")
-def mailservice_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def mailservice_list(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """mailservice/mailservice-list.md."""
     return [
         {

@@ -27,7 +27,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 ENTITY_TYPES = {1: "lead", 2: "deal", 3: "contact", 4: "company"}
@@ -189,11 +189,11 @@ def _crm_fields(params: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _next_multifield_id(portal: Portal) -> str:
-    return str(portal.next_id("multifield") + 1000)
+def _next_multifield_id(store: Store) -> str:
+    return str(store.next_id("multifield") + 1000)
 
 
-def _multifield_values(portal: Portal, type_id: str, value: Any) -> list[dict[str, Any]]:
+def _multifield_values(store: Store, type_id: str, value: Any) -> list[dict[str, Any]]:
     """New multifield values as the portal stores them: ID, TYPE_ID, VALUE, VALUE_TYPE (data-types.md)."""
     items = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
     out = []
@@ -203,7 +203,7 @@ def _multifield_values(portal: Portal, type_id: str, value: Any) -> list[dict[st
         if text:
             out.append(
                 {
-                    "ID": _next_multifield_id(portal),
+                    "ID": _next_multifield_id(store),
                     "VALUE_TYPE": str(entry.get("VALUE_TYPE") or "WORK"),
                     "VALUE": text,
                     "TYPE_ID": type_id,
@@ -213,7 +213,7 @@ def _multifield_values(portal: Portal, type_id: str, value: Any) -> list[dict[st
 
 
 def _merge_multifield(
-    portal: Portal, current: list[dict[str, Any]], type_id: str, value: Any
+    store: Store, current: list[dict[str, Any]], type_id: str, value: Any
 ) -> list[dict[str, Any]]:
     """An update of a multifield (crm-contact-update.md, "Working with Multiple Fields"): a value without ID
     is added; with an ID it replaces that value; an ID with ``DELETE: "Y"`` or an empty VALUE removes it."""
@@ -223,7 +223,7 @@ def _merge_multifield(
         entry = item if isinstance(item, dict) else {"VALUE": item}
         ident = str(entry.get("ID") or "")
         if not ident:
-            result += _multifield_values(portal, type_id, [entry])
+            result += _multifield_values(store, type_id, [entry])
             continue
         index = next((i for i, v in enumerate(result) if v["ID"] == ident), None)
         if index is None:
@@ -250,12 +250,12 @@ def _legacy_start(start: Any) -> Any:
     return value if value < 0 else value - value % 50
 
 
-def normalize_multifields(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
+def normalize_multifields(store: Store, record: dict[str, Any]) -> dict[str, Any]:
     """Seeded records may hold bare multifield values; give them the portal's shape once."""
     for name in MULTIFIELDS:
         values = record.get(name)
         if isinstance(values, list) and any(not isinstance(v, dict) or "ID" not in v for v in values):
-            record[name] = _multifield_values(portal, name, values)
+            record[name] = _multifield_values(store, name, values)
     return record
 
 
@@ -299,7 +299,7 @@ def _crm(kind: str) -> None:
     scope = "crm"
 
     @method(f"crm.{kind}.list", scope)
-    def _list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+    def _list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
         params = _upper_params(params)
         flt = params.get("FILTER") or {}
         if not isinstance(flt, dict):
@@ -308,7 +308,7 @@ def _crm(kind: str) -> None:
         if not isinstance(order, dict):
             raise crm_error("Parameter 'order' must be array.")
         flt = {str(k).upper(): v for k, v in flt.items()}
-        candidates, rest = id_window(portal.state[kind], flt, cache=portal.key_cache)
+        candidates, rest = id_window(store.tables[kind], flt, cache=store.key_cache)
         order = {str(k).upper(): v for k, v in order.items()}
         by_id = is_id_order(order)
         start = params.get("START")
@@ -322,43 +322,43 @@ def _crm(kind: str) -> None:
             # sandbox stops there too (an export's probe would otherwise touch every row twice).
             chunk: list[dict[str, Any]] = []
             for raw in reversed(candidates) if by_id == "DESC" else candidates:
-                row = normalize_multifields(portal, raw)
+                row = normalize_multifields(store, raw)
                 if visible(row):
                     chunk.append(row)
                     if len(chunk) == PAGE:
                         break
-            portal.charge(items=len(chunk), counted=False, offset=-1)
+            store.charge(items=len(chunk), counted=False, offset=-1)
             return Listing([_crm_select(r, params.get("SELECT")) for r in chunk], None, None)
-        rows = [r for r in (normalize_multifields(portal, raw) for raw in candidates) if visible(r)]
+        rows = [r for r in (normalize_multifields(store, raw) for raw in candidates) if visible(r)]
         if by_id == "DESC":
             rows.reverse()
         elif by_id is None:
             rows = order_rows(rows, order)
-        portal.charge(items=len(rows), counted=str(start if start is not None else 0) != "-1", offset=start)
+        store.charge(items=len(rows), counted=str(start if start is not None else 0) != "-1", offset=start)
         chunk, total, nxt = page(rows, _legacy_start(start))
         return Listing([_crm_select(r, params.get("SELECT")) for r in chunk], total, nxt)
 
     @method(f"crm.{kind}.get", scope)
-    def _get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        record = portal.state[kind].get(_crm_id(_upper_params(params)))
+    def _get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        record = store.tables[kind].get(_crm_id(_upper_params(params)))
         if record is None:
             raise crm_error("Not found")
         _perm(caller, record)
-        return dict(normalize_multifields(portal, record))
+        return dict(normalize_multifields(store, record))
 
     @method(f"crm.{kind}.add", scope)
-    def _add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+    def _add(store: Store, params: dict[str, Any], caller: Caller) -> int:
         raw = _crm_fields(_upper_params(params))
         fields = _check_fields(kind, raw, creating=True)
-        new_id = portal.next_id(kind)
-        stamp = now_iso(portal)
+        new_id = store.next_id(kind)
+        stamp = now_iso(store)
         record: dict[str, Any] = {
             f: None for f in FIELD_TYPES[kind] if not f.startswith("UF_") and f not in MULTIFIELDS
         }
         record.update(fields)
         for name, value in ((str(k).upper(), v) for k, v in raw.items()):
             if name in MULTIFIELDS and name in FIELD_TYPES[kind]:
-                record[name] = _multifield_values(portal, name, value)
+                record[name] = _multifield_values(store, name, value)
         record.update(
             {
                 "ID": str(new_id),
@@ -381,43 +381,43 @@ def _crm(kind: str) -> None:
                 ][0][0]
             )
             record["CLOSED"] = "Y" if str(record["STAGE_ID"]).endswith(("WON", "LOSE")) else "N"
-        portal.state[kind][new_id] = record
-        portal.emit(f"ONCRM{kind.upper()}ADD", {"FIELDS": {"ID": new_id}}, params)
+        store.tables[kind][new_id] = record
+        store.emit(f"ONCRM{kind.upper()}ADD", {"FIELDS": {"ID": new_id}}, params)
         return new_id
 
     @method(f"crm.{kind}.update", scope)
-    def _update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    def _update(store: Store, params: dict[str, Any], caller: Caller) -> bool:
         upper_params = _upper_params(params)
-        record = portal.state[kind].get(_crm_id(upper_params))
+        record = store.tables[kind].get(_crm_id(upper_params))
         if record is None:
             raise crm_error("Not found")
         _perm(caller, record)
         raw = _crm_fields(upper_params)
         fields = _check_fields(kind, raw, creating=False)
-        normalize_multifields(portal, record)
+        normalize_multifields(store, record)
         record.update(fields)
         for name, value in ((str(k).upper(), v) for k, v in raw.items()):
             if name in MULTIFIELDS and name in FIELD_TYPES[kind]:
-                record[name] = _merge_multifield(portal, record.get(name) or [], name, value)
-        record["DATE_MODIFY"] = now_iso(portal)
+                record[name] = _merge_multifield(store, record.get(name) or [], name, value)
+        record["DATE_MODIFY"] = now_iso(store)
         if kind == "deal":
             record["CLOSED"] = "Y" if str(record.get("STAGE_ID")).endswith(("WON", "LOSE")) else "N"
-        portal.emit(f"ONCRM{kind.upper()}UPDATE", {"FIELDS": {"ID": int(record["ID"])}}, params)
+        store.emit(f"ONCRM{kind.upper()}UPDATE", {"FIELDS": {"ID": int(record["ID"])}}, params)
         return True
 
     @method(f"crm.{kind}.delete", scope)
-    def _delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+    def _delete(store: Store, params: dict[str, Any], caller: Caller) -> bool:
         record_id = _crm_id(_upper_params(params))
-        record = portal.state[kind].get(record_id)
+        record = store.tables[kind].get(record_id)
         if record is None:
             raise crm_error("Not found")
         _perm(caller, record)
-        del portal.state[kind][record_id]
-        portal.emit(f"ONCRM{kind.upper()}DELETE", {"FIELDS": {"ID": record_id}}, params)
+        del store.tables[kind][record_id]
+        store.emit(f"ONCRM{kind.upper()}DELETE", {"FIELDS": {"ID": record_id}}, params)
         return True
 
     @method(f"crm.{kind}.fields", scope)
-    def _fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    def _fields(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, (ftype, title) in FIELD_TYPES[kind].items():
             info: dict[str, Any] = {
@@ -465,7 +465,7 @@ for _kind in ("deal", "lead", "contact", "company"):
 
 
 @method("crm.category.list", "crm")
-def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def category_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """crm-category-list.md: ``result.categories`` (id, name, sort, entityTypeId, isDefault, originId,
     originatorId) and ``total``."""
     etid = _id(params, "entityTypeId")
@@ -478,7 +478,7 @@ def category_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
         raise ApiError(
             "ENTITY_TYPE_NOT_SUPPORTED", f"Entity type `{unsupported[etid]}` is not supported", 400
         )
-    if etid not in (2, 3, 4, 31) and etid not in portal.smart_types:
+    if etid not in (2, 3, 4, 31) and etid not in store.smart_types:
         raise ApiError("NOT_FOUND", "Smart process not found", 400)
     if etid != 2:
         cats = [
@@ -512,7 +512,7 @@ _STAGE_COLORS = ("#39A8EF", "#2FC6F6", "#55D0E0", "#47E4C2", "#FFA900", "#7BD500
 
 
 @method("crm.status.list", "crm")
-def status_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def status_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """crm-status-list.md: ID, ENTITY_ID, STATUS_ID, NAME, NAME_INIT, SORT, SYSTEM, CATEGORY_ID, COLOR,
     SEMANTICS, EXTRA; filter and order on those; ``total``."""
     rows: list[dict[str, Any]] = []
@@ -581,7 +581,7 @@ _CURRENCIES = (
 
 
 @method("crm.currency.list", "crm")
-def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def currency_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """crm-currency-list.md: CURRENCY, AMOUNT_CNT, AMOUNT, SORT, BASE, FULL_NAME, ...; with ``total``."""
     rows = [
         {
@@ -603,7 +603,7 @@ def currency_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
 
 
 @method("crm.timeline.comment.add", "crm")
-def timeline_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def timeline_comment_add(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """crm/timeline/comments/crm-timeline-comment-add.md: only lower-case ``fields`` (since crm 23.100.0
     "Fields, FIELDS, arFields are not accepted"); ENTITY_TYPE lead, deal, contact, company, order or
     dynamic_<entityTypeId>; errors 100 (required fields), OWNER_NOT_FOUND, INVALID_ARG_VALUE (empty
@@ -616,32 +616,32 @@ def timeline_comment_add(portal: Portal, params: dict[str, Any], caller: Caller)
         raise ApiError("100", "Required fields are not provided", 400)
     owner = positive(fields.get("ENTITY_ID"))
     if etype in FIELD_TYPES:
-        exists = owner in portal.state[etype]
+        exists = owner in store.tables[etype]
     elif etype.startswith("dynamic_") and etype[8:].isdigit():
-        exists = owner in portal.state["smart_item"].get(int(etype[8:]), {})
+        exists = owner in store.tables["smart_item"].get(int(etype[8:]), {})
     elif etype == "order":
-        exists = owner in portal.state.get("sale_order", {})
+        exists = owner in store.tables.get("sale_order", {})
     else:
         exists = False
     if not exists:
         raise ApiError("OWNER_NOT_FOUND", "Owner of the item not found", 400)
     if not str(fields.get("COMMENT") or "").strip():
         raise ApiError("INVALID_ARG_VALUE", "Empty comment", 400)
-    new_id = portal.next_id("timeline_comment")
-    portal.state["timeline_comment"][new_id] = {
+    new_id = store.next_id("timeline_comment")
+    store.tables["timeline_comment"][new_id] = {
         "ID": str(new_id),
         "ENTITY_TYPE": etype,
         "ENTITY_ID": str(fields["ENTITY_ID"]),
         "COMMENT": str(fields["COMMENT"]),
         "AUTHOR_ID": str(caller.user_id),
-        "CREATED": now_iso(portal),
+        "CREATED": now_iso(store),
     }
     return new_id
 
 
 @method("crm.timeline.comment.list", "crm")
-def timeline_comment_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    rows = [r for r in portal.state["timeline_comment"].values() if matches(r, params.get("filter") or {})]
+def timeline_comment_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
+    rows = [r for r in store.tables["timeline_comment"].values() if matches(r, params.get("filter") or {})]
     chunk, total, nxt = page(rows, params.get("start"))
     return Listing(chunk, total, nxt)
 
@@ -693,14 +693,14 @@ def _bound(row: dict[str, Any], bindings: Any) -> int:
 
 
 @method("crm.activity.list", "crm")
-def activity_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def activity_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """crm/timeline/activities/activity-base/crm-activity-list.md: the documented fields, the filter with its
     operations and the special ``BINDINGS`` key (duplicates when several pairs match, as the page warns)."""
     flt = dict(params.get("filter") or {}) if isinstance(params.get("filter"), dict) else {}
     bindings = next((flt.pop(k) for k in list(flt) if str(k).upper() == "BINDINGS"), None)
     rows = [
         {**_ACTIVITY_DEFAULTS, **{k: v for k, v in r.items() if k != "BINDINGS"}}
-        for r in portal.state["activity"].values()
+        for r in store.tables["activity"].values()
         for _ in range(_bound(r, bindings))
         if matches(r, flt)
     ]
@@ -709,7 +709,7 @@ def activity_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
 
 
 @method("crm.activity.todo.add", "crm")
-def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def activity_todo_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     # crm-activity-todo-add.md: ownerTypeId, ownerId and deadline are required (100); a missing owner
     # NOT_FOUND
     if any(params.get(k) in (None, "") for k in ("ownerTypeId", "ownerId", "deadline")):
@@ -719,10 +719,10 @@ def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
         raise ApiError("WRONG_DATETIME_FORMAT", "Incorrect date format", 400)
     owner_type, owner_id = _id(params, "ownerTypeId"), _id(params, "ownerId")
     kind = ENTITY_TYPES.get(owner_type)
-    if kind is None or owner_id not in portal.state[kind]:
+    if kind is None or owner_id not in store.tables[kind]:
         raise ApiError("NOT_FOUND", "CRM object not found")
-    new_id = portal.next_id("activity")
-    portal.state["activity"][new_id] = {
+    new_id = store.next_id("activity")
+    store.tables["activity"][new_id] = {
         "ID": str(new_id),
         "OWNER_TYPE_ID": str(owner_type),
         "OWNER_ID": str(owner_id),
@@ -732,8 +732,8 @@ def activity_todo_add(portal: Portal, params: dict[str, Any], caller: Caller) ->
         "RESPONSIBLE_ID": str(params.get("responsibleId") or caller.user_id),
         "COMPLETED": "N",
         "PROVIDER_ID": "CRM_TODO",
-        "CREATED": now_iso(portal),
-        "LAST_UPDATED": now_iso(portal),
+        "CREATED": now_iso(store),
+        "LAST_UPDATED": now_iso(store),
         "AUTHOR_ID": str(caller.user_id),
         "EDITOR_ID": str(caller.user_id),
         "BINDINGS": [{"OWNER_TYPE_ID": str(owner_type), "OWNER_ID": str(owner_id)}],
@@ -748,7 +748,7 @@ def _comm_key(type_id: str, value: Any) -> str:
 
 
 @method("crm.duplicate.findbycomm", "crm")
-def duplicate_findbycomm(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
+def duplicate_findbycomm(store: Store, params: dict[str, Any], caller: Caller) -> Any:
     """crm-duplicate-find-by-comm.md: ``type`` PHONE|EMAIL, up to 20 ``values``, optional ``entity_type``; the
     IDs per entity type that have one of those values (an empty PHP array, ``[]``, when none)."""
     query = {str(k).lower(): v for k, v in params.items()}
@@ -770,7 +770,7 @@ def duplicate_findbycomm(portal: Portal, params: dict[str, Any], caller: Caller)
             continue
         found = [
             int(r["ID"])
-            for r in portal.state[kind].values()
+            for r in store.tables[kind].values()
             if any(
                 _comm_key(type_id, e.get("VALUE")) in wanted
                 for e in r.get(type_id) or []

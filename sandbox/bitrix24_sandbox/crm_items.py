@@ -22,7 +22,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 from bitrix24_sandbox.crm import (
     ENTITY_TYPES,
     FIELD_TYPES,
@@ -47,20 +47,20 @@ def upper(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
 
 
-def _item_kind(portal: Portal, params: dict[str, Any]) -> tuple[int, str]:
+def _item_kind(store: Store, params: dict[str, Any]) -> tuple[int, str]:
     etid = _id(params, "entityTypeId")
     if etid in ENTITY_TYPES:
         return etid, ENTITY_TYPES[etid]
-    if etid >= 1030 and etid in portal.smart_types:
+    if etid >= 1030 and etid in store.smart_types:
         return etid, f"smart:{etid}"
     raise ApiError("NOT_FOUND", f"Smart process {etid} not found", 400)
 
 
-def _store(portal: Portal, kind: str) -> dict[int, dict[str, Any]]:
+def _store(store: Store, kind: str) -> dict[int, dict[str, Any]]:
     if kind.startswith("smart:"):
-        store: dict[int, dict[str, Any]] = portal.state["smart_item"].setdefault(int(kind[6:]), {})
-        return store
-    kinds: dict[int, dict[str, Any]] = portal.state[kind]
+        rows: dict[int, dict[str, Any]] = store.tables["smart_item"].setdefault(int(kind[6:]), {})
+        return rows
+    kinds: dict[int, dict[str, Any]] = store.tables[kind]
     return kinds
 
 
@@ -115,11 +115,11 @@ def item_name(legacy: str) -> str:
     return out
 
 
-def _item_columns(portal: Portal, kind: str) -> dict[str, str]:
+def _item_columns(store: Store, kind: str) -> dict[str, str]:
     """Universal name → legacy column, for the fields an entity type has."""
     if kind.startswith("smart:"):
         names = set(_SMART_FIELDS)
-        for record in _store(portal, kind).values():
+        for record in _store(store, kind).values():
             names |= set(record)
     else:
         names = set(FIELD_TYPES[kind]) | {"MODIFY_BY_ID"}
@@ -222,14 +222,14 @@ def _item_order(order: Any, columns: dict[str, str]) -> dict[str, str]:
 
 
 @method("crm.item.list", "crm")
-def item_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
-    etid, kind = _item_kind(portal, params)
-    columns = _item_columns(portal, kind)
+def item_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
+    etid, kind = _item_kind(store, params)
+    columns = _item_columns(store, kind)
     flt = _item_filter(params.get("filter") or {}, columns)
-    rows = [normalize_multifields(portal, r) for r in _store(portal, kind).values()]
+    rows = [normalize_multifields(store, r) for r in _store(store, kind).values()]
     rows = [r for r in rows if _matches_group(r, flt)]
     rows = order_rows(rows, _item_order(params.get("order") or {"id": "ASC"}, columns))
-    portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
+    store.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
     chunk, total, nxt = page(rows, params.get("start"))
     select = params.get("select")
     items = [_to_item(r, etid) for r in chunk]
@@ -240,17 +240,17 @@ def item_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing
 
 
 @method("crm.item.get", "crm")
-def item_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    etid, kind = _item_kind(portal, params)
-    record = _store(portal, kind).get(_id(params))
+def item_get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    etid, kind = _item_kind(store, params)
+    record = _store(store, kind).get(_id(params))
     if record is None:
         raise ApiError("NOT_FOUND", "Element not found")
-    return {"item": _to_item(normalize_multifields(portal, record), etid)}
+    return {"item": _to_item(normalize_multifields(store, record), etid)}
 
 
-def _item_fields_in(portal: Portal, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _item_fields_in(store: Store, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Universal field names of a write → legacy columns; ``fm`` → multifields."""
-    columns = _item_columns(portal, kind)
+    columns = _item_columns(store, kind)
     out: dict[str, Any] = {}
     for key, value in fields.items():
         key = str(key)
@@ -271,12 +271,12 @@ def _item_fields_in(portal: Portal, kind: str, fields: dict[str, Any]) -> dict[s
 
 
 @method("crm.item.add", "crm")
-def item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    etid, kind = _item_kind(portal, params)
-    fields = _item_fields_in(portal, kind, _fields_arg(params))
+def item_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    etid, kind = _item_kind(store, params)
+    fields = _item_fields_in(store, kind, _fields_arg(params))
     if kind.startswith("smart:"):
-        new_id = portal.next_id(kind)
-        stamp = now_iso(portal)
+        new_id = store.next_id(kind)
+        stamp = now_iso(store)
         record = {
             "ID": str(new_id),
             "TITLE": fields.get("TITLE") or f"Item #{new_id}",
@@ -293,49 +293,49 @@ def item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
         record.setdefault("STAGE_ID", f"DT{etid}_{record['CATEGORY_ID']}:NEW")
         record.setdefault("OPPORTUNITY", 0.0)
         record.setdefault("CURRENCY_ID", "USD")
-        _store(portal, kind)[new_id] = record
+        _store(store, kind)[new_id] = record
         return {"item": _to_item(record, etid)}
-    new_id = METHODS[f"crm.{kind}.add"][1](portal, {"fields": fields}, caller)
-    return {"item": _to_item(portal.state[kind][new_id], etid)}
+    new_id = METHODS[f"crm.{kind}.add"][1](store, {"fields": fields}, caller)
+    return {"item": _to_item(store.tables[kind][new_id], etid)}
 
 
 @method("crm.item.update", "crm")
-def item_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    etid, kind = _item_kind(portal, params)
-    fields = _item_fields_in(portal, kind, _fields_arg(params))
+def item_update(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    etid, kind = _item_kind(store, params)
+    fields = _item_fields_in(store, kind, _fields_arg(params))
     record_id = _id(params)
     if kind.startswith("smart:"):
-        record = _store(portal, kind).get(record_id)
+        record = _store(store, kind).get(record_id)
         if record is None:
             raise ApiError("NOT_FOUND", "Element not found")
         record.update(fields)
-        record["UPDATED_TIME"] = now_iso(portal)
+        record["UPDATED_TIME"] = now_iso(store)
     else:
-        if record_id not in portal.state[kind]:
+        if record_id not in store.tables[kind]:
             raise ApiError("NOT_FOUND", "Element not found")
-        METHODS[f"crm.{kind}.update"][1](portal, {"id": record_id, "fields": fields}, caller)
-        record = portal.state[kind][record_id]
+        METHODS[f"crm.{kind}.update"][1](store, {"id": record_id, "fields": fields}, caller)
+        record = store.tables[kind][record_id]
     return {"item": _to_item(record, etid)}
 
 
 @method("crm.item.delete", "crm")
-def item_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> list[Any]:
-    _etid, kind = _item_kind(portal, params)
+def item_delete(store: Store, params: dict[str, Any], caller: Caller) -> list[Any]:
+    _etid, kind = _item_kind(store, params)
     record_id = _id(params)
     if kind.startswith("smart:"):
-        if _store(portal, kind).pop(record_id, None) is None:
+        if _store(store, kind).pop(record_id, None) is None:
             raise ApiError("NOT_FOUND", "Element not found")
     else:
-        if record_id not in portal.state[kind]:
+        if record_id not in store.tables[kind]:
             raise ApiError("NOT_FOUND", "Element not found")
-        METHODS[f"crm.{kind}.delete"][1](portal, {"id": record_id}, caller)
+        METHODS[f"crm.{kind}.delete"][1](store, {"id": record_id}, caller)
     return []
 
 
 @method("crm.item.fields", "crm")
-def item_fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def item_fields(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """crm-item-fields.md: ``result.fields`` keyed by universal name, with upperName and the same flags."""
-    _, kind = _item_kind(portal, params)
+    _, kind = _item_kind(store, params)
     base = FIELD_TYPES.get(kind, {n: ("string", n.title()) for n in sorted(_SMART_FIELDS)})
     out: dict[str, Any] = {}
     for legacy, (ftype, title) in base.items():
@@ -371,5 +371,5 @@ def item_fields(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
 
 
 @method("crm.type.list", "crm")
-def type_list(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    return {"types": [{"entityTypeId": etid, "title": title} for etid, title in portal.smart_types.items()]}
+def type_list(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return {"types": [{"entityTypeId": etid, "title": title} for etid, title in store.smart_types.items()]}

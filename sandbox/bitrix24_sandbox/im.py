@@ -16,14 +16,14 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 # --- chats and notifications -------------------------------------------------------------------------------
 
 
 @method("im.message.add", "im")
-def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def im_message_add(store: Store, params: dict[str, Any], caller: Caller) -> int:
     # im-message-add.md, Error Handling: MESSAGE_EMPTY, USER_ID_EMPTY, USER_NOT_FOUND, CHAT_ID
     query = {str(k).upper(): v for k, v in params.items()}
     dialog = str(query.get("DIALOG_ID") or "").strip()
@@ -31,38 +31,38 @@ def im_message_add(portal: Portal, params: dict[str, Any], caller: Caller) -> in
     if not text and not query.get("ATTACH"):
         raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
     if dialog.startswith("chat"):
-        if not dialog[4:].isdigit() or int(dialog[4:]) not in portal.state.get("chat", {}):
+        if not dialog[4:].isdigit() or int(dialog[4:]) not in store.tables.get("chat", {}):
             raise ApiError("CHAT_ID", "Error creating message", 400)
     elif not dialog.isdigit() or int(dialog) <= 0:
         raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
-    elif int(dialog) in portal.state.get("imbot", {}):  # a bot is a user too: its personal chat
+    elif int(dialog) in store.tables.get("imbot", {}):  # a bot is a user too: its personal chat
         from bitrix24_sandbox.comms import to_bot
 
-        new_id = add_message(portal, str(dialog), text, caller.user_id)
-        to_bot(portal, portal.state["imbot"][int(dialog)], text, new_id, caller.user_id)
+        new_id = add_message(store, str(dialog), text, caller.user_id)
+        to_bot(store, store.tables["imbot"][int(dialog)], text, new_id, caller.user_id)
         return new_id
-    elif int(dialog) not in portal.state["user"]:
+    elif int(dialog) not in store.tables["user"]:
         raise ApiError("USER_NOT_FOUND", "User not found", 400)
-    return add_message(portal, str(dialog), text, caller.user_id)
+    return add_message(store, str(dialog), text, caller.user_id)
 
 
-def add_message(portal: Portal, dialog: str, text: str, author: int) -> int:
+def add_message(store: Store, dialog: str, text: str, author: int) -> int:
     """A message in a dialog's history (what im.dialog.messages.get reads back)."""
-    new_id = portal.next_id("message")
-    portal.state["message"][new_id] = {
+    new_id = store.next_id("message")
+    store.tables["message"][new_id] = {
         "id": new_id,
         "dialogId": dialog,
         "text": text,
         "authorId": author,
-        "date": now_iso(portal),
+        "date": now_iso(store),
     }
     return new_id
 
 
-def _own_message(portal: Portal, query: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def _own_message(store: Store, query: dict[str, Any], caller: Caller) -> dict[str, Any]:
     # im-message-update.md / im-message-delete.md, Possible Error Codes: MESSAGE_ID_ERROR, CANT_EDIT_MESSAGE
     message_id = positive(query.get("MESSAGE_ID"))
-    message: dict[str, Any] | None = portal.state["message"].get(message_id) if message_id else None
+    message: dict[str, Any] | None = store.tables["message"].get(message_id) if message_id else None
     if message is None:
         raise ApiError("MESSAGE_ID_ERROR", "Message ID can't be empty", 400)
     if int(message["authorId"]) != caller.user_id:
@@ -71,14 +71,14 @@ def _own_message(portal: Portal, query: dict[str, Any], caller: Caller) -> dict[
 
 
 @method("im.message.update", "im")
-def im_message_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+def im_message_update(store: Store, params: dict[str, Any], caller: Caller) -> bool:
     """im-message-update.md: MESSAGE replaces the text; an empty MESSAGE deletes the message."""
     query = upper(params)
-    message = _own_message(portal, query, caller)
+    message = _own_message(store, query, caller)
     if "MESSAGE" in query:
         text = str(query.get("MESSAGE") or "").strip()
         if not text:
-            del portal.state["message"][message["id"]]
+            del store.tables["message"][message["id"]]
             return True
         message["text"] = text
         message["edited"] = True
@@ -86,9 +86,9 @@ def im_message_update(portal: Portal, params: dict[str, Any], caller: Caller) ->
 
 
 @method("im.message.delete", "im")
-def im_message_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    message = _own_message(portal, upper(params), caller)
-    del portal.state["message"][message["id"]]
+def im_message_delete(store: Store, params: dict[str, Any], caller: Caller) -> bool:
+    message = _own_message(store, upper(params), caller)
+    del store.tables["message"][message["id"]]
     return True
 
 
@@ -103,7 +103,7 @@ def dialog_chat_id(dialog: str, caller: int) -> int:
 
 
 @method("im.dialog.messages.get", "im")
-def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def im_dialog_messages(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """chats/messages/im-dialog-messages-get.md: ``chat_id``, ``messages`` (newest first: id, chat_id,
     author_id, date, text, unread, uuid, replaces, params, disappearing_date), ``users`` (the authors) and
     ``files``; LAST_ID (older than), FIRST_ID (newer than), LIMIT (20 by default, at most 50)."""
@@ -115,7 +115,7 @@ def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -
     mine = str(caller.user_id)
     rows = [
         m
-        for m in portal.state["message"].values()
+        for m in store.tables["message"].values()
         if m["dialogId"] == dialog
         or (dialog.isdigit() and m["dialogId"] == mine and str(m["authorId"]) == dialog)
     ]
@@ -142,10 +142,10 @@ def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -
         }
         for m in rows
     ]
-    authors = sorted({int(m["authorId"]) for m in rows if int(m["authorId"]) in portal.state["user"]})
+    authors = sorted({int(m["authorId"]) for m in rows if int(m["authorId"]) in store.tables["user"]})
     users = []
     for uid in authors:
-        user = portal.state["user"][uid]
+        user = store.tables["user"][uid]
         users.append(
             {
                 "id": uid,
@@ -154,8 +154,8 @@ def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -
                 "first_name": user.get("NAME", ""),
                 "last_name": user.get("LAST_NAME", ""),
                 "work_position": user.get("WORK_POSITION", ""),
-                "bot": uid in portal.state.get("imbot", {}),
-                "type": "bot" if uid in portal.state.get("imbot", {}) else "user",
+                "bot": uid in store.tables.get("imbot", {}),
+                "type": "bot" if uid in store.tables.get("imbot", {}) else "user",
                 "email": user.get("EMAIL", ""),
             }
         )
@@ -163,16 +163,16 @@ def im_dialog_messages(portal: Portal, params: dict[str, Any], caller: Caller) -
 
 
 @method("im.notify.system.add", "im")
-def im_notify_system(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    return _notify(portal, params, "system")
+def im_notify_system(store: Store, params: dict[str, Any], caller: Caller) -> int:
+    return _notify(store, params, "system")
 
 
 @method("im.notify.personal.add", "im")
-def im_notify_personal(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
-    return _notify(portal, params, "personal")
+def im_notify_personal(store: Store, params: dict[str, Any], caller: Caller) -> int:
+    return _notify(store, params, "personal")
 
 
-def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
+def _notify(store: Store, params: dict[str, Any], kind: str) -> int:
     # im-notify-system-add.md, Error Handling: USER_ID_EMPTY when missing or <= 0, MESSAGE_EMPTY for no text
     query = {str(k).upper(): v for k, v in params.items()}
     user_id = _user_id(query.get("USER_ID") or 0)
@@ -181,10 +181,10 @@ def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
         raise ApiError("USER_ID_EMPTY", "User ID can't be empty", 400)
     if not message:
         raise ApiError("MESSAGE_EMPTY", "Message can't be empty", 400)
-    if user_id not in portal.state["user"]:  # UNVERIFIED: the docs name no code for an unknown user here
+    if user_id not in store.tables["user"]:  # UNVERIFIED: the docs name no code for an unknown user here
         raise ApiError("USER_NOT_FOUND", "User not found", 400)
-    new_id = portal.next_id("notification")
-    portal.state["notification"][new_id] = {
+    new_id = store.next_id("notification")
+    store.tables["notification"][new_id] = {
         "id": new_id,
         "userId": int(user_id),
         "message": message,
@@ -196,9 +196,9 @@ def _notify(portal: Portal, params: dict[str, Any], kind: str) -> int:
 # --- finding chats ------------------------------------------------------------------------------------------
 
 
-def _chat_row(portal: Portal, chat: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def _chat_row(store: Store, chat: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """A chat object as im.search.chat.list's "Chat object" lists it (the keys a client reads)."""
-    messages = [m for m in portal.state["message"].values() if m["dialogId"] == f"chat{chat['id']}"]
+    messages = [m for m in store.tables["message"].values() if m["dialogId"] == f"chat{chat['id']}"]
     last = max((int(m["id"]) for m in messages), default=0)
     return {
         "id": int(chat["id"]),
@@ -225,7 +225,7 @@ def _chat_row(portal: Portal, chat: dict[str, Any], caller: Caller) -> dict[str,
         "entity_data_2": "",
         "entity_data_3": "",
         "mute_list": [],
-        "date_create": chat.get("date_create") or now_iso(portal),
+        "date_create": chat.get("date_create") or now_iso(store),
         "message_type": "O" if chat.get("type") == "open" else "C",
         "public": "",
         "role": "owner" if int(chat.get("owner") or 0) == caller.user_id else "member",
@@ -233,17 +233,17 @@ def _chat_row(portal: Portal, chat: dict[str, Any], caller: Caller) -> dict[str,
     }
 
 
-def _visible_chats(portal: Portal, caller: Caller) -> list[dict[str, Any]]:
+def _visible_chats(store: Store, caller: Caller) -> list[dict[str, Any]]:
     """The chats the caller can see: those they belong to, and open chats (``type`` open)."""
     return [
         c
-        for c in portal.state.get("chat", {}).values()
+        for c in store.tables.get("chat", {}).values()
         if caller.user_id in {int(u) for u in c.get("USERS", [])} or c.get("type") == "open"
     ]
 
 
 @method("im.search.chat.list", "im")
-def im_search_chat_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
+def im_search_chat_list(store: Store, params: dict[str, Any], caller: Caller) -> Any:
     """chats/search/im-search-chat-list.md: chats the current user has access to whose title or participants'
     names match ``FIND`` (≥ 2 characters, else FIND_SHORT); sorted by ID descending; ``LIMIT`` default 10,
     at most 50; ``total``, and ``next`` when there is a next page. ``FIND_LINES`` searches open-line chats
@@ -256,10 +256,10 @@ def im_search_chat_list(portal: Portal, params: dict[str, Any], caller: Caller) 
         raise ApiError("FIND_SHORT", "Too short a search phrase", 400)
     needle = phrase.casefold()
     found = []
-    for chat in _visible_chats(portal, caller):
+    for chat in _visible_chats(store, caller):
         if not find and chat.get("type") != "lines":  # FIND_LINES: open-line chats only
             continue
-        people = [portal.state["user"].get(int(u)) or {} for u in chat.get("USERS", [])]
+        people = [store.tables["user"].get(int(u)) or {} for u in chat.get("USERS", [])]
         names = [f"{p.get('NAME', '')} {p.get('LAST_NAME', '')}" for p in people]
         if any(needle in text.casefold() for text in [chat["name"], *names]):
             found.append(chat)
@@ -268,24 +268,24 @@ def im_search_chat_list(portal: Portal, params: dict[str, Any], caller: Caller) 
     limit = min(50, int(positive(query.get("LIMIT")) or 10))
     page = found[offset : offset + limit]
     more = offset + limit < len(found)
-    return Listing([_chat_row(portal, c, caller) for c in page], len(found), offset + limit if more else None)
+    return Listing([_chat_row(store, c, caller) for c in page], len(found), offset + limit if more else None)
 
 
 @method("im.chat.user.list", "im")
-def im_chat_user_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[int]:
+def im_chat_user_list(store: Store, params: dict[str, Any], caller: Caller) -> list[int]:
     """chats/chat-users/im-chat-user-list.md: the participants' user IDs; CHAT_ID_EMPTY without CHAT_ID,
     ACCESS_ERROR for a chat the caller cannot see."""
     chat_id = positive(upper(params).get("CHAT_ID"))
     if not chat_id:
         raise ApiError("CHAT_ID_EMPTY", "Chat ID can't be empty", 400)
-    chat = portal.state.get("chat", {}).get(chat_id)
-    if chat is None or chat not in _visible_chats(portal, caller):
+    chat = store.tables.get("chat", {}).get(chat_id)
+    if chat is None or chat not in _visible_chats(store, caller):
         raise ApiError("ACCESS_ERROR", "Action unavailable", 400)
     return [int(u) for u in chat.get("USERS", [])]
 
 
 @method("im.recent.list", "im")
-def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
+def im_recent_list(store: Store, params: dict[str, Any], caller: Caller) -> Any:
     """chats/im-recent-list.md: the caller's recent dialogs, newest first, under ``items`` with ``hasMore``;
     ``SKIP_DIALOG``/``SKIP_CHAT`` = Y drop one-on-one dialogs / group chats; ``OFFSET``,
     ``LIMIT`` (UNVERIFIED: the page gives no default; 50 here)."""
@@ -293,9 +293,9 @@ def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> An
     skip_dialog = str(query.get("SKIP_DIALOG") or "N").upper() == "Y"
     skip_chat = str(query.get("SKIP_CHAT") or "N").upper() == "Y"
     me = str(caller.user_id)
-    visible = {f"chat{c['id']}": c for c in _visible_chats(portal, caller)}
+    visible = {f"chat{c['id']}": c for c in _visible_chats(store, caller)}
     last: dict[str, dict[str, Any]] = {}
-    for m in portal.state["message"].values():
+    for m in store.tables["message"].values():
         dialog = str(m["dialogId"])
         if dialog in visible:
             key = dialog
@@ -312,7 +312,7 @@ def im_recent_list(portal: Portal, params: dict[str, Any], caller: Caller) -> An
         chat = visible.get(key)
         if (chat and skip_chat) or (not chat and skip_dialog):
             continue
-        user = None if chat else portal.state["user"].get(int(key))
+        user = None if chat else store.tables["user"].get(int(key))
         title = (
             chat["name"] if chat else f"{(user or {}).get('NAME', '')} {(user or {}).get('LAST_NAME', '')}"
         )

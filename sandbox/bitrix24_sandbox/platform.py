@@ -21,7 +21,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 _CODE = re.compile(r"^[A-Za-z0-9_-]+$")
 _AI_CATEGORIES = ("text", "image", "audio", "call")
@@ -35,12 +35,12 @@ def _admin(caller: Caller) -> None:
 
 
 @method("ai.engine.list", "ai_admin")
-def ai_engine_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def ai_engine_list(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """ai/ai-engine-list.md: the registered engines, filtered by field."""
     flt = obj(params.get("filter"))
     rows = [
         dict(e)
-        for e in table(portal, "ai_engine").values()
+        for e in table(store, "ai_engine").values()
         if all(str(e.get(str(k).lower())) == str(v) for k, v in flt.items())
     ]
     limit = positive(params.get("limit"))
@@ -48,7 +48,7 @@ def ai_engine_list(portal: Portal, params: dict[str, Any], caller: Caller) -> li
 
 
 @method("ai.engine.register", "ai_admin")
-def ai_engine_register(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def ai_engine_register(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """ai/ai-engine-register.md: administrators; ``code`` unique and ``A-Za-z0-9-_``."""
     _admin(caller)
     name, code = params.get("name"), params.get("code")
@@ -77,10 +77,10 @@ def ai_engine_register(portal: Portal, params: dict[str, Any], caller: Caller) -
             "The `completions_url` key with a string value is required.",
             400,
         )
-    engines = table(portal, "ai_engine")
+    engines = table(store, "ai_engine")
     if any(e["code"] == code for e in engines.values()):
         raise ApiError("ENGINE_REGISTER_ERROR_CODE_UNIQUE", "A record with this `code` already exists.", 400)
-    engine_id = portal.next_id("ai_engine")
+    engine_id = store.next_id("ai_engine")
     engines[engine_id] = {
         "id": engine_id,
         "app_code": caller.app_id or "webhook",
@@ -89,17 +89,17 @@ def ai_engine_register(portal: Portal, params: dict[str, Any], caller: Caller) -
         "category": params["category"],
         "completions_url": url,
         "settings": params.get("settings") if isinstance(params.get("settings"), dict) else {},
-        "date_create": int(portal.wall()),
+        "date_create": int(store.wall()),
     }
     return engine_id
 
 
 @method("ai.engine.unregister", "ai_admin")
-def ai_engine_unregister(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+def ai_engine_unregister(store: Store, params: dict[str, Any], caller: Caller) -> bool:
     """ai/ai-engine-unregister.md: by ``code``."""
     _admin(caller)
     code = str(params.get("code") or "")
-    engines = table(portal, "ai_engine")
+    engines = table(store, "ai_engine")
     match = [k for k, e in engines.items() if e["code"] == code]
     if not match:
         raise ApiError("ENGINE_NOT_FOUND", "Engine not found.", 400)  # UNVERIFIED: the docs list no error
@@ -108,7 +108,7 @@ def ai_engine_unregister(portal: Portal, params: dict[str, Any], caller: Caller)
 
 
 @method("ai.prompt.register", "ai_admin")
-def ai_prompt_register(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def ai_prompt_register(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """UNVERIFIED: ai.prompt.register has no page in the docs mirror; modelled on ai.engine.register
     (administrators, unique ``code``, required ``prompt`` text)."""
     _admin(caller)
@@ -119,10 +119,10 @@ def ai_prompt_register(portal: Portal, params: dict[str, Any], caller: Caller) -
         raise ApiError(
             "PROMPT_REGISTER_ERROR_PROMPT", "The `prompt` key with a string value is required.", 400
         )
-    prompts = table(portal, "ai_prompt")
+    prompts = table(store, "ai_prompt")
     if any(p["code"] == code for p in prompts.values()):
         raise ApiError("PROMPT_REGISTER_ERROR_CODE_UNIQUE", "A record with this `code` already exists.", 400)
-    prompt_id = portal.next_id("ai_prompt")
+    prompt_id = store.next_id("ai_prompt")
     prompts[prompt_id] = {
         "id": prompt_id,
         "code": code,
@@ -144,11 +144,11 @@ def _entity_code(params: dict[str, Any]) -> str:
     return code
 
 
-def _entity(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def _entity(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     app_only(caller)
     code = _entity_code(params)
     entity = next(
-        (e for e in table(portal, "entity").values() if e["ENTITY"] == code and e["APP"] == caller.app_id),
+        (e for e in table(store, "entity").values() if e["ENTITY"] == code and e["APP"] == caller.app_id),
         None,
     )
     if entity is None:
@@ -157,17 +157,17 @@ def _entity(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str,
 
 
 @method("entity.add", "entity")
-def entity_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
+def entity_add(store: Store, params: dict[str, Any], caller: Caller) -> bool:
     """entity/entities/entity-add.md: ENTITY (≤ 13 chars) and NAME."""
     app_only(caller)
     code = _entity_code(params)
     query = upper(params)
     if not str(query.get("NAME") or "").strip():
         raise ApiError("ERROR_ARGUMENT", "Argument 'NAME' is null or empty", 400)
-    entities = table(portal, "entity")
+    entities = table(store, "entity")
     if any(e["ENTITY"] == code and e["APP"] == caller.app_id for e in entities.values()):
         raise ApiError("ERROR_ENTITY_ALREADY_EXISTS", "Entity already exists", 400)
-    entity_id = portal.next_id("entity")
+    entity_id = store.next_id("entity")
     entities[entity_id] = {
         "ID": str(entity_id),
         "IBLOCK_TYPE_ID": "rest_entity",
@@ -179,28 +179,28 @@ def entity_add(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
 
 
 @method("entity.get", "entity")
-def entity_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Any:
+def entity_get(store: Store, params: dict[str, Any], caller: Caller) -> Any:
     """entity/entities/entity-get.md: one entity by ENTITY, or all of the application's."""
     app_only(caller)
     if not upper(params).get("ENTITY"):
         return [
             {k: v for k, v in e.items() if k != "APP"}
-            for e in table(portal, "entity").values()
+            for e in table(store, "entity").values()
             if e["APP"] == caller.app_id
         ]
-    return {k: v for k, v in _entity(portal, params, caller).items() if k != "APP"}
+    return {k: v for k, v in _entity(store, params, caller).items() if k != "APP"}
 
 
 @method("entity.update", "entity")
-def entity_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    entity = _entity(portal, params, caller)
+def entity_update(store: Store, params: dict[str, Any], caller: Caller) -> bool:
+    entity = _entity(store, params, caller)
     query = upper(params)
     if query.get("ENTITY_NEW"):
         new_code = str(query["ENTITY_NEW"])
         if len(new_code) > 13:
             raise ApiError("ERROR_ARGUMENT", "Entity code is too long. Max length is 13 characters.", 400)
         if any(
-            e["ENTITY"] == new_code and e["APP"] == caller.app_id for e in table(portal, "entity").values()
+            e["ENTITY"] == new_code and e["APP"] == caller.app_id for e in table(store, "entity").values()
         ):
             raise ApiError("ERROR_ENTITY_ALREADY_EXISTS", "Entity already exists", 400)
         entity["ENTITY"] = new_code
@@ -229,14 +229,14 @@ def _item_fields(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @method("entity.item.add", "entity")
-def entity_item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def entity_item_add(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """entity/items/entity-item-add.md: the result is the item's ID."""
-    entity = _entity(portal, params, caller)
+    entity = _entity(store, params, caller)
     query = upper(params)
     fields = _item_fields(query)
-    item_id = portal.next_id("entity_item")
-    when = now_iso(portal)
-    table(portal, "entity_item")[item_id] = {
+    item_id = store.next_id("entity_item")
+    when = now_iso(store)
+    table(store, "entity_item")[item_id] = {
         "ID": str(item_id),
         "ENTITY": entity["ENTITY"],
         "APP": caller.app_id,
@@ -261,13 +261,13 @@ def entity_item_add(portal: Portal, params: dict[str, Any], caller: Caller) -> i
 
 
 @method("entity.item.get", "entity")
-def entity_item_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def entity_item_get(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """entity/items/entity-item-get.md: FILTER by field or ``PROPERTY_<CODE>``; pages of 50."""
-    entity = _entity(portal, params, caller)
+    entity = _entity(store, params, caller)
     query = upper(params)
     flt = obj(query.get("FILTER"))
     rows = []
-    for item in table(portal, "entity_item").values():
+    for item in table(store, "entity_item").values():
         if item["ENTITY"] != entity["ENTITY"] or item["APP"] != caller.app_id:
             continue
         ok = True
@@ -283,32 +283,32 @@ def entity_item_get(portal: Portal, params: dict[str, Any], caller: Caller) -> L
     return paged(rows, query.get("START"))
 
 
-def _item(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    entity = _entity(portal, params, caller)
+def _item(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    entity = _entity(store, params, caller)
     query = upper(params)
     if not query.get("ID"):
         raise ApiError("ERROR_ARGUMENT", "Argument 'ID' is null or empty", 400)
-    item = table(portal, "entity_item").get(positive(query["ID"]) or 0)
+    item = table(store, "entity_item").get(positive(query["ID"]) or 0)
     if item is None or item["ENTITY"] != entity["ENTITY"] or item["APP"] != caller.app_id:
         raise ApiError("ERROR_ITEM_NOT_FOUND", "Item not found", 400)
     return item
 
 
 @method("entity.item.update", "entity")
-def entity_item_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    item = _item(portal, params, caller)
+def entity_item_update(store: Store, params: dict[str, Any], caller: Caller) -> bool:
+    item = _item(store, params, caller)
     fields = _item_fields(upper(params))
     if "PROPERTY_VALUES" in fields:
         item["PROPERTY_VALUES"] = {**item["PROPERTY_VALUES"], **fields.pop("PROPERTY_VALUES")}
     item.update({k: str(v) for k, v in fields.items()})
-    item.update({"TIMESTAMP_X": now_iso(portal), "MODIFIED_BY": str(caller.user_id)})
+    item.update({"TIMESTAMP_X": now_iso(store), "MODIFIED_BY": str(caller.user_id)})
     return True
 
 
 @method("entity.item.delete", "entity")
-def entity_item_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    item = _item(portal, params, caller)
-    del table(portal, "entity_item")[int(item["ID"])]
+def entity_item_delete(store: Store, params: dict[str, Any], caller: Caller) -> bool:
+    item = _item(store, params, caller)
+    del table(store, "entity_item")[int(item["ID"])]
     return True
 
 
@@ -316,7 +316,7 @@ def entity_item_delete(portal: Portal, params: dict[str, Any], caller: Caller) -
 
 
 def _bi_list(
-    portal: Portal, params: dict[str, Any], kind: str, fields: tuple[str, ...]
+    store: Store, params: dict[str, Any], kind: str, fields: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     for key, label in (("select", "select"), ("filter", "filter"), ("order", "order")):
         if key in params and not isinstance(params[key], (list, dict)):
@@ -340,23 +340,23 @@ def _bi_list(
                 f'Field "{name}" is not allowed in the "filter".',
                 400,
             )
-    rows = [r for r in table(portal, kind).values() if matches(r, dict(flt))]
+    rows = [r for r in table(store, kind).values() if matches(r, dict(flt))]
     return [{k: r.get(k) for k in select} for r in rows]
 
 
 @method("biconnector.connector.list", "biconnector")
-def bi_connector_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def bi_connector_list(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """biconnector/connector/biconnector-connector-list.md."""
     return _bi_list(
-        portal, params, "bi_connector", ("id", "title", "type", "settings", "urlCheck", "dateCreate")
+        store, params, "bi_connector", ("id", "title", "type", "settings", "urlCheck", "dateCreate")
     )
 
 
 @method("biconnector.source.list", "biconnector")
-def bi_source_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def bi_source_list(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """biconnector/source/biconnector-source-list.md."""
     return _bi_list(
-        portal,
+        store,
         params,
         "bi_source",
         ("id", "title", "type", "code", "description", "active", "connectorId", "dateCreate"),
@@ -364,7 +364,7 @@ def bi_source_list(portal: Portal, params: dict[str, Any], caller: Caller) -> li
 
 
 @method("biconnector.source.add", "biconnector")
-def bi_source_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, int]:
+def bi_source_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, int]:
     """biconnector/source/biconnector-source-add.md: title, connectorId and settings are required;
     ``{id}``."""
     fields = params.get("fields")
@@ -376,13 +376,13 @@ def bi_source_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dic
     for name in ("title", "connectorId", "settings"):
         if fields.get(name) in (None, "", {}):
             raise ApiError("VALIDATION_REQUIRED_FIELD_MISSING", f'Field "{name}" is required.', 400)
-    connector = table(portal, "bi_connector").get(positive(fields["connectorId"]) or 0)
+    connector = table(store, "bi_connector").get(positive(fields["connectorId"]) or 0)
     if connector is None:
         raise ApiError("CONNECTOR_NOT_FOUND", "Connector was not found.", 400)
     if not isinstance(fields["settings"], dict):
         raise ApiError("VALIDATION_INVALID_FIELD_TYPE", 'Field "settings" must be of type object.', 400)
-    source_id = portal.next_id("bi_source")
-    table(portal, "bi_source")[source_id] = {
+    source_id = store.next_id("bi_source")
+    table(store, "bi_source")[source_id] = {
         "id": source_id,
         "title": str(fields["title"]),
         "type": connector["type"],
@@ -390,6 +390,6 @@ def bi_source_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dic
         "description": fields.get("description"),
         "active": bool(fields.get("active", True)),
         "connectorId": connector["id"],
-        "dateCreate": now_iso(portal),
+        "dateCreate": now_iso(store),
     }
     return {"id": source_id}

@@ -10,141 +10,22 @@ import re
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from bitrix24_sandbox import data
+from bitrix24_sandbox.credentials import Credentials
 from bitrix24_sandbox.errors import ApiError
-from bitrix24_sandbox.hooks import share_secrets
+from bitrix24_sandbox.limits import PLANS, CostModel, Faults, Limits
 from bitrix24_sandbox.methods import METHODS, Listing
 from bitrix24_sandbox.query import KeyCache, decode_body, parse_php_query
+from bitrix24_sandbox.store import Store
 from bitrix24_sandbox.types import Caller, RequestRecord, SandboxApp
 
-ALL_SCOPES = frozenset(
-    {
-        "crm",
-        "task",
-        "user",
-        "department",
-        "im",
-        "imbot",
-        "event",
-        "basic",
-        "disk",
-        "bizproc",
-        "sonet_group",
-        "log",
-        "telephony",
-        "sale",
-        "catalog",
-        "landing",
-        "calendar",
-        "placement",
-        "messageservice",
-        "imopenlines",
-        "mailservice",
-        "lists",
-        "booking",
-        "timeman",
-        "entity",
-        "biconnector",
-        "ai_admin",
-        "userconsent",
-        "sign.b2e",
-        "documentgenerator",
-    }
-)
-PLANS = {"standard": (2.0, 50), "enterprise": (5.0, 250)}
 V3_PREFIX = "BITRIX_REST_V3_EXCEPTION_"
-
-
-@dataclass
-class CostModel:
-    """Latency and processing cost per request (benchmarks): seconds are slept on the serving side."""
-
-    round_trip: float = 0.0
-    per_item: float = 0.0
-    count_cost: float = 0.0
-    per_offset: float = 0.0
-
-    @classmethod
-    def docs_example(cls) -> CostModel:
-        """The docs' only measured example (settings/performance/huge-data.md, 2,387,743 items): a
-        ``start=-1`` page of 50 took 0.0685 s of processing (0.0979 s in all), and a page that counted the
-        total 49.9 s — about 0.0209 s per 1,000 rows counted. UNVERIFIED: the docs measure no offset cost; the
-        offset term stays as in the default model."""
-        return cls(
-            round_trip=0.0979 - 0.0685, per_item=0.0685 / 50, count_cost=49.9 / 2387.743, per_offset=0.001
-        )
-
-    def seconds(self, items: int, counted: bool, offset: int) -> float:
-        return (
-            self.per_item * min(items, 50)
-            + (self.count_cost * items / 1000 if counted else 0.0)
-            + self.per_offset * offset / 1000
-        )
-
-
-@dataclass
-class Faults:
-    """Fault injection: scripted errors, random 5xx storms, dropped connections, slow answers."""
-
-    _queue: deque[tuple[str, int, str | None]] = field(default_factory=deque)
-    storm_probability: float = 0.0
-    storm_code: str = "INTERNAL_SERVER_ERROR"
-    storm_status: int = 500
-    storm_until: float | None = None
-    drops: int = 0
-    drop_after_processing: bool = False
-    delay: float = 0.0
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-
-    def fail_next(
-        self, n: int, code: str = "INTERNAL_SERVER_ERROR", status: int = 500, method: str | None = None
-    ) -> None:
-        for _ in range(n):
-            self._queue.append((code, status, method.lower() if method else None))
-
-    def storm(
-        self,
-        probability: float,
-        *,
-        code: str = "INTERNAL_SERVER_ERROR",
-        status: int = 500,
-        until: float | None = None,
-        seed: int = 7,
-    ) -> None:
-        self.storm_probability, self.storm_code, self.storm_status, self.storm_until = (
-            probability,
-            code,
-            status,
-            until,
-        )
-        self.rng = random.Random(seed)
-
-    def drop_next(self, n: int, *, after_processing: bool = False) -> None:
-        self.drops, self.drop_after_processing = n, after_processing
-
-    def slow(self, seconds: float) -> None:
-        self.delay = seconds
-
-    def clear(self) -> None:
-        self._queue.clear()
-        self.storm_probability, self.drops, self.delay = 0.0, 0, 0.0
-
-    def take(self, method: str, now: float) -> tuple[str, int] | None:
-        for i, (code, status, only) in enumerate(self._queue):
-            if only is None or only == method:
-                del self._queue[i]
-                return code, status
-        storming = self.storm_probability and (self.storm_until is None or now < self.storm_until)
-        if storming and self.rng.random() < self.storm_probability:
-            return self.storm_code, self.storm_status
-        return None
 
 
 class DroppedConnection(Exception):
@@ -182,7 +63,6 @@ class Portal:
         self.lock = threading.RLock()  # the portal's bookkeeping: admission, logs, counters, tokens
         self.state_lock = ReadWriteLock()  # the data: reads share it, writes hold it alone
         self.key_cache: KeyCache = {}  # each store's ids, listed once per change (query.id_window)
-        self.signed_in: int | None = 1  # who is signed in at the portal's /oauth/authorize/ (None: ask)
         self.member_id = f"sbx{random.Random(seed).getrandbits(64):016x}"
         self.persist = Path(persist) if persist else None
         if self.persist and self.persist.exists():
@@ -202,6 +82,28 @@ class Portal:
                 for k, v in self.state.items()
                 if isinstance(v, dict) and all(isinstance(i, int) for i in v)
             }
+        self.smart_types: dict[int, str] = {1030: "Projects"}
+        # Webhooks, applications, tokens and authorization codes (credentials.py).
+        self.credentials = Credentials(webhook_code or f"sbx{secrets.token_hex(8)}", clock)
+        self.apps = self.credentials.apps
+        self.events: Any = None
+        self.public_url: str | None = None
+        # What methods see of the portal (store.py): its data and a method's services, not the portal.
+        self.store = Store(
+            self.state,
+            self._ids,
+            clock=clock,
+            started_at=self.started_at,
+            wall=self.wall,
+            emit=self.emit,
+            charge=self.charge,
+            base_url=lambda: self.base_url,
+            download_secret=self.download_secret,
+            apps=self.apps,
+            events=None,
+            smart_types=self.smart_types,
+            key_cache=self.key_cache,
+        )
         from bitrix24_sandbox.methods import normalize_multifields
 
         for kind in (
@@ -211,44 +113,33 @@ class Portal:
             "deal",
         ):  # stored in the portal's shape from the start: a read
             for record in self.state.get(kind, {}).values():  # never changes state
-                normalize_multifields(self, record)
-        self.smart_types: dict[int, str] = {1030: "Projects"}
-        self.webhooks: dict[str, tuple[int, frozenset[str]]] = {}
-        code = webhook_code or f"sbx{secrets.token_hex(8)}"
-        share_secrets(code)  # the sandbox's secrets are masked in every repr and log, like real ones
-        self.webhooks[code] = (1, ALL_SCOPES)
-        self._admin_code = code
-        self.apps: dict[str, SandboxApp] = {}
-        self.tokens: dict[str, tuple[str, int, float]] = {}  # access token → (client_id, user, expires_at)
-        self.refresh_tokens: dict[str, tuple[str, int]] = {}  # refresh token → (client_id, user)
-        self.auth_codes: dict[str, tuple[str, int, float]] = {}
+                normalize_multifields(self.store, record)
         self.extended_offline_mode = True
         self.requests: list[RequestRecord] = []
         self._hooks: list[Callable[[RequestRecord], None]] = []
         self.faults = Faults()
-        self.cost_model = cost_model
-        self.rate = PLANS[rate_limit] if isinstance(rate_limit, str) else rate_limit
-        self._bucket: dict[str, tuple[float, float]] = {}
-        self.operating_limit = operating_limit
-        self._operating: dict[tuple[str, str], deque[tuple[float, float]]] = defaultdict(deque)
-        self._operating_total: dict[tuple[str, str], float] = {}
+        # The plan's leaky bucket, each method's operating budget and the cost model (limits.py).
+        self.limits = Limits(
+            PLANS[rate_limit] if isinstance(rate_limit, str) else rate_limit,
+            operating_limit,
+            cost_model,
+            clock,
+        )
         self.rejected: dict[str, int] = defaultdict(int)
         self.v3_replays: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # REST 3.0 Idempotency-Key replays
         self._charge = threading.local()
-        self.events: Any = None
-        self.public_url: str | None = None
         try:
             from bitrix24_sandbox.events import EventHub
         except ImportError:  # the events module is optional for a bare portal
             pass
         else:
             self.events = EventHub(self)
+            self.store.events = self.events
 
     # --- state helpers
     # ---------------------------------------------------------------------------------------
     def next_id(self, kind: str) -> int:
-        self._ids[kind] = self._ids.get(kind, 0) + 1
-        return self._ids[kind]
+        return self.store.next_id(kind)
 
     def entity(self, kind: str, entity_id: int) -> dict[str, Any] | None:
         record = self.state[kind].get(int(entity_id))
@@ -297,39 +188,43 @@ class Portal:
 
     @property
     def webhook_url(self) -> str:
-        return f"{self.base_url}/rest/1/{self._admin_code}/"
+        return f"{self.base_url}/rest/1/{self.credentials.admin_code}/"
 
     @property
     def webhook_code(self) -> str:
-        return self._admin_code
+        return self.credentials.admin_code
 
     def add_webhook(self, user_id: int = 1, scopes: set[str] | frozenset[str] | None = None) -> str:
-        code = f"sbx{secrets.token_hex(8)}"
-        share_secrets(code)
-        self.webhooks[code] = (user_id, frozenset(scopes) if scopes is not None else ALL_SCOPES)
+        """Another inbound webhook (a user's, with these scopes; all by default); its URL."""
+        code = self.credentials.add_webhook(user_id, scopes)
         return f"{self.base_url}/rest/{user_id}/{code}/"
 
     def register_app(
         self, scopes: set[str] | None = None, access_lifetime: float = 3600.0, redirect_uri: str = ""
     ) -> SandboxApp:
-        app = SandboxApp(
-            client_id=f"local.{secrets.token_hex(6)}",
-            client_secret=secrets.token_hex(16),
-            application_token=secrets.token_hex(16),
-            scopes=frozenset(scopes) if scopes else ALL_SCOPES,
-            access_lifetime=access_lifetime,
-            redirect_uri=redirect_uri,
-        )
-        share_secrets(app.client_secret, app.application_token)
-        self.apps[app.client_id] = app
-        return app
+        """A local application (client id and secret, application token); install it with install_app."""
+        return self.credentials.register_app(scopes, access_lifetime, redirect_uri)
+
+    @property
+    def tokens(self) -> dict[str, tuple[str, int, float]]:
+        return self.credentials.tokens
+
+    @property
+    def refresh_tokens(self) -> dict[str, tuple[str, int]]:
+        return self.credentials.refresh_tokens
+
+    @property
+    def signed_in(self) -> int | None:
+        """Who is signed in at the portal's /oauth/authorize/ (None: the sign-in form asks)."""
+        return self.credentials.signed_in
+
+    @signed_in.setter
+    def signed_in(self, user_id: int | None) -> None:
+        self.credentials.signed_in = user_id
 
     def issue_tokens(self, app: SandboxApp, user_id: int = 1) -> dict[str, Any]:
-        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
-        share_secrets(access, refresh)
         with self.lock:
-            self.tokens[access] = (app.client_id, user_id, self.clock() + app.access_lifetime)
-            self.refresh_tokens[refresh] = (app.client_id, user_id)
+            access, refresh = self.credentials.issue(app, user_id)
         return {
             "access_token": access,
             "refresh_token": refresh,
@@ -372,49 +267,39 @@ class Portal:
 
     def expire_all_tokens(self) -> None:
         with self.lock:
-            self.tokens = {k: (c, u, self.clock() - 1) for k, (c, u, _) in self.tokens.items()}
+            self.credentials.expire_all()
 
     def on_request(self, hook: Callable[[RequestRecord], None]) -> None:
         self._hooks.append(hook)
 
-    # --- limits
+    # --- limits (limits.py)
     # ----------------------------------------------------------------------------------------------
-    def _rate_ok(self, source: str) -> bool:
-        if self.rate is None:
-            return True
-        rate, burst = self.rate
-        now = self.clock()
-        level, last = self._bucket.get(source, (0.0, now))
-        level = max(0.0, level - (now - last) * rate)
-        if level + 1 > burst + 1e-9:
-            self._bucket[source] = (level, now)
-            return False
-        self._bucket[source] = (level + 1, now)
-        return True
-
     def reset_operating(self) -> None:
         """Forget every method's operating time (benchmarks give each client a fresh budget)."""
-        with self.lock:
-            self._operating.clear()
-            self._operating_total.clear()
+        self.limits.reset_operating()
 
     def _operating_check(self, key: tuple[str, str]) -> tuple[float, float | None]:
-        """(operating seconds in the last 10 minutes, reset_at) for one method and credential."""
-        with self.lock:
-            return self._operating_window(key)
+        return self.limits.operating(key)
 
-    def _operating_window(self, key: tuple[str, str]) -> tuple[float, float | None]:
-        window = self._operating[key]
-        now = self.clock()
-        total = self._operating_total.get(key, 0.0)
-        while window and window[0][0] <= now - 600:
-            total -= window.popleft()[1]
-        total = (
-            max(total, 0.0) if window else 0.0
-        )  # a running total: no re-summing the window on every command
-        self._operating_total[key] = total
-        reset_at = window[0][0] + 600 if window else None
-        return total, reset_at
+    @property
+    def rate(self) -> tuple[float, int] | None:
+        return self.limits.rate
+
+    @property
+    def operating_limit(self) -> float | None:
+        return self.limits.operating_limit
+
+    @property
+    def cost_model(self) -> CostModel | None:
+        return self.limits.cost_model
+
+    @cost_model.setter
+    def cost_model(self, model: CostModel | None) -> None:
+        self.limits.cost_model = model
+
+    @property
+    def _bucket(self) -> dict[str, tuple[float, float]]:
+        return self.limits.bucket
 
     def charge(self, *, items: int = 0, counted: bool = False, offset: Any = 0) -> None:
         """List handlers report their work; the cost model turns it into processing time."""
@@ -445,7 +330,7 @@ class Portal:
             from bitrix24_sandbox.disk import download
 
             with self.state_lock.reading():
-                data = download(self, dict(parse_qsl(parts.query)).get("token", ""))
+                data = download(self.store, dict(parse_qsl(parts.query)).get("token", ""))
             if data is None:
                 return 404, {"content-type": "text/plain"}, b"Not found", 0.0
             return 200, {"content-type": "application/octet-stream"}, data, 0.0
@@ -481,7 +366,7 @@ class Portal:
                     drop_after = True
                 caller = self._authenticate(segs, params, record)
                 credential = caller.credential
-                if not self._rate_ok(self.domain):
+                if not self.limits.admit(self.domain):
                     self.rejected["QUERY_LIMIT_EXCEEDED"] += 1
                     raise ApiError("QUERY_LIMIT_EXCEEDED", "Too many requests", 503)
                 fault = self.faults.take(record.method, self.clock())
@@ -544,27 +429,7 @@ class Portal:
             self.requests.append(record)
 
     def _authenticate(self, segs: list[str], params: dict[str, Any], record: RequestRecord) -> Caller:
-        if len(segs) >= 3 and segs[0].isdigit():
-            user_id, code = int(segs[0]), segs[1]
-            known = self.webhooks.get(code)
-            record.auth_kind = "webhook"
-            if known is None or known[0] != user_id:
-                raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
-            user = self.state["user"].get(user_id, {})
-            return Caller("webhook", user_id, bool(user.get("IS_ADMIN")), known[1], None, code)
-        token = params.pop("auth", None)
-        record.auth_kind = "oauth"
-        if not token:
-            raise ApiError("NO_AUTH_FOUND", "Wrong authorization data", 401)
-        entry = self.tokens.get(str(token))
-        if entry is None:
-            raise ApiError("invalid_token", "Unable to authorize user", 401)
-        client_id, user_id, expires_at = entry
-        if expires_at <= self.clock():
-            raise ApiError("expired_token", "The access token provided has expired.", 401)
-        app = self.apps[client_id]
-        user = self.state["user"].get(user_id, {})
-        return Caller("oauth", user_id, bool(user.get("IS_ADMIN")), app.scopes, client_id, str(token))
+        return self.credentials.authenticate(segs, params, record, self.state["user"])
 
     def wall(self, moment: float | None = None) -> float:
         """A portal-clock moment as a unix timestamp."""
@@ -601,9 +466,9 @@ class Portal:
         # settings/performance/limits.md: `operating` is kept per method "separately for an application or a
         # webhook" — every user's token of one application shares its budget.
         budget = _budget(caller)
-        if self.operating_limit is not None:
-            used, reset_at = self._operating_check((budget, method))
-            if used >= self.operating_limit:
+        if self.limits.operating_limit is not None:
+            used, reset_at = self.limits.operating((budget, method))
+            if used >= self.limits.operating_limit:
                 # UNVERIFIED: whether the 429 envelope carries `time`; we send operating_reset_at so clients
                 # can wait.
                 raise ApiError(
@@ -613,12 +478,9 @@ class Portal:
                     time={"operating": used, "operating_reset_at": self.wall(reset_at or self.clock() + 60)},
                 )
         before = getattr(self._charge, "seconds", 0.0)
-        result = handler(self, params, caller)
+        result = handler(self.store, params, caller)
         cost = getattr(self._charge, "seconds", 0.0) - before
-        key = (budget, method)
-        with self.lock:
-            self._operating[key].append((self.clock(), max(cost, 0.001)))
-            self._operating_total[key] = self._operating_total.get(key, 0.0) + max(cost, 0.001)
+        self.limits.spend((budget, method), cost)
         return result
 
     def _v2(self, method: str, params: dict[str, Any], caller: Caller, credential: str) -> dict[str, Any]:
@@ -728,8 +590,7 @@ class Portal:
         user_id = int(args["user_id"]) if str(args["user_id"]).isdigit() else 0
         if user_id not in self.state["user"]:
             return 400, {"content-type": "text/plain"}, b"unknown user", 0.0
-        code = secrets.token_hex(12)
-        self.auth_codes[code] = (app.client_id, user_id, self.clock() + 30)
+        code = self.credentials.new_auth_code(app, user_id)
         # settings/oauth/index.md: the redirect carries code, state, domain, member_id, scope and
         # server_domain
         server_domain = urlsplit(self.oauth_server).netloc or "oauth.bitrix.info"
@@ -792,15 +653,15 @@ class Portal:
         with self.lock:
             grant = args.get("grant_type")
             if grant == "authorization_code":
-                entry = self.auth_codes.pop(args.get("code", ""), None)
-                if entry is None or entry[2] < self.clock() or entry[0] != app.client_id:
+                user = self.credentials.take_auth_code(args.get("code", ""), app)
+                if user is None:
                     return fail("invalid_grant", "Invalid authorization code")
-                tokens = self.issue_tokens(app, entry[1])
+                tokens = self.issue_tokens(app, user)
             elif grant == "refresh_token":
-                entry2 = self.refresh_tokens.pop(args.get("refresh_token", ""), None)  # one use only
-                if entry2 is None or entry2[0] != app.client_id:
+                holder = self.credentials.take_refresh_token(args.get("refresh_token", ""), app)
+                if holder is None:
                     return fail("invalid_grant", "Invalid refresh token")
-                tokens = self.issue_tokens(app, entry2[1])
+                tokens = self.issue_tokens(app, holder)
             else:
                 return fail("invalid_request", "unsupported grant_type")
         record.status = 200

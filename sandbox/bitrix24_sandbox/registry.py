@@ -13,7 +13,7 @@ from bitrix24_sandbox.errors import ApiError
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Listing:
     next: int | None
 
 
-Method = Callable[["Portal", dict[str, Any], Caller], Any]
+Method = Callable[["Store", dict[str, Any], Caller], Any]  # what a method sees: store.py
 METHODS: dict[str, tuple[str, Method]] = {}  # lower-case name → (scope, handler)
 
 
@@ -37,12 +37,12 @@ def method(name: str, scope: str) -> Callable[[Method], Method]:
     return register
 
 
-def now_iso(portal: Portal) -> str:
+def now_iso(store: Store) -> str:
     """The portal's "now" as it writes dates: ISO 8601 with its offset, to the second (the docs' examples,
     e.g. "2024-07-26T15:28:02+02:00", carry no fractions)."""
-    return (
-        data.EPOCH + timedelta(seconds=portal.clock() - portal.started_at) + timedelta(days=300)
-    ).isoformat(timespec="seconds")
+    return (data.EPOCH + timedelta(seconds=store.clock() - store.started_at) + timedelta(days=300)).isoformat(
+        timespec="seconds"
+    )
 
 
 def portal_date(value: Any) -> Any:
@@ -82,10 +82,10 @@ def _user_id(value: Any) -> int:
         return -1
 
 
-def table(portal: Portal, kind: str) -> dict[Any, dict[str, Any]]:
+def table(store: Store, kind: str) -> dict[Any, dict[str, Any]]:
     """One kind of record in the portal's state (created empty on first use)."""
-    store: dict[Any, dict[str, Any]] = portal.state.setdefault(kind, {})
-    return store
+    rows: dict[Any, dict[str, Any]] = store.tables.setdefault(kind, {})
+    return rows
 
 
 def upper(params: dict[str, Any]) -> dict[str, Any]:

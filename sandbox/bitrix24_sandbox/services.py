@@ -20,7 +20,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 # --- calendar -----------------------------------------------------------------------------------------------
 
@@ -34,9 +34,9 @@ def _required(params: dict[str, Any], method_name: str, *keys: str) -> None:
             )
 
 
-def _owner(portal: Portal, params: dict[str, Any]) -> str:
+def _owner(store: Store, params: dict[str, Any]) -> str:
     owner = positive(params.get("ownerId"))
-    if str(params.get("type")) == "user" and owner not in portal.state["user"]:
+    if str(params.get("type")) == "user" and owner not in store.tables["user"]:
         raise ApiError("", "The user is not found", 400)  # UNVERIFIED text
     return str(owner or params.get("ownerId"))
 
@@ -122,18 +122,18 @@ def _span(params: dict[str, Any], required: bool) -> tuple[datetime, datetime]:
 
 
 @method("calendar.event.add", "calendar")
-def calendar_event_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def calendar_event_add(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """calendar/calendar-event/calendar-event-add.md: type, ownerId, name, from/from_ts, to/to_ts; ``section``
     (required unless auto-detected; one of the owner's calendars), skip_time for a date without time."""
     _required(params, "calendar.event.add", "type", "ownerId", "name", "from", "to")
     start, end = _span(params, required=True)
     if end < start:
         raise ApiError("ERROR_ARGUMENT", "'to' is before 'from'")
-    owner = _owner(portal, params)
+    owner = _owner(store, params)
     kind = str(params.get("type") or "user")
     sections = [
         s
-        for s in table(portal, "calendar_section").values()
+        for s in table(store, "calendar_section").values()
         if s["CAL_TYPE"] == kind and s["OWNER_ID"] == owner
     ]
     section = positive(params.get("section"))
@@ -148,8 +148,8 @@ def calendar_event_add(portal: Portal, params: dict[str, Any], caller: Caller) -
             "", "You specified an invalid calendar section ID or the user does not have access to it", 400
         )
     skip = str(params.get("skip_time") or "N").upper() == "Y"
-    new_id = portal.next_id("calendar_event")
-    table(portal, "calendar_event")[new_id] = {
+    new_id = store.next_id("calendar_event")
+    table(store, "calendar_event")[new_id] = {
         "ID": str(new_id),
         "NAME": str(params["name"]),
         "DATE_FROM": start.isoformat(timespec="seconds"),
@@ -169,37 +169,37 @@ def calendar_event_add(portal: Portal, params: dict[str, Any], caller: Caller) -
 
 
 @method("calendar.event.get", "calendar")
-def calendar_event_get(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def calendar_event_get(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     """calendar-event-get.md: type and ownerId select the calendar; ``from``/``to`` (dates) bound the events
     that overlap them, by default a month before now to three months after."""
-    now = _when(now_iso(portal))
+    now = _when(now_iso(store))
     owner = str(params.get("ownerId") or "")
     start = _when(params["from"]) if params.get("from") else now - timedelta(days=30)
     end = _when(params["to"], end_of_day=True) if params.get("to") else now + timedelta(days=90)
     return [
         _public_event(e)
-        for e in table(portal, "calendar_event").values()
+        for e in table(store, "calendar_event").values()
         if (not owner or e["OWNER_ID"] == owner)
         and _when(e["DATE_TO"]) >= start
         and _when(e["DATE_FROM"]) <= end
     ]
 
 
-def _event(portal: Portal, params: dict[str, Any], message: str) -> dict[str, Any]:
+def _event(store: Store, params: dict[str, Any], message: str) -> dict[str, Any]:
     event_id = positive(params.get("id"))
     if event_id is None:
         raise ApiError("", message, 400)
-    event = table(portal, "calendar_event").get(event_id)
+    event = table(store, "calendar_event").get(event_id)
     if event is None:
         raise ApiError("", "Event not found", 400)  # UNVERIFIED text
     return event
 
 
 @method("calendar.event.update", "calendar")
-def calendar_event_update(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def calendar_event_update(store: Store, params: dict[str, Any], caller: Caller) -> int:
     """calendar-event-update.md: id, type and ownerId are required; the result is the event's ID."""
     _required(params, "calendar.event.update", "id", "type", "ownerId")
-    event = _event(portal, params, "Event id not specified")
+    event = _event(store, params, "Event id not specified")
     changes = {
         "name": "NAME",
         "from": "DATE_FROM",
@@ -226,25 +226,25 @@ def calendar_event_update(portal: Portal, params: dict[str, Any], caller: Caller
 
 
 @method("calendar.event.delete", "calendar")
-def calendar_event_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    event = _event(portal, params, "Event id not specified")
-    del table(portal, "calendar_event")[int(event["ID"])]
+def calendar_event_delete(store: Store, params: dict[str, Any], caller: Caller) -> bool:
+    event = _event(store, params, "Event id not specified")
+    del table(store, "calendar_event")[int(event["ID"])]
     return True
 
 
 @method("calendar.section.get", "calendar")
-def calendar_section_get(portal: Portal, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+def calendar_section_get(store: Store, params: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
     _required(params, "calendar.section.get", "type", "ownerId")
     return [
         dict(s)
-        for s in table(portal, "calendar_section").values()
+        for s in table(store, "calendar_section").values()
         if s["CAL_TYPE"] == str(params["type"]) and s["OWNER_ID"] == str(params["ownerId"])
     ]
 
 
 @method("calendar.accessibility.get", "calendar")
 def calendar_accessibility(
-    portal: Portal, params: dict[str, Any], caller: Caller
+    store: Store, params: dict[str, Any], caller: Caller
 ) -> dict[str, list[dict[str, Any]]]:
     """calendar-accessibility-get.md: per user, the busy events between ``from`` and ``to`` (dates)."""
     _required(params, "calendar.accessibility.get", "users", "from", "to")
@@ -261,7 +261,7 @@ def calendar_accessibility(
                 "ACCESSIBILITY": e.get("ACCESSIBILITY", "busy"),
                 "IMPORTANCE": e.get("IMPORTANCE", "normal"),
             }
-            for e in table(portal, "calendar_event").values()
+            for e in table(store, "calendar_event").values()
             if (e["OWNER_ID"] == str(user) or str(user) in e.get("ATTENDEES", []))
             and _when(e["DATE_TO"]) >= start
             and _when(e["DATE_FROM"]) <= end
@@ -282,11 +282,11 @@ def _period(value: Any) -> tuple[int, int]:
     return start, end
 
 
-def _resources(portal: Portal, ids: Any) -> list[int]:
+def _resources(store: Store, ids: Any) -> list[int]:
     known = [
         r
         for r in (positive(i) for i in (ids if isinstance(ids, list) else []))
-        if r and r in table(portal, "booking_resource")
+        if r and r in table(store, "booking_resource")
     ]
     if not known:
         raise ApiError("1018", "Empty resource collection", 400)
@@ -298,17 +298,17 @@ def _booking_out(booking: dict[str, Any]) -> dict[str, Any]:
 
 
 @method("booking.v1.booking.add", "booking")
-def booking_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, int]:
+def booking_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, int]:
     """booking/booking/booking-v1-booking-add.md: ``{id}``. The portal accepts bookings that overlap (it marks
     them overbooked); a client that must not double-book checks booking.v1.booking.list ``within`` first."""
     fields = params.get("fields")
     if not isinstance(fields, dict):
         raise ApiError("100", "Could not find value for parameter {fields}", 400)
-    resources = _resources(portal, fields.get("resourceIds"))
+    resources = _resources(store, fields.get("resourceIds"))
     period = fields.get("datePeriod")
     _period(period)
-    booking_id = portal.next_id("booking")
-    table(portal, "booking")[booking_id] = {
+    booking_id = store.next_id("booking")
+    table(store, "booking")[booking_id] = {
         "id": booking_id,
         "name": fields.get("name"),
         "description": fields.get("description"),
@@ -320,8 +320,8 @@ def booking_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
 
 
 @method("booking.v1.booking.update", "booking")
-def booking_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bool:
-    booking = table(portal, "booking").get(positive(params.get("id")) or 0)
+def booking_update(store: Store, params: dict[str, Any], caller: Caller) -> bool:
+    booking = table(store, "booking").get(positive(params.get("id")) or 0)
     if booking is None:
         raise ApiError("1019", "Booking not found", 400)
     fields = params.get("fields")
@@ -329,7 +329,7 @@ def booking_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bo
         raise ApiError("100", "Could not find value for parameter {fields}", 400)
     updated = dict(booking)
     if "resourceIds" in fields:
-        updated["resourceIds"] = _resources(portal, fields["resourceIds"])
+        updated["resourceIds"] = _resources(store, fields["resourceIds"])
     if "datePeriod" in fields:
         _period(fields["datePeriod"])
         updated["datePeriod"] = fields["datePeriod"]
@@ -341,7 +341,7 @@ def booking_update(portal: Portal, params: dict[str, Any], caller: Caller) -> bo
 
 
 @method("booking.v1.booking.list", "booking")
-def booking_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def booking_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """booking/booking/booking-v1-booking-list.md: FILTER{resource, within{dateFrom, dateTo}}; ``{booking:
     [...]}``."""
     flt = params.get("filter", params.get("FILTER")) or {}
@@ -349,7 +349,7 @@ def booking_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
         raise ApiError(
             "100", "Invalid value to match with parameter {filter}. Should be value of type array", 400
         )
-    rows = list(table(portal, "booking").values())
+    rows = list(table(store, "booking").values())
     resources = flt.get("resource") or flt.get("resourceId")
     if resources:
         wanted = {positive(r) for r in (resources if isinstance(resources, list) else [resources])}
@@ -366,7 +366,7 @@ def booking_list(portal: Portal, params: dict[str, Any], caller: Caller) -> List
 
 
 @method("booking.v1.resource.list", "booking")
-def resource_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def resource_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """booking/resource/booking-v1-resource-list.md: ``{resource: [...]}``; FILTER searchQuery, name,
     typeId."""
     flt = params.get("filter", params.get("FILTER")) or {}
@@ -374,7 +374,7 @@ def resource_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
         raise ApiError(
             "100", "Invalid value to match with parameter {filter}. Should be value of type array", 400
         )
-    rows = [dict(r) for r in table(portal, "booking_resource").values()]
+    rows = [dict(r) for r in table(store, "booking_resource").values()]
     if flt.get("searchQuery"):
         rows = [r for r in rows if str(flt["searchQuery"]).lower() in r["name"].lower()]
     for key in ("name", "typeId", "isMain"):
@@ -386,18 +386,18 @@ def resource_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Lis
 # --- working day --------------------------------------------------------------------------------------------
 
 
-def _timeman_user(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def _timeman_user(store: Store, params: dict[str, Any], caller: Caller) -> int:
     user = positive(upper(params).get("USER_ID")) or caller.user_id
-    if user not in portal.state["user"]:
+    if user not in store.tables["user"]:
         raise ApiError("", "User not found", 400)
     if user != caller.user_id and not caller.is_admin:
         raise ApiError("ACCESS_DENIED", "Access denied", 403)
     return user
 
 
-def _day(portal: Portal, user: int, *, keep: bool = True) -> dict[str, Any]:
+def _day(store: Store, user: int, *, keep: bool = True) -> dict[str, Any]:
     """A user's work day; a day never opened is CLOSED (kept in the table only when a write changes it)."""
-    days = table(portal, "timeman")
+    days = table(store, "timeman")
     if user in days or not keep:
         return days.get(user) or _closed_day()
     return days.setdefault(user, _closed_day())
@@ -423,9 +423,9 @@ def _closed_day() -> dict[str, Any]:
     )
 
 
-def _moment(portal: Portal, params: dict[str, Any], label: str) -> str:
+def _moment(store: Store, params: dict[str, Any], label: str) -> str:
     raw = upper(params).get("TIME")
-    now = now_iso(portal)
+    now = now_iso(store)
     if raw in (None, ""):
         return now
     try:
@@ -438,16 +438,16 @@ def _moment(portal: Portal, params: dict[str, Any], label: str) -> str:
 
 
 @method("timeman.status", "timeman")
-def timeman_status(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def timeman_status(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """timeman/base/timeman-status.md: a read — a day never opened answers CLOSED and stores nothing."""
-    return dict(_day(portal, _timeman_user(portal, params, caller), keep=False))
+    return dict(_day(store, _timeman_user(store, params, caller), keep=False))
 
 
 @method("timeman.open", "timeman")
-def timeman_open(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def timeman_open(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """timeman/base/timeman-open.md: the day becomes OPENED (a paused day resumes)."""
-    day = _day(portal, _timeman_user(portal, params, caller))
-    started = _moment(portal, params, "Day open")
+    day = _day(store, _timeman_user(store, params, caller))
+    started = _moment(store, params, "Day open")
     if day["STATUS"] != "OPENED":
         day.update(
             {
@@ -462,14 +462,14 @@ def timeman_open(portal: Portal, params: dict[str, Any], caller: Caller) -> dict
 
 
 @method("timeman.close", "timeman")
-def timeman_close(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def timeman_close(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """timeman/base/timeman-close.md: an open or paused day becomes CLOSED."""
-    day = _day(portal, _timeman_user(portal, params, caller))
+    day = _day(store, _timeman_user(store, params, caller))
     if day["STATUS"] not in ("OPENED", "PAUSED"):
         raise ApiError(
             "WRONG_DATETIME", "Day close date should correspond to the day open date", 400
         )  # UNVERIFIED
-    finished = _moment(portal, params, "Day close")
+    finished = _moment(store, params, "Day close")
     if finished < str(day["TIME_START"]):
         raise ApiError("WRONG_DATETIME", "Day close date should correspond to the day open date", 400)
     start = datetime.fromisoformat(str(day["TIME_START"]))

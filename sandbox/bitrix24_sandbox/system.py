@@ -13,7 +13,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 # --- system methods, as CRestProvider implements them (modules/rest/classes/general/rest_provider.php)
@@ -40,10 +40,10 @@ def _methods_by_scope() -> dict[str, list[str]]:
 
 
 @method("profile", "basic")
-def profile(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def profile(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """common/users/profile.md; getProfile: ID, ADMIN, NAME, LAST_NAME, PERSONAL_GENDER, TIME_ZONE,
     TIME_ZONE_OFFSET."""
-    user = portal.state["user"][caller.user_id]
+    user = store.tables["user"][caller.user_id]
     if str(user.get("ACTIVE", True)).lower() in ("false", "n"):
         return {}
     return {
@@ -58,7 +58,7 @@ def profile(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str,
 
 
 @method("scope", "basic")
-def scope(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
+def scope(store: Store, params: dict[str, Any], caller: Caller) -> list[str]:
     """scopeList: the credential's scopes, or every scope of the portal with ``full``."""
     query = {str(k).upper(): v for k, v in params.items()}
     if str(query.get("FULL") or "").lower() in ("1", "true", "y"):
@@ -67,7 +67,7 @@ def scope(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
 
 
 @method("methods", "basic")
-def methods_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list[str]:
+def methods_list(store: Store, params: dict[str, Any], caller: Caller) -> list[str]:
     """methodsList: the methods of ``scope``, of every scope with ``full``, else of the credential's
     scopes."""
     by_scope = _methods_by_scope()
@@ -81,7 +81,7 @@ def methods_list(portal: Portal, params: dict[str, Any], caller: Caller) -> list
 
 
 @method("method.get", "basic")
-def method_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, bool]:
+def method_get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, bool]:
     """common/system/method-get.md: ``isExisting`` on this portal, ``isAvailable`` with this credential's
     scopes. The name is matched as given against the lower-case method list (rest_provider.php getMethod)."""
     name = str(params.get("name") or "")
@@ -95,12 +95,12 @@ def method_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[s
 
 
 @method("app.info", "basic")
-def app_info(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def app_info(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """common/system/app-info.md; appInfo: an application's record, a webhook's scopes, else an access
     error."""
     if caller.kind == "oauth" and caller.app_id:
         return {
-            "ID": sorted(portal.apps).index(caller.app_id) + 1 if caller.app_id in portal.apps else 1,
+            "ID": sorted(store.apps).index(caller.app_id) + 1 if caller.app_id in store.apps else 1,
             "CODE": f"local.{caller.app_id}",
             "VERSION": 1,
             "STATUS": "L",
@@ -118,7 +118,7 @@ def app_info(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
 
 
 @method("feature.get", "basic")
-def feature_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, str]:
+def feature_get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, str]:
     """getFeature: ``CODE`` is required (CODE_EMPTY); the sandbox enables every feature."""
     query = {str(k).upper(): v for k, v in params.items()}
     if not query.get("CODE"):
@@ -127,8 +127,8 @@ def feature_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[
 
 
 @method("server.time", "basic")
-def server_time(portal: Portal, params: dict[str, Any], caller: Caller) -> str:
+def server_time(store: Store, params: dict[str, Any], caller: Caller) -> str:
     """common/system/server-time.md: ``YYYY-MM-DDThh:mm:ss±hh:mm`` in the portal's time zone."""
     from bitrix24_sandbox.portal import _iso
 
-    return _iso(portal.wall())
+    return _iso(store.wall())

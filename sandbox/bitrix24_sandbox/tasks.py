@@ -20,7 +20,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 # --- tasks (camelCase, result.tasks / result.task) ---------------------------------------------------------
@@ -52,7 +52,7 @@ def _task_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _task_or_404(portal: Portal, params: dict[str, Any], key: str = "taskId") -> dict[str, Any]:
+def _task_or_404(store: Store, params: dict[str, Any], key: str = "taskId") -> dict[str, Any]:
     """tasks-task-get.md / -update.md, Error Handling: no taskId → 100, a wrong one → 0."""
     raw = next((params[k] for k in (key, key.upper(), key.lower(), "id") if k in params), None)
     if raw is None:
@@ -65,7 +65,7 @@ def _task_or_404(portal: Portal, params: dict[str, Any], key: str = "taskId") ->
         task_id = int(str(raw))
     except ValueError:
         raise ApiError("0", "wrong task id", 400) from None
-    task = portal.state["task"].get(task_id)
+    task = store.tables["task"].get(task_id)
     if task is None:  # UNVERIFIED: the docs name no code for a task that does not exist
         raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
     return task  # type: ignore[no-any-return]
@@ -98,7 +98,7 @@ def _like(pattern: str) -> re.Pattern[str]:
 
 
 @method("tasks.task.list", "task")
-def task_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def task_list(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """tasks/tasks-task-list.md: filter (REAL_STATUS, TITLE patterns, the operation before the field), order
     (ID descending by default; a key it does not list is refused), select, start."""
     flt = params.get("filter") or {}
@@ -114,7 +114,7 @@ def task_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing
         task_flt[prefix + field] = value
     rows = [
         t
-        for t in portal.state["task"].values()
+        for t in store.tables["task"].values()
         if matches(t, task_flt) and all(p.match(str(t.get("title") or "")) for p in patterns)
     ]
     order = params.get("order") or {"ID": "DESC"}
@@ -132,10 +132,10 @@ def task_list(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing
         else {},
     )
     rows = _numeric_ids(rows, order)
-    portal.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
+    store.charge(items=len(rows), counted=str(params.get("start", 0)) != "-1", offset=params.get("start"))
     chunk, total, nxt = page(rows, params.get("start"))
     select = params.get("select")
-    chunk = [public_task(portal, t) for t in chunk]
+    chunk = [public_task(store, t) for t in chunk]
     if isinstance(select, list) and select and "*" not in select:
         wanted = {TASK_FIELDS.get(str(s).upper(), str(s)) for s in select} | {"id"}
         chunk = [{k: v for k, v in t.items() if k in wanted} for t in chunk]
@@ -152,8 +152,8 @@ def _numeric_ids(rows: list[dict[str, Any]], order: Any) -> list[dict[str, Any]]
     return sorted(rows, key=lambda t: int(t["id"]), reverse=str(direction).upper() == "DESC")
 
 
-def _person(portal: Portal, user_id: Any) -> dict[str, Any] | None:
-    user = portal.state["user"].get(_user_id(user_id or 0))
+def _person(store: Store, user_id: Any) -> dict[str, Any] | None:
+    user = store.tables["user"].get(_user_id(user_id or 0))
     if user is None:
         return None
     return {
@@ -165,7 +165,7 @@ def _person(portal: Portal, user_id: Any) -> dict[str, Any] | None:
     }
 
 
-def public_task(portal: Portal, task: dict[str, Any]) -> dict[str, Any]:
+def public_task(store: Store, task: dict[str, Any]) -> dict[str, Any]:
     """A task as tasks.task.get returns it (tasks-task-get.md, example): the stored fields, ``creator`` and
     ``responsible`` as people, ``accomplices`` and ``auditors`` (IDs), ``subStatus``, and ``closedBy`` /
     ``closedDate`` (set once it is completed)."""
@@ -176,27 +176,27 @@ def public_task(portal: Portal, task: dict[str, Any]) -> dict[str, Any]:
         "closedDate": None,
         **task,
         "subStatus": task.get("status"),
-        "creator": _person(portal, task.get("createdBy")),
-        "responsible": _person(portal, task.get("responsibleId")),
+        "creator": _person(store, task.get("createdBy")),
+        "responsible": _person(store, task.get("responsibleId")),
     }
 
 
 @method("tasks.task.get", "task")
-def task_get(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    return {"task": public_task(portal, _task_or_404(portal, params))}
+def task_get(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return {"task": public_task(store, _task_or_404(store, params))}
 
 
 @method("tasks.task.add", "task")
-def task_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def task_add(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
     fields = _task_fields(_task_fields_arg(params))
     if not str(fields.get("title") or "").strip():
         raise ApiError("ERROR_CORE", "Task title not specified", 400)  # tasks-task-add.md, Error Handling
     if str(fields.get("responsibleId") or "").strip() in ("", "0"):
         raise ApiError("ERROR_CORE", "Responsible person not specified", 400)  # tasks-task-add.md
-    if _user_id(fields["responsibleId"]) not in portal.state["user"]:
+    if _user_id(fields["responsibleId"]) not in store.tables["user"]:
         raise ApiError("ERROR_CORE", 'User specified in the "Responsible" field not found', 400)
-    new_id = portal.next_id("task")
-    stamp = now_iso(portal)
+    new_id = store.next_id("task")
+    stamp = now_iso(store)
     task = {
         "id": str(new_id),
         "title": "",
@@ -211,59 +211,59 @@ def task_add(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str
         "groupId": "0",
         **fields,
     }
-    portal.state["task"][new_id] = task
-    portal.emit("ONTASKADD", {"FIELDS_AFTER": {"ID": new_id}}, params)
-    return {"task": public_task(portal, task)}
+    store.tables["task"][new_id] = task
+    store.emit("ONTASKADD", {"FIELDS_AFTER": {"ID": new_id}}, params)
+    return {"task": public_task(store, task)}
 
 
 @method("tasks.task.update", "task")
-def task_update(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    task = _task_or_404(portal, params)
+def task_update(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    task = _task_or_404(store, params)
     fields = _task_fields(_task_fields_arg(params))
-    if "responsibleId" in fields and _user_id(fields["responsibleId"]) not in portal.state["user"]:
+    if "responsibleId" in fields and _user_id(fields["responsibleId"]) not in store.tables["user"]:
         raise ApiError("ERROR_CORE", 'The user specified in the "Responsible" field was not found<br>', 400)
     task.update(fields)
-    task["changedDate"] = now_iso(portal)
+    task["changedDate"] = now_iso(store)
     if "status" in fields:  # completing sets who and when; reopening clears them
         if str(task.get("status")) == "5":
             task.update(closedDate=task["changedDate"], closedBy=str(caller.user_id))
         elif task.get("closedDate"):
             task.update(closedDate=None, closedBy=None)
-    portal.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
-    return {"task": public_task(portal, task)}
+    store.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
+    return {"task": public_task(store, task)}
 
 
 @method("tasks.task.complete", "task")
-def task_complete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    task = _task_or_404(portal, params)
-    stamp = now_iso(portal)
+def task_complete(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    task = _task_or_404(store, params)
+    stamp = now_iso(store)
     task.update(status="5", changedDate=stamp, closedDate=stamp, closedBy=str(caller.user_id))
-    portal.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
-    return {"task": public_task(portal, task)}
+    store.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, params)
+    return {"task": public_task(store, task)}
 
 
 @method("tasks.task.delete", "task")
-def task_delete(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    task = _task_or_404(portal, params)
-    del portal.state["task"][int(task["id"])]
-    portal.emit("ONTASKDELETE", {"FIELDS_BEFORE": {"ID": int(task["id"])}}, params)
+def task_delete(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    task = _task_or_404(store, params)
+    del store.tables["task"][int(task["id"])]
+    store.emit("ONTASKDELETE", {"FIELDS_BEFORE": {"ID": int(task["id"])}}, params)
     return {"task": True}
 
 
 @method("task.commentitem.add", "task")
-def task_comment_add(portal: Portal, params: dict[str, Any], caller: Caller) -> int:
+def task_comment_add(store: Store, params: dict[str, Any], caller: Caller) -> int:
     positional = params.get("0")  # the documented call passes [TASKID, FIELDS] positionally
     task_id = params.get(
         "TASKID", params.get("taskId", positional if isinstance(positional, (int, str)) else None)
     )
-    if task_id is None or int(task_id) not in portal.state["task"]:
+    if task_id is None or int(task_id) not in store.tables["task"]:
         raise ApiError("ERROR_CORE", "Task not found or not accessible", 400)
     fields = params.get("FIELDS") or params.get("fields") or {}
     text = str(fields.get("POST_MESSAGE") or "").strip() if isinstance(fields, dict) else ""
     if not text:
         raise ApiError("ERROR_CORE", "POST_MESSAGE is required", 400)
-    new_id = portal.next_id("task_comment")
-    portal.state["task_comment"][new_id] = {
+    new_id = store.next_id("task_comment")
+    store.tables["task_comment"][new_id] = {
         "ID": str(new_id),
         "TASK_ID": str(task_id),
         "POST_MESSAGE": text,

@@ -15,7 +15,7 @@ from bitrix24_sandbox.registry import (
 from bitrix24_sandbox.types import Caller
 
 if TYPE_CHECKING:
-    from bitrix24_sandbox.portal import Portal
+    from bitrix24_sandbox.store import Store
 
 
 # --- users and departments ---------------------------------------------------------------------------------
@@ -44,12 +44,12 @@ def _sorted(rows: list[dict[str, Any]], params: dict[str, Any], default: str = "
 
 
 @method("user.current", "user")
-def user_current(portal: Portal, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    return _public_user(portal.state["user"][caller.user_id])
+def user_current(store: Store, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return _public_user(store.tables["user"][caller.user_id])
 
 
 @method("user.get", "user")
-def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def user_get(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     # api-reference/user/user-get.md: the filter is FILTER (the portal upper-cases the keys it reads, so
     # filter is the same key); other user fields may also stand at the top level as filter keys.
     nested = next((v for k, v in params.items() if k.upper() == "FILTER" and isinstance(v, dict)), None)
@@ -58,19 +58,19 @@ def user_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
         if nested is not None
         else {k: v for k, v in params.items() if k.isupper() and k not in ("SORT", "ORDER", "ADMIN_MODE")}
     )
-    rows = [_public_user(u) for u in portal.state["user"].values()]
+    rows = [_public_user(u) for u in store.tables["user"].values()]
     rows = _sorted([u for u in rows if matches(u, flt or {})], params)
     chunk, total, nxt = page(rows, params.get("start"))
     return Listing(chunk, total, nxt)
 
 
 @method("user.search", "user")
-def user_search(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def user_search(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     flt = params.get("FILTER") or params.get("filter") or {}
     needle = str(flt.get("FIND") or params.get("FIND") or "").casefold().strip()
     rest = {k: v for k, v in flt.items() if k != "FIND"} if isinstance(flt, dict) else {}
     rows = []
-    for user in portal.state["user"].values():
+    for user in store.tables["user"].values():
         text = " ".join(
             str(user.get(f) or "") for f in ("NAME", "LAST_NAME", "EMAIL", "WORK_POSITION")
         ).casefold()
@@ -81,12 +81,12 @@ def user_search(portal: Portal, params: dict[str, Any], caller: Caller) -> Listi
 
 
 @method("department.get", "department")
-def department_get(portal: Portal, params: dict[str, Any], caller: Caller) -> Listing:
+def department_get(store: Store, params: dict[str, Any], caller: Caller) -> Listing:
     """departments/department-get.md: filter by ID, NAME, SORT, PARENT, UF_HEAD; ``sort``/``order``."""
     flt = {
         k.upper(): v for k, v in params.items() if k.upper() in ("ID", "NAME", "SORT", "PARENT", "UF_HEAD")
     }
-    rows = [{**d, "SORT": d.get("SORT", 500)} for d in portal.state["department"].values()]
+    rows = [{**d, "SORT": d.get("SORT", 500)} for d in store.tables["department"].values()]
     rows = _sorted(
         [d for d in rows if matches(d, flt)], {k: v for k, v in params.items() if k in ("sort", "order")}
     )

@@ -329,7 +329,7 @@ def run(portal: Portal, method: str, params: Any, caller: Caller) -> Any:
                     "VALIDATION_REQUESTVALIDATIONEXCEPTION", f"User `{fields[name]}` not found", field=name
                 )
         new_id = portal.next_id("task")
-        stamp = now_iso(portal)
+        stamp = now_iso(portal.store)
         task = {
             "id": str(new_id),
             "title": str(fields["title"]),
@@ -363,7 +363,7 @@ def run(portal: Portal, method: str, params: Any, caller: Caller) -> Any:
             if key not in names:
                 raise error("UNKNOWNDTOPROPERTYEXCEPTION", f"Unknown field `{key}` for entity `TaskDto`")
             task[names[key]] = value if key not in ("responsibleId",) else str(value)
-        task["changedDate"] = now_iso(portal)
+        task["changedDate"] = now_iso(portal.store)
         portal.emit("ONTASKUPDATE", {"FIELDS_AFTER": {"ID": int(task["id"])}}, {})
         return {"result": True}
     del portal.state["task"][int(task["id"])]
