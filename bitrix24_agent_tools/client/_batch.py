@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 from bitrix24_agent_tools.client._flow import BATCH_LIMIT, BatchResult, Flow, Settings, call_flow
 from bitrix24_agent_tools.client.errors import Bitrix24Error, ConfigError, error_from
+
+
+@lru_cache(maxsize=8192)
+def _quoted(text: str) -> str:
+    # Keys and values repeat across a batch's commands (ID, ASC, field names): each is quoted once.
+    return quote(text, safe="")
 
 
 def php_query(params: Mapping[str, Any]) -> str:
@@ -21,24 +28,35 @@ def php_query(params: Mapping[str, Any]) -> str:
             if not value:
                 pairs.append(f"{prefix}=")
             for k, v in value.items():
-                walk(f"{prefix}[{quote(str(k), safe='')}]", v)
+                walk(f"{prefix}[{_quoted(str(k))}]", v)
         elif isinstance(value, (list, tuple)):
             if not value:
                 pairs.append(f"{prefix}=")
             for i, v in enumerate(value):
                 walk(f"{prefix}[{i}]", v)
+        elif value is None:
+            pairs.append(f"{prefix}=")
+        elif isinstance(value, bool):
+            pairs.append(f"{prefix}={'1' if value else '0'}")
+        elif type(value) is int:  # digits and a minus sign: nothing to quote
+            pairs.append(f"{prefix}={value}")
         else:
-            if value is None:
-                text = ""
-            elif isinstance(value, bool):
-                text = "1" if value else "0"
-            else:
-                text = str(value)
-            pairs.append(f"{prefix}={quote(text, safe='')}")
+            text = str(value)
+            pairs.append(f"{prefix}={_quoted(text) if len(text) <= 64 else quote(text, safe='')}")
 
     for key, value in params.items():
-        walk(quote(str(key), safe=""), value)
+        walk(_quoted(str(key)), value)
     return "&".join(pairs)
+
+
+def _has_ref(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.startswith("$result[")
+    if isinstance(value, Mapping):
+        return any(_has_ref(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_ref(v) for v in value)
+    return False
 
 
 _REF_RE = re.compile(r"^\$result\[([^\]]+)\]((?:\[[^\]]*\])*)$")
@@ -122,7 +140,7 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
         chunk = items[offset : offset + BATCH_LIMIT]
         local = {key for key, _, _ in chunk}
         cmd = {
-            key: f"{method}?{php_query(_resolve_ref(params, results, local))}"
+            key: f"{method}?{php_query(_resolve_ref(params, results, local) if _has_ref(params) else params)}"
             for key, method, params in chunk
         }
         response = yield from call_flow(settings, "batch", {"halt": 1 if halt else 0, "cmd": cmd})

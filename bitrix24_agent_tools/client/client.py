@@ -41,7 +41,6 @@ from bitrix24_agent_tools.client.limits import (
     RetryPolicy,
 )
 from bitrix24_agent_tools.masking import get_logger, mask_text
-from bitrix24_agent_tools.settings import Settings as EnvSettings
 from bitrix24_agent_tools.tracing import request_span
 
 log = get_logger(__name__)
@@ -158,6 +157,8 @@ class _Base:
     def from_env(cls: type[_C], **overrides: Any) -> _C:
         """Credentials from ``B24_*``; the options of ``settings.Settings`` (``B24_REDIS_URL`` shares the rate
         bucket and tokens across processes, ``B24_RATE_LIMITER_RATE``/``BURST`` set the plan) unless given."""
+        from bitrix24_agent_tools.settings import Settings as EnvSettings  # pydantic-settings: on use only
+
         for key, value in EnvSettings.from_env().client_options().items():
             overrides.setdefault(key, value)
         return cls(auth_from_env(), **overrides)

@@ -142,6 +142,21 @@ class WorkerState:
         self.db.execute("INSERT OR IGNORE INTO done_rows VALUES (?,?,?)", (row_id, message_id, time.time()))
         self.db.execute("DELETE FROM row_failures WHERE row_id=?", (row_id,))
 
+    def is_settled(self, row_id: str) -> bool:
+        """Done or dead-lettered already (one query)."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM done_rows WHERE row_id=? UNION ALL SELECT 1 FROM dead_rows WHERE row_id=?",
+                (row_id, row_id),
+            ).fetchone()
+            is not None
+        )
+
+    def finish(self, row_id: str, message_id: str) -> None:
+        """Mark a delivery done and commit its transaction."""
+        self.mark_done(row_id, message_id)
+        self.commit()
+
     def fail(self, row_id: str, error: str) -> int:
         self.db.execute(
             "INSERT INTO row_failures VALUES (?,1,?) ON CONFLICT(row_id) DO UPDATE SET count=count+1, "
@@ -367,13 +382,12 @@ class _Core:
         state = self.state
         state.begin(row_id)
         try:
-            if state.is_done(row_id) or state.is_dead(row_id):  # checked inside the transaction
+            if state.is_settled(row_id):  # done or dead already: checked inside the transaction
                 state.commit()
                 stats.skipped += 1
                 return "done"
             yield HandleStep(event)
-            state.mark_done(row_id, str(event.message_id))
-            state.commit()
+            state.finish(row_id, str(event.message_id))  # marked done and committed together
         except Exception as exc:  # the handler's own writes roll back with it
             state.rollback()
             error = mask_text(f"{type(exc).__name__}: {exc}")

@@ -139,10 +139,38 @@ class PostgresWorkerState:
 
     def mark_done(self, row_id: str, message_id: str) -> None:
         self.db.execute(
+            "WITH cleared AS (DELETE FROM b24_worker_failures WHERE scope=%s AND row_id=%s) "
             "INSERT INTO b24_worker_done VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-            (self.scope, row_id, message_id, time.time()),
+            (self.scope, row_id, self.scope, row_id, message_id, time.time()),
         )
-        self.db.execute("DELETE FROM b24_worker_failures WHERE scope=%s AND row_id=%s", (self.scope, row_id))
+
+    def is_settled(self, row_id: str) -> bool:
+        """Done or dead-lettered already: one round trip."""
+        return (
+            self._one(
+                "SELECT 1 FROM b24_worker_done WHERE scope=%s AND row_id=%s "
+                "UNION ALL SELECT 1 FROM b24_worker_dead WHERE scope=%s AND row_id=%s LIMIT 1",
+                (self.scope, row_id, self.scope, row_id),
+            )
+            is not None
+        )
+
+    def finish(self, row_id: str, message_id: str) -> None:
+        """Mark a delivery done and commit, in one round trip (statements composed with literals, sent as one
+        simple query)."""
+        from psycopg import sql
+
+        self.db.execute(
+            sql.SQL(
+                "WITH cleared AS (DELETE FROM b24_worker_failures WHERE scope={0} AND row_id={1}) "
+                "INSERT INTO b24_worker_done VALUES ({0},{1},{2},{3}) ON CONFLICT DO NOTHING; COMMIT"
+            ).format(
+                sql.Literal(self.scope),
+                sql.Literal(row_id),
+                sql.Literal(message_id),
+                sql.Literal(time.time()),
+            )
+        )
 
     def fail(self, row_id: str, error: str) -> int:
         row = self._one(
@@ -184,11 +212,18 @@ class PostgresWorkerState:
     # -- the transaction a delivery is handled in
     # -------------------------------------------------------------
     def begin(self, row_id: str | None = None) -> None:
-        self.db.execute("BEGIN")
-        if row_id is not None:  # one worker at a time per delivery, across machines, until COMMIT/ROLLBACK
-            self.db.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{self.scope}|{row_id}",)
+        if row_id is None:
+            self.db.execute("BEGIN")
+            return
+        from psycopg import sql
+
+        # One worker at a time per delivery, across machines, until COMMIT/ROLLBACK; BEGIN and the lock in one
+        # round trip (one simple query; the key a literal composed by psycopg).
+        self.db.execute(
+            sql.SQL("BEGIN; SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(
+                sql.Literal(f"{self.scope}|{row_id}")
             )
+        )
 
     def commit(self) -> None:
         self.db.execute("COMMIT")

@@ -134,3 +134,30 @@ def test_a_worker_waits_out_a_postgresql_restart_and_loses_nothing(pg_dsn: str) 
     assert portal.events.queue == {}
     assert set(counts) == {str(r) for r in portal.events.produced_rows} and len(counts) >= 6
     assert all(c == 1 for c in counts.values())
+
+
+def test_a_delivery_costs_three_round_trips_on_postgresql(pg_dsn: str) -> None:
+    """Per delivery the worker talks to PostgreSQL three times (issue #34): BEGIN with the delivery's advisory
+    lock, one look at the done and dead tables, and the done mark with COMMIT (it was seven: BEGIN, lock,
+    done?, dead?, insert, delete, COMMIT). Still exactly once: a second pass handles nothing."""
+    portal = Portal(seed=1)
+    client, _, _ = _setup(portal)
+    writer = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
+    for i in range(40):
+        writer.call("crm.deal.add", {"fields": {"TITLE": f"rt {i}"}})
+    seen: list[str] = []
+    worker = OfflineWorker(client, lambda event: seen.append(str(event.row_id)), pg_dsn, worker_id="rt")
+    db = worker.state.db
+    sent: list[str] = []
+    real = db.execute
+
+    def counting(query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query)[:60])
+        return real(query, *args, **kwargs)
+
+    db.execute = counting  # type: ignore[method-assign]
+    stats = worker.run_once()
+    assert stats.handled == 40 == len(set(seen))
+    per_delivery = len(sent) / 40
+    assert per_delivery <= 3.2, (per_delivery, sent[:12])
+    assert worker.run_once().handled == 0 and len(seen) == 40
