@@ -1,5 +1,6 @@
 """Offline worker: throughput per state backend (events/s, median and range over several runs) and the crash
-figures (deliveries, kills, lost, duplicated). `python -m benchmarks.worker [--runs N] [--no-crash]`"""
+figures (deliveries, kills, lost, duplicated); PostgreSQL with 1, 2 and 4 workers on one database.
+`python -m benchmarks.worker [--runs N] [--no-crash]`"""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from bitrix24_agent_tools.events import OfflineWorker
 from bitrix24_agent_tools.sandbox import Portal
 
 
-def _throughput(state: Any, events: int) -> float:
+def _throughput(state: Any, events: int, workers: int = 1) -> float:
+    """Events per second through ``workers`` workers (threads of this process, each its own connection to
+    the state) on one in-process portal."""
+    import threading
+
     portal = Portal(seed=1)
     app = portal.register_app()
     tokens = portal.install_app(app)
@@ -27,14 +32,26 @@ def _throughput(state: Any, events: int) -> float:
     client.call("event.bind", {"event": "ONCRMDEALADD", "event_type": "offline"})
     writer = Bitrix24(portal.webhook_url, transport=portal.transport(), limiter=NoLimiter())
     writer.batch([("crm.deal.add", {"fields": {"TITLE": f"d{i}"}}) for i in range(events)])
-    worker = OfflineWorker(client, lambda event: None, state, limit=50, worker_id="bench")
+    pool = [
+        OfflineWorker(client, lambda event: None, state, limit=50, worker_id=f"bench{i}")
+        for i in range(workers)
+    ]
+    counts = [0] * workers
+
+    def drain(i: int) -> None:
+        while True:
+            stats = pool[i].run_once()
+            counts[i] += stats.handled
+            if stats.fetched == 0:
+                break
+
     start = time.perf_counter()
-    handled = 0
-    while True:
-        stats = worker.run_once()
-        handled += stats.handled
-        if stats.fetched == 0:
-            break
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handled = sum(counts)
     assert handled == events, (handled, events)
     return handled / (time.perf_counter() - start)
 
@@ -67,6 +84,10 @@ def main(argv: list[str] | None = None, events: int = 2000) -> dict[str, Any]:
                 f"offline worker, PostgreSQL state: {_spread(pg_rates)}; same load, local server on loopback"
             )
             out["worker_pg_events_per_s"] = statistics.median(pg_rates)
+            for n in (2, 4):  # workers sharing one database (threads here; processes or machines alike)
+                rates = [_throughput(fresh_database(dsn), events, workers=n) for _ in range(runs)]
+                print(f"offline worker, PostgreSQL state, {n} workers: {_spread(rates)}")
+                out[f"worker_pg_{n}_events_per_s"] = statistics.median(rates)
         else:
             print("offline worker, PostgreSQL state: skipped (no PostgreSQL installed)")
         if "--no-crash" not in argv:
