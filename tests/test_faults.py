@@ -155,3 +155,43 @@ def test_fuzzed_tool_arguments_always_get_one_short_line_and_never_a_crash(name:
         assert not out.content.startswith("internal error"), out.content
     assert _PORTAL.webhook_code not in out.content
     json.dumps(out.artifact, default=str)  # artifacts stay serialisable for every face
+
+
+def _paced_export(parallel: int | None) -> tuple[Portal, FakeClock, list[Any], float]:
+    """50,000 deals where each page costs 0.002 s of processing (a batch of 50 pages 0.1 s, the export 2 s)
+    and the operating limit is 0.8 s per method in 10 minutes: the export needs three windows."""
+    from bitrix24_agent_tools.client import RatePlan
+
+    clock = FakeClock()
+    portal = Portal(
+        seed=1, deals=50_000, clock=clock, operating_limit=0.8, cost_model=CostModel(per_item=0.00004)
+    )
+    client = Bitrix24(
+        portal.webhook_url,
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+        plan=RatePlan.custom(2.0, 50, operating_limit=0.8),
+    )
+    started = clock()
+    rows = client.export("crm.deal.list", {"select": ["ID"]}, parallel=parallel)
+    return portal, clock, rows, clock() - started
+
+
+def test_an_export_paces_its_batches_to_the_operating_budget_and_is_never_blocked() -> None:
+    """limits.md: a batch is not accounted to `batch`; each nested call counts for its own method, and once
+    a method's `operating` passes the limit the next call is refused (OPERATION_TIME_LIMIT). The client keeps
+    each nested method's budget from the commands' `result_time` (batch.md) and holds batches back until they
+    fit, so the export crosses operating windows without one refusal, close to the floor: the 2 s of
+    processing fit 0.8 s per 10 minutes, so the last of it cannot start before two windows have passed."""
+    portal, _, rows, took = _paced_export(parallel=1)
+    assert sorted(int(r["ID"]) for r in rows) == list(range(1, 50_001))
+    assert portal.rejected["OPERATION_TIME_LIMIT"] == 0
+    floor = 2 * 600.0
+    assert floor <= took <= 1.1 * floor, took
+
+
+def test_a_parallel_export_is_not_blocked_by_the_operating_limit_either() -> None:
+    portal, _, rows, _ = _paced_export(parallel=None)
+    assert sorted(int(r["ID"]) for r in rows) == list(range(1, 50_001))
+    assert portal.rejected["OPERATION_TIME_LIMIT"] == 0

@@ -255,19 +255,36 @@ def call_flow(
     )
     refreshed = False
     attempt = 0
+    nested = _nested_methods(method, params)  # a batch's commands: their own operating budgets
     while True:
         attempt += 1
-        wait = _book(settings, portal, method)
-        if wait > 0:
-            yield Sleep(wait)
-        request = build_request(settings, method, params, api, idempotency_key)
-        token_used = settings.auth.access_token if isinstance(settings.auth, OAuth) else ""
-        raw = yield request
+        booked: dict[str, float] = {}
+        if nested:
+            booked = yield from _reserve_operating(settings, portal, method, nested)
         try:
+            wait = _book(settings, portal, method)
+        except BaseException:
+            settings.operating.settle(portal, booked, {})
+            raise
+        sent = False
+        try:
+            if wait > 0:
+                yield Sleep(wait)
+            request = build_request(settings, method, params, api, idempotency_key)
+            token_used = settings.auth.access_token if isinstance(settings.auth, OAuth) else ""
+            sent = True
+            raw = yield request
             if isinstance(raw, NetworkError):
                 raise raw
             response = parse_response(raw, method, api)
+            if nested:
+                _settle_batch(settings, portal, params, response, booked)
+                booked = {}
+            settings.operating.record(portal, method, response.time)
+            return response
         except TokenExpired:
+            settings.operating.settle(portal, booked, {})  # refused before running: nothing spent
+            booked = {}
             if refreshed or not isinstance(settings.auth, OAuth):
                 raise
             refreshed = True
@@ -275,6 +292,11 @@ def call_flow(
             attempt -= 1  # a refresh is not a failed attempt
             continue
         except Bitrix24Error as exc:
+            # Refused before running (a full bucket, never sent): released; otherwise the portal may have run
+            # the commands, so their booking counts as spent.
+            unsent = isinstance(exc, RateLimited) or getattr(exc, "sent", True) is False
+            settings.operating.settle(portal, booked, {}, assume_spent=sent and not unsent)
+            booked = {}
             if repeatable is None:
                 repeatable = safe_to_repeat(method, params, api, risk, idempotent, idempotency_key)
             delay = _retry_delay(settings, exc, attempt, not repeatable)
@@ -285,8 +307,62 @@ def call_flow(
             log.info("retrying %s after %s (attempt %d, %.2fs)", method, exc.code, attempt, delay)
             yield Sleep(delay)
             continue
-        settings.operating.record(portal, method, response.time)
-        return response
+        finally:
+            if booked:  # closed or failed otherwise mid-call: counted as spent once the request was out
+                settings.operating.settle(portal, booked, {}, assume_spent=sent)
+
+
+def _nested_methods(method: str, params: Mapping[str, Any]) -> dict[str, int]:
+    """How many commands of each method a batch carries (lower-cased, as the portal tries them)."""
+    if method.lower() != "batch":
+        return {}
+    cmd = params.get("cmd")
+    commands = cmd.values() if isinstance(cmd, Mapping) else cmd if isinstance(cmd, (list, tuple)) else ()
+    counts: dict[str, int] = {}
+    for command in commands:
+        name = str(command).split("?", 1)[0].strip().lower()
+        if name:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _reserve_operating(
+    settings: Settings, portal: str, method: str, nested: Mapping[str, int]
+) -> Generator[Any, Any, dict[str, float]]:
+    """Wait until the batch's nested commands fit their methods' operating budgets, and book them."""
+    while True:
+        booked, wait = settings.operating.reserve(portal, nested)
+        if wait <= 0:
+            return booked
+        if settings.max_wait is not None and wait > settings.max_wait:
+            raise QueueFull(method, wait)
+        yield Sleep(wait)
+
+
+def _settle_batch(
+    settings: Settings, portal: str, params: Mapping[str, Any], response: Response, booked: dict[str, float]
+) -> None:
+    """Each command's processing from the batch's ``result_time`` (batch.md), recorded for its method; an
+    ``operating`` the portal reports there is taken as the method's too."""
+    cmd = params.get("cmd")
+    names = (
+        {str(k): str(v).split("?", 1)[0].strip().lower() for k, v in cmd.items()}
+        if isinstance(cmd, Mapping)
+        else {str(i): str(v).split("?", 1)[0].strip().lower() for i, v in enumerate(cmd or ())}
+    )
+    body = response.result if isinstance(response.result, Mapping) else {}
+    times = body.get("result_time")
+    blocks = times.items() if isinstance(times, Mapping) else enumerate(times or ())
+    spent: dict[str, list[float]] = {}
+    for key, block in blocks:
+        name = names.get(str(key))
+        if name is None or not isinstance(block, Mapping):
+            continue
+        took = block.get("processing", block.get("duration"))
+        if isinstance(took, (int, float)):
+            spent.setdefault(name, []).append(float(took))
+        settings.operating.record(portal, name, block)
+    settings.operating.settle(portal, booked, spent)
 
 
 def _book(settings: Settings, portal: str, method: str) -> float:

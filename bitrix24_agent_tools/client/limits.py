@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -139,8 +140,14 @@ class RetryPolicy:
 
 
 class OperatingTracker:
-    """Per-method operating time from each answer's ``time`` block; pauses a method before the portal
-    blocks it."""
+    """Per-method operating time (settings/performance/limits.md): what each answer's ``time`` block reports,
+    and for calls inside a batch — which the portal accounts per nested method, not to ``batch`` — a budget
+    the client keeps itself from each command's ``result_time`` ``processing``: spent seconds in a 10-minute
+    window plus seconds reserved by commands in flight. A batch is held back until its commands' expected
+    time fits under the limit (less a margin), so a long export paces itself across operating windows
+    instead of being blocked."""
+
+    WINDOW = 600.0  # the portal's ten one-minute baskets; an entry here drops no earlier than its basket
 
     def __init__(
         self, limit: float = 480.0, soft: float = 0.9, clock: Callable[[], float] = time.time
@@ -150,6 +157,91 @@ class OperatingTracker:
         self.clock = clock
         self._lock = threading.Lock()
         self._state: dict[tuple[str, str], tuple[float, float]] = {}
+        self._spent: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        self._spent_total: dict[tuple[str, str], float] = {}
+        self._reserved: dict[tuple[str, str], float] = {}
+        self._per_call: dict[tuple[str, str], float] = {}  # the method's processing per call, observed
+        self._largest: dict[tuple[str, str], float] = {}
+        self._learning: set[tuple[str, str]] = set()  # methods whose first batch is out, not yet answered
+
+    def _window(self, key: tuple[str, str], now: float) -> float:
+        spent = self._spent.get(key)
+        total = self._spent_total.get(key, 0.0)
+        while spent and spent[0][0] <= now - self.WINDOW:
+            total -= spent.popleft()[1]
+        total = max(total, 0.0) if spent else 0.0
+        self._spent_total[key] = total
+        return total
+
+    def reserve(self, portal: str, calls: Mapping[str, int]) -> tuple[dict[str, float], float]:
+        """Book the expected operating time of ``calls`` (method → how many, nested in one batch): either
+        all of it, returning the amounts and 0, or nothing, returning the seconds to wait first. A method
+        not yet observed goes one batch at a time until an answer teaches its cost per call."""
+        now = self.clock()
+        booked: dict[str, float] = {}
+        wait = 0.0
+        with self._lock:
+            for method, count in calls.items():
+                key = (portal, method.lower())
+                if key not in self._per_call:  # not observed yet: one batch at a time until it answers
+                    if key in self._learning:
+                        wait = max(wait, 0.25)
+                    else:
+                        booked[method.lower()] = 0.0
+                    continue
+                expected = self._per_call[key] * count
+                used = self._window(key, now) + self._reserved.get(key, 0.0)
+                reported = self._state.get(key)
+                if reported is not None and reported[1] > now:
+                    used = max(used, reported[0])
+                margin = max(0.02 * self.limit, 2 * self._largest.get(key, 0.0))
+                if used + expected <= self.limit - margin or used <= 0:
+                    booked[method.lower()] = expected
+                    continue
+                spent = self._spent.get(key)
+                oldest = spent[0][0] + self.WINDOW - now if spent else 0.0
+                wait = max(wait, oldest if oldest > 0 else 0.25)  # in flight only: let answers settle it
+            if wait > 0:
+                return {}, wait
+            for method, expected in booked.items():
+                key = (portal, method)
+                if key not in self._per_call:
+                    self._learning.add(key)
+                self._reserved[key] = self._reserved.get(key, 0.0) + expected
+        return booked, 0.0
+
+    def settle(
+        self,
+        portal: str,
+        booked: Mapping[str, float],
+        spent: Mapping[str, list[float]],
+        *,
+        assume_spent: bool = False,
+    ) -> None:
+        """Release a batch's booking and record what its commands took (seconds of processing each); with
+        ``assume_spent`` (an answer that never came: the portal may have run the commands) the booking is
+        counted as spent."""
+        now = self.clock()
+        with self._lock:
+            for method, amount in booked.items():
+                key = (portal, method)
+                self._learning.discard(key)  # answered (or failed): the next batch may try
+                self._reserved[key] = max(0.0, self._reserved.get(key, 0.0) - amount)
+                if assume_spent and amount > 0:
+                    self._spent.setdefault(key, deque()).append((now, amount))
+                    self._spent_total[key] = self._spent_total.get(key, 0.0) + amount
+            for method, seconds in spent.items():
+                key = (portal, method.lower())
+                if not seconds:
+                    continue
+                entries = self._spent.setdefault(key, deque())
+                total = sum(seconds)
+                entries.append((now, total))
+                self._spent_total[key] = self._spent_total.get(key, 0.0) + total
+                mean = total / len(seconds)
+                known = self._per_call.get(key)
+                self._per_call[key] = mean if known is None else 0.7 * known + 0.3 * mean
+                self._largest[key] = max(self._largest.get(key, 0.0), max(seconds))
 
     def record(self, portal: str, method: str, time_block: object) -> None:
         if not isinstance(time_block, dict):

@@ -435,10 +435,15 @@ class Portal:
         """A portal-clock moment as a unix timestamp."""
         return (self.clock() if moment is None else moment) + self._wall_offset
 
-    def _envelope_time(self, started: float, method: str, caller: Caller) -> dict[str, Any]:
+    def _envelope_time(
+        self, started: float, method: str, caller: Caller, charged: float | None = None
+    ) -> dict[str, Any]:
+        """A ``time`` block; ``charged`` is the modelled processing of this call alone (a batch's command),
+        else everything charged in this request."""
         finish = self.clock()
         used, reset_at = self._operating_check((_budget(caller), method))
-        processing = finish - started + getattr(self._charge, "seconds", 0.0)
+        modelled = getattr(self._charge, "seconds", 0.0) if charged is None else charged
+        processing = finish - started + modelled
         return {
             "start": self.wall(started),
             "finish": self.wall(finish),
@@ -469,6 +474,8 @@ class Portal:
         if self.limits.operating_limit is not None:
             used, reset_at = self.limits.operating((budget, method))
             if used >= self.limits.operating_limit:
+                with self.lock:
+                    self.rejected["OPERATION_TIME_LIMIT"] += 1
                 # UNVERIFIED: whether the 429 envelope carries `time`; we send operating_reset_at so clients
                 # can wait.
                 raise ApiError(
@@ -529,6 +536,7 @@ class Portal:
         times: dict[str, Any] = {}
         for index, (key, command) in enumerate(items):
             started = self.clock()
+            charged_before = getattr(self._charge, "seconds", 0.0)
             try:
                 if index >= 50:
                     raise ApiError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
@@ -556,7 +564,9 @@ class Portal:
                     nexts[key] = out.next
             else:
                 results[key] = out
-            times[key] = self._envelope_time(started, method, caller)
+            # batch.md: result_time is each command's own time (its processing, not the batch's so far)
+            own = getattr(self._charge, "seconds", 0.0) - charged_before
+            times[key] = self._envelope_time(started, method, caller, charged=own)
         return {
             "result": _php_array(results),
             "result_error": _php_array(errors),

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from bitrix24_agent_tools.sandbox import Portal
+from bitrix24_agent_tools.sandbox import CostModel, Portal
 from bitrix24_agent_tools.sandbox.query import id_window
 
 
@@ -70,3 +70,19 @@ def test_the_docs_cost_profile_is_the_docs_measured_example() -> None:
     docs = CostModel.docs_example()
     assert round(docs.seconds(50, False, 0), 4) == 0.0685  # a start=-1 page of 50
     assert round(docs.seconds(2_387_743, True, 0) - docs.seconds(50, False, 0), 1) == 49.9  # with the count
+
+
+def test_a_batch_reports_each_commands_own_processing_and_counts_it_to_that_method() -> None:
+    """batch.md: `result_time` holds each sub-request's own time; limits.md: an external `batch` is not
+    accounted for in `operating`, nested calls count for their own methods."""
+    from tests.helpers import FakeClock
+
+    clock = FakeClock()
+    portal = Portal(seed=1, deals=200, clock=clock, operating_limit=480, cost_model=CostModel(per_item=0.001))
+    with httpx.Client(transport=portal.transport()) as http:
+        cmd = {f"p{i}": f"crm.deal.list?start={50 * i}&select[]=ID" for i in range(3)}
+        body = http.post(portal.webhook_url + "batch", json={"cmd": cmd}).json()
+    times = body["result"]["result_time"]
+    assert [round(times[k]["processing"], 6) for k in cmd] == [0.05, 0.05, 0.05]  # 50 rows each, not a sum
+    assert round(times["p2"]["operating"], 6) == 0.15  # crm.deal.list's own budget
+    assert body["time"].get("operating", 0) == 0  # batch itself is not accounted

@@ -117,11 +117,11 @@ def test_the_toolkit_layer_is_the_same_emulator_with_its_oauth_convenience() -> 
     portal's ``app_credentials``."""
     import bitrix24_sandbox
     import bitrix24_sandbox.portal
-    from bitrix24_agent_tools.sandbox.portal import CostModel as OldPath
 
     from bitrix24_agent_tools.client.auth import OAuth
     from bitrix24_agent_tools.sandbox import CostModel
     from bitrix24_agent_tools.sandbox import Portal as ToolkitPortal
+    from bitrix24_agent_tools.sandbox.portal import CostModel as OldPath
 
     assert CostModel is OldPath is bitrix24_sandbox.CostModel
     portal = ToolkitPortal(seed=1)
