@@ -117,8 +117,7 @@ class Limits:
         self.clock = clock
         self.bucket: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
-        self._operating: dict[tuple[str, str], deque[tuple[float, float]]] = defaultdict(deque)
-        self._operating_total: dict[tuple[str, str], float] = {}
+        self._operating: dict[tuple[str, str], deque[list[float]]] = defaultdict(deque)  # [start, seconds]
 
     def admit(self, source: str) -> bool:
         """One request from ``source`` through the bucket, or False when it is full."""
@@ -137,22 +136,30 @@ class Limits:
     def reset_operating(self) -> None:
         with self._lock:
             self._operating.clear()
-            self._operating_total.clear()
+
+    def _baskets(self, key: tuple[str, str]) -> deque[list[float]]:
+        """The method's one-minute baskets (limits.md: "accounted for in 10 one-minute baskets"; a basket's
+        countdown starts at the first call recorded in it and lasts 10 minutes), oldest first, expired
+        ones dropped."""
+        baskets = self._operating[key]
+        now = self.clock()
+        while baskets and baskets[0][0] + 600 <= now:
+            baskets.popleft()
+        return baskets
 
     def operating(self, key: tuple[str, str]) -> tuple[float, float | None]:
-        """(operating seconds in the last 10 minutes, reset_at) for one (credential, method)."""
+        """(operating seconds in the live baskets, operating_reset_at: when the oldest basket drops) for one
+        (credential, method)."""
         with self._lock:
-            window = self._operating[key]
-            now = self.clock()
-            total = self._operating_total.get(key, 0.0)
-            while window and window[0][0] <= now - 600:
-                total -= window.popleft()[1]
-            total = max(total, 0.0) if window else 0.0  # a running total: no re-summing on every command
-            self._operating_total[key] = total
-            return total, (window[0][0] + 600 if window else None)
+            baskets = self._baskets(key)
+            return sum(b[1] for b in baskets), (baskets[0][0] + 600 if baskets else None)
 
     def spend(self, key: tuple[str, str], seconds: float) -> None:
-        """Book a request's processing time (at least a millisecond) against its method's budget."""
+        """Book a request's processing time (at least a millisecond) into its minute's basket."""
         with self._lock:
-            self._operating[key].append((self.clock(), max(seconds, 0.001)))
-            self._operating_total[key] = self._operating_total.get(key, 0.0) + max(seconds, 0.001)
+            baskets = self._baskets(key)
+            now = self.clock()
+            if baskets and now < baskets[-1][0] + 60:
+                baskets[-1][1] += max(seconds, 0.001)
+            else:
+                baskets.append([now, max(seconds, 0.001)])

@@ -86,3 +86,30 @@ def test_a_batch_reports_each_commands_own_processing_and_counts_it_to_that_meth
     assert [round(times[k]["processing"], 6) for k in cmd] == [0.05, 0.05, 0.05]  # 50 rows each, not a sum
     assert round(times["p2"]["operating"], 6) == 0.15  # crm.deal.list's own budget
     assert body["time"].get("operating", 0) == 0  # batch itself is not accounted
+
+
+def test_operating_time_is_kept_in_one_minute_baskets_that_drop_ten_minutes_after_their_first_call() -> None:
+    """settings/performance/limits.md: operating time is accounted in 10 one-minute baskets; a basket's
+    countdown starts at the first call recorded in its minute and lasts 10 minutes; operating_reset_at is
+    when the oldest basket drops; the value may not fall to zero, later baskets count until their own reset.
+    And its worked example: at 480 s, 20 calls of 20 s (400 s) then 5 more (500 s) — the next call is blocked
+    until the oldest basket (here 40 s: two calls) drops, leaving 460 s."""
+    from tests.helpers import FakeClock
+
+    clock = FakeClock(start=0.0)
+    portal = Portal(seed=1, clock=clock, operating_limit=480)
+    key = ("webhook:1", "crm.item.list")
+    for minute in range(10):  # two 20-second calls in each of ten minutes (400 s), then five more
+        for second in (0.0, 50.0):  # the second call joins the basket the first began
+            clock.now = minute * 60.0 + second
+            portal.limits.spend(key, 20.0)
+    clock.now = 570.0
+    for _ in range(5):
+        portal.limits.spend(key, 20.0)  # within the tenth minute: into its basket (begun at 540)
+    assert portal.limits.operating(key) == (500.0, 600.0)  # the first basket began at 0
+    clock.now = 600.0  # the oldest basket (40 s: both its calls, the one at 50 too) drops
+    assert portal.limits.operating(key) == (460.0, 660.0)
+    clock.now = 601.0  # past the tenth basket's minute: a new basket begins
+    portal.limits.spend(key, 1.0)
+    clock.now = 661.0  # the basket begun at 60 has dropped; the tenth (140 s) and the new one count
+    assert portal.limits.operating(key) == (421.0, 720.0)
