@@ -46,6 +46,15 @@ def lower_bound(n: int, rate: float, burst: int, cost: CostModel, concurrency: f
     return max(rate_bound(n, rate, burst, cost), cost.round_trip + rounds * _one_request(cost))
 
 
+def operating_floor(n: int, rate: float, burst: int, cost: CostModel, limit: float = 480.0) -> float:
+    """Where the operating limit binds (settings/performance/limits.md: ``limit`` seconds of processing per
+    method in 10 minutes): the export's pages take ``n / 50`` times a page's processing; whatever exceeds one
+    window's limit starts no earlier than a window later, each window freeing at most ``limit``."""
+    spent = math.ceil(n / 50) * cost.seconds(50, False, 0)
+    windows = max(0, math.ceil(spent / limit) - 1)
+    return max(rate_bound(n, rate, burst, cost), windows * 600.0 + _one_request(cost))
+
+
 def measure(
     name: str,
     portal: Portal,
@@ -113,7 +122,13 @@ def _serve_apart(n: int, conn: Any) -> None:
             if command == "reset":
                 portal._bucket.clear()
                 portal.reset_operating()
-            conn.send((len(portal.requests), portal.rejected["QUERY_LIMIT_EXCEEDED"]))
+            conn.send(
+                (
+                    len(portal.requests),
+                    portal.rejected["QUERY_LIMIT_EXCEEDED"],
+                    portal.rejected["OPERATION_TIME_LIMIT"],
+                )
+            )
 
 
 def apart(n: int, runs: int) -> dict[str, float]:
@@ -130,7 +145,7 @@ def apart(n: int, runs: int) -> dict[str, float]:
     measured = []
     for _ in range(runs):
         mine.send("reset")
-        before, rejected = mine.recv()
+        before, rejected, blocked = mine.recv()
 
         async def go() -> list[Any]:
             limiter = LeakyBucketLimiter.for_plan(RatePlan.standard())
@@ -146,7 +161,7 @@ def apart(n: int, runs: int) -> dict[str, float]:
         rows = go_sync() if SYNC else asyncio.run(go())
         seconds = time.perf_counter() - start
         mine.send("count")
-        after, rejected_after = mine.recv()
+        after, rejected_after, blocked_after = mine.recv()
         ids = [int(r["ID"]) for r in rows]
         measured.append(
             {
@@ -155,6 +170,7 @@ def apart(n: int, runs: int) -> dict[str, float]:
                 "seconds": seconds,
                 "requests": after - before,
                 "r503": rejected_after - rejected,
+                "r429": blocked_after - blocked,
                 "items": len(ids),
                 "per_s": len(ids) / seconds,
                 "exact": len(ids) == len(set(ids)) == n,
@@ -170,6 +186,13 @@ def apart(n: int, runs: int) -> dict[str, float]:
         "spread": (measured[0]["seconds"], measured[-1]["seconds"]),
         "runs": len(measured),
     }
+    floor = operating_floor(n, 2.0, 50, COST)
+    every = ", ".join(f"{m['seconds']:,.1f}s" for m in measured)
+    print(
+        f"operating limit (480 s per method in 10 minutes): floor {floor:,.1f}s for {n:,} rows; ours "
+        f"{result['seconds']:,.1f}s = {result['seconds'] / floor:.2f}x, "
+        f"{result['r429']} OPERATION_TIME_LIMIT refusals (all runs: {every})"
+    )
     return _report([result], n, 2.0, 50)
 
 
