@@ -398,7 +398,8 @@ class Portal:
                         **({"validation": err.validation} if err.validation else {}),
                     }
                 }
-                if api == "v3" and err.code.startswith(V3_PREFIX)
+                if api == "v3"
+                and err.code.startswith("BITRIX_REST_V3_")  # EXCEPTION_, REALISATION_EXCEPTION_
                 else {"error": err.code, "error_description": err.description}
             )
             if err.time is not None:

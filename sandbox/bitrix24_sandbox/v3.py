@@ -27,6 +27,8 @@ METHODS = (
     "tasks.task.update",
     "tasks.task.delete",
     "tasks.task.list",
+    "tasks.task.field.list",
+    "tasks.task.field.get",
     "rest.scope.list",
     "documentation",
     "rest.documentation.openapi",
@@ -70,6 +72,63 @@ SORTABLE = (
     "changed",
 )
 _OPERATORS = ("=", "!=", ">", ">=", "<", "<=", "in", "between")
+# The task DTO's fields as tasks.task.field.list / .get describe them (tasks/tasks-task-field-list.md): their
+# names and types as the docs' examples show them ("int", "string", "object", "array"); what the sandbox
+# filters and sorts by; related objects (creator, responsible) as "object". UNVERIFIED: which fields a real
+# portal marks editable; here the ones tasks.task.update takes.
+FIELD_TYPES: dict[str, str] = {
+    "id": "int",
+    "title": "string",
+    "description": "string",
+    "creatorId": "int",
+    "creator": "object",
+    "created": "object",
+    "responsibleId": "int",
+    "responsible": "object",
+    "deadline": "datetime",
+    "groupId": "int",
+    "priority": "string",
+    "status": "string",
+    "changed": "datetime",
+}
+_EDITABLE = ("title", "description", "responsibleId", "deadline", "groupId", "priority")
+FIELD_DESCRIPTION = (
+    "name",
+    "type",
+    "title",
+    "description",
+    "validationRules",
+    "requiredGroups",
+    "filterable",
+    "sortable",
+    "editable",
+    "multiple",
+    "elementType",
+)
+
+
+def _field(name: str, select: Any) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "name": name,
+        "type": FIELD_TYPES[name],
+        "title": name,
+        "description": None,
+        "validationRules": [],
+        "requiredGroups": ["add"] if name in ("title", "responsibleId") else None,
+        "filterable": name == "id",  # only `id` is filterable here (see _check_filter)
+        "sortable": name in SORTABLE,
+        "editable": name in _EDITABLE,
+        "multiple": False,
+        "elementType": None,
+    }
+    if select is None:
+        return full
+    if not isinstance(select, list) or not all(isinstance(k, str) for k in select):
+        raise error("INVALIDSELECTEXCEPTION", f"Unable to recognize select expression `{json.dumps(select)}`")
+    for key in select:
+        if key not in FIELD_DESCRIPTION:
+            raise error("UNKNOWNDTOPROPERTYEXCEPTION", f"Unknown field `{key}` for entity `DtoFieldDto`")
+    return {key: full[key] for key in select}
 
 
 def error(kind: str, message: str, status: int = 400, field: str | None = None) -> ApiError:
@@ -280,6 +339,18 @@ def run(portal: Portal, method: str, params: Any, caller: Caller) -> Any:
         raise error("INSUFFICIENTSCOPEEXCEPTION", "The request requires higher privileges", 403)
     from bitrix24_sandbox.methods import now_iso
 
+    if method == "tasks.task.field.list":  # tasks/tasks-task-field-list.md
+        return {"items": [_field(name, params.get("select")) for name in FIELD_TYPES]}
+    if method == "tasks.task.field.get":  # tasks/tasks-task-field-get.md
+        name = params.get("name")
+        if name in (None, ""):
+            missing = error("VALIDATION_REQUESTVALIDATIONEXCEPTION", "Error during request object validation")
+            missing.validation = [{"field": "name", "message": "Required field `name` is missing"}]
+            raise missing
+        if str(name) not in FIELD_TYPES:
+            code = "BITRIX_REST_V3_REALISATION_EXCEPTION_FIELDNOTFOUNDEXCEPTION"
+            raise ApiError(code, f"Field `{name}` not found", 400)
+        return {"item": _field(str(name), params.get("select"))}
     if method == "tasks.task.get":
         return {"item": task_dto(portal, _task(portal, _required_id(params)), params.get("select"))}
     if method == "tasks.task.list":

@@ -111,3 +111,47 @@ def test_openapi_document_has_paths_and_component_schemas(portal: Portal) -> Non
         and "TaskDto" in doc["components"]["schemas"]
     )
     assert _post(portal, "documentation", {}).json()["result"] == doc
+
+
+def test_task_fields_are_listed_and_described_as_rest_3_documents_them() -> None:
+    """tasks/tasks-task-field-list.md and tasks-task-field-get.md (REST 3.0): `items` of field descriptions
+    (name, type, title, description, filterable, sortable, multiple…), `select` narrows them and refuses an
+    unknown key (UNKNOWNDTOPROPERTYEXCEPTION, entity DtoFieldDto); .get needs `name` (a validation error) and
+    answers FIELDNOTFOUNDEXCEPTION for an unknown one."""
+    portal = Portal(seed=1)
+    base = portal.base_url + f"/rest/api/1/{portal.webhook_code}/"
+    with httpx.Client(transport=portal.transport()) as http:
+        listed = http.post(
+            base + "tasks.task.field.list", json={"select": ["name", "type", "sortable"]}
+        ).json()
+        one = http.post(base + "tasks.task.field.get", json={"name": "id"}).json()
+        bad_select = http.post(base + "tasks.task.field.list", json={"select": ["unknownField"]})
+        nameless = http.post(base + "tasks.task.field.get", json={})
+        unknown = http.post(base + "tasks.task.field.get", json={"name": "nope"})
+    items = listed["result"]["items"]
+    assert items[0] == {"name": "id", "type": "int", "sortable": True}
+    assert {"title", "responsibleId", "creator", "responsible"} <= {i["name"] for i in items}
+    assert set(one["result"]["item"]) == {
+        "name",
+        "type",
+        "title",
+        "description",
+        "validationRules",
+        "requiredGroups",
+        "filterable",
+        "sortable",
+        "editable",
+        "multiple",
+        "elementType",
+    }
+    assert one["result"]["item"]["filterable"] is True and "operating" in one["time"]
+    assert bad_select.status_code == 400
+    assert bad_select.json()["error"] == {
+        "code": "BITRIX_REST_V3_EXCEPTION_UNKNOWNDTOPROPERTYEXCEPTION",
+        "message": "Unknown field `unknownField` for entity `DtoFieldDto`",
+    }
+    assert nameless.status_code == 400
+    assert nameless.json()["error"]["validation"] == [
+        {"field": "name", "message": "Required field `name` is missing"}
+    ]
+    assert unknown.json()["error"]["code"] == "BITRIX_REST_V3_REALISATION_EXCEPTION_FIELDNOTFOUNDEXCEPTION"
