@@ -148,6 +148,9 @@ class OperatingTracker:
     instead of being blocked."""
 
     WINDOW = 600.0  # the portal's ten one-minute baskets; an entry here drops no earlier than its basket
+    # UNVERIFIED guess at a call's processing before any is observed: about three times the docs' measured
+    # huge-data page (0.0685 s, settings/performance/huge-data.md).
+    PRIOR = 0.2
 
     def __init__(
         self, limit: float = 480.0, soft: float = 0.9, clock: Callable[[], float] = time.time
@@ -162,7 +165,6 @@ class OperatingTracker:
         self._reserved: dict[tuple[str, str], float] = {}
         self._per_call: dict[tuple[str, str], float] = {}  # the method's processing per call, observed
         self._largest: dict[tuple[str, str], float] = {}
-        self._learning: set[tuple[str, str]] = set()  # methods whose first batch is out, not yet answered
 
     def _window(self, key: tuple[str, str], now: float) -> float:
         spent = self._spent.get(key)
@@ -175,21 +177,18 @@ class OperatingTracker:
 
     def reserve(self, portal: str, calls: Mapping[str, int]) -> tuple[dict[str, float], float]:
         """Book the expected operating time of ``calls`` (method → how many, nested in one batch): either
-        all of it, returning the amounts and 0, or nothing, returning the seconds to wait first. A method
-        not yet observed goes one batch at a time until an answer teaches its cost per call."""
+        all of it, returning the amounts and 0, or nothing, returning the seconds to wait first. Until a
+        method's cost per call is observed, ``PRIOR`` stands in; with nothing spent or booked yet, one batch
+        always goes."""
         now = self.clock()
         booked: dict[str, float] = {}
         wait = 0.0
         with self._lock:
             for method, count in calls.items():
                 key = (portal, method.lower())
-                if key not in self._per_call:  # not observed yet: one batch at a time until it answers
-                    if key in self._learning:
-                        wait = max(wait, 0.25)
-                    else:
-                        booked[method.lower()] = 0.0
-                    continue
-                expected = self._per_call[key] * count
+                # Not observed yet: a generous prior, so a costly method's first batches cannot overshoot
+                # together while a cheap one's go out side by side.
+                expected = self._per_call.get(key, self.PRIOR) * count
                 used = self._window(key, now) + self._reserved.get(key, 0.0)
                 reported = self._state.get(key)
                 if reported is not None and reported[1] > now:
@@ -205,8 +204,6 @@ class OperatingTracker:
                 return {}, wait
             for method, expected in booked.items():
                 key = (portal, method)
-                if key not in self._per_call:
-                    self._learning.add(key)
                 self._reserved[key] = self._reserved.get(key, 0.0) + expected
         return booked, 0.0
 
@@ -225,7 +222,6 @@ class OperatingTracker:
         with self._lock:
             for method, amount in booked.items():
                 key = (portal, method)
-                self._learning.discard(key)  # answered (or failed): the next batch may try
                 self._reserved[key] = max(0.0, self._reserved.get(key, 0.0) - amount)
                 if assume_spent and amount > 0:
                     self._spent.setdefault(key, deque()).append((now, amount))

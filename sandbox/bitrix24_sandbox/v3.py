@@ -107,6 +107,30 @@ FIELD_DESCRIPTION = (
 )
 
 
+def _scope_list(params: dict[str, Any]) -> dict[str, Any]:
+    """rest-v3.md: "the method-to-scope mapping for all modules". UNVERIFIED shape (the docs show none):
+    as the official PHP SDK reads it — module → controller → method → {scope, title, description, fields},
+    ``scope`` the method's full name — narrowed by filterModule / filterController / filterMethod."""
+    wanted = {
+        k: str(params[k]) for k in ("filterModule", "filterController", "filterMethod") if params.get(k)
+    }
+    tree: dict[str, Any] = {}
+    for name in METHODS:
+        if name in ("batch", "documentation"):
+            continue
+        module, *middle, last = name.split(".")
+        controller = ".".join(middle)
+        if (
+            wanted.get("filterModule", module) != module
+            or wanted.get("filterController", controller) != controller
+            or wanted.get("filterMethod", last) != last
+        ):
+            continue
+        item = {"scope": name, "title": name, "description": "", "fields": None}
+        tree.setdefault(module, {}).setdefault(controller, {})[last] = item
+    return tree
+
+
 def _field(name: str, select: Any) -> dict[str, Any]:
     full: dict[str, Any] = {
         "name": name,
@@ -332,7 +356,7 @@ def run(portal: Portal, method: str, params: Any, caller: Caller) -> Any:
     if method not in METHODS:
         raise error("METHODNOTFOUNDEXCEPTION", f"Method {method} is not available in REST 3.0", 404)
     if method == "rest.scope.list":
-        return {"items": sorted(s for s in caller.scopes if s != "basic")}
+        return _scope_list(params)
     if method in ("documentation", "rest.documentation.openapi"):
         return openapi()
     if "task" not in caller.scopes:

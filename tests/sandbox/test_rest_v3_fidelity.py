@@ -155,3 +155,20 @@ def test_task_fields_are_listed_and_described_as_rest_3_documents_them() -> None
         {"field": "name", "message": "Required field `name` is missing"}
     ]
     assert unknown.json()["error"]["code"] == "BITRIX_REST_V3_REALISATION_EXCEPTION_FIELDNOTFOUNDEXCEPTION"
+
+
+def test_rest_scope_list_maps_each_method_by_module_and_controller(portal: Portal) -> None:
+    """rest-v3.md: rest.scope.list returns the method-to-scope mapping for all modules (REST 3.0 only). The
+    docs show no reply; the shape follows the official PHP SDK's reading (module → controller → method →
+    {scope, title, description, fields}, filterModule/filterController/filterMethod) — UNVERIFIED."""
+    everything = _post(portal, "rest.scope.list", {}).json()["result"]
+    assert everything["tasks"]["task"]["add"]["scope"] == "tasks.task.add"
+    assert everything["tasks"]["task.field"]["list"]["scope"] == "tasks.task.field.list"
+    assert everything["rest"]["scope"]["list"]["scope"] == "rest.scope.list"
+    only = _post(portal, "rest.scope.list", {"filterModule": "tasks", "filterMethod": "get"}).json()["result"]
+    assert only == {
+        "tasks": {
+            "task": {"get": everything["tasks"]["task"]["get"]},
+            "task.field": {"get": everything["tasks"]["task.field"]["get"]},
+        }
+    }
