@@ -197,19 +197,7 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def build_wheel(out: Path) -> Path:
-    """From a clean copy of the tracked files (a checkout's build/ or *.egg-info must not leak into the
-    wheel)."""
-    import shutil
-
-    source = out / "src"
-    tracked = run(
-        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"]
-    ).stdout.split()
-    for name in tracked:
-        if (ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+def _pip_wheel(source: Path, out: Path) -> None:
     run(
         [
             sys.executable,
@@ -224,6 +212,22 @@ def build_wheel(out: Path) -> Path:
             str(source),
         ]
     )
+
+
+def build_wheel(out: Path) -> Path:
+    """From a clean copy of the tracked files (a checkout's build/ or *.egg-info must not leak into the
+    wheel)."""
+    import shutil
+
+    source = out / "src"
+    tracked = run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"]
+    ).stdout.split()
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    _pip_wheel(source, out)
     wheel = next(out.glob("bitrix24_agent_tools-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     heavy = [n for n in names if "/_static/tiktoken/" in n]
@@ -238,20 +242,7 @@ def build_wheel(out: Path) -> Path:
 def build_sandbox_wheel(out: Path) -> Path:
     """The sandbox's own wheel (sandbox/), into ``out`` (the --find-links directory of every variant)."""
     source = out / "src" / "sandbox"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(source),
-        ]
-    )
+    _pip_wheel(source, out)
     wheel = next(out.glob("bitrix24_sandbox-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "bitrix24_sandbox/py.typed" in names and not any(
