@@ -312,15 +312,21 @@ def call_flow(
                 settings.operating.settle(portal, booked, {}, assume_spent=sent)
 
 
+def _commands(params: Mapping[str, Any]) -> dict[str, str]:
+    """A batch's commands by key, each as the method it calls (lower-cased, as the portal tries them)."""
+    cmd = params.get("cmd")
+    pairs = (
+        cmd.items() if isinstance(cmd, Mapping) else enumerate(cmd if isinstance(cmd, (list, tuple)) else ())
+    )
+    return {str(key): str(command).split("?", 1)[0].strip().lower() for key, command in pairs}
+
+
 def _nested_methods(method: str, params: Mapping[str, Any]) -> dict[str, int]:
-    """How many commands of each method a batch carries (lower-cased, as the portal tries them)."""
+    """How many commands of each method a batch carries."""
     if method.lower() != "batch":
         return {}
-    cmd = params.get("cmd")
-    commands = cmd.values() if isinstance(cmd, Mapping) else cmd if isinstance(cmd, (list, tuple)) else ()
     counts: dict[str, int] = {}
-    for command in commands:
-        name = str(command).split("?", 1)[0].strip().lower()
+    for name in _commands(params).values():
         if name:
             counts[name] = counts.get(name, 0) + 1
     return counts
@@ -344,12 +350,7 @@ def _settle_batch(
 ) -> None:
     """Each command's processing from the batch's ``result_time`` (batch.md), recorded for its method; an
     ``operating`` the portal reports there is taken as the method's too."""
-    cmd = params.get("cmd")
-    names = (
-        {str(k): str(v).split("?", 1)[0].strip().lower() for k, v in cmd.items()}
-        if isinstance(cmd, Mapping)
-        else {str(i): str(v).split("?", 1)[0].strip().lower() for i, v in enumerate(cmd or ())}
-    )
+    names = _commands(params)
     body = response.result if isinstance(response.result, Mapping) else {}
     times = body.get("result_time")
     blocks = times.items() if isinstance(times, Mapping) else enumerate(times or ())
