@@ -175,6 +175,10 @@ class OperatingTracker:
         self._spent_total[key] = total
         return total
 
+    def _spend(self, key: tuple[str, str], now: float, seconds: float) -> None:
+        self._spent.setdefault(key, deque()).append((now, seconds))
+        self._spent_total[key] = self._spent_total.get(key, 0.0) + seconds
+
     def reserve(self, portal: str, calls: Mapping[str, int]) -> tuple[dict[str, float], float]:
         """Book the expected operating time of ``calls`` (method → how many, nested in one batch): either
         all of it, returning the amounts and 0, or nothing, returning the seconds to wait first. Until a
@@ -199,7 +203,9 @@ class OperatingTracker:
                     continue
                 spent = self._spent.get(key)
                 oldest = spent[0][0] + self.WINDOW - now if spent else 0.0
-                wait = max(wait, oldest if oldest > 0 else 0.25)  # in flight only: let answers settle it
+                if self._reserved.get(key, 0.0) > 0 or oldest <= 0:
+                    oldest = min(oldest, 0.25) if oldest > 0 else 0.25  # answers in flight may free room soon
+                wait = max(wait, oldest)
             if wait > 0:
                 return {}, wait
             for method, expected in booked.items():
@@ -224,16 +230,13 @@ class OperatingTracker:
                 key = (portal, method)
                 self._reserved[key] = max(0.0, self._reserved.get(key, 0.0) - amount)
                 if assume_spent and amount > 0:
-                    self._spent.setdefault(key, deque()).append((now, amount))
-                    self._spent_total[key] = self._spent_total.get(key, 0.0) + amount
+                    self._spend(key, now, amount)
             for method, seconds in spent.items():
                 key = (portal, method.lower())
                 if not seconds:
                     continue
-                entries = self._spent.setdefault(key, deque())
                 total = sum(seconds)
-                entries.append((now, total))
-                self._spent_total[key] = self._spent_total.get(key, 0.0) + total
+                self._spend(key, now, total)
                 mean = total / len(seconds)
                 known = self._per_call.get(key)
                 self._per_call[key] = mean if known is None else 0.7 * known + 0.3 * mean

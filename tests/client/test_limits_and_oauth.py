@@ -260,3 +260,24 @@ def test_four_processes_sharing_a_token_store_file_refresh_once(tmp_path: Any) -
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [e.decode()[-400:] for _, e in outputs]
     refreshes = [r for r in portal.requests if r.method == "oauth.token"]
     assert len([r for r in refreshes if r.status == 200]) == 1 and all(r.status == 200 for r in refreshes)
+
+
+def test_a_batch_held_back_by_answers_in_flight_waits_for_them_not_for_the_window() -> None:
+    """The operating budget of batch-nested calls: a batch that does not fit while others are in flight
+    rechecks as they settle (their booking may have been generous), instead of sleeping until the oldest
+    spent entry leaves the 10-minute window; with nothing in flight it waits for that entry."""
+    from bitrix24_agent_tools.client.limits import OperatingTracker
+
+    now = [0.0]
+    tracker = OperatingTracker(limit=100.0, clock=lambda: now[0])  # margin: twice the largest call, 8 s
+    first, wait = tracker.reserve("p", {"crm.deal.list": 1})
+    assert wait == 0 and first == {"crm.deal.list": OperatingTracker.PRIOR}
+    tracker.settle("p", first, {"crm.deal.list": [4.0]})  # 4 s a call, observed
+    second, wait = tracker.reserve("p", {"crm.deal.list": 20})
+    assert wait == 0 and second == {"crm.deal.list": 80.0}
+    held, wait = tracker.reserve("p", {"crm.deal.list": 3})  # 4 spent + 80 in flight + 12 > 100 - 8
+    assert held == {} and 0 < wait <= 0.25
+    now[0] = 5.0
+    tracker.settle("p", second, {"crm.deal.list": [4.0] * 20})
+    _, wait = tracker.reserve("p", {"crm.deal.list": 3})  # 84 spent, nothing in flight: the window decides
+    assert wait == 595.0  # the entry spent at 0 leaves at 600
