@@ -14,6 +14,7 @@ the toolkit's :class:`~bitrix24_agent_tools.client.OAuth` for an installed app. 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 from typing import Any
 
@@ -68,20 +69,10 @@ class Portal(_Portal):
 
 # `from bitrix24_agent_tools.sandbox.portal import ...` keeps working: the old module paths name the
 # emulator's modules (one object each, so a patch through either name patches both).
-for _name in (
-    "cli",
-    "data",
-    "errors",
-    "events",
-    "hooks",
-    "methods",
-    "portal",
-    "query",
-    "registry",
-    "server",
-    "types",
-):
-    sys.modules[f"{__name__}.{_name}"] = importlib.import_module(f"bitrix24_sandbox.{_name}")
+for _module in pkgutil.iter_modules(bitrix24_sandbox.__path__):
+    if not _module.name.startswith("_"):  # never __main__ (it serves a portal)
+        _real = importlib.import_module(f"bitrix24_sandbox.{_module.name}")
+        sys.modules[f"{__name__}.{_module.name}"] = _real
 
 __all__ = [
     "ApiError",

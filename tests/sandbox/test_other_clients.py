@@ -124,6 +124,13 @@ def test_the_toolkit_layer_is_the_same_emulator_with_its_oauth_convenience() -> 
     from bitrix24_agent_tools.sandbox.portal import CostModel as OldPath
 
     assert CostModel is OldPath is bitrix24_sandbox.CostModel
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(bitrix24_sandbox.__path__):  # every old module path still resolves
+        if not module.name.startswith("_"):
+            old = importlib.import_module(f"bitrix24_agent_tools.sandbox.{module.name}")
+            assert old is importlib.import_module(f"bitrix24_sandbox.{module.name}")
     portal = ToolkitPortal(seed=1)
     assert isinstance(portal, bitrix24_sandbox.portal.Portal)
     app = portal.register_app()
