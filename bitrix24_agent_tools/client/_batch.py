@@ -49,6 +49,19 @@ def php_query(params: Mapping[str, Any]) -> str:
     return "&".join(pairs)
 
 
+class Query(str):
+    """A command's params already encoded as :func:`php_query` writes them: a flow that sends many alike
+    commands (an export's range pages) encodes the common part once."""
+
+
+Params = Mapping[str, Any] | Query
+
+
+@lru_cache(maxsize=1024)
+def _valid_method(name: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_.]+", name) is not None
+
+
 def _has_ref(value: Any) -> bool:
     if isinstance(value, str):
         return value.startswith("$result[")
@@ -84,7 +97,15 @@ def _resolve_ref(value: Any, earlier: Mapping[str, Any], local_keys: set[str]) -
     return value
 
 
-def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]]:
+def _encoded(params: Params, earlier: Mapping[str, Any], local_keys: set[str]) -> str:
+    """A command's query string; references to an earlier request's results substituted (the first request
+    has none to look for)."""
+    if isinstance(params, Query):
+        return params
+    return php_query(_resolve_ref(params, earlier, local_keys) if earlier and _has_ref(params) else params)
+
+
+def normalize_commands(commands: Any) -> list[tuple[str, str, Params]]:
     if isinstance(commands, Mapping):
         items = list(commands.items())
     elif isinstance(commands, (list, tuple)):
@@ -93,9 +114,9 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]
         raise ConfigError(
             "batch commands must be a dict {key: (method, params)} or a list of (method, params)"
         )
-    out: list[tuple[str, str, Mapping[str, Any]]] = []
+    out: list[tuple[str, str, Params]] = []
     for key, command in items:
-        params: Mapping[str, Any]
+        params: Params
         if isinstance(command, str):
             method, params = command, {}
         elif isinstance(command, (list, tuple)) and len(command) in (1, 2):
@@ -103,13 +124,16 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Mapping[str, Any]]
             params = command[1] if len(command) == 2 and command[1] is not None else {}
         else:
             raise ConfigError(f"batch command {key!r} must be (method, params)")
-        if not isinstance(method, str) or not re.fullmatch(r"[A-Za-z0-9_.]+", method):
+        if not isinstance(method, str) or not _valid_method(method):
             raise ConfigError(f"batch command {key!r} has an invalid method name {method!r}")
         if method.lower() == "batch":
             raise ConfigError(f"batch command {key!r} is itself a batch; Bitrix24 refuses nested batches")
-        if not isinstance(params, Mapping):
+        if isinstance(params, Query):
+            if any(re.split(r"[=\[]", pair, maxsplit=1)[0].lower() == "auth" for pair in params.split("&")):
+                raise ConfigError("batch params must not carry 'auth'")
+        elif not isinstance(params, Mapping):
             raise ConfigError(f"params of batch command {key!r} must be a dict")
-        if any(str(k).lower() == "auth" for k in params):
+        elif any(str(k).lower() == "auth" for k in params):
             raise ConfigError("batch params must not carry 'auth'")
         out.append((str(key), method, params))
     return out
@@ -139,10 +163,7 @@ def batch_flow(settings: Settings, commands: Any, *, halt: bool = False) -> Flow
     for offset in range(0, len(items), BATCH_LIMIT):
         chunk = items[offset : offset + BATCH_LIMIT]
         local = {key for key, _, _ in chunk}
-        cmd = {
-            key: f"{method}?{php_query(_resolve_ref(params, results, local) if _has_ref(params) else params)}"
-            for key, method, params in chunk
-        }
+        cmd = {key: f"{method}?{_encoded(params, results, local)}" for key, method, params in chunk}
         response = yield from call_flow(settings, "batch", {"halt": 1 if halt else 0, "cmd": cmd})
         body = response.result if isinstance(response.result, Mapping) else {}
         got = _section(body, "result")

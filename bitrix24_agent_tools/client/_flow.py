@@ -16,6 +16,8 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from bitrix24_agent_tools.client.auth import OAuth, Webhook
 from bitrix24_agent_tools.client.errors import (
     Bitrix24Error,
@@ -174,10 +176,31 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+# 19 digits in a row may be an integer orjson reads as a float (it keeps 64 bits); ``json`` keeps it whole.
+# Found by mapping every digit to "0" and everything else to a space (two C passes; a regex is ten times
+# slower on a 130 KB reply).
+_DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def loads(body: bytes | str) -> Any:
+    """JSON as the standard library reads it, decoded by orjson (decoding is most of what a client spends on a
+    big list's replies). Where the two differ ``json`` reads it: a body orjson refuses (NaN, lone surrogates,
+    a byte-order mark) and one holding a run of 19+ digits (an integer beyond 64 bits, which orjson turns into
+    a float) — so the result is the same either way, only the speed differs."""
+    raw = body.encode() if isinstance(body, str) else body
+    if _LONG_RUN not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
 def parse_response(raw: RawResponse, method: str, api: str) -> Response:
     """Turn an HTTP answer into a Response or the right typed error (protocol.md §2, §3)."""
     try:
-        data = json.loads(raw.body) if raw.body else None
+        data = loads(raw.body) if raw.body else None
     except ValueError:
         if raw.status >= 500:
             raise ServerError(

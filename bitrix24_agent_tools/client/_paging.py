@@ -7,9 +7,10 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
+from itertools import chain
 from typing import Any
 
-from bitrix24_agent_tools.client._batch import batch_flow
+from bitrix24_agent_tools.client._batch import Query, _quoted, batch_flow, php_query
 from bitrix24_agent_tools.client._flow import BATCH_LIMIT, PAGE, Emit, Flow, Next, Settings, Sleep, Spawn
 from bitrix24_agent_tools.client.errors import ConfigError, OperatingLimit
 
@@ -68,7 +69,7 @@ def in_id_order(method: str, pages: list[list[Any]]) -> list[Any]:
     keyed.sort(key=lambda item: item[0])
     if any(keyed[i][1] >= keyed[i + 1][0] for i in range(len(keyed) - 1)):
         return by_id(method, [row for chunk in pages for row in chunk])
-    return [row for _, _, page in keyed for row in page]
+    return list(chain.from_iterable(page for _, _, page in keyed))
 
 
 def export_flow(
@@ -163,12 +164,16 @@ def export_flow(
     waiting: list[int] = []  # ranges with more pages (or a retry) not yet asked again
     in_flight = 0
 
-    def command(index: int) -> tuple[str, dict[str, Any]]:
+    # Every range page asks the same thing but its bounds: that part is encoded once (php_query's own way).
+    common = php_query({**base, "order": {fkey: "ASC"}, "start": -1})
+    if range_filter:
+        common += "&" + php_query({"filter": range_filter})
+    above, upto = f"&filter[{_quoted('>' + fkey)}]=", f"&filter[{_quoted('<=' + fkey)}]="
+
+    def command(index: int) -> tuple[str, Query]:
         cursor, upper = ranges[index]
-        flt = {**range_filter, f">{fkey}": max(cursor or 0, floor)}
-        if upper is not None:
-            flt[f"<={fkey}"] = upper
-        return method, {**base, "filter": flt, "order": {fkey: "ASC"}, "start": -1}
+        query = f"{common}{above}{int(max(cursor or 0, floor))}"
+        return method, Query(query if upper is None else f"{query}{upto}{int(upper)}")
 
     # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier).
     # Fresh ranges go first, in full batches; ranges that need another page follow.

@@ -309,3 +309,44 @@ def test_an_export_survives_cut_and_html_bodies_behind_a_200(clock: FakeClock) -
     client = Bitrix24(portal.webhook_url, transport=Flaky(), clock=clock, sleep=clock.sleep)
     ids = [int(row["ID"]) for row in client.export("crm.deal.list", {"select": ["ID"]})]
     assert sorted(ids) == sorted(portal.state["deal"]) and len(ids) == len(set(ids)) and seen[0] > 4
+
+
+def test_an_exports_range_commands_read_back_as_the_params_they_stand_for(clock: FakeClock) -> None:
+    """An export encodes what its range pages share once and only their bounds per page: each command must
+    parse back (PHP's way) to exactly the params it stands for — the caller's filter and select, the ID order,
+    ``start=-1`` and the range's own bounds."""
+    portal = Portal(seed=2, deals=3_000, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    flt = {"@STAGE_ID": ["WON", "LOSE"], ">OPPORTUNITY": 10, "!%TITLE": "a b&c=d[e]"}
+    rows = client.export("crm.deal.list", {"filter": flt, "select": ["ID", "TITLE"]})
+    assert len(rows) > 500 and len({r["ID"] for r in rows}) == len(rows)
+    ranged = [
+        parse_php_query(str(command).split("?", 1)[1])
+        for record in portal.requests
+        if record.method == "batch"
+        for command in dict(record.params.get("cmd") or {}).values()
+        if "%3EID" in str(command)
+    ]
+    assert len(ranged) > 1
+    for params in ranged:
+        bounds = {k: v for k, v in params["filter"].items() if k in (">ID", "<=ID")}
+        assert set(bounds) in ({">ID"}, {">ID", "<=ID"}) and all(str(v).isdigit() for v in bounds.values())
+        assert params == {
+            "select": ["ID", "TITLE"],
+            "order": {"ID": "ASC"},
+            "start": "-1",
+            "filter": {"@STAGE_ID": ["WON", "LOSE"], ">OPPORTUNITY": "10", "!%TITLE": "a b&c=d[e]", **bounds},
+        }
+
+
+def test_a_pre_encoded_command_goes_out_verbatim_and_may_not_carry_auth(
+    client: Bitrix24, portal: Portal
+) -> None:
+    from bitrix24_agent_tools.client._batch import Query
+
+    result = client.batch({"one": ("crm.deal.get", Query(php_query({"id": 3})))})
+    assert result.results["one"]["ID"] == "3"
+    assert list(portal.requests[-1].params["cmd"].values()) == ["crm.deal.get?id=3"]
+    for sneaky in ("auth=x", "id=1&AUTH=x", "auth[0]=x"):
+        with pytest.raises(ConfigError, match="auth"):
+            client.batch({"one": ("crm.deal.get", Query(sneaky))})

@@ -229,3 +229,35 @@ def test_a_read_that_meets_a_truncated_200_is_retried_and_a_write_is_not() -> No
     with pytest.raises(InvalidResponse):
         _client_on(flaky).call("crm.deal.add", {"fields": {"TITLE": "x"}})
     assert seen == ["crm.deal.add"]  # sent once: the write may have happened
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"result": {"ID": "1", "n": 12345678901234567890123}}',  # beyond 64 bits
+        b'{"result": [NaN, Infinity, -Infinity]}',
+        b'\xef\xbb\xbf{"result": "after a byte-order mark"}',
+        b'{"result": "\\ud800 lone surrogate"}',
+        '{"result": {"TITLE": "Сделка №1 — ü 🎉", "x": 1.5e300, "y": -0, "dup": 1, "dup": 2}}'.encode(),
+        b'{"result": 1e400}',
+    ],
+)
+def test_replies_decode_exactly_as_the_standard_json_module_reads_them(body: bytes) -> None:
+    """The fast decoder refuses some bodies ``json`` reads: those are read by ``json`` instead, so a reply
+    decodes the same whichever does it."""
+    import json
+    import math
+
+    from bitrix24_agent_tools.client._flow import loads
+
+    ours, theirs = loads(body), json.loads(body)
+    assert json.dumps(ours) == json.dumps(theirs)
+    if isinstance(theirs["result"], list):
+        assert [math.isnan(x) for x in ours["result"]] == [math.isnan(x) for x in theirs["result"]]
+
+
+def test_a_body_neither_decoder_reads_is_an_invalid_response() -> None:
+    from bitrix24_agent_tools.client._flow import RawResponse, parse_response
+
+    with pytest.raises(InvalidResponse):
+        parse_response(RawResponse(200, b'{"result": [1, 2'), "crm.deal.list", "v2")
