@@ -30,7 +30,7 @@ from bitrix24_agent_tools.client._flow import (
     Spawn,
     call_flow,
 )
-from bitrix24_agent_tools.client._paging import export_flow, id_keys, in_id_order, list_items
+from bitrix24_agent_tools.client._paging import export_flow, in_id_order, iterate_flow
 from bitrix24_agent_tools.client.auth import DEFAULT_OAUTH_SERVER, OAuth, TokenStore, Webhook
 from bitrix24_agent_tools.client.errors import Bitrix24Error, ConfigError, NetworkError, error_from
 from bitrix24_agent_tools.client.limits import (
@@ -355,14 +355,11 @@ class Bitrix24(_Base):
         return result
 
     def iterate(self, method: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        """Yield every row of a list method, page by page (``start``/``next``), in a stable order."""
-        query = _iterate_params(method, params)
-        while True:
-            response = self.call(method, query)
-            yield from list_items(response.result)
-            if response.next is None:
-                return
-            query["start"] = response.next
+        """Yield every row of a list method in order, a page at a time. Rows in ID order of a CRM list or
+        tasks.task.list page by ``>ID`` with ``start=-1`` (the docs' way to every row: nothing counted);
+        any other order or list pages by ``start``/``next``. ``export()`` is faster when order does not
+        matter."""
+        yield from self._drive(iterate_flow(self.settings, method, params))
 
     def export(
         self,
@@ -558,14 +555,9 @@ class AsyncBitrix24(_Base):
         return result
 
     async def iterate(self, method: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
-        query = _iterate_params(method, params)
-        while True:
-            response = await self.call(method, query)
-            for row in list_items(response.result):
-                yield row
-            if response.next is None:
-                return
-            query["start"] = response.next
+        """:meth:`Bitrix24.iterate` on asyncio."""
+        async for row in self._drive(iterate_flow(self.settings, method, params)):
+            yield row
 
     async def export(
         self,
@@ -620,13 +612,3 @@ class AsyncBitrix24(_Base):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _iterate_params(method: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    if params is not None and not isinstance(params, Mapping):
-        raise ConfigError(f"params of {method} must be a dict")
-    query = dict(params or {})
-    if "order" not in query and method.lower().endswith(".list"):
-        query["order"] = {id_keys(method)[0]: "ASC"}  # a stable order, so pages neither skip nor repeat
-    query.setdefault("start", 0)
-    return query

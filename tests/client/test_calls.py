@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -261,3 +263,70 @@ def test_a_body_neither_decoder_reads_is_an_invalid_response() -> None:
 
     with pytest.raises(InvalidResponse):
         parse_response(RawResponse(200, b'{"result": [1, 2'), "crm.deal.list", "v2")
+
+
+def _list_calls(portal: Portal, method: str) -> list[dict[str, Any]]:
+    return [dict(r.params) for r in portal.requests if r.method == method]
+
+
+def test_iterate_walks_every_row_by_id_the_docs_way_counting_nothing(clock: FakeClock) -> None:
+    """settings/performance/huge-data.md: every row of a big list by ``>ID`` the last row's ID with
+    ``start=-1`` (no total counted); the caller's filter, select and own ``>ID`` bound kept; rows come back
+    as selected."""
+    big = Portal(seed=2, deals=260, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(big.webhook_url, transport=big.transport(), clock=clock, sleep=clock.sleep)
+    rows = list(client.iterate("crm.deal.list", {"select": ["TITLE"], "filter": {">ID": 40, "<=ID": 200}}))
+    assert [r["TITLE"] for r in rows] == [big.state["deal"][i]["TITLE"] for i in range(41, 201)]
+    assert all(set(r) == {"TITLE"} for r in rows)
+    calls = _list_calls(big, "crm.deal.list")
+    assert len(calls) == 4  # 160 rows: 50, 50, 50, 10
+    assert all(str(c["start"]) == "-1" for c in calls)
+    assert [int(c["filter"][">ID"]) for c in calls] == [40, 90, 140, 190]
+    assert all(str(c["filter"]["<=ID"]) == "200" for c in calls)
+
+
+def test_iterate_by_id_neither_repeats_nor_skips_while_rows_come_and_go(clock: FakeClock) -> None:
+    big = Portal(seed=2, deals=150, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(big.webhook_url, transport=big.transport(), clock=clock, sleep=clock.sleep)
+    seen: list[int] = []
+    for row in client.iterate("crm.deal.list", {"select": ["ID"]}):
+        seen.append(int(row["ID"]))
+        if len(seen) == 60:  # mid-walk: an early row goes, a new one arrives at the end
+            client.call("crm.deal.delete", {"id": 3})
+            client.call("crm.deal.add", {"fields": {"TITLE": "late"}})
+    assert seen == sorted(set(seen)) and 151 in seen and len(seen) == 151
+
+
+async def test_async_iterate_pages_by_id_and_other_orders_page_by_start(clock: FakeClock) -> None:
+    big = Portal(seed=2, deals=120, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = AsyncBitrix24(big.webhook_url, transport=big.async_transport(), clock=clock, sleep=clock.asleep)
+    ids = [int(r["ID"]) async for r in client.iterate("crm.deal.list", {"select": ["ID"]})]
+    assert ids == list(range(1, 121))
+    assert all(str(c["start"]) == "-1" for c in _list_calls(big, "crm.deal.list"))
+    before = len(big.requests)
+    down = [int(r["ID"]) async for r in client.iterate("crm.deal.list", {"order": {"ID": "DESC"}})]
+    assert down == list(range(120, 0, -1))
+    assert [str(c["start"]) for c in _list_calls(big, "crm.deal.list")[-3:]] == ["0", "50", "100"]
+    assert len(big.requests) - before == 3
+    await client.aclose()
+
+
+def test_iterate_walks_on_by_start_when_a_list_ignores_the_id_cursor(clock: FakeClock) -> None:
+    """A list that does not honour ``>ID`` (UNVERIFIED beyond the docs' own example): the walk goes on by
+    ``start`` and still hands over every row exactly once, in order."""
+    big = Portal(seed=2, deals=130, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    inner = big.transport()
+
+    class IgnoresCursor(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            import json
+
+            if request.url.path.endswith("crm.deal.list"):
+                body = json.loads(request.content)
+                body.get("filter", {}).pop(">ID", None)
+                request = httpx.Request(request.method, request.url, json=body, headers=request.headers)
+            return inner.handle_request(request)
+
+    client = Bitrix24(big.webhook_url, transport=IgnoresCursor(), clock=clock, sleep=clock.sleep)
+    ids = [int(r["ID"]) for r in client.iterate("crm.deal.list", {"select": ["ID"]})]
+    assert ids == list(range(1, 131))
