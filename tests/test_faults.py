@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -195,3 +196,38 @@ def test_a_parallel_export_is_not_blocked_by_the_operating_limit_either() -> Non
     portal, _, rows, _ = _paced_export(parallel=None)
     assert sorted(int(r["ID"]) for r in rows) == list(range(1, 50_001))
     assert portal.rejected["OPERATION_TIME_LIMIT"] == 0
+
+
+def _costly_export(parallel: int | None) -> tuple[Portal, list[Any], float]:
+    """5,000 deals where a page costs 0.05 s of processing and the limit is 1 s per method in 10 minutes: a
+    batch of 50 pages (2.5 s) is more than a whole window holds, the export (5 s) needs six windows."""
+    from bitrix24_agent_tools.client import RatePlan
+
+    clock = FakeClock()
+    portal = Portal(
+        seed=1, deals=5_000, clock=clock, operating_limit=1.0, cost_model=CostModel(per_item=0.001)
+    )
+    client = Bitrix24(
+        portal.webhook_url,
+        transport=portal.transport(),
+        clock=clock,
+        sleep=clock.sleep,
+        plan=RatePlan.custom(2.0, 50, operating_limit=1.0),
+    )
+    started = clock()
+    rows = client.export("crm.deal.list", {"select": ["ID"]}, parallel=parallel)
+    return portal, rows, clock() - started
+
+
+@pytest.mark.parametrize("parallel", [1, None])
+def test_batches_shrink_to_what_the_operating_budget_holds(parallel: int | None) -> None:
+    """limits.md: once a method's operating time passes the limit, its next calls are refused — inside a
+    batch too. Batches sized from the method's cost per call and its remaining budget never carry more than
+    a window holds, so a costly list exports without one refusal, in about the windows its cost needs."""
+    portal, rows, took = _costly_export(parallel)
+    assert sorted(int(r["ID"]) for r in rows) == list(range(1, 5_001))
+    assert portal.rejected["OPERATION_TIME_LIMIT"] == 0
+    floor = 4 * 600.0  # 5 s at 1 s a window: the last second cannot start before four windows have passed
+    assert floor <= took <= 1.6 * floor, took
+    sizes = [len(r.params["cmd"]) for r in portal.requests if r.method == "batch"]
+    assert max(sizes) < 50 and sum(sizes) >= 100, sizes

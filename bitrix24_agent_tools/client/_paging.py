@@ -286,12 +286,22 @@ def export_flow(
 
     # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier).
     # Fresh ranges go first, in full batches; ranges that need another page follow.
+    # A batch is as large as the method's operating budget holds (limits.md): all 50 while the budget is
+    # wide, fewer when a page is costly or the window nearly spent, so no batch waits for room it cannot
+    # have and none holds more than one window can.
+    portal = settings.auth.portal
     while fresh or waiting or in_flight:
+        room, most = settings.operating.calls_that_fit(portal, method)
         while in_flight < max(1, parallel) and (fresh or waiting):
             if fresh:
                 group = fresh.popleft()
             else:
                 group, waiting = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
+            size = min(len(group), room if room > 0 else most)
+            if size < len(group):
+                fresh.appendleft(group[size:])
+                group = group[:size]
+            room = max(0, room - size)
             yield Spawn(tuple(group), batch_flow(settings, {f"r{index}": command(index) for index in group}))
             in_flight += 1
         _, outcome = yield Next()

@@ -213,6 +213,21 @@ class OperatingTracker:
                 self._reserved[key] = self._reserved.get(key, 0.0) + expected
         return booked, 0.0
 
+    def calls_that_fit(self, portal: str, method: str) -> tuple[int, int]:
+        """How many calls of ``method`` fit its budget: (now, in an empty window) — from its cost per call
+        as observed (``PRIOR`` before that), less the margin ``reserve`` keeps. A caller sizes its batches by
+        them: a batch that fits is not held back, and none is larger than a window holds."""
+        now = self.clock()
+        key = (portal, method.lower())
+        with self._lock:
+            per = max(self._per_call.get(key, self.PRIOR), 1e-6)
+            used = self._window(key, now) + self._reserved.get(key, 0.0)
+            reported = self._state.get(key)
+            if reported is not None and reported[1] > now:
+                used = max(used, reported[0])
+            usable = self.limit - max(0.02 * self.limit, 2 * self._largest.get(key, 0.0))
+        return max(0, int((usable - used) / per)), max(1, int(usable / per))
+
     def settle(
         self,
         portal: str,
