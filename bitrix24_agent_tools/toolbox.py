@@ -37,6 +37,9 @@ from bitrix24_agent_tools.router import RouteDecision, route
 
 log = get_logger(__name__)
 MAX_ERROR = 300
+# A tool call waits at most this long for the portal's rate or operating budget; beyond it the model is told
+# when to try again (QueueFull, nothing sent) instead of the call hanging in a queue without bound.
+MAX_WAIT = 10.0
 MAX_DEPTH = 32
 
 
@@ -118,10 +121,13 @@ class Toolbox:
         boundary: Iterable[str] | None = None,
         files_dir: str | None = None,
         allow_private_urls: bool = False,
+        max_wait: float | None = MAX_WAIT,
     ) -> None:
         """``files_dir``: the one local folder file tools may read uploads from and write downloads to
         (default ``B24_FILES_DIR``; none: such tools are refused). ``allow_private_urls``: uploads from URLs
-        may reach private and loopback addresses (off: a model cannot make this process read its network)."""
+        may reach private and loopback addresses (off: a model cannot make this process read its network).
+        ``max_wait``: the longest a tool's portal call waits for the plan's rate or operating budget; beyond
+        it the tool answers when to try again (``None``: wait as long as it takes)."""
         if client is None and aclient is None:
             raise ValueError("a Toolbox needs a client: Bitrix24(...) and/or AsyncBitrix24(...)")
         self.client = client
@@ -143,6 +149,7 @@ class Toolbox:
 
         cache = base.extra.get("metadata_cache") or MetadataCache()  # shared by toolboxes made from this one
         self.allow_private_urls = allow_private_urls
+        self.max_wait = max_wait
         files = {"files_dir": files_dir} if files_dir else {}
         self.context = replace(
             base,
@@ -174,6 +181,7 @@ class Toolbox:
                 tenant=self.tenant,
                 boundary=self.boundary,
                 allow_private_urls=self.allow_private_urls,
+                max_wait=self.max_wait,
             )
             box.route = decision
             return box
@@ -190,6 +198,7 @@ class Toolbox:
             loader=True,
             boundary=self.boundary,
             allow_private_urls=self.allow_private_urls,
+            max_wait=self.max_wait,
         )
         every = {s.name: s for s in box.specs}
         box.specs = [
@@ -220,6 +229,7 @@ class Toolbox:
             tenant=self.tenant,
             boundary=self.boundary,
             allow_private_urls=self.allow_private_urls,
+            max_wait=self.max_wait,
         )
         box.specs = [s for s in self.specs if s.name not in _unreachable(self.specs, scopes)]
         box._by_name = {s.name: s for s in box.specs}
@@ -389,7 +399,7 @@ class Toolbox:
 
     def _portal_kwargs(self, step: PortalCall) -> dict[str, Any]:
         c = step.call
-        return {"api": c.api, "idempotency_key": c.idempotency_key, "risk": c.risk}
+        return {"api": c.api, "idempotency_key": c.idempotency_key, "risk": c.risk, "max_wait": self.max_wait}
 
     def _do_sync(self, step: Any) -> Any:
         if isinstance(step, Fetch):

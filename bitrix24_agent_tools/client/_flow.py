@@ -260,8 +260,10 @@ def call_flow(
     idempotent: bool = False,
     idempotency_key: str | None = None,
     risk: str | None = None,
+    max_wait: float | None = None,
 ) -> Flow:
-    """One call with limits, retries and a single token refresh; returns a :class:`Response`."""
+    """One call with limits, retries and a single token refresh; returns a :class:`Response`. ``max_wait``
+    (with the client's own, the shorter holds): refuse with QueueFull rather than wait longer for a slot."""
     if not isinstance(method, str) or not re.fullmatch(r"[A-Za-z0-9_.]+", method or ""):
         raise ConfigError(f"method must be a dotted name like 'crm.deal.list', got {method!r}")
     if api not in ("v2", "v3"):
@@ -279,13 +281,14 @@ def call_flow(
     refreshed = False
     attempt = 0
     nested = _nested_methods(method, params)  # a batch's commands: their own operating budgets
+    bound = min((w for w in (settings.max_wait, max_wait) if w is not None), default=None)
     while True:
         attempt += 1
         booked: dict[str, float] = {}
         if nested:
-            booked = yield from _reserve_operating(settings, portal, method, nested)
+            booked = yield from _reserve_operating(settings, portal, method, nested, bound)
         try:
-            wait = _book(settings, portal, method)
+            wait = _book(settings, portal, method, bound)
         except BaseException:
             settings.operating.settle(portal, booked, {})
             raise
@@ -356,14 +359,14 @@ def _nested_methods(method: str, params: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _reserve_operating(
-    settings: Settings, portal: str, method: str, nested: Mapping[str, int]
+    settings: Settings, portal: str, method: str, nested: Mapping[str, int], max_wait: float | None
 ) -> Generator[Any, Any, dict[str, float]]:
     """Wait until the batch's nested commands fit their methods' operating budgets, and book them."""
     while True:
         booked, wait = settings.operating.reserve(portal, nested)
         if wait <= 0:
             return booked
-        if settings.max_wait is not None and wait > settings.max_wait:
+        if max_wait is not None and wait > max_wait:
             raise QueueFull(method, wait)
         yield Sleep(wait)
 
@@ -389,11 +392,10 @@ def _settle_batch(
     settings.operating.settle(portal, booked, spent)
 
 
-def _book(settings: Settings, portal: str, method: str) -> float:
+def _book(settings: Settings, portal: str, method: str, limit: float | None) -> float:
     """Book the request's slot and return its wait; with ``max_wait`` a wait beyond it books nothing and
     raises QueueFull (nothing is sent; the caller is told when to come back instead of hanging)."""
     held = settings.operating.delay(portal, method)
-    limit = settings.max_wait
     if limit is None:
         return settings.limiter.acquire(portal) + held
     if held > limit:

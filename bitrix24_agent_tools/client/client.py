@@ -334,8 +334,13 @@ class Bitrix24(_Base):
         idempotent: bool = False,
         idempotency_key: str | None = None,
         risk: str | None = None,
+        max_wait: float | None = None,
     ) -> Response:
-        """Call one method; returns its :class:`Response` or raises a :class:`Bitrix24Error`."""
+        """Call one method; returns its :class:`Response` or raises a :class:`Bitrix24Error`.
+
+        ``max_wait``: for this call, refuse (QueueFull: nothing sent, ``retry_after`` says when) rather than
+        wait longer for the rate or operating budget (the client's own ``max_wait``, if shorter, holds
+        too)."""
         flow = call_flow(
             self.settings,
             method,
@@ -344,6 +349,7 @@ class Bitrix24(_Base):
             idempotent=idempotent,
             idempotency_key=idempotency_key,
             risk=risk,
+            max_wait=max_wait,
         )
         with request_span(str(method), api):
             result: Response = self._run(flow)
@@ -536,6 +542,7 @@ class AsyncBitrix24(_Base):
         idempotent: bool = False,
         idempotency_key: str | None = None,
         risk: str | None = None,
+        max_wait: float | None = None,
     ) -> Response:
         flow = call_flow(
             self.settings,
@@ -545,6 +552,7 @@ class AsyncBitrix24(_Base):
             idempotent=idempotent,
             idempotency_key=idempotency_key,
             risk=risk,
+            max_wait=max_wait,
         )
         with request_span(str(method), api):
             result: Response = await self._run(flow)

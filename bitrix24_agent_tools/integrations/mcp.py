@@ -25,14 +25,11 @@ from bitrix24_agent_tools.packs.loader import LOADER, PACK_NAMES, loader_spec, t
 from bitrix24_agent_tools.packs.schema import compact_schema
 from bitrix24_agent_tools.selection import select_tools
 from bitrix24_agent_tools.stores import PlanStore, SqlitePlanStore, state_path
-from bitrix24_agent_tools.toolbox import Toolbox, register_pause
+from bitrix24_agent_tools.toolbox import MAX_WAIT, Toolbox, register_pause
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("b24_mcp_request", default=None)
 ROUTE_TOOL = "b24_route"
 STATUS_TOOL = "b24_approval_status"
-# A tool call waits at most this long for the portal's rate or operating budget; beyond it the model is told
-# when to try again (QueueFull) instead of the call hanging in a queue without bound.
-MAX_WAIT = 10.0
 _ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

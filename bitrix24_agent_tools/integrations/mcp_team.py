@@ -436,7 +436,8 @@ class TeamMCP:
         from bitrix24_agent_tools.client import AsyncBitrix24
         from bitrix24_agent_tools.client.auth import OAuth
         from bitrix24_agent_tools.guard import Guard, Policy
-        from bitrix24_agent_tools.integrations.mcp import MAX_WAIT, Bitrix24MCP, ElicitationConfirmer
+        from bitrix24_agent_tools.integrations.mcp import Bitrix24MCP, ElicitationConfirmer
+        from bitrix24_agent_tools.toolbox import MAX_WAIT
 
         s = self.settings
         stored = self.state.tokens.load("|".join([s.portal, s.client_id, person.user_id]))
