@@ -22,7 +22,10 @@ from bitrix24_agent_tools.client._flow import (
     Spawn,
     call_flow,
 )
-from bitrix24_agent_tools.client.errors import ConfigError, OperatingLimit
+from bitrix24_agent_tools.client.errors import ConfigError, InvalidResponse, OperatingLimit
+from bitrix24_agent_tools.masking import get_logger
+
+log = get_logger(__name__)
 
 
 def list_items(result: Any) -> list[Any]:
@@ -55,6 +58,29 @@ def _row_id(row: Any, key: str) -> int | None:
         except (TypeError, ValueError):
             return None
     return None
+
+
+class CursorIgnored(InvalidResponse):
+    """A list answered a ``>ID`` cursor page with rows at or below the cursor: it does not page by ID."""
+
+    def __init__(self, method: str, index: int) -> None:
+        super().__init__(
+            "CURSOR_IGNORED",
+            f"{method} answered a page after an ID with rows not above it: it does not filter by >ID, so it "
+            "cannot be exported by ID ranges",
+            None,
+            method,
+        )
+        self.range_index = index
+
+
+def _without(rows: list[Any], key: str | None) -> list[Any]:
+    """``rows`` with ``key`` taken off each (an ID only the cursor asked for)."""
+    if key is not None:
+        for row in rows:
+            if isinstance(row, dict):
+                row.pop(key, None)
+    return rows
 
 
 def by_id(method: str, rows: list[Any]) -> list[Any]:
@@ -111,74 +137,74 @@ def _ascending_by_id(order: Any, fkey: str) -> bool:
     return str(key).lower() == fkey.lower() and str(direction).upper() == "ASC"
 
 
+ITERATE_PARALLEL = 8  # batch requests an in-order walk keeps in flight: at most ~20,000 rows wait for order
+
+
 def iterate_flow(settings: Settings, method: str, params: Mapping[str, Any] | None = None) -> Flow:
-    """Every row of a list, in order, one page at a time (``Emit`` per page).
+    """Every row of a list, in order (``Emit`` per page).
 
     Where the caller wants the rows in ID order (no ``order`` or ID ascending, no ``start``) of a list in
-    :data:`KEYSET_LISTS`, pages follow the docs' recipe for every row (huge-data.md): ``>ID`` the last row's
-    ID with ``start=-1`` — nothing counted, stable under inserts and deletes. Otherwise ``start``/``next``
-    pages in the caller's order (ID ascending when none is given, so pages neither skip nor repeat).
+    :data:`KEYSET_LISTS`, the rows come from the export's ID ranges (``>ID`` cursors with ``start=-1``,
+    the docs' way to every row: nothing counted, stable under inserts and deletes; 50 pages a request,
+    :data:`ITERATE_PARALLEL` requests in flight) handed over in ID order. Otherwise ``start``/``next``
+    pages in the caller's order (ID ascending when none is given, so pages neither skip nor repeat). A list
+    that turns out not to honour the cursor is walked on by ``start`` past the rows already handed over.
     """
     if params is not None and not isinstance(params, Mapping):
         raise ConfigError(f"params of {method} must be a dict")
     query = dict(params or {})
     if not isinstance(query.get("filter", {}), Mapping):
         raise ConfigError(f"the filter of {method} must be a dict")
-    fkey, rkey = id_keys(method)
-    seen_id: int | None = None  # the last row handed over, when walking by ID
+    fkey, _ = id_keys(method)
+    handed = [0]  # rows handed over so far
     if method.lower() in KEYSET_LISTS and "start" not in query and _ascending_by_id(query.get("order"), fkey):
-        user_filter = dict(query.get("filter") or {})
-        after = [k for k in user_filter if str(k).lower() == f">{fkey.lower()}"]
-        cursor = 0
-        for key in after:
-            try:
-                cursor = max(cursor, int(user_filter.pop(key)))
-            except (TypeError, ValueError):
-                raise ConfigError(f"{method}: filter {key} must be a number") from None
-        select = query.get("select")
-        base = {k: v for k, v in query.items() if k not in ("filter", "order", "start")}
-        added = False
-        if isinstance(select, list) and select and "*" not in select and not {fkey, rkey} & set(select):
-            base["select"], added = [*select, fkey], True  # the cursor needs each row's ID; taken off again
-        while True:
-            page = {
-                **base,
-                "filter": {**user_filter, f">{fkey}": cursor},
-                "order": {fkey: "ASC"},
-                "start": -1,
-            }
-            response = yield from call_flow(settings, method, page)
-            rows = list_items(response.result)
-            first = _row_id(rows[0], rkey) if rows else None
-            last = _row_id(rows[-1], rkey) if rows else None
-            if rows and (first is None or last is None or first <= cursor or last < first):
-                # The cursor was not honoured: walk again by ``start``, handing over only rows past the last
-                # one already handed over (ID order).
-                break
-            if added:
-                for row in rows:
-                    if isinstance(row, dict):
-                        row.pop(rkey, None)
-            if rows:
-                yield Emit(rows)
-                assert last is not None
-                cursor = seen_id = last
-            if len(rows) < PAGE:
-                return None
-        query["order"] = {fkey: "ASC"}
-    elif "order" not in query and method.lower().endswith(".list"):
+        walk = export_flow(
+            settings,
+            method,
+            {k: v for k, v in query.items() if k != "order"},
+            parallel=ITERATE_PARALLEL,
+            ordered=True,
+            only_selected=True,
+        )
+        try:
+            yield from _counted(walk, handed)
+            return None
+        except CursorIgnored:
+            log.warning("%s does not page by >ID: walking it by start", method)
+    if "order" not in query and method.lower().endswith(".list"):
         query["order"] = {fkey: "ASC"}  # a stable order, so pages neither skip nor repeat
     query.setdefault("start", 0)
+    skip = handed[0]  # in ID order, these were handed over already
     while True:
         response = yield from call_flow(settings, method, query)
         rows = list_items(response.result)
-        if seen_id is not None:
-            rows = [row for row in rows if (_row_id(row, rkey) or 0) > seen_id]
+        if skip:
+            rows, skip = rows[skip:], max(0, skip - len(rows))
         if rows:
             yield Emit(rows)
         if response.next is None:
             return None
         query["start"] = response.next
+
+
+def _counted(flow: Flow, handed: list[int]) -> Flow:
+    """``flow`` as it is, counting the rows it emits into ``handed[0]``."""
+    try:
+        op = next(flow)
+        while True:
+            if isinstance(op, Emit):
+                handed[0] += len(op.rows)
+            try:
+                value = yield op
+            except GeneratorExit:
+                flow.close()
+                raise
+            except BaseException as exc:
+                op = flow.throw(exc)
+            else:
+                op = flow.send(value)
+    except StopIteration as stop:
+        return stop.value
 
 
 def export_flow(
@@ -188,8 +214,15 @@ def export_flow(
     *,
     parallel: int = 4,
     progress: Callable[[int, int | None], None] | None = None,
+    ordered: bool = False,
+    only_selected: bool = False,
 ) -> Flow:
     """Every row of a big list exactly once: disjoint ID ranges, ``start=-1`` pages chained in batches (§6).
+
+    ``ordered``: rows are handed over in ascending ID order — a range's pages wait until every range below it
+    is complete, and no batch starts more than ``parallel`` batches ahead of the lowest incomplete range, so
+    at most about ``parallel`` × 2,500 rows wait at once. ``only_selected``: an ID the export adds to a
+    narrow ``select`` (its cursor needs it) is taken off the rows again.
 
     Ranges are paged by ``>ID`` cursors (stable under concurrent inserts and deletes, unlike offsets); the
     last range is open-ended so rows added while the export runs are not missed; up to 50 range pages travel
@@ -211,6 +244,7 @@ def export_flow(
         and rkey not in select
     ):
         params["select"] = [*select, fkey]
+    strip = rkey if only_selected and params.get("select") is not select else None
     base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
     id_filtered = any(re.sub(r"^[^A-Za-z_]+", "", str(k)).lower() == "id" for k in user_filter)
     # The caller's own ">ID" bound and the range cursor are one key: the cursor never goes below the bound.
@@ -245,7 +279,7 @@ def export_flow(
         total: int | None = None
         done = 0
     else:
-        yield Emit(lo_rows)  # the lowest ids: the first rows of the export, not asked again
+        yield Emit(_without(lo_rows, strip))  # the lowest ids: the export's first rows, not asked again
         done = len(lo_rows)
         first, last, top = lo_ids[0], lo_ids[-1], hi_ids[0]
         assert first is not None and last is not None and top is not None
@@ -290,13 +324,18 @@ def export_flow(
     # wide, fewer when a page is costly or the window nearly spent, so no batch waits for room it cannot
     # have and none holds more than one window can.
     portal = settings.auth.portal
+    # In order: the lowest incomplete range, the pages waiting for it, the ranges complete above it.
+    lowest, held, complete = 0, dict[int, list[list[Any]]](), set[int]()
+    ahead = max(1, parallel) * BATCH_LIMIT
     while fresh or waiting or in_flight:
         room, most = settings.operating.calls_that_fit(portal, method)
         while in_flight < max(1, parallel) and (fresh or waiting):
-            if fresh:
+            if waiting and (not fresh or (ordered and fresh[0][0] >= lowest + ahead)):
+                group, waiting = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
+            elif fresh and (not ordered or fresh[0][0] < lowest + ahead):
                 group = fresh.popleft()
             else:
-                group, waiting = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
+                break  # in order: nothing starts further ahead of the lowest incomplete range
             size = min(len(group), room if room > 0 else most)
             if size < len(group):
                 fresh.appendleft(group[size:])
@@ -319,19 +358,43 @@ def export_flow(
             wait = settings.retry.delay(retries[index], settings.rng)
             pause = max(pause, 60.0 if isinstance(error, OperatingLimit) else wait)
             waiting.append(index)
-        for key, result in outcome.results.items():
+        for key, result in sorted(outcome.results.items(), key=lambda item: int(item[0][1:])):
             index = int(key[1:])
             rows = list_items(result)
-            if rows:
-                yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
-            done += len(rows)
+            cursor, upper = ranges[index]
+            first = _row_id(rows[0], rkey) if rows else None
             last = _row_id(rows[-1], rkey) if rows else None
-            upper = ranges[index][1]
+            if (
+                rows
+                and first is not None
+                and last is not None
+                and (first <= max(cursor or 0, floor) or last < first)
+            ):
+                raise CursorIgnored(method, index)  # it would hand the same rows over again, forever
+            done += len(rows)
             # A full page may have more behind it, unless it ends at its range's upper bound (nothing can
             # follow).
-            if len(rows) >= PAGE and last is not None and (upper is None or last < upper):
+            more = len(rows) >= PAGE and last is not None and (upper is None or last < upper)
+            if more:
                 ranges[index][0] = last
                 waiting.append(index)
+            rows = _without(rows, strip)
+            if not ordered:
+                if rows:
+                    yield Emit(rows)  # ranges are disjoint and each moves forward by ID: no row twice
+                continue
+            if index == lowest:
+                if rows:
+                    yield Emit(rows)
+            elif rows:
+                held.setdefault(index, []).append(rows)
+            if not more:
+                complete.add(index)
+            while lowest in complete:  # the next range's waiting pages follow at once, in order
+                complete.discard(lowest)
+                lowest += 1
+                for page in held.pop(lowest, []):
+                    yield Emit(page)
         if progress is not None:
             progress(done, max(total, done) if total is not None else None)
         if pause:

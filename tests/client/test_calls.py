@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -199,7 +200,8 @@ def test_iterate_walks_every_page_in_order(portal: Portal, clock: FakeClock) -> 
     client = Bitrix24(big.webhook_url, transport=big.transport(), clock=clock, sleep=clock.sleep)
     ids = [int(d["ID"]) for d in client.iterate("crm.deal.list", {"select": ["ID"]})]
     assert ids == list(range(1, 131))
-    assert len([r for r in big.requests if r.method == "crm.deal.list"]) == 3
+    # Both ends in one request, then both remaining ranges in one more (50 pages a request).
+    assert [r.method for r in big.requests] == ["batch", "batch"]
 
 
 async def test_async_client_shares_the_pipeline(portal: Portal, clock: FakeClock) -> None:
@@ -266,7 +268,19 @@ def test_a_body_neither_decoder_reads_is_an_invalid_response() -> None:
 
 
 def _list_calls(portal: Portal, method: str) -> list[dict[str, Any]]:
-    return [dict(r.params) for r in portal.requests if r.method == method]
+    """Every call of ``method``: on its own or as a batch command (read back the way PHP parses it)."""
+    from bitrix24_agent_tools.sandbox.query import parse_php_query
+
+    calls = []
+    for r in portal.requests:
+        if r.method == method:
+            calls.append(dict(r.params))
+        elif r.method == "batch":
+            for command in dict(r.params.get("cmd") or {}).values():
+                name, _, query = str(command).partition("?")
+                if name == method:
+                    calls.append(parse_php_query(query))
+    return calls
 
 
 def test_iterate_walks_every_row_by_id_the_docs_way_counting_nothing(clock: FakeClock) -> None:
@@ -279,7 +293,8 @@ def test_iterate_walks_every_row_by_id_the_docs_way_counting_nothing(clock: Fake
     assert [r["TITLE"] for r in rows] == [big.state["deal"][i]["TITLE"] for i in range(41, 201)]
     assert all(set(r) == {"TITLE"} for r in rows)
     calls = _list_calls(big, "crm.deal.list")
-    assert len(calls) == 4  # 160 rows: 50, 50, 50, 10
+    assert len(calls) == 2 + 4  # both ends; then (the caller bounds the IDs) one walk: 50, 50, 50, 10
+    calls = calls[2:]
     assert all(str(c["start"]) == "-1" for c in calls)
     assert [int(c["filter"][">ID"]) for c in calls] == [40, 90, 140, 190]
     assert all(str(c["filter"]["<=ID"]) == "200" for c in calls)
@@ -321,12 +336,43 @@ def test_iterate_walks_on_by_start_when_a_list_ignores_the_id_cursor(clock: Fake
         def handle_request(self, request: httpx.Request) -> httpx.Response:
             import json
 
+            body = json.loads(request.content)
             if request.url.path.endswith("crm.deal.list"):
-                body = json.loads(request.content)
                 body.get("filter", {}).pop(">ID", None)
-                request = httpx.Request(request.method, request.url, json=body, headers=request.headers)
+            elif request.url.path.endswith("batch"):
+                body["cmd"] = {k: re.sub(r"&?filter\[%3EID\]=\d+", "", c) for k, c in body["cmd"].items()}
+            request = httpx.Request(request.method, request.url, json=body, headers=request.headers)
             return inner.handle_request(request)
 
     client = Bitrix24(big.webhook_url, transport=IgnoresCursor(), clock=clock, sleep=clock.sleep)
     ids = [int(r["ID"]) for r in client.iterate("crm.deal.list", {"select": ["ID"]})]
     assert ids == list(range(1, 131))
+    assert any(str(c.get("start")) == "50" for c in _list_calls(big, "crm.deal.list"))  # walked on by start
+    with pytest.raises(InvalidResponse, match=">ID"):  # an export cannot walk it at all: said, not looped
+        client.export("crm.deal.list", {"select": ["ID"]})
+
+
+async def test_async_iterate_hands_rows_over_in_id_order_when_later_ranges_answer_first(
+    clock: FakeClock,
+) -> None:
+    """The in-order walk keeps several batches in flight; the one holding the lowest ranges answers last, yet
+    every row comes over once, in ID order, with no request more than the export makes."""
+    import asyncio
+    import json
+
+    big = Portal(seed=2, deals=12_000, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    inner = big.async_transport()
+
+    class LowestLast(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            body = json.loads(request.content) if request.content else {}
+            if "filter[%3EID]=50&" in "&".join(body.get("cmd", {}).values()) + "&":
+                await asyncio.sleep(0.2)  # the batch with the first range answers after the others
+            return await inner.handle_async_request(request)
+
+    client = AsyncBitrix24(big.webhook_url, transport=LowestLast(), clock=clock, sleep=clock.asleep)
+    ids = [int(r["ID"]) async for r in client.iterate("crm.deal.list", {"select": ["ID"]})]
+    assert ids == list(range(1, 12_001))
+    batches = [r for r in big.requests if r.method == "batch"]
+    assert len(batches) == 1 + 5 + 1  # both ends; 240 one-page ranges, 50 a batch; the open end once more
+    await client.aclose()
