@@ -158,21 +158,24 @@ def test_fuzzed_tool_arguments_always_get_one_short_line_and_never_a_crash(name:
     json.dumps(out.artifact, default=str)  # artifacts stay serialisable for every face
 
 
-def _paced_export(parallel: int | None) -> tuple[Portal, FakeClock, list[Any], float]:
-    """50,000 deals where each page costs 0.002 s of processing (a batch of 50 pages 0.1 s, the export 2 s)
-    and the operating limit is 0.8 s per method in 10 minutes: the export needs three windows."""
+def _paced_export(
+    parallel: int | None, deals: int = 50_000, per_item: float = 0.00004, limit: float = 0.8
+) -> tuple[Portal, FakeClock, list[Any], float]:
+    """An export under the operating limit (``limit`` seconds per method in 10 minutes) where a row costs
+    ``per_item`` of processing. By default 50,000 deals at 0.002 s a page (a batch of 50 pages 0.1 s, the
+    export 2 s) under 0.8 s: the export needs three windows."""
     from bitrix24_agent_tools.client import RatePlan
 
     clock = FakeClock()
     portal = Portal(
-        seed=1, deals=50_000, clock=clock, operating_limit=0.8, cost_model=CostModel(per_item=0.00004)
+        seed=1, deals=deals, clock=clock, operating_limit=limit, cost_model=CostModel(per_item=per_item)
     )
     client = Bitrix24(
         portal.webhook_url,
         transport=portal.transport(),
         clock=clock,
         sleep=clock.sleep,
-        plan=RatePlan.custom(2.0, 50, operating_limit=0.8),
+        plan=RatePlan.custom(2.0, 50, operating_limit=limit),
     )
     started = clock()
     rows = client.export("crm.deal.list", {"select": ["ID"]}, parallel=parallel)
@@ -198,33 +201,13 @@ def test_a_parallel_export_is_not_blocked_by_the_operating_limit_either() -> Non
     assert portal.rejected["OPERATION_TIME_LIMIT"] == 0
 
 
-def _costly_export(parallel: int | None) -> tuple[Portal, list[Any], float]:
-    """5,000 deals where a page costs 0.05 s of processing and the limit is 1 s per method in 10 minutes: a
-    batch of 50 pages (2.5 s) is more than a whole window holds, the export (5 s) needs six windows."""
-    from bitrix24_agent_tools.client import RatePlan
-
-    clock = FakeClock()
-    portal = Portal(
-        seed=1, deals=5_000, clock=clock, operating_limit=1.0, cost_model=CostModel(per_item=0.001)
-    )
-    client = Bitrix24(
-        portal.webhook_url,
-        transport=portal.transport(),
-        clock=clock,
-        sleep=clock.sleep,
-        plan=RatePlan.custom(2.0, 50, operating_limit=1.0),
-    )
-    started = clock()
-    rows = client.export("crm.deal.list", {"select": ["ID"]}, parallel=parallel)
-    return portal, rows, clock() - started
-
-
 @pytest.mark.parametrize("parallel", [1, None])
 def test_batches_shrink_to_what_the_operating_budget_holds(parallel: int | None) -> None:
     """limits.md: once a method's operating time passes the limit, its next calls are refused — inside a
     batch too. Batches sized from the method's cost per call and its remaining budget never carry more than
-    a window holds, so a costly list exports without one refusal, in about the windows its cost needs."""
-    portal, rows, took = _costly_export(parallel)
+    a window holds, so a costly list exports without one refusal, in about the windows its cost needs: 5,000
+    deals at 0.05 s a page under 1 s — a batch of 50 pages (2.5 s) is more than a whole window holds."""
+    portal, _, rows, took = _paced_export(parallel, deals=5_000, per_item=0.001, limit=1.0)
     assert sorted(int(r["ID"]) for r in rows) == list(range(1, 5_001))
     assert portal.rejected["OPERATION_TIME_LIMIT"] == 0
     floor = 4 * 600.0  # 5 s at 1 s a window: the last second cannot start before four windows have passed
