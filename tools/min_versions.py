@@ -87,6 +87,7 @@ def main() -> int:
             "llama-index-core",
             "mcp",
             "httpx",
+            "orjson",
             "pydantic",
             "platformdirs",
             "tiktoken",
