@@ -9,6 +9,7 @@ Clients (each at its best documented path unless named for equal concurrency):
   ours          AsyncBitrix24.export() at its default (in flight from the plan's burst)
   ours-sync     Bitrix24.export() at its default (threads)
   ours@4        AsyncBitrix24.export(parallel=4): equal concurrency with the peers' defaults
+  ours-iterate  Bitrix24.iterate(): every row handed over in ID order (ID ranges, 8 requests in flight)
   fast-recipe   fast_bitrix24 call() list mode with the docs' recipe: start=-1, ID ranges (huge-data.md)
   b24pysdk      b24pysdk's fastest helper, as_list_fast()
   ideal         a reference: prebuilt batches of 50 ID-range pages (contiguous IDs), 40 in flight, httpx,
@@ -27,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-CLIENTS = ("ours", "ours-sync", "ours@4", "fast-recipe", "b24pysdk", "ideal")
+CLIENTS = ("ours", "ours-sync", "ours@4", "ours-iterate", "fast-recipe", "b24pysdk", "ideal")
 
 
 # --- the sandbox process ------------------------------------------------------------------------------------
@@ -72,6 +73,14 @@ def run_client(name: str, url: str, cert: str, n: int) -> dict[str, Any]:
 
         with Bitrix24(url, verify=cert) as client:
             rows = client.export("crm.deal.list", {"select": select})
+    elif name == "ours-iterate":
+        from bitrix24_agent_tools.client import Bitrix24
+
+        with Bitrix24(url, verify=cert) as client:
+            rows = list(client.iterate("crm.deal.list", {"select": select}))
+            ordered = [int(r["ID"]) for r in rows] == list(range(1, n + 1))
+            if not ordered:
+                raise SystemExit("iterate() handed rows over out of order")
     elif name == "fast-recipe":
         import fast_bitrix24
 
