@@ -207,6 +207,9 @@ def _counted(flow: Flow, handed: list[int]) -> Flow:
         return stop.value
 
 
+_OPERATOR = re.compile(r"^([^A-Za-z_]*)(.*)$")  # a filter key: its operator prefix and its field
+
+
 def export_flow(
     settings: Settings,
     method: str,
@@ -246,16 +249,29 @@ def export_flow(
         params["select"] = [*select, fkey]
     strip = rkey if only_selected and params.get("select") is not select else None
     base = {k: v for k, v in params.items() if k not in ("filter", "order", "start")}
-    id_filtered = any(re.sub(r"^[^A-Za-z_]+", "", str(k)).lower() == "id" for k in user_filter)
-    # The caller's own ">ID" bound and the range cursor are one key: the cursor never goes below the bound.
-    after = [k for k in user_filter if str(k).lower() == f">{fkey.lower()}"]
-    floor = 0
-    for key in after:
+    # The caller's own bounds on ID (">", ">=", "<", "<=") become the ranges' floor and ceiling: the range
+    # cursor and upper bound are the same keys, so they are never lost and never overwritten. Any other
+    # condition on ID (a list, an exclusion) keeps the export to one walk from the floor up.
+    floor, ceiling, id_filtered, bounds = 0, None, False, []
+    for key, value in user_filter.items():
+        split = _OPERATOR.match(str(key))
+        op, name = (split.group(1), split.group(2)) if split else ("", str(key))
+        if name.lower() != fkey.lower():
+            continue
+        if op not in (">", ">=", "<", "<="):
+            id_filtered = True
+            continue
         try:
-            floor = max(floor, int(user_filter[key]))
+            number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"export: filter {key} must be a number") from None
-    range_filter = {k: v for k, v in user_filter.items() if k not in after}
+        bounds.append(key)
+        if op.startswith(">"):
+            floor = max(floor, number if op == ">" else number - 1)
+        else:
+            top_id = number if op == "<=" else number - 1
+            ceiling = top_id if ceiling is None else min(ceiling, top_id)
+    range_filter = {k: v for k, v in user_filter.items() if k not in bounds}
 
     # The bounds in one request, with no COUNT (``start=-1``: counting a big table is what a portal's lists
     # spend most on): the first page by ascending id (its rows are the export's first rows) and the first by
@@ -274,8 +290,9 @@ def export_flow(
         return None
     lo_ids = [_row_id(row, rkey) for row in lo_rows]
     hi_ids = [_row_id(row, rkey) for row in hi_rows]
+    ranges: list[list[int | None]]
     if None in lo_ids or None in hi_ids or not hi_ids or id_filtered:
-        ranges = [[0, None]]  # unknown id shape or the caller filters on id: one open range from the start
+        ranges = [[0, ceiling]]  # unknown id shape or another condition on ID: one walk from the start
         total: int | None = None
         done = 0
     else:
@@ -284,7 +301,7 @@ def export_flow(
         first, last, top = lo_ids[0], lo_ids[-1], hi_ids[0]
         assert first is not None and last is not None and top is not None
         if len(lo_rows) < PAGE:
-            ranges = [[last, None]]  # the whole list was one page: only rows created since can follow
+            ranges = [[last, ceiling]]  # the whole list was one page: only rows created since can follow
             total = done
         else:
             bottom = hi_ids[-1]
@@ -300,7 +317,7 @@ def export_flow(
             count = max(1, math.ceil(span / width))  # no cap: a cap makes ranges span two pages past ~245k
             width = math.ceil(span / count)
             ranges = [[last + i * width, last + (i + 1) * width] for i in range(count)]
-            ranges[-1][1] = None  # open-ended: rows created during the export are included
+            ranges[-1][1] = ceiling  # open-ended (unless bounded): rows created meanwhile are included
     retries: dict[int, int] = {}
     indices = list(range(len(ranges)))
     fresh = deque(indices[i : i + BATCH_LIMIT] for i in range(0, len(indices), BATCH_LIMIT))

@@ -350,3 +350,22 @@ def test_a_pre_encoded_command_goes_out_verbatim_and_may_not_carry_auth(
     for sneaky in ("auth=x", "id=1&AUTH=x", "auth[0]=x"):
         with pytest.raises(ConfigError, match="auth"):
             client.batch({"one": ("crm.deal.get", Query(sneaky))})
+
+
+def test_an_export_between_id_bounds_still_goes_by_ranges(clock: FakeClock) -> None:
+    """The caller's ``>=ID`` / ``<ID`` (or ``>ID`` / ``<=ID``) become the ranges' floor and ceiling: every row
+    between them once, 50 pages a request — not one page a request; any other condition on ID walks once."""
+    portal = Portal(seed=2, deals=10_000, leads=0, contacts=5, companies=3, tasks=0, clock=clock)
+    client = Bitrix24(portal.webhook_url, transport=portal.transport(), clock=clock, sleep=clock.sleep)
+    before = len(portal.requests)
+    rows = client.export("crm.deal.list", {"filter": {">=ID": 1001, "<ID": 9001}, "select": ["ID"]})
+    assert sorted(int(r["ID"]) for r in rows) == list(range(1001, 9001))
+    assert len(portal.requests) - before <= 1 + 4  # both ends, then 159 one-page ranges in 4 batches
+    rows = client.export("crm.deal.list", {"filter": {">ID": 9950, "<=ID": 20_000}, "select": ["ID"]})
+    assert sorted(int(r["ID"]) for r in rows) == list(range(9951, 10_001))
+    some = client.export("crm.deal.list", {"filter": {"@ID": [5, 7, 9999], "<=ID": 9000}, "select": ["ID"]})
+    assert sorted(int(r["ID"]) for r in some) == [5, 7]
+    with pytest.raises(ConfigError):
+        client.export("crm.deal.list", {"filter": {"<ID": "soon"}})
+    ordered = [int(r["ID"]) for r in client.iterate("crm.deal.list", {"filter": {">=ID": 101, "<=ID": 4000}})]
+    assert ordered == list(range(101, 4001))

@@ -293,11 +293,12 @@ def test_iterate_walks_every_row_by_id_the_docs_way_counting_nothing(clock: Fake
     assert [r["TITLE"] for r in rows] == [big.state["deal"][i]["TITLE"] for i in range(41, 201)]
     assert all(set(r) == {"TITLE"} for r in rows)
     calls = _list_calls(big, "crm.deal.list")
-    assert len(calls) == 2 + 4  # both ends; then (the caller bounds the IDs) one walk: 50, 50, 50, 10
-    calls = calls[2:]
+    assert [r.method for r in big.requests] == ["batch", "batch"]  # both ends; then the ranges between
     assert all(str(c["start"]) == "-1" for c in calls)
-    assert [int(c["filter"][">ID"]) for c in calls] == [40, 90, 140, 190]
-    assert all(str(c["filter"]["<=ID"]) == "200" for c in calls)
+    ranged = calls[2:]  # the caller's bounds are the ranges' floor and ceiling
+    assert len(ranged) == 3
+    assert all(40 <= int(c["filter"][">ID"]) < int(c["filter"]["<=ID"]) <= 200 for c in ranged)
+    assert int(ranged[0]["filter"][">ID"]) == 90 and int(ranged[-1]["filter"]["<=ID"]) == 200
 
 
 def test_iterate_by_id_neither_repeats_nor_skips_while_rows_come_and_go(clock: FakeClock) -> None:
