@@ -361,10 +361,10 @@ class Bitrix24(_Base):
         return result
 
     def iterate(self, method: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        """Yield every row of a list method in order, a page at a time. Rows in ID order of a CRM list or
-        tasks.task.list page by ``>ID`` with ``start=-1`` (the docs' way to every row: nothing counted);
-        any other order or list pages by ``start``/``next``. ``export()`` is faster when order does not
-        matter."""
+        """Yield every row of a list method, in order. Rows in ID order of a CRM list, crm.item.list or
+        tasks.task.list come from the export's ID ranges (``>ID`` with ``start=-1``, the docs' way to every
+        row: nothing counted; 8 batch requests in flight) handed over in ID order; any other order or list
+        pages by ``start``/``next``. ``export()`` is faster when order does not matter."""
         yield from self._drive(iterate_flow(self.settings, method, params))
 
     def export(

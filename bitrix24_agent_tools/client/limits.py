@@ -193,12 +193,8 @@ class OperatingTracker:
                 # Not observed yet: a generous prior, so a costly method's first batches cannot overshoot
                 # together while a cheap one's go out side by side.
                 expected = self._per_call.get(key, self.PRIOR) * count
-                used = self._window(key, now) + self._reserved.get(key, 0.0)
-                reported = self._state.get(key)
-                if reported is not None and reported[1] > now:
-                    used = max(used, reported[0])
-                margin = max(0.02 * self.limit, 2 * self._largest.get(key, 0.0))
-                if used + expected <= self.limit - margin or used <= 0:
+                used, usable = self._budget(key, now)
+                if used + expected <= usable or used <= 0:
                     booked[method.lower()] = expected
                     continue
                 spent = self._spent.get(key)
@@ -221,12 +217,17 @@ class OperatingTracker:
         key = (portal, method.lower())
         with self._lock:
             per = max(self._per_call.get(key, self.PRIOR), 1e-6)
-            used = self._window(key, now) + self._reserved.get(key, 0.0)
-            reported = self._state.get(key)
-            if reported is not None and reported[1] > now:
-                used = max(used, reported[0])
-            usable = self.limit - max(0.02 * self.limit, 2 * self._largest.get(key, 0.0))
+            used, usable = self._budget(key, now)
         return max(0, int((usable - used) / per)), max(1, int(usable / per))
+
+    def _budget(self, key: tuple[str, str], now: float) -> tuple[float, float]:
+        """(seconds used in the window — spent, booked, or what the portal last reported while it holds —,
+        seconds usable: the limit less a margin of 2% or twice the method's largest call). Under the lock."""
+        used = self._window(key, now) + self._reserved.get(key, 0.0)
+        reported = self._state.get(key)
+        if reported is not None and reported[1] > now:
+            used = max(used, reported[0])
+        return used, self.limit - max(0.02 * self.limit, 2 * self._largest.get(key, 0.0))
 
     def settle(
         self,
