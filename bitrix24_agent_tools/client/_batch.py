@@ -9,7 +9,14 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from bitrix24_agent_tools.client._flow import BATCH_LIMIT, BatchResult, Flow, Settings, call_flow
+from bitrix24_agent_tools.client._flow import (
+    BATCH_LIMIT,
+    BatchResult,
+    Flow,
+    Settings,
+    call_flow,
+    valid_method,
+)
 from bitrix24_agent_tools.client.errors import Bitrix24Error, ConfigError, error_from
 
 
@@ -55,11 +62,6 @@ class Query(str):
 
 
 Params = Mapping[str, Any] | Query
-
-
-@lru_cache(maxsize=1024)
-def _valid_method(name: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9_.]+", name) is not None
 
 
 def _has_ref(value: Any) -> bool:
@@ -124,7 +126,7 @@ def normalize_commands(commands: Any) -> list[tuple[str, str, Params]]:
             params = command[1] if len(command) == 2 and command[1] is not None else {}
         else:
             raise ConfigError(f"batch command {key!r} must be (method, params)")
-        if not isinstance(method, str) or not _valid_method(method):
+        if not isinstance(method, str) or not valid_method(method):
             raise ConfigError(f"batch command {key!r} has an invalid method name {method!r}")
         if method.lower() == "batch":
             raise ConfigError(f"batch command {key!r} is itself a batch; Bitrix24 refuses nested batches")

@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -251,6 +252,12 @@ def parse_response(raw: RawResponse, method: str, api: str) -> Response:
     )
 
 
+@lru_cache(maxsize=1024)
+def valid_method(name: str) -> bool:
+    """A dotted method name the portal routes (``crm.deal.list``): letters, digits, ``_`` and ``.``."""
+    return re.fullmatch(r"[A-Za-z0-9_.]+", name) is not None
+
+
 def call_flow(
     settings: Settings,
     method: str,
@@ -264,7 +271,7 @@ def call_flow(
 ) -> Flow:
     """One call with limits, retries and a single token refresh; returns a :class:`Response`. ``max_wait``
     (with the client's own, the shorter holds): refuse with QueueFull rather than wait longer for a slot."""
-    if not isinstance(method, str) or not re.fullmatch(r"[A-Za-z0-9_.]+", method or ""):
+    if not isinstance(method, str) or not valid_method(method):
         raise ConfigError(f"method must be a dotted name like 'crm.deal.list', got {method!r}")
     if api not in ("v2", "v3"):
         raise ConfigError(f"unknown api version {api!r}: use 'v2' or 'v3'")

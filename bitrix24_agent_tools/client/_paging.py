@@ -330,9 +330,13 @@ def export_flow(
         common += "&" + php_query({"filter": range_filter})
     above, upto = f"&filter[{_quoted('>' + fkey)}]=", f"&filter[{_quoted('<=' + fkey)}]="
 
+    def after(index: int) -> int:
+        """The ID a range's next page starts above: its cursor, never below the caller's floor."""
+        return int(max(ranges[index][0] or 0, floor))
+
     def command(index: int) -> tuple[str, Query]:
-        cursor, upper = ranges[index]
-        query = f"{common}{above}{int(max(cursor or 0, floor))}"
+        upper = ranges[index][1]
+        query = f"{common}{above}{after(index)}"
         return method, Query(query if upper is None else f"{query}{upto}{int(upper)}")
 
     # A pool of ``parallel`` batch requests: a new one starts as soon as any finishes (no round barrier).
@@ -378,15 +382,10 @@ def export_flow(
         for key, result in sorted(outcome.results.items(), key=lambda item: int(item[0][1:])):
             index = int(key[1:])
             rows = list_items(result)
-            cursor, upper = ranges[index]
+            upper = ranges[index][1]
             first = _row_id(rows[0], rkey) if rows else None
             last = _row_id(rows[-1], rkey) if rows else None
-            if (
-                rows
-                and first is not None
-                and last is not None
-                and (first <= max(cursor or 0, floor) or last < first)
-            ):
+            if rows and first is not None and last is not None and (first <= after(index) or last < first):
                 raise CursorIgnored(method, index)  # it would hand the same rows over again, forever
             done += len(rows)
             # A full page may have more behind it, unless it ends at its range's upper bound (nothing can
